@@ -1,0 +1,317 @@
+//! The socket2 UDP socket every command uses ([`Endpoint`]): bound, with
+//! `SO_RCVBUF`/`SO_SNDBUF` set and read back, the platform extras turned on,
+//! and a send that survives ICMP refusals.
+
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::Error;
+use crate::sys::{self, Capabilities, PeerError, Received, Scratch};
+
+/// How long a blocking receive waits before it returns `WouldBlock`, so that
+/// the receiver thread notices a stop request within this bound.
+pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// How many times a send is retried when it fails because an earlier ICMP
+/// error was pending on the socket. Each retry first drains the error queue,
+/// so more than a couple are needed only under a storm of refusals.
+const SEND_RETRIES: usize = 16;
+
+/// What the user asked of the socket.
+#[derive(Debug, Clone)]
+pub struct SocketOptions {
+    /// The local address to bind.
+    pub bind: SocketAddr,
+    /// `SO_RCVBUF` request in bytes; `None` keeps the system default.
+    pub rcvbuf: Option<usize>,
+    /// `SO_SNDBUF` request in bytes; `None` keeps the system default.
+    pub sndbuf: Option<usize>,
+}
+
+/// A socket buffer size as requested and as the kernel set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BufferSize {
+    /// What the user asked for; `None` when the default was kept.
+    pub requested: Option<usize>,
+    /// What the kernel reports now (`getsockopt`).
+    pub effective: usize,
+}
+
+/// How the kernel treated a buffer size request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufferVerdict {
+    /// Nothing was requested: this is the system default.
+    Default,
+    /// The kernel kept the request as it was.
+    AsRequested,
+    /// Linux doubled the request to leave room for its bookkeeping.
+    Doubled,
+    /// The kernel set less than requested (Linux: capped at twice
+    /// `net.core.rmem_max`/`wmem_max`).
+    Clamped,
+    /// The request was below the kernel's minimum and was raised to it.
+    Raised,
+}
+
+impl BufferSize {
+    /// Compares the effective size with the request. Linux doubles every
+    /// request, so "as requested" there means twice the request.
+    pub fn verdict(&self) -> BufferVerdict {
+        let Some(requested) = self.requested else {
+            return BufferVerdict::Default;
+        };
+        let expected = if cfg!(target_os = "linux") {
+            requested.saturating_mul(2)
+        } else {
+            requested
+        };
+        match self.effective.cmp(&expected) {
+            std::cmp::Ordering::Less => BufferVerdict::Clamped,
+            std::cmp::Ordering::Greater => BufferVerdict::Raised,
+            std::cmp::Ordering::Equal if expected != requested => BufferVerdict::Doubled,
+            std::cmp::Ordering::Equal => BufferVerdict::AsRequested,
+        }
+    }
+
+    /// True when the kernel set less than was asked for.
+    pub fn clamped(&self) -> bool {
+        self.verdict() == BufferVerdict::Clamped
+    }
+}
+
+/// Both buffer sizes of a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buffers {
+    /// `SO_RCVBUF`.
+    pub rcvbuf: BufferSize,
+    /// `SO_SNDBUF`.
+    pub sndbuf: BufferSize,
+}
+
+/// What happened to one send.
+#[derive(Debug, Default)]
+pub struct SendReport {
+    /// ICMP errors found pending on the socket (from earlier datagrams, to
+    /// any destination) and drained so that this send could go out.
+    pub peer_errors: Vec<PeerError>,
+}
+
+/// A bound UDP socket shared by the receiver thread and the sending side.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// The socket; `&self` methods are enough for both threads.
+    socket: Socket,
+    /// The address the socket is bound to, read back after `bind` (so a
+    /// request for port 0 shows the port the system chose).
+    local: SocketAddr,
+    /// Which platform extras are on for this socket.
+    capabilities: Capabilities,
+}
+
+impl Endpoint {
+    /// Creates, configures and binds the socket, and reads back the buffer
+    /// sizes the kernel set.
+    pub fn open(options: &SocketOptions) -> Result<(Endpoint, Buffers), Error> {
+        let domain = Domain::for_address(options.bind);
+        let family = family_name(&options.bind);
+        let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(|source| Error::CreateSocket { family, source })?;
+        if options.bind.is_ipv6() {
+            // `[::]` takes IPv4 peers too, whatever the system default is.
+            socket
+                .set_only_v6(false)
+                .map_err(|source| Error::SetOption {
+                    option: "IPV6_V6ONLY",
+                    source,
+                })?;
+        }
+        socket
+            .set_reuse_address(true)
+            .map_err(|source| Error::SetOption {
+                option: "SO_REUSEADDR",
+                source,
+            })?;
+        socket
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .map_err(|source| Error::SetOption {
+                option: "SO_RCVTIMEO",
+                source,
+            })?;
+        let capabilities = sys::enable_extras(&socket);
+        let endpoint = Endpoint {
+            socket,
+            local: options.bind,
+            capabilities,
+        };
+        let rcvbuf = match options.rcvbuf {
+            Some(size) => endpoint.set_recv_buffer(size)?,
+            None => endpoint.recv_buffer(None)?,
+        };
+        let sndbuf = match options.sndbuf {
+            Some(size) => endpoint.set_send_buffer(size)?,
+            None => endpoint.send_buffer(None)?,
+        };
+        // Buffers are set before bind so that no datagram arrives into a
+        // default-sized buffer.
+        endpoint
+            .socket
+            .bind(&options.bind.into())
+            .map_err(|source| Error::Bind {
+                addr: options.bind,
+                source,
+            })?;
+        let local = endpoint
+            .socket
+            .local_addr()
+            .map_err(|source| Error::LocalAddr { source })?
+            .as_socket()
+            .unwrap_or(options.bind);
+        Ok((Endpoint { local, ..endpoint }, Buffers { rcvbuf, sndbuf }))
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Which platform extras are on.
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    /// Sets `SO_RCVBUF` and reads back what the kernel set.
+    pub fn set_recv_buffer(&self, size: usize) -> Result<BufferSize, Error> {
+        self.socket
+            .set_recv_buffer_size(size)
+            .map_err(|source| Error::SetBuffer {
+                option: "SO_RCVBUF",
+                requested: size,
+                source,
+            })?;
+        self.recv_buffer(Some(size))
+    }
+
+    /// Sets `SO_SNDBUF` and reads back what the kernel set.
+    pub fn set_send_buffer(&self, size: usize) -> Result<BufferSize, Error> {
+        self.socket
+            .set_send_buffer_size(size)
+            .map_err(|source| Error::SetBuffer {
+                option: "SO_SNDBUF",
+                requested: size,
+                source,
+            })?;
+        self.send_buffer(Some(size))
+    }
+
+    /// Reads `SO_RCVBUF`; `requested` is carried into the answer.
+    pub fn recv_buffer(&self, requested: Option<usize>) -> Result<BufferSize, Error> {
+        let effective = self
+            .socket
+            .recv_buffer_size()
+            .map_err(|source| Error::ReadBuffer {
+                option: "SO_RCVBUF",
+                source,
+            })?;
+        Ok(BufferSize {
+            requested,
+            effective,
+        })
+    }
+
+    /// Reads `SO_SNDBUF`; `requested` is carried into the answer.
+    pub fn send_buffer(&self, requested: Option<usize>) -> Result<BufferSize, Error> {
+        let effective = self
+            .socket
+            .send_buffer_size()
+            .map_err(|source| Error::ReadBuffer {
+                option: "SO_SNDBUF",
+                source,
+            })?;
+        Ok(BufferSize {
+            requested,
+            effective,
+        })
+    }
+
+    /// Receives one datagram into `buf` (blocking at most [`READ_TIMEOUT`]).
+    pub fn recv(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
+        sys::recv(&self.socket, buf, scratch)
+    }
+
+    /// Drains the ICMP errors queued on the socket.
+    pub fn take_errors(&self) -> Vec<PeerError> {
+        sys::take_errors(&self.socket)
+    }
+
+    /// The socket's kernel drop counter now, where the platform has one.
+    pub fn kernel_drops(&self) -> Option<u32> {
+        sys::kernel_drops(&self.socket)
+    }
+
+    /// Sends `payload` to `to` as one datagram.
+    ///
+    /// With `IP_RECVERR` on, an ICMP error about an earlier datagram (to any
+    /// destination) fails the next call on the socket, and a send that fails
+    /// that way did not send. So on such a failure the error queue is drained
+    /// (the errors are handed back in the report, to be shown) and the send is
+    /// tried again.
+    pub fn send_to(&self, payload: &[u8], to: SocketAddr) -> Result<SendReport, Error> {
+        let target = self.target(to)?;
+        let mut report = SendReport::default();
+        let mut last_error = None;
+        for _ in 0..SEND_RETRIES {
+            match self.socket.send_to(payload, &target) {
+                Ok(_) => return Ok(report),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let drained = self.take_errors();
+                    let pending_icmp =
+                        !drained.is_empty() || e.kind() == io::ErrorKind::ConnectionRefused;
+                    report.peer_errors.extend(drained);
+                    if !pending_icmp {
+                        return Err(Error::Send {
+                            to,
+                            len: payload.len(),
+                            source: e,
+                        });
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(Error::Send {
+            to,
+            len: payload.len(),
+            source: last_error.unwrap_or_else(|| io::Error::other("send retries exhausted")),
+        })
+    }
+
+    /// The address to hand to `sendto`: an IPv4 peer of a dual-stack IPv6
+    /// socket is written IPv4-mapped, which every platform accepts.
+    fn target(&self, to: SocketAddr) -> Result<SockAddr, Error> {
+        match (self.local, to) {
+            (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
+                let mapped: Ipv6Addr = v4.ip().to_ipv6_mapped();
+                Ok(SocketAddr::new(IpAddr::V6(mapped), v4.port()).into())
+            }
+            (SocketAddr::V4(_), SocketAddr::V6(v6)) => match v6.ip().to_ipv4_mapped() {
+                Some(v4) => Ok(SocketAddr::new(IpAddr::V4(v4), v6.port()).into()),
+                None => Err(Error::FamilyMismatch {
+                    to,
+                    local: self.local,
+                    family: "IPv4",
+                }),
+            },
+            _ => Ok(to.into()),
+        }
+    }
+}
+
+/// "IPv4" or "IPv6", for messages.
+pub fn family_name(addr: &SocketAddr) -> &'static str {
+    if addr.is_ipv4() { "IPv4" } else { "IPv6" }
+}

@@ -1,0 +1,171 @@
+//! Linux: `MSG_TRUNC`, `SO_RXQ_OVFL`, `SO_MEMINFO`, `IP_RECVERR` and the
+//! socket error queue.
+
+use std::io::{self, IoSliceMut};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
+};
+use socket2::{Domain, Socket};
+
+use super::{Capabilities, PeerError, Received, canonical};
+
+/// The most error-queue entries read in one call, so that a flood of ICMP
+/// errors cannot keep one thread in here forever.
+const MAX_ERRORS_PER_CALL: usize = 256;
+
+/// Per-receiver scratch space: the control-message buffer, allocated once.
+#[derive(Debug)]
+pub struct Scratch {
+    cmsg: Vec<u8>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            cmsg: nix::cmsg_space!(u32),
+        }
+    }
+}
+
+/// Turns on `SO_RXQ_OVFL` and `IP_RECVERR` (plus `IPV6_RECVERR` on IPv6
+/// sockets, which also carry IPv4 traffic when dual-stack). An option the
+/// kernel refuses is reported as absent, not as an error.
+pub fn enable_extras(socket: &Socket) -> Capabilities {
+    let drop_count =
+        setsockopt(socket, sockopt::RxqOvfl, &1).is_ok() && kernel_drops(socket).is_some();
+    let is_v6 = socket.domain().map(|d| d == Domain::IPV6).unwrap_or(false);
+    let icmp_errors = if is_v6 {
+        // IPv4-mapped traffic on a dual-stack socket reports through
+        // IP_RECVERR, native IPv6 through IPV6_RECVERR: both are wanted.
+        let v4 = setsockopt(socket, sockopt::Ipv4RecvErr, &true).is_ok();
+        let v6 = setsockopt(socket, sockopt::Ipv6RecvErr, &true).is_ok();
+        v4 || v6
+    } else {
+        setsockopt(socket, sockopt::Ipv4RecvErr, &true).is_ok()
+    };
+    Capabilities {
+        true_length: true,
+        drop_count,
+        icmp_errors,
+    }
+}
+
+/// Receives one datagram with `recvmsg(MSG_TRUNC)`: the return value is the
+/// datagram's true length even when the buffer was too small.
+pub fn recv(socket: &Socket, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
+    let capacity = buf.len();
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut scratch.cmsg),
+        MsgFlags::MSG_TRUNC,
+    )
+    .map_err(io::Error::from)?;
+    let from = msg
+        .address
+        .as_ref()
+        .and_then(to_socket_addr)
+        .ok_or_else(|| io::Error::other("datagram from a non-IP address"))?;
+    let mut drop_counter = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for cmsg in cmsgs {
+            if let ControlMessageOwned::RxqOvfl(count) = cmsg {
+                drop_counter = Some(count);
+            }
+        }
+    }
+    // With MSG_TRUNC the kernel returns the true length, which can exceed
+    // the buffer: clamp before anyone slices with it.
+    let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC) || msg.bytes > capacity;
+    Ok(Received {
+        len: msg.bytes.min(capacity),
+        truncated,
+        original_len: truncated.then_some(msg.bytes),
+        from: canonical(from),
+        drop_counter,
+    })
+}
+
+/// Drains the socket's error queue (`MSG_ERRQUEUE`): every ICMP error the
+/// kernel heard since the last call, with the destination that provoked it.
+/// Draining also clears the pending socket error that would otherwise fail
+/// the next call on this socket.
+pub fn take_errors(socket: &Socket) -> Vec<PeerError> {
+    let fd = socket.as_raw_fd();
+    let mut errors = Vec::new();
+    let mut cmsg = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6);
+    let mut payload = [0u8; 64];
+    for _ in 0..MAX_ERRORS_PER_CALL {
+        match read_error(fd, &mut payload, &mut cmsg) {
+            Ok(Some(error)) => errors.push(error),
+            Ok(None) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(_) => break, // EAGAIN: the queue is empty.
+        }
+    }
+    errors
+}
+
+fn read_error(fd: RawFd, payload: &mut [u8], cmsg: &mut [u8]) -> nix::Result<Option<PeerError>> {
+    let mut iov = [IoSliceMut::new(payload)];
+    let msg = recvmsg::<SockaddrStorage>(
+        fd,
+        &mut iov,
+        Some(cmsg),
+        MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+    )?;
+    let Some(peer) = msg.address.as_ref().and_then(to_socket_addr) else {
+        return Ok(None);
+    };
+    let mut errno = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for cmsg in cmsgs {
+            match cmsg {
+                ControlMessageOwned::Ipv4RecvErr(err, _)
+                | ControlMessageOwned::Ipv6RecvErr(err, _) => {
+                    errno = Some(err.ee_errno as i32);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(errno.map(|errno| PeerError {
+        peer: canonical(peer),
+        errno,
+    }))
+}
+
+/// The socket's drop counter as it stands now (`SO_MEMINFO`,
+/// `SK_MEMINFO_DROPS`): the same figure as the drops column of
+/// `/proc/net/udp`.
+pub fn kernel_drops(socket: &Socket) -> Option<u32> {
+    // SK_MEMINFO_VARS is 9 today; room for more, the kernel says how many
+    // it wrote.
+    let mut meminfo = [0u32; 16];
+    let mut len = std::mem::size_of_val(&meminfo) as libc::socklen_t;
+    // SAFETY: the buffer and its length describe valid, writable memory.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            meminfo.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    let drops = libc::SK_MEMINFO_DROPS as usize;
+    (rc == 0 && len as usize > drops * 4).then(|| meminfo[drops])
+}
+
+fn to_socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
+    }
+    addr.as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+}
