@@ -136,7 +136,7 @@ pub fn hex(text: &str) -> Result<Vec<u8>, String> {
         .bytes()
         .filter(|b| !matches!(b, b' ' | b':' | b'-' | b'\t'))
         .collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!(
             "'{text}' has an odd number of hex digits: write two per byte, such as 00ff"
         ));

@@ -155,6 +155,13 @@ impl Endpoint {
             Some(size) => endpoint.set_send_buffer(size)?,
             None => endpoint.send_buffer(None)?,
         };
+        // On Linux, SO_REUSEADDR lets two UDP sockets share a port, the
+        // newest taking every unicast datagram: a second listener would
+        // silently steal the first one's traffic. A probe bind without the
+        // option finds a port that is already taken.
+        if options.bind.port() != 0 {
+            probe_bind(options.bind)?;
+        }
         // Buffers are set before bind so that no datagram arrives into a
         // default-sized buffer.
         endpoint
@@ -309,6 +316,24 @@ impl Endpoint {
             _ => Ok(to.into()),
         }
     }
+}
+
+/// Binds and closes a socket without `SO_REUSEADDR`: fails with
+/// `EADDRINUSE` when another socket holds `addr`.
+fn probe_bind(addr: SocketAddr) -> Result<(), Error> {
+    let probe = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(
+        |source| Error::CreateSocket {
+            family: family_name(&addr),
+            source,
+        },
+    )?;
+    if addr.is_ipv6() {
+        // Probe the same way the real socket binds (dual-stack).
+        let _ = probe.set_only_v6(false);
+    }
+    probe
+        .bind(&addr.into())
+        .map_err(|source| Error::Bind { addr, source })
 }
 
 /// "IPv4" or "IPv6", for messages.

@@ -9,7 +9,9 @@ use super::{Capabilities, PeerError, Received, canonical};
 
 /// Per-receiver scratch space (nothing is needed here).
 #[derive(Debug, Default)]
-pub struct Scratch;
+pub struct Scratch {
+    _nothing: (),
+}
 
 /// Nothing to enable: no extras on this platform.
 pub fn enable_extras(_socket: &Socket) -> Capabilities {

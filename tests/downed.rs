@@ -1,0 +1,80 @@
+//! A peer that is down (its port closed) is reported, and never stops dgram.
+
+use crate::util::{Proc, closed_port, listener, run};
+
+/// `dgram send` to a port nobody listens on says so plainly and exits 1.
+#[test]
+fn send_to_closed_port_reports_it_and_fails() {
+    let addr = closed_port().to_string();
+    let send = run(&["send", &addr, "anyone there?"]);
+    assert_eq!(send.code(), Some(1), "{}", send.dump());
+    let stderr = send.stderr();
+    assert!(
+        stderr.contains(&format!("nothing is listening at {addr}")),
+        "{}",
+        send.dump()
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1
+    );
+
+    let json = run(&["send", &addr, "knock", "--json", "--count", "3"]);
+    assert_eq!(json.code(), Some(1), "{}", json.dump());
+    let sent = json.events("sent");
+    assert_eq!(
+        sent.len(),
+        3,
+        "every datagram still went out: {}",
+        json.dump()
+    );
+    let unreachable = json.events("unreachable");
+    assert!(!unreachable.is_empty(), "{}", json.dump());
+    assert!(unreachable.iter().all(|e| e["peer"] == addr.as_str()));
+}
+
+/// `dgram send` to a live server exits 0.
+#[test]
+fn send_to_live_server_succeeds() {
+    let (_listen, addr) = listener(&[]);
+    let send = run(&["send", &addr.to_string(), "hello"]);
+    assert!(send.finish_ok(), "{}", send.dump());
+}
+
+/// An echo peer goes down in the middle of an exchange: the sender reports
+/// `unreachable` for it, keeps running, and once the peer is back on the
+/// same port its replies arrive again. The run then ends with status 0.
+#[test]
+fn exchange_survives_a_peer_going_down_and_coming_back() {
+    let (mut echo, addr) = listener(&["--echo"]);
+    let addr_text = addr.to_string();
+    let mut client = Proc::dgram(&["send", &addr_text, "--json", "--wait", "200"]);
+    client.expect("listening");
+
+    client.write_line("one");
+    let reply = client.next("datagram");
+    assert_eq!(reply["text"], "one");
+    assert_eq!(reply["from"], addr_text.as_str());
+
+    echo.kill();
+    client.write_line("two");
+    let report = client.next("unreachable");
+    assert_eq!(report["peer"], addr_text.as_str(), "{report}");
+
+    let mut echo = Proc::dgram(&["listen", &addr_text, "--json", "--echo"]);
+    echo.expect("listening");
+    client.write_line("three");
+    let reply = client.next("datagram");
+    assert_eq!(reply["text"], "three", "{}", client.dump());
+
+    client.close_stdin();
+    let status = client.finish();
+    assert!(
+        status.success(),
+        "the peer answers again: {}",
+        client.dump()
+    );
+    let summary = client.first_event("summary");
+    assert_eq!(summary["sent"], 3, "{summary}");
+    assert_eq!(summary["received"], 2, "{summary}");
+}

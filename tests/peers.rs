@@ -1,0 +1,49 @@
+//! Any number of peers may talk to one listener; none of them locks it.
+
+use crate::util::{Proc, listener, stop};
+
+/// Two senders with different source ports are each shown with their own
+/// address, and `--echo` answers each of them (OpenBSD `nc -u -l` would
+/// lock onto the first).
+#[test]
+fn two_senders_are_told_apart_and_both_answered() {
+    let (mut listen, addr) = listener(&["--echo"]);
+    let addr = addr.to_string();
+    let mut a = Proc::dgram(&["send", &addr, "--json", "--wait", "100"]);
+    let mut b = Proc::dgram(&["send", &addr, "--json", "--wait", "100"]);
+    let a_local = a.expect("listening")["local"].as_str().unwrap().to_string();
+    let b_local = b.expect("listening")["local"].as_str().unwrap().to_string();
+    let port = |local: &str| local.rsplit(':').next().unwrap().to_string();
+    assert_ne!(port(&a_local), port(&b_local));
+
+    a.write_line("from a");
+    let seen = listen.next("datagram");
+    assert_eq!(seen["text"], "from a");
+    assert!(
+        seen["from"].as_str().unwrap().ends_with(&port(&a_local)),
+        "{seen}"
+    );
+
+    b.write_line("from b");
+    let seen = listen.next("datagram");
+    assert_eq!(seen["text"], "from b");
+    assert!(
+        seen["from"].as_str().unwrap().ends_with(&port(&b_local)),
+        "{seen}"
+    );
+
+    assert_eq!(a.next("datagram")["text"], "from a");
+    assert_eq!(b.next("datagram")["text"], "from b");
+    // The first peer is still heard after the second.
+    a.write_line("a again");
+    assert_eq!(listen.next("datagram")["text"], "a again");
+    assert_eq!(a.next("datagram")["text"], "a again");
+
+    for peer in [&mut a, &mut b] {
+        peer.close_stdin();
+        assert!(peer.finish().success(), "{}", peer.dump());
+    }
+    let summary = stop(&mut listen);
+    assert_eq!(summary["received"], 3);
+    assert_eq!(summary["sent"], 3, "three echo replies: {summary}");
+}

@@ -1,0 +1,365 @@
+//! The test harness: run the real `dgram` executable (and real peers such as
+//! `nc`, `socat` and `python3`), wait for what they print with a deadline,
+//! and on any failure dump the command, its status, stdout and stderr.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// How long any wait in a test may take before the test fails. Generous:
+/// everything here happens on loopback in milliseconds; the bound only
+/// turns a hang into a failure with a dump.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// How often a condition is checked while waiting for it.
+const POLL: Duration = Duration::from_millis(5);
+
+/// The dgram executable under test.
+pub fn dgram_path() -> &'static str {
+    env!("CARGO_BIN_EXE_dgram")
+}
+
+/// A loopback address with a port the system chose: the way every test
+/// gets an address (never a fixed port).
+pub fn any_local_addr() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// A UDP port on 127.0.0.1 that nothing listens on: bound to port 0, read
+/// back, and closed again.
+pub fn closed_port() -> SocketAddr {
+    UdpSocket::bind(any_local_addr())
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Waits until `check` returns `Some`, or panics after [`DEADLINE`] with
+/// `what` and `dump()`.
+pub fn wait_for<T>(
+    what: &str,
+    dump: impl Fn() -> String,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if start.elapsed() > DEADLINE {
+            panic!(
+                "timed out after {DEADLINE:?} waiting for {what}\n{}",
+                dump()
+            );
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// A running program with its output collected in the background.
+pub struct Proc {
+    command: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    /// How many complete stdout lines have been handed out as events.
+    events_read: usize,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Starts `dgram ARGS…` with stdin, stdout and stderr piped.
+    pub fn dgram(args: &[&str]) -> Proc {
+        Proc::spawn(dgram_path(), args)
+    }
+
+    /// Starts any program with stdin, stdout and stderr piped.
+    pub fn spawn(program: &str, args: &[&str]) -> Proc {
+        let command = format!("{program} {}", args.join(" "));
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        Proc {
+            command,
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+            events_read: 0,
+            status: None,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Sends a signal (SIGSTOP, SIGCONT, SIGTERM, …).
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).unwrap_or_else(|e| panic!("kill {signal}: {e}\n{}", self.dump()));
+    }
+
+    /// Writes one line to the program's stdin.
+    pub fn write_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is still open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes the program's stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Everything printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    /// Everything printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until stdout contains `text`.
+    pub fn wait_stdout_contains(&self, text: &str) {
+        wait_for(
+            &format!("{text:?} on stdout"),
+            || self.dump(),
+            || self.stdout().contains(text).then_some(()),
+        );
+    }
+
+    /// Waits for the next JSON event on stdout (any kind) and returns it.
+    pub fn next_event(&mut self) -> Value {
+        let line = wait_for(
+            "a JSON event",
+            || self.dump(),
+            || {
+                let out = self.stdout();
+                let complete: Vec<&str> = out
+                    .split_inclusive('\n')
+                    .filter(|l| l.ends_with('\n'))
+                    .collect();
+                complete
+                    .get(self.events_read)
+                    .map(|l| l.trim_end().to_string())
+            },
+        );
+        self.events_read += 1;
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{}", self.dump()))
+    }
+
+    /// Waits for the next event named `name`, skipping others, and returns
+    /// it.
+    pub fn next(&mut self, name: &str) -> Value {
+        loop {
+            let event = self.next_event();
+            if event["event"] == name {
+                return event;
+            }
+        }
+    }
+
+    /// Waits for the next event and checks it is named `name`.
+    pub fn expect(&mut self, name: &str) -> Value {
+        let event = self.next_event();
+        assert_eq!(
+            event["event"],
+            name,
+            "unexpected event {event}\n{}",
+            self.dump()
+        );
+        event
+    }
+
+    /// Waits for the program to exit and returns its status.
+    pub fn finish(&mut self) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > DEADLINE {
+                panic!(
+                    "timed out after {DEADLINE:?} waiting for exit\n{}",
+                    self.dump()
+                );
+            }
+            thread::sleep(POLL);
+        };
+        // The collectors end when the pipes close; give them the chance.
+        self.status = Some(status);
+        wait_for(
+            "output pipes to close",
+            || self.dump(),
+            || {
+                (Arc::strong_count(&self.stdout) == 1 && Arc::strong_count(&self.stderr) == 1)
+                    .then_some(())
+            },
+        );
+        status
+    }
+
+    /// True when the program has exited with status 0.
+    pub fn finish_ok(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    /// The exit code of a program that has exited.
+    pub fn code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+
+    /// All JSON events printed so far named `name`.
+    pub fn events(&self, name: &str) -> Vec<Value> {
+        self.stdout()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| event["event"] == name)
+            .collect()
+    }
+
+    /// The first JSON event printed so far named `name`.
+    pub fn first_event(&self, name: &str) -> Value {
+        self.events(name)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no {name} event\n{}", self.dump()))
+    }
+
+    /// Kills the program (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The command, its status, stdout and stderr, for failure messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "--- command: {}\n--- status: {:?}\n--- stdout:\n{}\n--- stderr:\n{}\n---",
+            self.command,
+            self.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            // A test that panicked leaves no process behind.
+            let _ = kill(self.pid(), Signal::SIGCONT);
+            self.kill();
+        }
+    }
+}
+
+/// Copies a pipe into a shared buffer on a background thread; the thread
+/// (and its clone of the Arc) ends when the pipe closes.
+fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&buffer);
+    thread::spawn(move || {
+        let mut chunk = [0u8; 65536];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    buffer
+}
+
+/// Runs `dgram ARGS…` to completion (stdin closed) and returns it, exited.
+pub fn run(args: &[&str]) -> Proc {
+    let mut proc = Proc::dgram(args);
+    proc.close_stdin();
+    proc.finish();
+    proc
+}
+
+/// Starts `dgram listen 127.0.0.1:0 --json EXTRA…` and returns it with the
+/// address it bound (read from its `listening` event).
+pub fn listener(extra: &[&str]) -> (Proc, SocketAddr) {
+    let mut args = vec!["listen", "127.0.0.1:0", "--json"];
+    args.extend_from_slice(extra);
+    let mut proc = Proc::dgram(&args);
+    let listening = proc.expect("listening");
+    let addr = listening["local"].as_str().unwrap().parse().unwrap();
+    (proc, addr)
+}
+
+/// Stops a listener with SIGTERM and returns its `summary` event.
+pub fn stop(listener: &mut Proc) -> Value {
+    listener.signal(Signal::SIGTERM);
+    let summary = listener.next("summary");
+    let status = listener.finish();
+    assert!(
+        status.success(),
+        "listener exited with {status}\n{}",
+        listener.dump()
+    );
+    summary
+}
+
+/// The payload bytes of a `datagram` event (from `text` or `hex`).
+pub fn payload(event: &Value) -> Vec<u8> {
+    if let Some(text) = event["text"].as_str() {
+        return text.as_bytes().to_vec();
+    }
+    let hex = event["hex"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no payload in {event}"));
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The queue length and drop count of the UDP socket bound to `port` on
+/// 127.0.0.1, as `/proc/net/udp` shows them (`rx_queue`, `drops`).
+pub fn proc_net_udp(port: u16) -> Option<(u64, u64)> {
+    let table = std::fs::read_to_string("/proc/net/udp").ok()?;
+    let wanted = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&wanted.as_str()) {
+            return None;
+        }
+        let rx_queue = u64::from_str_radix(fields[4].split(':').nth(1)?, 16).ok()?;
+        let drops = fields.last()?.parse().ok()?;
+        Some((rx_queue, drops))
+    })
+}
+
+/// True when `program` is on PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
