@@ -22,7 +22,7 @@ use crate::sys::Capabilities;
 
 /// Payload bytes shown on a terminal line; the rest is counted, not shown.
 /// JSON output always carries the whole payload.
-pub const PREVIEW_BYTES: usize = 4096;
+pub const PREVIEW_BYTES: usize = 1024;
 
 /// Human-readable lines or JSON lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
