@@ -8,10 +8,12 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 
+use crate::chat::{self, ChatOptions};
 use crate::display::Format;
 use crate::error::report;
 use crate::listen::{self, ListenOptions};
 use crate::parse;
+use crate::repl;
 use crate::send::{self, Payloads, SendOptions};
 use crate::socket::SocketOptions;
 
@@ -31,6 +33,9 @@ enum Command {
     Listen(ListenArgs),
     /// Send datagrams to ADDR and show the replies.
     Send(SendArgs),
+    /// Chat with a peer: each line typed is one datagram; what arrives is
+    /// shown above the prompt.
+    Chat(ChatArgs),
 }
 
 /// Socket buffer sizes, shared by every command.
@@ -106,6 +111,33 @@ struct SendArgs {
     buffers: BufferArgs,
 }
 
+#[derive(Debug, Args)]
+struct ChatArgs {
+    /// Who typed lines go to (IP:PORT). Without it, use /to ADDR or /reply.
+    #[arg(long, value_name = "ADDR", value_parser = parse::peer_addr)]
+    peer: Option<SocketAddr>,
+    /// Local address (default: with --peer, any address and a port the
+    /// system chooses; without, 127.0.0.1:9000).
+    #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
+    bind: Option<SocketAddr>,
+    /// Print received datagrams as the JSON events of `dgram listen`.
+    #[arg(long)]
+    json: bool,
+    /// The history file (default: dgram/history in the user's data
+    /// directory, such as ~/.local/share/dgram/history).
+    #[arg(long, value_name = "FILE")]
+    history: Option<std::path::PathBuf>,
+    /// Keep no history file.
+    #[arg(long, conflicts_with = "history")]
+    no_history: bool,
+    /// Without a terminal: after end of input, wait this long (milliseconds)
+    /// for replies before leaving.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    linger: u64,
+    #[command(flatten)]
+    buffers: BufferArgs,
+}
+
 /// Raw bytes from `--hex` (a newtype, so that clap takes one value).
 #[derive(Debug, Clone)]
 struct HexBytes(Vec<u8>);
@@ -146,13 +178,7 @@ pub fn main() -> ExitCode {
             } else {
                 Payloads::StdinLines
             };
-            let bind = args.bind.unwrap_or(SocketAddr::new(
-                match args.addr.ip() {
-                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                    IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-                },
-                0,
-            ));
+            let bind = args.bind.unwrap_or_else(|| any_port_for(&args.addr));
             send::run(&SendOptions {
                 socket: socket_options(bind, &args.buffers),
                 to: args.addr,
@@ -164,6 +190,26 @@ pub fn main() -> ExitCode {
             })
             .map(|_| ())
         }
+        Command::Chat(args) => {
+            let bind = args.bind.unwrap_or_else(|| match &args.peer {
+                Some(peer) => any_port_for(peer),
+                None => SocketAddr::from(([127, 0, 0, 1], 9000)),
+            });
+            let history = if args.no_history {
+                None
+            } else {
+                args.history.or_else(repl::default_history)
+            };
+            chat::run(&ChatOptions {
+                socket: socket_options(bind, &args.buffers),
+                peer: args.peer,
+                max_size: args.buffers.max_size,
+                format: format(args.json),
+                history,
+                linger: Duration::from_millis(args.linger),
+            })
+            .map(|_| ())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -172,6 +218,15 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Any local address of `peer`'s family, with a port the system chooses.
+fn any_port_for(peer: &SocketAddr) -> SocketAddr {
+    let ip = match peer.ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    SocketAddr::new(ip, 0)
 }
 
 fn socket_options(bind: SocketAddr, buffers: &BufferArgs) -> SocketOptions {

@@ -91,6 +91,19 @@ pub enum Error {
     #[error("could not write the output")]
     WriteOutput { source: io::Error },
 
+    /// The terminal line editor failed.
+    #[error("the terminal line editor failed")]
+    Terminal {
+        source: rustyline::error::ReadlineError,
+    },
+
+    /// The history file exists but could not be read.
+    #[error("could not load the history file {}", path.display())]
+    LoadHistory {
+        path: std::path::PathBuf,
+        source: rustyline::error::ReadlineError,
+    },
+
     /// A thread could not be started.
     #[error("could not start the {name} thread")]
     SpawnThread {
@@ -150,6 +163,9 @@ impl Error {
             Error::FamilyMismatch { family, .. } => Some(format!(
                 "bind an address of the peer's family, or [::] for both (this socket is {family})"
             )),
+            Error::LoadHistory { .. } => {
+                Some("move the file away, or pick another with --history FILE".to_string())
+            }
             Error::ThreadPanicked { .. } => {
                 Some("this is a bug in dgram: please report it with the command line".to_string())
             }

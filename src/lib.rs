@@ -29,6 +29,11 @@
 //! - [`display`]: how an event reads on a terminal (escaped) or as JSON.
 //! - [`shutdown`]: Ctrl-C and SIGTERM as a channel.
 //! - [`listen`] and [`send`]: the `dgram listen` and `dgram send` commands.
+//! - [`chat`]: the `dgram chat` command: its threads and how they stop.
+//! - [`repl`]: the chat's input: rustyline (history, completion) on a
+//!   terminal, plain lines from a pipe.
+//! - [`command`]: what a typed line means: a message or a `/command`.
+//! - [`session`]: the chat's sending side: current peer, commands run.
 //!
 //! # Platform support
 //!
@@ -40,7 +45,9 @@
 //! The `portable` cargo feature selects the fallback on Linux too, so that it
 //! can be built and tried here.
 
+pub mod chat;
 pub mod cli;
+pub mod command;
 pub mod datagram;
 pub mod display;
 pub mod error;
@@ -48,7 +55,9 @@ pub mod event;
 pub mod listen;
 pub mod parse;
 pub mod receiver;
+pub mod repl;
 pub mod send;
+pub mod session;
 pub mod shutdown;
 pub mod socket;
 pub mod stats;

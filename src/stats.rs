@@ -52,6 +52,8 @@ pub struct Stats {
     pub summary: Summary,
     /// Everyone sent to or heard from, by address.
     pub peers: BTreeMap<SocketAddr, PeerStats>,
+    /// Who sent the last datagram (for `/reply`).
+    pub last_sender: Option<SocketAddr>,
 }
 
 impl Stats {
@@ -69,6 +71,7 @@ impl Stats {
                 peer.bytes += datagram.len() as u64;
                 peer.last_heard = Some(datagram.at);
                 peer.down = false;
+                self.last_sender = Some(datagram.from);
             }
             Event::Sent { to, len, .. } => {
                 summary.sent += 1;

@@ -86,3 +86,44 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
         SocketAddr::V4(_) => addr,
     }
 }
+
+/// The terminal's settings, saved before the line editor switches it to raw
+/// mode, so that a chat ended by a signal (while the editor is still
+/// reading) can put the terminal back as it found it.
+#[derive(Debug)]
+pub struct TerminalState {
+    #[cfg(unix)]
+    saved: nix::sys::termios::Termios,
+}
+
+impl TerminalState {
+    /// Saves the settings of the terminal on standard input.
+    #[cfg(unix)]
+    pub fn save() -> Option<TerminalState> {
+        nix::sys::termios::tcgetattr(std::io::stdin())
+            .ok()
+            .map(|saved| TerminalState { saved })
+    }
+
+    /// Restores the saved settings, and turns off bracketed paste, which
+    /// the line editor turns on.
+    #[cfg(unix)]
+    pub fn restore(&self) {
+        use nix::sys::termios::{SetArg, tcsetattr};
+        use std::io::Write;
+        let _ = tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &self.saved);
+        let mut out = std::io::stdout();
+        let _ = out.write_all(b"\x1b[?2004l\r\n");
+        let _ = out.flush();
+    }
+
+    /// Nothing to save on this platform.
+    #[cfg(not(unix))]
+    pub fn save() -> Option<TerminalState> {
+        None
+    }
+
+    /// Nothing to restore on this platform.
+    #[cfg(not(unix))]
+    pub fn restore(&self) {}
+}

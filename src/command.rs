@@ -1,0 +1,247 @@
+//! What a line typed into `dgram chat` means: a message, or a `/command`.
+//!
+//! Parsing is kept apart from running so that it can be tested on its own
+//! and so that completion and `/help` read from the same table.
+
+use std::net::SocketAddr;
+
+use crate::parse;
+
+/// The chat commands, their arguments and what they do: the source of
+/// `/help` and of tab completion.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    ("/empty", "", "send an empty datagram"),
+    ("/size", " N", "send an N-byte datagram (0123456789…)"),
+    ("/hex", " HEX", "send raw bytes written in hex (00ff10)"),
+    (
+        "/burst",
+        " N [SIZE]",
+        "send N datagrams of SIZE bytes (default 32) back to back",
+    ),
+    ("/to", " ADDR", "talk to another peer from now on"),
+    ("/reply", "", "talk to whoever sent the last datagram"),
+    (
+        "/peers",
+        "",
+        "everyone heard from or sent to, with counts and when last heard",
+    ),
+    (
+        "/buf",
+        "",
+        "requested and effective SO_RCVBUF and SO_SNDBUF",
+    ),
+    ("/rcvbuf", " BYTES", "set SO_RCVBUF on the live socket"),
+    ("/sndbuf", " BYTES", "set SO_SNDBUF on the live socket"),
+    (
+        "/stats",
+        "",
+        "sent, received, bytes, empty, truncated, kernel drops, unreachable",
+    ),
+    ("/help", "", "this list"),
+    ("/quit", "", "leave (so does Ctrl-D on an empty line)"),
+];
+
+/// The default payload size of `/burst`.
+pub const DEFAULT_BURST_SIZE: usize = 32;
+
+/// The most datagrams one `/burst` sends.
+pub const MAX_BURST: u64 = 1_000_000;
+
+/// A line, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Send these bytes as one datagram. A line that starts with `//` sends
+    /// the rest with one `/` (so `//help` sends `/help`).
+    Message(Vec<u8>),
+    /// Run a command.
+    Command(Command),
+}
+
+/// A chat command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `/empty`
+    Empty,
+    /// `/size N`
+    Size(usize),
+    /// `/hex HEX`
+    Hex(Vec<u8>),
+    /// `/burst N [SIZE]`
+    Burst {
+        /// How many datagrams.
+        count: u64,
+        /// Bytes in each.
+        size: usize,
+    },
+    /// `/to ADDR`
+    To(SocketAddr),
+    /// `/reply`
+    Reply,
+    /// `/peers`
+    Peers,
+    /// `/buf`
+    Buf,
+    /// `/rcvbuf BYTES`
+    RcvBuf(usize),
+    /// `/sndbuf BYTES`
+    SndBuf(usize),
+    /// `/stats`
+    Stats,
+    /// `/help`
+    Help,
+    /// `/quit`
+    Quit,
+}
+
+/// Understands one typed line; the error says what is wrong and what to
+/// type instead.
+pub fn parse(line: &str) -> Result<Input, String> {
+    if let Some(rest) = line.strip_prefix("//") {
+        return Ok(Input::Message(format!("/{rest}").into_bytes()));
+    }
+    let Some(body) = line.strip_prefix('/') else {
+        return Ok(Input::Message(line.as_bytes().to_vec()));
+    };
+    let mut words = body.split_whitespace();
+    let name = words.next().unwrap_or("");
+    let args: Vec<&str> = words.collect();
+    let usage = |name: &str| {
+        let (cmd, params, _) = COMMANDS
+            .iter()
+            .find(|(cmd, _, _)| &cmd[1..] == name)
+            .expect("a known command");
+        format!("usage: {cmd}{params}")
+    };
+    let arity = |min: usize, max: usize| {
+        if args.len() < min || args.len() > max {
+            Err(usage(name))
+        } else {
+            Ok(())
+        }
+    };
+    let command = match name {
+        "empty" => arity(0, 0).map(|_| Command::Empty)?,
+        "size" => {
+            arity(1, 1)?;
+            Command::Size(parse::byte_count(args[0])?)
+        }
+        "hex" => {
+            arity(1, usize::MAX)?;
+            Command::Hex(parse::hex(&args.join(""))?)
+        }
+        "burst" => {
+            arity(1, 2)?;
+            let count: u64 = args[0]
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_BURST).contains(n))
+                .ok_or_else(|| format!("'{}' is not a count from 1 to {MAX_BURST}", args[0]))?;
+            let size = match args.get(1) {
+                Some(size) => parse::byte_count(size)?,
+                None => DEFAULT_BURST_SIZE,
+            };
+            Command::Burst { count, size }
+        }
+        "to" => {
+            arity(1, 1)?;
+            Command::To(parse::peer_addr(args[0])?)
+        }
+        "reply" => arity(0, 0).map(|_| Command::Reply)?,
+        "peers" => arity(0, 0).map(|_| Command::Peers)?,
+        "buf" => arity(0, 0).map(|_| Command::Buf)?,
+        "rcvbuf" => {
+            arity(1, 1)?;
+            Command::RcvBuf(parse::buffer_size(args[0])?)
+        }
+        "sndbuf" => {
+            arity(1, 1)?;
+            Command::SndBuf(parse::buffer_size(args[0])?)
+        }
+        "stats" => arity(0, 0).map(|_| Command::Stats)?,
+        "help" | "?" => Command::Help,
+        "quit" | "exit" => Command::Quit,
+        other => {
+            return Err(format!(
+                "unknown command /{other}: /help lists them (start a message with // to send a leading /)"
+            ));
+        }
+    };
+    Ok(Input::Command(command))
+}
+
+/// The command names that complete `prefix` (which starts with `/`).
+pub fn completions(prefix: &str) -> Vec<&'static str> {
+    COMMANDS
+        .iter()
+        .map(|(name, _, _)| *name)
+        .filter(|name| name.starts_with(prefix))
+        .collect()
+}
+
+/// `/help`: one line per command.
+pub fn help() -> Vec<String> {
+    let width = COMMANDS
+        .iter()
+        .map(|(name, params, _)| name.len() + params.len())
+        .max()
+        .unwrap_or(0);
+    let mut lines: Vec<String> = COMMANDS
+        .iter()
+        .map(|(name, params, what)| format!("  {:<width$}  {what}", format!("{name}{params}")))
+        .collect();
+    lines.push("  anything else is sent as one datagram; //text sends /text".to_string());
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_and_commands() {
+        assert_eq!(parse("hello").unwrap(), Input::Message(b"hello".to_vec()));
+        assert_eq!(parse("").unwrap(), Input::Message(Vec::new()));
+        assert_eq!(parse("//help").unwrap(), Input::Message(b"/help".to_vec()));
+        assert_eq!(parse("/empty").unwrap(), Input::Command(Command::Empty));
+        assert_eq!(
+            parse("/size 2k").unwrap(),
+            Input::Command(Command::Size(2048))
+        );
+        assert_eq!(
+            parse("/hex 00 ff").unwrap(),
+            Input::Command(Command::Hex(vec![0, 255]))
+        );
+        assert_eq!(
+            parse("/burst 10").unwrap(),
+            Input::Command(Command::Burst {
+                count: 10,
+                size: DEFAULT_BURST_SIZE
+            })
+        );
+        assert_eq!(
+            parse("/to 127.0.0.1:9001").unwrap(),
+            Input::Command(Command::To("127.0.0.1:9001".parse().unwrap()))
+        );
+        assert_eq!(
+            parse("/rcvbuf 64k").unwrap(),
+            Input::Command(Command::RcvBuf(65536))
+        );
+    }
+
+    #[test]
+    fn mistakes_say_what_to_type() {
+        assert_eq!(parse("/size").unwrap_err(), "usage: /size N");
+        assert!(parse("/burst 0").unwrap_err().contains("from 1"));
+        assert!(parse("/to nowhere").unwrap_err().contains("no port"));
+        assert!(parse("/rcvbuf 0").unwrap_err().contains("0 bytes"));
+        assert!(parse("/frob").unwrap_err().contains("/help"));
+        assert_eq!(parse("/empty now").unwrap_err(), "usage: /empty");
+    }
+
+    #[test]
+    fn completion_and_help_cover_every_command() {
+        assert_eq!(completions("/s"), vec!["/size", "/sndbuf", "/stats"]);
+        assert_eq!(completions("/q"), vec!["/quit"]);
+        assert_eq!(help().len(), COMMANDS.len() + 1);
+    }
+}
