@@ -268,8 +268,13 @@ fn capabilities_line(capabilities: &Capabilities) -> String {
 
 /// The one-line summary printed at exit.
 pub fn summary_line(summary: &Summary) -> String {
+    format!("summary: {}", totals(summary))
+}
+
+/// The totals of a run: `received 3 datagrams (12 B; …), …`.
+pub fn totals(summary: &Summary) -> String {
     format!(
-        "summary: received {} datagram{} ({} B; {} empty, {} truncated), kernel dropped {}, sent {} ({} B), unreachable reports {}",
+        "received {} datagram{} ({} B; {} empty, {} truncated), kernel dropped {}, sent {} ({} B), unreachable reports {}",
         summary.received,
         plural(summary.received),
         summary.bytes,

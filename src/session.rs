@@ -9,7 +9,7 @@ use crossbeam_channel::Sender;
 
 use crate::command::{Command, help};
 use crate::datagram::pattern;
-use crate::display::{buffer_line, summary_line};
+use crate::display::{buffer_line, totals};
 use crate::error::report;
 use crate::event::Event;
 use crate::parse::payload_limit;
@@ -134,7 +134,7 @@ impl Session {
                 }
                 Err(e) => vec![report(&e)],
             },
-            Command::Stats => vec![summary_line(&self.stats().summary)],
+            Command::Stats => vec![format!("stats: {}", totals(&self.stats().summary))],
             Command::Help => help(),
             Command::Quit => return Outcome::Quit,
         };
