@@ -5,6 +5,7 @@ mod util;
 
 mod bad_input;
 mod boundaries;
+mod chat;
 mod downed;
 mod empty;
 mod foreign;
