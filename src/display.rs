@@ -248,21 +248,12 @@ pub fn buffer_line(option: &str, size: &BufferSize) -> String {
 }
 
 fn capabilities_line(capabilities: &Capabilities) -> String {
-    let yes_no = |on: bool, what: &str| {
-        if on {
-            what.to_string()
-        } else {
-            format!("no {what}")
-        }
-    };
+    let mark = |on: bool| if on { "" } else { "no " };
     format!(
-        "reports: {}, {}, {}",
-        yes_no(
-            capabilities.true_length,
-            "true length of truncated datagrams (MSG_TRUNC)"
-        ),
-        yes_no(capabilities.drop_count, "kernel drop count (SO_RXQ_OVFL)"),
-        yes_no(capabilities.icmp_errors, "ICMP errors (IP_RECVERR)"),
+        "reports: {}truncated lengths (MSG_TRUNC), {}kernel drops (SO_RXQ_OVFL), {}ICMP errors (IP_RECVERR)",
+        mark(capabilities.true_length),
+        mark(capabilities.drop_count),
+        mark(capabilities.icmp_errors),
     )
 }
 

@@ -258,3 +258,32 @@ fn dumb_terminal_gets_plain_lines() {
     chat.finish();
     assert!(!chat.transcript.contains('\x1b'), "{:?}", chat.transcript);
 }
+
+/// `scripts/chat-demo.sh` runs two chats side by side in tmux, types into
+/// them as a person would and prints both screens: each screen shows what
+/// the other typed, with the sender's address, and the empty datagram.
+#[test]
+fn chat_demo_script_shows_both_screens() {
+    assert!(
+        crate::util::have("tmux"),
+        "tmux is missing: run scripts/setup-test-deps.sh"
+    );
+    let output = Command::new("bash")
+        .arg("scripts/chat-demo.sh")
+        .env("DGRAM", dgram_path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let (alice, bob) = stdout
+        .split_once("=== bob's screen")
+        .unwrap_or_else(|| panic!("two screens expected:\n{stdout}"));
+    assert!(alice.contains("18 B  hi alice, bob here"), "{alice}");
+    assert!(alice.contains("stats: received 2 datagrams"), "{alice}");
+    assert!(
+        bob.contains("40 B  hello bob! sending you an empty datagram"),
+        "{bob}"
+    );
+    assert!(bob.contains("0 B  <empty>"), "{bob}");
+}
