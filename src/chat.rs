@@ -101,22 +101,16 @@ pub fn run(options: &ChatOptions) -> Result<Summary, Error> {
     let (events_tx, events) = bounded(EVENT_QUEUE);
     let (stop_tx, stop) = bounded::<()>(0);
     let (done_tx, done) = bounded::<()>(0);
-    let (finished_tx, finished) = bounded::<Result<(), Error>>(1);
 
-    let mut terminal = None;
-    let editor = if interactive {
+    let (editor, sink, terminal) = if interactive {
         let mut editor = repl::editor(options.history.as_deref())?;
         let printer = editor
             .create_external_printer()
             .map_err(|source| Error::Terminal { source })?;
-        terminal = TerminalState::save();
-        Some((editor, Sink::Terminal(Box::new(printer))))
+        let sink = Sink::Terminal(Box::new(printer));
+        (Some(editor), sink, TerminalState::save())
     } else {
-        None
-    };
-    let (editor, sink) = match editor {
-        Some((editor, sink)) => (Some(editor), sink),
-        None => (None, Sink::Stdout),
+        (None, Sink::Stdout, None)
     };
 
     let display = spawn_display(sink, options.format, events, done, Arc::clone(&stats))?;
@@ -126,6 +120,9 @@ pub fn run(options: &ChatOptions) -> Result<Summary, Error> {
         limit: None,
     };
     let receiver = receiver::spawn(Arc::clone(&endpoint), config, events_tx.clone(), stop)?;
+    // The receiver only ends early on a failure; the chat must not go on
+    // deaf, so its end is something to wait for too.
+    let receiver_ended = notify_on_exit("receiver", receiver)?;
 
     let session = Session::new(
         Arc::clone(&endpoint),
@@ -135,46 +132,47 @@ pub fn run(options: &ChatOptions) -> Result<Summary, Error> {
         Arc::clone(&stats),
     );
     let history = options.history.clone();
-    thread::Builder::new()
-        .name("dgram-input".into())
-        .spawn(move || {
-            let result = match editor {
+    let input_ended = notify_on_exit(
+        "input",
+        thread::Builder::new()
+            .name("dgram-input".into())
+            .spawn(move || match editor {
                 Some(editor) => repl::run_terminal(editor, session, history),
                 None => repl::run_piped(session),
-            };
-            let _ = finished_tx.send(result);
-        })
-        .map_err(|source| Error::SpawnThread {
-            name: "input",
-            source,
-        })?;
+            })
+            .map_err(|source| Error::SpawnThread {
+                name: "input",
+                source,
+            })?,
+    )?;
 
-    let mut input_result = Ok(());
-    let signalled = select! {
-        recv(finished) -> result => {
-            input_result = result.unwrap_or(Ok(()));
-            false
-        }
-        recv(signals) -> _ => true,
+    let end = select! {
+        recv(input_ended) -> result => End::Input(result.unwrap_or(Ok(()))),
+        recv(receiver_ended) -> result => End::Receiver(result.unwrap_or(Ok(()))),
+        recv(signals) -> _ => End::Signal,
     };
-    if signalled {
+    match end {
         // The editor may still be in raw mode, reading: put the terminal
         // back before anything else is printed.
-        if let Some(terminal) = &terminal {
-            terminal.restore();
+        End::Signal | End::Receiver(_) => {
+            if let Some(terminal) = &terminal {
+                terminal.restore();
+            }
         }
-    } else if !interactive {
         // End of input: replies may still be on their way.
-        select! {
+        End::Input(_) if !interactive => select! {
             recv(signals) -> _ => {}
             default(options.linger) => {}
-        }
+        },
+        End::Input(_) => {}
     }
 
     drop(stop_tx);
-    let received = receiver
-        .join()
-        .map_err(|_| Error::ThreadPanicked { name: "receiver" })?;
+    let (input_result, received) = match end {
+        End::Input(result) => (result, receiver_ended.recv().unwrap_or(Ok(()))),
+        End::Receiver(result) => (Ok(()), result),
+        End::Signal => (Ok(()), receiver_ended.recv().unwrap_or(Ok(()))),
+    };
     report_peer_errors(&events_tx, endpoint.take_errors());
     drop(events_tx);
     drop(done_tx);
@@ -193,6 +191,33 @@ pub fn run(options: &ChatOptions) -> Result<Summary, Error> {
         _ => {}
     }
     Ok(summary)
+}
+
+/// How a chat came to its end.
+enum End {
+    /// `/quit`, Ctrl-D or end of input (or the input failed).
+    Input(Result<(), Error>),
+    /// The receiver stopped by itself, which only a failure makes it do.
+    Receiver(Result<(), Error>),
+    /// SIGTERM, or Ctrl-C outside the line editor.
+    Signal,
+}
+
+/// Joins `thread` on a helper thread and hands its result over a channel,
+/// so that the end of a thread can be waited for with `select!`.
+fn notify_on_exit(
+    name: &'static str,
+    handle: thread::JoinHandle<Result<(), Error>>,
+) -> Result<Receiver<Result<(), Error>>, Error> {
+    let (tx, rx) = bounded(1);
+    thread::Builder::new()
+        .name(format!("dgram-{name}-watch"))
+        .spawn(move || {
+            let result = handle.join().unwrap_or(Err(Error::ThreadPanicked { name }));
+            let _ = tx.send(result);
+        })
+        .map_err(|source| Error::SpawnThread { name, source })?;
+    Ok(rx)
 }
 
 /// The display thread: counts every event and prints what it renders,

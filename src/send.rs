@@ -14,9 +14,8 @@ use crate::Error;
 use crate::display::{Format, Screen, buffer_line};
 use crate::event::Event;
 use crate::listen::EVENT_QUEUE;
-use crate::parse::payload_limit;
 use crate::receiver::{self, ReceiverConfig, report_peer_errors};
-use crate::socket::{Endpoint, SocketOptions};
+use crate::socket::{Endpoint, SocketOptions, check_payload};
 use crate::stats::Stats;
 
 /// What to send.
@@ -52,7 +51,7 @@ pub struct SendOptions {
 /// from it afterwards) is an [`Error::PeerUnreachable`].
 pub fn run(options: &SendOptions) -> Result<Stats, Error> {
     if let Payloads::Fixed(payload) = &options.payloads {
-        check_size(payload.len(), &options.to)?;
+        check_payload(payload.len(), &options.to)?;
     }
     let (endpoint, buffers) = Endpoint::open(&options.socket)?;
     let endpoint = Arc::new(endpoint);
@@ -119,15 +118,6 @@ pub fn run(options: &SendOptions) -> Result<Stats, Error> {
     Ok(stats)
 }
 
-/// Refuses a payload that UDP cannot carry to `to`, before anything is sent.
-fn check_size(len: usize, to: &SocketAddr) -> Result<(), Error> {
-    let (limit, family) = payload_limit(to);
-    if len > limit {
-        return Err(Error::PayloadTooLarge { len, limit, family });
-    }
-    Ok(())
-}
-
 /// Sends every payload; returns how many datagrams and bytes went out.
 fn send_all(
     endpoint: &Endpoint,
@@ -165,7 +155,6 @@ fn send_all(
                 if line.last() == Some(&b'\n') {
                     line.pop();
                 }
-                check_size(line.len(), &options.to)?;
                 send(&line)?;
             }
         }

@@ -12,7 +12,6 @@ use crate::datagram::pattern;
 use crate::display::{buffer_line, totals};
 use crate::error::report;
 use crate::event::Event;
-use crate::parse::payload_limit;
 use crate::receiver::report_peer_errors;
 use crate::socket::Endpoint;
 use crate::stats::Stats;
@@ -80,17 +79,10 @@ impl Session {
         let peer = self
             .peer
             .ok_or("no peer yet: /to ADDR, or /reply once someone writes")?;
-        let (limit, family) = payload_limit(&peer);
-        if payload.len() > limit {
-            return Err(format!(
-                "not sent: {} bytes is over the {limit}-byte limit of a UDP datagram over {family}",
-                payload.len()
-            ));
-        }
         let sent = self
             .endpoint
             .send_to(payload, peer)
-            .map_err(|e| format!("not sent: {}", report(&e)))?;
+            .map_err(|e| report(&e))?;
         report_peer_errors(&self.events, sent.peer_errors);
         let _ = self.events.send(Event::Sent {
             to: peer,

@@ -10,6 +10,7 @@ use serde::Serialize;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::Error;
+use crate::parse::payload_limit;
 use crate::sys::{self, Capabilities, PeerError, Received, Scratch};
 
 /// How long a blocking receive waits before it returns `WouldBlock`, so that
@@ -267,6 +268,7 @@ impl Endpoint {
     /// (the errors are handed back in the report, to be shown) and the send is
     /// tried again.
     pub fn send_to(&self, payload: &[u8], to: SocketAddr) -> Result<SendReport, Error> {
+        check_payload(payload.len(), &to)?;
         let target = self.target(to)?;
         let mut report = SendReport::default();
         let mut last_error = None;
@@ -316,6 +318,16 @@ impl Endpoint {
             _ => Ok(to.into()),
         }
     }
+}
+
+/// Refuses a payload that UDP cannot carry to `to` (65507 bytes over IPv4,
+/// 65527 over IPv6), before anything is sent.
+pub fn check_payload(len: usize, to: &SocketAddr) -> Result<(), Error> {
+    let (limit, family) = payload_limit(to);
+    if len > limit {
+        return Err(Error::PayloadTooLarge { len, limit, family });
+    }
+    Ok(())
 }
 
 /// Binds and closes a socket without `SO_REUSEADDR`: fails with

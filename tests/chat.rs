@@ -177,8 +177,9 @@ fn two_chats_talk_in_pseudo_terminals() {
 }
 
 /// Typing to a peer whose port is closed: one report, not one per message,
-/// and the REPL stays usable (commands answer, Ctrl-D leaves with status
-/// 0, the summary counts every refusal).
+/// and the REPL stays usable (a payload over the UDP limit is refused with
+/// a message, commands answer, Ctrl-D leaves with status 0, the summary
+/// counts every refusal).
 #[test]
 fn chat_with_a_downed_peer_reports_once_and_goes_on() {
     let peer = closed_port();
@@ -191,6 +192,9 @@ fn chat_with_a_downed_peer_reports_once_and_goes_on() {
     chat.expect(&format!("nothing is listening at {peer}"));
     chat.expect(&format!("{peer}> "));
     chat.type_line("still nobody?");
+    chat.expect(&format!("{peer}> "));
+    chat.type_line("/size 70000");
+    chat.expect("over the 65507-byte limit");
     chat.expect(&format!("{peer}> "));
     chat.type_line("/stats");
     chat.expect("stats: received 0 datagrams");
