@@ -81,6 +81,27 @@ pub fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| b'0' + (i % 10) as u8).collect()
 }
 
+/// Reads `input` as datagram payloads, one per line (the newline removed;
+/// an empty line is an empty payload), and hands each to `send`, stopping
+/// at end of input or at the first error.
+pub fn for_each_line<E>(
+    mut input: impl std::io::BufRead,
+    mut send: impl FnMut(&[u8]) -> Result<(), E>,
+    read_failed: impl Fn(std::io::Error) -> E,
+) -> Result<(), E> {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line).map_err(&read_failed)? == 0 {
+            return Ok(());
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        send(&line)?;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +113,20 @@ mod tests {
         assert_eq!(classify(&[0xff, 0]), Payload::Binary(&[0xff, 0]));
         assert_eq!(to_hex(&[0, 0xff, 0x10]), "00ff10");
         assert_eq!(pattern(12), b"012345678901");
+    }
+
+    #[test]
+    fn one_payload_per_line() {
+        let mut seen = Vec::new();
+        let result: Result<(), ()> = for_each_line(
+            &b"a\n\nb\nlast"[..],
+            |line| {
+                seen.push(line.to_vec());
+                Ok(())
+            },
+            |_| (),
+        );
+        assert!(result.is_ok());
+        assert_eq!(seen, [&b"a"[..], b"", b"b", b"last"]);
     }
 }

@@ -1,7 +1,7 @@
 //! The input side of `dgram chat`: a rustyline editor on a terminal (with
 //! history and tab completion), or plain lines from a pipe.
 
-use std::io::{self, BufRead};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rustyline::completion::{Completer, Pair};
@@ -12,6 +12,7 @@ use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
 
 use crate::Error;
 use crate::command::{self, Input};
+use crate::datagram::for_each_line;
 use crate::session::{Outcome, Session};
 
 /// The line editor dgram chat uses.
@@ -125,21 +126,13 @@ pub fn run_terminal(
 /// until end of input. A line that cannot be sent is reported on stderr and
 /// skipped.
 pub fn run_piped(session: Session) -> Result<(), Error> {
-    let mut stdin = io::stdin().lock();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = stdin
-            .read_until(b'\n', &mut line)
-            .map_err(|source| Error::ReadStdin { source })?;
-        if n == 0 {
-            return Ok(());
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
-        if let Err(message) = session.send(&line) {
+    let send = |line: &[u8]| {
+        if let Err(message) = session.send(line) {
             eprintln!("{message}");
         }
-    }
+        Ok(())
+    };
+    for_each_line(io::stdin().lock(), send, |source| Error::ReadStdin {
+        source,
+    })
 }

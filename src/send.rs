@@ -2,7 +2,7 @@
 //! one), listen a while for replies and ICMP errors, and say plainly when
 //! nothing is listening at the destination.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, bounded};
 
 use crate::Error;
+use crate::datagram::for_each_line;
 use crate::display::{Format, Screen, buffer_line};
 use crate::event::Event;
 use crate::listen::EVENT_QUEUE;
@@ -141,23 +142,9 @@ fn send_all(
     };
     match &options.payloads {
         Payloads::Fixed(payload) => send(payload)?,
-        Payloads::StdinLines => {
-            let mut stdin = io::stdin().lock();
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                let n = stdin
-                    .read_until(b'\n', &mut line)
-                    .map_err(|source| Error::ReadStdin { source })?;
-                if n == 0 {
-                    break;
-                }
-                if line.last() == Some(&b'\n') {
-                    line.pop();
-                }
-                send(&line)?;
-            }
-        }
+        Payloads::StdinLines => for_each_line(io::stdin().lock(), send, |source| {
+            Error::ReadStdin { source }
+        })?,
     }
     Ok(totals)
 }

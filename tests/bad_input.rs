@@ -35,61 +35,54 @@ fn check(args: &[&str], status: i32, message: &str) {
 /// Each kind of bad address, size and flag gets its own status and message.
 #[test]
 fn usage_errors_exit_2_with_one_line() {
-    check(&["listen", "127.0.0.1"], 2, "has no port");
-    check(
-        &["listen", "127.0.0.1:70000"],
-        2,
-        "port 70000 is out of range",
-    );
-    check(&["listen", "300.1.2.3:9000"], 2, "is not an IP address");
-    check(
-        &["listen", "127.0.0.1:0", "--rcvbuf", "0"],
-        2,
-        "a buffer of 0 bytes",
-    );
-    check(
-        &["listen", "127.0.0.1:0", "--sndbuf", "5G"],
-        2,
-        "beyond reason",
-    );
-    check(
-        &["listen", "127.0.0.1:0", "--rcvbuf", "12q"],
-        2,
-        "unknown unit",
-    );
-    check(
-        &["listen", "127.0.0.1:0", "--max-size", "0"],
-        2,
-        "0-byte receive buffer",
-    );
-    check(
-        &["listen", "127.0.0.1:0", "--max-size", "70000"],
-        2,
-        "1 to 65535",
-    );
-    check(&["listen", "--bogus"], 2, "unexpected argument '--bogus'");
-    check(&["send", "127.0.0.1:0", "x"], 2, "cannot send to port 0");
-    check(
-        &["send", "127.0.0.1:9", "x", "--empty"],
-        2,
-        "cannot be used with",
-    );
-    check(
-        &["send", "127.0.0.1:9", "--hex", "abc"],
-        2,
-        "odd number of hex digits",
-    );
-    check(
-        &["send", "127.0.0.1:9", "--size", "65508"],
-        2,
-        "over the 65507-byte limit",
-    );
-    check(
-        &["send", "[::1]:9", "--size", "65528"],
-        2,
-        "over the 65527-byte limit",
-    );
-    check(&["frobnicate"], 2, "unrecognized subcommand");
+    let cases: &[(&[&str], &str)] = &[
+        (&["listen", "127.0.0.1"], "has no port"),
+        (&["listen", "127.0.0.1:70000"], "port 70000 is out of range"),
+        (&["listen", "300.1.2.3:9000"], "is not an IP address"),
+        (
+            &["listen", "127.0.0.1:0", "--rcvbuf", "0"],
+            "a buffer of 0 bytes",
+        ),
+        (
+            &["listen", "127.0.0.1:0", "--sndbuf", "5G"],
+            "beyond reason",
+        ),
+        (
+            &["listen", "127.0.0.1:0", "--rcvbuf", "12q"],
+            "unknown unit",
+        ),
+        (
+            &["listen", "127.0.0.1:0", "--max-size", "0"],
+            "0-byte receive buffer",
+        ),
+        (
+            &["listen", "127.0.0.1:0", "--max-size", "70000"],
+            "1 to 65535",
+        ),
+        (&["listen", "--bogus"], "unexpected argument '--bogus'"),
+        (&["send", "127.0.0.1:0", "x"], "cannot send to port 0"),
+        (
+            &["send", "127.0.0.1:9", "x", "--empty"],
+            "cannot be used with",
+        ),
+        (
+            &["send", "127.0.0.1:9", "--hex", "abc"],
+            "odd number of hex digits",
+        ),
+        (
+            &["send", "127.0.0.1:9", "--size", "65508"],
+            "over the 65507-byte limit",
+        ),
+        (
+            &["send", "[::1]:9", "--size", "65528"],
+            "over the 65527-byte limit",
+        ),
+        (&["chat", "--peer", "nowhere"], "has no port"),
+        (&["frobnicate"], "unrecognized subcommand"),
+    ];
+    for (args, message) in cases {
+        check(args, 2, message);
+    }
 }
 
 /// A port already in use is a runtime error (status 1) with a hint to pick
