@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use crate::Error;
 use crate::datagram::Datagram;
 use crate::event::Event;
-use crate::socket::Endpoint;
+use crate::socket::{Endpoint, is_icmp_error};
 use crate::sys::{PeerError, Scratch};
 
 /// How often the drop counter is read while datagrams keep arriving (it is
@@ -202,7 +202,9 @@ impl<'a> Receiving<'a> {
     /// peer, read from the error queue, and the loop goes on.
     fn on_error(&mut self, error: io::Error) -> Result<(), Stop> {
         let errors = self.endpoint.take_errors();
-        if errors.is_empty() && error.kind() != io::ErrorKind::ConnectionRefused {
+        // An empty queue with an ICMP error means the other thread drained
+        // the report first: it has been shown already.
+        if errors.is_empty() && !is_icmp_error(&error) {
             return Err(Stop::Failed(Error::Receive {
                 local: self.endpoint.local_addr(),
                 source: error,

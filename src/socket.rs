@@ -320,6 +320,18 @@ impl Endpoint {
     }
 }
 
+/// True for the errors an ICMP report leaves pending on a socket (port,
+/// host or network unreachable). They fail whatever call comes next, on
+/// either thread, and say something about a peer, not about this socket.
+pub fn is_icmp_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
+
 /// Refuses a payload that UDP cannot carry to `to` (65507 bytes over IPv4,
 /// 65527 over IPv6), before anything is sent.
 pub fn check_payload(len: usize, to: &SocketAddr) -> Result<(), Error> {
