@@ -1,7 +1,7 @@
 //! `dgram chat`: one socket, a receiver thread printing every datagram
 //! above the prompt while the user types, and a REPL thread sending.
 //!
-//! The threads: the receiver (see [`receiver`](crate::receiver)) receives;
+//! The threads: the receiver (see [`receiver`]) receives;
 //! `dgram-display` prints events (through rustyline's external printer on a
 //! terminal, so the half-typed line survives) and counts them; `dgram-input`
 //! runs the REPL or reads a pipe, and sends. The main thread waits for the

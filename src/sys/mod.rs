@@ -1,6 +1,6 @@
 //! Platform-specific socket calls, behind one portable interface.
 //!
-//! On Linux ([`linux.rs`](self)) receiving uses `recvmsg` with `MSG_TRUNC` (the
+//! On Linux (`sys/linux.rs`) receiving uses `recvmsg` with `MSG_TRUNC` (the
 //! true length of a truncated datagram) and the `SO_RXQ_OVFL` control message
 //! (the socket's drop counter), the drop counter is also read at any time with
 //! `SO_MEMINFO`, and ICMP errors are heard through `IP_RECVERR` /
