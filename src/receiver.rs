@@ -73,6 +73,25 @@ pub fn report_peer_errors(events: &Sender<Event>, errors: Vec<PeerError>) -> boo
     })
 }
 
+/// Sends one datagram and tells the display: the ICMP errors drained on the
+/// way (see [`Endpoint::send_to`]) and a `Sent` event.
+pub fn send_reported(
+    endpoint: &Endpoint,
+    events: &Sender<Event>,
+    payload: &[u8],
+    to: SocketAddr,
+    echo: bool,
+) -> Result<(), Error> {
+    let report = endpoint.send_to(payload, to)?;
+    report_peer_errors(events, report.peer_errors);
+    let _ = events.send(Event::Sent {
+        to,
+        len: payload.len(),
+        echo,
+    });
+    Ok(())
+}
+
 /// Tracks the socket's cumulative drop counter (a wrapping `u32` in the
 /// kernel) as a `u64` total, and says how many drops are new.
 #[derive(Debug, Default)]
@@ -216,15 +235,8 @@ impl<'a> Receiving<'a> {
     /// Sends an echo reply: the same bytes back to the sender, so an echo
     /// never sends more than it received.
     fn echo(&mut self, payload: &[u8], to: SocketAddr) -> Result<(), Stop> {
-        match self.endpoint.send_to(payload, to) {
-            Ok(report) => {
-                self.report(report.peer_errors)?;
-                self.emit(Event::Sent {
-                    to,
-                    len: payload.len(),
-                    echo: true,
-                })
-            }
+        match send_reported(self.endpoint, &self.events, payload, to, true) {
+            Ok(()) => Ok(()),
             // A reply that cannot go out is a report, not the end of the
             // listener: the next sender may well be reachable.
             Err(error) => self.emit(Event::PeerError {

@@ -15,9 +15,9 @@ use crate::datagram::for_each_line;
 use crate::display::{Format, Screen, buffer_line};
 use crate::event::Event;
 use crate::listen::EVENT_QUEUE;
-use crate::receiver::{self, ReceiverConfig, report_peer_errors};
+use crate::receiver::{self, ReceiverConfig, report_peer_errors, send_reported};
 use crate::socket::{Endpoint, SocketOptions, check_payload};
-use crate::stats::Stats;
+use crate::stats::{Stats, Summary};
 
 /// What to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,10 +100,15 @@ pub fn run(options: &SendOptions) -> Result<Stats, Error> {
     let stats = display
         .join()
         .map_err(|_| Error::ThreadPanicked { name: "display" })??;
-    let (datagrams, bytes) = sent?;
+    sent?;
     received?;
 
     if options.format == Format::Human {
+        let Summary {
+            sent: datagrams,
+            sent_bytes: bytes,
+            ..
+        } = stats.summary;
         let replies = stats.peers.get(&options.to).map_or(0, |p| p.received);
         eprintln!(
             "sent {datagrams} datagram{} ({bytes} B) to {} from {}; {replies} repl{} from it",
@@ -119,24 +124,16 @@ pub fn run(options: &SendOptions) -> Result<Stats, Error> {
     Ok(stats)
 }
 
-/// Sends every payload; returns how many datagrams and bytes went out.
+/// Sends every payload, each `count` times; every datagram sent is a
+/// `Sent` event (the display counts them).
 fn send_all(
     endpoint: &Endpoint,
     options: &SendOptions,
     events: &Sender<Event>,
-) -> Result<(u64, u64), Error> {
-    let mut totals = (0u64, 0u64);
-    let mut send = |payload: &[u8]| -> Result<(), Error> {
+) -> Result<(), Error> {
+    let send = |payload: &[u8]| -> Result<(), Error> {
         for _ in 0..options.count {
-            let report = endpoint.send_to(payload, options.to)?;
-            report_peer_errors(events, report.peer_errors);
-            let _ = events.send(Event::Sent {
-                to: options.to,
-                len: payload.len(),
-                echo: false,
-            });
-            totals.0 += 1;
-            totals.1 += payload.len() as u64;
+            send_reported(endpoint, events, payload, options.to, false)?;
         }
         Ok(())
     };
@@ -146,7 +143,7 @@ fn send_all(
             Error::ReadStdin { source }
         })?,
     }
-    Ok(totals)
+    Ok(())
 }
 
 /// The display thread: prints replies and reports as they come, and counts

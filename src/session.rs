@@ -12,7 +12,7 @@ use crate::datagram::pattern;
 use crate::display::{buffer_line, totals};
 use crate::error::report;
 use crate::event::Event;
-use crate::receiver::report_peer_errors;
+use crate::receiver::send_reported;
 use crate::socket::Endpoint;
 use crate::stats::Stats;
 
@@ -79,17 +79,7 @@ impl Session {
         let peer = self
             .peer
             .ok_or("no peer yet: /to ADDR, or /reply once someone writes")?;
-        let sent = self
-            .endpoint
-            .send_to(payload, peer)
-            .map_err(|e| report(&e))?;
-        report_peer_errors(&self.events, sent.peer_errors);
-        let _ = self.events.send(Event::Sent {
-            to: peer,
-            len: payload.len(),
-            echo: false,
-        });
-        Ok(())
+        send_reported(&self.endpoint, &self.events, payload, peer, false).map_err(|e| report(&e))
     }
 
     /// Runs one command.
