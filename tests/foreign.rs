@@ -95,8 +95,6 @@ fn nc_client_to_dgram_echo() {
 }
 
 /// `dgram send` to an OpenBSD `nc -u -l` listener: nc prints the payload.
-/// An empty datagram sent first does not bother dgram's side (nc itself
-/// would treat it as end of input, which is why it is sent last here).
 #[test]
 fn dgram_to_nc_listener() {
     need("nc");
@@ -158,4 +156,30 @@ fn dgram_to_socat_listener() {
     send.close_stdin();
     assert!(send.finish().success(), "{}", send.dump());
     socat.kill();
+}
+
+/// The contrast the README claims: an empty datagram makes OpenBSD
+/// `nc -u -l` exit (it reads it as end of input), while `dgram listen`
+/// shows it and goes on to the next datagram.
+#[test]
+fn empty_datagram_ends_nc_but_not_dgram() {
+    need("nc");
+    let port = closed_port().port();
+    let mut nc = Proc::spawn("nc", &["-u", "-l", "127.0.0.1", &port.to_string()]);
+    wait_bound(port, &nc);
+    let to = format!("127.0.0.1:{port}");
+    let send = crate::util::run(&["send", &to, "--empty"]);
+    assert!(send.finish_ok(), "{}", send.dump());
+    assert!(
+        nc.finish().success(),
+        "nc ended on the empty datagram: {}",
+        nc.dump()
+    );
+
+    let (mut listen, addr) = listener(&[]);
+    let addr = addr.to_string();
+    assert!(crate::util::run(&["send", &addr, "--empty"]).finish_ok());
+    assert!(crate::util::run(&["send", &addr, "next"]).finish_ok());
+    assert_eq!(listen.next("datagram")["len"], 0);
+    assert_eq!(listen.next("datagram")["text"], "next");
 }
