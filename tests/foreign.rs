@@ -20,6 +20,16 @@ fn wait_bound(port: u16, peer: &Proc) {
     );
 }
 
+/// Starts an OpenBSD `nc -u -l` listener on a free port of 127.0.0.1 and
+/// waits until it is bound.
+fn nc_listener() -> (Proc, u16) {
+    need("nc");
+    let port = closed_port().port();
+    let nc = Proc::spawn("nc", &["-u", "-l", "127.0.0.1", &port.to_string()]);
+    wait_bound(port, &nc);
+    (nc, port)
+}
+
 /// A Python client in the style of the classic socket examples (`sendto`,
 /// then `recvfrom(1024)`) talks to `dgram listen --echo`: dgram shows the
 /// client's address and the client gets its datagram back.
@@ -97,10 +107,7 @@ fn nc_client_to_dgram_echo() {
 /// `dgram send` to an OpenBSD `nc -u -l` listener: nc prints the payload.
 #[test]
 fn dgram_to_nc_listener() {
-    need("nc");
-    let port = closed_port().port();
-    let mut nc = Proc::spawn("nc", &["-u", "-l", "127.0.0.1", &port.to_string()]);
-    wait_bound(port, &nc);
+    let (mut nc, port) = nc_listener();
     let mut send = Proc::dgram(&[
         "send",
         &format!("127.0.0.1:{port}"),
@@ -163,10 +170,7 @@ fn dgram_to_socat_listener() {
 /// shows it and goes on to the next datagram.
 #[test]
 fn empty_datagram_ends_nc_but_not_dgram() {
-    need("nc");
-    let port = closed_port().port();
-    let mut nc = Proc::spawn("nc", &["-u", "-l", "127.0.0.1", &port.to_string()]);
-    wait_bound(port, &nc);
+    let (mut nc, port) = nc_listener();
     let to = format!("127.0.0.1:{port}");
     let send = crate::util::run(&["send", &to, "--empty"]);
     assert!(send.finish_ok(), "{}", send.dump());
