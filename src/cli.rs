@@ -1,21 +1,30 @@
 //! The command line: clap definitions, dispatch, exit codes, and how errors
-//! are printed (one line: what failed, why, what to do).
+//! are printed (one line: what failed, why, what to do; usage errors as clap
+//! words them). Also `dgram completions` and `dgram man`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::io::{self, BufReader, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::chat::{self, ChatOptions};
-use crate::display::Format;
+use crate::Error;
+use crate::cmd::chat::repl::default_history;
+use crate::cmd::chat::{self, ChatIo, ChatOptions};
+use crate::cmd::listen::{self, ListenOptions};
+use crate::cmd::parse;
+use crate::cmd::payload::pattern;
+use crate::cmd::send::{self, Payloads, SendOptions};
 use crate::error::report;
-use crate::listen::{self, ListenOptions};
-use crate::parse;
-use crate::repl;
-use crate::send::{self, Payloads, SendOptions};
-use crate::socket::SocketOptions;
+use crate::net::SocketOptions;
+use crate::net::addr::any_port_for;
+use crate::output::Format;
+use crate::output::sink;
+use crate::runtime::Shutdown;
+use crate::runtime::echo::DEFAULT_ECHO_RATE;
 
 /// A terminal UDP datagram messenger that shows what UDP really does:
 /// every sender, every empty or truncated datagram, every kernel drop,
@@ -29,13 +38,23 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Bind and show every datagram as it arrives (any number of peers).
+    /// Bind and show every datagram as it arrives (any number of peers),
+    /// until Ctrl-C.
     Listen(ListenArgs),
     /// Send datagrams to ADDR and show the replies.
     Send(SendArgs),
     /// Chat with a peer: each line typed is one datagram; what arrives is
     /// shown above the prompt.
     Chat(ChatArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell) on stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print dgram's manual page (roff) on stdout: dgram man | man -l -
+    Man,
 }
 
 /// Socket buffer sizes, shared by every command.
@@ -57,8 +76,8 @@ struct BufferArgs {
 
 #[derive(Debug, Args)]
 struct ListenArgs {
-    /// Address to bind: IP:PORT, [IPv6]:PORT ([::] is dual-stack); port 0
-    /// lets the system choose.
+    /// Address to bind: IP:PORT, [IPv6]:PORT ([::] is dual-stack) or
+    /// HOST:PORT; port 0 lets the system choose.
     #[arg(value_name = "ADDR", default_value = "127.0.0.1:9000", value_parser = parse::socket_addr)]
     addr: SocketAddr,
     /// One JSON object per line instead of text.
@@ -70,6 +89,11 @@ struct ListenArgs {
     /// Send every datagram back to its sender unchanged (an echo server).
     #[arg(long)]
     echo: bool,
+    /// With --echo: at most N replies per second to each peer (bursts of
+    /// up to N); replies over the rate are held back and counted, so two
+    /// echo servers cannot keep each other busy. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_ECHO_RATE, requires = "echo")]
+    echo_rate: u32,
     #[command(flatten)]
     buffers: BufferArgs,
 }
@@ -77,7 +101,7 @@ struct ListenArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("payload").args(["text", "empty", "size", "hex"]))]
 struct SendArgs {
-    /// Destination: IP:PORT or [IPv6]:PORT.
+    /// Destination: IP:PORT, [IPv6]:PORT or HOST:PORT.
     #[arg(value_name = "ADDR", value_parser = parse::peer_addr)]
     addr: SocketAddr,
     /// Send this text as one datagram. Without TEXT (or --empty, --size,
@@ -87,8 +111,9 @@ struct SendArgs {
     /// Send one empty datagram.
     #[arg(long)]
     empty: bool,
-    /// Send an N-byte payload (a repeating 0123456789 pattern).
-    #[arg(long, value_name = "N", value_parser = parse::byte_count)]
+    /// Send an N-byte payload (a repeating 0123456789 pattern); at most
+    /// 65507 over IPv4, 65527 over IPv6.
+    #[arg(long, value_name = "N", value_parser = parse::payload_size)]
     size: Option<usize>,
     /// Send these raw bytes, written in hex (00ff10, or 00:ff:10).
     #[arg(long, value_name = "HEX", value_parser = parse_hex)]
@@ -96,8 +121,8 @@ struct SendArgs {
     /// Send each datagram N times.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
-    /// Local address to send from (default: any address, a port the system
-    /// chooses).
+    /// Local address to send from (default: any address of ADDR's family,
+    /// a port the system chooses).
     #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
     bind: Option<SocketAddr>,
     /// After the last datagram, listen this long (milliseconds) for replies
@@ -113,25 +138,26 @@ struct SendArgs {
 
 #[derive(Debug, Args)]
 struct ChatArgs {
-    /// Who typed lines go to (IP:PORT). Without it, use /to ADDR or /reply.
+    /// Who typed lines go to (IP:PORT, [IPv6]:PORT or HOST:PORT). Without
+    /// it, use /to ADDR or /reply.
     #[arg(long, value_name = "ADDR", value_parser = parse::peer_addr)]
     peer: Option<SocketAddr>,
-    /// Local address (default: with --peer, any address and a port the
-    /// system chooses; without, 127.0.0.1:9000).
+    /// Local address (default: with --peer, any address of its family and
+    /// a port the system chooses; without, 127.0.0.1:9000).
     #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
     bind: Option<SocketAddr>,
-    /// Print received datagrams as the JSON events of `dgram listen`.
+    /// Print what arrives as the JSON events of `dgram listen`.
     #[arg(long)]
     json: bool,
     /// The history file (default: dgram/history in the user's data
     /// directory, such as ~/.local/share/dgram/history).
     #[arg(long, value_name = "FILE")]
-    history: Option<std::path::PathBuf>,
+    history: Option<PathBuf>,
     /// Keep no history file.
     #[arg(long, conflicts_with = "history")]
     no_history: bool,
-    /// Without a terminal: after end of input, wait this long (milliseconds)
-    /// for replies before leaving.
+    /// With input from a pipe: after its end, wait this long
+    /// (milliseconds) for replies before leaving.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     linger: u64,
     #[command(flatten)]
@@ -146,49 +172,67 @@ fn parse_hex(text: &str) -> Result<HexBytes, String> {
     parse::hex(text).map(HexBytes)
 }
 
-fn format(json: bool) -> Format {
-    if json { Format::Json } else { Format::Human }
-}
-
 /// Parses the command line, runs the command, and turns the outcome into
-/// an exit status: 0 success, 1 runtime error, 2 usage error.
+/// an exit status: 0 success, 1 runtime error, 2 usage error, 130/143 when
+/// Ctrl-C or SIGTERM cut `send` short.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    let result = match cli.command {
-        Command::Listen(args) => listen::run(&ListenOptions {
-            socket: socket_options(args.addr, &args.buffers),
-            max_size: args.buffers.max_size,
-            format: format(args.json),
-            count: args.count,
-            echo: args.echo,
-        })
-        .map(|_| ()),
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // An interruption has been reported by the command already.
+            if !matches!(e, Error::Interrupted { .. }) {
+                let _ = writeln!(io::stderr(), "{}", report(&e));
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), Error> {
+    match command {
+        Command::Listen(args) => {
+            let options = ListenOptions {
+                socket: socket_options(args.addr, &args.buffers),
+                max_size: args.buffers.max_size,
+                format: Format::json(args.json),
+                count: args.count,
+                echo: args.echo.then_some(args.echo_rate),
+            };
+            let shutdown = Shutdown::from_signals()?;
+            listen::run(&options, &shutdown, &mut sink::stdout()).map(|_| ())
+        }
         Command::Send(args) => {
             let payloads = if let Some(text) = args.text {
                 Payloads::Fixed(text.into_bytes())
             } else if args.empty {
                 Payloads::Fixed(Vec::new())
             } else if let Some(size) = args.size {
-                Payloads::Fixed(crate::datagram::pattern(size))
+                // At most 65527 bytes: the parser refused anything larger.
+                Payloads::Fixed(pattern(size))
             } else if let Some(HexBytes(bytes)) = args.hex {
                 Payloads::Fixed(bytes)
             } else {
-                Payloads::StdinLines
+                Payloads::Lines {
+                    from_terminal: io::stdin().is_terminal(),
+                    input: Box::new(BufReader::new(io::stdin())),
+                }
             };
             let bind = args.bind.unwrap_or_else(|| any_port_for(&args.addr));
-            send::run(&SendOptions {
+            let options = SendOptions {
                 socket: socket_options(bind, &args.buffers),
                 to: args.addr,
                 payloads,
                 count: args.count,
                 wait: Duration::from_millis(args.wait),
                 max_size: args.buffers.max_size,
-                format: format(args.json),
-            })
-            .map(|_| ())
+                format: Format::json(args.json),
+            };
+            let shutdown = Shutdown::from_signals()?;
+            send::run(options, &shutdown, &mut sink::stdout(), &mut sink::stderr()).map(|_| ())
         }
         Command::Chat(args) => {
             let bind = args.bind.unwrap_or_else(|| match &args.peer {
@@ -198,35 +242,41 @@ pub fn main() -> ExitCode {
             let history = if args.no_history {
                 None
             } else {
-                args.history.or_else(repl::default_history)
+                args.history.or_else(default_history)
             };
-            chat::run(&ChatOptions {
+            let options = ChatOptions {
                 socket: socket_options(bind, &args.buffers),
                 peer: args.peer,
                 max_size: args.buffers.max_size,
-                format: format(args.json),
+                format: Format::json(args.json),
                 history,
                 linger: Duration::from_millis(args.linger),
-            })
-            .map(|_| ())
+            };
+            let shutdown = Shutdown::from_signals()?;
+            chat::run(&options, &shutdown, ChatIo::Process).map(|_| ())
         }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{}", report(&e));
-            ExitCode::from(e.exit_code())
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "dgram", &mut script);
+            write_stdout(&script)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|source| Error::WriteOutput { source })?;
+            write_stdout(&page)
         }
     }
 }
 
-/// Any local address of `peer`'s family, with a port the system chooses.
-fn any_port_for(peer: &SocketAddr) -> SocketAddr {
-    let ip = match peer.ip() {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    };
-    SocketAddr::new(ip, 0)
+/// Writes generated text to stdout; a closed pipe is a quiet end.
+fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::WriteOutput { source: e }),
+        _ => Ok(()),
+    }
 }
 
 fn socket_options(bind: SocketAddr, buffers: &BufferArgs) -> SocketOptions {
@@ -237,21 +287,16 @@ fn socket_options(bind: SocketAddr, buffers: &BufferArgs) -> SocketOptions {
     }
 }
 
-/// Prints a clap error as one line (help and version go out as clap
-/// writes them) and returns its status: 2, or 0 for help and version.
+/// Prints a clap error as clap words it (which argument is missing, the
+/// similar subcommand it suggests, the usage line) and returns its status:
+/// 2, or 0 for help and version (1 when they cannot be written).
 fn usage_error(error: clap::Error) -> ExitCode {
+    let printed = error.print();
     match error.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = error.print();
-            ExitCode::from(if error.use_stderr() { 2 } else { 0 })
-        }
-        _ => {
-            let rendered = error.render().to_string();
-            let first = rendered.lines().next().unwrap_or("error: invalid usage");
-            eprintln!("{first}; see 'dgram --help'");
-            ExitCode::from(2)
-        }
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => match printed {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => ExitCode::from(1),
+            _ => ExitCode::SUCCESS,
+        },
+        _ => ExitCode::from(2),
     }
 }

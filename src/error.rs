@@ -1,14 +1,17 @@
 //! dgram's error type: one variant per operation that can fail, each keeping
-//! the `io::Error` it met as its `source()`.
+//! the `io::Error` it met as its `source()`, and how an error is printed.
 
 use std::io;
 use std::net::SocketAddr;
+
+use crate::net::addr::is_local;
+use crate::runtime::Signal;
 
 /// Everything that can stop a dgram command.
 ///
 /// The message names the operation and its context; [`Error::hint`] says what
 /// the user can do about it; [`Error::exit_code`] sorts usage errors (2) from
-/// runtime errors (1).
+/// runtime errors (1) and interruptions (128 + the signal).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `socket(2)` failed.
@@ -70,20 +73,28 @@ pub enum Error {
     /// A payload is larger than UDP can carry over the address family.
     #[error("a {len}-byte payload is over the {limit}-byte limit of a UDP datagram over {family}")]
     PayloadTooLarge {
-        len: usize,
+        len: u64,
         limit: usize,
         family: &'static str,
     },
 
-    /// An IPv6 destination from an IPv4 socket, or the other way round.
-    #[error("cannot send to {to} from the {family} socket bound to {local}")]
+    /// Lines of input were too long to send, and were skipped.
+    #[error(
+        "{count} line{} of input not sent: longer than the {limit}-byte limit of one datagram",
+        if *count == 1 { " was" } else { "s were" }
+    )]
+    LinesNotSent { count: u64, limit: usize },
+
+    /// A peer of one address family and a socket of the other.
+    #[error("cannot reach {peer_family} address {peer} from the {local_family} address {local}")]
     FamilyMismatch {
-        to: SocketAddr,
         local: SocketAddr,
-        family: &'static str,
+        peer: SocketAddr,
+        local_family: &'static str,
+        peer_family: &'static str,
     },
 
-    /// A line on standard input could not be read.
+    /// Standard input could not be read.
     #[error("could not read standard input")]
     ReadStdin { source: io::Error },
 
@@ -97,7 +108,8 @@ pub enum Error {
         source: rustyline::error::ReadlineError,
     },
 
-    /// The history file exists but could not be read.
+    /// The history file exists but could not be read (a warning: the chat
+    /// goes on without history).
     #[error("could not load the history file {}", path.display())]
     LoadHistory {
         path: std::path::PathBuf,
@@ -117,16 +129,21 @@ pub enum Error {
 
     /// The Ctrl-C / SIGTERM handler could not be installed.
     #[error("could not install the Ctrl-C/SIGTERM handler")]
-    SignalHandler { source: ctrlc::Error },
+    SignalHandler { source: io::Error },
+
+    /// A signal cut the command short (after it said what it had done).
+    #[error("interrupted")]
+    Interrupted { signal: Signal },
 }
 
 impl Error {
     /// The process exit status for this error: 2 for usage errors (the
-    /// command line asked for something impossible), 1 for everything that
-    /// went wrong while running.
+    /// command line asked for something impossible), 128 + the signal for
+    /// an interruption, 1 for everything that went wrong while running.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::PayloadTooLarge { .. } | Error::FamilyMismatch { .. } => 2,
+            Error::Interrupted { signal } => signal.exit_code(),
             _ => 1,
         }
     }
@@ -144,28 +161,45 @@ impl Error {
                     "{} is not an address of this machine: use 127.0.0.1, [::1], 0.0.0.0 or [::]",
                     addr.ip()
                 )),
-                io::ErrorKind::PermissionDenied => Some(format!(
-                    "ports below 1024 need privileges: pick a port such as {}",
-                    9000
-                )),
+                io::ErrorKind::PermissionDenied => {
+                    Some("ports below 1024 need privileges: pick a port such as 9000".to_string())
+                }
                 _ => None,
             },
             Error::SetBuffer { .. } => Some(
                 "pick a smaller size; the kernel caps requests at net.core.rmem_max/wmem_max"
                     .to_string(),
             ),
-            Error::PeerUnreachable { peer } => Some(format!(
+            // Starting a listener is advice only where one can be started.
+            Error::PeerUnreachable { peer } if is_local(peer.ip()) => Some(format!(
                 "start a listener there (dgram listen {peer}) or check the address"
             )),
+            Error::PeerUnreachable { .. } => {
+                Some("check the address, or start a listener on that host".to_string())
+            }
             Error::PayloadTooLarge { .. } => {
                 Some("send less: split the data over several datagrams".to_string())
             }
-            Error::FamilyMismatch { family, .. } => Some(format!(
-                "bind an address of the peer's family, or [::] for both (this socket is {family})"
-            )),
-            Error::LoadHistory { .. } => {
-                Some("move the file away, or pick another with --history FILE".to_string())
+            Error::LinesNotSent { .. } => {
+                Some("each is reported above by its line number; split long lines".to_string())
             }
+            Error::FamilyMismatch {
+                local, peer_family, ..
+            } => Some(if *peer_family == "IPv4" {
+                format!(
+                    "bind an IPv4 address (such as 0.0.0.0:0), or [::]:{} to reach both families",
+                    local.port()
+                )
+            } else {
+                format!(
+                    "bind an IPv6 address (such as [::1]:0), or [::]:{} to reach both families",
+                    local.port()
+                )
+            }),
+            Error::LoadHistory { .. } => Some(
+                "the chat goes on without history; move the file away, or pick another with --history FILE"
+                    .to_string(),
+            ),
             Error::ThreadPanicked { .. } => {
                 Some("this is a bug in dgram: please report it with the command line".to_string())
             }
@@ -174,17 +208,91 @@ impl Error {
     }
 }
 
-/// Renders an error on one line: what failed, each cause in turn, then what
-/// to do about it.
+/// Renders an error on one line: what failed, each cause in turn (a cause
+/// that only repeats what is already said is left out), then what to do
+/// about it.
 pub fn report(err: &Error) -> String {
     let mut line = format!("error: {err}");
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
-        line.push_str(&format!(": {cause}"));
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
         source = cause.source();
     }
     if let Some(hint) = err.hint() {
-        line.push_str(&format!("; {hint}"));
+        line.push_str("; ");
+        line.push_str(&hint);
     }
     line
+}
+
+/// Renders an error that does not stop the command, as one line.
+pub fn warning(err: &Error) -> String {
+    let line = report(err);
+    match line.strip_prefix("error: ") {
+        Some(rest) => format!("warning: {rest}"),
+        None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cause is printed once, even when an error type repeats its source
+    /// in its own message (as rustyline's does).
+    #[test]
+    fn causes_are_not_repeated() {
+        let io = io::Error::from_raw_os_error(21); // EISDIR
+        let err = Error::LoadHistory {
+            path: "/tmp".into(),
+            source: rustyline::error::ReadlineError::Io(io),
+        };
+        let line = report(&err);
+        assert_eq!(line.matches("Is a directory").count(), 1, "{line}");
+        assert!(line.starts_with("error: could not load the history file /tmp: "));
+    }
+
+    /// "Start a listener there" is given only for an address of this
+    /// machine.
+    #[test]
+    fn listener_hint_only_for_local_addresses() {
+        let local = Error::PeerUnreachable {
+            peer: "127.0.0.1:9".parse().unwrap(),
+        };
+        assert!(report(&local).contains("dgram listen 127.0.0.1:9"));
+        let remote = Error::PeerUnreachable {
+            peer: "192.0.2.1:9200".parse().unwrap(),
+        };
+        let line = report(&remote);
+        assert!(!line.contains("dgram listen"), "{line}");
+        assert!(line.contains("check the address"), "{line}");
+    }
+
+    /// The same family message both ways, each with a fitting hint.
+    #[test]
+    fn family_mismatch_reads_the_same_both_ways() {
+        let err = crate::net::addr::check_family(
+            "[::1]:0".parse().unwrap(),
+            "127.0.0.1:9001".parse().unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            report(&err),
+            "error: cannot reach IPv4 address 127.0.0.1:9001 from the IPv6 address [::1]:0; bind an IPv4 address (such as 0.0.0.0:0), or [::]:0 to reach both families"
+        );
+        let err = crate::net::addr::check_family(
+            "127.0.0.1:5".parse().unwrap(),
+            "[::1]:9120".parse().unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            report(&err),
+            "error: cannot reach IPv6 address [::1]:9120 from the IPv4 address 127.0.0.1:5; bind an IPv6 address (such as [::1]:0), or [::]:5 to reach both families"
+        );
+        assert_eq!(err.exit_code(), 2);
+    }
 }

@@ -9,58 +9,52 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line (clap), exit codes and how errors are printed.
+//! The layers, from the socket up; each folder's `mod.rs` maps its files.
+//!
+//! - [`net`]: the socket and what the kernel allows.
+//!   [`endpoint`](net::endpoint) (the socket2 socket, buffers set and read
+//!   back, a send that survives ICMP refusals), [`addr`](net::addr) (address
+//!   families, local addresses), [`limits`](net::limits) (payload and buffer
+//!   limits), [`sys`](net::sys) (Linux extras and the portable fallback).
+//! - [`model`]: what dgram knows. [`datagram`](model::datagram),
+//!   [`event`](model::event) (events and the summary), [`peers`](model::peers)
+//!   (the one peer table and its transitions).
+//! - [`runtime`]: the moving parts. [`pipeline`](runtime::pipeline) (endpoint,
+//!   receiver, job, display loop, ordered stop), [`receiver`](runtime::receiver)
+//!   (the receiver thread and its handler seam), [`echo`](runtime::echo) (the
+//!   echo handler and its rate limit), [`outbox`](runtime::outbox) (the one send
+//!   path), [`shutdown`](runtime::shutdown) (signals as a channel).
+//! - [`output`]: how things are shown. [`display`](output::display) (count,
+//!   render, write), [`render`](output::render) (human lines),
+//!   [`escape`](output::escape) (escaping and previews of what peers send),
+//!   [`json`](output::json) (the `--json` wire schema), [`sink`](output::sink)
+//!   (stdout, stderr, rustyline's printer, memory).
+//! - [`cmd`]: the commands, thin users of the pipeline.
+//!   [`listen`](cmd::listen), [`send`](cmd::send), [`chat`](cmd::chat)
+//!   (REPL, commands, session, terminal), [`payload`](cmd::payload) (patterns,
+//!   the line reader), [`parse`](cmd::parse) (what users type).
+//! - [`cli`]: the command line (clap), exit codes and how errors are printed;
 //!   `main.rs` only calls [`cli::main`].
-//! - [`parse`]: parsing of addresses, byte sizes and hex payloads, with
-//!   messages that say what to type instead.
 //! - [`error`]: the [`Error`] type; one variant per operation that can fail.
-//! - [`socket`]: the socket2 socket ([`socket::Endpoint`]): bind, `SO_RCVBUF`
-//!   and `SO_SNDBUF` set and read back, sends that survive an ICMP refusal.
-//! - [`sys`]: the platform module. Linux extras (`MSG_TRUNC`, `SO_RXQ_OVFL`,
-//!   `SO_MEMINFO`, `IP_RECVERR` and the socket error queue) live here, with a
-//!   portable fallback for every other platform.
-//! - [`datagram`]: the validated received datagram and how its payload reads
-//!   (text or bytes).
-//! - [`event`]: what the receiver reports ([`event::Event`]) and the serde
-//!   form of the `--json` event stream.
-//! - [`receiver`]: the named receiver thread: `recv_from`, echo replies, error
-//!   sorting, kernel drop accounting.
-//! - [`stats`]: counters folded from events (summary, per-peer figures).
-//! - [`display`]: how an event reads on a terminal (escaped) or as JSON.
-//! - [`shutdown`]: Ctrl-C and SIGTERM as a channel.
-//! - [`listen`] and [`send`]: the `dgram listen` and `dgram send` commands.
-//! - [`chat`]: the `dgram chat` command: its threads and how they stop.
-//! - [`repl`]: the chat's input: rustyline (history, completion) on a
-//!   terminal, plain lines from a pipe.
-//! - [`command`]: what a typed line means: a message or a `/command`.
-//! - [`session`]: the chat's sending side: current peer, commands run.
 //!
 //! # Platform support
 //!
 //! On Linux every feature is present. Elsewhere dgram builds and runs with
-//! the portable fallback of [`sys`]: truncation is still detected (the
+//! the portable fallback of [`net::sys`]: truncation is still detected (the
 //! `MSG_TRUNC` flag of `recvmsg`), but the true length of a truncated
-//! datagram, the kernel drop count and ICMP refusals are not reported; the
-//! `listening` event says which of these are available.
+//! datagram, the kernel drop count, ICMP refusals and kernel timestamps are
+//! not reported; the `listening` event says which of these are available.
 //! The `portable` cargo feature selects the fallback on Linux too, so that it
-//! can be built and tried here.
+//! can be built and tested here.
 
-pub mod chat;
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod cli;
-pub mod command;
-pub mod datagram;
-pub mod display;
+pub mod cmd;
 pub mod error;
-pub mod event;
-pub mod listen;
-pub mod parse;
-pub mod receiver;
-pub mod repl;
-pub mod send;
-pub mod session;
-pub mod shutdown;
-pub mod socket;
-pub mod stats;
-pub mod sys;
+pub mod model;
+pub mod net;
+pub mod output;
+pub mod runtime;
 
 pub use error::Error;

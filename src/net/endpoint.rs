@@ -1,17 +1,17 @@
-//! The socket2 UDP socket every command uses ([`Endpoint`]): bound, with
-//! `SO_RCVBUF`/`SO_SNDBUF` set and read back, the platform extras turned on,
-//! and a send that survives ICMP refusals.
+//! The socket2 UDP socket every command uses ([`Endpoint`]): bound without
+//! sharing its port, with `SO_RCVBUF`/`SO_SNDBUF` set and read back, the
+//! platform extras turned on, and a send that survives ICMP refusals.
 
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde::Serialize;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
+use super::addr::{check_family, family_name, sendto_target};
+use super::limits::check_payload;
+use super::sys::{self, Capabilities, PeerError, Received, Scratch};
 use crate::Error;
-use crate::parse::payload_limit;
-use crate::sys::{self, Capabilities, PeerError, Received, Scratch};
 
 /// How long a blocking receive waits before it returns `WouldBlock`, so that
 /// the receiver thread notices a stop request within this bound.
@@ -23,7 +23,7 @@ pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
 const SEND_RETRIES: usize = 16;
 
 /// What the user asked of the socket.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketOptions {
     /// The local address to bind.
     pub bind: SocketAddr,
@@ -34,7 +34,7 @@ pub struct SocketOptions {
 }
 
 /// A socket buffer size as requested and as the kernel set it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BufferSize {
     /// What the user asked for; `None` when the default was kept.
     pub requested: Option<usize>,
@@ -93,14 +93,6 @@ pub struct Buffers {
     pub sndbuf: BufferSize,
 }
 
-/// What happened to one send.
-#[derive(Debug, Default)]
-pub struct SendReport {
-    /// ICMP errors found pending on the socket (from earlier datagrams, to
-    /// any destination) and drained so that this send could go out.
-    pub peer_errors: Vec<PeerError>,
-}
-
 /// A bound UDP socket shared by the receiver thread and the sending side.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -116,6 +108,12 @@ pub struct Endpoint {
 impl Endpoint {
     /// Creates, configures and binds the socket, and reads back the buffer
     /// sizes the kernel set.
+    ///
+    /// The socket does not set `SO_REUSEADDR` (nor `SO_REUSEPORT`): on Linux
+    /// two UDP sockets that both set it share a port and the newest takes
+    /// every unicast datagram, so another program could silently take
+    /// dgram's traffic. Without it, whoever binds second gets "address in
+    /// use", whichever program starts first.
     pub fn open(options: &SocketOptions) -> Result<(Endpoint, Buffers), Error> {
         let domain = Domain::for_address(options.bind);
         let family = family_name(&options.bind);
@@ -131,12 +129,6 @@ impl Endpoint {
                 })?;
         }
         socket
-            .set_reuse_address(true)
-            .map_err(|source| Error::SetOption {
-                option: "SO_REUSEADDR",
-                source,
-            })?;
-        socket
             .set_read_timeout(Some(READ_TIMEOUT))
             .map_err(|source| Error::SetOption {
                 option: "SO_RCVTIMEO",
@@ -148,6 +140,8 @@ impl Endpoint {
             local: options.bind,
             capabilities,
         };
+        // Buffers are set before bind so that no datagram arrives into a
+        // default-sized buffer.
         let rcvbuf = match options.rcvbuf {
             Some(size) => endpoint.set_recv_buffer(size)?,
             None => endpoint.recv_buffer(None)?,
@@ -156,15 +150,6 @@ impl Endpoint {
             Some(size) => endpoint.set_send_buffer(size)?,
             None => endpoint.send_buffer(None)?,
         };
-        // On Linux, SO_REUSEADDR lets two UDP sockets share a port, the
-        // newest taking every unicast datagram: a second listener would
-        // silently steal the first one's traffic. A probe bind without the
-        // option finds a port that is already taken.
-        if options.bind.port() != 0 {
-            probe_bind(options.bind)?;
-        }
-        // Buffers are set before bind so that no datagram arrives into a
-        // default-sized buffer.
         endpoint
             .socket
             .bind(&options.bind.into())
@@ -260,27 +245,33 @@ impl Endpoint {
         sys::kernel_drops(&self.socket)
     }
 
-    /// Sends `payload` to `to` as one datagram.
+    /// Sends `payload` to `to` as one datagram. A peer of the wrong address
+    /// family or a payload over the protocol limit is refused before
+    /// anything is sent.
     ///
     /// With `IP_RECVERR` on, an ICMP error about an earlier datagram (to any
     /// destination) fails the next call on the socket, and a send that fails
     /// that way did not send. So on such a failure the error queue is drained
-    /// (the errors are handed back in the report, to be shown) and the send is
-    /// tried again.
-    pub fn send_to(&self, payload: &[u8], to: SocketAddr) -> Result<SendReport, Error> {
+    /// into `drained` (to be shown, whatever becomes of this send) and the
+    /// send is tried again.
+    pub fn send_to(
+        &self,
+        payload: &[u8],
+        to: SocketAddr,
+        drained: &mut Vec<PeerError>,
+    ) -> Result<(), Error> {
+        check_family(self.local, to)?;
         check_payload(payload.len(), &to)?;
-        let target = self.target(to)?;
-        let mut report = SendReport::default();
+        let target = sendto_target(self.local, to);
         let mut last_error = None;
         for _ in 0..SEND_RETRIES {
             match self.socket.send_to(payload, &target) {
-                Ok(_) => return Ok(report),
+                Ok(_) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let drained = self.take_errors();
-                    let pending_icmp =
-                        !drained.is_empty() || e.kind() == io::ErrorKind::ConnectionRefused;
-                    report.peer_errors.extend(drained);
+                    let errors = self.take_errors();
+                    let pending_icmp = !errors.is_empty() || is_icmp_error(&e);
+                    drained.extend(errors);
                     if !pending_icmp {
                         return Err(Error::Send {
                             to,
@@ -298,26 +289,6 @@ impl Endpoint {
             source: last_error.unwrap_or_else(|| io::Error::other("send retries exhausted")),
         })
     }
-
-    /// The address to hand to `sendto`: an IPv4 peer of a dual-stack IPv6
-    /// socket is written IPv4-mapped, which every platform accepts.
-    fn target(&self, to: SocketAddr) -> Result<SockAddr, Error> {
-        match (self.local, to) {
-            (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
-                let mapped: Ipv6Addr = v4.ip().to_ipv6_mapped();
-                Ok(SocketAddr::new(IpAddr::V6(mapped), v4.port()).into())
-            }
-            (SocketAddr::V4(_), SocketAddr::V6(v6)) => match v6.ip().to_ipv4_mapped() {
-                Some(v4) => Ok(SocketAddr::new(IpAddr::V4(v4), v6.port()).into()),
-                None => Err(Error::FamilyMismatch {
-                    to,
-                    local: self.local,
-                    family: "IPv4",
-                }),
-            },
-            _ => Ok(to.into()),
-        }
-    }
 }
 
 /// True for the errors an ICMP report leaves pending on a socket (port,
@@ -332,35 +303,40 @@ pub fn is_icmp_error(error: &io::Error) -> bool {
     )
 }
 
-/// Refuses a payload that UDP cannot carry to `to` (65507 bytes over IPv4,
-/// 65527 over IPv6), before anything is sent.
-pub fn check_payload(len: usize, to: &SocketAddr) -> Result<(), Error> {
-    let (limit, family) = payload_limit(to);
-    if len > limit {
-        return Err(Error::PayloadTooLarge { len, limit, family });
-    }
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Binds and closes a socket without `SO_REUSEADDR`: fails with
-/// `EADDRINUSE` when another socket holds `addr`.
-fn probe_bind(addr: SocketAddr) -> Result<(), Error> {
-    let probe = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(
-        |source| Error::CreateSocket {
-            family: family_name(&addr),
-            source,
-        },
-    )?;
-    if addr.is_ipv6() {
-        // Probe the same way the real socket binds (dual-stack).
-        let _ = probe.set_only_v6(false);
+    fn open(bind: &str) -> Result<Endpoint, Error> {
+        Endpoint::open(&SocketOptions {
+            bind: bind.parse().unwrap(),
+            rcvbuf: None,
+            sndbuf: None,
+        })
+        .map(|(endpoint, _)| endpoint)
     }
-    probe
-        .bind(&addr.into())
-        .map_err(|source| Error::Bind { addr, source })
-}
 
-/// "IPv4" or "IPv6", for messages.
-pub fn family_name(addr: &SocketAddr) -> &'static str {
-    if addr.is_ipv4() { "IPv4" } else { "IPv6" }
+    /// A port dgram holds cannot be bound by a second socket, even one that
+    /// sets `SO_REUSEADDR` (as `nc -u -l` does), and dgram cannot take a
+    /// port another socket holds.
+    #[test]
+    fn the_port_is_not_shared() {
+        let first = open("127.0.0.1:0").unwrap();
+        let other = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        other.set_reuse_address(true).unwrap();
+        let err = other.bind(&first.local_addr().into()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let err = open(&taken.local_addr().unwrap().to_string()).unwrap_err();
+        assert!(matches!(err, Error::Bind { .. }), "{err}");
+    }
+
+    /// Sending to a peer of the other family is refused before sending.
+    #[test]
+    fn send_refuses_the_other_family() {
+        let endpoint = open("127.0.0.1:0").unwrap();
+        let err = endpoint.send_to(b"x", "[::1]:9".parse().unwrap(), &mut Vec::new());
+        assert!(matches!(err, Err(Error::FamilyMismatch { .. })));
+    }
 }

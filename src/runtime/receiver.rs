@@ -1,28 +1,47 @@
-//! The receiver thread: it owns `recv_from` (and `send_to` for echo
-//! replies), sorts errors by kind, keeps the kernel drop count, and hands
-//! everything to the display as [`Event`]s over a crossbeam channel.
+//! The receiver thread: it owns `recv_from`, sorts errors by kind, keeps
+//! the kernel drop count, and hands every datagram to a [`Handler`], the
+//! seam where a protocol layer decodes, verifies and answers a datagram
+//! before it becomes an event.
 //!
-//! It stops within [`READ_TIMEOUT`](crate::socket::READ_TIMEOUT) of its
-//! `stop` channel disconnecting (or receiving), when the event channel's
-//! reader goes away, or after `limit` datagrams.
+//! It stops within [`READ_TIMEOUT`](crate::net::endpoint::READ_TIMEOUT) of
+//! its `stop` channel disconnecting (or receiving), when nobody reads its
+//! events any more, or after `limit` datagrams.
 
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, TryRecvError};
 
+use super::outbox::{Closed, Outbox};
 use crate::Error;
-use crate::datagram::Datagram;
-use crate::event::Event;
-use crate::socket::{Endpoint, is_icmp_error};
-use crate::sys::{PeerError, Scratch};
+use crate::model::{Datagram, Event};
+use crate::net::endpoint::is_icmp_error;
+use crate::net::sys::Scratch;
 
 /// How often the drop counter is read while datagrams keep arriving (it is
 /// also read whenever the socket goes idle, and once more before stopping).
 const DROP_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What becomes of each received datagram, decided on the receiver thread
+/// before anything is shown: show it, answer it (echo), and later decode,
+/// verify and acknowledge it. Replies go out through the [`Outbox`], so
+/// they are counted and their ICMP errors reported like any send.
+pub trait Handler: Send {
+    /// Handles one datagram: emits the events it makes (at least the
+    /// datagram itself, in some form) and sends what it answers.
+    fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed>;
+}
+
+/// The plain handler: every datagram is shown as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Show;
+
+impl Handler for Show {
+    fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
+        outbox.emit(Event::Datagram(datagram))
+    }
+}
 
 /// How the receiver behaves.
 #[derive(Debug, Clone, Copy)]
@@ -30,66 +49,29 @@ pub struct ReceiverConfig {
     /// The application's receive buffer (`--max-size`): longer datagrams are
     /// truncated by the kernel, and reported so.
     pub max_size: usize,
-    /// Send every datagram back to its sender unchanged.
-    pub echo: bool,
     /// Stop after this many datagrams.
     pub limit: Option<u64>,
 }
 
 /// Starts the receiver thread (named `dgram-receiver`).
 ///
-/// The thread ends when `stop` receives or disconnects, when `events` has no
-/// reader left, or after `config.limit` datagrams; dropping its end of
-/// `events` then tells the reader that nothing more will come. It returns an
-/// error only for a failure that is not about a peer.
+/// The thread ends when `stop` receives or disconnects, when the events
+/// have no reader left, or after `config.limit` datagrams; its outbox (and
+/// so its end of the event channel) is dropped then. It returns an error
+/// only for a failure that is not about a peer.
 pub fn spawn(
-    endpoint: Arc<Endpoint>,
+    outbox: Outbox,
     config: ReceiverConfig,
-    events: Sender<Event>,
+    handler: Box<dyn Handler>,
     stop: Receiver<()>,
 ) -> Result<JoinHandle<Result<(), Error>>, Error> {
     thread::Builder::new()
         .name("dgram-receiver".into())
-        .spawn(move || Receiving::new(&endpoint, config, events).run(&stop))
+        .spawn(move || Receiving::new(outbox, config, handler).run(&stop))
         .map_err(|source| Error::SpawnThread {
             name: "receiver",
             source,
         })
-}
-
-/// Forwards drained ICMP errors as events. Returns false when the event
-/// channel has no reader left.
-pub fn report_peer_errors(events: &Sender<Event>, errors: Vec<PeerError>) -> bool {
-    errors.into_iter().all(|error| {
-        let event = if error.is_refusal() {
-            Event::Unreachable { peer: error.peer }
-        } else {
-            Event::PeerError {
-                peer: error.peer,
-                error: error.message(),
-            }
-        };
-        events.send(event).is_ok()
-    })
-}
-
-/// Sends one datagram and tells the display: the ICMP errors drained on the
-/// way (see [`Endpoint::send_to`]) and a `Sent` event.
-pub fn send_reported(
-    endpoint: &Endpoint,
-    events: &Sender<Event>,
-    payload: &[u8],
-    to: SocketAddr,
-    echo: bool,
-) -> Result<(), Error> {
-    let report = endpoint.send_to(payload, to)?;
-    report_peer_errors(events, report.peer_errors);
-    let _ = events.send(Event::Sent {
-        to,
-        len: payload.len(),
-        echo,
-    });
-    Ok(())
 }
 
 /// Tracks the socket's cumulative drop counter (a wrapping `u32` in the
@@ -120,10 +102,10 @@ impl DropCounter {
     }
 }
 
-struct Receiving<'a> {
-    endpoint: &'a Endpoint,
+struct Receiving {
+    outbox: Outbox,
     config: ReceiverConfig,
-    events: Sender<Event>,
+    handler: Box<dyn Handler>,
     drops: DropCounter,
     last_drop_poll: Instant,
 }
@@ -140,12 +122,18 @@ enum Stop {
     Failed(Error),
 }
 
-impl<'a> Receiving<'a> {
-    fn new(endpoint: &'a Endpoint, config: ReceiverConfig, events: Sender<Event>) -> Self {
+impl From<Closed> for Stop {
+    fn from(_: Closed) -> Self {
+        Stop::ReaderGone
+    }
+}
+
+impl Receiving {
+    fn new(outbox: Outbox, config: ReceiverConfig, handler: Box<dyn Handler>) -> Self {
         Receiving {
-            endpoint,
+            outbox,
             config,
-            events,
+            handler,
             drops: DropCounter::default(),
             last_drop_poll: Instant::now(),
         }
@@ -173,11 +161,11 @@ impl<'a> Receiving<'a> {
             if self.config.limit.is_some_and(|limit| received >= limit) {
                 return Stop::Limit;
             }
-            let step = match self.endpoint.recv(&mut buf, &mut scratch) {
+            let step = match self.outbox.endpoint().recv(&mut buf, &mut scratch) {
                 Ok(got) => {
                     received += 1;
                     let datagram = Datagram {
-                        at: SystemTime::now(),
+                        at: got.timestamp.unwrap_or_else(SystemTime::now),
                         from: got.from,
                         payload: buf[..got.len].to_vec(),
                         truncated: got.truncated,
@@ -202,14 +190,7 @@ impl<'a> Receiving<'a> {
             // Drops counted before this datagram was queued come first.
             self.note_drops(raw)?;
         }
-        let reply = self
-            .config
-            .echo
-            .then(|| (datagram.payload.clone(), datagram.from));
-        self.emit(Event::Datagram(datagram))?;
-        if let Some((payload, to)) = reply {
-            self.echo(&payload, to)?;
-        }
+        self.handler.on_datagram(datagram, &self.outbox)?;
         if self.last_drop_poll.elapsed() >= DROP_POLL_INTERVAL {
             self.poll_drops()?;
         }
@@ -220,45 +201,23 @@ impl<'a> Receiving<'a> {
     /// whatever call comes next on the socket: they are reports about a
     /// peer, read from the error queue, and the loop goes on.
     fn on_error(&mut self, error: io::Error) -> Result<(), Stop> {
-        let errors = self.endpoint.take_errors();
+        let errors = self.outbox.endpoint().take_errors();
         // An empty queue with an ICMP error means the other thread drained
         // the report first: it has been shown already.
         if errors.is_empty() && !is_icmp_error(&error) {
             return Err(Stop::Failed(Error::Receive {
-                local: self.endpoint.local_addr(),
+                local: self.outbox.endpoint().local_addr(),
                 source: error,
             }));
         }
-        self.report(errors)
-    }
-
-    /// Sends an echo reply: the same bytes back to the sender, so an echo
-    /// never sends more than it received.
-    fn echo(&mut self, payload: &[u8], to: SocketAddr) -> Result<(), Stop> {
-        match send_reported(self.endpoint, &self.events, payload, to, true) {
-            Ok(()) => Ok(()),
-            // A reply that cannot go out is a report, not the end of the
-            // listener: the next sender may well be reachable.
-            Err(error) => self.emit(Event::PeerError {
-                peer: to,
-                error: format!("echo reply not sent: {}", crate::error::report(&error)),
-            }),
-        }
-    }
-
-    fn report(&mut self, errors: Vec<PeerError>) -> Result<(), Stop> {
-        if report_peer_errors(&self.events, errors) {
-            Ok(())
-        } else {
-            Err(Stop::ReaderGone)
-        }
+        Ok(self.outbox.report(errors)?)
     }
 
     /// Reads the drop counter now (`SO_MEMINFO`): it is always current,
     /// while `SO_RXQ_OVFL` only rides on datagrams queued after a drop.
     fn poll_drops(&mut self) -> Result<(), Stop> {
         self.last_drop_poll = Instant::now();
-        match self.endpoint.kernel_drops() {
+        match self.outbox.endpoint().kernel_drops() {
             Some(raw) => self.note_drops(raw),
             None => Ok(()),
         }
@@ -269,14 +228,10 @@ impl<'a> Receiving<'a> {
         if count == 0 {
             return Ok(());
         }
-        self.emit(Event::Dropped {
+        Ok(self.outbox.emit(Event::Dropped {
             count,
             total: self.drops.total(),
-        })
-    }
-
-    fn emit(&self, event: Event) -> Result<(), Stop> {
-        self.events.send(event).map_err(|_| Stop::ReaderGone)
+        })?)
     }
 }
 
@@ -284,6 +239,8 @@ impl<'a> Receiving<'a> {
 mod tests {
     use super::DropCounter;
 
+    /// New drops are the difference between readings; a stale reading
+    /// counts nothing.
     #[test]
     fn drop_counter_counts_new_drops_only() {
         let mut drops = DropCounter::default();
@@ -295,6 +252,7 @@ mod tests {
         assert_eq!(drops.total(), 9);
     }
 
+    /// The kernel's u32 counter wraps; the total does not.
     #[test]
     fn drop_counter_survives_wrapping() {
         let mut drops = DropCounter::default();

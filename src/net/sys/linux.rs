@@ -1,9 +1,10 @@
-//! Linux: `MSG_TRUNC`, `SO_RXQ_OVFL`, `SO_MEMINFO`, `IP_RECVERR` and the
-//! socket error queue.
+//! Linux: `MSG_TRUNC`, `SO_RXQ_OVFL`, `SO_MEMINFO`, `SO_TIMESTAMPNS`,
+//! `IP_RECVERR` and the socket error queue.
 
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -11,7 +12,8 @@ use nix::sys::socket::{
 };
 use socket2::{Domain, Socket};
 
-use super::{Capabilities, PeerError, Received, canonical};
+use super::{Capabilities, PeerError, Received};
+use crate::net::addr::canonical;
 
 /// The most error-queue entries read in one call, so that a flood of ICMP
 /// errors cannot keep one thread in here forever.
@@ -26,17 +28,19 @@ pub struct Scratch {
 impl Default for Scratch {
     fn default() -> Self {
         Scratch {
-            cmsg: nix::cmsg_space!(u32),
+            cmsg: nix::cmsg_space!(u32, nix::sys::time::TimeSpec),
         }
     }
 }
 
-/// Turns on `SO_RXQ_OVFL` and `IP_RECVERR` (plus `IPV6_RECVERR` on IPv6
-/// sockets, which also carry IPv4 traffic when dual-stack). An option the
-/// kernel refuses is reported as absent, not as an error.
+/// Turns on `SO_RXQ_OVFL`, `SO_TIMESTAMPNS` and `IP_RECVERR` (plus
+/// `IPV6_RECVERR` on IPv6 sockets, which also carry IPv4 traffic when
+/// dual-stack). An option the kernel refuses is reported as absent, not as
+/// an error.
 pub fn enable_extras(socket: &Socket) -> Capabilities {
     let drop_count =
         setsockopt(socket, sockopt::RxqOvfl, &1).is_ok() && kernel_drops(socket).is_some();
+    let kernel_timestamps = setsockopt(socket, sockopt::ReceiveTimestampns, &true).is_ok();
     let is_v6 = socket.domain().map(|d| d == Domain::IPV6).unwrap_or(false);
     let icmp_errors = if is_v6 {
         // IPv4-mapped traffic on a dual-stack socket reports through
@@ -51,6 +55,7 @@ pub fn enable_extras(socket: &Socket) -> Capabilities {
         true_length: true,
         drop_count,
         icmp_errors,
+        kernel_timestamps,
     }
 }
 
@@ -72,10 +77,19 @@ pub fn recv(socket: &Socket, buf: &mut [u8], scratch: &mut Scratch) -> io::Resul
         .and_then(to_socket_addr)
         .ok_or_else(|| io::Error::other("datagram from a non-IP address"))?;
     let mut drop_counter = None;
+    let mut timestamp = None;
     if let Ok(cmsgs) = msg.cmsgs() {
         for cmsg in cmsgs {
-            if let ControlMessageOwned::RxqOvfl(count) = cmsg {
-                drop_counter = Some(count);
+            match cmsg {
+                ControlMessageOwned::RxqOvfl(count) => drop_counter = Some(count),
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    let since_epoch = Duration::new(
+                        u64::try_from(ts.tv_sec()).unwrap_or(0),
+                        u32::try_from(ts.tv_nsec()).unwrap_or(0),
+                    );
+                    timestamp = SystemTime::UNIX_EPOCH.checked_add(since_epoch);
+                }
+                _ => {}
             }
         }
     }
@@ -88,6 +102,7 @@ pub fn recv(socket: &Socket, buf: &mut [u8], scratch: &mut Scratch) -> io::Resul
         original_len: truncated.then_some(msg.bytes),
         from: canonical(from),
         drop_counter,
+        timestamp,
     })
 }
 

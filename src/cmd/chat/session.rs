@@ -1,22 +1,20 @@
 //! The sending side of a chat: the current peer, the buffer sizes asked
-//! for, and what each message and command does.
+//! for, and what each typed line, message and command does.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use crossbeam_channel::Sender;
-
-use crate::command::{Command, help};
-use crate::datagram::pattern;
-use crate::display::{buffer_line, totals};
+use super::command::{self, Command, Input, help};
+use crate::cmd::payload::pattern;
 use crate::error::report;
-use crate::event::Event;
-use crate::receiver::send_reported;
-use crate::socket::Endpoint;
-use crate::stats::Stats;
+use crate::model::Stats;
+use crate::net::addr::check_family;
+use crate::net::limits::check_payload;
+use crate::output::render::{buffer_line, plural, totals};
+use crate::runtime::{JobControl, Outbox};
 
-/// What a command asks of the REPL.
+/// What a line asks of the input loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Show these lines and read the next one.
@@ -28,41 +26,38 @@ pub enum Outcome {
 /// One chat's sending side, owned by the input thread.
 #[derive(Debug)]
 pub struct Session {
-    endpoint: Arc<Endpoint>,
-    /// Where `Sent` events and drained ICMP errors go (the display).
-    events: Sender<Event>,
+    outbox: Outbox,
+    /// The socket's address (peers of another family cannot be reached).
+    local: SocketAddr,
     /// Where messages go; `None` until `--peer`, `/to` or `/reply`.
     peer: Option<SocketAddr>,
     /// `SO_RCVBUF` as last requested (for `/buf`).
     rcvbuf_requested: Option<usize>,
     /// `SO_SNDBUF` as last requested (for `/buf`).
     sndbuf_requested: Option<usize>,
-    /// What the display has counted (shared with the display thread).
+    /// What the display has counted (shared with the display loop).
     stats: Arc<Mutex<Stats>>,
+    /// The "an empty line sends nothing" hint has been given.
+    empty_hint_given: bool,
 }
 
 impl Session {
-    /// A session sending through `endpoint`.
+    /// A session sending through `outbox` from the socket bound to `local`.
     pub fn new(
-        endpoint: Arc<Endpoint>,
-        events: Sender<Event>,
+        outbox: Outbox,
         peer: Option<SocketAddr>,
         requested: (Option<usize>, Option<usize>),
         stats: Arc<Mutex<Stats>>,
     ) -> Self {
         Session {
-            endpoint,
-            events,
+            local: outbox.endpoint().local_addr(),
+            outbox,
             peer,
             rcvbuf_requested: requested.0,
             sndbuf_requested: requested.1,
             stats,
+            empty_hint_given: false,
         }
-    }
-
-    /// The current peer.
-    pub fn peer(&self) -> Option<SocketAddr> {
-        self.peer
     }
 
     /// The prompt: who a typed line goes to.
@@ -73,26 +68,62 @@ impl Session {
         }
     }
 
+    /// Handles one line typed (or pasted) by a person: a `/command`, a
+    /// message, or an empty line, which sends nothing (`/empty` does).
+    pub fn typed(&mut self, line: &str, control: &JobControl) -> Outcome {
+        if line.is_empty() {
+            if self.empty_hint_given {
+                return Outcome::Continue(Vec::new());
+            }
+            self.empty_hint_given = true;
+            return Outcome::Continue(vec![
+                "(an empty line sends nothing; /empty sends an empty datagram)".to_string(),
+            ]);
+        }
+        match command::parse(line) {
+            Ok(Input::Message(payload)) => {
+                Outcome::Continue(self.send(&payload).err().into_iter().collect())
+            }
+            Ok(Input::Command(command)) => self.execute(command, control),
+            Err(message) => Outcome::Continue(vec![message]),
+        }
+    }
+
     /// Sends one datagram to the current peer. The error is a line to show;
     /// a refusal is not an error here (the display reports it).
     pub fn send(&self, payload: &[u8]) -> Result<(), String> {
-        let peer = self
-            .peer
-            .ok_or("no peer yet: /to ADDR, or /reply once someone writes")?;
-        send_reported(&self.endpoint, &self.events, payload, peer, false).map_err(|e| report(&e))
+        let peer = self.peer()?;
+        self.outbox.send(payload, peer).map_err(|e| report(&e))
+    }
+
+    /// The outbox (for lines piped in, which are data, not commands).
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// The current peer, or the line that says there is none.
+    pub fn peer(&self) -> Result<SocketAddr, String> {
+        self.peer
+            .ok_or_else(|| "no peer yet: /to ADDR, or /reply once someone writes".to_string())
     }
 
     /// Runs one command.
-    pub fn execute(&mut self, command: Command) -> Outcome {
+    pub fn execute(&mut self, command: Command, control: &JobControl) -> Outcome {
         let lines = match command {
             Command::Empty => self.send_reporting(&[]),
-            Command::Size(n) => self.send_reporting(&pattern(n)),
+            Command::Size(n) => match self.fits(n) {
+                Ok(()) => self.send_reporting(&pattern(n)),
+                Err(line) => vec![line],
+            },
             Command::Hex(bytes) => self.send_reporting(&bytes),
-            Command::Burst { count, size } => vec![self.burst(count, size)],
-            Command::To(peer) => {
-                self.peer = Some(peer);
-                vec![format!("talking to {peer}")]
-            }
+            Command::Burst { count, size } => vec![self.burst(count, size, control)],
+            Command::To(peer) => match check_family(self.local, peer) {
+                Ok(()) => {
+                    self.peer = Some(peer);
+                    vec![format!("talking to {peer}")]
+                }
+                Err(e) => vec![report(&e)],
+            },
             Command::Reply => match self.last_sender() {
                 Some(peer) => {
                     self.peer = Some(peer);
@@ -102,14 +133,14 @@ impl Session {
             },
             Command::Peers => self.peers(),
             Command::Buf => self.buffers(),
-            Command::RcvBuf(size) => match self.endpoint.set_recv_buffer(size) {
+            Command::RcvBuf(size) => match self.outbox.endpoint().set_recv_buffer(size) {
                 Ok(now) => {
                     self.rcvbuf_requested = Some(size);
                     vec![buffer_line("SO_RCVBUF", &now)]
                 }
                 Err(e) => vec![report(&e)],
             },
-            Command::SndBuf(size) => match self.endpoint.set_send_buffer(size) {
+            Command::SndBuf(size) => match self.outbox.endpoint().set_send_buffer(size) {
                 Ok(now) => {
                     self.sndbuf_requested = Some(size);
                     vec![buffer_line("SO_SNDBUF", &now)]
@@ -124,12 +155,12 @@ impl Session {
     }
 
     fn last_sender(&self) -> Option<SocketAddr> {
-        self.stats().last_sender
+        self.stats().peers.last_sender()
     }
 
     fn stats(&self) -> MutexGuard<'_, Stats> {
-        // A poisoned lock means the display thread panicked; its counts are
-        // still the best there are.
+        // A poisoned lock means a thread panicked while counting; its counts
+        // are still the best there are.
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -140,19 +171,40 @@ impl Session {
         }
     }
 
-    /// Sends `count` datagrams back to back and says how many went out.
-    fn burst(&self, count: u64, size: usize) -> String {
+    /// Refuses a size the current peer cannot be sent, before allocating.
+    fn fits(&self, size: usize) -> Result<(), String> {
+        let peer = self.peer()?;
+        check_payload(size, &peer).map_err(|e| report(&e))
+    }
+
+    /// Sends `count` datagrams back to back until done or interrupted
+    /// (Ctrl-C), and says how many went out.
+    fn burst(&self, count: u64, size: usize, control: &JobControl) -> String {
+        let peer = match self.peer().and_then(|peer| self.fits(size).map(|()| peer)) {
+            Ok(peer) => peer,
+            Err(line) => return line,
+        };
         let payload = pattern(size);
+        control.clear();
         let mut sent = 0u64;
         for _ in 0..count {
-            if let Err(line) = self.send(&payload) {
-                return format!("burst stopped after {sent} of {count} datagrams: {line}");
+            if control.interrupted() {
+                return format!(
+                    "burst interrupted: sent {sent} of {count} datagram{} of {size} B to {peer}",
+                    plural(count)
+                );
+            }
+            if let Err(e) = self.outbox.send(&payload, peer) {
+                return format!(
+                    "burst stopped after {sent} of {count} datagrams: {}",
+                    report(&e)
+                );
             }
             sent += 1;
         }
         format!(
-            "burst: sent {sent} of {count} datagrams of {size} B to {}",
-            self.peer.map_or("nobody".to_string(), |p| p.to_string())
+            "burst: sent {sent} of {count} datagram{} of {size} B to {peer}",
+            plural(count)
         )
     }
 
@@ -188,8 +240,9 @@ impl Session {
     }
 
     fn buffers(&self) -> Vec<String> {
-        let rcvbuf = self.endpoint.recv_buffer(self.rcvbuf_requested);
-        let sndbuf = self.endpoint.send_buffer(self.sndbuf_requested);
+        let endpoint = self.outbox.endpoint();
+        let rcvbuf = endpoint.recv_buffer(self.rcvbuf_requested);
+        let sndbuf = endpoint.send_buffer(self.sndbuf_requested);
         vec![
             rcvbuf.map_or_else(|e| report(&e), |size| buffer_line("SO_RCVBUF", &size)),
             sndbuf.map_or_else(|e| report(&e), |size| buffer_line("SO_SNDBUF", &size)),

@@ -1,8 +1,9 @@
 //! Platform-specific socket calls, behind one portable interface.
 //!
 //! On Linux (`sys/linux.rs`) receiving uses `recvmsg` with `MSG_TRUNC` (the
-//! true length of a truncated datagram) and the `SO_RXQ_OVFL` control message
-//! (the socket's drop counter), the drop counter is also read at any time with
+//! true length of a truncated datagram), the `SO_RXQ_OVFL` control message
+//! (the socket's drop counter) and `SO_TIMESTAMPNS` (when the kernel took the
+//! datagram in); the drop counter is also read at any time with
 //! `SO_MEMINFO`, and ICMP errors are heard through `IP_RECVERR` /
 //! `IPV6_RECVERR` and read from the socket's error queue (`MSG_ERRQUEUE`).
 //!
@@ -11,6 +12,7 @@
 //! and [`Capabilities`] says so.
 
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
 #[cfg_attr(all(target_os = "linux", not(feature = "portable")), path = "linux.rs")]
 #[cfg_attr(
@@ -22,7 +24,7 @@ mod imp;
 pub use imp::{Scratch, enable_extras, kernel_drops, recv, take_errors};
 
 /// Which of the platform extras this socket has.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Capabilities {
     /// The true length of a truncated datagram is known (`MSG_TRUNC`).
     pub true_length: bool,
@@ -30,6 +32,9 @@ pub struct Capabilities {
     pub drop_count: bool,
     /// ICMP errors such as port unreachable are heard (`IP_RECVERR`).
     pub icmp_errors: bool,
+    /// Each datagram carries the time the kernel received it
+    /// (`SO_TIMESTAMPNS`).
+    pub kernel_timestamps: bool,
 }
 
 /// One datagram as the platform delivered it into the caller's buffer.
@@ -41,11 +46,14 @@ pub struct Received {
     pub truncated: bool,
     /// The datagram's length on the wire, where the platform tells it.
     pub original_len: Option<usize>,
-    /// The sender.
+    /// The sender, as the socket reported it (possibly IPv4-mapped).
     pub from: SocketAddr,
     /// The socket's cumulative drop counter as it stood when this datagram
     /// was queued (`SO_RXQ_OVFL`); absent until the first drop.
     pub drop_counter: Option<u32>,
+    /// When the kernel received the datagram (`SO_TIMESTAMPNS`), where the
+    /// platform tells it.
+    pub timestamp: Option<SystemTime>,
 }
 
 /// An ICMP error the kernel queued for this socket.
@@ -73,57 +81,4 @@ impl PeerError {
             None => text,
         }
     }
-}
-
-/// Writes `v4` as it should be shown: IPv4-mapped IPv6 addresses (which a
-/// dual-stack socket reports for IPv4 peers) become plain IPv4.
-pub fn canonical(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
-    }
-}
-
-/// The terminal's settings, saved before the line editor switches it to raw
-/// mode, so that a chat ended by a signal (while the editor is still
-/// reading) can put the terminal back as it found it.
-#[derive(Debug)]
-pub struct TerminalState {
-    #[cfg(unix)]
-    saved: nix::sys::termios::Termios,
-}
-
-impl TerminalState {
-    /// Saves the settings of the terminal on standard input.
-    #[cfg(unix)]
-    pub fn save() -> Option<TerminalState> {
-        nix::sys::termios::tcgetattr(std::io::stdin())
-            .ok()
-            .map(|saved| TerminalState { saved })
-    }
-
-    /// Restores the saved settings, and turns off bracketed paste, which
-    /// the line editor turns on.
-    #[cfg(unix)]
-    pub fn restore(&self) {
-        use nix::sys::termios::{SetArg, tcsetattr};
-        use std::io::Write;
-        let _ = tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &self.saved);
-        let mut out = std::io::stdout();
-        let _ = out.write_all(b"\x1b[?2004l\r\n");
-        let _ = out.flush();
-    }
-
-    /// Nothing to save on this platform.
-    #[cfg(not(unix))]
-    pub fn save() -> Option<TerminalState> {
-        None
-    }
-
-    /// Nothing to restore on this platform.
-    #[cfg(not(unix))]
-    pub fn restore(&self) {}
 }

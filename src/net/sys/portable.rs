@@ -5,7 +5,8 @@ use std::mem::MaybeUninit;
 
 use socket2::{MaybeUninitSlice, Socket};
 
-use super::{Capabilities, PeerError, Received, canonical};
+use super::{Capabilities, PeerError, Received};
+use crate::net::addr::canonical;
 
 /// Per-receiver scratch space (nothing is needed here).
 #[derive(Debug, Default)]
@@ -35,6 +36,7 @@ pub fn recv(socket: &Socket, buf: &mut [u8], _scratch: &mut Scratch) -> io::Resu
         original_len: None,
         from: canonical(from),
         drop_counter: None,
+        timestamp: None,
     })
 }
 

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use crate::parse;
+use crate::cmd::parse;
 
 /// The chat commands, their arguments and what they do: the source of
 /// `/help` and of tab completion.
@@ -123,7 +123,7 @@ pub fn parse(line: &str) -> Result<Input, String> {
         "empty" => arity(0, 0).map(|_| Command::Empty)?,
         "size" => {
             arity(1, 1)?;
-            Command::Size(parse::byte_count(args[0])?)
+            Command::Size(parse::payload_size(args[0])?)
         }
         "hex" => {
             arity(1, usize::MAX)?;
@@ -137,7 +137,7 @@ pub fn parse(line: &str) -> Result<Input, String> {
                 .filter(|n| (1..=MAX_BURST).contains(n))
                 .ok_or_else(|| format!("'{}' is not a count from 1 to {MAX_BURST}", args[0]))?;
             let size = match args.get(1) {
-                Some(size) => parse::byte_count(size)?,
+                Some(size) => parse::payload_size(size)?,
                 None => DEFAULT_BURST_SIZE,
             };
             Command::Burst { count, size }
@@ -189,7 +189,11 @@ pub fn help() -> Vec<String> {
         .iter()
         .map(|(name, params, what)| format!("  {:<width$}  {what}", format!("{name}{params}")))
         .collect();
-    lines.push("  anything else is sent as one datagram; //text sends /text".to_string());
+    lines.push(
+        "  anything else is sent as one datagram (an empty line sends nothing); //text sends /text"
+            .to_string(),
+    );
+    lines.push("  Ctrl-C clears the line, or stops a /burst".to_string());
     lines
 }
 
@@ -201,6 +205,13 @@ mod tests {
     fn messages_and_commands() {
         assert_eq!(parse("hello").unwrap(), Input::Message(b"hello".to_vec()));
         assert_eq!(parse("").unwrap(), Input::Message(Vec::new()));
+        assert_eq!(
+            parse("/burst 3 1k").unwrap(),
+            Input::Command(Command::Burst {
+                count: 3,
+                size: 1024
+            })
+        );
         assert_eq!(parse("//help").unwrap(), Input::Message(b"/help".to_vec()));
         assert_eq!(parse("/empty").unwrap(), Input::Command(Command::Empty));
         assert_eq!(
@@ -234,6 +245,11 @@ mod tests {
         assert!(parse("/burst 0").unwrap_err().contains("from 1"));
         assert!(parse("/to nowhere").unwrap_err().contains("no port"));
         assert!(parse("/rcvbuf 0").unwrap_err().contains("0 bytes"));
+        // Sizes are bounded before anything is allocated.
+        assert!(parse("/size 1000000000000").unwrap_err().contains("65507"));
+        assert!(parse("/burst 10 4G").unwrap_err().contains("65527"));
+        // IPv6 without brackets is refused, not guessed at.
+        assert!(parse("/to ::1:9120").unwrap_err().contains("[::1]:9120"));
         assert!(parse("/frob").unwrap_err().contains("/help"));
         assert_eq!(parse("/empty now").unwrap_err(), "usage: /empty");
     }
@@ -242,6 +258,6 @@ mod tests {
     fn completion_and_help_cover_every_command() {
         assert_eq!(completions("/s"), vec!["/size", "/sndbuf", "/stats"]);
         assert_eq!(completions("/q"), vec!["/quit"]);
-        assert_eq!(help().len(), COMMANDS.len() + 1);
+        assert_eq!(help().len(), COMMANDS.len() + 2);
     }
 }

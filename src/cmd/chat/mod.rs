@@ -1,0 +1,208 @@
+//! `dgram chat`: one socket, every datagram shown as it arrives while the
+//! user types, each line typed sent as one datagram.
+//!
+//! The chat runs on the pipeline ([`Pipeline`]): the receiver thread
+//! receives, the display loop (the calling thread) prints events, and the
+//! input is the pipeline's job (`dgram-input`), in one of three modes (see
+//! [`Mode`]): the rustyline editor, plain typed lines, or a pipe.
+//!
+//! - [`command`]: what a typed line means (a message or a `/command`).
+//! - [`session`]: the sending side (current peer, commands run).
+//! - [`repl`]: the input loops of the three modes.
+//! - [`terminal`]: mode detection and the terminal settings to restore.
+
+pub mod command;
+pub mod repl;
+pub mod session;
+pub mod terminal;
+
+use std::io::{self, BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use self::session::Session;
+use self::terminal::{Mode, TerminalState};
+use crate::Error;
+use crate::cmd::payload::spawn_line_reader;
+use crate::model::Summary;
+use crate::net::SocketOptions;
+use crate::net::addr::check_family;
+use crate::net::limits::payload_limit;
+use crate::output::sink::{self, PrinterSink};
+use crate::output::{Display, Format, Renderer, Shown, Sink};
+use crate::runtime::{Ended, Job, OnInterrupt, Pipeline, Plan, Show, Shutdown};
+
+/// What `dgram chat` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ChatOptions {
+    /// Bind address and buffer sizes.
+    pub socket: SocketOptions,
+    /// Who typed lines go to first.
+    pub peer: Option<SocketAddr>,
+    /// The application's receive buffer (`--max-size`).
+    pub max_size: usize,
+    /// Human lines or JSON lines.
+    pub format: Format,
+    /// The history file (`None`: no history).
+    pub history: Option<PathBuf>,
+    /// From a pipe: how long to wait for replies after end of input.
+    pub linger: Duration,
+}
+
+/// Where a chat's input comes from and its output goes.
+pub enum ChatIo {
+    /// The process's standard streams; the mode follows from them.
+    Process,
+    /// Given streams (tests, in-process use).
+    Streams {
+        /// Lines of input.
+        input: Box<dyn BufRead + Send>,
+        /// Typed by a person (`/commands` work, an empty line sends
+        /// nothing), or data from a pipe.
+        typed: bool,
+        /// Events.
+        out: Box<dyn Sink>,
+        /// Answers to commands, warnings.
+        err: Box<dyn Sink>,
+    },
+}
+
+/// Runs the chat until `/quit`, Ctrl-D, end of input (plus `linger` for a
+/// pipe), SIGTERM, or (from a pipe) Ctrl-C, and returns the totals (already
+/// printed). Lines of a pipe too long for a datagram are skipped and make
+/// it fail at the end ([`Error::LinesNotSent`]).
+pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Summary, Error> {
+    if let Some(peer) = options.peer {
+        check_family(options.socket.bind, peer)?;
+    }
+    let (mode, out, mut err, input): (Mode, Box<dyn Sink>, Box<dyn Sink>, _) = match io {
+        ChatIo::Process => (
+            Mode::detect(),
+            Box::new(sink::stdout()),
+            Box::new(sink::stderr()),
+            None,
+        ),
+        ChatIo::Streams {
+            input,
+            typed,
+            out,
+            err,
+        } => (
+            if typed { Mode::Typed } else { Mode::Piped },
+            out,
+            err,
+            Some(input),
+        ),
+    };
+    let mut out = Some(out);
+    let pipeline = Pipeline::open(&options.socket, options.max_size)?;
+    let local = pipeline.local_addr();
+
+    let mut prepared = match mode {
+        Mode::Editor => Some(repl::editor(options.history.as_deref())?),
+        Mode::Typed | Mode::Piped => None,
+    };
+    let mut display = match &mut prepared {
+        Some(prepared) => {
+            let printer = prepared
+                .editor
+                .create_external_printer()
+                .map_err(|source| Error::Terminal { source })?;
+            Display::new(
+                Renderer::new(options.format),
+                PrinterSink(Box::new(printer)),
+            )
+        }
+        None => Display::new(Renderer::new(options.format), out.take()),
+    };
+
+    // The banner goes out before any thread can print.
+    if display.show(&pipeline.listening())? == Shown::ReaderGone {
+        return Ok(display.snapshot().summary);
+    }
+    if options.format == Format::Human {
+        let peer = options
+            .peer
+            .map_or("no peer yet (/to ADDR)".to_string(), |p| {
+                format!("peer {p}")
+            });
+        let how = match mode {
+            Mode::Editor | Mode::Typed => "type a message and press Enter; /help lists commands",
+            Mode::Piped => "each line of input is one datagram",
+        };
+        display.write(&[format!("chat on {local}, {peer}: {how}")])?;
+    }
+    if let Some(prepared) = &prepared
+        && !prepared.warnings.is_empty()
+    {
+        err.write_lines(&prepared.warnings)
+            .map_err(|source| Error::WriteOutput { source })?;
+    }
+
+    let session = Session::new(
+        pipeline.outbox(),
+        options.peer,
+        (options.socket.rcvbuf, options.socket.sndbuf),
+        display.stats(),
+    );
+    let mut plan = Plan::receive(Show);
+    let input = || -> Result<_, Error> {
+        spawn_line_reader(input.unwrap_or_else(|| Box::new(BufReader::new(io::stdin()))))
+    };
+    let terminal = match (mode, prepared) {
+        (Mode::Editor, Some(prepared)) => {
+            plan.job = Some(
+                Job::new("input", move |control| {
+                    repl::run_editor(prepared, session, control)
+                })
+                .may_block(),
+            );
+            plan.on_interrupt = OnInterrupt::ForwardToJob;
+            TerminalState::save()
+        }
+        (Mode::Typed, _) => {
+            let lines = input()?;
+            plan.job = Some(Job::new("input", move |control| {
+                repl::run_typed(lines, session, control, err)
+            }));
+            plan.on_interrupt = OnInterrupt::ForwardToJob;
+            None
+        }
+        (Mode::Piped, _) | (Mode::Editor, None) => {
+            let lines = input()?;
+            plan.job = Some(Job::new("input", move |control| {
+                repl::run_piped(lines, session, control, err)
+            }));
+            plan.linger = options.linger;
+            None
+        }
+    };
+
+    let ended = pipeline.run(&mut display, shutdown, plan);
+    if let Some(terminal) = &terminal {
+        // Unless the editor ended by itself, it may still be in raw mode,
+        // reading: put the terminal back before anything else is printed,
+        // and print plainly from now on.
+        if !matches!(ended, Ok(Ended { job: Some(_), .. })) {
+            terminal.restore();
+        }
+        display.redirect(out.take());
+    }
+    let ended = ended?;
+    let summary = display.show_summary()?;
+    if let Some(Err(error)) = ended.job {
+        return Err(error);
+    }
+    if summary.skipped_lines > 0 {
+        return Err(Error::LinesNotSent {
+            count: summary.skipped_lines,
+            limit: options
+                .peer
+                .map_or(crate::net::limits::MAX_PAYLOAD_V4, |p| {
+                    payload_limit(&p).bytes
+                }),
+        });
+    }
+    Ok(summary)
+}

@@ -1,0 +1,313 @@
+//! The input side of `dgram chat`, in its three modes: a rustyline editor
+//! on a terminal (history, completion), plain lines typed at a terminal
+//! without the editor (commands still work), and lines from a pipe (pure
+//! data: one datagram per line).
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::{Receiver, select};
+use rustyline::completion::{Completer, Pair};
+use rustyline::config::Config;
+use rustyline::error::ReadlineError;
+use rustyline::history::FileHistory;
+use rustyline::{
+    Cmd, ConditionalEventHandler, Context, Editor, Event, EventContext, EventHandler, Helper,
+    Highlighter, Hinter, KeyEvent, RepeatCount, Validator,
+};
+
+use super::command;
+use super::session::{Outcome, Session};
+use crate::Error;
+use crate::cmd::payload::Line;
+use crate::error::{report, warning};
+use crate::model::Event as DgramEvent;
+use crate::net::limits::{MAX_PAYLOAD, MAX_PAYLOAD_V4, payload_limit};
+use crate::output::Sink;
+use crate::runtime::JobControl;
+
+/// The line editor dgram chat uses.
+pub type ChatEditor = Editor<ChatHelper, FileHistory>;
+
+/// What Ctrl-C on an empty line says.
+const LEAVE_HINT: &str = "(to leave: /quit or Ctrl-D; Ctrl-C clears the line)";
+
+/// Completes `/commands` on Tab.
+#[derive(Debug, Default, Helper, Hinter, Highlighter, Validator)]
+pub struct ChatHelper;
+
+impl Completer for ChatHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let typed = &line[..pos];
+        if !typed.starts_with('/') || typed.contains(char::is_whitespace) {
+            return Ok((pos, Vec::new()));
+        }
+        let candidates = command::completions(typed)
+            .into_iter()
+            .map(|name| Pair {
+                display: name.to_string(),
+                replacement: format!("{name} "),
+            })
+            .collect();
+        Ok((0, candidates))
+    }
+}
+
+/// Remembers whether Ctrl-C was pressed on an empty line, then lets
+/// rustyline interrupt the line as usual.
+struct CtrlC(Arc<AtomicBool>);
+
+impl ConditionalEventHandler for CtrlC {
+    fn handle(&self, _: &Event, _: RepeatCount, _: bool, ctx: &EventContext<'_>) -> Option<Cmd> {
+        self.0.store(ctx.line().is_empty(), Ordering::SeqCst);
+        None
+    }
+}
+
+/// Where history lives unless `--history` says otherwise:
+/// `<data dir>/dgram/history` (`~/.local/share/dgram/history` on Linux).
+pub fn default_history() -> Option<PathBuf> {
+    dirs::data_dir().map(|dir| dir.join("dgram").join("history"))
+}
+
+/// The editor, ready to read.
+pub struct Prepared {
+    /// The editor.
+    pub editor: ChatEditor,
+    /// The history file to append to, if it could be loaded (or is new).
+    pub history: Option<PathBuf>,
+    /// Warnings to show before the chat starts (a history file that could
+    /// not be used).
+    pub warnings: Vec<String>,
+    /// Set by Ctrl-C on an empty line.
+    ctrl_c_on_empty: Arc<AtomicBool>,
+}
+
+/// Makes the editor and loads the history file. A missing file is a first
+/// run; a file that cannot be read (not UTF-8, a directory, no permission)
+/// is a warning, and the chat goes on without history.
+pub fn editor(history: Option<&Path>) -> Result<Prepared, Error> {
+    let config = Config::builder()
+        .auto_add_history(false)
+        .max_history_size(10_000)
+        .map_err(|source| Error::Terminal { source })?
+        .build();
+    let mut editor =
+        ChatEditor::with_config(config).map_err(|source| Error::Terminal { source })?;
+    editor.set_helper(Some(ChatHelper));
+    let ctrl_c_on_empty = Arc::new(AtomicBool::new(false));
+    editor.bind_sequence(
+        KeyEvent::ctrl('C'),
+        EventHandler::Conditional(Box::new(CtrlC(Arc::clone(&ctrl_c_on_empty)))),
+    );
+    let mut warnings = Vec::new();
+    let mut usable = None;
+    if let Some(path) = history {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match path.exists().then(|| editor.load_history(path)) {
+            Some(Err(source)) => warnings.push(warning(&Error::LoadHistory {
+                path: path.to_path_buf(),
+                source,
+            })),
+            Some(Ok(())) | None => usable = Some(path.to_path_buf()),
+        }
+    }
+    Ok(Prepared {
+        editor,
+        history: usable,
+        warnings,
+        ctrl_c_on_empty,
+    })
+}
+
+/// Reads lines on a terminal until `/quit` or Ctrl-D on an empty line.
+/// Ctrl-C clears the line being typed (on an empty line it says how to
+/// leave). A paste of several lines is several lines: each one is handled
+/// as if typed. Every line is appended to the history file as soon as it
+/// is entered, so the history survives however the chat ends (SIGTERM
+/// included).
+pub fn run_editor(
+    prepared: Prepared,
+    mut session: Session,
+    control: JobControl,
+) -> Result<(), Error> {
+    let Prepared {
+        mut editor,
+        history,
+        ctrl_c_on_empty,
+        ..
+    } = prepared;
+    let mut history_failed = false;
+    loop {
+        let entered = match editor.readline(&session.prompt()) {
+            Ok(entered) => entered,
+            Err(ReadlineError::Interrupted) => {
+                if ctrl_c_on_empty.swap(false, Ordering::SeqCst) {
+                    print_lines(&[LEAVE_HINT.to_string()]);
+                }
+                continue;
+            }
+            Err(ReadlineError::Eof) => return Ok(()),
+            Err(source) => return Err(Error::Terminal { source }),
+        };
+        for line in split_lines(&entered) {
+            if !line.is_empty() {
+                let _ = editor.add_history_entry(line);
+                if let Some(path) = &history
+                    && let Err(e) = editor.append_history(path)
+                    && !history_failed
+                {
+                    history_failed = true;
+                    print_lines(&[format!("!! history not saved to {}: {e}", path.display())]);
+                }
+            }
+            match session.typed(line, &control) {
+                // Readline has left raw mode: plain printing is safe here.
+                Outcome::Continue(lines) => print_lines(&lines),
+                Outcome::Quit => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Lines typed at a terminal without the line editor (stdout is not a
+/// terminal, or `TERM=dumb`): `/commands` work, an empty line sends
+/// nothing, and what commands say goes to `err`. Ends at end of input,
+/// `/quit`, or when the chat stops.
+pub fn run_typed(
+    lines: Receiver<io::Result<Line>>,
+    mut session: Session,
+    control: JobControl,
+    mut err: Box<dyn Sink>,
+) -> Result<(), Error> {
+    let mut say = |lines: &[String]| {
+        err.write_lines(lines)
+            .map_err(|source| Error::WriteOutput { source })
+    };
+    loop {
+        let line = select! {
+            recv(lines) -> line => match line {
+                Ok(line) => line.map_err(|source| Error::ReadStdin { source })?,
+                Err(_) => return Ok(()),
+            },
+            recv(control.interrupts()) -> _ => {
+                say(&[LEAVE_HINT.to_string()])?;
+                continue;
+            }
+            recv(control.stop_requests()) -> _ => return Ok(()),
+        };
+        let text = match &line.bytes {
+            Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            None => {
+                say(&[format!(
+                    "line {} not sent: {} B do not fit in one datagram ({MAX_PAYLOAD_V4} B over IPv4, {MAX_PAYLOAD} over IPv6)",
+                    line.number, line.len
+                )])?;
+                continue;
+            }
+        };
+        match session.typed(&text, &control) {
+            Outcome::Continue(lines) => say(&lines)?,
+            Outcome::Quit => return Ok(()),
+        }
+    }
+}
+
+/// Sends each line of a pipe as one datagram (line ending removed; an
+/// empty line is an empty datagram; no `/commands`: a pipe carries data)
+/// until end of input. A line too long for one datagram is reported (as a
+/// `line_skipped` event) by its number and skipped, and the chat fails at
+/// the end; a line with nowhere to go is said on `err`.
+pub fn run_piped(
+    lines: Receiver<io::Result<Line>>,
+    session: Session,
+    control: JobControl,
+    mut err: Box<dyn Sink>,
+) -> Result<(), Error> {
+    let outbox = session.outbox().clone();
+    loop {
+        let line = select! {
+            recv(lines) -> line => match line {
+                Ok(line) => line.map_err(|source| Error::ReadStdin { source })?,
+                Err(_) => return Ok(()),
+            },
+            recv(control.stop_requests()) -> _ => return Ok(()),
+        };
+        let peer = match session.peer() {
+            Ok(peer) => peer,
+            Err(_) => {
+                err.write_lines(&[format!(
+                    "line {} not sent: no peer (give --peer ADDR)",
+                    line.number
+                )])
+                .map_err(|source| Error::WriteOutput { source })?;
+                continue;
+            }
+        };
+        let limit = payload_limit(&peer).bytes;
+        match line.bytes {
+            Some(bytes) if bytes.len() <= limit => {
+                if let Err(e) = outbox.send(&bytes, peer) {
+                    err.write_lines(&[format!("line {} not sent: {}", line.number, report(&e))])
+                        .map_err(|source| Error::WriteOutput { source })?;
+                }
+            }
+            _ => {
+                let _ = outbox.emit(DgramEvent::LineSkipped {
+                    line: line.number,
+                    len: line.len,
+                    limit,
+                });
+            }
+        }
+    }
+}
+
+/// The lines of what the editor returned: a bracketed paste can hold
+/// several, each ended by `\n` (or `\r\n`); an empty tail is no line.
+fn split_lines(entered: &str) -> Vec<&str> {
+    if entered.is_empty() {
+        return vec![""];
+    }
+    let body = entered.strip_suffix('\n').unwrap_or(entered);
+    body.split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+        .collect()
+}
+
+/// Prints lines while the editor is not reading. A terminal that cannot be
+/// written is not worth ending the chat for.
+fn print_lines(lines: &[String]) {
+    let mut out = io::stdout().lock();
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_lines;
+
+    /// One typed line is one line; a paste of several is several, with
+    /// `\r\n` endings removed.
+    #[test]
+    fn pastes_split_into_lines() {
+        assert_eq!(split_lines(""), [""]);
+        assert_eq!(split_lines("hello"), ["hello"]);
+        assert_eq!(split_lines("a\nb\nc"), ["a", "b", "c"]);
+        assert_eq!(split_lines("a\r\nb\r\n"), ["a", "b"]);
+        assert_eq!(split_lines("a\n\nb"), ["a", "", "b"]);
+    }
+}

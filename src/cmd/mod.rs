@@ -1,0 +1,13 @@
+//! The commands, each a thin user of the [pipeline](crate::runtime::Pipeline).
+//!
+//! - [`listen`]: `dgram listen`.
+//! - [`send`]: `dgram send`.
+//! - [`chat`]: `dgram chat` (its REPL, commands, session, terminal).
+//! - [`payload`]: the `--size` pattern and the line reader.
+//! - [`parse`]: what users type: addresses, sizes, hex.
+
+pub mod chat;
+pub mod listen;
+pub mod parse;
+pub mod payload;
+pub mod send;

@@ -1,0 +1,347 @@
+//! Parsing of what users type, on the command line and at the chat prompt:
+//! socket addresses, byte sizes and hex payloads.
+//!
+//! Each parser returns a message that says what is wrong and what to type
+//! instead. Sizes are checked against their limits here, before anything is
+//! allocated.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
+
+use crate::net::limits::{MAX_BUFFER, MAX_PAYLOAD, MAX_PAYLOAD_V4, MAX_RECV_SIZE};
+
+const EXAMPLE: &str = "expected IP:PORT such as 127.0.0.1:9000, [::1]:9000 or localhost:9000";
+
+/// Parses `IP:PORT`, `[IPv6]:PORT`, `[IPv6%SCOPE]:PORT` (a scope is an
+/// interface name or number) or `HOST:PORT` (resolved; an IPv4 address is
+/// preferred when the host has both).
+///
+/// An IPv6 address must be in brackets: `fe80::1:9000` could be the
+/// address `fe80::1` with port 9000 or the address `fe80::1:9000` with no
+/// port, so it is refused with the bracketed form to type instead.
+pub fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Some(rest) = text.strip_prefix('[') {
+        return bracketed(text, rest);
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("'{text}' has no port: {EXAMPLE}"));
+    };
+    if host.contains(':') {
+        let mut message = format!(
+            "'{text}' is ambiguous: write an IPv6 address in brackets, as in [{host}]:{port}"
+        );
+        if text.parse::<Ipv6Addr>().is_ok() {
+            message.push_str(&format!(" (or [{text}]:PORT if all of it is the address)"));
+        }
+        return Err(message);
+    }
+    let port = parse_port(port)?;
+    if host.is_empty() {
+        return Err(format!("'{text}' has no host: {EXAMPLE}"));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    if host.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("'{host}' is not an IP address: {EXAMPLE}"));
+    }
+    resolve(host, port)
+}
+
+/// `[IPv6]:PORT` or `[IPv6%SCOPE]:PORT`; `rest` follows the `[`.
+fn bracketed(text: &str, rest: &str) -> Result<SocketAddr, String> {
+    let Some((inside, after)) = rest.split_once(']') else {
+        return Err(format!("'{text}' has no closing ']': {EXAMPLE}"));
+    };
+    let Some(port) = after.strip_prefix(':') else {
+        return Err(format!("'{text}' has no port after ']': {EXAMPLE}"));
+    };
+    let port = parse_port(port)?;
+    let (ip, scope) = match inside.split_once('%') {
+        Some((ip, scope)) => (ip, Some(scope)),
+        None => (inside, None),
+    };
+    let ip: Ipv6Addr = ip.parse().map_err(|_| {
+        if ip.parse::<std::net::Ipv4Addr>().is_ok() {
+            format!("'{ip}' is an IPv4 address: write it without brackets, as in {ip}:{port}")
+        } else {
+            format!("'{ip}' is not an IPv6 address: {EXAMPLE}")
+        }
+    })?;
+    let scope_id = match scope {
+        None => 0,
+        Some(scope) => scope_id(scope)?,
+    };
+    Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope_id)))
+}
+
+/// An IPv6 scope: an interface number, or an interface name.
+fn scope_id(scope: &str) -> Result<u32, String> {
+    if scope.is_empty() {
+        return Err(
+            "an empty scope after '%': name an interface, as in [fe80::1%eth0]:9000".into(),
+        );
+    }
+    if let Ok(index) = scope.parse::<u32>() {
+        return Ok(index);
+    }
+    interface_index(scope)
+}
+
+#[cfg(unix)]
+fn interface_index(name: &str) -> Result<u32, String> {
+    nix::net::if_::if_nametoindex(name)
+        .map_err(|_| format!("there is no network interface named '{name}' (see `ip link`)"))
+}
+
+#[cfg(not(unix))]
+fn interface_index(name: &str) -> Result<u32, String> {
+    Err(format!(
+        "interface names such as '{name}' are not known here: give the interface number"
+    ))
+}
+
+fn parse_port(port: &str) -> Result<u16, String> {
+    let number: u64 = port
+        .parse()
+        .map_err(|_| format!("'{port}' is not a port number: {EXAMPLE}"))?;
+    u16::try_from(number)
+        .map_err(|_| format!("port {number} is out of range: ports go from 0 to 65535"))
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|_| format!("cannot resolve host '{host}': {EXAMPLE}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("'{host}' has no address: {EXAMPLE}"))
+}
+
+/// Parses a destination: like [`socket_addr`], but port 0 and an unspecified
+/// IP (`0.0.0.0`, `[::]`) cannot be sent to.
+pub fn peer_addr(text: &str) -> Result<SocketAddr, String> {
+    let addr = socket_addr(text)?;
+    if addr.port() == 0 {
+        return Err(format!(
+            "cannot send to port 0 in '{text}': give the port the peer listens on"
+        ));
+    }
+    if addr.ip().is_unspecified() {
+        return Err(format!(
+            "cannot send to {} in '{text}': give the peer's address, such as 127.0.0.1",
+            addr.ip()
+        ));
+    }
+    Ok(addr)
+}
+
+/// Parses a byte count: `4096`, `4k`, `4KiB`, `2m`, `1MiB`, `1G` (binary
+/// units).
+pub fn byte_count(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(digits_end);
+    let scale: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}': use a number of bytes, or k/M/G"
+            ));
+        }
+    };
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a byte count: use a number such as 4096 or 64k"))?;
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("'{text}' is far too large"))
+}
+
+/// Parses a payload size (`--size`, `/size`, `/burst`): at most 65527
+/// bytes, the largest UDP payload of any family. (Over IPv4 the limit is
+/// 65507; that is checked once the destination is known.)
+pub fn payload_size(text: &str) -> Result<usize, String> {
+    let size = byte_count(text)?;
+    if size > MAX_PAYLOAD as u64 {
+        return Err(format!(
+            "{size} bytes do not fit in one datagram: UDP carries at most {MAX_PAYLOAD_V4} bytes over IPv4 and {MAX_PAYLOAD} over IPv6"
+        ));
+    }
+    Ok(size as usize)
+}
+
+/// Parses a `SO_RCVBUF`/`SO_SNDBUF` request: 1 byte to 1 GiB.
+pub fn buffer_size(text: &str) -> Result<usize, String> {
+    let size = byte_count(text)?;
+    if size == 0 {
+        return Err("a buffer of 0 bytes cannot hold a datagram: ask for at least 1 (the kernel rounds up to its minimum)".to_string());
+    }
+    if size > MAX_BUFFER as u64 {
+        return Err(format!(
+            "{size} bytes is beyond reason for a socket buffer: ask for at most 1G (Linux caps it at net.core.rmem_max anyway)"
+        ));
+    }
+    Ok(size as usize)
+}
+
+/// Parses `--max-size`: the application's receive buffer, 1 to 65535 bytes.
+pub fn recv_size(text: &str) -> Result<usize, String> {
+    let size = byte_count(text)?;
+    if size == 0 {
+        return Err(
+            "a 0-byte receive buffer would truncate every datagram: use 1 to 65535".to_string(),
+        );
+    }
+    if size > MAX_RECV_SIZE as u64 {
+        return Err(format!(
+            "no UDP datagram is longer than {MAX_RECV_SIZE} bytes, so {size} is pointless: use 1 to {MAX_RECV_SIZE}"
+        ));
+    }
+    Ok(size as usize)
+}
+
+/// Parses raw bytes written as hex: `00ff10`, `00 ff 10`, `00:ff:10`, `0x00ff`.
+pub fn hex(text: &str) -> Result<Vec<u8>, String> {
+    let trimmed = text.trim();
+    let body = trimmed
+        .strip_prefix("0x")
+        .or_else(|| trimmed.strip_prefix("0X"))
+        .unwrap_or(trimmed);
+    let digits: Vec<u8> = body
+        .bytes()
+        .filter(|b| !matches!(b, b' ' | b':' | b'-' | b'\t'))
+        .collect();
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!(
+            "'{text}' has an odd number of hex digits: write two per byte, such as 00ff"
+        ));
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let pair = std::str::from_utf8(pair).unwrap_or("??");
+            u8::from_str_radix(pair, 16)
+                .map_err(|_| format!("'{pair}' in '{text}' is not a hex byte: use 0-9 and a-f"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    /// IPv4, bracketed IPv6, hostnames; bad ports and hosts say why.
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            socket_addr("127.0.0.1:9000").unwrap(),
+            addr("127.0.0.1:9000")
+        );
+        assert_eq!(socket_addr("[::]:0").unwrap(), addr("[::]:0"));
+        assert_eq!(socket_addr("[::1]:9201").unwrap(), addr("[::1]:9201"));
+        assert!(
+            socket_addr("127.0.0.1:70000")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(socket_addr("127.0.0.1").unwrap_err().contains("no port"));
+        assert!(
+            socket_addr("300.1.1.1:80")
+                .unwrap_err()
+                .contains("not an IP")
+        );
+        assert_eq!(
+            socket_addr("localhost:9000").unwrap(),
+            addr("127.0.0.1:9000")
+        );
+        assert!(peer_addr("127.0.0.1:0").unwrap_err().contains("port 0"));
+        assert!(
+            peer_addr("0.0.0.0:9")
+                .unwrap_err()
+                .contains("peer's address")
+        );
+        assert!(
+            socket_addr("[127.0.0.1]:9")
+                .unwrap_err()
+                .contains("without brackets")
+        );
+    }
+
+    /// An IPv6 address without brackets is refused, never guessed at, and
+    /// the message shows the bracketed form.
+    #[test]
+    fn ipv6_needs_brackets() {
+        let err = socket_addr("fe80::1:9000").unwrap_err();
+        assert!(err.contains("[fe80::1]:9000"), "{err}");
+        assert!(err.contains("[fe80::1:9000]:PORT"), "{err}");
+        let err = socket_addr("::1:9201").unwrap_err();
+        assert!(err.contains("[::1]:9201"), "{err}");
+        assert!(peer_addr("::1:9120").is_err());
+    }
+
+    /// Scope ids: a number, or an interface name looked up by index.
+    #[test]
+    fn scope_ids() {
+        let numeric = socket_addr("[fe80::1%2]:9000").unwrap();
+        assert!(matches!(numeric, SocketAddr::V6(v6) if v6.scope_id() == 2));
+        #[cfg(unix)]
+        {
+            let lo = nix::net::if_::if_nametoindex("lo").unwrap();
+            let named = socket_addr("[fe80::1%lo]:9000").unwrap();
+            assert!(matches!(named, SocketAddr::V6(v6) if v6.scope_id() == lo));
+            let err = socket_addr("[fe80::1%nosuch0]:9000").unwrap_err();
+            assert!(
+                err.contains("no network interface named 'nosuch0'"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(byte_count("4096").unwrap(), 4096);
+        assert_eq!(byte_count("4k").unwrap(), 4096);
+        assert_eq!(byte_count("2MiB").unwrap(), 2 << 20);
+        assert!(byte_count("4q").is_err());
+        assert!(byte_count("99999999999999999999").is_err());
+        assert!(buffer_size("0").is_err());
+        assert!(buffer_size("2G").is_err());
+        assert!(recv_size("0").is_err());
+        assert!(recv_size("65536").is_err());
+        assert!(recv_size("64k").unwrap_err().contains("65535"));
+    }
+
+    /// Payload sizes are checked before anything is allocated: a terabyte
+    /// is refused by the parser, with both families' limits.
+    #[test]
+    fn payload_sizes_are_bounded() {
+        assert_eq!(payload_size("65527").unwrap(), 65527);
+        assert_eq!(payload_size("0").unwrap(), 0);
+        for huge in ["65528", "1000000000000", "4G", "64k"] {
+            let err = payload_size(huge).unwrap_err();
+            assert!(err.contains("65507") && err.contains("65527"), "{err}");
+        }
+    }
+
+    #[test]
+    fn hex_payloads() {
+        assert_eq!(hex("00ff10").unwrap(), vec![0, 255, 16]);
+        assert_eq!(hex("0x00 FF:10").unwrap(), vec![0, 255, 16]);
+        assert_eq!(hex("").unwrap(), Vec::<u8>::new());
+        assert!(hex("abc").is_err());
+        assert!(hex("zz").is_err());
+    }
+}

@@ -1,0 +1,227 @@
+//! `dgram send`: send one datagram (or one per line of input, or a repeated
+//! one), listen a while for replies and ICMP errors, and say plainly when
+//! nothing is listening at the destination.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crossbeam_channel::select;
+
+use super::payload::spawn_line_reader;
+use crate::Error;
+use crate::model::{Event, Stats};
+use crate::net::SocketOptions;
+use crate::net::addr::check_family;
+use crate::net::limits::{check_payload, payload_limit};
+use crate::output::render::{buffer_line, plural};
+use crate::output::{Display, Format, Renderer, Shown, Sink};
+use crate::runtime::{Job, JobControl, Outbox, Pipeline, Plan, Show, Shutdown};
+
+/// What to send.
+pub enum Payloads {
+    /// This payload, `count` times.
+    Fixed(Vec<u8>),
+    /// One datagram per line of `input` (line ending removed; an empty line
+    /// is an empty datagram), each `count` times. A line too long for one
+    /// datagram is reported, skipped, and makes the command fail at the end.
+    Lines {
+        /// Where the lines come from.
+        input: Box<dyn BufRead + Send>,
+        /// The input is a terminal: say how to end it.
+        from_terminal: bool,
+    },
+}
+
+/// What `dgram send` was asked to do.
+pub struct SendOptions {
+    /// Bind address (port 0 unless `--bind`) and buffer sizes.
+    pub socket: SocketOptions,
+    /// The destination.
+    pub to: SocketAddr,
+    /// What to send.
+    pub payloads: Payloads,
+    /// How many times each payload is sent.
+    pub count: u64,
+    /// How long to listen for replies and ICMP errors after the last send.
+    pub wait: Duration,
+    /// The receive buffer for replies (`--max-size`).
+    pub max_size: usize,
+    /// Human lines or JSON lines (replies and reports on `out`).
+    pub format: Format,
+}
+
+/// Sends, waits, and reports: replies and reports on `out`; on `err`, for
+/// people, the buffer sizes asked for and a closing "sent …" line.
+///
+/// Fails, after saying what was sent, when the destination refused (and
+/// did not reply afterwards: [`Error::PeerUnreachable`]), when lines were
+/// skipped ([`Error::LinesNotSent`]), or when `shutdown` cut it short
+/// ([`Error::Interrupted`]).
+pub fn run(
+    options: SendOptions,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+    err: &mut dyn Sink,
+) -> Result<Stats, Error> {
+    let SendOptions {
+        socket,
+        to,
+        payloads,
+        count,
+        wait,
+        max_size,
+        format,
+    } = options;
+    check_family(socket.bind, to)?;
+    if let Payloads::Fixed(payload) = &payloads {
+        check_payload(payload.len(), &to)?;
+    }
+    let pipeline = Pipeline::open(&socket, max_size)?;
+    let local = pipeline.local_addr();
+    let mut display = Display::new(Renderer::new(format).quiet_about(to), out);
+    let mut notes = Vec::new();
+    match format {
+        Format::Json => {
+            if display.show(&pipeline.listening())? == Shown::ReaderGone {
+                return Ok(display.snapshot());
+            }
+        }
+        Format::Human if socket.rcvbuf.is_some() || socket.sndbuf.is_some() => {
+            let buffers = pipeline.buffers();
+            notes.push(buffer_line("SO_RCVBUF", &buffers.rcvbuf));
+            notes.push(buffer_line("SO_SNDBUF", &buffers.sndbuf));
+        }
+        Format::Human => {}
+    }
+    let job_input = match payloads {
+        Payloads::Fixed(payload) => JobInput::Fixed(payload),
+        Payloads::Lines {
+            input,
+            from_terminal,
+        } => {
+            if from_terminal {
+                notes.push(format!(
+                    "reading lines from the terminal: each line is one datagram to {to}; Ctrl-D ends"
+                ));
+            }
+            JobInput::Lines(spawn_line_reader(input)?)
+        }
+    };
+    write_notes(err, &notes)?;
+
+    let outbox = pipeline.outbox();
+    let mut plan = Plan::receive(Show);
+    plan.job = Some(Job::new("sender", move |control| {
+        send_all(&outbox, &control, to, job_input, count)?;
+        // The listening window: replies and ICMP errors arrive now.
+        control.pause(wait);
+        Ok(())
+    }));
+    let ended = pipeline.run(&mut display, shutdown, plan)?;
+    let stats = display.snapshot();
+    if format == Format::Json && display.is_open() {
+        display.show_summary()?;
+    }
+    if ended.reader_gone {
+        return Ok(stats);
+    }
+    if format == Format::Human {
+        let summary = stats.summary;
+        let replies = stats.peers.get(&to).map_or(0, |p| p.received);
+        let mut line = format!(
+            "sent {} datagram{} ({} B) to {to} from {local}; {replies} repl{} from it",
+            summary.sent,
+            plural(summary.sent),
+            summary.sent_bytes,
+            if replies == 1 { "y" } else { "ies" },
+        );
+        if ended.signal.is_some() {
+            line.push_str(" (interrupted)");
+        }
+        write_notes(err, &[line])?;
+    }
+    if let Some(Err(error)) = ended.job {
+        return Err(error);
+    }
+    if let Some(signal) = ended.signal {
+        return Err(Error::Interrupted { signal });
+    }
+    if stats.peers.is_down(&to) {
+        return Err(Error::PeerUnreachable { peer: to });
+    }
+    if stats.summary.skipped_lines > 0 {
+        return Err(Error::LinesNotSent {
+            count: stats.summary.skipped_lines,
+            limit: payload_limit(&to).bytes,
+        });
+    }
+    Ok(stats)
+}
+
+/// What the sender job sends.
+enum JobInput {
+    Fixed(Vec<u8>),
+    Lines(crossbeam_channel::Receiver<std::io::Result<super::payload::Line>>),
+}
+
+/// Sends every payload, each `count` times, until done or stopped; every
+/// datagram sent is a `Sent` event and every line skipped a `LineSkipped`.
+fn send_all(
+    outbox: &Outbox,
+    control: &JobControl,
+    to: SocketAddr,
+    input: JobInput,
+    count: u64,
+) -> Result<(), Error> {
+    let send = |payload: &[u8]| -> Result<bool, Error> {
+        for _ in 0..count {
+            if control.interrupted() {
+                return Ok(false);
+            }
+            outbox.send(payload, to)?;
+        }
+        Ok(true)
+    };
+    match input {
+        JobInput::Fixed(payload) => {
+            send(&payload)?;
+        }
+        JobInput::Lines(lines) => loop {
+            let line = select! {
+                recv(lines) -> line => match line {
+                    Ok(line) => line.map_err(|source| Error::ReadStdin { source })?,
+                    // End of input.
+                    Err(_) => return Ok(()),
+                },
+                recv(control.stop_requests()) -> _ => return Ok(()),
+            };
+            let limit = payload_limit(&to).bytes;
+            match line.bytes {
+                Some(bytes) if bytes.len() <= limit => {
+                    if !send(&bytes)? {
+                        return Ok(());
+                    }
+                }
+                _ => {
+                    let _ = outbox.emit(Event::LineSkipped {
+                        line: line.number,
+                        len: line.len,
+                        limit,
+                    });
+                }
+            }
+        },
+    }
+    Ok(())
+}
+
+/// Writes lines for people on `err`; a failure to write them is an error
+/// (exit 1), never a panic.
+fn write_notes(err: &mut dyn Sink, lines: &[String]) -> Result<(), Error> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    err.write_lines(lines)
+        .map_err(|source| Error::WriteOutput { source })
+}

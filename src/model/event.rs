@@ -1,0 +1,138 @@
+//! What happens on a socket, as events ([`Event`]), and the run's totals
+//! ([`Summary`]) folded from them.
+//!
+//! These are the validated forms the rest of dgram uses; the `--json`
+//! stream's shapes live apart, in [`crate::output::json`], so that the field
+//! names other tools rely on cannot drift with these types.
+
+use std::net::SocketAddr;
+
+use super::datagram::Datagram;
+use crate::net::{Buffers, Capabilities};
+
+/// Something to show or count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The socket is bound and configured.
+    Listening {
+        /// The bound address (with the port the system chose for port 0).
+        local: SocketAddr,
+        /// `SO_RCVBUF` and `SO_SNDBUF`, requested and effective.
+        buffers: Buffers,
+        /// The application's receive buffer (`--max-size`).
+        max_size: usize,
+        /// Which platform extras are on.
+        capabilities: Capabilities,
+    },
+    /// A datagram arrived.
+    Datagram(Datagram),
+    /// A datagram was sent.
+    Sent {
+        /// Its destination.
+        to: SocketAddr,
+        /// Its length in bytes.
+        len: usize,
+        /// It was an `--echo` reply.
+        echo: bool,
+    },
+    /// An `--echo` reply was not sent, on purpose.
+    EchoSkipped {
+        /// Who would have got it.
+        peer: SocketAddr,
+        /// The length of the datagram that was not answered.
+        len: usize,
+        /// Why.
+        reason: EchoSkip,
+    },
+    /// A line of input was not sent: it does not fit in one datagram.
+    LineSkipped {
+        /// The line's number (from 1).
+        line: u64,
+        /// Its length in bytes (line ending removed).
+        len: u64,
+        /// The most a datagram to the destination may carry.
+        limit: usize,
+    },
+    /// The kernel reported new drops: datagrams that found `SO_RCVBUF` full.
+    Dropped {
+        /// New drops since the last report.
+        count: u64,
+        /// All drops on this socket so far.
+        total: u64,
+    },
+    /// ICMP port unreachable: nothing is listening at `peer`.
+    Unreachable {
+        /// The destination that refused.
+        peer: SocketAddr,
+    },
+    /// Another ICMP error about a peer (host or network unreachable, …), or
+    /// a reply that could not go out.
+    PeerError {
+        /// The destination the error is about.
+        peer: SocketAddr,
+        /// The error as the OS words it.
+        error: String,
+    },
+    /// The last event: totals for the whole run.
+    Summary(Summary),
+}
+
+/// Why an echo reply was held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoSkip {
+    /// The peer is over its reply rate (`--echo-rate`): two echo servers
+    /// answering each other stop here.
+    RateLimited,
+    /// The datagram claims to come from this very socket: answering it
+    /// would loop forever.
+    OwnAddress,
+}
+
+/// Totals for a run, as the summary line and the `summary` JSON event show
+/// them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Datagrams received (empty and truncated ones included).
+    pub received: u64,
+    /// Payload bytes delivered.
+    pub bytes: u64,
+    /// Datagrams with no payload.
+    pub empty: u64,
+    /// Datagrams cut short by the application's receive buffer.
+    pub truncated: u64,
+    /// Datagrams the kernel dropped because `SO_RCVBUF` was full.
+    pub dropped: u64,
+    /// ICMP port-unreachable reports.
+    pub unreachable: u64,
+    /// Datagrams sent (echo replies included).
+    pub sent: u64,
+    /// Payload bytes sent.
+    pub sent_bytes: u64,
+    /// Echo replies held back (rate limit, own address).
+    pub echo_skipped: u64,
+    /// Lines of input not sent because they do not fit in a datagram.
+    pub skipped_lines: u64,
+}
+
+impl Summary {
+    /// Counts one event.
+    pub fn count(&mut self, event: &Event) {
+        match event {
+            Event::Datagram(datagram) => {
+                self.received += 1;
+                self.bytes += datagram.len() as u64;
+                self.empty += u64::from(datagram.is_empty());
+                self.truncated += u64::from(datagram.truncated);
+            }
+            Event::Sent { len, .. } => {
+                self.sent += 1;
+                self.sent_bytes += *len as u64;
+            }
+            Event::EchoSkipped { .. } => self.echo_skipped += 1,
+            Event::LineSkipped { .. } => self.skipped_lines += 1,
+            Event::Dropped { total, .. } => self.dropped = *total,
+            Event::Unreachable { .. } => self.unreachable += 1,
+            Event::Listening { .. } | Event::PeerError { .. } | Event::Summary(_) => {}
+        }
+    }
+}

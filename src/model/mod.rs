@@ -1,0 +1,33 @@
+//! What dgram knows: datagrams, events, totals and peers.
+//!
+//! - [`datagram`]: the validated received datagram.
+//! - [`event`]: what the receiver and the senders report ([`Event`]), and
+//!   the run's totals ([`Summary`]).
+//! - [`peers`]: the one peer table, and the changes of state
+//!   ([`Transition`]) it reports.
+
+pub mod datagram;
+pub mod event;
+pub mod peers;
+
+pub use datagram::Datagram;
+pub use event::{EchoSkip, Event, Summary};
+pub use peers::{Peer, PeerTable, Transition};
+
+/// Everything counted so far: the totals and the peer table, folded from
+/// the same events.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Totals for the run.
+    pub summary: Summary,
+    /// Everyone sent to or heard from.
+    pub peers: PeerTable,
+}
+
+impl Stats {
+    /// Counts one event; returns the peer transitions it caused.
+    pub fn record(&mut self, event: &Event) -> Vec<Transition> {
+        self.summary.count(event);
+        self.peers.record(event)
+    }
+}

@@ -1,0 +1,208 @@
+//! The one peer table: everything known about each peer, folded from
+//! events, and the changes of state worth telling the user about.
+//!
+//! Nothing else in dgram keeps per-peer state for display: the renderer
+//! prints the [`Transition`]s that [`PeerTable::record`] returns.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use super::event::Event;
+
+/// What is known of one peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// Datagrams received from it.
+    pub received: u64,
+    /// Payload bytes received from it.
+    pub bytes: u64,
+    /// Datagrams sent to it.
+    pub sent: u64,
+    /// When it was last heard from, if ever.
+    pub last_heard: Option<SystemTime>,
+    /// Its host answered port unreachable and it has not been heard since.
+    pub down: bool,
+    /// Echo replies to it are being held back (rate limit), and none has
+    /// gone out since.
+    pub echo_limited: bool,
+}
+
+/// A change in a peer's state, reported once when it happens rather than
+/// once per datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// Its host answered ICMP port unreachable (the first refusal since it
+    /// was last heard from).
+    WentDown(SocketAddr),
+    /// It was down and has now been heard from.
+    AnswersAgain(SocketAddr),
+    /// Echo replies to it started being held back.
+    EchoLimited(SocketAddr),
+}
+
+/// Every peer sent to or heard from, by address.
+#[derive(Debug, Clone, Default)]
+pub struct PeerTable {
+    peers: BTreeMap<SocketAddr, Peer>,
+    /// Who sent the last datagram (for `/reply`).
+    last_sender: Option<SocketAddr>,
+}
+
+impl PeerTable {
+    /// Folds one event into the table and returns the changes of state it
+    /// caused (often none).
+    pub fn record(&mut self, event: &Event) -> Vec<Transition> {
+        let mut transitions = Vec::new();
+        match event {
+            Event::Datagram(datagram) => {
+                let from = datagram.from;
+                let peer = self.peer(from);
+                peer.received += 1;
+                peer.bytes += datagram.len() as u64;
+                peer.last_heard = Some(datagram.at);
+                if peer.down {
+                    peer.down = false;
+                    transitions.push(Transition::AnswersAgain(from));
+                }
+                self.last_sender = Some(from);
+            }
+            Event::Sent { to, echo, .. } => {
+                let peer = self.peer(*to);
+                peer.sent += 1;
+                if *echo {
+                    peer.echo_limited = false;
+                }
+            }
+            Event::Unreachable { peer: addr } => {
+                let peer = self.peer(*addr);
+                if !peer.down {
+                    peer.down = true;
+                    transitions.push(Transition::WentDown(*addr));
+                }
+            }
+            Event::EchoSkipped { peer: addr, .. } => {
+                let peer = self.peer(*addr);
+                if !peer.echo_limited {
+                    peer.echo_limited = true;
+                    transitions.push(Transition::EchoLimited(*addr));
+                }
+            }
+            Event::Listening { .. }
+            | Event::LineSkipped { .. }
+            | Event::Dropped { .. }
+            | Event::PeerError { .. }
+            | Event::Summary(_) => {}
+        }
+        transitions
+    }
+
+    /// What is known of `addr`, if anything.
+    pub fn get(&self, addr: &SocketAddr) -> Option<&Peer> {
+        self.peers.get(addr)
+    }
+
+    /// Every peer, in address order.
+    pub fn iter(&self) -> impl Iterator<Item = (&SocketAddr, &Peer)> {
+        self.peers.iter()
+    }
+
+    /// True when no peer is known yet.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// True when `addr` refused and has not been heard from since.
+    pub fn is_down(&self, addr: &SocketAddr) -> bool {
+        self.peers.get(addr).is_some_and(|p| p.down)
+    }
+
+    /// Who sent the last datagram.
+    pub fn last_sender(&self) -> Option<SocketAddr> {
+        self.last_sender
+    }
+
+    fn peer(&mut self, addr: SocketAddr) -> &mut Peer {
+        self.peers.entry(addr).or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::datagram::Datagram;
+    use crate::model::event::EchoSkip;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn datagram(from: SocketAddr) -> Event {
+        Event::Datagram(Datagram {
+            at: SystemTime::UNIX_EPOCH,
+            from,
+            payload: b"hi".to_vec(),
+            truncated: false,
+            original_len: None,
+        })
+    }
+
+    /// A refusal is a transition once, not once per report; hearing from
+    /// the peer again is a transition back, and then a new refusal counts
+    /// again. Other peers are not affected.
+    #[test]
+    fn down_and_back_once_per_change() {
+        let mut table = PeerTable::default();
+        let (a, b) = (addr(1), addr(2));
+        let down = Event::Unreachable { peer: a };
+        assert_eq!(table.record(&down), [Transition::WentDown(a)]);
+        assert_eq!(table.record(&down), []);
+        assert!(table.is_down(&a));
+        assert!(!table.is_down(&b));
+        assert_eq!(table.record(&datagram(b)), []);
+        assert_eq!(table.record(&datagram(a)), [Transition::AnswersAgain(a)]);
+        assert_eq!(table.record(&datagram(a)), []);
+        assert!(!table.is_down(&a));
+        assert_eq!(table.record(&down), [Transition::WentDown(a)]);
+    }
+
+    /// Held-back echo replies are a transition once per episode: an echo
+    /// that goes out ends the episode.
+    #[test]
+    fn echo_limit_once_per_episode() {
+        let mut table = PeerTable::default();
+        let a = addr(1);
+        let skipped = Event::EchoSkipped {
+            peer: a,
+            len: 2,
+            reason: EchoSkip::RateLimited,
+        };
+        let echoed = Event::Sent {
+            to: a,
+            len: 2,
+            echo: true,
+        };
+        assert_eq!(table.record(&skipped), [Transition::EchoLimited(a)]);
+        assert_eq!(table.record(&skipped), []);
+        assert_eq!(table.record(&echoed), []);
+        assert_eq!(table.record(&skipped), [Transition::EchoLimited(a)]);
+    }
+
+    /// Counts per peer and the last sender follow the events.
+    #[test]
+    fn counts_and_last_sender() {
+        let mut table = PeerTable::default();
+        let (a, b) = (addr(1), addr(2));
+        table.record(&datagram(a));
+        table.record(&datagram(b));
+        table.record(&Event::Sent {
+            to: a,
+            len: 5,
+            echo: false,
+        });
+        assert_eq!(table.last_sender(), Some(b));
+        let peer_a = table.get(&a).unwrap();
+        assert_eq!((peer_a.received, peer_a.bytes, peer_a.sent), (1, 2, 1));
+        assert_eq!(table.iter().count(), 2);
+    }
+}

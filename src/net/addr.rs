@@ -1,0 +1,129 @@
+//! What dgram needs to know about socket addresses: how they are shown,
+//! which local address can reach which peer, and whether an address belongs
+//! to this machine.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+
+use socket2::SockAddr;
+
+use crate::Error;
+
+/// Writes `addr` as it should be shown: IPv4-mapped IPv6 addresses (which a
+/// dual-stack socket reports for IPv4 peers) become plain IPv4.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+/// "IPv4" or "IPv6", for messages; an IPv4-mapped address counts as IPv4.
+pub fn family_name(addr: &SocketAddr) -> &'static str {
+    if canonical(*addr).is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+/// Any local address of `peer`'s family with a port the system chooses:
+/// where a socket that only talks to `peer` binds by default.
+pub fn any_port_for(peer: &SocketAddr) -> SocketAddr {
+    let ip = match canonical(*peer).ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    SocketAddr::new(ip, 0)
+}
+
+/// Refuses a peer that a socket bound to `local` cannot reach: an IPv4
+/// socket reaches IPv4 peers only, an IPv6 socket bound to a particular
+/// address reaches IPv6 peers only, and `[::]` (dual-stack) reaches both.
+///
+/// Checked before anything is sent, in every direction, so that the user
+/// gets one clear message instead of a late "Network is unreachable".
+pub fn check_family(local: SocketAddr, peer: SocketAddr) -> Result<(), Error> {
+    let local_v4 = canonical(local).is_ipv4();
+    let peer_v4 = canonical(peer).is_ipv4();
+    let dual_stack = matches!(local, SocketAddr::V6(v6) if v6.ip().is_unspecified());
+    if local_v4 == peer_v4 || dual_stack {
+        return Ok(());
+    }
+    Err(Error::FamilyMismatch {
+        local,
+        peer,
+        local_family: family_name(&local),
+        peer_family: family_name(&peer),
+    })
+}
+
+/// The address to hand to `sendto`: an IPv4 peer of a dual-stack IPv6
+/// socket is written IPv4-mapped (every platform accepts that); an
+/// IPv4-mapped peer of an IPv4 socket is written as plain IPv4.
+pub fn sendto_target(local: SocketAddr, peer: SocketAddr) -> SockAddr {
+    match (local, canonical(peer)) {
+        (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
+            let mapped: Ipv6Addr = v4.ip().to_ipv6_mapped();
+            SocketAddr::new(IpAddr::V6(mapped), v4.port()).into()
+        }
+        (_, peer) => peer.into(),
+    }
+}
+
+/// True when `ip` is an address of this machine: a loopback address, or
+/// one a socket can be bound to. (A bind to port 0 that is closed at once
+/// sends nothing.)
+pub fn is_local(ip: IpAddr) -> bool {
+    if ip.is_loopback() {
+        return true;
+    }
+    if ip.is_unspecified() || ip.is_multicast() {
+        return false;
+    }
+    UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    /// A socket reaches peers of its own family; `[::]` reaches both; every
+    /// other pairing is refused with the same kind of error both ways.
+    #[test]
+    fn families_must_match_unless_dual_stack() {
+        assert!(check_family(addr("0.0.0.0:0"), addr("127.0.0.1:9")).is_ok());
+        assert!(check_family(addr("[::]:0"), addr("127.0.0.1:9")).is_ok());
+        assert!(check_family(addr("[::]:0"), addr("[::1]:9")).is_ok());
+        assert!(check_family(addr("[::1]:0"), addr("[::1]:9")).is_ok());
+        assert!(check_family(addr("0.0.0.0:0"), addr("[::ffff:127.0.0.1]:9")).is_ok());
+        for (local, peer) in [("[::1]:0", "127.0.0.1:9"), ("127.0.0.1:0", "[::1]:9")] {
+            let err = check_family(addr(local), addr(peer)).unwrap_err();
+            assert!(matches!(err, Error::FamilyMismatch { .. }), "{err}");
+        }
+    }
+
+    /// Loopback and bindable addresses are local; a documentation address
+    /// (192.0.2.0/24, never assigned) is not.
+    #[test]
+    fn local_addresses() {
+        assert!(is_local("127.0.0.1".parse().unwrap()));
+        assert!(is_local("127.0.0.53".parse().unwrap()));
+        assert!(is_local("::1".parse().unwrap()));
+        assert!(!is_local("192.0.2.1".parse().unwrap()));
+        assert!(!is_local("0.0.0.0".parse().unwrap()));
+    }
+
+    /// Mapped addresses are shown as the IPv4 addresses they are.
+    #[test]
+    fn canonical_unmaps() {
+        assert_eq!(canonical(addr("[::ffff:10.0.0.1]:5")), addr("10.0.0.1:5"));
+        assert_eq!(canonical(addr("[::1]:5")), addr("[::1]:5"));
+    }
+}

@@ -1,0 +1,16 @@
+//! The network layer: the socket and what the kernel allows.
+//!
+//! - [`endpoint`]: the socket2 UDP socket ([`Endpoint`]): bind, buffer sizes
+//!   set and read back, a send that survives ICMP refusals.
+//! - [`addr`]: how addresses are shown, which local address reaches which
+//!   peer, and whether an address is this machine's.
+//! - [`limits`]: payload and buffer limits, checked before allocating.
+//! - [`sys`]: the platform module (Linux extras, portable fallback).
+
+pub mod addr;
+pub mod endpoint;
+pub mod limits;
+pub mod sys;
+
+pub use endpoint::{BufferSize, BufferVerdict, Buffers, Endpoint, SocketOptions};
+pub use sys::{Capabilities, PeerError};

@@ -1,0 +1,270 @@
+//! How events read on a terminal: one escaped line per event (or none),
+//! plus a line for each peer transition.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use chrono::{DateTime, Local};
+
+use super::escape::preview;
+use super::json;
+use crate::model::{Datagram, EchoSkip, Event, Summary, Transition};
+use crate::net::{BufferSize, BufferVerdict, Capabilities};
+
+/// Human-readable lines or JSON lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One line per event for people, escaped.
+    Human,
+    /// One JSON object per line (`--json`).
+    Json,
+}
+
+impl Format {
+    /// `--json` or not.
+    pub fn json(json: bool) -> Format {
+        if json { Format::Json } else { Format::Human }
+    }
+}
+
+/// Turns an event, and the transitions it caused, into lines.
+///
+/// The renderer keeps no state: what changed for a peer comes from the peer
+/// table as [`Transition`]s. On a terminal a refusal is therefore shown once
+/// per change of state; the JSON stream carries every event as it is.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    format: Format,
+    /// A peer whose refusal is not shown here (the command reports it
+    /// itself, once, as its error).
+    quiet_about: Option<SocketAddr>,
+}
+
+impl Renderer {
+    /// A renderer for `format`.
+    pub fn new(format: Format) -> Self {
+        Renderer {
+            format,
+            quiet_about: None,
+        }
+    }
+
+    /// Leaves out the "nothing is listening" line for `peer` (human format).
+    pub fn quiet_about(mut self, peer: SocketAddr) -> Self {
+        self.quiet_about = Some(peer);
+        self
+    }
+
+    /// The format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The lines to show for `event`.
+    pub fn render(&self, event: &Event, transitions: &[Transition]) -> Vec<String> {
+        if self.format == Format::Json {
+            return vec![json::to_line(event)];
+        }
+        let mut lines: Vec<String> = transitions
+            .iter()
+            .filter_map(|t| self.transition_line(t, event))
+            .collect();
+        match event {
+            Event::Listening {
+                local,
+                buffers,
+                max_size,
+                capabilities,
+            } => {
+                lines.push(format!(
+                    "listening on {local} (UDP), receive buffer {max_size} bytes (--max-size)"
+                ));
+                lines.push(buffer_line("SO_RCVBUF", &buffers.rcvbuf));
+                lines.push(buffer_line("SO_SNDBUF", &buffers.sndbuf));
+                lines.push(capabilities_line(capabilities));
+            }
+            Event::Datagram(datagram) => lines.push(datagram_line(datagram)),
+            Event::LineSkipped { line, len, limit } => lines.push(format!(
+                "!! line {line} not sent: {len} B is over the {limit}-byte limit of one datagram (skipped)"
+            )),
+            Event::Dropped { count, total } => lines.push(format!(
+                "!! the kernel dropped {count} datagram{} (SO_RCVBUF was full; {total} dropped in all): raise --rcvbuf or read faster",
+                plural(*count)
+            )),
+            Event::PeerError { peer, error } => lines.push(format!("!! {peer}: {error}")),
+            Event::Summary(summary) => lines.push(summary_line(summary)),
+            // Shown through their transitions, or not at all.
+            Event::Sent { .. } | Event::EchoSkipped { .. } | Event::Unreachable { .. } => {}
+        }
+        lines
+    }
+
+    fn transition_line(&self, transition: &Transition, event: &Event) -> Option<String> {
+        match *transition {
+            Transition::WentDown(peer) if Some(peer) == self.quiet_about => None,
+            Transition::WentDown(peer) => Some(format!(
+                "!! nothing is listening at {peer} (ICMP port unreachable)"
+            )),
+            Transition::AnswersAgain(peer) => Some(format!("!! {peer} answers again")),
+            Transition::EchoLimited(peer) => Some(match event {
+                Event::EchoSkipped {
+                    reason: EchoSkip::OwnAddress,
+                    ..
+                } => format!(
+                    "!! not echoing datagrams that claim to come from this socket ({peer}): that would loop (counted, not answered)"
+                ),
+                _ => format!(
+                    "!! echo replies to {peer} held back: it is over --echo-rate (counted, not answered, until it slows down)"
+                ),
+            }),
+        }
+    }
+}
+
+/// `HH:MM:SS.mmm  FROM  LEN B  PAYLOAD`, with the payload escaped.
+pub fn datagram_line(datagram: &Datagram) -> String {
+    let time = DateTime::<Local>::from(datagram.at).format("%H:%M:%S%.3f");
+    let mut line = format!("{time}  {}  {} B", datagram.from, datagram.len());
+    if datagram.truncated {
+        match (datagram.original_len, datagram.lost_bytes()) {
+            (Some(original), Some(lost)) => {
+                let _ = write!(line, " [truncated: {original} B sent, {lost} B lost]");
+            }
+            _ => line.push_str(" [truncated]"),
+        }
+    }
+    line.push_str("  ");
+    line.push_str(&preview(&datagram.payload));
+    line
+}
+
+/// `SO_RCVBUF: requested 4096, effective 8192 (…)`.
+pub fn buffer_line(option: &str, size: &BufferSize) -> String {
+    let effective = size.effective;
+    let Some(requested) = size.requested else {
+        return format!("{option}: {effective} bytes (system default)");
+    };
+    let why = match size.verdict() {
+        BufferVerdict::Doubled => "Linux doubles a request to cover its bookkeeping",
+        BufferVerdict::AsRequested | BufferVerdict::Default => "as requested",
+        BufferVerdict::Clamped if option == "SO_SNDBUF" => {
+            "clamped: the kernel caps it at twice net.core.wmem_max; raise that sysctl for more"
+        }
+        BufferVerdict::Clamped => {
+            "clamped: the kernel caps it at twice net.core.rmem_max; raise that sysctl for more"
+        }
+        BufferVerdict::Raised => "raised to the kernel's minimum",
+    };
+    format!("{option}: requested {requested}, effective {effective} ({why})")
+}
+
+fn capabilities_line(capabilities: &Capabilities) -> String {
+    let mark = |on: bool| if on { "" } else { "no " };
+    format!(
+        "reports: {}truncated lengths (MSG_TRUNC), {}kernel drops (SO_RXQ_OVFL), {}ICMP errors (IP_RECVERR)",
+        mark(capabilities.true_length),
+        mark(capabilities.drop_count),
+        mark(capabilities.icmp_errors),
+    )
+}
+
+/// The one-line summary printed at exit.
+pub fn summary_line(summary: &Summary) -> String {
+    format!("summary: {}", totals(summary))
+}
+
+/// The totals of a run: `received 3 datagrams (12 B; …), …`. Counts that
+/// only some runs have (held-back echoes, skipped lines) appear when not 0.
+pub fn totals(summary: &Summary) -> String {
+    let mut text = format!(
+        "received {} datagram{} ({} B; {} empty, {} truncated), kernel dropped {}, sent {} ({} B), unreachable reports {}",
+        summary.received,
+        plural(summary.received),
+        summary.bytes,
+        summary.empty,
+        summary.truncated,
+        summary.dropped,
+        summary.sent,
+        summary.sent_bytes,
+        summary.unreachable,
+    );
+    if summary.echo_skipped > 0 {
+        let _ = write!(text, ", echo replies held back {}", summary.echo_skipped);
+    }
+    if summary.skipped_lines > 0 {
+        let _ = write!(text, ", lines not sent {}", summary.skipped_lines);
+    }
+    text
+}
+
+/// "s" unless `n` is 1.
+pub fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn buffer_verdicts() {
+        let line = |requested, effective| {
+            buffer_line(
+                "SO_RCVBUF",
+                &BufferSize {
+                    requested,
+                    effective,
+                },
+            )
+        };
+        assert!(line(None, 212992).contains("system default"));
+        if cfg!(target_os = "linux") {
+            assert!(line(Some(4096), 8192).contains("doubles"));
+            assert!(line(Some(1 << 26), 1 << 23).contains("clamped"));
+            assert!(line(Some(1), 2304).contains("minimum"));
+        }
+    }
+
+    /// A refusal reads once, through its transition; a repeated refusal
+    /// (no transition) reads nothing; a quiet peer's refusal reads nothing.
+    #[test]
+    fn refusals_read_through_transitions() {
+        let renderer = Renderer::new(Format::Human);
+        let event = Event::Unreachable { peer: addr(9) };
+        let lines = renderer.render(&event, &[Transition::WentDown(addr(9))]);
+        assert_eq!(
+            lines,
+            ["!! nothing is listening at 127.0.0.1:9 (ICMP port unreachable)"]
+        );
+        assert!(renderer.render(&event, &[]).is_empty());
+        let quiet = Renderer::new(Format::Human).quiet_about(addr(9));
+        assert!(
+            quiet
+                .render(&event, &[Transition::WentDown(addr(9))])
+                .is_empty()
+        );
+    }
+
+    /// A truncated datagram names its true length and what was lost, and
+    /// its text is still text when the cut went through a character.
+    #[test]
+    fn truncated_text_reads_as_text() {
+        let datagram = Datagram {
+            at: SystemTime::now(),
+            from: addr(5),
+            payload: "ab你".as_bytes()[..4].to_vec(),
+            truncated: true,
+            original_len: Some(5),
+        };
+        let line = datagram_line(&datagram);
+        assert!(
+            line.ends_with("127.0.0.1:5  4 B [truncated: 5 B sent, 1 B lost]  \"ab\\xe4\\xbd\""),
+            "{line}"
+        );
+    }
+}

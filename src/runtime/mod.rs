@@ -1,0 +1,19 @@
+//! The moving parts: threads, the send path, and how a run stops.
+//!
+//! - [`pipeline`]: the one pipeline every command runs on: endpoint,
+//!   receiver, the command's job, the display loop, ordered stop.
+//! - [`receiver`]: the receiver thread and its [`Handler`] seam.
+//! - [`echo`]: the `--echo` handler and its per-peer rate limit.
+//! - [`outbox`]: the one send path ([`Outbox`]).
+//! - [`shutdown`]: Ctrl-C, SIGTERM and SIGHUP as a channel ([`Shutdown`]).
+
+pub mod echo;
+pub mod outbox;
+pub mod pipeline;
+pub mod receiver;
+pub mod shutdown;
+
+pub use outbox::{Closed, Outbox};
+pub use pipeline::{Ended, Job, JobControl, OnInterrupt, Pipeline, Plan};
+pub use receiver::{Handler, Show};
+pub use shutdown::{Shutdown, Signal, Trigger};

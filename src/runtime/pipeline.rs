@@ -1,0 +1,389 @@
+//! The one pipeline every command runs on.
+//!
+//! [`Pipeline::open`] binds the endpoint; [`Pipeline::run`] starts the
+//! receiver thread (with the command's [`Handler`]) and, if the command has
+//! one, its [`Job`] (sending lines, a line editor) on a thread of its own,
+//! then runs the display loop on the calling thread: every event, from the
+//! receiver or from a send, is counted, rendered and written to the
+//! [`Display`]'s sink. When the run is over (the job has ended and lingered,
+//! the receiver reached its limit or failed, a signal asked, or the reader
+//! of the output went away) it stops the receiver and the job, shows what
+//! is still queued, and returns how it ended. The command then prints its
+//! summary.
+//!
+//! Output and shutdown are parameters: the same command runs with the
+//! process's signals and stdout, or in-process with a manual shutdown and a
+//! memory sink.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, after, bounded, never, select};
+
+use super::outbox::Outbox;
+use super::receiver::{self, Handler, ReceiverConfig};
+use super::shutdown::{Shutdown, Signal};
+use crate::Error;
+use crate::model::Event;
+use crate::net::{Buffers, Endpoint, SocketOptions};
+use crate::output::{Display, Shown};
+
+/// How many events may wait between the threads and the display. When the
+/// display falls behind, the receiver waits, the socket's queue fills and
+/// the kernel drops (and counts) what does not fit: nothing is lost
+/// silently.
+pub const EVENT_QUEUE: usize = 1024;
+
+/// A bound endpoint and the channel its events will travel on.
+#[derive(Debug)]
+pub struct Pipeline {
+    endpoint: Arc<Endpoint>,
+    buffers: Buffers,
+    max_size: usize,
+    events_tx: Sender<Event>,
+    events: Receiver<Event>,
+}
+
+/// What a run does besides receiving.
+pub struct Plan {
+    /// What becomes of each datagram.
+    pub handler: Box<dyn Handler>,
+    /// Stop after this many datagrams.
+    pub limit: Option<u64>,
+    /// The command's active part, if any.
+    pub job: Option<Job>,
+    /// What Ctrl-C does.
+    pub on_interrupt: OnInterrupt,
+    /// After the job ends, keep receiving this long (replies on their way).
+    pub linger: Duration,
+}
+
+impl Plan {
+    /// A plan that only receives, with `handler`, until stopped.
+    pub fn receive(handler: impl Handler + 'static) -> Plan {
+        Plan {
+            handler: Box::new(handler),
+            limit: None,
+            job: None,
+            on_interrupt: OnInterrupt::Stop,
+            linger: Duration::ZERO,
+        }
+    }
+}
+
+/// What Ctrl-C (SIGINT) does during a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnInterrupt {
+    /// End the run.
+    Stop,
+    /// Tell the job (it stops the action in progress, such as a burst);
+    /// the run goes on.
+    ForwardToJob,
+}
+
+/// A command's active part, run on its own thread (named `dgram-NAME`).
+pub struct Job {
+    name: &'static str,
+    body: Box<dyn FnOnce(JobControl) -> Result<(), Error> + Send>,
+    may_block: bool,
+}
+
+impl Job {
+    /// A job running `body`; it should end soon after
+    /// [`JobControl::stopped`] turns true.
+    pub fn new(
+        name: &'static str,
+        body: impl FnOnce(JobControl) -> Result<(), Error> + Send + 'static,
+    ) -> Job {
+        Job {
+            name,
+            body: Box::new(body),
+            may_block: false,
+        }
+    }
+
+    /// The job may block where no stop request reaches it (a line editor
+    /// waiting for a key): when the run is stopped it is not waited for.
+    pub fn may_block(mut self) -> Job {
+        self.may_block = true;
+        self
+    }
+}
+
+/// How a job learns that it should stop, or interrupt what it is doing.
+#[derive(Debug)]
+pub struct JobControl {
+    interrupts: Receiver<()>,
+    stop: Receiver<()>,
+}
+
+impl JobControl {
+    /// A control for a job run by hand (tests): it is never interrupted,
+    /// and stopped when `stop`'s sender is dropped.
+    pub fn manual(stop: Receiver<()>) -> JobControl {
+        JobControl {
+            interrupts: never(),
+            stop,
+        }
+    }
+
+    /// True once the run asked the job to stop.
+    pub fn stopped(&self) -> bool {
+        matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
+    }
+
+    /// True when an interrupt came since the last look (or the job is to
+    /// stop); takes the interrupt.
+    pub fn interrupted(&self) -> bool {
+        self.interrupts.try_recv().is_ok() || self.stopped()
+    }
+
+    /// Forgets interrupts that came before now (before an action starts).
+    pub fn clear(&self) {
+        while self.interrupts.try_recv().is_ok() {}
+    }
+
+    /// Waits `duration`; false when an interrupt or a stop request cut the
+    /// wait short.
+    pub fn pause(&self, duration: Duration) -> bool {
+        select! {
+            recv(self.stop) -> _ => false,
+            recv(self.interrupts) -> _ => false,
+            default(duration) => true,
+        }
+    }
+
+    /// Ready once the job is to stop (for `select!`; it disconnects then).
+    pub fn stop_requests(&self) -> &Receiver<()> {
+        &self.stop
+    }
+
+    /// Ready when an interrupt comes (for `select!`).
+    pub fn interrupts(&self) -> &Receiver<()> {
+        &self.interrupts
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Default)]
+pub struct Ended {
+    /// The signal that ended it, if one did.
+    pub signal: Option<Signal>,
+    /// The job's result, when it had one and it ended (an abandoned job
+    /// that is still blocked has none).
+    pub job: Option<Result<(), Error>>,
+    /// The reader of the output went away (a closed pipe).
+    pub reader_gone: bool,
+}
+
+impl Pipeline {
+    /// Opens the endpoint (bind, buffers set and read back, platform
+    /// extras on) with an application receive buffer of `max_size` bytes.
+    pub fn open(socket: &SocketOptions, max_size: usize) -> Result<Pipeline, Error> {
+        let (endpoint, buffers) = Endpoint::open(socket)?;
+        let (events_tx, events) = bounded(EVENT_QUEUE);
+        Ok(Pipeline {
+            endpoint: Arc::new(endpoint),
+            buffers,
+            max_size,
+            events_tx,
+            events,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.endpoint.local_addr()
+    }
+
+    /// The socket.
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.endpoint
+    }
+
+    /// The `listening` event: address, buffers, receive size, capabilities.
+    pub fn listening(&self) -> Event {
+        Event::Listening {
+            local: self.endpoint.local_addr(),
+            buffers: self.buffers,
+            max_size: self.max_size,
+            capabilities: self.endpoint.capabilities(),
+        }
+    }
+
+    /// The buffer sizes requested and set.
+    pub fn buffers(&self) -> Buffers {
+        self.buffers
+    }
+
+    /// A sending side that reports into this pipeline's display.
+    pub fn outbox(&self) -> Outbox {
+        Outbox::new(Arc::clone(&self.endpoint), self.events_tx.clone())
+    }
+
+    /// Runs the receiver, the job and the display loop until the run is
+    /// over, then stops them in order (see the module docs). Errors are a
+    /// receiver failure or output that cannot be written; the job's own
+    /// result is in [`Ended::job`].
+    pub fn run(
+        self,
+        display: &mut Display<'_>,
+        shutdown: &Shutdown,
+        plan: Plan,
+    ) -> Result<Ended, Error> {
+        let outbox = Outbox::new(self.endpoint, self.events_tx);
+        let (receiver_stop, stop) = bounded::<()>(0);
+        let config = ReceiverConfig {
+            max_size: self.max_size,
+            limit: plan.limit,
+        };
+        let receiver = receiver::spawn(outbox.clone(), config, plan.handler, stop)?;
+        let mut run = Run {
+            receiver_stop: Some(receiver_stop),
+            receiver_done: notify_on_exit("receiver", receiver)?,
+            receiver_result: None,
+            job_stop: None,
+            job_done: never(),
+            job_running: false,
+            job_may_block: false,
+            interrupt: None,
+            stopping: false,
+            ended: Ended::default(),
+        };
+        if let Some(job) = plan.job {
+            let (job_stop, stop) = bounded::<()>(0);
+            let (interrupt, interrupts) = bounded::<()>(1);
+            let control = JobControl { interrupts, stop };
+            let body = job.body;
+            let handle = thread::Builder::new()
+                .name(format!("dgram-{}", job.name))
+                .spawn(move || body(control))
+                .map_err(|source| Error::SpawnThread {
+                    name: job.name,
+                    source,
+                })?;
+            run.job_done = notify_on_exit(job.name, handle)?;
+            run.job_stop = Some(job_stop);
+            run.job_running = true;
+            run.job_may_block = job.may_block;
+            run.interrupt = Some(interrupt);
+        }
+
+        let mut signals = shutdown.requests().clone();
+        let mut linger = never();
+        let events = self.events;
+        while !run.over() {
+            select! {
+                recv(events) -> event => {
+                    // `outbox` is held here, so the channel stays open.
+                    if let Ok(event) = event
+                        && display.show(&event)? == Shown::ReaderGone
+                        && !run.ended.reader_gone
+                    {
+                        run.ended.reader_gone = true;
+                        run.stop_all();
+                    }
+                }
+                recv(run.receiver_done) -> result => {
+                    run.receiver_result = Some(result.unwrap_or(Ok(())));
+                    run.receiver_done = never();
+                    // On its own the receiver ends only at its limit or on
+                    // a failure: the run is over either way.
+                    run.stop_all();
+                }
+                recv(run.job_done) -> result => {
+                    run.ended.job = Some(result.unwrap_or(Ok(())));
+                    run.job_done = never();
+                    run.job_running = false;
+                    run.job_stop = None;
+                    if plan.linger.is_zero() || run.stopping {
+                        run.stop_all();
+                    } else {
+                        linger = after(plan.linger);
+                    }
+                }
+                recv(signals) -> request => match request {
+                    // No request can come any more.
+                    Err(_) => signals = never(),
+                    Ok(Signal::Interrupt)
+                        if plan.on_interrupt == OnInterrupt::ForwardToJob && run.job_running =>
+                    {
+                        if let Some(interrupt) = &run.interrupt {
+                            let _ = interrupt.try_send(());
+                        }
+                    }
+                    Ok(signal) => {
+                        run.ended.signal.get_or_insert(signal);
+                        run.stop_all();
+                    }
+                },
+                recv(linger) -> _ => {
+                    linger = never();
+                    run.stop_all();
+                }
+            }
+        }
+        // An ICMP error that came in after the receiver's last look, then
+        // whatever is still queued.
+        let _ = outbox.report_pending();
+        drop(outbox);
+        for event in events.try_iter() {
+            display.show(&event)?;
+        }
+        if let Some(Err(error)) = run.receiver_result.take() {
+            return Err(error);
+        }
+        Ok(run.ended)
+    }
+}
+
+/// The state of the display loop.
+struct Run {
+    /// Dropping it asks the receiver to stop.
+    receiver_stop: Option<Sender<()>>,
+    receiver_done: Receiver<Result<(), Error>>,
+    receiver_result: Option<Result<(), Error>>,
+    /// Dropping it asks the job to stop.
+    job_stop: Option<Sender<()>>,
+    job_done: Receiver<Result<(), Error>>,
+    job_running: bool,
+    job_may_block: bool,
+    interrupt: Option<Sender<()>>,
+    stopping: bool,
+    ended: Ended,
+}
+
+impl Run {
+    /// Asks the receiver and the job to stop.
+    fn stop_all(&mut self) {
+        self.stopping = true;
+        self.receiver_stop = None;
+        self.job_stop = None;
+    }
+
+    /// The receiver has ended, and so has the job (or it may be blocked
+    /// where a stop cannot reach it, and the run is stopping).
+    fn over(&self) -> bool {
+        self.receiver_result.is_some()
+            && (!self.job_running || (self.stopping && self.job_may_block))
+    }
+}
+
+/// Joins `thread` on a helper thread and hands its result over a channel,
+/// so that the end of a thread can be waited for with `select!`.
+fn notify_on_exit(
+    name: &'static str,
+    handle: JoinHandle<Result<(), Error>>,
+) -> Result<Receiver<Result<(), Error>>, Error> {
+    let (tx, rx) = bounded(1);
+    thread::Builder::new()
+        .name(format!("dgram-{name}-watch"))
+        .spawn(move || {
+            let result = handle.join().unwrap_or(Err(Error::ThreadPanicked { name }));
+            let _ = tx.send(result);
+        })
+        .map_err(|source| Error::SpawnThread { name, source })?;
+    Ok(rx)
+}
