@@ -80,8 +80,8 @@ pub enum Error {
 
     /// Lines of input were too long to send, and were skipped.
     #[error(
-        "{count} line{} of input not sent: longer than the {limit}-byte limit of one datagram",
-        if *count == 1 { " was" } else { "s were" }
+        "{count} line{} not sent: longer than the {limit}-byte limit of one datagram",
+        if *count == 1 { " of input was" } else { "s of input were" }
     )]
     LinesNotSent { count: u64, limit: usize },
 

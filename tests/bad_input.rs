@@ -1,24 +1,22 @@
-//! Bad input gets one line that says what is wrong and what to do, exit
-//! status 2 for usage errors and 1 for runtime errors, never a panic.
+//! Bad input gets a message that says what is wrong and what to do: exit
+//! status 2 for usage errors, 1 for runtime errors, never a panic, and no
+//! output that cannot be written is a reason to panic either.
 
+use std::fs::File;
 use std::net::UdpSocket;
+use std::process::{Command, Stdio};
 
-use crate::util::{any_local_addr, run};
+use crate::util::{any_local_addr, closed_port, dgram_path, run};
 
-/// Runs dgram with `args` and checks its status and its one-line message.
-fn check(args: &[&str], status: i32, message: &str) {
+/// Runs dgram with `args` and checks its status and message, that nothing
+/// went to stdout, and that it did not panic. Returns stderr.
+fn check(args: &[&str], status: i32, message: &str) -> String {
     let proc = run(args);
     let stderr = proc.stderr();
     assert_eq!(proc.code(), Some(status), "{}", proc.dump());
     assert!(
         stderr.contains(message),
         "expected {message:?}\n{}",
-        proc.dump()
-    );
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one line only\n{}",
         proc.dump()
     );
     assert!(
@@ -30,11 +28,24 @@ fn check(args: &[&str], status: i32, message: &str) {
         "nothing on stdout\n{}",
         proc.dump()
     );
+    stderr
 }
 
-/// Each kind of bad address, size and flag gets its own status and message.
+/// Like [`check`], for dgram's own errors: one line, starting `error:`.
+fn check_one_line(args: &[&str], status: i32, message: &str) {
+    let stderr = check(args, status, message);
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line only: {stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+}
+
+/// Each kind of bad address, size and flag gets status 2 and clap's message
+/// with dgram's explanation in it.
 #[test]
-fn usage_errors_exit_2_with_one_line() {
+fn usage_errors_exit_2() {
     let cases: &[(&[&str], &str)] = &[
         (&["listen", "127.0.0.1"], "has no port"),
         (&["listen", "127.0.0.1:70000"], "port 70000 is out of range"),
@@ -59,6 +70,7 @@ fn usage_errors_exit_2_with_one_line() {
             &["listen", "127.0.0.1:0", "--max-size", "70000"],
             "1 to 65535",
         ),
+        (&["listen", "127.0.0.1:0", "--echo-rate", "5"], "--echo"),
         (&["listen", "--bogus"], "unexpected argument '--bogus'"),
         (&["send", "127.0.0.1:0", "x"], "cannot send to port 0"),
         (
@@ -69,30 +81,116 @@ fn usage_errors_exit_2_with_one_line() {
             &["send", "127.0.0.1:9", "--hex", "abc"],
             "odd number of hex digits",
         ),
-        (
-            &["send", "127.0.0.1:9", "--size", "65508"],
-            "over the 65507-byte limit",
-        ),
-        (
-            &["send", "[::1]:9", "--size", "65528"],
-            "over the 65527-byte limit",
-        ),
         (&["chat", "--peer", "nowhere"], "has no port"),
-        (&["frobnicate"], "unrecognized subcommand"),
+        (&["completions", "tcsh"], "invalid value 'tcsh'"),
     ];
     for (args, message) in cases {
         check(args, 2, message);
     }
 }
 
+/// Clap's whole message is printed: the missing argument is named, the
+/// similar subcommand suggested, the usage line shown.
+#[test]
+fn usage_errors_keep_their_substance() {
+    let stderr = check(
+        &["send"],
+        2,
+        "the following required arguments were not provided",
+    );
+    assert!(stderr.contains("<ADDR>"), "{stderr}");
+    assert!(stderr.contains("Usage: dgram send <ADDR>"), "{stderr}");
+    let stderr = check(&["lisen"], 2, "unrecognized subcommand 'lisen'");
+    assert!(
+        stderr.contains("similar subcommand exists: 'listen'"),
+        "{stderr}"
+    );
+}
+
+/// Sizes are checked before anything is allocated: a terabyte, 4 GiB and
+/// one byte over the IPv4 limit are refused at once, with status 2 (the
+/// terabyte used to abort trying to allocate it).
+#[test]
+fn huge_sizes_are_refused_before_allocating() {
+    check(
+        &["send", "127.0.0.1:9", "--size", "1000000000000"],
+        2,
+        "1000000000000 bytes do not fit in one datagram: UDP carries at most 65507 bytes over IPv4 and 65527 over IPv6",
+    );
+    check(&["send", "127.0.0.1:9", "--size", "4G"], 2, "do not fit");
+    check_one_line(
+        &["send", "127.0.0.1:9", "--size", "65508"],
+        2,
+        "over the 65507-byte limit",
+    );
+    check(&["send", "[::1]:9", "--size", "65528"], 2, "65527");
+}
+
+/// An IPv6 address without brackets is refused with the bracketed form,
+/// never guessed at; a family mismatch between the socket and the peer is
+/// refused up front with the same message in every direction.
+#[test]
+fn ipv6_addresses_and_families() {
+    check(&["send", "fe80::1:9000", "hi"], 2, "as in [fe80::1]:9000");
+    check(&["listen", "::1:9201"], 2, "as in [::1]:9201");
+    check(
+        &["listen", "[::1%nosuch0]:0"],
+        2,
+        "no network interface named 'nosuch0'",
+    );
+    check_one_line(
+        &["send", "127.0.0.1:9001", "x", "--bind", "[::1]:0"],
+        2,
+        "cannot reach IPv4 address 127.0.0.1:9001 from the IPv6 address [::1]:0",
+    );
+    check_one_line(
+        &["send", "[::1]:9001", "x", "--bind", "127.0.0.1:0"],
+        2,
+        "cannot reach IPv6 address [::1]:9001 from the IPv4 address 127.0.0.1:0",
+    );
+    check_one_line(
+        &["chat", "--bind", "[::1]:0", "--peer", "127.0.0.1:9001"],
+        2,
+        "cannot reach IPv4 address 127.0.0.1:9001 from the IPv6 address [::1]:0",
+    );
+}
+
 /// A port already in use is a runtime error (status 1) with a hint to pick
-/// another port.
+/// another port, whoever holds it.
 #[test]
 fn port_in_use_exits_1_with_a_hint() {
     let taken = UdpSocket::bind(any_local_addr()).unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    check(&["listen", &addr], 1, "is in use");
-    // Even by another dgram, which sets SO_REUSEADDR as well.
+    check_one_line(&["listen", &addr], 1, "is in use");
     let (_first, addr) = crate::util::listener(&[]);
-    check(&["listen", &addr.to_string()], 1, "pick another port");
+    check_one_line(&["listen", &addr.to_string()], 1, "pick another port");
+}
+
+/// Output that cannot be written is an error (status 1), never a panic:
+/// stderr on a full device while the peer refuses, stdout on a full device
+/// for a listener.
+#[test]
+fn unwritable_output_exits_1() {
+    let status = Command::new(dgram_path())
+        .args(["send", &closed_port().to_string(), "hi"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create("/dev/full").unwrap())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{status}");
+
+    let output = Command::new(dgram_path())
+        .args(["listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: could not write the output: No space left on device"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -1,11 +1,11 @@
-//! UDP keeps message boundaries; TCP does not.
+//! UDP keeps message boundaries: what dgram receives is exactly what was
+//! sent, datagram by datagram.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::UdpSocket;
 
 use proptest::prelude::*;
 
-use crate::util::{DEADLINE, any_local_addr, listener, payload, stop, wait_for};
+use crate::util::{any_local_addr, listener, payload, stop};
 
 /// The sizes of the fixed boundary test: empty, tiny, a typical MTU-sized
 /// payload (1472 = 1500 - 20 - 8), larger than socat's 8 KiB, and the IPv4
@@ -75,45 +75,4 @@ proptest! {
         prop_oneof![0usize..=16, 0usize..=2048, 0usize..=65507], 1..10)) {
         check_boundaries(&sizes);
     }
-}
-
-/// The same messages written on a TCP stream are read back merged: one
-/// read returns all of them at once, the empty one leaves no trace, and
-/// nothing in the bytes says where one message ended (the "sticky packets"
-/// of the classic socket course). UDP's guarantee is not TCP's.
-#[test]
-fn tcp_merges_the_same_messages() {
-    let sizes = &SIZES[..6]; // 65507 would only make the wait longer.
-    let messages: Vec<Vec<u8>> = sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| message(i, n))
-        .collect();
-    let server = TcpListener::bind(any_local_addr()).unwrap();
-    let mut client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
-    let (mut stream, _) = server.accept().unwrap();
-    for m in &messages {
-        client.write_all(m).unwrap();
-    }
-    let total: usize = sizes.iter().sum();
-    let mut buf = vec![0u8; total + 1];
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    // Wait until every byte has arrived, then read once.
-    wait_for("all bytes on the TCP stream", String::new, || {
-        (stream.peek(&mut buf).unwrap() == total).then_some(())
-    });
-    let n = stream.read(&mut buf).unwrap();
-    assert_eq!(n, total, "one read returns every message at once");
-    assert!(n > sizes[1] + sizes[2], "the read spans several writes");
-    let concatenated: Vec<u8> = messages.concat();
-    assert!(
-        buf[..n] == concatenated[..],
-        "the bytes are the messages run together"
-    );
-    assert_eq!(messages.iter().filter(|m| !m.is_empty()).count(), 5);
-    assert_eq!(
-        messages.len(),
-        6,
-        "six writes, one of them empty, came back as one read"
-    );
 }

@@ -29,8 +29,8 @@ fn empty_datagram_arrives_and_listener_keeps_running() {
 }
 
 /// On a terminal an empty datagram reads `<empty>` (never blank), text is
-/// escaped (an escape sequence cannot reach the terminal), and bytes that
-/// are not UTF-8 show as hex.
+/// quoted and escaped (an escape sequence cannot reach the terminal), and
+/// bytes that are not text show as hex.
 #[test]
 fn human_output_marks_empty_escapes_text_and_shows_hex() {
     let mut listen = crate::util::Proc::dgram(&["listen", "127.0.0.1:0", "--count", "3"]);
@@ -52,7 +52,7 @@ fn human_output_marks_empty_escapes_text_and_shows_hex() {
     assert!(status.success(), "{}", listen.dump());
     let out = listen.stdout();
     assert!(out.contains(" 0 B  <empty>"), "{out}");
-    assert!(out.contains(" 7 B  hi\\u{1b}[2J\\n"), "{out}");
+    assert!(out.contains(" 7 B  \"hi\\u{1b}[2J\\n\""), "{out}");
     assert!(
         !out.contains('\x1b'),
         "a raw escape reached the terminal: {out}"

@@ -139,14 +139,21 @@ fn socat_client_to_dgram_echo() {
 }
 
 /// `dgram send` to a `socat UDP4-RECV` listener: socat prints each
-/// datagram, and three datagrams stay three (socat sees them one by one).
+/// datagram, and three datagrams stay three: socat's verbose log (`-v`)
+/// shows one transfer per datagram, of 5, 6 and 5 bytes (one merged
+/// datagram would be one transfer of 16).
 #[test]
 fn dgram_to_socat_listener() {
     need("socat");
     let port = closed_port().port();
     let mut socat = Proc::spawn(
         "socat",
-        &["-u", &format!("UDP4-RECV:{port},bind=127.0.0.1"), "STDOUT"],
+        &[
+            "-u",
+            "-v",
+            &format!("UDP4-RECV:{port},bind=127.0.0.1"),
+            "STDOUT",
+        ],
     );
     wait_bound(port, &socat);
     let mut send = Proc::dgram(&[
@@ -160,6 +167,18 @@ fn dgram_to_socat_listener() {
         send.write_line(line);
     }
     socat.wait_stdout_contains("firstsecondthird");
+    wait_for(
+        "three transfers in socat's log",
+        || socat.dump(),
+        || (socat.stderr().matches("length=").count() >= 3).then_some(()),
+    );
+    let log = socat.stderr();
+    let lengths: Vec<&str> = log
+        .split("length=")
+        .skip(1)
+        .map(|rest| rest.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(lengths, ["5", "6", "5"], "{}", socat.dump());
     send.close_stdin();
     assert!(send.finish().success(), "{}", send.dump());
     socat.kill();

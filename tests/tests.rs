@@ -1,14 +1,23 @@
 //! dgram's integration tests: one test binary that runs the real executable
-//! against itself and against peers nobody here wrote.
+//! against itself and against peers nobody here wrote, and the library's
+//! commands in-process.
 
 mod util;
 
 mod bad_input;
 mod boundaries;
 mod chat;
+mod display;
+mod docs;
 mod downed;
+mod echo;
 mod empty;
 mod foreign;
+mod in_process;
+mod lines;
 mod loss;
 mod peers;
+mod ports;
+mod signals;
 mod truncation;
+mod typing;

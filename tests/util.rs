@@ -4,13 +4,16 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use rexpect::process::WaitStatus;
+use rexpect::session::{PtySession, spawn_command};
 use serde_json::Value;
 
 /// How long any wait in a test may take before the test fails. Generous:
@@ -21,9 +24,15 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 /// How often a condition is checked while waiting for it.
 const POLL: Duration = Duration::from_millis(5);
 
-/// The dgram executable under test.
+/// The dgram executable under test: the one cargo built, or the one
+/// `DGRAM_UNDER_TEST` names (to run this suite against another build, such
+/// as an older commit's, and see which tests it fails).
 pub fn dgram_path() -> &'static str {
-    env!("CARGO_BIN_EXE_dgram")
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        std::env::var("DGRAM_UNDER_TEST")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_dgram").to_string())
+    })
 }
 
 /// A loopback address with a port the system chose: the way every test
@@ -83,9 +92,23 @@ impl Proc {
 
     /// Starts any program with stdin, stdout and stderr piped.
     pub fn spawn(program: &str, args: &[&str]) -> Proc {
-        let command = format!("{program} {}", args.join(" "));
-        let mut child = Command::new(program)
-            .args(args)
+        let mut command = Command::new(program);
+        command.args(args);
+        Proc::start(command)
+    }
+
+    /// Starts a prepared command with stdin, stdout and stderr piped.
+    pub fn start(mut prepared: Command) -> Proc {
+        let command = format!(
+            "{} {}",
+            prepared.get_program().to_string_lossy(),
+            prepared
+                .get_args()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let mut child = prepared
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -112,6 +135,13 @@ impl Proc {
     /// Sends a signal (SIGSTOP, SIGCONT, SIGTERM, …).
     pub fn signal(&self, signal: Signal) {
         kill(self.pid(), signal).unwrap_or_else(|e| panic!("kill {signal}: {e}\n{}", self.dump()));
+    }
+
+    /// Writes raw bytes to the program's stdin.
+    pub fn write_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is still open");
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
     }
 
     /// Writes one line to the program's stdin.
@@ -362,4 +392,142 @@ pub fn have(program: &str) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
+}
+
+/// Which platform extras this build of dgram has, as its `listening` event
+/// says (`true_length`, `drop_count`, `icmp_errors`, `kernel_timestamps`).
+/// The portable build (`--features portable`) has none, and the tests
+/// expect the reduced behaviour there.
+pub fn capabilities() -> &'static Value {
+    static CAPABILITIES: OnceLock<Value> = OnceLock::new();
+    CAPABILITIES.get_or_init(|| {
+        let (mut listen, _) = listener(&[]);
+        let capabilities = listen.first_event("listening")["capabilities"].clone();
+        listen.kill();
+        capabilities
+    })
+}
+
+/// True when this build has the platform extra `name`.
+pub fn has(name: &str) -> bool {
+    capabilities()[name]
+        .as_bool()
+        .unwrap_or_else(|| panic!("no capability {name} in {}", capabilities()))
+}
+
+/// A path in a fresh temporary directory of this test process.
+pub fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dgram-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A plain UDP socket on 127.0.0.1 that the test reads (with a deadline).
+pub struct Peer {
+    /// The socket.
+    pub socket: UdpSocket,
+}
+
+impl Peer {
+    /// Binds 127.0.0.1 with a port the system chooses.
+    pub fn bind() -> Peer {
+        let socket = UdpSocket::bind(any_local_addr()).unwrap();
+        socket.set_read_timeout(Some(DEADLINE)).unwrap();
+        Peer { socket }
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    /// The next datagram's payload (panics after [`DEADLINE`]).
+    pub fn recv(&self) -> Vec<u8> {
+        let mut buf = vec![0u8; 65536];
+        let (n, _) = self
+            .socket
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("no datagram within {DEADLINE:?}: {e}"));
+        buf.truncate(n);
+        buf
+    }
+}
+
+/// A program in a pseudo-terminal (rexpect), with everything it printed
+/// kept for failure messages and counting.
+pub struct Pty {
+    /// The rexpect session.
+    pub session: PtySession,
+    /// Everything seen on the screen so far.
+    pub transcript: String,
+}
+
+impl Pty {
+    /// Starts `dgram ARGS…` in a pseudo-terminal with `TERM`.
+    pub fn dgram(args: &[&str], term: &str) -> Pty {
+        let mut command = Command::new(dgram_path());
+        command.args(args).env("TERM", term);
+        Pty::start(command)
+    }
+
+    /// Starts a prepared command in a pseudo-terminal.
+    pub fn start(command: Command) -> Pty {
+        let shown = format!("{command:?}");
+        let session = spawn_command(command, Some(DEADLINE.as_millis() as u64))
+            .unwrap_or_else(|e| panic!("cannot start {shown} in a pty: {e}"));
+        Pty {
+            session,
+            transcript: String::new(),
+        }
+    }
+
+    /// Waits for `text` on the screen.
+    pub fn expect(&mut self, text: &str) {
+        match self.session.exp_string(text) {
+            Ok(before) => {
+                self.transcript.push_str(&before);
+                self.transcript.push_str(text);
+            }
+            Err(e) => panic!(
+                "waiting for {text:?}: {e}\n--- screen so far:\n{}\n---",
+                self.transcript
+            ),
+        }
+    }
+
+    /// Waits for the `chat on ADDR` banner and returns ADDR.
+    pub fn bound_addr(&mut self) -> SocketAddr {
+        let (before, found) = self
+            .session
+            .exp_regex(r"chat on [0-9.]+:[0-9]+")
+            .unwrap_or_else(|e| panic!("no banner: {e}\n{}", self.transcript));
+        self.transcript.push_str(&before);
+        self.transcript.push_str(&found);
+        found.trim_start_matches("chat on ").parse().unwrap()
+    }
+
+    /// Types `text` without pressing Enter.
+    pub fn type_text(&mut self, text: &str) {
+        self.session.send(text).unwrap();
+        self.session.flush().unwrap();
+    }
+
+    /// Types `line` and presses Enter.
+    pub fn type_line(&mut self, line: &str) {
+        self.session.send_line(line).unwrap();
+    }
+
+    /// Waits for the end of output and returns the exit code.
+    pub fn finish(&mut self) -> Option<i32> {
+        let rest = self
+            .session
+            .exp_eof()
+            .unwrap_or_else(|e| panic!("no exit: {e}\n{}", self.transcript));
+        self.transcript.push_str(&rest);
+        match self.session.process().wait().unwrap() {
+            WaitStatus::Exited(_, code) => Some(code),
+            _ => None,
+        }
+    }
 }

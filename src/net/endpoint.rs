@@ -235,6 +235,12 @@ impl Endpoint {
         sys::recv(&self.socket, buf, scratch)
     }
 
+    /// Makes receives return `WouldBlock` at once instead of waiting up to
+    /// [`READ_TIMEOUT`] (for the last look at what is queued).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.socket.set_nonblocking(nonblocking)
+    }
+
     /// Drains the ICMP errors queued on the socket.
     pub fn take_errors(&self) -> Vec<PeerError> {
         sys::take_errors(&self.socket)
@@ -330,6 +336,18 @@ mod tests {
         let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let err = open(&taken.local_addr().unwrap().to_string()).unwrap_err();
         assert!(matches!(err, Error::Bind { .. }), "{err}");
+    }
+
+    /// The capabilities say what this build has: everything on Linux,
+    /// nothing with the portable fallback.
+    #[test]
+    fn capabilities_follow_the_build() {
+        let caps = open("127.0.0.1:0").unwrap().capabilities();
+        let linux = cfg!(all(target_os = "linux", not(feature = "portable")));
+        assert_eq!(caps.true_length, linux);
+        assert_eq!(caps.drop_count, linux);
+        assert_eq!(caps.icmp_errors, linux);
+        assert_eq!(caps.kernel_timestamps, linux);
     }
 
     /// Sending to a peer of the other family is refused before sending.

@@ -23,7 +23,7 @@ use icu_properties::{CodePointMapData, CodePointSetData};
 pub const PREVIEW_BYTES: usize = 1024;
 
 /// A payload is shown as text when at least this share (in percent) of its
-/// bytes are printable characters or ordinary whitespace.
+/// bytes are characters other than control codes.
 const TEXT_SHARE: usize = 75;
 
 /// True for a character that must not reach a terminal as it is: it is
@@ -85,10 +85,13 @@ impl Piece {
         }
     }
 
-    /// Printable, or ordinary whitespace.
+    /// Part of a text: any character but the control codes (ordinary
+    /// whitespace included). Invisible format characters count as text
+    /// (they are escaped, not a sign of binary data); control codes and
+    /// bytes that are not UTF-8 are what binary data is made of.
     fn is_text(self) -> bool {
         match self {
-            Piece::Char(c) => matches!(c, '\n' | '\r' | '\t') || !is_hidden(c),
+            Piece::Char(c) => matches!(c, '\n' | '\r' | '\t') || !c.is_control(),
             Piece::Byte(_) => false,
         }
     }
@@ -104,8 +107,8 @@ fn pieces(bytes: &[u8]) -> impl Iterator<Item = Piece> + '_ {
     })
 }
 
-/// True when `payload` reads as text: most of its bytes are printable
-/// characters or whitespace (invalid bytes and controls are the rest). A
+/// True when `payload` reads as text: most of its bytes are characters
+/// other than control codes (invalid bytes and controls are the rest). A
 /// character cut short at the very end (a datagram truncated by
 /// `--max-size`) does not count against it.
 pub fn looks_like_text(payload: &[u8]) -> bool {
@@ -249,6 +252,11 @@ mod tests {
         assert_eq!(preview(&"ab你".as_bytes()[..4]), "\"ab\\xe4\\xbd\"");
         assert_eq!(preview(b"\xe4"), "hex e4", "nothing but a cut character");
         assert_eq!(preview(&[1, 2, 3, b'a']), "hex 01020361");
+        assert_eq!(
+            preview("a\u{e0041}\u{e0042}b".as_bytes()),
+            "\"a\\u{e0041}\\u{e0042}b\"",
+            "invisible characters are text, escaped"
+        );
         let binary: Vec<u8> = (0..=255).collect();
         assert!(preview(&binary).starts_with("hex 000102"));
     }

@@ -17,11 +17,16 @@ use super::outbox::{Closed, Outbox};
 use crate::Error;
 use crate::model::{Datagram, Event};
 use crate::net::endpoint::is_icmp_error;
-use crate::net::sys::Scratch;
+use crate::net::sys::{Received, Scratch};
 
 /// How often the drop counter is read while datagrams keep arriving (it is
 /// also read whenever the socket goes idle, and once more before stopping).
 const DROP_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The most datagrams read from the socket's queue after a stop request, so
+/// that what had arrived before the stop is shown and counted rather than
+/// closed away unseen, without letting a flood delay the stop for long.
+const DRAIN_LIMIT: u64 = 100_000;
 
 /// What becomes of each received datagram, decided on the receiver thread
 /// before anything is shown: show it, answer it (echo), and later decode,
@@ -140,7 +145,12 @@ impl Receiving {
     }
 
     fn run(mut self, stop: &Receiver<()>) -> Result<(), Error> {
-        let end = self.receive_until_stopped(stop);
+        let mut end = self.receive_until_stopped(stop);
+        if matches!(end, Stop::Asked)
+            && let Err(stop) = self.drain()
+        {
+            end = stop;
+        }
         // Drops that happened since the last reading are still news.
         let _ = self.poll_drops();
         match end {
@@ -164,13 +174,7 @@ impl Receiving {
             let step = match self.outbox.endpoint().recv(&mut buf, &mut scratch) {
                 Ok(got) => {
                     received += 1;
-                    let datagram = Datagram {
-                        at: got.timestamp.unwrap_or_else(SystemTime::now),
-                        from: got.from,
-                        payload: buf[..got.len].to_vec(),
-                        truncated: got.truncated,
-                        original_len: got.original_len,
-                    };
+                    let datagram = validated(&got, &buf);
                     self.on_datagram(datagram, got.drop_counter)
                 }
                 Err(e) => match e.kind() {
@@ -183,6 +187,31 @@ impl Receiving {
                 return stop;
             }
         }
+    }
+
+    /// Reads what is already queued on the socket, without waiting.
+    fn drain(&mut self) -> Result<(), Stop> {
+        let endpoint = self.outbox.endpoint();
+        if endpoint.set_nonblocking(true).is_err() {
+            return Ok(());
+        }
+        let mut buf = vec![0u8; self.config.max_size];
+        let mut scratch = Scratch::default();
+        let mut drained = 0;
+        while drained < DRAIN_LIMIT {
+            match self.outbox.endpoint().recv(&mut buf, &mut scratch) {
+                Ok(got) => {
+                    drained += 1;
+                    let datagram = validated(&got, &buf);
+                    self.on_datagram(datagram, got.drop_counter)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_icmp_error(&e) => self.on_error(e)?,
+                Err(_) => break,
+            }
+        }
+        let _ = self.outbox.endpoint().set_nonblocking(false);
+        Ok(())
     }
 
     fn on_datagram(&mut self, datagram: Datagram, drop_counter: Option<u32>) -> Result<(), Stop> {
@@ -232,6 +261,18 @@ impl Receiving {
             count,
             total: self.drops.total(),
         })?)
+    }
+}
+
+/// The datagram the platform delivered into `buf`, as the rest of dgram
+/// sees it: timestamped (by the kernel where it can), its payload copied.
+fn validated(got: &Received, buf: &[u8]) -> Datagram {
+    Datagram {
+        at: got.timestamp.unwrap_or_else(SystemTime::now),
+        from: got.from,
+        payload: buf[..got.len].to_vec(),
+        truncated: got.truncated,
+        original_len: got.original_len,
     }
 }
 

@@ -1,0 +1,40 @@
+//! A unicast dgram socket does not share its port: no other program can
+//! bind it and silently take its traffic, whoever starts first.
+
+use crate::util::{Proc, closed_port, listener, proc_net_udp, run, stop, wait_for};
+
+/// Once `dgram listen` holds a port, OpenBSD `nc -u -l` (which sets
+/// `SO_REUSEADDR`) cannot bind it, and the datagram sent there reaches
+/// dgram.
+#[test]
+fn nc_cannot_take_dgrams_port() {
+    let (mut listen, addr) = listener(&[]);
+    let mut nc = Proc::spawn("nc", &["-u", "-l", "127.0.0.1", &addr.port().to_string()]);
+    let status = nc.finish();
+    assert!(!status.success(), "nc bound dgram's port: {}", nc.dump());
+    assert!(
+        nc.stderr().contains("Address already in use"),
+        "{}",
+        nc.dump()
+    );
+    assert!(run(&["send", &addr.to_string(), "for dgram"]).finish_ok());
+    assert_eq!(listen.next("datagram")["text"], "for dgram");
+    assert_eq!(stop(&mut listen)["received"], 1);
+}
+
+/// The other way round: while `nc -u -l` holds a port, `dgram listen` on it
+/// fails with "in use" (status 1).
+#[test]
+fn dgram_cannot_take_ncs_port() {
+    let port = closed_port().port();
+    let mut nc = Proc::spawn("nc", &["-u", "-l", "127.0.0.1", &port.to_string()]);
+    wait_for(
+        &format!("nc to bind port {port}"),
+        || nc.dump(),
+        || proc_net_udp(port),
+    );
+    let listen = run(&["listen", &format!("127.0.0.1:{port}")]);
+    assert_eq!(listen.code(), Some(1), "{}", listen.dump());
+    assert!(listen.stderr().contains("is in use"), "{}", listen.dump());
+    nc.kill();
+}
