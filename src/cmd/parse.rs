@@ -18,6 +18,15 @@ const EXAMPLE: &str = "expected IP:PORT such as 127.0.0.1:9000, [::1]:9000 or lo
 /// An IPv6 address must be in brackets: `fe80::1:9000` could be the
 /// address `fe80::1` with port 9000 or the address `fe80::1:9000` with no
 /// port, so it is refused with the bracketed form to type instead.
+///
+/// ```
+/// use dgram::cmd::parse::socket_addr;
+///
+/// assert_eq!(socket_addr("[::1]:9000").unwrap().to_string(), "[::1]:9000");
+/// assert_eq!(socket_addr("localhost:9000").unwrap().to_string(), "127.0.0.1:9000");
+/// let refused = socket_addr("fe80::1:9000").unwrap_err();
+/// assert!(refused.contains("[fe80::1]:9000"));
+/// ```
 pub fn socket_addr(text: &str) -> Result<SocketAddr, String> {
     if let Some(rest) = text.strip_prefix('[') {
         return bracketed(text, rest);

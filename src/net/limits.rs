@@ -35,6 +35,13 @@ pub struct Limit {
 
 /// The largest UDP payload that can be sent to `to`. An IPv4-mapped IPv6
 /// address travels as IPv4, so it gets the IPv4 limit.
+///
+/// ```
+/// use dgram::net::limits::payload_limit;
+///
+/// assert_eq!(payload_limit(&"127.0.0.1:9".parse().unwrap()).bytes, 65507);
+/// assert_eq!(payload_limit(&"[::1]:9".parse().unwrap()).bytes, 65527);
+/// ```
 pub fn payload_limit(to: &SocketAddr) -> Limit {
     match to {
         SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_none() => Limit {

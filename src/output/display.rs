@@ -95,11 +95,6 @@ impl<'a> Display<'a> {
         self.lock_stats().clone()
     }
 
-    /// The renderer (for its format).
-    pub fn renderer(&self) -> &Renderer {
-        &self.renderer
-    }
-
     /// False once the reader has gone away.
     pub fn is_open(&self) -> bool {
         self.open

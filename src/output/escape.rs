@@ -141,6 +141,16 @@ fn incomplete_tail(bytes: &[u8]) -> usize {
 /// A payload as it reads on a terminal: `<empty>`, quoted escaped text, or
 /// `hex …`; at most [`PREVIEW_BYTES`] of it, cut between characters, with
 /// the number of bytes not shown.
+///
+/// ```
+/// use dgram::output::escape::preview;
+///
+/// assert_eq!(preview(b""), "<empty>");
+/// assert_eq!(preview(b"<empty>"), "\"<empty>\"");
+/// assert_eq!(preview(b"hi\x1b[2J\n"), r#""hi\u{1b}[2J\n""#);
+/// assert_eq!(preview(b"caf\xc3\xa9 \xff"), r#""café \xff""#);
+/// assert_eq!(preview(&[0, 0xff]), "hex 00ff");
+/// ```
 pub fn preview(payload: &[u8]) -> String {
     if payload.is_empty() {
         return "<empty>".to_string();

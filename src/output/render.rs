@@ -55,11 +55,6 @@ impl Renderer {
         self
     }
 
-    /// The format.
-    pub fn format(&self) -> Format {
-        self.format
-    }
-
     /// The lines to show for `event`.
     pub fn render(&self, event: &Event, transitions: &[Transition]) -> Vec<String> {
         if self.format == Format::Json {

@@ -103,13 +103,3 @@ impl Sink for MemorySink {
         Ok(())
     }
 }
-
-/// Lines thrown away (a reader that went away, or output not wanted).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NullSink;
-
-impl Sink for NullSink {
-    fn write_lines(&mut self, _lines: &[String]) -> io::Result<()> {
-        Ok(())
-    }
-}

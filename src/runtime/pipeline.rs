@@ -120,15 +120,6 @@ pub struct JobControl {
 }
 
 impl JobControl {
-    /// A control for a job run by hand (tests): it is never interrupted,
-    /// and stopped when `stop`'s sender is dropped.
-    pub fn manual(stop: Receiver<()>) -> JobControl {
-        JobControl {
-            interrupts: never(),
-            stop,
-        }
-    }
-
     /// True once the run asked the job to stop.
     pub fn stopped(&self) -> bool {
         matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
@@ -196,11 +187,6 @@ impl Pipeline {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.endpoint.local_addr()
-    }
-
-    /// The socket.
-    pub fn endpoint(&self) -> &Arc<Endpoint> {
-        &self.endpoint
     }
 
     /// The `listening` event: address, buffers, receive size, capabilities.
