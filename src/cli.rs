@@ -14,6 +14,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use crate::Error;
 use crate::cmd::chat::repl::default_history;
 use crate::cmd::chat::{self, ChatIo, ChatOptions};
+use crate::cmd::docs;
 use crate::cmd::listen::{self, ListenOptions};
 use crate::cmd::parse;
 use crate::cmd::payload::pattern;
@@ -53,7 +54,8 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print dgram's manual page (roff) on stdout: dgram man | man -l -
+    /// Print dgram's manual page (roff), with every command, on stdout:
+    /// dgram man | man -l -
     Man,
 }
 
@@ -104,10 +106,11 @@ struct SendArgs {
     /// Destination: IP:PORT, [IPv6]:PORT or HOST:PORT.
     #[arg(value_name = "ADDR", value_parser = parse::peer_addr)]
     addr: SocketAddr,
-    /// Send this text as one datagram. Without TEXT (or --empty, --size,
-    /// --hex) each line of stdin becomes one datagram.
+    /// Send this text as one datagram (its bytes as given, UTF-8 or not).
+    /// Without TEXT (or --empty, --size, --hex) each line of stdin becomes
+    /// one datagram.
     #[arg(value_name = "TEXT")]
-    text: Option<String>,
+    text: Option<std::ffi::OsString>,
     /// Send one empty datagram.
     #[arg(long)]
     empty: bool,
@@ -207,7 +210,7 @@ fn run(command: Command) -> Result<(), Error> {
         }
         Command::Send(args) => {
             let payloads = if let Some(text) = args.text {
-                Payloads::Fixed(text.into_bytes())
+                Payloads::Fixed(os_bytes(text))
             } else if args.empty {
                 Payloads::Fixed(Vec::new())
             } else if let Some(size) = args.size {
@@ -255,18 +258,22 @@ fn run(command: Command) -> Result<(), Error> {
             let shutdown = Shutdown::from_signals()?;
             chat::run(&options, &shutdown, ChatIo::Process).map(|_| ())
         }
-        Command::Completions { shell } => {
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "dgram", &mut script);
-            write_stdout(&script)
-        }
-        Command::Man => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut page)
-                .map_err(|source| Error::WriteOutput { source })?;
-            write_stdout(&page)
-        }
+        Command::Completions { shell } => write_stdout(&docs::completions(shell, Cli::command())),
+        Command::Man => write_stdout(&docs::man_page(Cli::command())),
+    }
+}
+
+/// The bytes of an argument as the shell gave them (on Unix, any bytes;
+/// elsewhere, its text).
+fn os_bytes(text: std::ffi::OsString) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        text.into_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        text.to_string_lossy().into_owned().into_bytes()
     }
 }
 
@@ -294,7 +301,10 @@ fn usage_error(error: clap::Error) -> ExitCode {
     let printed = error.print();
     match error.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => match printed {
-            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => ExitCode::from(1),
+            Err(source) if source.kind() != io::ErrorKind::BrokenPipe => {
+                let _ = writeln!(io::stderr(), "{}", report(&Error::WriteOutput { source }));
+                ExitCode::from(1)
+            }
             _ => ExitCode::SUCCESS,
         },
         _ => ExitCode::from(2),

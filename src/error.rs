@@ -4,7 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use crate::net::addr::is_local;
+use crate::net::addr::PortState;
 use crate::runtime::Signal;
 
 /// Everything that can stop a dgram command.
@@ -67,8 +67,11 @@ pub enum Error {
     },
 
     /// The peer's host answered ICMP port unreachable.
-    #[error("nothing is listening at {peer} (its host answered ICMP port unreachable)")]
-    PeerUnreachable { peer: SocketAddr },
+    #[error("{}", match port {
+        PortState::InUse => format!("{peer} refuses datagrams from this socket (its host answered ICMP port unreachable), though a program holds that port"),
+        _ => format!("nothing is listening at {peer} (its host answered ICMP port unreachable)"),
+    })]
+    PeerUnreachable { peer: SocketAddr, port: PortState },
 
     /// A payload is larger than UDP can carry over the address family.
     #[error("a {len}-byte payload is over the {limit}-byte limit of a UDP datagram over {family}")]
@@ -152,11 +155,19 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Bind { addr, source } => match source.kind() {
-                io::ErrorKind::AddrInUse => Some(format!(
-                    "port {} is in use on {}: pick another port, or 0 to let the system choose",
-                    addr.port(),
-                    addr.ip()
-                )),
+                io::ErrorKind::AddrInUse => {
+                    Some("pick another port, or port 0 to let the system choose".to_string())
+                }
+                io::ErrorKind::InvalidInput
+                    if matches!(addr, SocketAddr::V6(v6)
+                        if v6.scope_id() == 0 && v6.ip().is_unicast_link_local()) =>
+                {
+                    Some(format!(
+                        "a link-local address needs its interface: [{}%eth0]:{} (see `ip link`)",
+                        addr.ip(),
+                        addr.port()
+                    ))
+                }
                 io::ErrorKind::AddrNotAvailable => Some(format!(
                     "{} is not an address of this machine: use 127.0.0.1, [::1], 0.0.0.0 or [::]",
                     addr.ip()
@@ -171,33 +182,32 @@ impl Error {
                     .to_string(),
             ),
             // Starting a listener is advice only where one can be started.
-            Error::PeerUnreachable { peer } if is_local(peer.ip()) => Some(format!(
-                "start a listener there (dgram listen {peer}) or check the address"
-            )),
-            Error::PeerUnreachable { .. } => {
-                Some("check the address, or start a listener on that host".to_string())
-            }
+            Error::PeerUnreachable { peer, port } => Some(match port {
+                PortState::Free => {
+                    format!("start a listener there (dgram listen {peer}) or check the address")
+                }
+                PortState::InUse => "the program there takes datagrams from one peer only (as nc -u -l does after its first): restart it, or send from the address it heard first (--bind)".to_string(),
+                PortState::Unknown => {
+                    "check the address, or start a listener on that host".to_string()
+                }
+            }),
             Error::PayloadTooLarge { .. } => {
                 Some("send less: split the data over several datagrams".to_string())
             }
-            Error::LinesNotSent { .. } => {
-                Some("each is reported above by its line number; split long lines".to_string())
-            }
-            Error::FamilyMismatch {
-                local, peer_family, ..
-            } => Some(if *peer_family == "IPv4" {
-                format!(
-                    "bind an IPv4 address (such as 0.0.0.0:0), or [::]:{} to reach both families",
-                    local.port()
-                )
-            } else {
-                format!(
-                    "bind an IPv6 address (such as [::1]:0), or [::]:{} to reach both families",
-                    local.port()
-                )
-            }),
+            Error::LinesNotSent { count, .. } => Some(format!(
+                "{} reported above by its line number; split long lines",
+                if *count == 1 { "it is" } else { "each is" },
+            )),
+            Error::FamilyMismatch { peer_family, .. } => Some(format!(
+                "a socket bound to an {peer_family} address reaches it (--bind {}), and one bound to [::] reaches both families (--bind [::]:0)",
+                if *peer_family == "IPv4" {
+                    "0.0.0.0:0"
+                } else {
+                    "[::1]:0"
+                }
+            )),
             Error::LoadHistory { .. } => Some(
-                "the chat goes on without history; move the file away, or pick another with --history FILE"
+                "the chat goes on without history; move it away, or pick another file with --history FILE"
                     .to_string(),
             ),
             Error::ThreadPanicked { .. } => {
@@ -229,6 +239,16 @@ pub fn report(err: &Error) -> String {
     line
 }
 
+/// Renders an error as a line of a conversation (a chat's answer to a
+/// command that could not be done): the report without its `error:`.
+pub fn say(err: &Error) -> String {
+    let line = report(err);
+    match line.strip_prefix("error: ") {
+        Some(rest) => rest.to_string(),
+        None => line,
+    }
+}
+
 /// Renders an error that does not stop the command, as one line.
 pub fn warning(err: &Error) -> String {
     let line = report(err);
@@ -256,20 +276,36 @@ mod tests {
         assert!(line.starts_with("error: could not load the history file /tmp: "));
     }
 
-    /// "Start a listener there" is given only for an address of this
-    /// machine.
+    /// "Start a listener there" is given only where one can be started: an
+    /// address of this machine whose port is free. A held port that refused
+    /// is a program that takes one peer only.
     #[test]
-    fn listener_hint_only_for_local_addresses() {
-        let local = Error::PeerUnreachable {
+    fn listener_hint_only_where_one_can_start() {
+        let free = Error::PeerUnreachable {
             peer: "127.0.0.1:9".parse().unwrap(),
+            port: PortState::Free,
         };
-        assert!(report(&local).contains("dgram listen 127.0.0.1:9"));
+        let line = report(&free);
+        assert!(
+            line.contains("nothing is listening at 127.0.0.1:9"),
+            "{line}"
+        );
+        assert!(line.contains("dgram listen 127.0.0.1:9"), "{line}");
         let remote = Error::PeerUnreachable {
             peer: "192.0.2.1:9200".parse().unwrap(),
+            port: PortState::Unknown,
         };
         let line = report(&remote);
         assert!(!line.contains("dgram listen"), "{line}");
         assert!(line.contains("check the address"), "{line}");
+        let held = Error::PeerUnreachable {
+            peer: "127.0.0.1:9".parse().unwrap(),
+            port: PortState::InUse,
+        };
+        let line = report(&held);
+        assert!(line.contains("though a program holds that port"), "{line}");
+        assert!(line.contains("one peer only"), "{line}");
+        assert!(!line.contains("dgram listen"), "{line}");
     }
 
     /// The same family message both ways, each with a fitting hint.
@@ -282,7 +318,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             report(&err),
-            "error: cannot reach IPv4 address 127.0.0.1:9001 from the IPv6 address [::1]:0; bind an IPv4 address (such as 0.0.0.0:0), or [::]:0 to reach both families"
+            "error: cannot reach IPv4 address 127.0.0.1:9001 from the IPv6 address [::1]:0; a socket bound to an IPv4 address reaches it (--bind 0.0.0.0:0), and one bound to [::] reaches both families (--bind [::]:0)"
         );
         let err = crate::net::addr::check_family(
             "127.0.0.1:5".parse().unwrap(),
@@ -291,7 +327,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             report(&err),
-            "error: cannot reach IPv6 address [::1]:9120 from the IPv4 address 127.0.0.1:5; bind an IPv6 address (such as [::1]:0), or [::]:5 to reach both families"
+            "error: cannot reach IPv6 address [::1]:9120 from the IPv4 address 127.0.0.1:5; a socket bound to an IPv6 address reaches it (--bind [::1]:0), and one bound to [::] reaches both families (--bind [::]:0)"
         );
         assert_eq!(err.exit_code(), 2);
     }

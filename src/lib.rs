@@ -31,8 +31,9 @@
 //!   (stdout, stderr, rustyline's printer, memory).
 //! - [`cmd`]: the commands, thin users of the pipeline.
 //!   [`listen`](cmd::listen), [`send`](cmd::send), [`chat`](cmd::chat)
-//!   (REPL, commands, session, terminal), [`payload`](cmd::payload) (patterns,
-//!   the line reader), [`parse`](cmd::parse) (what users type).
+//!   (REPL, commands, session, terminal), [`docs`](cmd::docs) (completions,
+//!   the manual page), [`payload`](cmd::payload) (patterns, the line reader),
+//!   [`parse`](cmd::parse) (what users type).
 //! - [`cli`]: the command line (clap), exit codes and how errors are printed;
 //!   `main.rs` only calls [`cli::main`].
 //! - [`error`]: the [`Error`] type; one variant per operation that can fail.

@@ -82,6 +82,14 @@ fn usage_errors_exit_2() {
             "odd number of hex digits",
         ),
         (&["chat", "--peer", "nowhere"], "has no port"),
+        (
+            &["send", "127.0.0.1:9", "--size", "99999999999999999999999"],
+            "far too large",
+        ),
+        (
+            &["listen", "[::1%999999]:0"],
+            "no network interface number 999999",
+        ),
         (&["completions", "tcsh"], "invalid value 'tcsh'"),
     ];
     for (args, message) in cases {
@@ -161,7 +169,7 @@ fn ipv6_addresses_and_families() {
 fn port_in_use_exits_1_with_a_hint() {
     let taken = UdpSocket::bind(any_local_addr()).unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    check_one_line(&["listen", &addr], 1, "is in use");
+    check_one_line(&["listen", &addr], 1, "already in use");
     let (_first, addr) = crate::util::listener(&[]);
     check_one_line(&["listen", &addr.to_string()], 1, "pick another port");
 }

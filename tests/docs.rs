@@ -16,14 +16,25 @@ fn completions_know_the_commands() {
     }
 }
 
-/// `dgram man` prints a roff manual page naming dgram and its commands.
+/// `dgram man` prints one roff manual page holding every command with its
+/// options, the chat commands and the exit statuses.
 #[test]
-fn man_page_is_roff() {
+fn man_page_is_whole() {
     let proc = run(&["man"]);
     assert!(proc.finish_ok(), "{}", proc.dump());
     let page = proc.stdout();
     assert!(page.contains(".TH dgram 1"), "{page}");
-    for word in ["listen", "send", "chat", "completions"] {
-        assert!(page.contains(word), "man page lacks {word}");
+    for word in [
+        ".SS \"dgram listen\"",
+        ".SS \"dgram send\"",
+        ".SS \"dgram chat\"",
+        "echo\\-rate",
+        "max\\-size",
+        "CHAT COMMANDS",
+        "/burst",
+        "EXIT STATUS",
+        "130",
+    ] {
+        assert!(page.contains(word), "man page lacks {word}:\n{page}");
     }
 }

@@ -46,6 +46,37 @@ fn send_to_closed_port_reports_it_and_fails() {
     assert!(unreachable.iter().all(|e| e["peer"] == addr.as_str()));
 }
 
+/// The same over IPv6, and from a dual-stack socket to an IPv4 peer: the
+/// refusal is heard (IPV6_RECVERR and IP_RECVERR both carry it to an IPv6
+/// socket) and reported the same way.
+#[test]
+fn send_to_closed_port_over_ipv6_and_dual_stack() {
+    let v6 = std::net::UdpSocket::bind("[::1]:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let v4 = closed_port().to_string();
+    for args in [
+        vec!["send", v6.as_str(), "knock"],
+        vec!["send", v4.as_str(), "knock", "--bind", "[::]:0"],
+    ] {
+        let send = run(&args);
+        let addr = args[1];
+        if !has("icmp_errors") {
+            assert!(send.finish_ok(), "{}", send.dump());
+            continue;
+        }
+        assert_eq!(send.code(), Some(1), "{}", send.dump());
+        assert!(
+            send.stderr()
+                .contains(&format!("nothing is listening at {addr}")),
+            "{}",
+            send.dump()
+        );
+    }
+}
+
 /// `dgram send` to a live server exits 0.
 #[test]
 fn send_to_live_server_succeeds() {

@@ -117,3 +117,24 @@ fn echo_does_not_answer_itself() {
     assert_eq!(summary["received"], 1, "{summary}");
     assert_eq!(summary["sent"], 0, "{summary}");
 }
+
+/// A datagram cut short by `--max-size` is not echoed (what is left is not
+/// what was sent), and says why; one that fits is echoed whole.
+#[test]
+fn truncated_datagrams_are_not_echoed() {
+    let (mut echo, addr) = listener(&["--echo", "--max-size", "10"]);
+    let client = crate::util::Peer::bind();
+    client
+        .socket
+        .send_to(b"twenty bytes of text", addr)
+        .unwrap();
+    let skipped = echo.next("echo_skipped");
+    assert_eq!(skipped["reason"], "truncated", "{skipped}");
+    client.socket.send_to(b"ten bytes!", addr).unwrap();
+    assert_eq!(client.recv(), b"ten bytes!");
+    let summary = stop(&mut echo);
+    assert_eq!(
+        (summary["sent"].as_u64(), summary["echo_skipped"].as_u64()),
+        (Some(1), Some(1))
+    );
+}

@@ -47,3 +47,34 @@ fn two_senders_are_told_apart_and_both_answered() {
     assert_eq!(summary["received"], 3);
     assert_eq!(summary["sent"], 3, "three echo replies: {summary}");
 }
+
+/// Events keep their causal order: a reply is never reported before the
+/// `sent` event of the datagram it answers, although they are reported
+/// from two threads.
+#[test]
+fn replies_come_after_their_sent_events() {
+    let (mut echo, addr) = listener(&["--echo", "--echo-rate", "0"]);
+    for _ in 0..3 {
+        let send = crate::util::run(&["send", &addr.to_string(), "x", "--count", "50", "--json"]);
+        assert!(send.finish_ok(), "{}", send.dump());
+        let mut sent = 0;
+        let mut replies = 0;
+        for line in send.stdout().lines() {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            match event["event"].as_str().unwrap() {
+                "sent" => sent += 1,
+                "datagram" => {
+                    replies += 1;
+                    assert!(
+                        replies <= sent,
+                        "reply {replies} before its sent event:\n{}",
+                        send.stdout()
+                    );
+                }
+                _ => {}
+            }
+        }
+        assert_eq!((sent, replies), (50, 50), "{}", send.dump());
+    }
+    stop(&mut echo);
+}

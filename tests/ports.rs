@@ -35,6 +35,42 @@ fn dgram_cannot_take_ncs_port() {
     );
     let listen = run(&["listen", &format!("127.0.0.1:{port}")]);
     assert_eq!(listen.code(), Some(1), "{}", listen.dump());
-    assert!(listen.stderr().contains("is in use"), "{}", listen.dump());
+    assert!(
+        listen.stderr().contains("already in use"),
+        "{}",
+        listen.dump()
+    );
+    nc.kill();
+}
+
+/// After `nc -u -l` has taken its first peer it refuses everyone else
+/// (its socket is connected to that peer), and the kernel answers port
+/// unreachable although the port is held. dgram says so, rather than
+/// advising to start a listener on a port that is taken.
+#[test]
+fn a_port_held_for_one_peer_is_told_apart_from_a_closed_one() {
+    if !crate::util::has("icmp_errors") {
+        return;
+    }
+    let port = closed_port().port();
+    let mut nc = Proc::spawn("nc", &["-u", "-l", "127.0.0.1", &port.to_string()]);
+    wait_for(
+        &format!("nc to bind port {port}"),
+        || nc.dump(),
+        || proc_net_udp(port),
+    );
+    let to = format!("127.0.0.1:{port}");
+    assert!(run(&["send", &to, "first"]).finish_ok());
+    nc.wait_stdout_contains("first");
+    let second = run(&["send", &to, "second", "--json"]);
+    assert_eq!(second.code(), Some(1), "{}", second.dump());
+    assert_eq!(second.first_event("unreachable")["port_in_use"], true);
+    let stderr = second.stderr();
+    assert!(
+        stderr.contains("though a program holds that port"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("one peer only"), "{stderr}");
+    assert!(!stderr.contains("dgram listen"), "{stderr}");
     nc.kill();
 }

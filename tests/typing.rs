@@ -31,12 +31,13 @@ fn type_ahead_lines_are_all_sent() {
 }
 
 /// A bracketed paste of three lines (with `\r` line ends, as terminals
-/// send them) becomes three datagrams, not one with embedded newlines.
+/// send them) becomes three datagrams, not one with embedded newlines; a
+/// blank line inside the paste sends nothing, and says nothing.
 #[test]
 fn pasted_lines_are_one_datagram_each() {
     let (mut echo, addr) = listener(&[]);
     let mut chat = chat_with(&addr.to_string());
-    chat.type_text("\x1b[200~alpha\rbeta\r\ngamma\x1b[201~");
+    chat.type_text("\x1b[200~alpha\rbeta\r\r\ngamma\r\x1b[201~");
     chat.type_text("\r");
     for text in ["alpha", "beta", "gamma"] {
         assert_eq!(echo.next("datagram")["text"], text);
@@ -44,6 +45,11 @@ fn pasted_lines_are_one_datagram_each() {
     chat.type_line("/quit");
     assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
     assert_eq!(stop(&mut echo)["received"], 3);
+    assert!(
+        !chat.transcript.contains("an empty line sends nothing"),
+        "{}",
+        chat.transcript
+    );
 }
 
 /// At a terminal, Enter on an empty line sends nothing (it would end an
@@ -124,7 +130,7 @@ fn to_refuses_ambiguous_and_other_family_addresses() {
     chat.type_line("/to ::1:9120");
     chat.expect("write an IPv6 address in brackets, as in [::1]:9120");
     chat.type_line("/to [::1]:9120");
-    chat.expect("error: cannot reach IPv6 address [::1]:9120 from the IPv4 address 0.0.0.0:");
+    chat.expect("cannot reach IPv6 address [::1]:9120 from the IPv4 address 0.0.0.0:");
     chat.type_line("still here");
     assert_eq!(echo.next("datagram")["text"], "still here");
     chat.type_line("/quit");

@@ -3,10 +3,12 @@
 //! - [`listen`]: `dgram listen`.
 //! - [`send`]: `dgram send`.
 //! - [`chat`]: `dgram chat` (its REPL, commands, session, terminal).
+//! - [`docs`]: `dgram completions` and `dgram man`.
 //! - [`payload`]: the `--size` pattern and the line reader.
 //! - [`parse`]: what users type: addresses, sizes, hex.
 
 pub mod chat;
+pub mod docs;
 pub mod listen;
 pub mod parse;
 pub mod payload;

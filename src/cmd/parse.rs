@@ -7,6 +7,7 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 
+use crate::net::addr::canonical;
 use crate::net::limits::{MAX_BUFFER, MAX_PAYLOAD, MAX_PAYLOAD_V4, MAX_RECV_SIZE};
 
 const EXAMPLE: &str = "expected IP:PORT such as 127.0.0.1:9000, [::1]:9000 or localhost:9000";
@@ -28,6 +29,12 @@ const EXAMPLE: &str = "expected IP:PORT such as 127.0.0.1:9000, [::1]:9000 or lo
 /// assert!(refused.contains("[fe80::1]:9000"));
 /// ```
 pub fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    // An IPv4-mapped address ([::ffff:127.0.0.1]:9) is the IPv4 address it
+    // maps, and is shown so: replies and errors come from it.
+    parse_socket_addr(text).map(canonical)
+}
+
+fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
     if let Some(rest) = text.strip_prefix('[') {
         return bracketed(text, rest);
     }
@@ -91,7 +98,7 @@ fn scope_id(scope: &str) -> Result<u32, String> {
         );
     }
     if let Ok(index) = scope.parse::<u32>() {
-        return Ok(index);
+        return interface_number(index);
     }
     interface_index(scope)
 }
@@ -102,11 +109,30 @@ fn interface_index(name: &str) -> Result<u32, String> {
         .map_err(|_| format!("there is no network interface named '{name}' (see `ip link`)"))
 }
 
+#[cfg(unix)]
+fn interface_number(index: u32) -> Result<u32, String> {
+    let known = nix::net::if_::if_nameindex()
+        .map(|interfaces| interfaces.iter().any(|i| i.index() == index))
+        .unwrap_or(true);
+    if known {
+        Ok(index)
+    } else {
+        Err(format!(
+            "there is no network interface number {index} (see `ip link`)"
+        ))
+    }
+}
+
 #[cfg(not(unix))]
 fn interface_index(name: &str) -> Result<u32, String> {
     Err(format!(
         "interface names such as '{name}' are not known here: give the interface number"
     ))
+}
+
+#[cfg(not(unix))]
+fn interface_number(index: u32) -> Result<u32, String> {
+    Ok(index)
 }
 
 fn parse_port(port: &str) -> Result<u16, String> {
@@ -167,9 +193,14 @@ pub fn byte_count(text: &str) -> Result<u64, String> {
             ));
         }
     };
+    if digits.is_empty() {
+        return Err(format!(
+            "'{text}' is not a byte count: use a number such as 4096 or 64k"
+        ));
+    }
     let value: u64 = digits
         .parse()
-        .map_err(|_| format!("'{text}' is not a byte count: use a number such as 4096 or 64k"))?;
+        .map_err(|_| format!("'{text}' is far too large"))?;
     value
         .checked_mul(scale)
         .ok_or_else(|| format!("'{text}' is far too large"))
@@ -287,6 +318,11 @@ mod tests {
                 .unwrap_err()
                 .contains("without brackets")
         );
+        assert_eq!(
+            peer_addr("[::ffff:127.0.0.1]:9").unwrap(),
+            addr("127.0.0.1:9"),
+            "a mapped address is the IPv4 address it maps"
+        );
     }
 
     /// An IPv6 address without brackets is refused, never guessed at, and
@@ -301,14 +337,16 @@ mod tests {
         assert!(peer_addr("::1:9120").is_err());
     }
 
-    /// Scope ids: a number, or an interface name looked up by index.
+    /// Scope ids: an interface number or name, which must exist.
     #[test]
     fn scope_ids() {
-        let numeric = socket_addr("[fe80::1%2]:9000").unwrap();
-        assert!(matches!(numeric, SocketAddr::V6(v6) if v6.scope_id() == 2));
         #[cfg(unix)]
         {
             let lo = nix::net::if_::if_nametoindex("lo").unwrap();
+            let numeric = socket_addr(&format!("[fe80::1%{lo}]:9000")).unwrap();
+            assert!(matches!(numeric, SocketAddr::V6(v6) if v6.scope_id() == lo));
+            let err = socket_addr("[fe80::1%999999]:9000").unwrap_err();
+            assert!(err.contains("no network interface number 999999"), "{err}");
             let named = socket_addr("[fe80::1%lo]:9000").unwrap();
             assert!(matches!(named, SocketAddr::V6(v6) if v6.scope_id() == lo));
             let err = socket_addr("[fe80::1%nosuch0]:9000").unwrap_err();
@@ -325,7 +363,12 @@ mod tests {
         assert_eq!(byte_count("4k").unwrap(), 4096);
         assert_eq!(byte_count("2MiB").unwrap(), 2 << 20);
         assert!(byte_count("4q").is_err());
-        assert!(byte_count("99999999999999999999").is_err());
+        assert!(
+            byte_count("99999999999999999999")
+                .unwrap_err()
+                .contains("far too large")
+        );
+        assert!(byte_count("k").unwrap_err().contains("not a byte count"));
         assert!(buffer_size("0").is_err());
         assert!(buffer_size("2G").is_err());
         assert!(recv_size("0").is_err());

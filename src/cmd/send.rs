@@ -12,7 +12,7 @@ use super::payload::spawn_line_reader;
 use crate::Error;
 use crate::model::{Event, Stats};
 use crate::net::SocketOptions;
-use crate::net::addr::check_family;
+use crate::net::addr::{PortState, check_family};
 use crate::net::limits::{check_payload, payload_limit};
 use crate::output::render::{buffer_line, plural};
 use crate::output::{Display, Format, Renderer, Shown, Sink};
@@ -147,8 +147,11 @@ pub fn run(
     if let Some(signal) = ended.signal {
         return Err(Error::Interrupted { signal });
     }
-    if stats.peers.is_down(&to) {
-        return Err(Error::PeerUnreachable { peer: to });
+    if let Some(peer) = stats.peers.get(&to).filter(|p| p.down) {
+        return Err(Error::PeerUnreachable {
+            peer: to,
+            port: peer.port.unwrap_or(PortState::Unknown),
+        });
     }
     if stats.summary.skipped_lines > 0 {
         return Err(Error::LinesNotSent {

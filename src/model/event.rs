@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 
 use super::datagram::Datagram;
+use crate::net::addr::PortState;
 use crate::net::{Buffers, Capabilities};
 
 /// Something to show or count.
@@ -60,10 +61,13 @@ pub enum Event {
         /// All drops on this socket so far.
         total: u64,
     },
-    /// ICMP port unreachable: nothing is listening at `peer`.
+    /// ICMP port unreachable: `peer` refused a datagram.
     Unreachable {
         /// The destination that refused.
         peer: SocketAddr,
+        /// What this machine can tell about that port (nothing listening,
+        /// or a program that takes one peer only).
+        port: PortState,
     },
     /// Another ICMP error about a peer (host or network unreachable, …), or
     /// a reply that could not go out.
@@ -86,6 +90,9 @@ pub enum EchoSkip {
     /// The datagram claims to come from this very socket: answering it
     /// would loop forever.
     OwnAddress,
+    /// The datagram was cut short by `--max-size`: what is left is not the
+    /// datagram that was sent, so it cannot be echoed unchanged.
+    Truncated,
 }
 
 /// Totals for a run, as the summary line and the `summary` JSON event show

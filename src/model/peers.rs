@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use super::event::Event;
+use crate::net::addr::PortState;
 
 /// What is known of one peer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,8 +24,10 @@ pub struct Peer {
     pub last_heard: Option<SystemTime>,
     /// Its host answered port unreachable and it has not been heard since.
     pub down: bool,
-    /// Echo replies to it are being held back (rate limit), and none has
-    /// gone out since.
+    /// What was known of its port at its last refusal.
+    pub port: Option<PortState>,
+    /// Echo replies to it have been held back (said once per peer; the
+    /// count is in the summary).
     pub echo_limited: bool,
 }
 
@@ -37,7 +40,7 @@ pub enum Transition {
     WentDown(SocketAddr),
     /// It was down and has now been heard from.
     AnswersAgain(SocketAddr),
-    /// Echo replies to it started being held back.
+    /// Echo replies to it were held back, for the first time.
     EchoLimited(SocketAddr),
 }
 
@@ -67,15 +70,10 @@ impl PeerTable {
                 }
                 self.last_sender = Some(from);
             }
-            Event::Sent { to, echo, .. } => {
-                let peer = self.peer(*to);
-                peer.sent += 1;
-                if *echo {
-                    peer.echo_limited = false;
-                }
-            }
-            Event::Unreachable { peer: addr } => {
+            Event::Sent { to, .. } => self.peer(*to).sent += 1,
+            Event::Unreachable { peer: addr, port } => {
                 let peer = self.peer(*addr);
+                peer.port = Some(*port);
                 if !peer.down {
                     peer.down = true;
                     transitions.push(Transition::WentDown(*addr));
@@ -154,7 +152,10 @@ mod tests {
     fn down_and_back_once_per_change() {
         let mut table = PeerTable::default();
         let (a, b) = (addr(1), addr(2));
-        let down = Event::Unreachable { peer: a };
+        let down = Event::Unreachable {
+            peer: a,
+            port: PortState::Free,
+        };
         assert_eq!(table.record(&down), [Transition::WentDown(a)]);
         assert_eq!(table.record(&down), []);
         assert!(table.is_down(&a));
@@ -166,10 +167,11 @@ mod tests {
         assert_eq!(table.record(&down), [Transition::WentDown(a)]);
     }
 
-    /// Held-back echo replies are a transition once per episode: an echo
-    /// that goes out ends the episode.
+    /// Held-back echo replies are a transition once per peer: a peer over
+    /// the rate typically alternates between answered and held back, and
+    /// must not fill the screen with notices.
     #[test]
-    fn echo_limit_once_per_episode() {
+    fn echo_limit_once_per_peer() {
         let mut table = PeerTable::default();
         let a = addr(1);
         let skipped = Event::EchoSkipped {
@@ -185,7 +187,14 @@ mod tests {
         assert_eq!(table.record(&skipped), [Transition::EchoLimited(a)]);
         assert_eq!(table.record(&skipped), []);
         assert_eq!(table.record(&echoed), []);
-        assert_eq!(table.record(&skipped), [Transition::EchoLimited(a)]);
+        assert_eq!(table.record(&skipped), []);
+        let b = addr(2);
+        let other = Event::EchoSkipped {
+            peer: b,
+            len: 2,
+            reason: EchoSkip::RateLimited,
+        };
+        assert_eq!(table.record(&other), [Transition::EchoLimited(b)]);
     }
 
     /// Counts per peer and the last sender follow the events.

@@ -73,6 +73,30 @@ pub fn sendto_target(local: SocketAddr, peer: SocketAddr) -> SockAddr {
     }
 }
 
+/// What this machine can tell about a port that refused a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortState {
+    /// An address of this machine, and no socket holds the port: nothing
+    /// is listening there.
+    Free,
+    /// An address of this machine, and a socket holds the port, yet it
+    /// refused: it takes datagrams from one peer only (a connected socket,
+    /// as `nc -u -l` makes after its first peer).
+    InUse,
+    /// Not an address of this machine (or it cannot tell).
+    Unknown,
+}
+
+/// Looks at `addr`'s port on this machine with a bind that is closed at
+/// once (it sends nothing).
+pub fn port_state(addr: SocketAddr) -> PortState {
+    match UdpSocket::bind(addr) {
+        Ok(_) => PortState::Free,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => PortState::InUse,
+        Err(_) => PortState::Unknown,
+    }
+}
+
 /// True when `ip` is an address of this machine: a loopback address, or
 /// one a socket can be bound to. (A bind to port 0 that is closed at once
 /// sends nothing.)
@@ -118,6 +142,21 @@ mod tests {
         assert!(is_local("::1".parse().unwrap()));
         assert!(!is_local("192.0.2.1".parse().unwrap()));
         assert!(!is_local("0.0.0.0".parse().unwrap()));
+    }
+
+    /// A held port is in use, a closed one free, another machine's
+    /// unknown.
+    #[test]
+    fn port_states() {
+        let held = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        assert_eq!(port_state(addr), PortState::InUse);
+        drop(held);
+        assert_eq!(port_state(addr), PortState::Free);
+        assert_eq!(
+            port_state("192.0.2.1:9200".parse().unwrap()),
+            PortState::Unknown
+        );
     }
 
     /// Mapped addresses are shown as the IPv4 addresses they are.

@@ -2,15 +2,22 @@
 //! validated [`Event`] so that the field names other tools rely on are
 //! written down here, once, and pinned by the golden tests below.
 //!
-//! One JSON object per line; `event` names the kind.
+//! One JSON object per line; `event` names the kind. Strings are escaped as
+//! JSON requires, and further: every character that must not reach a
+//! terminal raw (C1 controls such as U+009B, DEL, bidirectional overrides,
+//! invisible characters; see [`is_hidden`]) is written as a `\uXXXX`
+//! escape, so that `--json` on a terminal is as safe as the human lines.
+//! The decoded strings are unchanged.
 
+use std::io;
 use std::net::SocketAddr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::escape::to_hex;
+use super::escape::{is_hidden, to_hex};
 use crate::model::{EchoSkip, Event, Summary};
+use crate::net::addr::PortState;
 use crate::net::{BufferSize, Capabilities};
 
 #[derive(Serialize)]
@@ -56,6 +63,8 @@ enum Wire<'a> {
     },
     Unreachable {
         peer: SocketAddr,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        port_in_use: Option<bool>,
     },
     PeerError {
         peer: SocketAddr,
@@ -173,6 +182,7 @@ pub fn to_line(event: &Event) -> String {
             reason: match reason {
                 EchoSkip::RateLimited => "rate_limited",
                 EchoSkip::OwnAddress => "own_address",
+                EchoSkip::Truncated => "truncated",
             },
         },
         Event::LineSkipped { line, len, limit } => Wire::LineSkipped {
@@ -184,13 +194,48 @@ pub fn to_line(event: &Event) -> String {
             count: *count,
             total: *total,
         },
-        Event::Unreachable { peer } => Wire::Unreachable { peer: *peer },
+        Event::Unreachable { peer, port } => Wire::Unreachable {
+            peer: *peer,
+            port_in_use: match port {
+                PortState::Free => Some(false),
+                PortState::InUse => Some(true),
+                PortState::Unknown => None,
+            },
+        },
         Event::PeerError { peer, error } => Wire::PeerError { peer: *peer, error },
         Event::Summary(summary) => Wire::Summary((*summary).into()),
     };
-    // Serialising these plain structs cannot fail: no maps with non-string
-    // keys, no failing Serialize impls.
-    serde_json::to_string(&wire).expect("event serialises to JSON")
+    let mut line = Vec::with_capacity(128);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut line, TerminalSafe);
+    // Serialising these plain structs into memory cannot fail: no maps with
+    // non-string keys, no failing Serialize impls.
+    wire.serialize(&mut serializer)
+        .expect("event serialises to JSON");
+    String::from_utf8(line).expect("serde_json writes UTF-8")
+}
+
+/// serde_json's compact format, with hidden characters escaped too.
+struct TerminalSafe;
+
+impl serde_json::ser::Formatter for TerminalSafe {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut start = 0;
+        for (at, c) in fragment.char_indices() {
+            if is_hidden(c) {
+                writer.write_all(&fragment.as_bytes()[start..at])?;
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+                start = at + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
 }
 
 #[cfg(test)]
@@ -267,6 +312,17 @@ mod tests {
             to_line(&datagram(b"0123", true, Some(2000))),
             r#"{"event":"datagram","time":"2026-11-18T11:06:40.123456Z","from":"[::1]:5000","len":4,"truncated":true,"original_len":2000,"text":"0123"}"#
         );
+        // Characters that could drive or fool a terminal are \u escapes
+        // (C1 CSI, DEL, RIGHT-TO-LEFT OVERRIDE, a tag character); the text
+        // decodes to the same string.
+        let sneaky = "a\u{9b}2J\u{7f}\u{202e}b\u{e0041}é";
+        let line = to_line(&datagram(sneaky.as_bytes(), false, None));
+        assert_eq!(
+            line,
+            r#"{"event":"datagram","time":"2026-11-18T11:06:40.123456Z","from":"[::1]:5000","len":16,"truncated":false,"text":"a\u009b2J\u007f\u202eb\udb40\udc41é"}"#
+        );
+        let decoded: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(decoded["text"], sneaky);
         // Cut through a character: not valid UTF-8, so hex.
         assert_eq!(
             to_line(&datagram(&"你".as_bytes()[..2], true, Some(3))),
@@ -302,6 +358,10 @@ mod tests {
             to_line(&event(EchoSkip::OwnAddress)),
             r#"{"event":"echo_skipped","peer":"127.0.0.1:9","len":3,"reason":"own_address"}"#
         );
+        assert_eq!(
+            to_line(&event(EchoSkip::Truncated)),
+            r#"{"event":"echo_skipped","peer":"127.0.0.1:9","len":3,"reason":"truncated"}"#
+        );
     }
 
     #[test]
@@ -331,10 +391,20 @@ mod tests {
 
     #[test]
     fn unreachable_and_peer_error() {
+        let unreachable = |port| Event::Unreachable {
+            peer: addr("127.0.0.1:9"),
+            port,
+        };
         assert_eq!(
-            to_line(&Event::Unreachable {
-                peer: addr("127.0.0.1:9")
-            }),
+            to_line(&unreachable(PortState::Free)),
+            r#"{"event":"unreachable","peer":"127.0.0.1:9","port_in_use":false}"#
+        );
+        assert_eq!(
+            to_line(&unreachable(PortState::InUse)),
+            r#"{"event":"unreachable","peer":"127.0.0.1:9","port_in_use":true}"#
+        );
+        assert_eq!(
+            to_line(&unreachable(PortState::Unknown)),
             r#"{"event":"unreachable","peer":"127.0.0.1:9"}"#
         );
         assert_eq!(

@@ -9,6 +9,7 @@ use chrono::{DateTime, Local};
 use super::escape::preview;
 use super::json;
 use crate::model::{Datagram, EchoSkip, Event, Summary, Transition};
+use crate::net::addr::PortState;
 use crate::net::{BufferSize, BufferVerdict, Capabilities};
 
 /// Human-readable lines or JSON lines.
@@ -97,9 +98,15 @@ impl Renderer {
     fn transition_line(&self, transition: &Transition, event: &Event) -> Option<String> {
         match *transition {
             Transition::WentDown(peer) if Some(peer) == self.quiet_about => None,
-            Transition::WentDown(peer) => Some(format!(
-                "!! nothing is listening at {peer} (ICMP port unreachable)"
-            )),
+            Transition::WentDown(peer) => Some(match event {
+                Event::Unreachable {
+                    port: PortState::InUse,
+                    ..
+                } => format!(
+                    "!! {peer} refuses datagrams from this socket (ICMP port unreachable), though a program holds that port: it takes one peer only, as nc -u -l does after its first"
+                ),
+                _ => format!("!! nothing is listening at {peer} (ICMP port unreachable)"),
+            }),
             Transition::AnswersAgain(peer) => Some(format!("!! {peer} answers again")),
             Transition::EchoLimited(peer) => Some(match event {
                 Event::EchoSkipped {
@@ -108,8 +115,14 @@ impl Renderer {
                 } => format!(
                     "!! not echoing datagrams that claim to come from this socket ({peer}): that would loop (counted, not answered)"
                 ),
+                Event::EchoSkipped {
+                    reason: EchoSkip::Truncated,
+                    ..
+                } => format!(
+                    "!! not echoing datagrams from {peer} cut short by --max-size: the reply would not be the datagram sent (counted, not answered; said once)"
+                ),
                 _ => format!(
-                    "!! echo replies to {peer} held back: it is over --echo-rate (counted, not answered, until it slows down)"
+                    "!! echo replies to {peer} held back: it sends faster than --echo-rate (replies over the rate are counted, not sent; said once)"
                 ),
             }),
         }
@@ -143,10 +156,10 @@ pub fn buffer_line(option: &str, size: &BufferSize) -> String {
         BufferVerdict::Doubled => "Linux doubles a request to cover its bookkeeping",
         BufferVerdict::AsRequested | BufferVerdict::Default => "as requested",
         BufferVerdict::Clamped if option == "SO_SNDBUF" => {
-            "clamped: the kernel caps it at twice net.core.wmem_max; raise that sysctl for more"
+            "clamped: Linux takes at most net.core.wmem_max of a request, then doubles it; raise that sysctl for more"
         }
         BufferVerdict::Clamped => {
-            "clamped: the kernel caps it at twice net.core.rmem_max; raise that sysctl for more"
+            "clamped: Linux takes at most net.core.rmem_max of a request, then doubles it; raise that sysctl for more"
         }
         BufferVerdict::Raised => "raised to the kernel's minimum",
     };
@@ -230,7 +243,10 @@ mod tests {
     #[test]
     fn refusals_read_through_transitions() {
         let renderer = Renderer::new(Format::Human);
-        let event = Event::Unreachable { peer: addr(9) };
+        let event = Event::Unreachable {
+            peer: addr(9),
+            port: PortState::Free,
+        };
         let lines = renderer.render(&event, &[Transition::WentDown(addr(9))]);
         assert_eq!(
             lines,

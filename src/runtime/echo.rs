@@ -8,7 +8,8 @@
 //! one second's worth) ends such a loop: the loop runs far faster than the
 //! bucket refills, so it soon meets an empty bucket, that one reply is held
 //! back, and nothing is left in flight. A datagram that claims to come from
-//! this very socket is never answered.
+//! this very socket is never answered, nor one cut short by `--max-size`
+//! (what is left is not what was sent).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -134,10 +135,13 @@ impl Echo {
 impl Handler for Echo {
     fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
         let from = datagram.from;
+        let truncated = datagram.truncated;
         let payload = datagram.payload.clone();
-        outbox.emit(Event::Datagram(datagram))?;
+        outbox.emit_received(Event::Datagram(datagram))?;
         let skip = if self.is_own(from) {
             Some(EchoSkip::OwnAddress)
+        } else if truncated {
+            Some(EchoSkip::Truncated)
         } else if let Some(limiter) = &mut self.limiter
             && !limiter.allow(from, Instant::now())
         {

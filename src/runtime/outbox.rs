@@ -1,14 +1,21 @@
 //! The one send path: every datagram dgram sends (messages, bursts, echo
 //! replies, later receipts) goes through an [`Outbox`], which sends it,
 //! reports the ICMP errors drained on the way, and emits a `Sent` event.
+//!
+//! Events keep their causal order: a send and its `Sent` event happen under
+//! one lock, which the receiver takes too before it reports what it
+//! received ([`Outbox::emit_received`]). So a reply, or the ICMP error a
+//! send provoked, is never reported before the `Sent` event of the datagram
+//! that caused it, whichever thread sent it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
 
 use crate::Error;
 use crate::model::Event;
+use crate::net::addr::port_state;
 use crate::net::{Endpoint, PeerError};
 
 /// The display has gone: nobody reads events any more.
@@ -20,12 +27,35 @@ pub struct Closed;
 pub struct Outbox {
     endpoint: Arc<Endpoint>,
     events: Sender<Event>,
+    /// Held from a `sendto` until its `Sent` event is queued, and by the
+    /// receiver while it queues what it received.
+    order: Arc<Mutex<()>>,
+}
+
+/// The event for an ICMP error about a peer; for a refusal, with what this
+/// machine can tell about the port.
+fn peer_event(error: PeerError) -> Event {
+    if error.is_refusal() {
+        Event::Unreachable {
+            peer: error.peer,
+            port: port_state(error.peer),
+        }
+    } else {
+        Event::PeerError {
+            peer: error.peer,
+            error: error.message(),
+        }
+    }
 }
 
 impl Outbox {
     /// An outbox sending through `endpoint` and reporting to `events`.
     pub fn new(endpoint: Arc<Endpoint>, events: Sender<Event>) -> Self {
-        Outbox { endpoint, events }
+        Outbox {
+            endpoint,
+            events,
+            order: Arc::default(),
+        }
     }
 
     /// The socket.
@@ -44,11 +74,14 @@ impl Outbox {
     }
 
     fn send_as(&self, payload: &[u8], to: SocketAddr, echo: bool) -> Result<(), Error> {
+        let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         let mut drained = Vec::new();
         let sent = self.endpoint.send_to(payload, to, &mut drained);
         // Errors drained on the way are news whether or not the send went
-        // out.
-        let _ = self.report(drained);
+        // out (they are about earlier datagrams).
+        for error in drained {
+            let _ = self.emit(peer_event(error));
+        }
         sent?;
         let _ = self.emit(Event::Sent {
             to,
@@ -63,19 +96,18 @@ impl Outbox {
         self.events.send(event).map_err(|_| Closed)
     }
 
-    /// Reports ICMP errors as events: a refusal as `Unreachable`, anything
-    /// else as a `PeerError`.
+    /// Hands the display an event about something received (a datagram, an
+    /// ICMP error, a drop), after any send in progress has reported itself.
+    pub fn emit_received(&self, event: Event) -> Result<(), Closed> {
+        let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        self.emit(event)
+    }
+
+    /// Reports ICMP errors read by the receiver as events: a refusal as
+    /// `Unreachable`, anything else as a `PeerError`.
     pub fn report(&self, errors: Vec<PeerError>) -> Result<(), Closed> {
         for error in errors {
-            let event = if error.is_refusal() {
-                Event::Unreachable { peer: error.peer }
-            } else {
-                Event::PeerError {
-                    peer: error.peer,
-                    error: error.message(),
-                }
-            };
-            self.emit(event)?;
+            self.emit_received(peer_event(error))?;
         }
         Ok(())
     }

@@ -34,7 +34,8 @@ const DRAIN_LIMIT: u64 = 100_000;
 /// they are counted and their ICMP errors reported like any send.
 pub trait Handler: Send {
     /// Handles one datagram: emits the events it makes (at least the
-    /// datagram itself, in some form) and sends what it answers.
+    /// datagram itself, in some form, with [`Outbox::emit_received`]) and
+    /// sends what it answers.
     fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed>;
 }
 
@@ -44,7 +45,7 @@ pub struct Show;
 
 impl Handler for Show {
     fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
-        outbox.emit(Event::Datagram(datagram))
+        outbox.emit_received(Event::Datagram(datagram))
     }
 }
 
@@ -257,7 +258,7 @@ impl Receiving {
         if count == 0 {
             return Ok(());
         }
-        Ok(self.outbox.emit(Event::Dropped {
+        Ok(self.outbox.emit_received(Event::Dropped {
             count,
             total: self.drops.total(),
         })?)

@@ -16,8 +16,10 @@ pub enum Signal {
     /// Ctrl-C (SIGINT): stop what is going on. A chat at a terminal stops
     /// only the action in progress (a `/burst`); other commands end.
     Interrupt,
-    /// SIGTERM or SIGHUP: end.
+    /// SIGTERM: end.
     Terminate,
+    /// SIGHUP (the terminal went away): end.
+    Hangup,
 }
 
 impl Signal {
@@ -27,6 +29,7 @@ impl Signal {
         match self {
             Signal::Interrupt => 130,
             Signal::Terminate => 143,
+            Signal::Hangup => 129,
         }
     }
 }
@@ -106,10 +109,10 @@ fn install(tx: Sender<Signal>) -> Result<(), Error> {
         .name("dgram-signals".into())
         .spawn(move || {
             for number in signals.forever() {
-                let signal = if number == SIGINT {
-                    Signal::Interrupt
-                } else {
-                    Signal::Terminate
+                let signal = match number {
+                    SIGINT => Signal::Interrupt,
+                    SIGHUP => Signal::Hangup,
+                    _ => Signal::Terminate,
                 };
                 let _ = tx.try_send(signal);
             }

@@ -76,6 +76,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
     if let Some(peer) = options.peer {
         check_family(options.socket.bind, peer)?;
     }
+    let process = matches!(io, ChatIo::Process);
     let (mode, out, mut err, input): (Mode, Box<dyn Sink>, Box<dyn Sink>, _) = match io {
         ChatIo::Process => (
             Mode::detect(),
@@ -190,6 +191,13 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         display.redirect(out.take());
     }
     let ended = ended?;
+    if ended.reader_gone && process && mode == Mode::Typed {
+        // Someone is typing: say why the chat ended (at a pipeline, Ctrl-C
+        // ends `tee` and the like too).
+        let _ = sink::stderr().write_lines(&[
+            "the chat ends: its output pipe closed (the program reading it ended)".to_string(),
+        ]);
+    }
     let summary = display.show_summary()?;
     if let Some(Err(error)) = ended.job {
         return Err(error);

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Receiver, select};
 use rustyline::completion::{Completer, Pair};
-use rustyline::config::Config;
+use rustyline::config::{CompletionType, Config};
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 use rustyline::{
@@ -22,7 +22,7 @@ use super::command;
 use super::session::{Outcome, Session};
 use crate::Error;
 use crate::cmd::payload::Line;
-use crate::error::{report, warning};
+use crate::error::{say, warning};
 use crate::model::Event as DgramEvent;
 use crate::net::limits::{MAX_PAYLOAD, MAX_PAYLOAD_V4, payload_limit};
 use crate::output::Sink;
@@ -33,6 +33,10 @@ pub type ChatEditor = Editor<ChatHelper, FileHistory>;
 
 /// What Ctrl-C on an empty line says.
 const LEAVE_HINT: &str = "(to leave: /quit or Ctrl-D; Ctrl-C clears the line)";
+
+/// What Ctrl-C says without the line editor (the terminal has already
+/// thrown away whatever was typed on the line).
+const CTRL_C_HINT: &str = "(Ctrl-C: the line typed so far is gone; to leave, /quit or Ctrl-D)";
 
 /// Completes `/commands` on Tab.
 #[derive(Debug, Default, Helper, Hinter, Highlighter, Validator)]
@@ -98,6 +102,7 @@ pub struct Prepared {
 pub fn editor(history: Option<&Path>) -> Result<Prepared, Error> {
     let config = Config::builder()
         .auto_add_history(false)
+        .completion_type(CompletionType::List)
         .max_history_size(10_000)
         .map_err(|source| Error::Terminal { source })?
         .build();
@@ -111,7 +116,11 @@ pub fn editor(history: Option<&Path>) -> Result<Prepared, Error> {
     );
     let mut warnings = Vec::new();
     let mut usable = None;
-    if let Some(path) = history {
+    // A device such as /dev/null means no history, as it does for shells.
+    let device = history
+        .and_then(|path| std::fs::metadata(path).ok())
+        .is_some_and(|meta| !meta.is_file() && !meta.is_dir());
+    if let Some(path) = history.filter(|_| !device) {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -161,7 +170,13 @@ pub fn run_editor(
             Err(ReadlineError::Eof) => return Ok(()),
             Err(source) => return Err(Error::Terminal { source }),
         };
-        for line in split_lines(&entered) {
+        let lines = split_lines(&entered);
+        let pasted = lines.len() > 1;
+        for line in lines {
+            // Blank lines inside a paste send nothing, silently.
+            if pasted && line.is_empty() {
+                continue;
+            }
             if !line.is_empty() {
                 let _ = editor.add_history_entry(line);
                 if let Some(path) = &history
@@ -202,7 +217,7 @@ pub fn run_typed(
                 Err(_) => return Ok(()),
             },
             recv(control.interrupts()) -> _ => {
-                say(&[LEAVE_HINT.to_string()])?;
+                say(&[CTRL_C_HINT.to_string()])?;
                 continue;
             }
             recv(control.stop_requests()) -> _ => return Ok(()),
@@ -259,7 +274,7 @@ pub fn run_piped(
         match line.bytes {
             Some(bytes) if bytes.len() <= limit => {
                 if let Err(e) = outbox.send(&bytes, peer) {
-                    err.write_lines(&[format!("line {} not sent: {}", line.number, report(&e))])
+                    err.write_lines(&[format!("line {} not sent: {}", line.number, say(&e))])
                         .map_err(|source| Error::WriteOutput { source })?;
                 }
             }

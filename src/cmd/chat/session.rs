@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use super::command::{self, Command, Input, help};
 use crate::cmd::payload::pattern;
-use crate::error::report;
+use crate::error::say;
 use crate::model::Stats;
 use crate::net::addr::check_family;
 use crate::net::limits::check_payload;
@@ -93,7 +93,7 @@ impl Session {
     /// a refusal is not an error here (the display reports it).
     pub fn send(&self, payload: &[u8]) -> Result<(), String> {
         let peer = self.peer()?;
-        self.outbox.send(payload, peer).map_err(|e| report(&e))
+        self.outbox.send(payload, peer).map_err(|e| say(&e))
     }
 
     /// The outbox (for lines piped in, which are data, not commands).
@@ -122,7 +122,7 @@ impl Session {
                     self.peer = Some(peer);
                     vec![format!("talking to {peer}")]
                 }
-                Err(e) => vec![report(&e)],
+                Err(e) => vec![say(&e)],
             },
             Command::Reply => match self.last_sender() {
                 Some(peer) => {
@@ -138,14 +138,14 @@ impl Session {
                     self.rcvbuf_requested = Some(size);
                     vec![buffer_line("SO_RCVBUF", &now)]
                 }
-                Err(e) => vec![report(&e)],
+                Err(e) => vec![say(&e)],
             },
             Command::SndBuf(size) => match self.outbox.endpoint().set_send_buffer(size) {
                 Ok(now) => {
                     self.sndbuf_requested = Some(size);
                     vec![buffer_line("SO_SNDBUF", &now)]
                 }
-                Err(e) => vec![report(&e)],
+                Err(e) => vec![say(&e)],
             },
             Command::Stats => vec![format!("stats: {}", totals(&self.stats().summary))],
             Command::Help => help(),
@@ -174,7 +174,7 @@ impl Session {
     /// Refuses a size the current peer cannot be sent, before allocating.
     fn fits(&self, size: usize) -> Result<(), String> {
         let peer = self.peer()?;
-        check_payload(size, &peer).map_err(|e| report(&e))
+        check_payload(size, &peer).map_err(|e| say(&e))
     }
 
     /// Sends `count` datagrams back to back until done or interrupted
@@ -197,7 +197,7 @@ impl Session {
             if let Err(e) = self.outbox.send(&payload, peer) {
                 return format!(
                     "burst stopped after {sent} of {count} datagrams: {}",
-                    report(&e)
+                    say(&e)
                 );
             }
             sent += 1;
@@ -244,8 +244,8 @@ impl Session {
         let rcvbuf = endpoint.recv_buffer(self.rcvbuf_requested);
         let sndbuf = endpoint.send_buffer(self.sndbuf_requested);
         vec![
-            rcvbuf.map_or_else(|e| report(&e), |size| buffer_line("SO_RCVBUF", &size)),
-            sndbuf.map_or_else(|e| report(&e), |size| buffer_line("SO_SNDBUF", &size)),
+            rcvbuf.map_or_else(|e| say(&e), |size| buffer_line("SO_RCVBUF", &size)),
+            sndbuf.map_or_else(|e| say(&e), |size| buffer_line("SO_SNDBUF", &size)),
         ]
     }
 }

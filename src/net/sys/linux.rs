@@ -113,7 +113,16 @@ pub fn recv(socket: &Socket, buf: &mut [u8], scratch: &mut Scratch) -> io::Resul
 pub fn take_errors(socket: &Socket) -> Vec<PeerError> {
     let fd = socket.as_raw_fd();
     let mut errors = Vec::new();
-    let mut cmsg = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6);
+    // An error-queue entry carries the extended error and the offender's
+    // address in one control message, and (with SO_TIMESTAMPNS on) a
+    // timestamp in another: room for both, or the kernel cuts the error off
+    // (MSG_CTRUNC) and it is lost.
+    let mut cmsg = nix::cmsg_space!(
+        libc::sock_extended_err,
+        libc::sockaddr_in6,
+        nix::sys::time::TimeSpec,
+        [u64; 4]
+    );
     let mut payload = [0u8; 64];
     for _ in 0..MAX_ERRORS_PER_CALL {
         match read_error(fd, &mut payload, &mut cmsg) {

@@ -1,0 +1,131 @@
+//! `dgram completions SHELL` and `dgram man`: the shell completion script
+//! and one manual page that holds every command, its options, the chat
+//! commands and the exit statuses.
+
+use clap::Command;
+use clap_mangen::Man;
+use clap_mangen::roff::{Roff, bold, italic, roman};
+
+use super::chat::command::COMMANDS;
+
+/// The completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell, mut cli: Command) -> Vec<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cli, "dgram", &mut script);
+    script
+}
+
+/// The manual page (roff), from the command line's own definitions.
+pub fn man_page(mut cli: Command) -> Vec<u8> {
+    cli.build();
+    let man = Man::new(cli.clone());
+    let mut page = Vec::new();
+    // Rendering into a Vec cannot fail.
+    let _ = man.render_title(&mut page);
+    let _ = man.render_name_section(&mut page);
+    let _ = man.render_synopsis_section(&mut page);
+    let mut roff = Roff::new();
+    roff.control("SH", ["DESCRIPTION"]).text([roman(
+        "dgram sends and receives UDP datagrams and shows what UDP does: each datagram is one \
+         message, shown with its sender and length; empty datagrams are messages too; a \
+         datagram longer than the receive buffer is marked truncated; datagrams the kernel \
+         dropped because SO_RCVBUF was full are counted; a peer whose port is closed is \
+         reported, and never ends dgram. Received text is quoted and escaped, so nothing a peer \
+         sends can drive the terminal; mostly-binary payloads are shown as hex.",
+    )]);
+    roff.control("SH", ["COMMANDS"]);
+    roff.to_writer(&mut page).ok();
+
+    for sub in cli.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = sub.get_bin_name().unwrap_or(sub.get_name()).to_string();
+        let mut heading = Roff::new();
+        heading.control("SS", [name.as_str()]);
+        if let Some(about) = sub.get_long_about().or(sub.get_about()) {
+            heading.text([roman(about.to_string())]).control("PP", []);
+        }
+        heading.to_writer(&mut page).ok();
+        let sub_man = Man::new(sub.clone());
+        page.extend(without_heading(&sub_man, Man::render_synopsis_section));
+        page.extend_from_slice(b".PP\n");
+        page.extend(without_heading(&sub_man, Man::render_options_section));
+    }
+
+    let mut roff = Roff::new();
+    roff.control("SH", ["CHAT COMMANDS"]).text([roman(
+        "At the chat prompt, a line that starts with / is a command; anything else is sent as \
+         one datagram (an empty line sends nothing; //text sends /text). Ctrl-C clears the \
+         line, or stops a /burst; Ctrl-D on an empty line leaves.",
+    )]);
+    for (command, params, what) in COMMANDS {
+        roff.control("TP", [])
+            .text([bold(*command), italic(*params)])
+            .text([roman(*what)]);
+    }
+    roff.control("SH", ["EXIT STATUS"]);
+    for (status, what) in [
+        (
+            "0",
+            "success (listen and chat also end this way on Ctrl-C or SIGTERM)",
+        ),
+        (
+            "1",
+            "a runtime error: port in use, peer unreachable, lines not sent, output that cannot be written",
+        ),
+        (
+            "2",
+            "a usage error: bad address, size or flag, a payload over the limit, a peer of the other address family",
+        ),
+        (
+            "130, 143, 129",
+            "send cut short by Ctrl-C, SIGTERM or SIGHUP",
+        ),
+    ] {
+        roff.control("TP", [])
+            .text([bold(status)])
+            .text([roman(what)]);
+    }
+    roff.control("SH", ["EXAMPLES"]);
+    for (example, what) in [
+        (
+            "dgram listen 127.0.0.1:9000",
+            "show every datagram sent to port 9000, until Ctrl-C",
+        ),
+        ("dgram listen 127.0.0.1:9000 --echo", "an echo server"),
+        (
+            "dgram send 127.0.0.1:9000 hello",
+            "one datagram, then 250 ms of listening for replies",
+        ),
+        (
+            "printf 'a\\n\\nb\\n' | dgram send 127.0.0.1:9000",
+            "three datagrams, the middle one empty",
+        ),
+        (
+            "dgram chat --peer 127.0.0.1:9001",
+            "chat with whoever listens there",
+        ),
+    ] {
+        roff.control("TP", [])
+            .text([bold(example)])
+            .text([roman(what)]);
+    }
+    roff.control("SH", ["SEE ALSO"])
+        .text([roman("nc(1), socat(1), ip(8), udp(7), socket(7)")]);
+    roff.to_writer(&mut page).ok();
+    page
+}
+
+/// A section rendered by clap_mangen, without its `.SH` heading line (the
+/// commands' synopses and options go under their own subsection).
+fn without_heading(
+    man: &Man,
+    render: fn(&Man, &mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Vec<u8> {
+    let mut section = Vec::new();
+    let _ = render(man, &mut section);
+    let text = String::from_utf8_lossy(&section);
+    text.lines()
+        .filter(|line| !line.starts_with(".SH "))
+        .flat_map(|line| [line, "\n"])
+        .collect::<String>()
+        .into_bytes()
+}
