@@ -1,34 +1,7 @@
 //! Peers nobody here wrote: the classic Python socket examples, OpenBSD
 //! `nc -u` and `socat`, in both directions.
 
-use crate::util::{Proc, closed_port, have, listener, proc_net_udp, wait_for};
-
-fn need(program: &str) {
-    assert!(
-        have(program),
-        "{program} is missing: run scripts/setup-test-deps.sh"
-    );
-}
-
-/// Waits until something is bound to `port` on 127.0.0.1 (a peer that does
-/// not say when it is ready).
-fn wait_bound(port: u16, peer: &Proc) {
-    wait_for(
-        &format!("port {port} to be bound"),
-        || peer.dump(),
-        || proc_net_udp(port),
-    );
-}
-
-/// Starts an OpenBSD `nc -u -l` listener on a free port of 127.0.0.1 and
-/// waits until it is bound.
-fn nc_listener() -> (Proc, u16) {
-    need("nc");
-    let port = closed_port().port();
-    let nc = Proc::spawn("nc", &["-u", "-l", "127.0.0.1", &port.to_string()]);
-    wait_bound(port, &nc);
-    (nc, port)
-}
+use crate::util::{Proc, closed_port, listener, nc_listener, need, wait_bound, wait_for};
 
 /// A Python client in the style of the classic socket examples (`sendto`,
 /// then `recvfrom(1024)`) talks to `dgram listen --echo`: dgram shows the

@@ -1,7 +1,7 @@
 //! A unicast dgram socket does not share its port: no other program can
 //! bind it and silently take its traffic, whoever starts first.
 
-use crate::util::{Proc, closed_port, listener, proc_net_udp, run, stop, wait_for};
+use crate::util::{Proc, listener, nc_listener, run, stop};
 
 /// Once `dgram listen` holds a port, OpenBSD `nc -u -l` (which sets
 /// `SO_REUSEADDR`) cannot bind it, and the datagram sent there reaches
@@ -26,13 +26,7 @@ fn nc_cannot_take_dgrams_port() {
 /// fails with "in use" (status 1).
 #[test]
 fn dgram_cannot_take_ncs_port() {
-    let port = closed_port().port();
-    let mut nc = Proc::spawn("nc", &["-u", "-l", "127.0.0.1", &port.to_string()]);
-    wait_for(
-        &format!("nc to bind port {port}"),
-        || nc.dump(),
-        || proc_net_udp(port),
-    );
+    let (mut nc, port) = nc_listener();
     let listen = run(&["listen", &format!("127.0.0.1:{port}")]);
     assert_eq!(listen.code(), Some(1), "{}", listen.dump());
     assert!(
@@ -52,13 +46,7 @@ fn a_port_held_for_one_peer_is_told_apart_from_a_closed_one() {
     if !crate::util::has("icmp_errors") {
         return;
     }
-    let port = closed_port().port();
-    let mut nc = Proc::spawn("nc", &["-u", "-l", "127.0.0.1", &port.to_string()]);
-    wait_for(
-        &format!("nc to bind port {port}"),
-        || nc.dump(),
-        || proc_net_udp(port),
-    );
+    let (mut nc, port) = nc_listener();
     let to = format!("127.0.0.1:{port}");
     assert!(run(&["send", &to, "first"]).finish_ok());
     nc.wait_stdout_contains("first");

@@ -384,6 +384,34 @@ pub fn proc_net_udp(port: u16) -> Option<(u64, u64)> {
     })
 }
 
+/// Fails the test, with what to do, when `program` is not on PATH.
+pub fn need(program: &str) {
+    assert!(
+        have(program),
+        "{program} is missing: run scripts/setup-test-deps.sh"
+    );
+}
+
+/// Waits until something is bound to `port` on 127.0.0.1 (a peer that does
+/// not say when it is ready).
+pub fn wait_bound(port: u16, peer: &Proc) {
+    wait_for(
+        &format!("port {port} to be bound"),
+        || peer.dump(),
+        || proc_net_udp(port),
+    );
+}
+
+/// Starts an OpenBSD `nc -u -l` listener on a free port of 127.0.0.1 and
+/// waits until it is bound.
+pub fn nc_listener() -> (Proc, u16) {
+    need("nc");
+    let port = closed_port().port();
+    let nc = Proc::spawn("nc", &["-u", "-l", "127.0.0.1", &port.to_string()]);
+    wait_bound(port, &nc);
+    (nc, port)
+}
+
 /// True when `program` is on PATH.
 pub fn have(program: &str) -> bool {
     Command::new("sh")
