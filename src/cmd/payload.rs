@@ -3,12 +3,14 @@
 //! of a line.
 
 use std::io::{self, BufRead};
+use std::net::SocketAddr;
 use std::thread;
 
 use crossbeam_channel::{Receiver, bounded};
 
 use crate::Error;
-use crate::net::limits::MAX_PAYLOAD;
+use crate::model::Event;
+use crate::net::limits::{MAX_PAYLOAD, payload_limit};
 
 /// A payload of `len` bytes for `--size`: a readable repeating pattern
 /// (`0123456789` …) so that a truncated copy shows where it was cut.
@@ -28,6 +30,22 @@ pub struct Line {
     /// Its bytes; `None` when it is longer than any datagram can be (the
     /// rest was read past, not kept).
     pub bytes: Option<Vec<u8>>,
+}
+
+impl Line {
+    /// The line as a payload for `to`, or, when it does not fit in one
+    /// datagram there, the `line_skipped` event that reports it.
+    pub fn payload_for(self, to: &SocketAddr) -> Result<Vec<u8>, Event> {
+        let limit = payload_limit(to).bytes;
+        match self.bytes {
+            Some(bytes) if bytes.len() <= limit => Ok(bytes),
+            _ => Err(Event::LineSkipped {
+                line: self.number,
+                len: self.len,
+                limit,
+            }),
+        }
+    }
 }
 
 /// Reads lines: `\n` or `\r\n` ends a line (and is removed); an empty line

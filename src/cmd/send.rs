@@ -10,7 +10,7 @@ use crossbeam_channel::select;
 
 use super::payload::spawn_line_reader;
 use crate::Error;
-use crate::model::{Event, Stats};
+use crate::model::Stats;
 use crate::net::SocketOptions;
 use crate::net::addr::{PortState, check_family};
 use crate::net::limits::{check_payload, payload_limit};
@@ -199,19 +199,14 @@ fn send_all(
                 },
                 recv(control.stop_requests()) -> _ => return Ok(()),
             };
-            let limit = payload_limit(&to).bytes;
-            match line.bytes {
-                Some(bytes) if bytes.len() <= limit => {
+            match line.payload_for(&to) {
+                Ok(bytes) => {
                     if !send(&bytes)? {
                         return Ok(());
                     }
                 }
-                _ => {
-                    let _ = outbox.emit(Event::LineSkipped {
-                        line: line.number,
-                        len: line.len,
-                        limit,
-                    });
+                Err(skipped) => {
+                    let _ = outbox.emit(skipped);
                 }
             }
         },

@@ -110,11 +110,6 @@ impl PeerTable {
         self.peers.is_empty()
     }
 
-    /// True when `addr` refused and has not been heard from since.
-    pub fn is_down(&self, addr: &SocketAddr) -> bool {
-        self.peers.get(addr).is_some_and(|p| p.down)
-    }
-
     /// Who sent the last datagram.
     pub fn last_sender(&self) -> Option<SocketAddr> {
         self.last_sender
@@ -158,12 +153,12 @@ mod tests {
         };
         assert_eq!(table.record(&down), [Transition::WentDown(a)]);
         assert_eq!(table.record(&down), []);
-        assert!(table.is_down(&a));
-        assert!(!table.is_down(&b));
+        assert!(table.get(&a).unwrap().down);
+        assert!(table.get(&b).is_none());
         assert_eq!(table.record(&datagram(b)), []);
         assert_eq!(table.record(&datagram(a)), [Transition::AnswersAgain(a)]);
         assert_eq!(table.record(&datagram(a)), []);
-        assert!(!table.is_down(&a));
+        assert!(!table.get(&a).unwrap().down);
         assert_eq!(table.record(&down), [Transition::WentDown(a)]);
     }
 

@@ -23,8 +23,7 @@ use super::session::{Outcome, Session};
 use crate::Error;
 use crate::cmd::payload::Line;
 use crate::error::{say, warning};
-use crate::model::Event as DgramEvent;
-use crate::net::limits::{MAX_PAYLOAD, MAX_PAYLOAD_V4, payload_limit};
+use crate::net::limits::{MAX_PAYLOAD, MAX_PAYLOAD_V4};
 use crate::output::Sink;
 use crate::runtime::JobControl;
 
@@ -206,7 +205,7 @@ pub fn run_typed(
     control: JobControl,
     mut err: Box<dyn Sink>,
 ) -> Result<(), Error> {
-    let mut say = |lines: &[String]| {
+    let mut answer = |lines: &[String]| {
         err.write_lines(lines)
             .map_err(|source| Error::WriteOutput { source })
     };
@@ -217,7 +216,7 @@ pub fn run_typed(
                 Err(_) => return Ok(()),
             },
             recv(control.interrupts()) -> _ => {
-                say(&[CTRL_C_HINT.to_string()])?;
+                answer(&[CTRL_C_HINT.to_string()])?;
                 continue;
             }
             recv(control.stop_requests()) -> _ => return Ok(()),
@@ -225,7 +224,7 @@ pub fn run_typed(
         let text = match &line.bytes {
             Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
             None => {
-                say(&[format!(
+                answer(&[format!(
                     "line {} not sent: {} B do not fit in one datagram ({MAX_PAYLOAD_V4} B over IPv4, {MAX_PAYLOAD} over IPv6)",
                     line.number, line.len
                 )])?;
@@ -233,7 +232,7 @@ pub fn run_typed(
             }
         };
         match session.typed(&text, &control) {
-            Outcome::Continue(lines) => say(&lines)?,
+            Outcome::Continue(lines) => answer(&lines)?,
             Outcome::Quit => return Ok(()),
         }
     }
@@ -270,20 +269,16 @@ pub fn run_piped(
                 continue;
             }
         };
-        let limit = payload_limit(&peer).bytes;
-        match line.bytes {
-            Some(bytes) if bytes.len() <= limit => {
+        let number = line.number;
+        match line.payload_for(&peer) {
+            Ok(bytes) => {
                 if let Err(e) = outbox.send(&bytes, peer) {
-                    err.write_lines(&[format!("line {} not sent: {}", line.number, say(&e))])
+                    err.write_lines(&[format!("line {number} not sent: {}", say(&e))])
                         .map_err(|source| Error::WriteOutput { source })?;
                 }
             }
-            _ => {
-                let _ = outbox.emit(DgramEvent::LineSkipped {
-                    line: line.number,
-                    len: line.len,
-                    limit,
-                });
+            Err(skipped) => {
+                let _ = outbox.emit(skipped);
             }
         }
     }
