@@ -39,10 +39,12 @@ pub const EVENT_QUEUE: usize = 1024;
 /// A bound endpoint and the channel its events will travel on.
 #[derive(Debug)]
 pub struct Pipeline {
-    endpoint: Arc<Endpoint>,
+    /// The socket and the sending end of the event channel. Every sender
+    /// (the receiver, the job) gets a clone of this one outbox, so that all
+    /// share its ordering lock.
+    outbox: Outbox,
     buffers: Buffers,
     max_size: usize,
-    events_tx: Sender<Event>,
     events: Receiver<Event>,
 }
 
@@ -176,26 +178,25 @@ impl Pipeline {
         let (endpoint, buffers) = Endpoint::open(socket)?;
         let (events_tx, events) = bounded(EVENT_QUEUE);
         Ok(Pipeline {
-            endpoint: Arc::new(endpoint),
+            outbox: Outbox::new(Arc::new(endpoint), events_tx),
             buffers,
             max_size,
-            events_tx,
             events,
         })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.endpoint.local_addr()
+        self.outbox.endpoint().local_addr()
     }
 
     /// The `listening` event: address, buffers, receive size, capabilities.
     pub fn listening(&self) -> Event {
         Event::Listening {
-            local: self.endpoint.local_addr(),
+            local: self.local_addr(),
             buffers: self.buffers,
             max_size: self.max_size,
-            capabilities: self.endpoint.capabilities(),
+            capabilities: self.outbox.endpoint().capabilities(),
         }
     }
 
@@ -206,7 +207,7 @@ impl Pipeline {
 
     /// A sending side that reports into this pipeline's display.
     pub fn outbox(&self) -> Outbox {
-        Outbox::new(Arc::clone(&self.endpoint), self.events_tx.clone())
+        self.outbox.clone()
     }
 
     /// Runs the receiver, the job and the display loop until the run is
@@ -219,7 +220,7 @@ impl Pipeline {
         shutdown: &Shutdown,
         plan: Plan,
     ) -> Result<Ended, Error> {
-        let outbox = Outbox::new(self.endpoint, self.events_tx);
+        let outbox = self.outbox;
         let (receiver_stop, stop) = bounded::<()>(0);
         let config = ReceiverConfig {
             max_size: self.max_size,
