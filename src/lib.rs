@@ -56,6 +56,7 @@ pub mod error;
 pub mod model;
 pub mod net;
 pub mod output;
+pub mod proto;
 pub mod runtime;
 
 pub use error::Error;
