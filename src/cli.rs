@@ -24,8 +24,12 @@ use crate::net::SocketOptions;
 use crate::net::addr::any_port_for;
 use crate::output::Format;
 use crate::output::sink;
+use crate::proto::SessionId;
+use crate::proto::envelope::valid_name;
+use crate::proto::rto::{DEFAULT_RETRIES, DEFAULT_RTO_MIN, RtoConfig};
 use crate::runtime::Shutdown;
 use crate::runtime::echo::DEFAULT_ECHO_RATE;
+use crate::runtime::messenger::{Eol, MessengerOptions};
 
 /// A terminal UDP datagram messenger that shows what UDP really does:
 /// every sender, every empty or truncated datagram, every kernel drop,
@@ -89,8 +93,13 @@ struct ListenArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Send every datagram back to its sender unchanged (an echo server).
+    /// dgram chat messages are acknowledged instead (unless --raw).
     #[arg(long)]
     echo: bool,
+    /// No chat protocol: show dgram envelopes as the raw datagrams they
+    /// are, and send no receipts.
+    #[arg(long)]
+    raw: bool,
     /// With --echo: at most N replies per second to each peer (bursts of
     /// up to N); replies over the rate are held back and counted, so two
     /// echo servers cannot keep each other busy. 0: no limit.
@@ -159,10 +168,37 @@ struct ChatArgs {
     /// Keep no history file.
     #[arg(long, conflicts_with = "history")]
     no_history: bool,
-    /// With input from a pipe: after its end, wait this long
-    /// (milliseconds) for replies before leaving.
+    /// With input from a pipe: after its end (and once every message has
+    /// its receipt or has failed), wait this long (milliseconds) for
+    /// replies before leaving.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     linger: u64,
+    /// The name sent with each message (default: the login name).
+    #[arg(long, value_name = "NAME", value_parser = parse::chat_name)]
+    name: Option<String>,
+    /// Send a message again at most N times when its receipt does not come.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRIES, value_parser = clap::value_parser!(u8).range(0..=20))]
+    retries: u8,
+    /// The shortest retransmission timeout, in milliseconds (the timeout is
+    /// SRTT + 4 RTTVAR, 1 s before the first round trip is measured).
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_RTO_MIN.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    rto_min: u64,
+    /// Line ending added to messages to plain peers (nc -u -l shows one
+    /// line per message with lf).
+    #[arg(long, value_name = "EOL", default_value = "none", value_parser = ["none", "lf", "crlf"])]
+    eol: String,
+    /// No chat protocol: every message is plain bytes, no receipts (what
+    /// nc and socat do).
+    #[arg(long)]
+    raw: bool,
+    /// The --peer speaks plain UDP from the start (such as nc -u -l, which
+    /// cannot speak first); other peers are found out as they speak.
+    #[arg(long, requires = "peer", conflicts_with = "raw")]
+    plain: bool,
+    /// Append every message in and out, with its final state, to FILE as
+    /// JSON lines.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
     #[command(flatten)]
     buffers: BufferArgs,
 }
@@ -204,6 +240,7 @@ fn run(command: Command) -> Result<(), Error> {
                 format: Format::json(args.json),
                 count: args.count,
                 echo: args.echo.then_some(args.echo_rate),
+                raw: args.raw,
             };
             let shutdown = Shutdown::from_signals()?;
             listen::run(&options, &shutdown, &mut sink::stdout()).map(|_| ())
@@ -254,6 +291,23 @@ fn run(command: Command) -> Result<(), Error> {
                 format: Format::json(args.json),
                 history,
                 linger: Duration::from_millis(args.linger),
+                messenger: MessengerOptions {
+                    session: SessionId::random(),
+                    name: args.name.unwrap_or_else(login_name),
+                    rto: RtoConfig {
+                        retries: args.retries,
+                        min: Duration::from_millis(args.rto_min),
+                    },
+                    eol: match args.eol.as_str() {
+                        "lf" => Eol::Lf,
+                        "crlf" => Eol::CrLf,
+                        _ => Eol::None,
+                    },
+                    announce_kinds: true,
+                    raw: args.raw,
+                },
+                plain_peer: args.plain,
+                log: args.log,
             };
             let shutdown = Shutdown::from_signals()?;
             chat::run(&options, &shutdown, ChatIo::Process).map(|_| ())
@@ -275,6 +329,25 @@ fn os_bytes(text: std::ffi::OsString) -> Vec<u8> {
     {
         text.to_string_lossy().into_owned().into_bytes()
     }
+}
+
+/// The login name ($USER, $LOGNAME, else the user database), or "dgram"
+/// when none is usable as a chat name.
+fn login_name() -> String {
+    let from_env = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|var| std::env::var(var).ok());
+    #[cfg(unix)]
+    let from_db = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|user| user.name);
+    #[cfg(not(unix))]
+    let from_db: Option<String> = None;
+    from_env
+        .chain(from_db)
+        .find(|name| valid_name(name))
+        .unwrap_or_else(|| "dgram".to_string())
 }
 
 /// Writes generated text to stdout; a closed pipe is a quiet end.

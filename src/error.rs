@@ -81,6 +81,32 @@ pub enum Error {
         family: &'static str,
     },
 
+    /// A chat message does not fit in one datagram once in its envelope.
+    #[error(
+        "a {len}-byte message is over the {limit}-byte limit of one chat message to {peer} (the datagram's limit less {overhead} bytes of envelope)"
+    )]
+    MessageTooLarge {
+        peer: SocketAddr,
+        len: usize,
+        limit: usize,
+        overhead: usize,
+    },
+
+    /// Too many messages wait for receipts to send another.
+    #[error("{limit} messages are waiting for receipts already")]
+    TooManyPending { limit: usize },
+
+    /// Messages sent were not delivered (a chat from a pipe ends so).
+    #[error("{failed} of {messages} message{} not delivered (no receipt)", if *messages == 1 { "" } else { "s" })]
+    NotDelivered { failed: u64, messages: u64 },
+
+    /// The `--log` file could not be opened or written.
+    #[error("could not write the log file {}", path.display())]
+    WriteLog {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+
     /// Lines of input were too long to send, and were skipped.
     #[error(
         "{count} line{} not sent: longer than the {limit}-byte limit of one datagram",
@@ -194,6 +220,16 @@ impl Error {
             Error::PayloadTooLarge { .. } => {
                 Some("send less: split the data over several datagrams".to_string())
             }
+            Error::MessageTooLarge { .. } => Some(
+                "send less, or send it as a plain datagram (/plain, or --raw)".to_string(),
+            ),
+            Error::TooManyPending { .. } => Some(
+                "wait for their receipts or failures (/pending lists them)".to_string(),
+            ),
+            Error::NotDelivered { .. } => Some(
+                "the receipt lines above say which; is the peer running dgram, and reachable?"
+                    .to_string(),
+            ),
             Error::LinesNotSent { count, .. } => Some(format!(
                 "{} reported above by its line number; split long lines",
                 if *count == 1 { "it is" } else { "each is" },

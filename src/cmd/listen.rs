@@ -1,12 +1,14 @@
-//! `dgram listen`: bind, show every datagram as it arrives, optionally echo
-//! it back, and print a summary on exit.
+//! `dgram listen`: bind, show every datagram as it arrives (dgram chat
+//! messages decoded and acknowledged), optionally echo plain datagrams
+//! back, and print a summary on exit.
 
 use crate::Error;
 use crate::model::Summary;
 use crate::net::SocketOptions;
 use crate::output::{Display, Format, Renderer, Shown, Sink};
 use crate::runtime::echo::Echo;
-use crate::runtime::{Pipeline, Plan, Show, Shutdown};
+use crate::runtime::messenger::{Messenger, MessengerOptions};
+use crate::runtime::{Handler, Pipeline, Plan, Show, Shutdown};
 
 /// What `dgram listen` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +24,9 @@ pub struct ListenOptions {
     /// Send every datagram back to its sender, at most this many replies
     /// per second to each peer (`0`: no limit); `None`: no echo.
     pub echo: Option<u32>,
+    /// `--raw`: no chat protocol (envelopes are shown as raw datagrams and
+    /// not acknowledged).
+    pub raw: bool,
 }
 
 /// Runs the listener until `--count` datagrams, a stop request from
@@ -37,9 +42,17 @@ pub fn run(
     if display.show(&pipeline.listening())? == Shown::ReaderGone {
         return Ok(display.snapshot().summary);
     }
-    let mut plan = match options.echo {
-        Some(rate) => Plan::receive(Echo::new(pipeline.local_addr(), rate)),
-        None => Plan::receive(Show),
+    let plain: Box<dyn Handler> = match options.echo {
+        Some(rate) => Box::new(Echo::new(pipeline.local_addr(), rate)),
+        None => Box::new(Show),
+    };
+    let mut plan = Plan::receive(Show);
+    plan.handler = if options.raw {
+        plain
+    } else {
+        // Messages are shown decoded and acknowledged; the rest as ever.
+        let messenger = Messenger::new(pipeline.outbox(), MessengerOptions::receiver());
+        Box::new(messenger.handler(plain))
     };
     plan.limit = options.count;
     pipeline.run(&mut display, shutdown, plan)?;

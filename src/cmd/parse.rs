@@ -275,6 +275,18 @@ pub fn hex(text: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
+/// A chat name (`--name`): 1 to 64 bytes of UTF-8, no control characters.
+pub fn chat_name(text: &str) -> Result<String, String> {
+    if crate::proto::envelope::valid_name(text) {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "a name is 1 to {} bytes of text without control characters",
+            crate::proto::envelope::MAX_NAME
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 
+use super::chat::{ChatMessage, Outcome, Receipt, SentKind};
 use super::datagram::Datagram;
 use crate::net::addr::PortState;
 use crate::net::{Buffers, Capabilities};
@@ -31,10 +32,43 @@ pub enum Event {
     Sent {
         /// Its destination.
         to: SocketAddr,
-        /// Its length in bytes.
+        /// Its length in bytes (envelope included).
         len: usize,
-        /// It was an `--echo` reply.
-        echo: bool,
+        /// What it was.
+        kind: SentKind,
+    },
+    /// A chat message arrived in an envelope (each copy is an event; a
+    /// duplicate is marked so).
+    Message(Box<ChatMessage>),
+    /// Messages from a sender session were skipped: a later one arrived
+    /// first. They are missing until they arrive (then reordered).
+    Gap {
+        /// The sender.
+        from: SocketAddr,
+        /// Its name.
+        name: String,
+        /// The first missing number.
+        first: u64,
+        /// The last missing number (inclusive).
+        last: u64,
+    },
+    /// A message sent reached its final state (or a late receipt came).
+    Receipt(Receipt),
+    /// A datagram that starts like an envelope but is not a valid one:
+    /// shown as the raw datagram it is.
+    Malformed {
+        /// The datagram.
+        datagram: Datagram,
+        /// Why it is not a valid envelope.
+        reason: String,
+    },
+    /// What a peer speaks changed: plain UDP (messages to it go as plain
+    /// bytes, no receipts) or dgram (envelopes and receipts).
+    PeerKind {
+        /// The peer.
+        peer: SocketAddr,
+        /// True for plain UDP.
+        plain: bool,
     },
     /// An `--echo` reply was not sent, on purpose.
     EchoSkipped {
@@ -119,6 +153,26 @@ pub struct Summary {
     pub echo_skipped: u64,
     /// Lines of input not sent because they do not fit in a datagram.
     pub skipped_lines: u64,
+    /// Chat messages received (each message once).
+    pub messages: u64,
+    /// Copies of messages received before.
+    pub duplicates: u64,
+    /// Messages that came after a later one.
+    pub reordered: u64,
+    /// Messages skipped and never received (so far).
+    pub lost: u64,
+    /// Datagrams that start like an envelope but are not valid ones.
+    pub malformed: u64,
+    /// Chat messages sent (each message once, not each try).
+    pub messages_sent: u64,
+    /// Messages sent whose receipt came.
+    pub delivered: u64,
+    /// Messages sent that failed.
+    pub failed: u64,
+    /// Failed messages whose receipt came late.
+    pub late: u64,
+    /// Tries after the first.
+    pub retransmissions: u64,
 }
 
 impl Summary {
@@ -131,15 +185,50 @@ impl Summary {
                 self.empty += u64::from(datagram.is_empty());
                 self.truncated += u64::from(datagram.truncated);
             }
-            Event::Sent { len, .. } => {
+            Event::Sent { len, kind, .. } => {
                 self.sent += 1;
                 self.sent_bytes += *len as u64;
+                if let SentKind::Message { attempt, .. } = kind {
+                    if *attempt == 1 {
+                        self.messages_sent += 1;
+                    } else {
+                        self.retransmissions += 1;
+                    }
+                }
+            }
+            Event::Message(message) => {
+                self.received += 1;
+                self.bytes += message.payload.len() as u64;
+                if message.duplicate {
+                    self.duplicates += 1;
+                } else {
+                    self.messages += 1;
+                }
+                if message.reordered {
+                    self.reordered += 1;
+                    self.lost = self.lost.saturating_sub(1);
+                }
+            }
+            Event::Gap { first, last, .. } => self.lost += last - first + 1,
+            Event::Receipt(receipt) => match receipt.outcome {
+                Outcome::Delivered => self.delivered += 1,
+                Outcome::Failed => self.failed += 1,
+                Outcome::Late => self.late += 1,
+            },
+            Event::Malformed { datagram, .. } => {
+                self.received += 1;
+                self.bytes += datagram.len() as u64;
+                self.truncated += u64::from(datagram.truncated);
+                self.malformed += 1;
             }
             Event::EchoSkipped { .. } => self.echo_skipped += 1,
             Event::LineSkipped { .. } => self.skipped_lines += 1,
             Event::Dropped { total, .. } => self.dropped = *total,
             Event::Unreachable { .. } => self.unreachable += 1,
-            Event::Listening { .. } | Event::PeerError { .. } | Event::Summary(_) => {}
+            Event::Listening { .. }
+            | Event::PeerError { .. }
+            | Event::PeerKind { .. }
+            | Event::Summary(_) => {}
         }
     }
 }

@@ -1,15 +1,19 @@
 //! What dgram knows: datagrams, events, totals and peers.
 //!
 //! - [`datagram`]: the validated received datagram.
+//! - [`chat`]: what the chat protocol adds: messages, receipts and their
+//!   outcomes, what a sent datagram was.
 //! - [`event`]: what the receiver and the senders report ([`Event`]), and
 //!   the run's totals ([`Summary`]).
 //! - [`peers`]: the one peer table, and the changes of state
 //!   ([`Transition`]) it reports.
 
+pub mod chat;
 pub mod datagram;
 pub mod event;
 pub mod peers;
 
+pub use chat::{ChatMessage, Outcome, Receipt, SentKind};
 pub use datagram::Datagram;
 pub use event::{EchoSkip, Event, Summary};
 pub use peers::{Peer, PeerTable, Transition};

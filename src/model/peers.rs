@@ -8,12 +8,23 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
+use super::chat::{Outcome, SentKind};
 use super::event::Event;
 use crate::net::addr::PortState;
+use crate::proto::Estimator;
 
 /// What is known of one peer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Peer {
+    /// Its chat name, once it has sent a message.
+    pub name: Option<String>,
+    /// It speaks plain UDP (`Some(true)`), dgram (`Some(false)`), or it is
+    /// not known yet.
+    pub plain: Option<bool>,
+    /// Chat messages from it, and what its sequence numbers said.
+    pub inbound: InboundCounts,
+    /// Chat messages to it and their outcomes.
+    pub outbound: OutboundCounts,
     /// Datagrams received from it.
     pub received: u64,
     /// Payload bytes received from it.
@@ -29,6 +40,43 @@ pub struct Peer {
     /// Echo replies to it have been held back (said once per peer; the
     /// count is in the summary).
     pub echo_limited: bool,
+}
+
+/// What a peer's sequence numbers said, as received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InboundCounts {
+    /// Messages received (each once).
+    pub messages: u64,
+    /// Copies of messages received before.
+    pub duplicates: u64,
+    /// Messages that came after a later one.
+    pub reordered: u64,
+    /// Messages skipped and not received (so far: lost at the end).
+    pub missing: u64,
+}
+
+/// Messages sent to a peer, and their outcomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OutboundCounts {
+    /// Messages sent (each once).
+    pub messages: u64,
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Messages failed.
+    pub failed: u64,
+    /// Failed messages whose receipt came late.
+    pub late: u64,
+    /// Tries after the first.
+    pub retransmissions: u64,
+    /// Round trips measured from receipts (smoothed and minimum).
+    pub rtt: Estimator,
+}
+
+impl OutboundCounts {
+    /// Messages still waiting for their final state.
+    pub fn pending(&self) -> u64 {
+        self.messages.saturating_sub(self.delivered + self.failed)
+    }
 }
 
 /// A change in a peer's state, reported once when it happens rather than
@@ -70,7 +118,64 @@ impl PeerTable {
                 }
                 self.last_sender = Some(from);
             }
-            Event::Sent { to, .. } => self.peer(*to).sent += 1,
+            Event::Sent { to, kind, .. } => {
+                let peer = self.peer(*to);
+                peer.sent += 1;
+                if let SentKind::Message { attempt, .. } = kind {
+                    if *attempt == 1 {
+                        peer.outbound.messages += 1;
+                    } else {
+                        peer.outbound.retransmissions += 1;
+                    }
+                }
+            }
+            Event::Message(message) => {
+                let from = message.from;
+                let peer = self.peer(from);
+                peer.received += 1;
+                peer.bytes += message.payload.len() as u64;
+                peer.last_heard = Some(message.at);
+                if !message.name.is_empty() {
+                    peer.name = Some(message.name.clone());
+                }
+                let counts = &mut peer.inbound;
+                if message.duplicate {
+                    counts.duplicates += 1;
+                } else {
+                    counts.messages += 1;
+                }
+                if message.reordered {
+                    counts.reordered += 1;
+                    counts.missing = counts.missing.saturating_sub(1);
+                }
+                if peer.down {
+                    peer.down = false;
+                    transitions.push(Transition::AnswersAgain(from));
+                }
+                self.last_sender = Some(from);
+            }
+            Event::Gap {
+                from, first, last, ..
+            } => self.peer(*from).inbound.missing += last - first + 1,
+            Event::Receipt(receipt) => {
+                let counts = &mut self.peer(receipt.to).outbound;
+                match receipt.outcome {
+                    Outcome::Delivered => counts.delivered += 1,
+                    Outcome::Failed => counts.failed += 1,
+                    Outcome::Late => counts.late += 1,
+                }
+                if let Some(rtt) = receipt.rtt {
+                    counts.rtt.sample(rtt);
+                }
+            }
+            Event::PeerKind { peer, plain } => self.peer(*peer).plain = Some(*plain),
+            Event::Malformed { datagram, .. } => {
+                let peer = self.peer(datagram.from);
+                peer.received += 1;
+                peer.bytes += datagram.len() as u64;
+                peer.last_heard = Some(datagram.at);
+                self.last_sender = Some(datagram.from);
+            }
             Event::Unreachable { peer: addr, port } => {
                 let peer = self.peer(*addr);
                 peer.port = Some(*port);
@@ -177,7 +282,7 @@ mod tests {
         let echoed = Event::Sent {
             to: a,
             len: 2,
-            echo: true,
+            kind: SentKind::Echo,
         };
         assert_eq!(table.record(&skipped), [Transition::EchoLimited(a)]);
         assert_eq!(table.record(&skipped), []);
@@ -202,7 +307,7 @@ mod tests {
         table.record(&Event::Sent {
             to: a,
             len: 5,
-            echo: false,
+            kind: SentKind::Datagram,
         });
         assert_eq!(table.last_sender(), Some(b));
         let peer_a = table.get(&a).unwrap();

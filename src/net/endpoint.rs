@@ -230,6 +230,11 @@ impl Endpoint {
         })
     }
 
+    /// Sets how long a receive waits before it gives up (as `WouldBlock`).
+    pub fn set_read_timeout(&self, wait: Duration) -> io::Result<()> {
+        self.socket.set_read_timeout(Some(wait))
+    }
+
     /// Receives one datagram into `buf` (blocking at most [`READ_TIMEOUT`]).
     pub fn recv(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
         sys::recv(&self.socket, buf, scratch)

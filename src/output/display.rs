@@ -1,13 +1,34 @@
 //! The display end of a command: every event is counted (totals and peer
 //! table), rendered, and written to a sink.
 
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
 use std::io;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use super::render::Renderer;
+use super::render::{Renderer, delivered_mark};
 use super::sink::Sink;
 use crate::Error;
-use crate::model::{Event, Stats};
+use crate::model::{Event, Outcome, SentKind, Stats};
+
+/// What a held line of a sent message ends with when its receipt has not
+/// come by the time it is shown (its outcome follows on a line of its own).
+const NO_RECEIPT_YET: &str = "  (no receipt yet)";
+
+/// The line of a message sent, held until its receipt comes (then it is
+/// shown with it) or until it is time to show it anyway.
+#[derive(Debug)]
+struct Held {
+    to: SocketAddr,
+    seq: u64,
+    line: String,
+    mark: Option<String>,
+    deadline: Instant,
+}
 
 /// Counts, renders and writes events.
 pub struct Display<'a> {
@@ -19,6 +40,20 @@ pub struct Display<'a> {
     /// False once the reader went away (a closed pipe): events are still
     /// counted, nothing more is written.
     open: bool,
+    /// How long the line of a message sent waits for its receipt, so that
+    /// both read as one line (`None`: lines are not held).
+    hold: Option<Duration>,
+    held: VecDeque<Held>,
+    /// `--log`: messages in and out and their final states, as JSON lines.
+    log: Option<Log>,
+}
+
+/// The `--log` file: opened for appending, one `write` per line, so that
+/// every line is complete on disk as soon as it is written, however the
+/// run ends.
+struct Log {
+    path: PathBuf,
+    file: File,
 }
 
 /// What became of an event handed to [`Display::show`].
@@ -40,6 +75,128 @@ impl<'a> Display<'a> {
             sink: Box::new(sink),
             stats: Arc::default(),
             open: true,
+            hold: None,
+            held: VecDeque::new(),
+            log: None,
+        }
+    }
+
+    /// Also appends every message received and sent, and every final
+    /// state, to `path` as JSON lines (created if needed).
+    pub fn log_to(mut self, path: &Path) -> Result<Self, Error> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| Error::WriteLog {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        self.log = Some(Log {
+            path: path.to_path_buf(),
+            file,
+        });
+        Ok(self)
+    }
+
+    fn write_log(&mut self, event: &Event) -> Result<(), Error> {
+        let Some(log) = &mut self.log else {
+            return Ok(());
+        };
+        let logged = match event {
+            Event::Message(message) => !message.duplicate,
+            Event::Sent {
+                kind: SentKind::Message { attempt, .. },
+                ..
+            } => *attempt == 1,
+            Event::Receipt(_) | Event::Gap { .. } => true,
+            _ => false,
+        };
+        if !logged {
+            return Ok(());
+        }
+        let mut line = super::json::to_line(event);
+        line.push('\n');
+        log.file
+            .write_all(line.as_bytes())
+            .map_err(|source| Error::WriteLog {
+                path: log.path.clone(),
+                source,
+            })
+    }
+
+    /// Holds the line of each chat message sent for up to `hold`, waiting
+    /// for its receipt: a delivered message then reads as one line with its
+    /// round trip, and a calm conversation does not get a receipt line per
+    /// message. Lines keep their order; anything else to show first shows
+    /// what is held.
+    pub fn hold_sent_lines(mut self, hold: Duration) -> Self {
+        self.hold = Some(hold);
+        self
+    }
+
+    /// When a held line is due to be shown anyway, if one is held.
+    pub fn next_flush(&self) -> Option<Instant> {
+        self.held.front().map(|held| held.deadline)
+    }
+
+    /// Shows the held lines that are due (and those behind them that are
+    /// settled).
+    pub fn flush_due(&mut self) -> Result<Shown, Error> {
+        let now = Instant::now();
+        let mut lines = Vec::new();
+        while let Some(front) = self.held.front() {
+            if front.mark.is_none() && front.deadline > now {
+                break;
+            }
+            lines.push(held_line(self.held.pop_front().expect("front exists")));
+        }
+        self.write(&lines)
+    }
+
+    /// Shows every held line now.
+    pub fn flush_held(&mut self) -> Result<Shown, Error> {
+        let lines: Vec<String> = self.held.drain(..).map(held_line).collect();
+        self.write(&lines)
+    }
+
+    /// Holds or settles the line of a sent message; true when `event` was
+    /// taken care of that way.
+    fn hold_line(&mut self, event: &Event, lines: &[String]) -> bool {
+        let Some(hold) = self.hold else {
+            return false;
+        };
+        match event {
+            Event::Sent {
+                to,
+                kind: SentKind::Message {
+                    seq, attempt: 1, ..
+                },
+                ..
+            } => {
+                self.held.push_back(Held {
+                    to: *to,
+                    seq: *seq,
+                    line: lines.concat(),
+                    mark: None,
+                    deadline: Instant::now() + hold,
+                });
+                true
+            }
+            Event::Receipt(receipt) if receipt.outcome == Outcome::Delivered => {
+                match self
+                    .held
+                    .iter_mut()
+                    .find(|h| h.to == receipt.to && h.seq == receipt.seq)
+                {
+                    Some(held) => {
+                        held.mark = Some(delivered_mark(receipt));
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
         }
     }
 
@@ -53,10 +210,17 @@ impl<'a> Display<'a> {
     /// Counts and shows one event.
     pub fn show(&mut self, event: &Event) -> Result<Shown, Error> {
         let transitions = self.lock_stats().record(event);
+        self.write_log(event)?;
         if !self.open {
             return Ok(Shown::ReaderGone);
         }
         let lines = self.renderer.render(event, &transitions);
+        if self.hold_line(event, &lines) {
+            return self.flush_due();
+        }
+        if !lines.is_empty() && !self.held.is_empty() {
+            self.flush_held()?;
+        }
         self.write(&lines)
     }
 
@@ -100,9 +264,17 @@ impl<'a> Display<'a> {
         self.open
     }
 
+    /// The shared counts, locked.
     fn lock_stats(&self) -> MutexGuard<'_, Stats> {
         // A poisoned lock means a thread panicked while counting; the
         // counts are still the best there are.
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A held line as shown: with its delivery mark, or marked as still
+/// waiting.
+fn held_line(held: Held) -> String {
+    let mark = held.mark.as_deref().unwrap_or(NO_RECEIPT_YET);
+    format!("{}{mark}", held.line)
 }

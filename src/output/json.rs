@@ -16,7 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::escape::{is_hidden, to_hex};
-use crate::model::{EchoSkip, Event, Summary};
+use crate::model::{ChatMessage, Datagram, EchoSkip, Event, Outcome, SentKind, Summary};
 use crate::net::addr::PortState;
 use crate::net::{BufferSize, Capabilities};
 
@@ -46,6 +46,63 @@ enum Wire<'a> {
         to: SocketAddr,
         len: usize,
         echo: bool,
+        kind: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        #[serde(rename = "try", skip_serializing_if = "Option::is_none")]
+        attempt: Option<u8>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hex: Option<String>,
+    },
+    Message {
+        time: String,
+        from: SocketAddr,
+        name: &'a str,
+        session: String,
+        seq: u64,
+        #[serde(rename = "try")]
+        attempt: u8,
+        len: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hex: Option<String>,
+        duplicate: bool,
+        duplicates: u64,
+        reordered: bool,
+    },
+    Gap {
+        from: SocketAddr,
+        name: &'a str,
+        first: u64,
+        last: u64,
+        count: u64,
+    },
+    Receipt {
+        to: SocketAddr,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+        seq: u64,
+        status: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rtt_ms: Option<f64>,
+        tries: u8,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        ended: bool,
+    },
+    Malformed {
+        time: String,
+        from: SocketAddr,
+        len: usize,
+        truncated: bool,
+        hex: String,
+        reason: &'a str,
+    },
+    PeerKind {
+        peer: SocketAddr,
+        speaks: &'static str,
     },
     EchoSkipped {
         peer: SocketAddr,
@@ -121,6 +178,16 @@ struct WireSummary {
     sent_bytes: u64,
     echo_skipped: u64,
     skipped_lines: u64,
+    messages: u64,
+    duplicates: u64,
+    reordered: u64,
+    lost: u64,
+    malformed: u64,
+    messages_sent: u64,
+    delivered: u64,
+    failed: u64,
+    late: u64,
+    retransmissions: u64,
 }
 
 impl From<Summary> for WireSummary {
@@ -136,6 +203,16 @@ impl From<Summary> for WireSummary {
             sent_bytes: s.sent_bytes,
             echo_skipped: s.echo_skipped,
             skipped_lines: s.skipped_lines,
+            messages: s.messages,
+            duplicates: s.duplicates,
+            reordered: s.reordered,
+            lost: s.lost,
+            malformed: s.malformed,
+            messages_sent: s.messages_sent,
+            delivered: s.delivered,
+            failed: s.failed,
+            late: s.late,
+            retransmissions: s.retransmissions,
         }
     }
 }
@@ -156,13 +233,9 @@ pub fn to_line(event: &Event) -> String {
             capabilities: (*capabilities).into(),
         },
         Event::Datagram(datagram) => {
-            let (text, hex) = match datagram.text() {
-                Some(text) => (Some(text), None),
-                None => (None, Some(to_hex(&datagram.payload))),
-            };
+            let (text, hex) = text_or_hex(&datagram.payload);
             Wire::Datagram {
-                time: DateTime::<Utc>::from(datagram.at)
-                    .to_rfc3339_opts(SecondsFormat::Micros, true),
+                time: time(datagram.at),
                 from: datagram.from,
                 len: datagram.len(),
                 truncated: datagram.truncated,
@@ -171,10 +244,60 @@ pub fn to_line(event: &Event) -> String {
                 hex,
             }
         }
-        Event::Sent { to, len, echo } => Wire::Sent {
-            to: *to,
-            len: *len,
-            echo: *echo,
+        Event::Sent { to, len, kind } => {
+            let (name, seq, attempt) = match kind {
+                SentKind::Datagram => ("datagram", None, None),
+                SentKind::Echo => ("echo", None, None),
+                SentKind::Message { seq, attempt, .. } => ("message", Some(*seq), Some(*attempt)),
+                SentKind::Receipt { seq, attempt } => ("receipt", Some(*seq), Some(*attempt)),
+            };
+            let (text, hex) = match kind {
+                SentKind::Message { payload, .. } => text_or_hex(payload),
+                _ => (None, None),
+            };
+            Wire::Sent {
+                to: *to,
+                len: *len,
+                echo: *kind == SentKind::Echo,
+                kind: name,
+                seq,
+                attempt,
+                text,
+                hex,
+            }
+        }
+        Event::Message(message) => message_wire(message),
+        Event::Gap {
+            from,
+            name,
+            first,
+            last,
+        } => Wire::Gap {
+            from: *from,
+            name,
+            first: *first,
+            last: *last,
+            count: last - first + 1,
+        },
+        Event::Receipt(receipt) => Wire::Receipt {
+            to: receipt.to,
+            name: receipt.name.as_deref(),
+            seq: receipt.seq,
+            status: match receipt.outcome {
+                Outcome::Delivered => "delivered",
+                Outcome::Failed => "failed",
+                Outcome::Late => "late",
+            },
+            rtt_ms: receipt
+                .rtt
+                .map(|rtt| (rtt.as_secs_f64() * 1e6).round() / 1e3),
+            tries: receipt.tries,
+            ended: receipt.ended,
+        },
+        Event::Malformed { datagram, reason } => malformed_wire(datagram, reason),
+        Event::PeerKind { peer, plain } => Wire::PeerKind {
+            peer: *peer,
+            speaks: if *plain { "plain" } else { "dgram" },
         },
         Event::EchoSkipped { peer, len, reason } => Wire::EchoSkipped {
             peer: *peer,
@@ -214,6 +337,47 @@ pub fn to_line(event: &Event) -> String {
     String::from_utf8(line).expect("serde_json writes UTF-8")
 }
 
+fn time(at: std::time::SystemTime) -> String {
+    DateTime::<Utc>::from(at).to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// A payload as `text` when it is UTF-8, else as `hex`.
+fn text_or_hex(payload: &[u8]) -> (Option<&str>, Option<String>) {
+    match std::str::from_utf8(payload) {
+        Ok(text) => (Some(text), None),
+        Err(_) => (None, Some(to_hex(payload))),
+    }
+}
+
+fn message_wire(message: &ChatMessage) -> Wire<'_> {
+    let (text, hex) = text_or_hex(&message.payload);
+    Wire::Message {
+        time: time(message.at),
+        from: message.from,
+        name: &message.name,
+        session: message.session.to_string(),
+        seq: message.seq,
+        attempt: message.attempt,
+        len: message.payload.len(),
+        text,
+        hex,
+        duplicate: message.duplicate,
+        duplicates: message.duplicates,
+        reordered: message.reordered,
+    }
+}
+
+fn malformed_wire<'a>(datagram: &Datagram, reason: &'a str) -> Wire<'a> {
+    Wire::Malformed {
+        time: time(datagram.at),
+        from: datagram.from,
+        len: datagram.len(),
+        truncated: datagram.truncated,
+        hex: to_hex(&datagram.payload),
+        reason,
+    }
+}
+
 /// serde_json's compact format, with hidden characters escaped too.
 struct TerminalSafe;
 
@@ -246,7 +410,6 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::model::Datagram;
     use crate::net::Buffers;
 
     fn addr(text: &str) -> SocketAddr {
@@ -332,14 +495,32 @@ mod tests {
 
     #[test]
     fn sent() {
-        let event = Event::Sent {
+        let event = |kind| Event::Sent {
             to: addr("127.0.0.1:9"),
             len: 5,
-            echo: true,
+            kind,
         };
         assert_eq!(
-            to_line(&event),
-            r#"{"event":"sent","to":"127.0.0.1:9","len":5,"echo":true}"#
+            to_line(&event(SentKind::Echo)),
+            r#"{"event":"sent","to":"127.0.0.1:9","len":5,"echo":true,"kind":"echo"}"#
+        );
+        assert_eq!(
+            to_line(&event(SentKind::Datagram)),
+            r#"{"event":"sent","to":"127.0.0.1:9","len":5,"echo":false,"kind":"datagram"}"#
+        );
+        let message = SentKind::Message {
+            seq: 3,
+            attempt: 2,
+            payload: std::sync::Arc::from(&b"hi"[..]),
+            name: None,
+        };
+        assert_eq!(
+            to_line(&event(message)),
+            r#"{"event":"sent","to":"127.0.0.1:9","len":5,"echo":false,"kind":"message","seq":3,"try":2,"text":"hi"}"#
+        );
+        assert_eq!(
+            to_line(&event(SentKind::Receipt { seq: 3, attempt: 2 })),
+            r#"{"event":"sent","to":"127.0.0.1:9","len":5,"echo":false,"kind":"receipt","seq":3,"try":2}"#
         );
     }
 
@@ -429,10 +610,117 @@ mod tests {
             sent_bytes: 15,
             echo_skipped: 6,
             skipped_lines: 1,
+            messages: 20,
+            duplicates: 3,
+            reordered: 2,
+            lost: 1,
+            malformed: 5,
+            messages_sent: 30,
+            delivered: 27,
+            failed: 3,
+            late: 1,
+            retransmissions: 9,
         });
         assert_eq!(
             to_line(&event),
-            r#"{"event":"summary","received":4,"bytes":1031,"empty":1,"truncated":1,"dropped":997,"unreachable":2,"sent":3,"sent_bytes":15,"echo_skipped":6,"skipped_lines":1}"#
+            r#"{"event":"summary","received":4,"bytes":1031,"empty":1,"truncated":1,"dropped":997,"unreachable":2,"sent":3,"sent_bytes":15,"echo_skipped":6,"skipped_lines":1,"messages":20,"duplicates":3,"reordered":2,"lost":1,"malformed":5,"messages_sent":30,"delivered":27,"failed":3,"late":1,"retransmissions":9}"#
+        );
+    }
+
+    #[test]
+    fn message() {
+        let message = |payload: &[u8], duplicate, reordered| {
+            Event::Message(Box::new(ChatMessage {
+                at: at(),
+                from: addr("127.0.0.1:9001"),
+                name: "alice".into(),
+                session: crate::proto::SessionId([0, 1, 2, 3, 0xfc, 0xfd, 0xfe, 0xff]),
+                seq: 12,
+                attempt: 2,
+                payload: payload.to_vec(),
+                duplicate,
+                duplicates: u64::from(duplicate),
+                reordered,
+            }))
+        };
+        assert_eq!(
+            to_line(&message(b"hi", false, true)),
+            r#"{"event":"message","time":"2026-11-18T11:06:40.123456Z","from":"127.0.0.1:9001","name":"alice","session":"00010203fcfdfeff","seq":12,"try":2,"len":2,"text":"hi","duplicate":false,"duplicates":0,"reordered":true}"#
+        );
+        assert_eq!(
+            to_line(&message(&[0xff], true, false)),
+            r#"{"event":"message","time":"2026-11-18T11:06:40.123456Z","from":"127.0.0.1:9001","name":"alice","session":"00010203fcfdfeff","seq":12,"try":2,"len":1,"hex":"ff","duplicate":true,"duplicates":1,"reordered":false}"#
+        );
+    }
+
+    #[test]
+    fn gap_receipt_malformed_peer_kind() {
+        let gap = Event::Gap {
+            from: addr("127.0.0.1:9001"),
+            name: "alice".into(),
+            first: 4,
+            last: 6,
+        };
+        assert_eq!(
+            to_line(&gap),
+            r#"{"event":"gap","from":"127.0.0.1:9001","name":"alice","first":4,"last":6,"count":3}"#
+        );
+        let receipt = |outcome, rtt, ended| {
+            Event::Receipt(crate::model::Receipt {
+                to: addr("127.0.0.1:9001"),
+                name: Some("bob".into()),
+                seq: 7,
+                outcome,
+                rtt,
+                tries: 3,
+                payload: std::sync::Arc::from(&b"hi"[..]),
+                ended,
+            })
+        };
+        assert_eq!(
+            to_line(&receipt(
+                Outcome::Delivered,
+                Some(Duration::from_micros(1234)),
+                false
+            )),
+            r#"{"event":"receipt","to":"127.0.0.1:9001","name":"bob","seq":7,"status":"delivered","rtt_ms":1.234,"tries":3}"#
+        );
+        assert_eq!(
+            to_line(&receipt(Outcome::Failed, None, false)),
+            r#"{"event":"receipt","to":"127.0.0.1:9001","name":"bob","seq":7,"status":"failed","tries":3}"#
+        );
+        assert_eq!(
+            to_line(&receipt(Outcome::Failed, None, true)),
+            r#"{"event":"receipt","to":"127.0.0.1:9001","name":"bob","seq":7,"status":"failed","tries":3,"ended":true}"#
+        );
+        assert_eq!(
+            to_line(&receipt(
+                Outcome::Late,
+                Some(Duration::from_secs(12)),
+                false
+            )),
+            r#"{"event":"receipt","to":"127.0.0.1:9001","name":"bob","seq":7,"status":"late","rtt_ms":12000.0,"tries":3}"#
+        );
+        let malformed = Event::Malformed {
+            datagram: Datagram {
+                at: at(),
+                from: addr("127.0.0.1:9001"),
+                payload: vec![0xf5, 9, 1],
+                truncated: false,
+                original_len: None,
+            },
+            reason: "unknown version 9".into(),
+        };
+        assert_eq!(
+            to_line(&malformed),
+            r#"{"event":"malformed","time":"2026-11-18T11:06:40.123456Z","from":"127.0.0.1:9001","len":3,"truncated":false,"hex":"f50901","reason":"unknown version 9"}"#
+        );
+        assert_eq!(
+            to_line(&Event::PeerKind {
+                peer: addr("127.0.0.1:9001"),
+                plain: true
+            }),
+            r#"{"event":"peer_kind","peer":"127.0.0.1:9001","speaks":"plain"}"#
         );
     }
 }

@@ -8,7 +8,9 @@ use chrono::{DateTime, Local};
 
 use super::escape::preview;
 use super::json;
-use crate::model::{Datagram, EchoSkip, Event, Summary, Transition};
+use crate::model::{
+    ChatMessage, Datagram, EchoSkip, Event, Outcome, Receipt, SentKind, Summary, Transition,
+};
 use crate::net::addr::PortState;
 use crate::net::{BufferSize, BufferVerdict, Capabilities};
 
@@ -89,8 +91,55 @@ impl Renderer {
             )),
             Event::PeerError { peer, error } => lines.push(format!("!! {peer}: {error}")),
             Event::Summary(summary) => lines.push(summary_line(summary)),
+            Event::Message(message) if !message.duplicate => lines.push(message_line(message)),
+            Event::Sent {
+                to,
+                kind:
+                    SentKind::Message {
+                        seq,
+                        attempt: 1,
+                        payload,
+                        name,
+                    },
+                ..
+            } => lines.push(format!(
+                "{}  -> {}  #{seq}  {}",
+                clock(std::time::SystemTime::now()),
+                label(*to, name.as_deref()),
+                preview(payload)
+            )),
+            Event::Gap {
+                from,
+                name,
+                first,
+                last,
+            } => {
+                let who = label(*from, Some(name));
+                lines.push(if first == last {
+                    format!("!! {who}: message #{first} missing")
+                } else {
+                    format!(
+                        "!! {who}: messages #{first} to #{last} missing ({})",
+                        last - first + 1
+                    )
+                });
+            }
+            Event::Receipt(receipt) => lines.push(receipt_line(receipt)),
+            Event::Malformed { datagram, reason } => lines.push(format!(
+                "{}  [malformed dgram envelope: {reason}]",
+                datagram_line(datagram)
+            )),
+            Event::PeerKind { peer, plain: true } => lines.push(format!(
+                "!! {peer} speaks plain UDP: messages to it go as the bytes typed, without receipts"
+            )),
+            Event::PeerKind { peer, plain: false } => lines.push(format!(
+                "!! {peer} speaks dgram: messages to it get receipts"
+            )),
             // Shown through their transitions, or not at all.
-            Event::Sent { .. } | Event::EchoSkipped { .. } | Event::Unreachable { .. } => {}
+            Event::Sent { .. }
+            | Event::Message(_)
+            | Event::EchoSkipped { .. }
+            | Event::Unreachable { .. } => {}
         }
         lines
     }
@@ -129,9 +178,91 @@ impl Renderer {
     }
 }
 
+/// A time as the lines show it: `HH:MM:SS.mmm`, local.
+fn clock(at: std::time::SystemTime) -> impl std::fmt::Display {
+    DateTime::<Local>::from(at).format("%H:%M:%S%.3f")
+}
+
+/// A peer as the lines name it: `alice (127.0.0.1:9001)` for a dgram peer
+/// that told its name, the address alone otherwise.
+pub fn label(addr: SocketAddr, name: Option<&str>) -> String {
+    match name {
+        Some(name) if !name.is_empty() => {
+            format!("{} ({addr})", super::escape::escape(name))
+        }
+        _ => addr.to_string(),
+    }
+}
+
+/// `HH:MM:SS.mmm  alice (ADDR)  #SEQ  "TEXT"`, marked when it came out of
+/// order.
+pub fn message_line(message: &ChatMessage) -> String {
+    let mut line = format!(
+        "{}  {}  #{}  {}",
+        clock(message.at),
+        label(message.from, Some(&message.name)),
+        message.seq,
+        preview(&message.payload)
+    );
+    if message.reordered {
+        line.push_str("  [out of order: a later message came first]");
+    }
+    line
+}
+
+/// What a delivered receipt adds to the line of its message:
+/// `ok 0.4 ms` (and the tries, when more than one).
+pub fn delivered_mark(receipt: &Receipt) -> String {
+    let mut mark = "  ok".to_string();
+    if let Some(rtt) = receipt.rtt {
+        let _ = write!(mark, " {}", duration(rtt));
+    }
+    if receipt.tries > 1 {
+        let _ = write!(mark, ", {} tries", receipt.tries);
+    }
+    mark
+}
+
+/// A receipt on a line of its own.
+pub fn receipt_line(receipt: &Receipt) -> String {
+    let who = label(receipt.to, receipt.name.as_deref());
+    let seq = receipt.seq;
+    let text = preview(&receipt.payload);
+    let tries = format!(
+        "{} tr{}",
+        receipt.tries,
+        if receipt.tries == 1 { "y" } else { "ies" }
+    );
+    let rtt = receipt.rtt.map(duration).unwrap_or_default();
+    match receipt.outcome {
+        Outcome::Delivered => format!("ok #{seq} to {who} delivered: {rtt}, {tries}  {text}"),
+        Outcome::Failed if receipt.ended => format!(
+            "!! #{seq} to {who} failed: the chat ended before its receipt came ({tries})  {text}"
+        ),
+        Outcome::Failed => {
+            format!("!! #{seq} to {who} failed: no receipt after {tries}  {text}")
+        }
+        Outcome::Late => format!(
+            "ok #{seq} to {who} delivered after all (its receipt came after it was reported failed): {rtt}  {text}"
+        ),
+    }
+}
+
+/// A round-trip time: `0.42 ms`, `12.3 ms`, `1.24 s`.
+pub fn duration(d: std::time::Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.2} s", ms / 1e3)
+    }
+}
+
 /// `HH:MM:SS.mmm  FROM  LEN B  PAYLOAD`, with the payload escaped.
 pub fn datagram_line(datagram: &Datagram) -> String {
-    let time = DateTime::<Local>::from(datagram.at).format("%H:%M:%S%.3f");
+    let time = clock(datagram.at);
     let mut line = format!("{time}  {}  {} B", datagram.from, datagram.len());
     if datagram.truncated {
         match (datagram.original_len, datagram.lost_bytes()) {
@@ -201,6 +332,27 @@ pub fn totals(summary: &Summary) -> String {
     }
     if summary.skipped_lines > 0 {
         let _ = write!(text, ", lines not sent {}", summary.skipped_lines);
+    }
+    if summary.malformed > 0 {
+        let _ = write!(text, ", malformed envelopes {}", summary.malformed);
+    }
+    if summary.messages > 0 || summary.duplicates > 0 || summary.lost > 0 {
+        let _ = write!(
+            text,
+            "; messages in {} (lost {}, reordered {}, duplicates {})",
+            summary.messages, summary.lost, summary.reordered, summary.duplicates
+        );
+    }
+    if summary.messages_sent > 0 {
+        let _ = write!(
+            text,
+            "; messages out {} (delivered {}, failed {}, late {}, retransmissions {})",
+            summary.messages_sent,
+            summary.delivered,
+            summary.failed,
+            summary.late,
+            summary.retransmissions
+        );
     }
     text
 }

@@ -3,7 +3,7 @@
 //! one final state each reaches (delivered or failed; late when a receipt
 //! comes after failure).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,7 +55,14 @@ pub enum Acked {
         payload: Arc<[u8]>,
     },
     /// The message had been reported failed: it was delivered after all.
-    Late,
+    Late {
+        /// Round-trip time of the acknowledged try.
+        rtt: Duration,
+        /// Tries sent.
+        tries: u8,
+        /// The message.
+        payload: Arc<[u8]>,
+    },
     /// Nothing waits for it (a receipt for another copy of a delivered
     /// message, or not for this session).
     Stray,
@@ -92,7 +99,8 @@ pub enum Due {
 struct PeerOut {
     next_seq: u64,
     estimator: Estimator,
-    failed: BTreeSet<u64>,
+    /// Failed messages, by number: when their tries went out.
+    failed: BTreeMap<u64, (Vec<Instant>, Arc<[u8]>)>,
 }
 
 /// Every message sent and not yet settled, and the timers.
@@ -158,10 +166,21 @@ impl Outbound {
     pub fn receipt(&mut self, from: SocketAddr, seq: u64, attempt: u8, now: Instant) -> Acked {
         let Some(pending) = self.pending.get(&(from, seq)) else {
             let peer = self.peers.entry(from).or_default();
-            return if peer.failed.remove(&seq) {
-                Acked::Late
-            } else {
-                Acked::Stray
+            let Some((sent, payload)) = peer.failed.get(&seq) else {
+                return Acked::Stray;
+            };
+            let Some(&at) = sent.get(usize::from(attempt) - 1) else {
+                return Acked::Stray;
+            };
+            let rtt = now.saturating_duration_since(at);
+            let tries = sent.len() as u8;
+            let payload = Arc::clone(payload);
+            peer.failed.remove(&seq);
+            peer.estimator.sample(rtt);
+            return Acked::Late {
+                rtt,
+                tries,
+                payload,
             };
         };
         let Some(&sent) = pending.sent.get(usize::from(attempt) - 1) else {
@@ -192,7 +211,7 @@ impl Outbound {
             let pending = &self.pending[&key];
             if pending.tries() > self.config.retries {
                 let pending = self.pending.remove(&key).expect("listed above");
-                self.remember_failed(pending.to, pending.seq);
+                self.remember_failed(&pending);
                 due.push(Due::Failed {
                     to: pending.to,
                     seq: pending.seq,
@@ -211,19 +230,13 @@ impl Outbound {
         due
     }
 
-    /// A try of `seq` could not be sent at all (a local error): it times out
-    /// as if lost, so the schedule goes on.
-    pub fn send_failed(&mut self, to: SocketAddr, seq: u64, attempt: u8, now: Instant) {
-        self.sent_again(to, seq, attempt, now);
-    }
-
     /// Ends every message still waiting (the chat is ending): each is
     /// failed, with the tries it had.
     pub fn abandon(&mut self) -> Vec<Due> {
         let all = std::mem::take(&mut self.pending);
         all.into_values()
             .map(|p| {
-                self.remember_failed(p.to, p.seq);
+                self.remember_failed(&p);
                 Due::Failed {
                     to: p.to,
                     seq: p.seq,
@@ -244,6 +257,11 @@ impl Outbound {
         self.pending.values()
     }
 
+    /// True while `seq` to `to` waits for its receipt.
+    pub fn is_pending(&self, to: SocketAddr, seq: u64) -> bool {
+        self.pending.contains_key(&(to, seq))
+    }
+
     /// How many messages wait.
     pub fn pending_count(&self) -> usize {
         self.pending.len()
@@ -254,9 +272,12 @@ impl Outbound {
         self.peers.get(&to).map(|p| p.estimator).unwrap_or_default()
     }
 
-    fn remember_failed(&mut self, to: SocketAddr, seq: u64) {
-        let failed = &mut self.peers.entry(to).or_default().failed;
-        failed.insert(seq);
+    fn remember_failed(&mut self, pending: &Pending) {
+        let failed = &mut self.peers.entry(pending.to).or_default().failed;
+        failed.insert(
+            pending.seq,
+            (pending.sent.clone(), Arc::clone(&pending.payload)),
+        );
         while failed.len() > REMEMBER_FAILED {
             failed.pop_first();
         }
@@ -319,7 +340,11 @@ mod tests {
         );
         assert!(out.due(now + Duration::from_secs(100)).is_empty());
         assert_eq!(out.next_deadline(), None);
-        assert_eq!(out.receipt(addr(), seq, 1, now), Acked::Late);
+        let late = out.receipt(addr(), seq, 1, now);
+        assert!(
+            matches!(late, Acked::Late { rtt, tries: 3, .. } if rtt == now - t0),
+            "{late:?}"
+        );
         assert_eq!(out.receipt(addr(), seq, 1, now), Acked::Stray);
         assert_eq!(out.next_seq(addr()), 2);
     }

@@ -8,6 +8,7 @@
 //! - [`shutdown`]: Ctrl-C, SIGTERM and SIGHUP as a channel ([`Shutdown`]).
 
 pub mod echo;
+pub mod messenger;
 pub mod outbox;
 pub mod pipeline;
 pub mod receiver;

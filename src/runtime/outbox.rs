@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::Sender;
 
 use crate::Error;
-use crate::model::Event;
+use crate::model::{Event, SentKind};
 use crate::net::addr::port_state;
 use crate::net::{Endpoint, PeerError};
 
@@ -65,15 +65,17 @@ impl Outbox {
 
     /// Sends one datagram to `to`.
     pub fn send(&self, payload: &[u8], to: SocketAddr) -> Result<(), Error> {
-        self.send_as(payload, to, false)
+        self.send_as(payload, to, SentKind::Datagram)
     }
 
     /// Sends an echo reply (the same bytes back to their sender).
     pub fn echo(&self, payload: &[u8], to: SocketAddr) -> Result<(), Error> {
-        self.send_as(payload, to, true)
+        self.send_as(payload, to, SentKind::Echo)
     }
 
-    fn send_as(&self, payload: &[u8], to: SocketAddr, echo: bool) -> Result<(), Error> {
+    /// Sends one datagram whose `sent` event says what it was (a message in
+    /// its envelope, a receipt).
+    pub fn send_as(&self, payload: &[u8], to: SocketAddr, kind: SentKind) -> Result<(), Error> {
         let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         let mut drained = Vec::new();
         let sent = self.endpoint.send_to(payload, to, &mut drained);
@@ -86,7 +88,7 @@ impl Outbox {
         let _ = self.emit(Event::Sent {
             to,
             len: payload.len(),
-            echo,
+            kind,
         });
         Ok(())
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, after, bounded, never, select};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, after, at, bounded, never, select};
 
 use super::outbox::Outbox;
 use super::receiver::{self, Handler, ReceiverConfig};
@@ -262,7 +262,11 @@ impl Pipeline {
         let mut linger = never();
         let events = self.events;
         while !run.over() {
+            let flush = display.next_flush().map_or_else(never, at);
             select! {
+                recv(flush) -> _ => {
+                    display.flush_due()?;
+                }
                 recv(events) -> event => {
                     // `outbox` is held here, so the channel stays open.
                     if let Ok(event) = event
@@ -319,6 +323,7 @@ impl Pipeline {
         for event in events.try_iter() {
             display.show(&event)?;
         }
+        display.flush_held()?;
         if let Some(Err(error)) = run.receiver_result.take() {
             return Err(error);
         }

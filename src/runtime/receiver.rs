@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use super::outbox::{Closed, Outbox};
 use crate::Error;
 use crate::model::{Datagram, Event};
-use crate::net::endpoint::is_icmp_error;
+use crate::net::endpoint::{READ_TIMEOUT, is_icmp_error};
 use crate::net::sys::{Received, Scratch};
 
 /// How often the drop counter is read while datagrams keep arriving (it is
@@ -37,6 +37,23 @@ pub trait Handler: Send {
     /// datagram itself, in some form, with [`Outbox::emit_received`]) and
     /// sends what it answers.
     fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed>;
+
+    /// When the handler next wants [`Handler::on_wake`] called (a
+    /// retransmission timer), if at all.
+    fn next_wake(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Called once the time from [`Handler::next_wake`] has come.
+    fn on_wake(&mut self, _outbox: &Outbox) -> Result<(), Closed> {
+        Ok(())
+    }
+
+    /// Called once, after the last datagram, before the receiver ends:
+    /// what is still unsettled gets its final state here.
+    fn on_stop(&mut self, _outbox: &Outbox) -> Result<(), Closed> {
+        Ok(())
+    }
 }
 
 /// The plain handler: every datagram is shown as it is.
@@ -114,6 +131,8 @@ struct Receiving {
     handler: Box<dyn Handler>,
     drops: DropCounter,
     last_drop_poll: Instant,
+    /// The socket's receive timeout now.
+    wait: Duration,
 }
 
 /// Why the loop stopped: the first three are normal ends.
@@ -142,6 +161,7 @@ impl Receiving {
             handler,
             drops: DropCounter::default(),
             last_drop_poll: Instant::now(),
+            wait: READ_TIMEOUT,
         }
     }
 
@@ -154,6 +174,7 @@ impl Receiving {
         }
         // Drops that happened since the last reading are still news.
         let _ = self.poll_drops();
+        let _ = self.handler.on_stop(&self.outbox);
         match end {
             Stop::Asked | Stop::ReaderGone | Stop::Limit => Ok(()),
             Stop::Failed(error) => Err(error),
@@ -172,6 +193,9 @@ impl Receiving {
             if self.config.limit.is_some_and(|limit| received >= limit) {
                 return Stop::Limit;
             }
+            if let Err(stop) = self.wake_handler() {
+                return stop;
+            }
             let step = match self.outbox.endpoint().recv(&mut buf, &mut scratch) {
                 Ok(got) => {
                     received += 1;
@@ -188,6 +212,36 @@ impl Receiving {
                 return stop;
             }
         }
+    }
+
+    /// Calls the handler's timer if it is due, and makes the next receive
+    /// wait no longer than until its next one (at most
+    /// [`READ_TIMEOUT`], the usual wait).
+    fn wake_handler(&mut self) -> Result<(), Stop> {
+        let Some(mut wake) = self.handler.next_wake() else {
+            return self.set_wait(READ_TIMEOUT);
+        };
+        if wake <= Instant::now() {
+            self.handler.on_wake(&self.outbox)?;
+            match self.handler.next_wake() {
+                Some(next) => wake = next,
+                None => return self.set_wait(READ_TIMEOUT),
+            }
+        }
+        let until = wake.saturating_duration_since(Instant::now());
+        self.set_wait(until.clamp(Duration::from_millis(1), READ_TIMEOUT))
+    }
+
+    /// Sets how long a receive waits, when it changes.
+    fn set_wait(&mut self, wait: Duration) -> Result<(), Stop> {
+        if wait != self.wait {
+            // A wait that cannot be shortened only delays a timer by at
+            // most READ_TIMEOUT.
+            if self.outbox.endpoint().set_read_timeout(wait).is_ok() {
+                self.wait = wait;
+            }
+        }
+        Ok(())
     }
 
     /// Reads what is already queued on the socket, without waiting.

@@ -10,8 +10,12 @@ use crate::cmd::parse;
 /// The chat commands, their arguments and what they do: the source of
 /// `/help` and of tab completion.
 pub const COMMANDS: &[(&str, &str, &str)] = &[
-    ("/empty", "", "send an empty datagram"),
-    ("/size", " N", "send an N-byte datagram (0123456789…)"),
+    (
+        "/empty",
+        "",
+        "send an empty datagram (plain, outside the chat protocol)",
+    ),
+    ("/size", " N", "send an N-byte plain datagram (0123456789…)"),
     ("/hex", " HEX", "send raw bytes written in hex (00ff10)"),
     (
         "/burst",
@@ -21,9 +25,24 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("/to", " ADDR", "talk to another peer from now on"),
     ("/reply", "", "talk to whoever sent the last datagram"),
     (
+        "/pending",
+        "",
+        "messages still waiting for their receipts, with their tries",
+    ),
+    (
+        "/plain",
+        "",
+        "send to the current peer as plain bytes, without receipts",
+    ),
+    (
+        "/dgram",
+        "",
+        "send to the current peer in envelopes, with receipts",
+    ),
+    (
         "/peers",
         "",
-        "everyone heard from or sent to, with counts and when last heard",
+        "everyone heard from or sent to: counts, loss, round trips, last heard",
     ),
     (
         "/buf",
@@ -35,7 +54,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "/stats",
         "",
-        "sent, received, bytes, empty, truncated, kernel drops, unreachable",
+        "totals: datagrams, messages, receipts, loss, kernel drops",
     ),
     ("/help", "", "this list"),
     ("/quit", "", "leave (so does Ctrl-D on an empty line)"),
@@ -77,6 +96,12 @@ pub enum Command {
     To(SocketAddr),
     /// `/reply`
     Reply,
+    /// `/pending`
+    Pending,
+    /// `/plain`
+    Plain,
+    /// `/dgram`
+    Dgram,
     /// `/peers`
     Peers,
     /// `/buf`
@@ -147,6 +172,9 @@ pub fn parse(line: &str) -> Result<Input, String> {
             Command::To(parse::peer_addr(args[0])?)
         }
         "reply" => arity(0, 0).map(|_| Command::Reply)?,
+        "pending" => arity(0, 0).map(|_| Command::Pending)?,
+        "plain" => arity(0, 0).map(|_| Command::Plain)?,
+        "dgram" => arity(0, 0).map(|_| Command::Dgram)?,
         "peers" => arity(0, 0).map(|_| Command::Peers)?,
         "buf" => arity(0, 0).map(|_| Command::Buf)?,
         "rcvbuf" => {
@@ -190,7 +218,7 @@ pub fn help() -> Vec<String> {
         .map(|(name, params, what)| format!("  {:<width$}  {what}", format!("{name}{params}")))
         .collect();
     lines.push(
-        "  anything else is sent as one datagram (an empty line sends nothing); //text sends /text"
+        "  anything else is a message (an empty line sends nothing); //text sends /text"
             .to_string(),
     );
     lines.push("  Ctrl-C clears the line, or stops a /burst".to_string());
@@ -258,6 +286,7 @@ mod tests {
     fn completion_and_help_cover_every_command() {
         assert_eq!(completions("/s"), vec!["/size", "/sndbuf", "/stats"]);
         assert_eq!(completions("/q"), vec!["/quit"]);
+        assert_eq!(completions("/p"), vec!["/pending", "/plain", "/peers"]);
         assert_eq!(help().len(), COMMANDS.len() + 2);
     }
 }

@@ -31,6 +31,7 @@ use crate::net::addr::check_family;
 use crate::net::limits::payload_limit;
 use crate::output::sink::{self, PrinterSink};
 use crate::output::{Display, Format, Renderer, Shown, Sink};
+use crate::runtime::messenger::{Messenger, MessengerOptions};
 use crate::runtime::{Ended, Job, OnInterrupt, Pipeline, Plan, Show, Shutdown};
 
 /// What `dgram chat` was asked to do.
@@ -46,9 +47,21 @@ pub struct ChatOptions {
     pub format: Format,
     /// The history file (`None`: no history).
     pub history: Option<PathBuf>,
-    /// From a pipe: how long to wait for replies after end of input.
+    /// From a pipe: how long to wait for replies after end of input (and
+    /// after the last message's final state).
     pub linger: Duration,
+    /// The name, session, timers and line ending of the messages sent.
+    pub messenger: MessengerOptions,
+    /// `--plain`: the `--peer` speaks plain UDP from the start.
+    pub plain_peer: bool,
+    /// `--log FILE`.
+    pub log: Option<PathBuf>,
 }
+
+/// How long the line of a message sent waits for its receipt before it is
+/// shown without it (on loopback or a LAN a receipt takes well under a
+/// millisecond; a lost message is tried again after at least 200 ms).
+pub const HOLD_SENT_LINE: Duration = Duration::from_millis(150);
 
 /// Where a chat's input comes from and its output goes.
 pub enum ChatIo {
@@ -117,6 +130,12 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         }
         None => Display::new(Renderer::new(options.format), out.take()),
     };
+    if options.format == Format::Human {
+        display = display.hold_sent_lines(HOLD_SENT_LINE);
+    }
+    if let Some(path) = &options.log {
+        display = display.log_to(path)?;
+    }
 
     // The banner goes out before any thread can print.
     if display.show(&pipeline.listening())? == Shown::ReaderGone {
@@ -141,13 +160,22 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
             .map_err(|source| Error::WriteOutput { source })?;
     }
 
+    let messenger = Messenger::new(pipeline.outbox(), options.messenger.clone());
+    if let (true, Some(peer)) = (options.plain_peer, options.peer) {
+        messenger.assume_plain(peer);
+    }
     let session = Session::new(
         pipeline.outbox(),
+        messenger.clone(),
         options.peer,
         (options.socket.rcvbuf, options.socket.sndbuf),
         display.stats(),
     );
-    let mut plan = Plan::receive(Show);
+    let mut plan = if options.messenger.raw {
+        Plan::receive(Show)
+    } else {
+        Plan::receive(messenger.handler(Box::new(Show)))
+    };
     let input = || -> Result<_, Error> {
         spawn_line_reader(input.unwrap_or_else(|| Box::new(BufReader::new(io::stdin()))))
     };
@@ -201,6 +229,12 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
     let summary = display.show_summary()?;
     if let Some(Err(error)) = ended.job {
         return Err(error);
+    }
+    if mode == Mode::Piped && summary.failed > 0 {
+        return Err(Error::NotDelivered {
+            failed: summary.failed,
+            messages: summary.messages_sent,
+        });
     }
     if summary.skipped_lines > 0 {
         return Err(Error::LinesNotSent {

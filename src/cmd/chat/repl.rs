@@ -18,6 +18,7 @@ use rustyline::{
     Highlighter, Hinter, KeyEvent, RepeatCount, Validator,
 };
 
+use super::HOLD_SENT_LINE;
 use super::command;
 use super::session::{Outcome, Session};
 use crate::Error;
@@ -158,7 +159,8 @@ pub fn run_editor(
     } = prepared;
     let mut history_failed = false;
     loop {
-        let entered = match editor.readline(&session.prompt()) {
+        let prompt = session.prompt();
+        let entered = match editor.readline(&prompt) {
             Ok(entered) => entered,
             Err(ReadlineError::Interrupted) => {
                 if ctrl_c_on_empty.swap(false, Ordering::SeqCst) {
@@ -171,6 +173,13 @@ pub fn run_editor(
         };
         let lines = split_lines(&entered);
         let pasted = lines.len() > 1;
+        if !pasted && session.sends_envelope(lines[0]) {
+            // The display shows the message again, with its number and its
+            // receipt: the line as typed would say it twice.
+            if let Some((columns, _)) = editor.dimensions() {
+                erase_entry(&prompt, lines[0], usize::from(columns));
+            }
+        }
         for line in lines {
             // Blank lines inside a paste send nothing, silently.
             if pasted && line.is_empty() {
@@ -191,6 +200,7 @@ pub fn run_editor(
                 Outcome::Continue(lines) => print_lines(&lines),
                 Outcome::Quit => return Ok(()),
             }
+            session.wait_for_receipt(HOLD_SENT_LINE, &control);
         }
     }
 }
@@ -235,6 +245,7 @@ pub fn run_typed(
             Outcome::Continue(lines) => answer(&lines)?,
             Outcome::Quit => return Ok(()),
         }
+        session.wait_for_receipt(HOLD_SENT_LINE, &control);
     }
 }
 
@@ -249,12 +260,12 @@ pub fn run_piped(
     control: JobControl,
     mut err: Box<dyn Sink>,
 ) -> Result<(), Error> {
-    let outbox = session.outbox().clone();
+    let messenger = session.messenger().clone();
     loop {
         let line = select! {
             recv(lines) -> line => match line {
                 Ok(line) => line.map_err(|source| Error::ReadStdin { source })?,
-                Err(_) => return Ok(()),
+                Err(_) => break,
             },
             recv(control.stop_requests()) -> _ => return Ok(()),
         };
@@ -270,19 +281,38 @@ pub fn run_piped(
             }
         };
         let number = line.number;
-        match line.payload_for(&peer) {
-            Ok(bytes) => {
-                if let Err(e) = outbox.send(&bytes, peer) {
-                    err.write_lines(&[format!("line {number} not sent: {}", say(&e))])
-                        .map_err(|source| Error::WriteOutput { source })?;
-                }
-            }
+        let bytes = match line.payload_for(&peer) {
+            Ok(bytes) => bytes,
             Err(skipped) => {
-                let _ = outbox.emit(skipped);
+                let _ = session.outbox().emit(skipped);
+                continue;
+            }
+        };
+        // As many messages wait for receipts as may: wait for room, as a
+        // window does.
+        while messenger.is_full() {
+            if !control.pause(WAIT_POLL) {
+                return Ok(());
             }
         }
+        if let Err(e) = messenger.send(&bytes, peer) {
+            err.write_lines(&[format!("line {number} not sent: {}", say(&e))])
+                .map_err(|source| Error::WriteOutput { source })?;
+        }
     }
+    // End of input: every message gets its final state before the chat
+    // ends (bounded by the retry schedule), so that the exit status can
+    // say whether all were delivered.
+    while messenger.pending_count() > 0 {
+        if !control.pause(WAIT_POLL) {
+            break;
+        }
+    }
+    Ok(())
 }
+
+/// How often a pipe's sender looks whether messages are settled.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The lines of what the editor returned: a bracketed paste can hold
 /// several, each ended by `\n` (or `\r\n`); an empty tail is no line.
@@ -294,6 +324,36 @@ fn split_lines(entered: &str) -> Vec<&str> {
     body.split('\n')
         .map(|line| line.strip_suffix('\r').unwrap_or(line))
         .collect()
+}
+
+/// The terminal rows an entry took: the prompt and the line, wrapped at
+/// `columns` (as rustyline wraps them: a row filled exactly puts the
+/// cursor on the next one), plus the row that Enter moved to.
+fn entry_rows(prompt: &str, line: &str, columns: usize) -> usize {
+    use unicode_width::UnicodeWidthChar;
+    let columns = columns.max(1);
+    let (mut row, mut col) = (0usize, 0usize);
+    for c in prompt.chars().chain(line.chars()) {
+        let width = c.width().unwrap_or(0);
+        col += width;
+        if col > columns {
+            row += 1;
+            col = width;
+        }
+    }
+    if col == columns {
+        row += 1;
+    }
+    row + 1
+}
+
+/// Moves the cursor up over the entry just made and clears from there
+/// down (the editor is not reading, so nothing else is printing).
+fn erase_entry(prompt: &str, line: &str, columns: usize) {
+    let rows = entry_rows(prompt, line, columns);
+    let mut out = io::stdout().lock();
+    let _ = write!(out, "\x1b[{rows}A\r\x1b[J");
+    let _ = out.flush();
 }
 
 /// Prints lines while the editor is not reading. A terminal that cannot be
@@ -308,7 +368,20 @@ fn print_lines(lines: &[String]) {
 
 #[cfg(test)]
 mod tests {
-    use super::split_lines;
+    use super::{entry_rows, split_lines};
+
+    /// An entry takes the rows its prompt and text wrap to, plus the row
+    /// Enter moved to; a row filled exactly wraps, as rustyline does it.
+    #[test]
+    fn entries_take_the_rows_they_wrap_to() {
+        assert_eq!(entry_rows("> ", "hi", 80), 1);
+        assert_eq!(entry_rows("> ", &"x".repeat(78), 80), 2);
+        assert_eq!(entry_rows("> ", &"x".repeat(77), 80), 1);
+        assert_eq!(entry_rows("> ", &"x".repeat(79), 80), 2);
+        assert_eq!(entry_rows("> ", &"x".repeat(200), 80), 3);
+        // Wide characters take two columns each.
+        assert_eq!(entry_rows("> ", &"你".repeat(40), 80), 2);
+    }
 
     /// One typed line is one line; a paste of several is several, with
     /// `\r\n` endings removed.

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::command::{self, Command, Input, help};
 use crate::cmd::payload::pattern;
@@ -11,7 +11,9 @@ use crate::error::say;
 use crate::model::Stats;
 use crate::net::addr::check_family;
 use crate::net::limits::check_payload;
-use crate::output::render::{buffer_line, plural, totals};
+use crate::output::escape::preview;
+use crate::output::render::{buffer_line, duration, label, plural, totals};
+use crate::runtime::messenger::{Messenger, SentAs};
 use crate::runtime::{JobControl, Outbox};
 
 /// What a line asks of the input loop.
@@ -27,6 +29,8 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Session {
     outbox: Outbox,
+    /// Sends messages (envelopes with receipts, or plain).
+    messenger: Messenger,
     /// The socket's address (peers of another family cannot be reached).
     local: SocketAddr,
     /// Where messages go; `None` until `--peer`, `/to` or `/reply`.
@@ -39,12 +43,16 @@ pub struct Session {
     stats: Arc<Mutex<Stats>>,
     /// The "an empty line sends nothing" hint has been given.
     empty_hint_given: bool,
+    /// The last message sent in an envelope, until its receipt is waited
+    /// for ([`Session::wait_for_receipt`]).
+    last_sent: std::cell::Cell<Option<(SocketAddr, u64)>>,
 }
 
 impl Session {
     /// A session sending through `outbox` from the socket bound to `local`.
     pub fn new(
         outbox: Outbox,
+        messenger: Messenger,
         peer: Option<SocketAddr>,
         requested: (Option<usize>, Option<usize>),
         stats: Arc<Mutex<Stats>>,
@@ -52,20 +60,45 @@ impl Session {
         Session {
             local: outbox.endpoint().local_addr(),
             outbox,
+            messenger,
             peer,
             rcvbuf_requested: requested.0,
             sndbuf_requested: requested.1,
             stats,
             empty_hint_given: false,
+            last_sent: std::cell::Cell::new(None),
         }
     }
 
-    /// The prompt: who a typed line goes to.
+    /// The prompt: who a typed line goes to, and how many messages wait
+    /// for receipts.
     pub fn prompt(&self) -> String {
+        let waiting = self.messenger.pending_count();
+        let waiting = if waiting > 0 {
+            format!(" [{waiting} waiting]")
+        } else {
+            String::new()
+        };
         match self.peer {
-            Some(peer) => format!("{peer}> "),
-            None => "(no peer: /to ADDR)> ".to_string(),
+            Some(peer) => {
+                let name = self.stats().peers.get(&peer).and_then(|p| p.name.clone());
+                format!("{}{waiting}> ", label(peer, name.as_deref()))
+            }
+            None => format!("(no peer: /to ADDR){waiting}> "),
         }
+    }
+
+    /// True when `line` will go out as a message in an envelope (its line
+    /// on screen is then the display's, with its receipt).
+    pub fn sends_envelope(&self, line: &str) -> bool {
+        !line.is_empty()
+            && matches!(command::parse(line), Ok(Input::Message(_)))
+            && self.peer.is_some_and(|peer| !self.messenger.is_plain(peer))
+    }
+
+    /// The messenger (for lines piped in).
+    pub fn messenger(&self) -> &Messenger {
+        &self.messenger
     }
 
     /// Handles one line typed (or pasted) by a person: a `/command`, a
@@ -82,15 +115,44 @@ impl Session {
         }
         match command::parse(line) {
             Ok(Input::Message(payload)) => {
-                Outcome::Continue(self.send(&payload).err().into_iter().collect())
+                Outcome::Continue(self.send_message(&payload).err().into_iter().collect())
             }
             Ok(Input::Command(command)) => self.execute(command, control),
             Err(message) => Outcome::Continue(vec![message]),
         }
     }
 
-    /// Sends one datagram to the current peer. The error is a line to show;
-    /// a refusal is not an error here (the display reports it).
+    /// Sends one chat message to the current peer (in an envelope, or plain
+    /// to a plain peer). The error is a line to show.
+    pub fn send_message(&self, payload: &[u8]) -> Result<SentAs, String> {
+        let peer = self.peer()?;
+        let sent = self
+            .messenger
+            .send(payload, peer)
+            .map_err(|e| format!("message not sent ({}): {}", preview(payload), say(&e)))?;
+        if let SentAs::Envelope(seq) = sent {
+            self.last_sent.set(Some((peer, seq)));
+        }
+        Ok(sent)
+    }
+
+    /// Waits up to `max` for the receipt of the message just sent, so that
+    /// the next prompt's count of waiting messages is current (a receipt
+    /// takes well under a millisecond on a LAN).
+    pub fn wait_for_receipt(&self, max: Duration, control: &JobControl) {
+        let Some((peer, seq)) = self.last_sent.take() else {
+            return;
+        };
+        let deadline = Instant::now() + max;
+        while self.messenger.is_waiting(peer, seq) && Instant::now() < deadline {
+            if !control.pause(Duration::from_millis(1)) {
+                return;
+            }
+        }
+    }
+
+    /// Sends one plain datagram to the current peer. The error is a line to
+    /// show; a refusal is not an error here (the display reports it).
     pub fn send(&self, payload: &[u8]) -> Result<(), String> {
         let peer = self.peer()?;
         self.outbox.send(payload, peer).map_err(|e| say(&e))
@@ -132,6 +194,15 @@ impl Session {
                 None => vec!["nobody has written yet: /to ADDR picks a peer".to_string()],
             },
             Command::Peers => self.peers(),
+            Command::Pending => self.pending(),
+            Command::Plain | Command::Dgram => match self.peer() {
+                Ok(peer) => {
+                    // The display says what changed.
+                    self.messenger.set_plain(peer, command == Command::Plain);
+                    Vec::new()
+                }
+                Err(line) => vec![line],
+            },
             Command::Buf => self.buffers(),
             Command::RcvBuf(size) => match self.outbox.endpoint().set_recv_buffer(size) {
                 Ok(now) => {
@@ -214,29 +285,87 @@ impl Session {
             return vec!["no peers yet".to_string()];
         }
         let now = SystemTime::now();
-        stats
-            .peers
-            .iter()
-            .map(|(addr, peer)| {
-                let heard = match peer.last_heard {
-                    Some(at) => {
-                        let ago = now.duration_since(at).unwrap_or_default();
-                        format!("last heard {:.1} s ago", ago.as_secs_f64())
+        let mut lines = Vec::new();
+        for (addr, peer) in stats.peers.iter() {
+            let heard = match peer.last_heard {
+                Some(at) => {
+                    let ago = now.duration_since(at).unwrap_or_default();
+                    format!("last heard {:.1} s ago", ago.as_secs_f64())
+                }
+                None => "never heard".to_string(),
+            };
+            let current = if Some(*addr) == self.peer {
+                " (current)"
+            } else {
+                ""
+            };
+            let speaks = match peer.plain {
+                Some(true) => ", plain UDP",
+                Some(false) => ", dgram",
+                None => "",
+            };
+            let down = if peer.down { ", nothing listening" } else { "" };
+            lines.push(format!(
+                "  {}{current}{speaks}: datagrams in {} ({} B), out {}, {heard}{down}",
+                label(*addr, peer.name.as_deref()),
+                peer.received,
+                peer.bytes,
+                peer.sent
+            ));
+            let i = &peer.inbound;
+            if i.messages + i.duplicates > 0 {
+                lines.push(format!(
+                    "    messages in {}: lost {}, reordered {}, duplicates {}",
+                    i.messages, i.missing, i.reordered, i.duplicates
+                ));
+            }
+            let o = &peer.outbound;
+            if o.messages > 0 {
+                let rtt = match (o.rtt.srtt(), o.rtt.min()) {
+                    (Some(srtt), Some(min)) => {
+                        format!(", round trip {} (min {})", duration(srtt), duration(min))
                     }
-                    None => "never heard".to_string(),
+                    _ => String::new(),
                 };
-                let current = if Some(*addr) == self.peer {
-                    " (current)"
-                } else {
-                    ""
-                };
-                let down = if peer.down { ", nothing listening" } else { "" };
-                format!(
-                    "  {addr}{current}: received {} ({} B), sent {}, {heard}{down}",
-                    peer.received, peer.bytes, peer.sent
-                )
-            })
-            .collect()
+                lines.push(format!(
+                    "    messages out {}: delivered {}, failed {}, late {}, waiting {}, retransmissions {}{rtt}",
+                    o.messages,
+                    o.delivered,
+                    o.failed,
+                    o.late,
+                    o.pending(),
+                    o.retransmissions
+                ));
+            }
+        }
+        lines
+    }
+
+    fn pending(&self) -> Vec<String> {
+        let waiting = self.messenger.waiting();
+        if waiting.is_empty() {
+            return vec!["no messages waiting for receipts".to_string()];
+        }
+        let names = self.stats();
+        let mut lines = vec![format!(
+            "{} message{} waiting for receipts:",
+            waiting.len(),
+            plural(waiting.len() as u64)
+        )];
+        for w in waiting {
+            let name = names.peers.get(&w.to).and_then(|p| p.name.clone());
+            lines.push(format!(
+                "  #{} to {}: {} tr{} in {}, next in {}  {}",
+                w.seq,
+                label(w.to, name.as_deref()),
+                w.tries,
+                if w.tries == 1 { "y" } else { "ies" },
+                duration(w.age),
+                duration(w.next),
+                preview(&w.payload)
+            ));
+        }
+        lines
     }
 
     fn buffers(&self) -> Vec<String> {

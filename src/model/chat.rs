@@ -1,0 +1,94 @@
+//! What the chat protocol adds to the events: messages decoded from
+//! envelopes, receipts and their final states, and what was sent.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::proto::SessionId;
+
+/// A chat message received in an envelope, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// When it was received.
+    pub at: SystemTime,
+    /// Who sent it.
+    pub from: SocketAddr,
+    /// The sender's name (may be empty).
+    pub name: String,
+    /// The sender's session.
+    pub session: SessionId,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Which try of the sender this copy is.
+    pub attempt: u8,
+    /// The message.
+    pub payload: Vec<u8>,
+    /// This copy is a duplicate: the message was received before (it is
+    /// counted, acknowledged again, not shown again).
+    pub duplicate: bool,
+    /// Copies received from this sender session so far (this one
+    /// included when it is a copy).
+    pub duplicates: u64,
+    /// It came after a later one (it fills a gap).
+    pub reordered: bool,
+}
+
+/// The final state of a message sent, or a late change of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its receipt came.
+    Delivered,
+    /// No receipt after the last try (or the chat ended first).
+    Failed,
+    /// A receipt came after it was reported failed.
+    Late,
+}
+
+/// A message sent reached a final state (or a late receipt came).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The destination.
+    pub to: SocketAddr,
+    /// Its name, if it has told it.
+    pub name: Option<String>,
+    /// The message's sequence number.
+    pub seq: u64,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// The round trip of the acknowledged try (delivered, late).
+    pub rtt: Option<Duration>,
+    /// Tries sent.
+    pub tries: u8,
+    /// The message (for showing which one it was).
+    pub payload: Arc<[u8]>,
+    /// Failed because the chat ended before the last try ran out.
+    pub ended: bool,
+}
+
+/// What a sent datagram was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SentKind {
+    /// Plain bytes (a message to a plain peer, `/empty`, `send`, a burst).
+    Datagram,
+    /// An `--echo` reply.
+    Echo,
+    /// A chat message in an envelope: try `attempt` of number `seq`.
+    Message {
+        /// Its sequence number.
+        seq: u64,
+        /// Which try.
+        attempt: u8,
+        /// The message (without envelope).
+        payload: Arc<[u8]>,
+        /// The destination's name, if it has told it.
+        name: Option<String>,
+    },
+    /// A receipt for try `attempt` of `seq`.
+    Receipt {
+        /// The number acknowledged.
+        seq: u64,
+        /// The try acknowledged.
+        attempt: u8,
+    },
+}

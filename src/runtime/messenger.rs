@@ -1,0 +1,589 @@
+//! The chat protocol on a socket: the [`Messenger`] sends messages (in an
+//! envelope to dgram peers, as plain bytes to plain peers) and keeps what
+//! the protocol knows; its [`Protocol`] handler, on the receiver thread,
+//! decodes what arrives, acknowledges every message copy, settles
+//! messages when their receipts come, and runs the retransmission timers.
+//!
+//! All protocol state sits behind one lock, taken by the sending thread
+//! (the chat's input) and the receiver thread. Locks are always taken in
+//! one order, this one before the outbox's ordering lock, so that a
+//! message's `sent` event is queued before its receipt can be handled.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::outbox::{Closed, Outbox};
+use super::receiver::Handler;
+use crate::Error;
+use crate::model::{ChatMessage, Datagram, Event, Outcome, Receipt, SentKind};
+use crate::net::limits::payload_limit;
+use crate::proto::envelope::{self, MAGIC};
+use crate::proto::{
+    Acked, Arrival, Arrivals, Decoded, Due, Envelope, Outbound, RtoConfig, SessionId,
+};
+
+/// The most sender sessions whose sequence accounting is kept; past it the
+/// one heard from least recently is forgotten, so that spoofed sources
+/// cannot grow memory.
+const MAX_SESSIONS: usize = 4096;
+
+/// The most peers whose kind (plain or dgram) and name are remembered.
+const MAX_PEERS: usize = 4096;
+
+/// A line ending added to plain messages (`--eol`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Eol {
+    /// The bytes typed, exactly.
+    #[default]
+    None,
+    /// `\n`.
+    Lf,
+    /// `\r\n`.
+    CrLf,
+}
+
+impl Eol {
+    /// The bytes added.
+    pub fn bytes(self) -> &'static [u8] {
+        match self {
+            Eol::None => b"",
+            Eol::Lf => b"\n",
+            Eol::CrLf => b"\r\n",
+        }
+    }
+}
+
+/// Who this side is, and how it sends.
+#[derive(Debug, Clone)]
+pub struct MessengerOptions {
+    /// This run's session id.
+    pub session: SessionId,
+    /// The name sent with every message.
+    pub name: String,
+    /// Retries and the timeout floor.
+    pub rto: RtoConfig,
+    /// The line ending added to plain messages.
+    pub eol: Eol,
+    /// Tell the user when a peer turns out to speak plain UDP (a chat does;
+    /// a listener does not send messages, so it does not need to).
+    pub announce_kinds: bool,
+    /// `--raw`: every peer is plain; no envelopes are sent.
+    pub raw: bool,
+}
+
+impl MessengerOptions {
+    /// The options of a side that only receives (a listener): no name, the
+    /// default timers.
+    pub fn receiver() -> MessengerOptions {
+        MessengerOptions {
+            session: SessionId::random(),
+            name: String::new(),
+            rto: RtoConfig::default(),
+            eol: Eol::None,
+            announce_kinds: false,
+            raw: false,
+        }
+    }
+}
+
+/// How a message went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SentAs {
+    /// In an envelope, with this sequence number: a receipt will settle it.
+    Envelope(u64),
+    /// As plain bytes: no receipt will come.
+    Plain,
+}
+
+/// A message waiting for its receipt, for `/pending`.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Sequence number.
+    pub seq: u64,
+    /// Tries sent so far.
+    pub tries: u8,
+    /// Since the first try.
+    pub age: Duration,
+    /// Until the next try (or failure).
+    pub next: Duration,
+    /// The message.
+    pub payload: Arc<[u8]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    Dgram,
+}
+
+#[derive(Debug, Clone)]
+struct PeerInfo {
+    kind: Option<Kind>,
+    name: Option<String>,
+    last: Instant,
+}
+
+#[derive(Debug)]
+struct SessionCounts {
+    arrivals: Arrivals,
+    duplicates: u64,
+    last: Instant,
+}
+
+#[derive(Debug)]
+struct State {
+    options: MessengerOptions,
+    outbound: Outbound,
+    inbound: HashMap<(SocketAddr, SessionId), SessionCounts>,
+    peers: HashMap<SocketAddr, PeerInfo>,
+}
+
+impl State {
+    fn peer(&mut self, addr: SocketAddr) -> &mut PeerInfo {
+        if !self.peers.contains_key(&addr) && self.peers.len() >= MAX_PEERS {
+            forget_oldest(&mut self.peers, |p| p.last);
+        }
+        let peer = self.peers.entry(addr).or_insert(PeerInfo {
+            kind: None,
+            name: None,
+            last: Instant::now(),
+        });
+        peer.last = Instant::now();
+        peer
+    }
+
+    fn name_of(&self, addr: SocketAddr) -> Option<String> {
+        self.peers.get(&addr).and_then(|p| p.name.clone())
+    }
+
+    fn is_plain(&self, addr: SocketAddr) -> bool {
+        self.options.raw || self.peers.get(&addr).and_then(|p| p.kind) == Some(Kind::Plain)
+    }
+}
+
+/// Removes the entry whose `last` is oldest.
+fn forget_oldest<K: Copy + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    last: impl Fn(&V) -> Instant,
+) {
+    if let Some(key) = map.iter().min_by_key(|(_, v)| last(v)).map(|(k, _)| *k) {
+        map.remove(&key);
+    }
+}
+
+/// Sends chat messages and keeps the protocol's state; cheap to clone (the
+/// input thread and the receiver thread each hold one).
+#[derive(Debug, Clone)]
+pub struct Messenger {
+    state: Arc<Mutex<State>>,
+    outbox: Outbox,
+}
+
+impl Messenger {
+    /// A messenger sending through `outbox`.
+    pub fn new(outbox: Outbox, options: MessengerOptions) -> Messenger {
+        Messenger {
+            state: Arc::new(Mutex::new(State {
+                outbound: Outbound::new(options.rto),
+                options,
+                inbound: HashMap::new(),
+                peers: HashMap::new(),
+            })),
+            outbox,
+        }
+    }
+
+    /// The handler to give the pipeline: it decodes and answers what
+    /// arrives, and hands plain datagrams to `plain` (show, echo).
+    pub fn handler(&self, plain: Box<dyn Handler>) -> Protocol {
+        Protocol {
+            messenger: self.clone(),
+            plain,
+        }
+    }
+
+    /// This side's session id.
+    pub fn session(&self) -> SessionId {
+        self.lock().options.session
+    }
+
+    /// Sends one chat message to `to`: in an envelope (and waiting for its
+    /// receipt) unless `to` speaks plain UDP, then as the bytes given plus
+    /// `--eol`.
+    pub fn send(&self, payload: &[u8], to: SocketAddr) -> Result<SentAs, Error> {
+        let mut state = self.lock();
+        if state.is_plain(to) {
+            let mut bytes = payload.to_vec();
+            bytes.extend_from_slice(state.options.eol.bytes());
+            crate::net::limits::check_payload(bytes.len(), &to)?;
+            self.outbox.send(&bytes, to)?;
+            return Ok(SentAs::Plain);
+        }
+        if state.outbound.is_full() {
+            return Err(Error::TooManyPending {
+                limit: crate::proto::outbound::MAX_PENDING,
+            });
+        }
+        let seq = state.outbound.next_seq(to);
+        let message = envelope::Message {
+            session: state.options.session,
+            seq,
+            attempt: 1,
+            name: state.options.name.clone(),
+            payload: payload.to_vec(),
+        };
+        let bytes = envelope::encode_message(&message);
+        let limit = payload_limit(&to).bytes;
+        if bytes.len() > limit {
+            let overhead = bytes.len() - payload.len();
+            return Err(Error::MessageTooLarge {
+                peer: to,
+                len: payload.len(),
+                limit: limit.saturating_sub(overhead),
+                overhead,
+            });
+        }
+        let payload: Arc<[u8]> = Arc::from(payload);
+        let kind = SentKind::Message {
+            seq,
+            attempt: 1,
+            payload: Arc::clone(&payload),
+            name: state.name_of(to),
+        };
+        self.outbox.send_as(&bytes, to, kind)?;
+        state.outbound.sent_first(to, seq, payload, Instant::now());
+        Ok(SentAs::Envelope(seq))
+    }
+
+    /// True when `to` gets plain bytes (it sent plain datagrams, or was
+    /// marked so).
+    pub fn is_plain(&self, to: SocketAddr) -> bool {
+        self.lock().is_plain(to)
+    }
+
+    /// Marks `peer` as speaking plain UDP or dgram from now on, and says so
+    /// in the events.
+    pub fn set_plain(&self, peer: SocketAddr, plain: bool) {
+        let mut state = self.lock();
+        state.peer(peer).kind = Some(if plain { Kind::Plain } else { Kind::Dgram });
+        let _ = self.outbox.emit(Event::PeerKind { peer, plain });
+    }
+
+    /// Takes `peer` to speak plain UDP from the start (`--plain`: a peer such
+    /// as `nc -u -l` cannot speak first).
+    pub fn assume_plain(&self, peer: SocketAddr) {
+        self.lock().peer(peer).kind = Some(Kind::Plain);
+    }
+
+    /// Messages waiting for their receipts.
+    pub fn waiting(&self) -> Vec<Waiting> {
+        let now = Instant::now();
+        self.lock()
+            .outbound
+            .pending()
+            .map(|p| Waiting {
+                to: p.to,
+                seq: p.seq,
+                tries: p.tries(),
+                age: now.saturating_duration_since(p.sent[0]),
+                next: p.deadline.saturating_duration_since(now),
+                payload: Arc::clone(&p.payload),
+            })
+            .collect()
+    }
+
+    /// True while message `seq` to `to` waits for its receipt.
+    pub fn is_waiting(&self, to: SocketAddr, seq: u64) -> bool {
+        self.lock().outbound.is_pending(to, seq)
+    }
+
+    /// How many messages wait for their receipts.
+    pub fn pending_count(&self) -> usize {
+        self.lock().outbound.pending_count()
+    }
+
+    /// True when no more messages may wait for receipts.
+    pub fn is_full(&self) -> bool {
+        self.lock().outbound.is_full()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a thread panicked mid-update; the state is
+        // still the best there is.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The protocol's receive side, run by the receiver thread.
+pub struct Protocol {
+    messenger: Messenger,
+    plain: Box<dyn Handler>,
+}
+
+impl Protocol {
+    fn on_message(
+        &mut self,
+        datagram: &Datagram,
+        message: envelope::Message,
+        outbox: &Outbox,
+    ) -> Result<(), Closed> {
+        let from = datagram.from;
+        let mut state = self.messenger.lock();
+        let announce = state.options.announce_kinds;
+        let me = state.options.session;
+        let peer = state.peer(from);
+        let was_plain = peer.kind == Some(Kind::Plain);
+        peer.kind = Some(Kind::Dgram);
+        if !message.name.is_empty() {
+            peer.name = Some(message.name.clone());
+        }
+        if was_plain && announce {
+            outbox.emit_received(Event::PeerKind {
+                peer: from,
+                plain: false,
+            })?;
+        }
+        if !state.inbound.contains_key(&(from, message.session))
+            && state.inbound.len() >= MAX_SESSIONS
+        {
+            forget_oldest(&mut state.inbound, |s| s.last);
+        }
+        let counts = state
+            .inbound
+            .entry((from, message.session))
+            .or_insert_with(|| SessionCounts {
+                arrivals: Arrivals::default(),
+                duplicates: 0,
+                last: Instant::now(),
+            });
+        counts.last = Instant::now();
+        let arrival = counts.arrivals.record(message.seq);
+        if arrival == Arrival::Duplicate {
+            counts.duplicates += 1;
+        }
+        let duplicates = counts.duplicates;
+        if let Arrival::New {
+            gap: Some((first, last)),
+        } = arrival
+        {
+            outbox.emit_received(Event::Gap {
+                from,
+                name: message.name.clone(),
+                first,
+                last,
+            })?;
+        }
+        let (seq, attempt) = (message.seq, message.attempt);
+        outbox.emit_received(Event::Message(Box::new(ChatMessage {
+            at: datagram.at,
+            from,
+            name: message.name,
+            session: message.session,
+            seq,
+            attempt,
+            payload: message.payload,
+            duplicate: arrival == Arrival::Duplicate,
+            duplicates,
+            reordered: arrival == Arrival::Reordered,
+        })))?;
+        // Every copy is acknowledged: the receipt for an earlier copy may
+        // be the one that was lost.
+        let receipt = envelope::encode_receipt(&envelope::Receipt {
+            session: me,
+            seq,
+            attempt,
+        });
+        // A receipt that cannot go out is like a lost one: the sender
+        // tries again. Its error (an ICMP report) is shown by the outbox.
+        let _ = outbox.send_as(&receipt, from, SentKind::Receipt { seq, attempt });
+        Ok(())
+    }
+
+    fn on_receipt(
+        &mut self,
+        from: SocketAddr,
+        receipt: envelope::Receipt,
+        outbox: &Outbox,
+    ) -> Result<(), Closed> {
+        let mut state = self.messenger.lock();
+        let peer = state.peer(from);
+        let was_plain = peer.kind == Some(Kind::Plain);
+        peer.kind = Some(Kind::Dgram);
+        if was_plain && state.options.announce_kinds {
+            outbox.emit_received(Event::PeerKind {
+                peer: from,
+                plain: false,
+            })?;
+        }
+        let name = state.name_of(from);
+        let event = match state
+            .outbound
+            .receipt(from, receipt.seq, receipt.attempt, Instant::now())
+        {
+            Acked::Delivered {
+                rtt,
+                tries,
+                payload,
+            } => Receipt {
+                to: from,
+                name,
+                seq: receipt.seq,
+                outcome: Outcome::Delivered,
+                rtt: Some(rtt),
+                tries,
+                payload,
+                ended: false,
+            },
+            Acked::Late {
+                rtt,
+                tries,
+                payload,
+            } => Receipt {
+                to: from,
+                name,
+                seq: receipt.seq,
+                outcome: Outcome::Late,
+                rtt: Some(rtt),
+                tries,
+                payload,
+                ended: false,
+            },
+            Acked::Stray => return Ok(()),
+        };
+        outbox.emit_received(Event::Receipt(event))
+    }
+
+    fn on_plain(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
+        let from = datagram.from;
+        {
+            let mut state = self.messenger.lock();
+            let announce = state.options.announce_kinds;
+            let peer = state.peer(from);
+            // A dgram peer may send plain datagrams too (`/empty`, `/size`):
+            // it stays a dgram peer.
+            if peer.kind.is_none() {
+                peer.kind = Some(Kind::Plain);
+                if announce {
+                    outbox.emit_received(Event::PeerKind {
+                        peer: from,
+                        plain: true,
+                    })?;
+                }
+            }
+        }
+        self.plain.on_datagram(datagram, outbox)
+    }
+
+    fn failed(
+        &self,
+        state: &State,
+        to: SocketAddr,
+        seq: u64,
+        tries: u8,
+        payload: Arc<[u8]>,
+        ended: bool,
+    ) -> Event {
+        Event::Receipt(Receipt {
+            to,
+            name: state.name_of(to),
+            seq,
+            outcome: Outcome::Failed,
+            rtt: None,
+            tries,
+            payload,
+            ended,
+        })
+    }
+}
+
+impl Handler for Protocol {
+    fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
+        if datagram.truncated && datagram.payload.first() == Some(&MAGIC) {
+            return outbox.emit_received(Event::Malformed {
+                datagram,
+                reason: "cut short by --max-size".to_string(),
+            });
+        }
+        match envelope::decode(&datagram.payload) {
+            Decoded::Plain => self.on_plain(datagram, outbox),
+            Decoded::Malformed(why) => outbox.emit_received(Event::Malformed {
+                datagram,
+                reason: why.to_string(),
+            }),
+            Decoded::Envelope(Envelope::Message(message)) => {
+                self.on_message(&datagram, message, outbox)
+            }
+            Decoded::Envelope(Envelope::Receipt(receipt)) => {
+                self.on_receipt(datagram.from, receipt, outbox)
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        self.messenger.lock().outbound.next_deadline()
+    }
+
+    fn on_wake(&mut self, outbox: &Outbox) -> Result<(), Closed> {
+        let mut state = self.messenger.lock();
+        let now = Instant::now();
+        for due in state.outbound.due(now) {
+            match due {
+                Due::Resend {
+                    to,
+                    seq,
+                    attempt,
+                    payload,
+                } => {
+                    let bytes = envelope::encode_message(&envelope::Message {
+                        session: state.options.session,
+                        seq,
+                        attempt,
+                        name: state.options.name.clone(),
+                        payload: payload.to_vec(),
+                    });
+                    let kind = SentKind::Message {
+                        seq,
+                        attempt,
+                        payload,
+                        name: state.name_of(to),
+                    };
+                    // A try that could not go out counts as sent and lost:
+                    // the schedule goes on, and the error has been shown.
+                    let _ = outbox.send_as(&bytes, to, kind);
+                    state.outbound.sent_again(to, seq, attempt, now);
+                }
+                Due::Failed {
+                    to,
+                    seq,
+                    tries,
+                    payload,
+                } => {
+                    let event = self.failed(&state, to, seq, tries, payload, false);
+                    outbox.emit_received(event)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_stop(&mut self, outbox: &Outbox) -> Result<(), Closed> {
+        let mut state = self.messenger.lock();
+        for due in state.outbound.abandon() {
+            if let Due::Failed {
+                to,
+                seq,
+                tries,
+                payload,
+            } = due
+            {
+                let event = self.failed(&state, to, seq, tries, payload, true);
+                outbox.emit_received(event)?;
+            }
+        }
+        Ok(())
+    }
+}
