@@ -44,11 +44,13 @@ say() {
 }
 
 chat="env TERM=xterm $DGRAM chat --no-history --bind 127.0.0.1:0"
-tmx new-session -d -s demo -x 220 -y 16 "$chat"
+tmx new-session -d -s demo -x 220 -y 24 "$chat --name alice --retries 2"
+# Bob leaves before the end: keep his pane (and his summary) on screen.
+tmx set-option -g remain-on-exit on
 alice=demo:0.0
 wait_for "$alice" "chat on 127.0.0.1:"
 alice_addr=$(tmx capture-pane -p -t "$alice" | grep -o 'chat on 127\.0\.0\.1:[0-9]*' | head -n1 | cut -d' ' -f3)
-tmx split-window -h -t demo "$chat --peer $alice_addr"
+tmx split-window -h -t demo "$chat --name bob --peer $alice_addr"
 bob=demo:0.1
 wait_for "$bob" "chat on 127.0.0.1:"
 bob_addr=$(tmx capture-pane -p -t "$bob" | grep -o 'chat on 127\.0\.0\.1:[0-9]*' | head -n1 | cut -d' ' -f3)
@@ -57,16 +59,21 @@ say "$bob" "hi alice, bob here" "$alice_addr>"
 wait_for "$alice" "hi alice, bob here"
 say "$alice" "/reply" "(no peer: /to ADDR)>"
 wait_for "$alice" "talking to $bob_addr"
-say "$alice" "hello bob! sending you an empty datagram" "$bob_addr>"
-say "$alice" "/empty" "$bob_addr>"
+say "$alice" "hello bob! sending you an empty datagram" "bob ($bob_addr)>"
+say "$alice" "/empty" "bob ($bob_addr)>"
 wait_for "$bob" "<empty>"
-say "$bob" "got it: 0 bytes, still a message" "$alice_addr>"
-wait_for "$alice" "still a message"
-say "$alice" "/stats" "$bob_addr>"
-wait_for "$alice" "stats: received 2 datagrams"
+say "$bob" "got it: 0 bytes, still a datagram. bye!" "$alice_addr>"
+wait_for "$alice" "bye!"
+say "$bob" "/quit" "alice ($alice_addr)>"
+wait_for "$bob" "summary:"
+# Bob is gone: Alice's next message is tried 3 times, then fails.
+say "$alice" "bob? are you still there?" "bob ($bob_addr)>"
+wait_for "$alice" "failed: no receipt after 3 tries"
+say "$alice" "/peers" "bob ($bob_addr)>"
+wait_for "$alice" "messages out 2"
 
 for who in alice bob; do
   pane=${!who}
   echo "=== $who's screen ($pane) ==="
-  tmx capture-pane -p -t "$pane" | sed -e '/^[[:space:]]*$/d'
+  tmx capture-pane -p -t "$pane" | sed -e '/^[[:space:]]*$/d' -e '/^Pane is dead/d'
 done

@@ -24,6 +24,8 @@ fn two_chats_talk_in_pseudo_terminals() {
             "127.0.0.1:0",
             "--history",
             history_a.to_str().unwrap(),
+            "--name",
+            "alice",
         ],
         "xterm",
     );
@@ -38,6 +40,8 @@ fn two_chats_talk_in_pseudo_terminals() {
             &a_addr.to_string(),
             "--history",
             history_b.to_str().unwrap(),
+            "--name",
+            "bob",
         ],
         "xterm",
     );
@@ -45,19 +49,20 @@ fn two_chats_talk_in_pseudo_terminals() {
     b.expect(&format!("{a_addr}> "));
 
     b.type_line("hello from b");
-    a.expect(&format!("{b_addr}  12 B  \"hello from b\""));
+    a.expect(&format!("bob ({b_addr})  #1  \"hello from b\""));
+    b.expect(&format!("-> {a_addr}  #1  \"hello from b\"  ok "));
     a.type_line("/reply");
     a.expect(&format!("talking to {b_addr}"));
-    a.expect(&format!("{b_addr}> "));
+    a.expect(&format!("bob ({b_addr})> "));
 
     // B starts a line; A's message arrives before B presses Enter.
     b.type_text("half typed");
     b.expect("half typed");
     a.type_line("interruption");
-    b.expect(&format!("{a_addr}  12 B  \"interruption\""));
+    b.expect(&format!("alice ({a_addr})  #1  \"interruption\""));
     b.expect("half typed"); // repainted under the message
     b.type_line(" and finished");
-    a.expect(&format!("{b_addr}  23 B  \"half typed and finished\""));
+    a.expect(&format!("bob ({b_addr})  #2  \"half typed and finished\""));
 
     b.type_line("/empty");
     a.expect(&format!("{b_addr}  0 B  <empty>"));
@@ -67,20 +72,34 @@ fn two_chats_talk_in_pseudo_terminals() {
     a.type_line("/buf");
     a.expect("SO_RCVBUF: requested 65536, effective 131072");
 
+    a.type_line("/pending");
+    a.expect("no messages waiting for receipts");
+    a.type_line("/peers");
+    a.expect("messages in 2: lost 0, reordered 0, duplicates 0");
+    a.expect("messages out 1: delivered 1, failed 0");
     a.type_line("/quit");
-    a.expect("summary: received 3 datagrams (35 B; 1 empty, 0 truncated)");
+    // Two messages, the empty datagram and the receipt for "interruption".
+    a.expect("summary: received 4 datagrams");
+    a.expect("messages out 1 (delivered 1, failed 0, late 0");
     assert_eq!(a.finish(), Some(0), "{}", a.transcript);
 
     // SIGTERM while B is in the middle of a line.
     b.type_text("never sent");
     b.expect("never sent");
     b.session.process_mut().signal(Signal::SIGTERM).unwrap();
-    b.expect("summary: received 1 datagram");
+    b.expect("summary: received 3 datagrams");
     assert_eq!(b.finish(), Some(0), "{}", b.transcript);
     assert!(b.transcript.contains("\x1b[?2004l"), "terminal put back");
 
     let history = std::fs::read_to_string(&history_a).unwrap();
-    for line in ["/reply", "interruption", "/rcvbuf 65536", "/buf", "/quit"] {
+    for line in [
+        "/reply",
+        "interruption",
+        "/rcvbuf 65536",
+        "/buf",
+        "/peers",
+        "/quit",
+    ] {
         assert!(
             history.lines().any(|l| l == line),
             "{line:?} not in A's history:\n{history}"
@@ -97,14 +116,23 @@ fn two_chats_talk_in_pseudo_terminals() {
 }
 
 /// Typing to a peer whose port is closed: one report, not one per message
-/// (where the platform hears ICMP errors), and the REPL stays usable: a
-/// payload over the UDP limit is refused with a message, commands answer,
-/// Ctrl-D leaves with status 0, the summary counts every refusal.
+/// (where the platform hears ICMP errors), each message fails after its one
+/// try (`--retries 0`), and the REPL stays usable: a payload over the UDP
+/// limit is refused with a message, commands answer, `/pending` lists
+/// what waits, Ctrl-D leaves with status 0, the summary counts every
+/// refusal and both failures.
 #[test]
 fn chat_with_a_downed_peer_reports_once_and_goes_on() {
     let peer = closed_port();
     let mut chat = Pty::dgram(
-        &["chat", "--peer", &peer.to_string(), "--no-history"],
+        &[
+            "chat",
+            "--peer",
+            &peer.to_string(),
+            "--no-history",
+            "--retries",
+            "0",
+        ],
         "xterm",
     );
     chat.expect(&format!("{peer}> "));
@@ -112,18 +140,27 @@ fn chat_with_a_downed_peer_reports_once_and_goes_on() {
     if has("icmp_errors") {
         chat.expect(&format!("nothing is listening at {peer}"));
     }
-    chat.expect(&format!("{peer}> "));
+    chat.expect(&format!(
+        "#1 to {peer} failed: no receipt after 1 try  \"anyone there?\""
+    ));
     chat.type_line("still nobody?");
-    chat.expect(&format!("{peer}> "));
+    chat.expect(&format!("#2 to {peer} failed: no receipt after 1 try"));
     chat.type_line("/size 65510");
     chat.expect("over the 65507-byte limit");
     chat.expect(&format!("{peer}> "));
     chat.type_line("/stats");
     chat.expect("stats: received 0 datagrams");
     chat.expect(&format!("{peer}> "));
+    chat.type_line("/pending");
+    chat.expect("no messages waiting for receipts");
     chat.session.send_control('d').unwrap();
     let refusals = if has("icmp_errors") { 2 } else { 0 };
-    chat.expect(&format!("summary: received 0 datagrams (0 B; 0 empty, 0 truncated), kernel dropped 0, sent 2 (26 B), unreachable reports {refusals}"));
+    chat.expect(
+        "summary: received 0 datagrams (0 B; 0 empty, 0 truncated), kernel dropped 0, sent 2 (",
+    );
+    chat.expect(&format!(
+        "unreachable reports {refusals}; messages out 2 (delivered 0, failed 2"
+    ));
     assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
     assert_eq!(
         chat.transcript.matches("nothing is listening at").count(),
@@ -134,9 +171,9 @@ fn chat_with_a_downed_peer_reports_once_and_goes_on() {
 }
 
 /// `printf 'a\n\nb\n' | dgram chat --peer …` sends exactly three
-/// datagrams, the middle one empty (from a pipe an empty line is an empty
-/// datagram), prints the echoes that come back within the linger time as
-/// JSON events, and writes no escape sequence.
+/// messages, the middle one empty (from a pipe an empty line is an empty
+/// message), each delivered (the listener acknowledges them), reported as
+/// JSON `receipt` events; it exits 0 and writes no escape sequence.
 #[test]
 fn piped_chat_sends_one_datagram_per_line() {
     let (mut echo, addr) = listener(&["--echo"]);
@@ -147,24 +184,37 @@ fn piped_chat_sends_one_datagram_per_line() {
         "--json",
         "--no-history",
         "--linger",
-        "3000",
+        "0",
     ]);
     chat.write_line("a");
     chat.write_line("");
     chat.write_line("b");
     chat.close_stdin();
     for text in ["a", "", "b"] {
-        let seen = echo.next("datagram");
+        let seen = echo.next("message");
         assert_eq!(seen["text"], text, "{seen}");
     }
     assert!(chat.finish().success(), "{}", chat.dump());
-    let echoes: Vec<_> = chat
-        .events("datagram")
+    let receipts: Vec<_> = chat
+        .events("receipt")
         .iter()
-        .map(|e| e["text"].clone())
+        .map(|e| (e["seq"].as_u64().unwrap(), e["status"].clone()))
         .collect();
-    assert_eq!(echoes, ["a", "", "b"], "{}", chat.dump());
-    assert_eq!(chat.first_event("summary")["sent"], 3);
+    assert_eq!(
+        receipts,
+        [
+            (1, "delivered".into()),
+            (2, "delivered".into()),
+            (3, "delivered".into())
+        ],
+        "{}",
+        chat.dump()
+    );
+    let summary = chat.first_event("summary");
+    assert_eq!(
+        (summary["sent"].as_u64(), summary["delivered"].as_u64()),
+        (Some(3), Some(3))
+    );
     assert!(!chat.stdout().contains('\x1b'), "{}", chat.dump());
     assert_eq!(stop(&mut echo)["received"], 3);
 }
@@ -181,9 +231,12 @@ fn dumb_terminal_gets_plain_lines_and_commands() {
     );
     chat.expect("type a message and press Enter; /help lists commands");
     chat.type_line("plain");
-    assert_eq!(echo.next("datagram")["text"], "plain");
+    assert_eq!(echo.next("message")["text"], "plain");
+    chat.expect("#1  \"plain\"  ok ");
     chat.type_line("/stats");
-    chat.expect("stats: received 0 datagrams");
+    // The one datagram received is the message's receipt.
+    chat.expect("stats: received 1 datagram");
+    chat.expect("messages out 1 (delivered 1");
     chat.type_line("/quit");
     chat.expect("summary:");
     assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
@@ -194,7 +247,10 @@ fn dumb_terminal_gets_plain_lines_and_commands() {
 
 /// `scripts/chat-demo.sh` runs two chats side by side in tmux, types into
 /// them as a person would and prints both screens: each screen shows what
-/// the other typed, with the sender's address, and the empty datagram.
+/// the other typed, with the sender's name and address, each message sent
+/// on one line with its receipt, the empty datagram, and, once Bob has
+/// left, Alice's last message failing after its tries, with `/peers`
+/// counting it.
 #[test]
 fn chat_demo_script_shows_both_screens() {
     assert!(
@@ -212,11 +268,27 @@ fn chat_demo_script_shows_both_screens() {
     let (alice, bob) = stdout
         .split_once("=== bob's screen")
         .unwrap_or_else(|| panic!("two screens expected:\n{stdout}"));
-    assert!(alice.contains("18 B  \"hi alice, bob here\""), "{alice}");
-    assert!(alice.contains("stats: received 2 datagrams"), "{alice}");
+    assert!(alice.contains("#1  \"hi alice, bob here\""), "{alice}");
     assert!(
-        bob.contains("40 B  \"hello bob! sending you an empty datagram\""),
+        alice.contains("#1  \"hello bob! sending you an empty datagram\"  ok "),
+        "{alice}"
+    );
+    assert!(
+        alice.contains("#2 to bob (127.0.0.1:")
+            && alice.contains("failed: no receipt after 3 tries"),
+        "{alice}"
+    );
+    assert!(
+        alice.contains("messages out 2: delivered 1, failed 1"),
+        "{alice}"
+    );
+    assert!(
+        bob.contains("#1  \"hello bob! sending you an empty datagram\""),
         "{bob}"
     );
     assert!(bob.contains("0 B  <empty>"), "{bob}");
+    assert!(
+        bob.contains("\"got it: 0 bytes, still a datagram. bye!\"  ok "),
+        "{bob}"
+    );
 }

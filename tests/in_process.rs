@@ -12,6 +12,8 @@ use dgram::cmd::send::{self, Payloads, SendOptions};
 use dgram::net::SocketOptions;
 use dgram::output::Format;
 use dgram::output::sink::MemorySink;
+use dgram::proto::{RtoConfig, SessionId};
+use dgram::runtime::messenger::{Eol, MessengerOptions};
 use dgram::runtime::{Shutdown, Signal};
 
 use crate::util::{any_local_addr, wait_for};
@@ -40,6 +42,7 @@ fn start_listener() -> (
         format: Format::Json,
         count: None,
         echo: Some(0),
+        raw: false,
     };
     let mut sink = out.clone();
     let listening = thread::spawn(move || listen::run(&options, &shutdown, &mut sink).unwrap());
@@ -112,6 +115,16 @@ fn chat_runs_with_given_streams() {
         format: Format::Human,
         history: None,
         linger: Duration::ZERO,
+        messenger: MessengerOptions {
+            session: SessionId::random(),
+            name: "tester".to_string(),
+            rto: RtoConfig::default(),
+            eol: Eol::None,
+            announce_kinds: true,
+            raw: false,
+        },
+        plain_peer: false,
+        log: None,
     };
     let input = Cursor::new(b"hello\n\n/stats\n/quit\nnever sent\n".to_vec());
     let summary = chat::run(
@@ -126,6 +139,11 @@ fn chat_runs_with_given_streams() {
     )
     .unwrap();
     assert_eq!(summary.sent, 1);
+    assert_eq!(
+        (summary.messages_sent, summary.delivered),
+        (1, 1),
+        "the listener acknowledged the message"
+    );
     let answers = err.lines();
     assert!(
         answers.iter().any(|l| l.starts_with("stats: ")),
@@ -150,11 +168,12 @@ fn chat_runs_with_given_streams() {
             listen_out
                 .lines()
                 .iter()
-                .any(|l| l.contains("\"text\":\"hello\""))
+                .any(|l| l.contains("\"event\":\"message\"") && l.contains("\"text\":\"hello\""))
                 .then_some(())
         },
     );
     trigger.send(Signal::Terminate);
     let summary = listening.join().unwrap();
     assert_eq!(summary.received, 1, "{:?}", listen_out.lines());
+    assert_eq!(summary.messages, 1, "{:?}", listen_out.lines());
 }

@@ -56,8 +56,8 @@ fn piped_chat_skips_a_long_line_and_goes_on() {
     chat.write_bytes(&three_lines());
     chat.close_stdin();
     assert_eq!(chat.finish().code(), Some(1), "{}", chat.dump());
-    assert_eq!(listen.next("datagram")["text"], "a");
-    assert_eq!(listen.next("datagram")["text"], "b");
+    assert_eq!(listen.next("message")["text"], "a");
+    assert_eq!(listen.next("message")["text"], "b");
     let skipped = chat.first_event("line_skipped");
     assert_eq!(skipped["line"], 2, "{skipped}");
     assert_eq!(skipped["len"], 70000, "{skipped}");

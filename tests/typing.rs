@@ -23,7 +23,7 @@ fn type_ahead_lines_are_all_sent() {
     let mut chat = chat_with(&addr.to_string());
     chat.type_text("line one\rline two\rline three\rline four\r");
     for text in ["line one", "line two", "line three", "line four"] {
-        assert_eq!(echo.next("datagram")["text"], text);
+        assert_eq!(echo.next("message")["text"], text);
     }
     chat.type_line("/quit");
     assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
@@ -40,7 +40,7 @@ fn pasted_lines_are_one_datagram_each() {
     chat.type_text("\x1b[200~alpha\rbeta\r\r\ngamma\r\x1b[201~");
     chat.type_text("\r");
     for text in ["alpha", "beta", "gamma"] {
-        assert_eq!(echo.next("datagram")["text"], text);
+        assert_eq!(echo.next("message")["text"], text);
     }
     chat.type_line("/quit");
     assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
@@ -63,7 +63,7 @@ fn empty_enter_sends_nothing_but_empty_command_does() {
     chat.expect("an empty line sends nothing; /empty sends an empty datagram");
     chat.type_line("");
     chat.type_line("after");
-    assert_eq!(echo.next("datagram")["text"], "after");
+    assert_eq!(echo.next("message")["text"], "after");
     chat.type_line("/empty");
     assert_eq!(echo.next("datagram")["len"], 0);
     chat.type_line("/quit");
@@ -94,9 +94,10 @@ fn commands_work_with_stdout_piped() {
     let mut chat = Pty::start(command);
     chat.expect("type a message and press Enter; /help lists commands");
     chat.type_line("through a pipe");
-    assert_eq!(echo.next("datagram")["text"], "through a pipe");
+    assert_eq!(echo.next("message")["text"], "through a pipe");
     chat.type_line("/stats");
-    chat.expect("stats: received 0 datagrams");
+    // The one datagram received is the message's receipt.
+    chat.expect("stats: received 1 datagram");
     chat.type_line("/quit");
     chat.expect("summary:");
     assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
@@ -132,7 +133,7 @@ fn to_refuses_ambiguous_and_other_family_addresses() {
     chat.type_line("/to [::1]:9120");
     chat.expect("cannot reach IPv6 address [::1]:9120 from the IPv4 address 0.0.0.0:");
     chat.type_line("still here");
-    assert_eq!(echo.next("datagram")["text"], "still here");
+    assert_eq!(echo.next("message")["text"], "still here");
     chat.type_line("/quit");
     assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
 }

@@ -35,15 +35,15 @@ pub struct Line {
 impl Line {
     /// The line as a payload for `to`, or, when it does not fit in one
     /// datagram there, the `line_skipped` event that reports it.
-    pub fn payload_for(self, to: &SocketAddr) -> Result<Vec<u8>, Event> {
+    pub fn payload_for(self, to: &SocketAddr) -> Result<Vec<u8>, Box<Event>> {
         let limit = payload_limit(to).bytes;
         match self.bytes {
             Some(bytes) if bytes.len() <= limit => Ok(bytes),
-            _ => Err(Event::LineSkipped {
+            _ => Err(Box::new(Event::LineSkipped {
                 line: self.number,
                 len: self.len,
                 limit,
-            }),
+            })),
         }
     }
 }

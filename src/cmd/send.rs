@@ -206,7 +206,7 @@ fn send_all(
                     }
                 }
                 Err(skipped) => {
-                    let _ = outbox.emit(skipped);
+                    let _ = outbox.emit(*skipped);
                 }
             }
         },

@@ -32,6 +32,8 @@ pub struct ChatMessage {
     pub duplicates: u64,
     /// It came after a later one (it fills a gap).
     pub reordered: bool,
+    /// The datagram's length (envelope included).
+    pub wire_len: usize,
 }
 
 /// The final state of a message sent, or a late change of it.
@@ -64,6 +66,9 @@ pub struct Receipt {
     pub payload: Arc<[u8]>,
     /// Failed because the chat ended before the last try ran out.
     pub ended: bool,
+    /// The length of the receipt datagram that settled it (`None` for a
+    /// failure, which no datagram brings).
+    pub wire_len: Option<usize>,
 }
 
 /// What a sent datagram was.

@@ -54,6 +54,16 @@ pub enum Event {
     },
     /// A message sent reached its final state (or a late receipt came).
     Receipt(Receipt),
+    /// A receipt that settles nothing: for another copy of a message
+    /// already delivered, or for no message of this run.
+    StrayReceipt {
+        /// Who sent it.
+        from: SocketAddr,
+        /// The number it acknowledges.
+        seq: u64,
+        /// The datagram's length.
+        len: usize,
+    },
     /// A datagram that starts like an envelope but is not a valid one:
     /// shown as the raw datagram it is.
     Malformed {
@@ -133,9 +143,10 @@ pub enum EchoSkip {
 /// them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
-    /// Datagrams received (empty and truncated ones included).
+    /// Datagrams received (empty and truncated ones, messages and receipts
+    /// included).
     pub received: u64,
-    /// Payload bytes delivered.
+    /// UDP payload bytes received (envelopes included).
     pub bytes: u64,
     /// Datagrams with no payload.
     pub empty: u64,
@@ -147,7 +158,7 @@ pub struct Summary {
     pub unreachable: u64,
     /// Datagrams sent (echo replies included).
     pub sent: u64,
-    /// Payload bytes sent.
+    /// UDP payload bytes sent (envelopes included).
     pub sent_bytes: u64,
     /// Echo replies held back (rate limit, own address).
     pub echo_skipped: u64,
@@ -173,6 +184,8 @@ pub struct Summary {
     pub late: u64,
     /// Tries after the first.
     pub retransmissions: u64,
+    /// Receipts received (those that settled a message and stray ones).
+    pub receipts: u64,
 }
 
 impl Summary {
@@ -198,7 +211,7 @@ impl Summary {
             }
             Event::Message(message) => {
                 self.received += 1;
-                self.bytes += message.payload.len() as u64;
+                self.bytes += message.wire_len as u64;
                 if message.duplicate {
                     self.duplicates += 1;
                 } else {
@@ -210,11 +223,23 @@ impl Summary {
                 }
             }
             Event::Gap { first, last, .. } => self.lost += last - first + 1,
-            Event::Receipt(receipt) => match receipt.outcome {
-                Outcome::Delivered => self.delivered += 1,
-                Outcome::Failed => self.failed += 1,
-                Outcome::Late => self.late += 1,
-            },
+            Event::Receipt(receipt) => {
+                if let Some(len) = receipt.wire_len {
+                    self.received += 1;
+                    self.bytes += len as u64;
+                    self.receipts += 1;
+                }
+                match receipt.outcome {
+                    Outcome::Delivered => self.delivered += 1,
+                    Outcome::Failed => self.failed += 1,
+                    Outcome::Late => self.late += 1,
+                }
+            }
+            Event::StrayReceipt { len, .. } => {
+                self.received += 1;
+                self.bytes += *len as u64;
+                self.receipts += 1;
+            }
             Event::Malformed { datagram, .. } => {
                 self.received += 1;
                 self.bytes += datagram.len() as u64;

@@ -133,7 +133,7 @@ impl PeerTable {
                 let from = message.from;
                 let peer = self.peer(from);
                 peer.received += 1;
-                peer.bytes += message.payload.len() as u64;
+                peer.bytes += message.wire_len as u64;
                 peer.last_heard = Some(message.at);
                 if !message.name.is_empty() {
                     peer.name = Some(message.name.clone());
@@ -158,7 +158,16 @@ impl PeerTable {
                 from, first, last, ..
             } => self.peer(*from).inbound.missing += last - first + 1,
             Event::Receipt(receipt) => {
-                let counts = &mut self.peer(receipt.to).outbound;
+                let peer = self.peer(receipt.to);
+                if let Some(len) = receipt.wire_len {
+                    peer.received += 1;
+                    peer.bytes += len as u64;
+                    if peer.down {
+                        peer.down = false;
+                        transitions.push(Transition::AnswersAgain(receipt.to));
+                    }
+                }
+                let counts = &mut peer.outbound;
                 match receipt.outcome {
                     Outcome::Delivered => counts.delivered += 1,
                     Outcome::Failed => counts.failed += 1,
@@ -167,6 +176,11 @@ impl PeerTable {
                 if let Some(rtt) = receipt.rtt {
                     counts.rtt.sample(rtt);
                 }
+            }
+            Event::StrayReceipt { from, len, .. } => {
+                let peer = self.peer(*from);
+                peer.received += 1;
+                peer.bytes += *len as u64;
             }
             Event::PeerKind { peer, plain } => self.peer(*peer).plain = Some(*plain),
             Event::Malformed { datagram, .. } => {

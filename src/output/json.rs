@@ -104,6 +104,11 @@ enum Wire<'a> {
         peer: SocketAddr,
         speaks: &'static str,
     },
+    StrayReceipt {
+        from: SocketAddr,
+        seq: u64,
+        len: usize,
+    },
     EchoSkipped {
         peer: SocketAddr,
         len: usize,
@@ -188,6 +193,7 @@ struct WireSummary {
     failed: u64,
     late: u64,
     retransmissions: u64,
+    receipts: u64,
 }
 
 impl From<Summary> for WireSummary {
@@ -213,6 +219,7 @@ impl From<Summary> for WireSummary {
             failed: s.failed,
             late: s.late,
             retransmissions: s.retransmissions,
+            receipts: s.receipts,
         }
     }
 }
@@ -295,6 +302,11 @@ pub fn to_line(event: &Event) -> String {
             ended: receipt.ended,
         },
         Event::Malformed { datagram, reason } => malformed_wire(datagram, reason),
+        Event::StrayReceipt { from, seq, len } => Wire::StrayReceipt {
+            from: *from,
+            seq: *seq,
+            len: *len,
+        },
         Event::PeerKind { peer, plain } => Wire::PeerKind {
             peer: *peer,
             speaks: if *plain { "plain" } else { "dgram" },
@@ -620,10 +632,11 @@ mod tests {
             failed: 3,
             late: 1,
             retransmissions: 9,
+            receipts: 28,
         });
         assert_eq!(
             to_line(&event),
-            r#"{"event":"summary","received":4,"bytes":1031,"empty":1,"truncated":1,"dropped":997,"unreachable":2,"sent":3,"sent_bytes":15,"echo_skipped":6,"skipped_lines":1,"messages":20,"duplicates":3,"reordered":2,"lost":1,"malformed":5,"messages_sent":30,"delivered":27,"failed":3,"late":1,"retransmissions":9}"#
+            r#"{"event":"summary","received":4,"bytes":1031,"empty":1,"truncated":1,"dropped":997,"unreachable":2,"sent":3,"sent_bytes":15,"echo_skipped":6,"skipped_lines":1,"messages":20,"duplicates":3,"reordered":2,"lost":1,"malformed":5,"messages_sent":30,"delivered":27,"failed":3,"late":1,"retransmissions":9,"receipts":28}"#
         );
     }
 
@@ -641,6 +654,7 @@ mod tests {
                 duplicate,
                 duplicates: u64::from(duplicate),
                 reordered,
+                wire_len: 30,
             }))
         };
         assert_eq!(
@@ -675,6 +689,7 @@ mod tests {
                 tries: 3,
                 payload: std::sync::Arc::from(&b"hi"[..]),
                 ended,
+                wire_len: rtt.map(|_| 14),
             })
         };
         assert_eq!(
@@ -721,6 +736,14 @@ mod tests {
                 plain: true
             }),
             r#"{"event":"peer_kind","peer":"127.0.0.1:9001","speaks":"plain"}"#
+        );
+        assert_eq!(
+            to_line(&Event::StrayReceipt {
+                from: addr("127.0.0.1:9001"),
+                seq: 4,
+                len: 14
+            }),
+            r#"{"event":"stray_receipt","from":"127.0.0.1:9001","seq":4,"len":14}"#
         );
     }
 }

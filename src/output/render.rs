@@ -137,6 +137,7 @@ impl Renderer {
             )),
             // Shown through their transitions, or not at all.
             Event::Sent { .. }
+            | Event::StrayReceipt { .. }
             | Event::Message(_)
             | Event::EchoSkipped { .. }
             | Event::Unreachable { .. } => {}

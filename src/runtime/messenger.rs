@@ -389,6 +389,7 @@ impl Protocol {
             duplicate: arrival == Arrival::Duplicate,
             duplicates,
             reordered: arrival == Arrival::Reordered,
+            wire_len: datagram.len(),
         })))?;
         // Every copy is acknowledged: the receipt for an earlier copy may
         // be the one that was lost.
@@ -406,6 +407,7 @@ impl Protocol {
     fn on_receipt(
         &mut self,
         from: SocketAddr,
+        wire_len: usize,
         receipt: envelope::Receipt,
         outbox: &Outbox,
     ) -> Result<(), Closed> {
@@ -437,6 +439,7 @@ impl Protocol {
                 tries,
                 payload,
                 ended: false,
+                wire_len: Some(wire_len),
             },
             Acked::Late {
                 rtt,
@@ -451,8 +454,15 @@ impl Protocol {
                 tries,
                 payload,
                 ended: false,
+                wire_len: Some(wire_len),
             },
-            Acked::Stray => return Ok(()),
+            Acked::Stray => {
+                return outbox.emit_received(Event::StrayReceipt {
+                    from,
+                    seq: receipt.seq,
+                    len: wire_len,
+                });
+            }
         };
         outbox.emit_received(Event::Receipt(event))
     }
@@ -496,6 +506,7 @@ impl Protocol {
             tries,
             payload,
             ended,
+            wire_len: None,
         })
     }
 }
@@ -518,7 +529,7 @@ impl Handler for Protocol {
                 self.on_message(&datagram, message, outbox)
             }
             Decoded::Envelope(Envelope::Receipt(receipt)) => {
-                self.on_receipt(datagram.from, receipt, outbox)
+                self.on_receipt(datagram.from, datagram.len(), receipt, outbox)
             }
         }
     }

@@ -284,7 +284,7 @@ pub fn run_piped(
         let bytes = match line.payload_for(&peer) {
             Ok(bytes) => bytes,
             Err(skipped) => {
-                let _ = session.outbox().emit(skipped);
+                let _ = session.outbox().emit(*skipped);
                 continue;
             }
         };
