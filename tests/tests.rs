@@ -16,6 +16,7 @@ mod foreign;
 mod in_process;
 mod lines;
 mod loss;
+mod lossy;
 mod peers;
 mod ports;
 mod signals;

@@ -221,6 +221,12 @@ impl Proc {
 
     /// Waits for the program to exit and returns its status.
     pub fn finish(&mut self) -> ExitStatus {
+        self.finish_within(DEADLINE)
+    }
+
+    /// Waits at most `limit` for the program to exit and returns its
+    /// status.
+    pub fn finish_within(&mut self, limit: Duration) -> ExitStatus {
         if let Some(status) = self.status {
             return status;
         }
@@ -229,9 +235,9 @@ impl Proc {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
             }
-            if start.elapsed() > DEADLINE {
+            if start.elapsed() > limit {
                 panic!(
-                    "timed out after {DEADLINE:?} waiting for exit\n{}",
+                    "timed out after {limit:?} waiting for exit\n{}",
                     self.dump()
                 );
             }
