@@ -73,11 +73,10 @@ impl Pair {
             "netns",
             &pair.names[1],
         ])?;
-        for side in 0..2 {
-            let ns = &pair.names[side];
-            let addr = format!("{}/24", pair.addrs[side]);
-            sh(&["ip", "-n", ns, "addr", "add", &addr, "dev", &veth[side]])?;
-            sh(&["ip", "-n", ns, "link", "set", &veth[side], "up"])?;
+        for ((ns, addr), dev) in pair.names.iter().zip(&pair.addrs).zip(&veth) {
+            let addr = format!("{addr}/24");
+            sh(&["ip", "-n", ns, "addr", "add", &addr, "dev", dev])?;
+            sh(&["ip", "-n", ns, "link", "set", dev, "up"])?;
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
             // Drop on input: a drop on output would fail the sender's
             // sendto with EPERM instead of losing the datagram silently.
@@ -178,7 +177,7 @@ fn chat(pair: &Pair, side: usize, tag: &str) -> Proc {
         "--linger",
         "8000",
     ]);
-    let mut proc = Proc::start(command);
+    let proc = Proc::start(command);
     proc.wait_stdout_contains("\"event\":\"listening\"");
     proc
 }
