@@ -19,6 +19,7 @@ mod loss;
 mod lossy;
 mod peers;
 mod ports;
+mod protocol;
 mod signals;
 mod truncation;
 mod typing;

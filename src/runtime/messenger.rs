@@ -469,23 +469,22 @@ impl Protocol {
 
     fn on_plain(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
         let from = datagram.from;
-        {
-            let mut state = self.messenger.lock();
-            let announce = state.options.announce_kinds;
-            let peer = state.peer(from);
-            // A dgram peer may send plain datagrams too (`/empty`, `/size`):
-            // it stays a dgram peer.
-            if peer.kind.is_none() {
-                peer.kind = Some(Kind::Plain);
-                if announce {
-                    outbox.emit_received(Event::PeerKind {
-                        peer: from,
-                        plain: true,
-                    })?;
-                }
+        self.plain.on_datagram(datagram, outbox)?;
+        let mut state = self.messenger.lock();
+        let announce = state.options.announce_kinds;
+        let peer = state.peer(from);
+        // A dgram peer may send plain datagrams too (`/empty`, `/size`): it
+        // stays a dgram peer. The notice follows the datagram it is about.
+        if peer.kind.is_none() {
+            peer.kind = Some(Kind::Plain);
+            if announce {
+                outbox.emit_received(Event::PeerKind {
+                    peer: from,
+                    plain: true,
+                })?;
             }
         }
-        self.plain.on_datagram(datagram, outbox)
+        Ok(())
     }
 
     fn failed(

@@ -1,0 +1,309 @@
+//! The chat protocol against real peers: plain peers (nc, a Python
+//! `recvfrom(1024)` script) get plain text; `listen` decodes and
+//! acknowledges envelopes, or with `--raw` shows them raw; malformed
+//! envelopes are shown and counted; `--log` keeps every message and its
+//! final state.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::util::{Proc, Pty, listener, nc_listener, need, stop, temp_path};
+
+/// `dgram chat --plain --eol lf` to OpenBSD `nc -u -l` (which cannot speak
+/// first): nc prints one line per message, exactly the text typed, no
+/// envelope bytes; the chat expects no receipts from a plain peer and
+/// exits 0.
+#[test]
+fn nc_listener_sees_one_plain_line_per_message() {
+    let (mut nc, port) = nc_listener();
+    let mut chat = Proc::dgram(&[
+        "chat",
+        "--peer",
+        &format!("127.0.0.1:{port}"),
+        "--plain",
+        "--eol",
+        "lf",
+        "--json",
+        "--linger",
+        "0",
+    ]);
+    chat.write_line("first message");
+    chat.write_line("second message");
+    chat.close_stdin();
+    nc.wait_stdout_contains("second message");
+    assert!(chat.finish().success(), "{}", chat.dump());
+    assert_eq!(nc.stdout(), "first message\nsecond message\n");
+    assert!(chat.events("receipt").is_empty(), "{}", chat.dump());
+    let sent = chat.events("sent");
+    assert!(sent.iter().all(|e| e["kind"] == "datagram"), "{sent:?}");
+    nc.kill();
+}
+
+/// A Python peer that knows nothing of dgram (`recvfrom(1024)`, then
+/// `sendto`) speaks first: the chat shows its text with its address, says
+/// once that it speaks plain UDP, and `/reply` messages reach it as plain
+/// text with the `--eol` line ending, which it prints.
+#[test]
+fn python_plain_peer_gets_plain_text() {
+    need("python3");
+    let mut chat = Pty::dgram(
+        &[
+            "chat",
+            "--bind",
+            "127.0.0.1:0",
+            "--eol",
+            "lf",
+            "--no-history",
+        ],
+        "xterm",
+    );
+    let addr = chat.bound_addr();
+    chat.expect("(no peer: /to ADDR)> ");
+    let script = format!(
+        r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+s.settimeout(20)
+s.sendto(b"hello from python", ("127.0.0.1", {port}))
+for _ in range(2):
+    data, peer = s.recvfrom(1024)
+    print(repr(data), flush=True)
+"#,
+        port = addr.port()
+    );
+    let mut python = Proc::spawn("python3", &["-c", &script]);
+    chat.expect("\"hello from python\"");
+    chat.expect("speaks plain UDP: messages to it go as the bytes typed, without receipts");
+    chat.type_line("/reply");
+    chat.expect("talking to 127.0.0.1:");
+    chat.type_line("hi python");
+    chat.type_line("second line");
+    assert!(python.finish().success(), "{}", python.dump());
+    assert_eq!(python.stdout(), "b'hi python\\n'\nb'second line\\n'\n");
+    chat.type_line("/quit");
+    chat.expect("summary:");
+    assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
+    assert_eq!(
+        chat.transcript.matches("speaks plain UDP").count(),
+        1,
+        "said once: {}",
+        chat.transcript
+    );
+}
+
+/// `listen --raw` knows no protocol: a chat message is shown as the raw
+/// datagram it is (hex, starting f5 01 01) and not acknowledged, so the
+/// chat's message fails after its one try (`--retries 0`) and the piped
+/// chat exits 1, saying how many were not delivered.
+#[test]
+fn raw_listener_shows_envelopes_raw_and_sends_no_receipts() {
+    let (mut listen, addr) = listener(&["--raw"]);
+    let mut chat = Proc::dgram(&[
+        "chat",
+        "--peer",
+        &addr.to_string(),
+        "--retries",
+        "0",
+        "--linger",
+        "0",
+        "--json",
+    ]);
+    chat.write_line("are you dgram?");
+    chat.close_stdin();
+    let seen = listen.next("datagram");
+    assert!(
+        seen["hex"].as_str().unwrap().starts_with("f50101"),
+        "{seen}"
+    );
+    assert_eq!(chat.finish().code(), Some(1), "{}", chat.dump());
+    assert_eq!(chat.first_event("receipt")["status"], "failed");
+    assert!(
+        chat.stderr()
+            .contains("error: 1 of 1 message not delivered (no receipt)"),
+        "{}",
+        chat.dump()
+    );
+    let summary = stop(&mut listen);
+    assert_eq!(
+        (summary["received"].as_u64(), summary["sent"].as_u64()),
+        (Some(1), Some(0))
+    );
+}
+
+/// Datagrams that start like an envelope but are not valid ones (unknown
+/// version, too short, a body cut short, try 0) are shown raw, marked
+/// malformed with the reason, counted, never acknowledged; the listener
+/// goes on and decodes the next valid message.
+#[test]
+fn malformed_envelopes_are_shown_and_counted() {
+    let (mut listen, addr) = listener(&[]);
+    let to = addr.to_string();
+    let cases = [
+        ("f50901", "unknown version 9"),
+        ("f501", "shorter than the 3-byte header"),
+        ("f5010101020304", "body does not decode"),
+        ("f50101010203040506070801000000", "try 0"),
+        ("f5010701", "unknown kind 7"),
+    ];
+    for (hex, reason) in cases {
+        let mut send = Proc::dgram(&["send", &to, "--hex", hex, "--wait", "0"]);
+        assert!(send.finish().success(), "{}", send.dump());
+        let seen = listen.next("malformed");
+        assert_eq!(seen["hex"], hex, "{seen}");
+        assert_eq!(seen["reason"], reason, "{seen}");
+    }
+    let mut chat = Proc::dgram(&["chat", "--peer", &to, "--linger", "0", "--name", "ok"]);
+    chat.write_line("valid");
+    chat.close_stdin();
+    assert_eq!(listen.next("message")["text"], "valid");
+    assert!(chat.finish().success(), "{}", chat.dump());
+    let summary = stop(&mut listen);
+    assert_eq!(summary["malformed"], cases.len() as u64, "{summary}");
+    assert_eq!(summary["messages"], 1);
+    // One receipt, for the valid message only.
+    assert_eq!(summary["sent"], 1);
+}
+
+/// `--log FILE` appends every message out (with its text) and its final
+/// state as JSON lines, written line by line, so a chat ended by SIGTERM
+/// leaves a complete log: here a delivered message and, for a message
+/// still waiting when SIGTERM came, its failure with `ended`.
+#[test]
+fn log_keeps_messages_and_final_states_through_sigterm() {
+    let (mut listen, addr) = listener(&[]);
+    let log = temp_path("chat.log");
+    let mut chat = Proc::dgram(&[
+        "chat",
+        "--peer",
+        &addr.to_string(),
+        "--log",
+        log.to_str().unwrap(),
+        "--json",
+    ]);
+    chat.write_line("logged");
+    assert_eq!(listen.next("message")["text"], "logged");
+    chat.wait_stdout_contains("\"status\":\"delivered\"");
+    // Nobody acknowledges the next one: the listener is gone.
+    stop(&mut listen);
+    chat.write_line("never acknowledged");
+    chat.wait_stdout_contains("\"text\":\"never acknowledged\"");
+    chat.signal(nix::sys::signal::Signal::SIGTERM);
+    chat.finish();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<(String, u64, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["event"].as_str().unwrap().to_string(),
+                l["seq"].as_u64().unwrap_or(0),
+                l["status"]
+                    .as_str()
+                    .or(l["text"].as_str())
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("sent".to_string(), 1, "logged".to_string()),
+            ("receipt".to_string(), 1, "delivered".to_string()),
+            ("sent".to_string(), 2, "never acknowledged".to_string()),
+            ("receipt".to_string(), 2, "failed".to_string()),
+        ],
+        "{text}"
+    );
+    assert_eq!(lines[3]["ended"], true, "{text}");
+}
+
+/// A Python peer written only from docs/PROTOCOL.md (tests/peer) and
+/// `dgram chat` exchange messages and receipts both ways: the chat's
+/// messages reach the Python peer and are delivered; the Python peer's
+/// reach the chat, shown with its name, and are delivered.
+#[test]
+fn python_peer_from_the_spec_talks_both_ways() {
+    need("python3");
+    let mut python = Proc::start({
+        let mut command = Command::new("python3");
+        command.args([
+            "tests/peer/dgram_peer.py",
+            "--reply",
+            "--name",
+            "pyth",
+            "--send",
+            "from python 1",
+            "--send",
+            "from python 2",
+            "--expect",
+            "3",
+            "--timeout",
+            "20",
+        ]);
+        command
+    });
+    let bound = python.next("bound");
+    let peer = bound["local"].as_str().unwrap().to_string();
+    let mut chat = Proc::dgram(&[
+        "chat", "--peer", &peer, "--name", "rusty", "--json", "--linger", "3000",
+    ]);
+    for text in ["from dgram 1", "from dgram 2", ""] {
+        chat.write_line(text);
+    }
+    chat.close_stdin();
+    assert!(
+        python.finish_within(Duration::from_secs(30)).success(),
+        "{}",
+        python.dump()
+    );
+    assert!(chat.finish().success(), "{}", chat.dump());
+    let heard: Vec<_> = python
+        .events("message")
+        .iter()
+        .map(|m| {
+            (
+                m["seq"].as_u64().unwrap(),
+                m["name"].clone(),
+                m["text"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        heard,
+        [
+            (1, "rusty".into(), "from dgram 1".into()),
+            (2, "rusty".into(), "from dgram 2".into()),
+            (3, "rusty".into(), "".into()),
+        ],
+        "{}",
+        python.dump()
+    );
+    let python_receipts = python.events("receipt");
+    assert!(
+        python_receipts.iter().all(|r| r["status"] == "delivered") && python_receipts.len() == 2,
+        "{}",
+        python.dump()
+    );
+    let shown: Vec<_> = chat
+        .events("message")
+        .iter()
+        .filter(|m| m["duplicate"] == false)
+        .map(|m| (m["name"].clone(), m["text"].clone()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("pyth".into(), "from python 1".into()),
+            ("pyth".into(), "from python 2".into())
+        ],
+        "{}",
+        chat.dump()
+    );
+    let summary = chat.first_event("summary");
+    assert_eq!(summary["delivered"], 3, "{}", chat.dump());
+}
