@@ -48,8 +48,9 @@ enum Command {
     Listen(ListenArgs),
     /// Send datagrams to ADDR and show the replies.
     Send(SendArgs),
-    /// Chat with a peer: each line typed is one datagram; what arrives is
-    /// shown above the prompt.
+    /// Chat with a peer: each line typed is one message (one datagram;
+    /// another dgram acknowledges it, and it is sent again until it does);
+    /// what arrives is shown above the prompt.
     Chat(ChatArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell) on stdout.

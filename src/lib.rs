@@ -17,13 +17,22 @@
 //!   families, local addresses), [`limits`](net::limits) (payload and buffer
 //!   limits), [`sys`](net::sys) (Linux extras and the portable fallback).
 //! - [`model`]: what dgram knows. [`datagram`](model::datagram),
+//!   [`chat`](model::chat) (messages, receipts, what was sent),
 //!   [`event`](model::event) (events and the summary), [`peers`](model::peers)
 //!   (the one peer table and its transitions).
+//! - [`proto`]: the chat protocol without input or output (its
+//!   specification is `docs/PROTOCOL.md`). [`envelope`](proto::envelope)
+//!   (the wire layout and the validated envelope), [`inbound`](proto::inbound)
+//!   (new, reordered, duplicate and missing messages), [`outbound`](proto::outbound)
+//!   (sequence numbers, pending messages, final states), [`rto`](proto::rto)
+//!   (RFC 6298 timers), [`random`](proto::random) (session ids, jitter).
 //! - [`runtime`]: the moving parts. [`pipeline`](runtime::pipeline) (endpoint,
 //!   receiver, job, display loop, ordered stop), [`receiver`](runtime::receiver)
-//!   (the receiver thread and its handler seam), [`echo`](runtime::echo) (the
-//!   echo handler and its rate limit), [`outbox`](runtime::outbox) (the one send
-//!   path), [`shutdown`](runtime::shutdown) (signals as a channel).
+//!   (the receiver thread and its handler seam), [`messenger`](runtime::messenger)
+//!   (the protocol on the socket: sending, receipts, retransmission),
+//!   [`echo`](runtime::echo) (the echo handler and its rate limit),
+//!   [`outbox`](runtime::outbox) (the one send path),
+//!   [`shutdown`](runtime::shutdown) (signals as a channel).
 //! - [`output`]: how things are shown. [`display`](output::display) (count,
 //!   render, write), [`render`](output::render) (human lines),
 //!   [`escape`](output::escape) (escaping and previews of what peers send),

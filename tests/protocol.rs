@@ -229,6 +229,9 @@ fn log_keeps_messages_and_final_states_through_sigterm() {
 #[test]
 fn python_peer_from_the_spec_talks_both_ways() {
     need("python3");
+    // Its own check of the spec's worked examples first.
+    let mut check = Proc::spawn("python3", &["tests/peer/dgram_peer.py", "--self-test"]);
+    assert!(check.finish().success(), "{}", check.dump());
     let mut python = Proc::start({
         let mut command = Command::new("python3");
         command.args([

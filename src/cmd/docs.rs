@@ -52,9 +52,10 @@ pub fn man_page(mut cli: Command) -> Vec<u8> {
 
     let mut roff = Roff::new();
     roff.control("SH", ["CHAT COMMANDS"]).text([roman(
-        "At the chat prompt, a line that starts with / is a command; anything else is sent as \
-         one datagram (an empty line sends nothing; //text sends /text). Ctrl-C clears the \
-         line, or stops a /burst; Ctrl-D on an empty line leaves.",
+        "At the chat prompt, a line that starts with / is a command; anything else is a \
+         message: one datagram, in an envelope with a receipt to a dgram peer, plain to a \
+         plain peer (see docs/PROTOCOL.md). An empty line sends nothing; //text sends /text. \
+         Ctrl-C clears the line, or stops a /burst; Ctrl-D on an empty line leaves.",
     )]);
     for (command, params, what) in COMMANDS {
         roff.control("TP", [])
@@ -69,7 +70,7 @@ pub fn man_page(mut cli: Command) -> Vec<u8> {
         ),
         (
             "1",
-            "a runtime error: port in use, peer unreachable, lines not sent, output that cannot be written",
+            "a runtime error: port in use, peer unreachable, lines not sent, a piped chat's message not delivered, output that cannot be written",
         ),
         (
             "2",

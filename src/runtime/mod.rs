@@ -3,6 +3,9 @@
 //! - [`pipeline`]: the one pipeline every command runs on: endpoint,
 //!   receiver, the command's job, the display loop, ordered stop.
 //! - [`receiver`]: the receiver thread and its [`Handler`] seam.
+//! - [`messenger`]: the chat protocol on the socket: messages out (in
+//!   envelopes or plain), receipts, retransmission timers, the receiving
+//!   [`Protocol`](messenger::Protocol) handler.
 //! - [`echo`]: the `--echo` handler and its per-peer rate limit.
 //! - [`outbox`]: the one send path ([`Outbox`]).
 //! - [`shutdown`]: Ctrl-C, SIGTERM and SIGHUP as a channel ([`Shutdown`]).

@@ -3,7 +3,7 @@
 //! seam where a protocol layer decodes, verifies and answers a datagram
 //! before it becomes an event.
 //!
-//! It stops within [`READ_TIMEOUT`](crate::net::endpoint::READ_TIMEOUT) of
+//! It stops within [`READ_TIMEOUT`] of
 //! its `stop` channel disconnecting (or receiving), when nobody reads its
 //! events any more, or after `limit` datagrams.
 

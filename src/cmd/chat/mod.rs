@@ -1,5 +1,7 @@
 //! `dgram chat`: one socket, every datagram shown as it arrives while the
-//! user types, each line typed sent as one datagram.
+//! user types, each line typed sent as one message (in an envelope with a
+//! receipt to dgram peers, plain to plain peers; see
+//! [`messenger`](crate::runtime::messenger)).
 //!
 //! The chat runs on the pipeline ([`Pipeline`]): the receiver thread
 //! receives, the display loop (the calling thread) prints events, and the
@@ -149,7 +151,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
             });
         let how = match mode {
             Mode::Editor | Mode::Typed => "type a message and press Enter; /help lists commands",
-            Mode::Piped => "each line of input is one datagram",
+            Mode::Piped => "each line of input is one message",
         };
         display.write(&[format!("chat on {local}, {peer}: {how}")])?;
     }

@@ -249,11 +249,13 @@ pub fn run_typed(
     }
 }
 
-/// Sends each line of a pipe as one datagram (line ending removed; an
-/// empty line is an empty datagram; no `/commands`: a pipe carries data)
-/// until end of input. A line too long for one datagram is reported (as a
-/// `line_skipped` event) by its number and skipped, and the chat fails at
-/// the end; a line with nowhere to go is said on `err`.
+/// Sends each line of a pipe as one message (line ending removed; an
+/// empty line is an empty message; no `/commands`: a pipe carries data)
+/// until end of input, then waits until every message has its final state.
+/// A line too long for one datagram is reported (as a `line_skipped` event)
+/// by its number and skipped, and the chat fails at the end; a line with
+/// nowhere to go is said on `err`. While the most messages that may wait
+/// for receipts wait, the next line waits for room.
 pub fn run_piped(
     lines: Receiver<io::Result<Line>>,
     session: Session,
