@@ -5,7 +5,7 @@ use std::process::Command;
 
 use rexpect::process::Signal;
 
-use crate::util::{Proc, Pty, closed_port, dgram_path, has, listener, stop, temp_path};
+use crate::util::{Peer, Proc, Pty, closed_port, dgram_path, has, listener, stop, temp_path};
 
 /// Two chats in pseudo-terminals talk: what B types appears on A's screen
 /// above its prompt with B's address; a message arriving while B has a
@@ -291,4 +291,48 @@ fn chat_demo_script_shows_both_screens() {
         bob.contains("\"got it: 0 bytes, still a datagram. bye!\"  ok "),
         "{bob}"
     );
+}
+
+/// A message to a peer that never answers (a socket that reads and says
+/// nothing, so no ICMP either) waits for its receipt: its line shows
+/// `(no receipt yet)`, the next prompt counts it, `/pending` lists it with
+/// its tries, the peer gets it again (the same number, the next try), and
+/// leaving reports it failed because the chat ended first.
+#[test]
+fn a_message_without_receipt_is_pending_until_the_chat_ends() {
+    let silent = Peer::bind();
+    let peer = silent.addr();
+    let mut chat = Pty::dgram(
+        &[
+            "chat",
+            "--peer",
+            &peer.to_string(),
+            "--no-history",
+            "--name",
+            "al",
+        ],
+        "xterm",
+    );
+    chat.expect(&format!("{peer}> "));
+    chat.type_line("hello?");
+    let first = silent.recv();
+    chat.expect(&format!("-> {peer}  #1  \"hello?\"  (no receipt yet)"));
+    chat.expect(&format!("{peer} [1 waiting]> "));
+    chat.type_line("/pending");
+    chat.expect("1 message waiting for receipts:");
+    chat.expect(&format!("#1 to {peer}: "));
+    // The second try: the same envelope but for its try byte.
+    let second = silent.recv();
+    assert_eq!(first.len(), second.len());
+    let try_at = 3 + 8 + 1;
+    assert_eq!((first[try_at], second[try_at]), (1, 2));
+    assert_eq!(first[..try_at], second[..try_at]);
+    assert_eq!(first[try_at + 1..], second[try_at + 1..]);
+    chat.session.send_control('d').unwrap();
+    // Two tries at least went out (a third may have, on a slow machine).
+    chat.expect(&format!(
+        "!! #1 to {peer} failed: the chat ended before its receipt came ("
+    ));
+    chat.expect("messages out 1 (delivered 0, failed 1, late 0, retransmissions ");
+    assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
 }
