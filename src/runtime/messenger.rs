@@ -156,6 +156,30 @@ impl State {
         peer
     }
 
+    /// `from` sent a valid envelope: it speaks dgram from now on (said, if
+    /// it was taken for a plain peer), and its name is noted.
+    fn heard_envelope(
+        &mut self,
+        from: SocketAddr,
+        name: Option<&str>,
+        outbox: &Outbox,
+    ) -> Result<(), Closed> {
+        let announce = self.options.announce_kinds;
+        let peer = self.peer(from);
+        let was_plain = peer.kind == Some(Kind::Plain);
+        peer.kind = Some(Kind::Dgram);
+        if let Some(name) = name.filter(|n| !n.is_empty()) {
+            peer.name = Some(name.to_string());
+        }
+        if was_plain && announce {
+            outbox.emit_received(Event::PeerKind {
+                peer: from,
+                plain: false,
+            })?;
+        }
+        Ok(())
+    }
+
     fn name_of(&self, addr: SocketAddr) -> Option<String> {
         self.peers.get(&addr).and_then(|p| p.name.clone())
     }
@@ -333,20 +357,8 @@ impl Protocol {
     ) -> Result<(), Closed> {
         let from = datagram.from;
         let mut state = self.messenger.lock();
-        let announce = state.options.announce_kinds;
         let me = state.options.session;
-        let peer = state.peer(from);
-        let was_plain = peer.kind == Some(Kind::Plain);
-        peer.kind = Some(Kind::Dgram);
-        if !message.name.is_empty() {
-            peer.name = Some(message.name.clone());
-        }
-        if was_plain && announce {
-            outbox.emit_received(Event::PeerKind {
-                peer: from,
-                plain: false,
-            })?;
-        }
+        state.heard_envelope(from, Some(&message.name), outbox)?;
         if !state.inbound.contains_key(&(from, message.session))
             && state.inbound.len() >= MAX_SESSIONS
         {
@@ -412,50 +424,22 @@ impl Protocol {
         outbox: &Outbox,
     ) -> Result<(), Closed> {
         let mut state = self.messenger.lock();
-        let peer = state.peer(from);
-        let was_plain = peer.kind == Some(Kind::Plain);
-        peer.kind = Some(Kind::Dgram);
-        if was_plain && state.options.announce_kinds {
-            outbox.emit_received(Event::PeerKind {
-                peer: from,
-                plain: false,
-            })?;
-        }
+        state.heard_envelope(from, None, outbox)?;
         let name = state.name_of(from);
-        let event = match state
+        let acked = state
             .outbound
-            .receipt(from, receipt.seq, receipt.attempt, Instant::now())
-        {
+            .receipt(from, receipt.seq, receipt.attempt, Instant::now());
+        let (outcome, rtt, tries, payload) = match acked {
             Acked::Delivered {
                 rtt,
                 tries,
                 payload,
-            } => Receipt {
-                to: from,
-                name,
-                seq: receipt.seq,
-                outcome: Outcome::Delivered,
-                rtt: Some(rtt),
-                tries,
-                payload,
-                ended: false,
-                wire_len: Some(wire_len),
-            },
+            } => (Outcome::Delivered, rtt, tries, payload),
             Acked::Late {
                 rtt,
                 tries,
                 payload,
-            } => Receipt {
-                to: from,
-                name,
-                seq: receipt.seq,
-                outcome: Outcome::Late,
-                rtt: Some(rtt),
-                tries,
-                payload,
-                ended: false,
-                wire_len: Some(wire_len),
-            },
+            } => (Outcome::Late, rtt, tries, payload),
             Acked::Stray => {
                 return outbox.emit_received(Event::StrayReceipt {
                     from,
@@ -463,6 +447,17 @@ impl Protocol {
                     len: wire_len,
                 });
             }
+        };
+        let event = Receipt {
+            to: from,
+            name,
+            seq: receipt.seq,
+            outcome,
+            rtt: Some(rtt),
+            tries,
+            payload,
+            ended: false,
+            wire_len: Some(wire_len),
         };
         outbox.emit_received(Event::Receipt(event))
     }
