@@ -278,3 +278,95 @@ fn held_line(held: Held) -> String {
     let mark = held.mark.as_deref().unwrap_or(NO_RECEIPT_YET);
     format!("{}{mark}", held.line)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::model::{ChatMessage, Receipt};
+    use crate::output::sink::MemorySink;
+    use crate::output::{Format, Renderer};
+
+    fn addr() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9))
+    }
+
+    fn sent(seq: u64) -> Event {
+        Event::Sent {
+            to: addr(),
+            len: 20,
+            kind: SentKind::Message {
+                seq,
+                attempt: 1,
+                payload: Arc::from(format!("m{seq}").as_bytes()),
+                name: None,
+            },
+        }
+    }
+
+    fn delivered(seq: u64) -> Event {
+        Event::Receipt(Receipt {
+            to: addr(),
+            name: None,
+            seq,
+            outcome: Outcome::Delivered,
+            rtt: Some(Duration::from_millis(2)),
+            tries: 1,
+            payload: Arc::from(&b""[..]),
+            ended: false,
+            wire_len: Some(13),
+        })
+    }
+
+    /// A sent message's line waits for its receipt and then reads as one
+    /// line with it; lines keep their order (a later message settled first
+    /// waits for the earlier one); anything else to show first shows what
+    /// is held, marked as still waiting.
+    #[test]
+    fn sent_lines_wait_for_their_receipts_in_order() {
+        let out = MemorySink::new();
+        let mut display = Display::new(Renderer::new(Format::Human), out.clone())
+            .hold_sent_lines(Duration::from_secs(600));
+        display.show(&sent(1)).unwrap();
+        display.show(&sent(2)).unwrap();
+        display.show(&delivered(2)).unwrap();
+        assert!(out.lines().is_empty(), "{:?}", out.lines());
+        display.show(&delivered(1)).unwrap();
+        let lines = out.lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].ends_with("#1  \"m1\"  ok 2.00 ms"), "{lines:?}");
+        assert!(lines[1].ends_with("#2  \"m2\"  ok 2.00 ms"), "{lines:?}");
+
+        display.show(&sent(3)).unwrap();
+        display
+            .show(&Event::Message(Box::new(ChatMessage {
+                at: SystemTime::now(),
+                from: addr(),
+                name: "bob".into(),
+                session: crate::proto::SessionId([0; 8]),
+                seq: 1,
+                attempt: 1,
+                payload: b"hi".to_vec(),
+                duplicate: false,
+                duplicates: 0,
+                reordered: false,
+                wire_len: 20,
+            })))
+            .unwrap();
+        let lines = out.lines();
+        assert!(
+            lines[2].ends_with("#3  \"m3\"  (no receipt yet)"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[3].ends_with("bob (127.0.0.1:9)  #1  \"hi\""),
+            "{lines:?}"
+        );
+        // Its receipt, once its line is out, is a line of its own.
+        display.show(&delivered(3)).unwrap();
+        assert!(out.lines()[4].starts_with("ok #3 to 127.0.0.1:9 delivered"));
+        assert_eq!(display.next_flush(), None);
+    }
+}

@@ -431,4 +431,75 @@ mod tests {
             "{line}"
         );
     }
+
+    /// A chat message reads with its sender's name, address and number,
+    /// its text quoted and escaped; one that filled a gap says so; a peer
+    /// without a name is its address.
+    #[test]
+    fn messages_read_with_name_and_number() {
+        let message = ChatMessage {
+            at: SystemTime::now(),
+            from: addr(9),
+            name: "al\u{1b}[2J".into(),
+            session: crate::proto::SessionId([0; 8]),
+            seq: 12,
+            attempt: 1,
+            payload: b"hi".to_vec(),
+            duplicate: false,
+            duplicates: 0,
+            reordered: true,
+            wire_len: 20,
+        };
+        let line = message_line(&message);
+        assert!(
+            line.ends_with(
+                "  al\\u{1b}[2J (127.0.0.1:9)  #12  \"hi\"  [out of order: a later message came first]"
+            ),
+            "{line}"
+        );
+        assert_eq!(label(addr(9), Some("")), "127.0.0.1:9");
+    }
+
+    /// Each outcome has its line: delivered with round trip and tries,
+    /// failed after its tries or because the chat ended, late; a delivered
+    /// receipt on the line of its message is a short mark.
+    #[test]
+    fn receipts_say_the_outcome() {
+        let receipt = |outcome, rtt, tries, ended| Receipt {
+            to: addr(9),
+            name: Some("bob".into()),
+            seq: 3,
+            outcome,
+            rtt,
+            tries,
+            payload: std::sync::Arc::from(&b"yo"[..]),
+            ended,
+            wire_len: None,
+        };
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(
+            receipt_line(&receipt(Outcome::Delivered, Some(ms(1240)), 3, false)),
+            "ok #3 to bob (127.0.0.1:9) delivered: 1.24 s, 3 tries  \"yo\""
+        );
+        assert_eq!(
+            receipt_line(&receipt(Outcome::Failed, None, 5, false)),
+            "!! #3 to bob (127.0.0.1:9) failed: no receipt after 5 tries  \"yo\""
+        );
+        assert_eq!(
+            receipt_line(&receipt(Outcome::Failed, None, 1, true)),
+            "!! #3 to bob (127.0.0.1:9) failed: the chat ended before its receipt came (1 try)  \"yo\""
+        );
+        assert!(
+            receipt_line(&receipt(Outcome::Late, Some(ms(12_000)), 5, false))
+                .starts_with("ok #3 to bob (127.0.0.1:9) delivered after all")
+        );
+        assert_eq!(
+            delivered_mark(&receipt(Outcome::Delivered, Some(ms(2)), 1, false)),
+            "  ok 2.00 ms"
+        );
+        assert_eq!(
+            delivered_mark(&receipt(Outcome::Delivered, Some(ms(450)), 2, false)),
+            "  ok 450.0 ms, 2 tries"
+        );
+    }
 }
