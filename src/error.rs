@@ -97,7 +97,7 @@ pub enum Error {
     TooManyPending { limit: usize },
 
     /// Messages sent were not delivered (a chat from a pipe ends so).
-    #[error("{failed} of {messages} message{} not delivered (no receipt)", if *messages == 1 { "" } else { "s" })]
+    #[error("{failed} of {messages} message{} not delivered", if *messages == 1 { "" } else { "s" })]
     NotDelivered { failed: u64, messages: u64 },
 
     /// The `--log` file could not be opened or written.
@@ -221,13 +221,13 @@ impl Error {
                 Some("send less: split the data over several datagrams".to_string())
             }
             Error::MessageTooLarge { .. } => Some(
-                "send less, or send it as a plain datagram (/plain, or --raw)".to_string(),
+                "send less, or send it as a plain datagram (/plain at the prompt; --plain or --raw on the command line)".to_string(),
             ),
             Error::TooManyPending { .. } => Some(
                 "wait for their receipts or failures (/pending lists them)".to_string(),
             ),
             Error::NotDelivered { .. } => Some(
-                "the receipt lines above say which; is the peer running dgram, and reachable?"
+                "the receipt lines above say which and why; a peer that is not dgram (nc, socat) sends no receipts: give it --plain"
                     .to_string(),
             ),
             Error::LinesNotSent { count, .. } => Some(format!(

@@ -66,6 +66,9 @@ pub struct Receipt {
     pub payload: Arc<[u8]>,
     /// Failed because the chat ended before the last try ran out.
     pub ended: bool,
+    /// Failed at once because the peer's host refused it (ICMP port
+    /// unreachable: nothing listens there).
+    pub refused: bool,
     /// The length of the receipt datagram that settled it (`None` for a
     /// failure, which no datagram brings).
     pub wire_len: Option<usize>,

@@ -186,6 +186,9 @@ pub struct Summary {
     pub retransmissions: u64,
     /// Receipts received (those that settled a message and stray ones).
     pub receipts: u64,
+    /// The smallest limit a skipped line was over (for the error at the
+    /// end; not part of the JSON summary).
+    pub skipped_limit: Option<usize>,
 }
 
 impl Summary {
@@ -247,7 +250,10 @@ impl Summary {
                 self.malformed += 1;
             }
             Event::EchoSkipped { .. } => self.echo_skipped += 1,
-            Event::LineSkipped { .. } => self.skipped_lines += 1,
+            Event::LineSkipped { limit, .. } => {
+                self.skipped_lines += 1;
+                self.skipped_limit = Some(self.skipped_limit.map_or(*limit, |l| l.min(*limit)));
+            }
             Event::Dropped { total, .. } => self.dropped = *total,
             Event::Unreachable { .. } => self.unreachable += 1,
             Event::Listening { .. }

@@ -316,6 +316,7 @@ mod tests {
             tries: 1,
             payload: Arc::from(&b""[..]),
             ended: false,
+            refused: false,
             wire_len: Some(13),
         })
     }

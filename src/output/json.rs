@@ -91,6 +91,8 @@ enum Wire<'a> {
         tries: u8,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         ended: bool,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        refused: bool,
     },
     Malformed {
         time: String,
@@ -300,6 +302,7 @@ pub fn to_line(event: &Event) -> String {
                 .map(|rtt| (rtt.as_secs_f64() * 1e6).round() / 1e3),
             tries: receipt.tries,
             ended: receipt.ended,
+            refused: receipt.refused,
         },
         Event::Malformed { datagram, reason } => malformed_wire(datagram, reason),
         Event::StrayReceipt { from, seq, len } => Wire::StrayReceipt {
@@ -633,6 +636,7 @@ mod tests {
             late: 1,
             retransmissions: 9,
             receipts: 28,
+            skipped_limit: Some(65507),
         });
         assert_eq!(
             to_line(&event),
@@ -689,6 +693,7 @@ mod tests {
                 tries: 3,
                 payload: std::sync::Arc::from(&b"hi"[..]),
                 ended,
+                refused: false,
                 wire_len: rtt.map(|_| 14),
             })
         };
@@ -707,6 +712,14 @@ mod tests {
         assert_eq!(
             to_line(&receipt(Outcome::Failed, None, true)),
             r#"{"event":"receipt","to":"127.0.0.1:9001","name":"bob","seq":7,"status":"failed","tries":3,"ended":true}"#
+        );
+        let mut refused = receipt(Outcome::Failed, None, false);
+        if let Event::Receipt(r) = &mut refused {
+            r.refused = true;
+        }
+        assert_eq!(
+            to_line(&refused),
+            r#"{"event":"receipt","to":"127.0.0.1:9001","name":"bob","seq":7,"status":"failed","tries":3,"refused":true}"#
         );
         assert_eq!(
             to_line(&receipt(

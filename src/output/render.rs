@@ -237,6 +237,9 @@ pub fn receipt_line(receipt: &Receipt) -> String {
     let rtt = receipt.rtt.map(duration).unwrap_or_default();
     match receipt.outcome {
         Outcome::Delivered => format!("ok #{seq} to {who} delivered: {rtt}, {tries}  {text}"),
+        Outcome::Failed if receipt.refused => format!(
+            "!! #{seq} to {who} failed: nothing is listening there (ICMP port unreachable; {tries} sent)  {text}"
+        ),
         Outcome::Failed if receipt.ended => format!(
             "!! #{seq} to {who} failed: the chat ended before its receipt came ({tries})  {text}"
         ),
@@ -474,6 +477,7 @@ mod tests {
             tries,
             payload: std::sync::Arc::from(&b"yo"[..]),
             ended,
+            refused: false,
             wire_len: None,
         };
         let ms = std::time::Duration::from_millis;

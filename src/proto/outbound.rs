@@ -230,11 +230,32 @@ impl Outbound {
         due
     }
 
+    /// Ends every message still waiting for `to`, whose host refused a
+    /// datagram (nothing listens there): each is failed, with the tries it
+    /// had. A receipt that still comes is late.
+    pub fn refused(&mut self, to: SocketAddr) -> Vec<Due> {
+        let keys: Vec<_> = self
+            .pending
+            .range((to, 0)..=(to, u64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        let failed: Vec<Pending> = keys
+            .iter()
+            .filter_map(|key| self.pending.remove(key))
+            .collect();
+        self.settle_failed(failed)
+    }
+
     /// Ends every message still waiting (the chat is ending): each is
     /// failed, with the tries it had.
     pub fn abandon(&mut self) -> Vec<Due> {
         let all = std::mem::take(&mut self.pending);
-        all.into_values()
+        self.settle_failed(all.into_values().collect())
+    }
+
+    fn settle_failed(&mut self, failed: Vec<Pending>) -> Vec<Due> {
+        failed
+            .into_iter()
             .map(|p| {
                 self.remember_failed(&p);
                 Due::Failed {

@@ -457,6 +457,7 @@ impl Protocol {
             tries,
             payload,
             ended: false,
+            refused: false,
             wire_len: Some(wire_len),
         };
         outbox.emit_received(Event::Receipt(event))
@@ -482,27 +483,48 @@ impl Protocol {
         Ok(())
     }
 
-    fn failed(
-        &self,
+    /// Emits a failed receipt for each message in `failed`.
+    fn report_failed(
         state: &State,
-        to: SocketAddr,
-        seq: u64,
-        tries: u8,
-        payload: Arc<[u8]>,
-        ended: bool,
-    ) -> Event {
-        Event::Receipt(Receipt {
-            to,
-            name: state.name_of(to),
-            seq,
-            outcome: Outcome::Failed,
-            rtt: None,
-            tries,
-            payload,
-            ended,
-            wire_len: None,
-        })
+        failed: Vec<Due>,
+        why: Failure,
+        outbox: &Outbox,
+    ) -> Result<(), Closed> {
+        for due in failed {
+            if let Due::Failed {
+                to,
+                seq,
+                tries,
+                payload,
+            } = due
+            {
+                outbox.emit_received(Event::Receipt(Receipt {
+                    to,
+                    name: state.name_of(to),
+                    seq,
+                    outcome: Outcome::Failed,
+                    rtt: None,
+                    tries,
+                    payload,
+                    ended: why == Failure::Ended,
+                    refused: why == Failure::Refused,
+                    wire_len: None,
+                }))?;
+            }
+        }
+        Ok(())
     }
+}
+
+/// Why messages failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Out of tries.
+    NoReceipt,
+    /// The chat ended first.
+    Ended,
+    /// The peer's host refused them (ICMP port unreachable).
+    Refused,
 }
 
 impl Handler for Protocol {
@@ -529,12 +551,23 @@ impl Handler for Protocol {
     }
 
     fn next_wake(&self) -> Option<Instant> {
+        if self.messenger.outbox.has_refusals() {
+            return Some(Instant::now());
+        }
         self.messenger.lock().outbound.next_deadline()
     }
 
     fn on_wake(&mut self, outbox: &Outbox) -> Result<(), Closed> {
         let mut state = self.messenger.lock();
+        // A refusal is the kernel saying that nothing listens there: the
+        // messages waiting for that peer fail now rather than after all
+        // their tries (a receipt that still comes is a late delivery).
+        for peer in outbox.take_refusals() {
+            let failed = state.outbound.refused(peer);
+            Self::report_failed(&state, failed, Failure::Refused, outbox)?;
+        }
         let now = Instant::now();
+        let mut failed = Vec::new();
         for due in state.outbound.due(now) {
             match due {
                 Due::Resend {
@@ -561,34 +594,15 @@ impl Handler for Protocol {
                     let _ = outbox.send_as(&bytes, to, kind);
                     state.outbound.sent_again(to, seq, attempt, now);
                 }
-                Due::Failed {
-                    to,
-                    seq,
-                    tries,
-                    payload,
-                } => {
-                    let event = self.failed(&state, to, seq, tries, payload, false);
-                    outbox.emit_received(event)?;
-                }
+                out_of_tries @ Due::Failed { .. } => failed.push(out_of_tries),
             }
         }
-        Ok(())
+        Self::report_failed(&state, failed, Failure::NoReceipt, outbox)
     }
 
     fn on_stop(&mut self, outbox: &Outbox) -> Result<(), Closed> {
         let mut state = self.messenger.lock();
-        for due in state.outbound.abandon() {
-            if let Due::Failed {
-                to,
-                seq,
-                tries,
-                payload,
-            } = due
-            {
-                let event = self.failed(&state, to, seq, tries, payload, true);
-                outbox.emit_received(event)?;
-            }
-        }
-        Ok(())
+        let failed = state.outbound.abandon();
+        Self::report_failed(&state, failed, Failure::Ended, outbox)
     }
 }

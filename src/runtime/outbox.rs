@@ -8,6 +8,7 @@
 //! send provoked, is never reported before the `Sent` event of the datagram
 //! that caused it, whichever thread sent it.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -30,11 +31,17 @@ pub struct Outbox {
     /// Held from a `sendto` until its `Sent` event is queued, and by the
     /// receiver while it queues what it received.
     order: Arc<Mutex<()>>,
+    /// Peers that refused a datagram (ICMP port unreachable) since the
+    /// protocol last looked: their pending messages fail at once.
+    refused: Arc<Mutex<HashSet<SocketAddr>>>,
 }
+
+/// The most refusing peers remembered between two looks.
+const MAX_REFUSED: usize = 4096;
 
 /// The event for an ICMP error about a peer; for a refusal, with what this
 /// machine can tell about the port.
-fn peer_event(error: PeerError) -> Event {
+fn peer_event(error: &PeerError) -> Event {
     if error.is_refusal() {
         Event::Unreachable {
             peer: error.peer,
@@ -55,7 +62,35 @@ impl Outbox {
             endpoint,
             events,
             order: Arc::default(),
+            refused: Arc::default(),
         }
+    }
+
+    /// Notes a refusal, and makes the event for an ICMP error.
+    fn peer_event(&self, error: PeerError) -> Event {
+        if error.is_refusal() {
+            let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+            if refused.len() < MAX_REFUSED {
+                refused.insert(error.peer);
+            }
+        }
+        peer_event(&error)
+    }
+
+    /// The peers that refused a datagram since the last call.
+    pub fn take_refusals(&self) -> Vec<SocketAddr> {
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused.drain().collect()
+    }
+
+    /// True when a peer refused a datagram since the last
+    /// [`Outbox::take_refusals`].
+    pub fn has_refusals(&self) -> bool {
+        !self
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// The socket.
@@ -82,7 +117,7 @@ impl Outbox {
         // Errors drained on the way are news whether or not the send went
         // out (they are about earlier datagrams).
         for error in drained {
-            let _ = self.emit(peer_event(error));
+            let _ = self.emit(self.peer_event(error));
         }
         sent?;
         let _ = self.emit(Event::Sent {
@@ -109,7 +144,8 @@ impl Outbox {
     /// `Unreachable`, anything else as a `PeerError`.
     pub fn report(&self, errors: Vec<PeerError>) -> Result<(), Closed> {
         for error in errors {
-            self.emit_received(peer_event(error))?;
+            let event = self.peer_event(error);
+            self.emit_received(event)?;
         }
         Ok(())
     }

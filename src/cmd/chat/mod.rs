@@ -30,7 +30,7 @@ use crate::cmd::payload::spawn_line_reader;
 use crate::model::Summary;
 use crate::net::SocketOptions;
 use crate::net::addr::check_family;
-use crate::net::limits::payload_limit;
+use crate::net::limits::MAX_PAYLOAD_V4;
 use crate::output::sink::{self, PrinterSink};
 use crate::output::{Display, Format, Renderer, Shown, Sink};
 use crate::runtime::messenger::{Messenger, MessengerOptions};
@@ -166,6 +166,9 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
     if let (true, Some(peer)) = (options.plain_peer, options.peer) {
         messenger.assume_plain(peer);
     }
+    if let Some(helper) = prepared.as_mut().and_then(|p| p.editor.helper_mut()) {
+        helper.waiting = Some(messenger.clone());
+    }
     let session = Session::new(
         pipeline.outbox(),
         messenger.clone(),
@@ -232,6 +235,20 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
     if let Some(Err(error)) = ended.job {
         return Err(error);
     }
+    // A plain peer sends no receipts, but a refusal still says that
+    // nothing got there: from a pipe, that fails the chat as it fails
+    // `send`.
+    if mode == Mode::Piped
+        && let Some(peer) = options.peer
+        && let Some(state) = display.snapshot().peers.get(&peer)
+        && state.down
+        && summary.failed == 0
+    {
+        return Err(Error::PeerUnreachable {
+            peer,
+            port: state.port.unwrap_or(crate::net::addr::PortState::Unknown),
+        });
+    }
     if mode == Mode::Piped && summary.failed > 0 {
         return Err(Error::NotDelivered {
             failed: summary.failed,
@@ -241,11 +258,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
     if summary.skipped_lines > 0 {
         return Err(Error::LinesNotSent {
             count: summary.skipped_lines,
-            limit: options
-                .peer
-                .map_or(crate::net::limits::MAX_PAYLOAD_V4, |p| {
-                    payload_limit(&p).bytes
-                }),
+            limit: summary.skipped_limit.unwrap_or(MAX_PAYLOAD_V4),
         });
     }
     Ok(summary)

@@ -3,6 +3,7 @@
 //! without the editor (commands still work), and lines from a pipe (pure
 //! data: one datagram per line).
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 use rustyline::{
     Cmd, ConditionalEventHandler, Context, Editor, Event, EventContext, EventHandler, Helper,
-    Highlighter, Hinter, KeyEvent, RepeatCount, Validator,
+    Hinter, KeyEvent, RepeatCount, Validator,
 };
 
 use super::HOLD_SENT_LINE;
@@ -24,9 +25,11 @@ use super::session::{Outcome, Session};
 use crate::Error;
 use crate::cmd::payload::Line;
 use crate::error::{say, warning};
+use crate::model::Event as DgramEvent;
 use crate::net::limits::{MAX_PAYLOAD, MAX_PAYLOAD_V4};
 use crate::output::Sink;
 use crate::runtime::JobControl;
+use crate::runtime::messenger::Messenger;
 
 /// The line editor dgram chat uses.
 pub type ChatEditor = Editor<ChatHelper, FileHistory>;
@@ -38,9 +41,43 @@ const LEAVE_HINT: &str = "(to leave: /quit or Ctrl-D; Ctrl-C clears the line)";
 /// thrown away whatever was typed on the line).
 const CTRL_C_HINT: &str = "(Ctrl-C: the line typed so far is gone; to leave, /quit or Ctrl-D)";
 
-/// Completes `/commands` on Tab.
-#[derive(Debug, Default, Helper, Hinter, Highlighter, Validator)]
-pub struct ChatHelper;
+/// Completes `/commands` on Tab, and keeps the prompt's count of messages
+/// waiting for receipts current while the editor waits for a key.
+#[derive(Default, Helper, Hinter, Validator)]
+pub struct ChatHelper {
+    /// Where the count comes from, once the chat has a messenger.
+    pub waiting: Option<Messenger>,
+}
+
+impl rustyline::highlight::Highlighter for ChatHelper {
+    /// Called at every redraw (each line printed above the prompt): the
+    /// prompt was made when the line editor started, and the count in it
+    /// can only fall while the editor waits (only Enter sends), so it is
+    /// rewritten in place, at the same width.
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(
+        &'s self,
+        prompt: &'p str,
+        _default: bool,
+    ) -> Cow<'b, str> {
+        match &self.waiting {
+            Some(messenger) => match recount(prompt, messenger.pending_count()) {
+                Some(prompt) => Cow::Owned(prompt),
+                None => Cow::Borrowed(prompt),
+            },
+            None => Cow::Borrowed(prompt),
+        }
+    }
+}
+
+/// `prompt` with its `[N waiting]` count made `now`, at the same width;
+/// `None` when it has no count.
+fn recount(prompt: &str, now: usize) -> Option<String> {
+    let end = prompt.rfind(" waiting]")?;
+    let start = prompt[..end].rfind('[')? + 1;
+    let width = end - start;
+    let count = format!("{now:>width$}");
+    (count.len() == width).then(|| format!("{}{count}{}", &prompt[..start], &prompt[end..]))
+}
 
 impl Completer for ChatHelper {
     type Candidate = Pair;
@@ -108,7 +145,7 @@ pub fn editor(history: Option<&Path>) -> Result<Prepared, Error> {
         .build();
     let mut editor =
         ChatEditor::with_config(config).map_err(|source| Error::Terminal { source })?;
-    editor.set_helper(Some(ChatHelper));
+    editor.set_helper(Some(ChatHelper::default()));
     let ctrl_c_on_empty = Arc::new(AtomicBool::new(false));
     editor.bind_sequence(
         KeyEvent::ctrl('C'),
@@ -297,9 +334,21 @@ pub fn run_piped(
                 return Ok(());
             }
         }
-        if let Err(e) = messenger.send(&bytes, peer) {
-            err.write_lines(&[format!("line {number} not sent: {}", say(&e))])
-                .map_err(|source| Error::WriteOutput { source })?;
+        match messenger.send(&bytes, peer) {
+            Ok(_) => {}
+            // It fits in a datagram but not with its envelope: skipped and
+            // counted like a line too long for a datagram.
+            Err(Error::MessageTooLarge { limit, .. }) => {
+                let _ = session.outbox().emit(DgramEvent::LineSkipped {
+                    line: number,
+                    len: bytes.len() as u64,
+                    limit,
+                });
+            }
+            Err(e) => {
+                err.write_lines(&[format!("line {number} not sent: {}", say(&e))])
+                    .map_err(|source| Error::WriteOutput { source })?;
+            }
         }
     }
     // End of input: every message gets its final state before the chat
@@ -370,7 +419,22 @@ fn print_lines(lines: &[String]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{entry_rows, split_lines};
+    use super::{entry_rows, recount, split_lines};
+
+    /// The prompt's count is rewritten at the same width; a prompt without
+    /// one is left alone.
+    #[test]
+    fn prompt_counts_are_rewritten_in_place() {
+        assert_eq!(
+            recount("bob (127.0.0.1:9) [2 waiting]> ", 1).as_deref(),
+            Some("bob (127.0.0.1:9) [1 waiting]> ")
+        );
+        assert_eq!(
+            recount("[a] [12 waiting]> ", 0).as_deref(),
+            Some("[a] [ 0 waiting]> ")
+        );
+        assert_eq!(recount("bob (127.0.0.1:9)> ", 0), None);
+    }
 
     /// An entry takes the rows its prompt and text wrap to, plus the row
     /// Enter moved to; a row filled exactly wraps, as rustyline does it.
