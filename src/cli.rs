@@ -276,6 +276,11 @@ fn run(command: Command) -> Result<(), Error> {
             send::run(options, &shutdown, &mut sink::stdout(), &mut sink::stderr()).map(|_| ())
         }
         Command::Chat(args) => {
+            if let Some(name) = &args.name
+                && let Err(message) = parse::check_chat_name(name)
+            {
+                return Err(Error::Usage { message });
+            }
             let bind = args.bind.unwrap_or_else(|| match &args.peer {
                 Some(peer) => any_port_for(peer),
                 None => SocketAddr::from(([127, 0, 0, 1], 9000)),

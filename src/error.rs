@@ -81,6 +81,11 @@ pub enum Error {
         family: &'static str,
     },
 
+    /// A value on the command line that clap's parsers let through but
+    /// that dgram cannot use.
+    #[error("{message}")]
+    Usage { message: String },
+
     /// A chat message does not fit in one datagram once in its envelope.
     #[error(
         "a {len}-byte message is over the {limit}-byte limit of one chat message to {peer} (the datagram's limit less {overhead} bytes of envelope)"
@@ -171,7 +176,7 @@ impl Error {
     /// an interruption, 1 for everything that went wrong while running.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::PayloadTooLarge { .. } | Error::FamilyMismatch { .. } => 2,
+            Error::PayloadTooLarge { .. } | Error::FamilyMismatch { .. } | Error::Usage { .. } => 2,
             Error::Interrupted { signal } => signal.exit_code(),
             _ => 1,
         }

@@ -120,7 +120,7 @@ fn raw_listener_shows_envelopes_raw_and_sends_no_receipts() {
     assert_eq!(chat.first_event("receipt")["status"], "failed");
     assert!(
         chat.stderr()
-            .contains("error: 1 of 1 message not delivered (no receipt)"),
+            .contains("error: 1 of 1 message not delivered; "),
         "{}",
         chat.dump()
     );
@@ -167,8 +167,9 @@ fn malformed_envelopes_are_shown_and_counted() {
 
 /// `--log FILE` appends every message out (with its text) and its final
 /// state as JSON lines, written line by line, so a chat ended by SIGTERM
-/// leaves a complete log: here a delivered message and, for a message
-/// still waiting when SIGTERM came, its failure with `ended`.
+/// leaves a complete log: here a delivered message and, for a message to
+/// the listener once it is gone, its failure: `refused` where the platform
+/// hears the ICMP refusal, else `ended` (still waiting when SIGTERM came).
 #[test]
 fn log_keeps_messages_and_final_states_through_sigterm() {
     let (mut listen, addr) = listener(&[]);
@@ -188,6 +189,12 @@ fn log_keeps_messages_and_final_states_through_sigterm() {
     stop(&mut listen);
     chat.write_line("never acknowledged");
     chat.wait_stdout_contains("\"text\":\"never acknowledged\"");
+    let why = if crate::util::has("icmp_errors") {
+        chat.wait_stdout_contains("\"refused\":true");
+        "refused"
+    } else {
+        "ended"
+    };
     chat.signal(nix::sys::signal::Signal::SIGTERM);
     chat.finish();
     let text = std::fs::read_to_string(&log).unwrap();
@@ -219,7 +226,7 @@ fn log_keeps_messages_and_final_states_through_sigterm() {
         ],
         "{text}"
     );
-    assert_eq!(lines[3]["ended"], true, "{text}");
+    assert_eq!(lines[3][why], true, "{text}");
 }
 
 /// A Python peer written only from docs/PROTOCOL.md (tests/peer) and
@@ -309,4 +316,93 @@ fn python_peer_from_the_spec_talks_both_ways() {
     );
     let summary = chat.first_event("summary");
     assert_eq!(summary["delivered"], 3, "{}", chat.dump());
+}
+
+/// From a pipe to a closed port: the refusal fails the messages at once
+/// (`refused`, one try each, not after the whole retry schedule) where the
+/// platform hears ICMP errors, and the chat exits 1; to a `--plain` peer,
+/// which sends no receipts, the refusal alone fails the chat, as it fails
+/// `send`.
+#[test]
+fn a_closed_port_fails_a_piped_chat() {
+    if !crate::util::has("icmp_errors") {
+        // Without ICMP errors the schedule runs out: chat.rs tests that.
+        eprintln!("SKIPPED: this build hears no ICMP errors");
+        return;
+    }
+    let peer = crate::util::closed_port().to_string();
+    let mut chat = Proc::dgram(&["chat", "--peer", &peer, "--json", "--linger", "0"]);
+    chat.write_line("a");
+    chat.write_line("b");
+    chat.close_stdin();
+    assert_eq!(chat.finish().code(), Some(1), "{}", chat.dump());
+    let receipts = chat.events("receipt");
+    assert_eq!(receipts.len(), 2, "{}", chat.dump());
+    for receipt in receipts {
+        assert_eq!(
+            (&receipt["status"], &receipt["refused"], &receipt["tries"]),
+            (&"failed".into(), &true.into(), &1.into()),
+            "{receipt}"
+        );
+    }
+    let mut plain = Proc::dgram(&["chat", "--peer", &peer, "--plain", "--linger", "200"]);
+    plain.write_line("a");
+    plain.close_stdin();
+    assert_eq!(plain.finish().code(), Some(1), "{}", plain.dump());
+    assert!(
+        plain.stderr().contains("error: nothing is listening at"),
+        "{}",
+        plain.dump()
+    );
+}
+
+/// From a pipe, a line that fits in a datagram but not in a message (its
+/// envelope takes room) is skipped like a line too long for a datagram:
+/// a `line_skipped` event with the message limit, counted, exit 1.
+#[test]
+fn a_line_too_long_for_a_message_is_skipped_and_counted() {
+    let (mut listen, addr) = listener(&[]);
+    let mut chat = Proc::dgram(&[
+        "chat",
+        "--peer",
+        &addr.to_string(),
+        "--json",
+        "--name",
+        "n",
+        "--linger",
+        "0",
+    ]);
+    chat.write_line(&"q".repeat(65500));
+    chat.write_line("short");
+    chat.close_stdin();
+    assert_eq!(listen.next("message")["text"], "short");
+    assert_eq!(chat.finish().code(), Some(1), "{}", chat.dump());
+    let skipped = chat.first_event("line_skipped");
+    assert_eq!(skipped["line"], 1);
+    assert_eq!(skipped["len"], 65500);
+    assert!(skipped["limit"].as_u64().unwrap() < 65507, "{skipped}");
+    assert_eq!(chat.first_event("summary")["skipped_lines"], 1);
+    assert!(
+        chat.stderr().contains("1 line of input was not sent"),
+        "{}",
+        chat.dump()
+    );
+    stop(&mut listen);
+}
+
+/// A `--name` with an escape sequence is refused (status 2) with the name
+/// shown escaped, so the error cannot drive the terminal; a name of spaces
+/// is refused too.
+#[test]
+fn bad_names_are_refused_escaped() {
+    let mut chat = Proc::dgram(&["chat", "--name", "evil\x1b[2Jname"]);
+    assert_eq!(chat.finish().code(), Some(2), "{}", chat.dump());
+    assert!(!chat.stderr().contains('\x1b'), "{}", chat.dump());
+    assert!(
+        chat.stderr().contains("evil\\u{1b}[2Jname"),
+        "{}",
+        chat.dump()
+    );
+    let mut spaces = Proc::dgram(&["chat", "--name", "   "]);
+    assert_eq!(spaces.finish().code(), Some(2), "{}", spaces.dump());
 }

@@ -275,13 +275,22 @@ pub fn hex(text: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-/// A chat name (`--name`): 1 to 64 bytes of UTF-8, no control characters.
+/// A chat name (`--name`): 1 to 64 bytes of UTF-8, not only spaces, no
+/// control characters. The error shows the name escaped (clap would print
+/// a rejected value raw, escape sequences and all), so the value is taken
+/// as it is here and checked by [`check_chat_name`].
 pub fn chat_name(text: &str) -> Result<String, String> {
-    if crate::proto::envelope::valid_name(text) {
-        Ok(text.to_string())
+    Ok(text.to_string())
+}
+
+/// Checks a `--name`; the error quotes it escaped.
+pub fn check_chat_name(name: &str) -> Result<(), String> {
+    if crate::proto::envelope::valid_name(name) && !name.trim().is_empty() {
+        Ok(())
     } else {
         Err(format!(
-            "a name is 1 to {} bytes of text without control characters",
+            "invalid value \"{}\" for --name: a name is 1 to {} bytes of text, not only spaces, without control characters",
+            crate::output::escape::escape(name),
             crate::proto::envelope::MAX_NAME
         ))
     }

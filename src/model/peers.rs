@@ -162,6 +162,7 @@ impl PeerTable {
                 if let Some(len) = receipt.wire_len {
                     peer.received += 1;
                     peer.bytes += len as u64;
+                    peer.last_heard = Some(SystemTime::now());
                     if peer.down {
                         peer.down = false;
                         transitions.push(Transition::AnswersAgain(receipt.to));
@@ -181,6 +182,11 @@ impl PeerTable {
                 let peer = self.peer(*from);
                 peer.received += 1;
                 peer.bytes += *len as u64;
+                peer.last_heard = Some(SystemTime::now());
+                if peer.down {
+                    peer.down = false;
+                    transitions.push(Transition::AnswersAgain(*from));
+                }
             }
             Event::PeerKind { peer, plain } => self.peer(*peer).plain = Some(*plain),
             Event::Malformed { datagram, .. } => {

@@ -123,6 +123,9 @@ enum Kind {
 #[derive(Debug, Clone)]
 struct PeerInfo {
     kind: Option<Kind>,
+    /// The user chose the kind (`--plain`, `/plain`, `/dgram`): what the
+    /// peer sends does not change it.
+    chosen: bool,
     name: Option<String>,
     last: Instant,
 }
@@ -149,6 +152,7 @@ impl State {
         }
         let peer = self.peers.entry(addr).or_insert(PeerInfo {
             kind: None,
+            chosen: false,
             name: None,
             last: Instant::now(),
         });
@@ -166,11 +170,14 @@ impl State {
     ) -> Result<(), Closed> {
         let announce = self.options.announce_kinds;
         let peer = self.peer(from);
-        let was_plain = peer.kind == Some(Kind::Plain);
-        peer.kind = Some(Kind::Dgram);
         if let Some(name) = name.filter(|n| !n.is_empty()) {
             peer.name = Some(name.to_string());
         }
+        if peer.chosen {
+            return Ok(());
+        }
+        let was_plain = peer.kind == Some(Kind::Plain);
+        peer.kind = Some(Kind::Dgram);
         if was_plain && announce {
             outbox.emit_received(Event::PeerKind {
                 peer: from,
@@ -291,16 +298,22 @@ impl Messenger {
 
     /// Marks `peer` as speaking plain UDP or dgram from now on, and says so
     /// in the events.
+    /// The choice stands whatever the peer sends later.
     pub fn set_plain(&self, peer: SocketAddr, plain: bool) {
         let mut state = self.lock();
-        state.peer(peer).kind = Some(if plain { Kind::Plain } else { Kind::Dgram });
+        let info = state.peer(peer);
+        info.kind = Some(if plain { Kind::Plain } else { Kind::Dgram });
+        info.chosen = true;
         let _ = self.outbox.emit(Event::PeerKind { peer, plain });
     }
 
     /// Takes `peer` to speak plain UDP from the start (`--plain`: a peer such
     /// as `nc -u -l` cannot speak first).
     pub fn assume_plain(&self, peer: SocketAddr) {
-        self.lock().peer(peer).kind = Some(Kind::Plain);
+        let mut state = self.lock();
+        let info = state.peer(peer);
+        info.kind = Some(Kind::Plain);
+        info.chosen = true;
     }
 
     /// Messages waiting for their receipts.
