@@ -34,8 +34,18 @@ fn nc_listener_sees_one_plain_line_per_message() {
     assert!(chat.finish().success(), "{}", chat.dump());
     assert_eq!(nc.stdout(), "first message\nsecond message\n");
     assert!(chat.events("receipt").is_empty(), "{}", chat.dump());
-    let sent = chat.events("sent");
-    assert!(sent.iter().all(|e| e["kind"] == "datagram"), "{sent:?}");
+    let sent: Vec<_> = chat
+        .events("sent")
+        .iter()
+        .map(|e| (e["kind"].clone(), e["text"].clone()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("text".into(), "first message".into()),
+            ("text".into(), "second message".into())
+        ]
+    );
     nc.kill();
 }
 
@@ -78,6 +88,7 @@ for _ in range(2):
     chat.type_line("/reply");
     chat.expect("talking to 127.0.0.1:");
     chat.type_line("hi python");
+    chat.expect("  \"hi python\"  (plain: no receipt)");
     chat.type_line("second line");
     assert!(python.finish().success(), "{}", python.dump());
     assert_eq!(python.stdout(), "b'hi python\\n'\nb'second line\\n'\n");

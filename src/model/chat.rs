@@ -92,6 +92,12 @@ pub enum SentKind {
         /// The destination's name, if it has told it.
         name: Option<String>,
     },
+    /// A chat message to a plain peer: the bytes typed (plus `--eol`), no
+    /// envelope, no receipt.
+    Text {
+        /// The message as typed (without the line ending added).
+        payload: Arc<[u8]>,
+    },
     /// A receipt for try `attempt` of `seq`.
     Receipt {
         /// The number acknowledged.

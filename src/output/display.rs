@@ -105,10 +105,16 @@ impl<'a> Display<'a> {
         };
         let logged = match event {
             Event::Message(message) => !message.duplicate,
+            // What a chat receives from plain peers are their messages.
+            Event::Datagram(_) => true,
             Event::Sent {
                 kind: SentKind::Message { attempt, .. },
                 ..
             } => *attempt == 1,
+            Event::Sent {
+                kind: SentKind::Text { .. },
+                ..
+            } => true,
             Event::Receipt(_) | Event::Gap { .. } => true,
             _ => false,
         };

@@ -259,9 +259,12 @@ pub fn to_line(event: &Event) -> String {
                 SentKind::Echo => ("echo", None, None),
                 SentKind::Message { seq, attempt, .. } => ("message", Some(*seq), Some(*attempt)),
                 SentKind::Receipt { seq, attempt } => ("receipt", Some(*seq), Some(*attempt)),
+                SentKind::Text { .. } => ("text", None, None),
             };
             let (text, hex) = match kind {
-                SentKind::Message { payload, .. } => text_or_hex(payload),
+                SentKind::Message { payload, .. } | SentKind::Text { payload } => {
+                    text_or_hex(payload)
+                }
                 _ => (None, None),
             };
             Wire::Sent {
@@ -532,6 +535,12 @@ mod tests {
         assert_eq!(
             to_line(&event(message)),
             r#"{"event":"sent","to":"127.0.0.1:9","len":5,"echo":false,"kind":"message","seq":3,"try":2,"text":"hi"}"#
+        );
+        assert_eq!(
+            to_line(&event(SentKind::Text {
+                payload: std::sync::Arc::from(&b"hi"[..])
+            })),
+            r#"{"event":"sent","to":"127.0.0.1:9","len":5,"echo":false,"kind":"text","text":"hi"}"#
         );
         assert_eq!(
             to_line(&event(SentKind::Receipt { seq: 3, attempt: 2 })),

@@ -108,6 +108,15 @@ impl Renderer {
                 label(*to, name.as_deref()),
                 preview(payload)
             )),
+            Event::Sent {
+                to,
+                kind: SentKind::Text { payload },
+                ..
+            } => lines.push(format!(
+                "{}  -> {to}  {}  (plain: no receipt)",
+                clock(std::time::SystemTime::now()),
+                preview(payload)
+            )),
             Event::Gap {
                 from,
                 name,

@@ -251,7 +251,10 @@ impl Messenger {
             let mut bytes = payload.to_vec();
             bytes.extend_from_slice(state.options.eol.bytes());
             crate::net::limits::check_payload(bytes.len(), &to)?;
-            self.outbox.send(&bytes, to)?;
+            let kind = SentKind::Text {
+                payload: Arc::from(payload),
+            };
+            self.outbox.send_as(&bytes, to, kind)?;
             return Ok(SentAs::Plain);
         }
         if state.outbound.is_full() {

@@ -210,9 +210,10 @@ pub fn run_editor(
         };
         let lines = split_lines(&entered);
         let pasted = lines.len() > 1;
-        if !pasted && session.sends_envelope(lines[0]) {
+        if !pasted && session.sends_message(lines[0]) {
             // The display shows the message again, with its number and its
-            // receipt: the line as typed would say it twice.
+            // receipt (or marked plain): the line as typed would say it
+            // twice.
             if let Some((columns, _)) = editor.dimensions() {
                 erase_entry(&prompt, lines[0], usize::from(columns));
             }

@@ -88,12 +88,12 @@ impl Session {
         }
     }
 
-    /// True when `line` will go out as a message in an envelope (its line
-    /// on screen is then the display's, with its receipt).
-    pub fn sends_envelope(&self, line: &str) -> bool {
+    /// True when `line` will go out as a message (its line on screen is
+    /// then the display's, with its number and receipt, or marked plain).
+    pub fn sends_message(&self, line: &str) -> bool {
         !line.is_empty()
             && matches!(command::parse(line), Ok(Input::Message(_)))
-            && self.peer.is_some_and(|peer| !self.messenger.is_plain(peer))
+            && self.peer.is_some()
     }
 
     /// The messenger (for lines piped in).
