@@ -175,7 +175,7 @@ fn chat(pair: &Pair, side: usize, tag: &str) -> Proc {
         // Keep acknowledging the other side's retransmissions after our own
         // messages are settled.
         "--linger",
-        "8000",
+        "12000",
     ]);
     let proc = Proc::start(command);
     proc.wait_stdout_contains("\"event\":\"listening\"");
@@ -247,8 +247,10 @@ fn two_chats_through_twenty_percent_loss() {
         proc.write_bytes(lines.as_bytes());
         proc.close_stdin();
     }
-    // Each side settles within about 9 s (five tries, backed off from the
-    // 200 ms floor), then lingers 8 s for the other side's copies.
+    // Each side settles within about 9 s (five tries, the first after 1 s,
+    // then backed off from the 200 ms floor), then lingers 12 s: neither
+    // leaves while the other still sends, so every datagram is accounted
+    // for below.
     let limit = Duration::from_secs(90);
     let (status_a, status_b) = (a.finish_within(limit), b.finish_within(limit));
     let sides = [(seen(&a), status_a, &a), (seen(&b), status_b, &b)];
@@ -311,13 +313,36 @@ fn two_chats_through_twenty_percent_loss() {
             "lost = numbers below the highest never shown: {}",
             context()
         );
+        // Per peer, the summary says the same.
+        let peers = |summary: &Value| summary["peers"].as_array().unwrap().clone();
+        let (sp, rp) = (&peers(s)[0], &peers(r)[0]);
+        assert_eq!(sp["messages_sent"], MESSAGES);
+        assert_eq!(sp["delivered"], delivered.len() as u64);
+        assert_eq!(sp["failed"], failed.len() as u64);
+        assert_eq!(sp["retransmissions"], sender.retries);
+        assert_eq!(rp["messages"], receiver.shown.len() as u64);
+        assert_eq!(rp["duplicates"], receiver.duplicates);
+        assert_eq!(rp["lost"], r["lost"]);
+        // Every datagram is accounted for: what one side sent (messages,
+        // retransmissions, receipts) either reached the other's socket,
+        // was dropped by nftables on the way in, or by the kernel for a
+        // full SO_RCVBUF.
+        let sent = s["sent"].as_u64().unwrap();
+        let received = r["received"].as_u64().unwrap();
+        let kernel = r["dropped"].as_u64().unwrap();
+        assert_eq!(
+            sent,
+            received + dropped[1 - i] + kernel,
+            "sent = received + dropped on the way + dropped by the kernel: {}",
+            context()
+        );
         // A pipe's chat says by its status whether all were delivered.
         assert_eq!(status.success(), failed.is_empty(), "{}", context());
         if !failed.is_empty() {
             assert_eq!(status.code(), Some(1), "{}", context());
         }
         eprintln!(
-            "side {i}: sent {MESSAGES}, delivered {}, failed {}, late {}, retransmissions {}; other side showed {}, duplicates {}, reordered {}, lost {}; nftables dropped {} arriving here",
+            "side {i}: sent {MESSAGES}, delivered {}, failed {}, late {}, retransmissions {}; other side showed {}, duplicates {}, reordered {}, lost {}; datagrams sent {sent}, received there {received}, dropped by nftables there {}, by its kernel {kernel}",
             delivered.len(),
             failed.len(),
             sender.late.len(),
@@ -326,7 +351,7 @@ fn two_chats_through_twenty_percent_loss() {
             receiver.duplicates,
             receiver.reordered,
             r["lost"],
-            dropped[i]
+            dropped[1 - i]
         );
     }
     assert!(dropped[0] > 0 && dropped[1] > 0, "nftables dropped nothing");

@@ -9,11 +9,12 @@ use std::net::SocketAddr;
 
 use super::chat::{ChatMessage, Outcome, Receipt, SentKind};
 use super::datagram::Datagram;
+use super::peers::{InboundCounts, OutboundCounts};
 use crate::net::addr::PortState;
 use crate::net::{Buffers, Capabilities};
 
 /// Something to show or count.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The socket is bound and configured.
     Listening {
@@ -121,8 +122,27 @@ pub enum Event {
         /// The error as the OS words it.
         error: String,
     },
-    /// The last event: totals for the whole run.
-    Summary(Summary),
+    /// The last event: totals for the whole run, and the message counts of
+    /// each peer that sent or got chat messages.
+    Summary {
+        /// The totals.
+        totals: Summary,
+        /// Per peer, in address order.
+        peers: Vec<PeerSummary>,
+    },
+}
+
+/// One peer's message counts, for the summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerSummary {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its chat name, if it told one.
+    pub name: Option<String>,
+    /// Messages from it.
+    pub inbound: InboundCounts,
+    /// Messages to it.
+    pub outbound: OutboundCounts,
 }
 
 /// Why an echo reply was held back.
@@ -259,7 +279,7 @@ impl Summary {
             Event::Listening { .. }
             | Event::PeerError { .. }
             | Event::PeerKind { .. }
-            | Event::Summary(_) => {}
+            | Event::Summary { .. } => {}
         }
     }
 }

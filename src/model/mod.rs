@@ -15,7 +15,7 @@ pub mod peers;
 
 pub use chat::{ChatMessage, Outcome, Receipt, SentKind};
 pub use datagram::Datagram;
-pub use event::{EchoSkip, Event, Summary};
+pub use event::{EchoSkip, Event, PeerSummary, Summary};
 pub use peers::{Peer, PeerTable, Transition};
 
 /// Everything counted so far: the totals and the peer table, folded from

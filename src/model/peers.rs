@@ -215,7 +215,7 @@ impl PeerTable {
             | Event::LineSkipped { .. }
             | Event::Dropped { .. }
             | Event::PeerError { .. }
-            | Event::Summary(_) => {}
+            | Event::Summary { .. } => {}
         }
         transitions
     }
@@ -233,6 +233,20 @@ impl PeerTable {
     /// True when no peer is known yet.
     pub fn is_empty(&self) -> bool {
         self.peers.is_empty()
+    }
+
+    /// The message counts of every peer that sent or got chat messages.
+    pub fn summaries(&self) -> Vec<super::event::PeerSummary> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.inbound.messages + p.inbound.duplicates + p.outbound.messages > 0)
+            .map(|(addr, p)| super::event::PeerSummary {
+                addr: *addr,
+                name: p.name.clone(),
+                inbound: p.inbound,
+                outbound: p.outbound,
+            })
+            .collect()
     }
 
     /// Who sent the last datagram.

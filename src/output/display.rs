@@ -250,8 +250,14 @@ impl<'a> Display<'a> {
 
     /// Shows the `summary` event with the totals so far, and returns them.
     pub fn show_summary(&mut self) -> Result<crate::model::Summary, Error> {
-        let summary = self.lock_stats().summary;
-        self.show(&Event::Summary(summary))?;
+        let (summary, peers) = {
+            let stats = self.lock_stats();
+            (stats.summary, stats.peers.summaries())
+        };
+        self.show(&Event::Summary {
+            totals: summary,
+            peers,
+        })?;
         Ok(summary)
     }
 

@@ -16,7 +16,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::escape::{is_hidden, to_hex};
-use crate::model::{ChatMessage, Datagram, EchoSkip, Event, Outcome, SentKind, Summary};
+use crate::model::{
+    ChatMessage, Datagram, EchoSkip, Event, Outcome, PeerSummary, SentKind, Summary,
+};
 use crate::net::addr::PortState;
 use crate::net::{BufferSize, Capabilities};
 
@@ -196,6 +198,54 @@ struct WireSummary {
     late: u64,
     retransmissions: u64,
     receipts: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    peers: Vec<WirePeer>,
+}
+
+/// One peer's message counts in the summary.
+#[derive(Serialize)]
+struct WirePeer {
+    peer: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    messages: u64,
+    duplicates: u64,
+    reordered: u64,
+    lost: u64,
+    messages_sent: u64,
+    delivered: u64,
+    failed: u64,
+    late: u64,
+    retransmissions: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    srtt_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_rtt_ms: Option<f64>,
+}
+
+impl From<&PeerSummary> for WirePeer {
+    fn from(p: &PeerSummary) -> Self {
+        WirePeer {
+            peer: p.addr,
+            name: p.name.clone(),
+            messages: p.inbound.messages,
+            duplicates: p.inbound.duplicates,
+            reordered: p.inbound.reordered,
+            lost: p.inbound.missing,
+            messages_sent: p.outbound.messages,
+            delivered: p.outbound.delivered,
+            failed: p.outbound.failed,
+            late: p.outbound.late,
+            retransmissions: p.outbound.retransmissions,
+            srtt_ms: p.outbound.rtt.srtt().map(millis),
+            min_rtt_ms: p.outbound.rtt.min().map(millis),
+        }
+    }
+}
+
+/// A duration in milliseconds, to the microsecond.
+fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 impl From<Summary> for WireSummary {
@@ -222,6 +272,7 @@ impl From<Summary> for WireSummary {
             late: s.late,
             retransmissions: s.retransmissions,
             receipts: s.receipts,
+            peers: Vec::new(),
         }
     }
 }
@@ -344,7 +395,11 @@ pub fn to_line(event: &Event) -> String {
             },
         },
         Event::PeerError { peer, error } => Wire::PeerError { peer: *peer, error },
-        Event::Summary(summary) => Wire::Summary((*summary).into()),
+        Event::Summary { totals, peers } => {
+            let mut summary = WireSummary::from(*totals);
+            summary.peers = peers.iter().map(WirePeer::from).collect();
+            Wire::Summary(summary)
+        }
     };
     let mut line = Vec::with_capacity(128);
     let mut serializer = serde_json::Serializer::with_formatter(&mut line, TerminalSafe);
@@ -623,7 +678,7 @@ mod tests {
 
     #[test]
     fn summary() {
-        let event = Event::Summary(Summary {
+        let totals = Summary {
             received: 4,
             bytes: 1031,
             empty: 1,
@@ -646,10 +701,46 @@ mod tests {
             retransmissions: 9,
             receipts: 28,
             skipped_limit: Some(65507),
-        });
+        };
+        let event = Event::Summary {
+            totals,
+            peers: Vec::new(),
+        };
         assert_eq!(
             to_line(&event),
             r#"{"event":"summary","received":4,"bytes":1031,"empty":1,"truncated":1,"dropped":997,"unreachable":2,"sent":3,"sent_bytes":15,"echo_skipped":6,"skipped_lines":1,"messages":20,"duplicates":3,"reordered":2,"lost":1,"malformed":5,"messages_sent":30,"delivered":27,"failed":3,"late":1,"retransmissions":9,"receipts":28}"#
+        );
+    }
+
+    /// The summary of a chat carries each peer's message counts.
+    #[test]
+    fn summary_with_peers() {
+        let mut outbound = crate::model::peers::OutboundCounts {
+            messages: 200,
+            delivered: 197,
+            failed: 3,
+            late: 1,
+            retransmissions: 155,
+            ..Default::default()
+        };
+        outbound.rtt.sample(Duration::from_micros(250));
+        let event = Event::Summary {
+            totals: Summary::default(),
+            peers: vec![PeerSummary {
+                addr: addr("10.77.0.2:9000"),
+                name: Some("bob".into()),
+                inbound: crate::model::peers::InboundCounts {
+                    messages: 200,
+                    duplicates: 78,
+                    reordered: 38,
+                    missing: 0,
+                },
+                outbound,
+            }],
+        };
+        assert_eq!(
+            to_line(&event),
+            r#"{"event":"summary","received":0,"bytes":0,"empty":0,"truncated":0,"dropped":0,"unreachable":0,"sent":0,"sent_bytes":0,"echo_skipped":0,"skipped_lines":0,"messages":0,"duplicates":0,"reordered":0,"lost":0,"malformed":0,"messages_sent":0,"delivered":0,"failed":0,"late":0,"retransmissions":0,"receipts":0,"peers":[{"peer":"10.77.0.2:9000","name":"bob","messages":200,"duplicates":78,"reordered":38,"lost":0,"messages_sent":200,"delivered":197,"failed":3,"late":1,"retransmissions":155,"srtt_ms":0.25,"min_rtt_ms":0.25}]}"#
         );
     }
 

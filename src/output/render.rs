@@ -8,6 +8,7 @@ use chrono::{DateTime, Local};
 
 use super::escape::preview;
 use super::json;
+use crate::model::peers::{InboundCounts, OutboundCounts};
 use crate::model::{
     ChatMessage, Datagram, EchoSkip, Event, Outcome, Receipt, SentKind, Summary, Transition,
 };
@@ -90,7 +91,13 @@ impl Renderer {
                 plural(*count)
             )),
             Event::PeerError { peer, error } => lines.push(format!("!! {peer}: {error}")),
-            Event::Summary(summary) => lines.push(summary_line(summary)),
+            Event::Summary { totals, peers } => {
+                lines.push(summary_line(totals));
+                for peer in peers {
+                    lines.push(format!("  {}:", label(peer.addr, peer.name.as_deref())));
+                    lines.extend(message_counts(&peer.inbound, &peer.outbound));
+                }
+            }
             Event::Message(message) if !message.duplicate => lines.push(message_line(message)),
             Event::Sent {
                 to,
@@ -259,6 +266,36 @@ pub fn receipt_line(receipt: &Receipt) -> String {
             "ok #{seq} to {who} delivered after all (its receipt came after it was reported failed): {rtt}  {text}"
         ),
     }
+}
+
+/// A peer's message counts, one line each way (none for a way without
+/// messages): `    messages in 3: lost 0, …` and `    messages out 2: …`.
+pub fn message_counts(i: &InboundCounts, o: &OutboundCounts) -> Vec<String> {
+    let mut lines = Vec::new();
+    if i.messages + i.duplicates > 0 {
+        lines.push(format!(
+            "    messages in {}: lost {}, reordered {}, duplicates {}",
+            i.messages, i.missing, i.reordered, i.duplicates
+        ));
+    }
+    if o.messages > 0 {
+        let rtt = match (o.rtt.srtt(), o.rtt.min()) {
+            (Some(srtt), Some(min)) => {
+                format!(", round trip {} (min {})", duration(srtt), duration(min))
+            }
+            _ => String::new(),
+        };
+        lines.push(format!(
+            "    messages out {}: delivered {}, failed {}, late {}, waiting {}, retransmissions {}{rtt}",
+            o.messages,
+            o.delivered,
+            o.failed,
+            o.late,
+            o.pending(),
+            o.retransmissions
+        ));
+    }
+    lines
 }
 
 /// A round-trip time: `0.42 ms`, `12.3 ms`, `1.24 s`.

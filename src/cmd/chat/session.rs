@@ -12,7 +12,7 @@ use crate::model::Stats;
 use crate::net::addr::check_family;
 use crate::net::limits::check_payload;
 use crate::output::escape::preview;
-use crate::output::render::{buffer_line, duration, label, plural, totals};
+use crate::output::render::{buffer_line, duration, label, message_counts, plural, totals};
 use crate::runtime::messenger::{Messenger, SentAs};
 use crate::runtime::{JobControl, Outbox};
 
@@ -312,31 +312,7 @@ impl Session {
                 peer.bytes,
                 peer.sent
             ));
-            let i = &peer.inbound;
-            if i.messages + i.duplicates > 0 {
-                lines.push(format!(
-                    "    messages in {}: lost {}, reordered {}, duplicates {}",
-                    i.messages, i.missing, i.reordered, i.duplicates
-                ));
-            }
-            let o = &peer.outbound;
-            if o.messages > 0 {
-                let rtt = match (o.rtt.srtt(), o.rtt.min()) {
-                    (Some(srtt), Some(min)) => {
-                        format!(", round trip {} (min {})", duration(srtt), duration(min))
-                    }
-                    _ => String::new(),
-                };
-                lines.push(format!(
-                    "    messages out {}: delivered {}, failed {}, late {}, waiting {}, retransmissions {}{rtt}",
-                    o.messages,
-                    o.delivered,
-                    o.failed,
-                    o.late,
-                    o.pending(),
-                    o.retransmissions
-                ));
-            }
+            lines.extend(message_counts(&peer.inbound, &peer.outbound));
         }
         lines
     }
