@@ -175,5 +175,5 @@ fn chat_runs_with_given_streams() {
     trigger.send(Signal::Terminate);
     let summary = listening.join().unwrap();
     assert_eq!(summary.received, 1, "{:?}", listen_out.lines());
-    assert_eq!(summary.messages, 1, "{:?}", listen_out.lines());
+    assert_eq!(summary.inbound.messages, 1, "{:?}", listen_out.lines());
 }

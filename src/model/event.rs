@@ -184,14 +184,9 @@ pub struct Summary {
     pub echo_skipped: u64,
     /// Lines of input not sent because they do not fit in a datagram.
     pub skipped_lines: u64,
-    /// Chat messages received (each message once).
-    pub messages: u64,
-    /// Copies of messages received before.
-    pub duplicates: u64,
-    /// Messages that came after a later one.
-    pub reordered: u64,
-    /// Messages skipped and never received (so far).
-    pub lost: u64,
+    /// Chat messages received: each once, copies, reordered, and those
+    /// skipped and never received (`missing`: lost, at the end).
+    pub inbound: InboundCounts,
     /// Datagrams that start like an envelope but are not valid ones.
     pub malformed: u64,
     /// Chat messages sent (each message once, not each try).
@@ -235,17 +230,9 @@ impl Summary {
             Event::Message(message) => {
                 self.received += 1;
                 self.bytes += message.wire_len as u64;
-                if message.duplicate {
-                    self.duplicates += 1;
-                } else {
-                    self.messages += 1;
-                }
-                if message.reordered {
-                    self.reordered += 1;
-                    self.lost = self.lost.saturating_sub(1);
-                }
+                self.inbound.count(message);
             }
-            Event::Gap { first, last, .. } => self.lost += last - first + 1,
+            Event::Gap { first, last, .. } => self.inbound.missing += last - first + 1,
             Event::Receipt(receipt) => {
                 if let Some(len) = receipt.wire_len {
                     self.received += 1;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use super::chat::{Outcome, SentKind};
+use super::chat::{ChatMessage, Outcome, SentKind};
 use super::event::Event;
 use crate::net::addr::PortState;
 use crate::proto::Estimator;
@@ -53,6 +53,21 @@ pub struct InboundCounts {
     pub reordered: u64,
     /// Messages skipped and not received (so far: lost at the end).
     pub missing: u64,
+}
+
+impl InboundCounts {
+    /// Counts one message received (a copy or not, in order or not).
+    pub fn count(&mut self, message: &ChatMessage) {
+        if message.duplicate {
+            self.duplicates += 1;
+        } else {
+            self.messages += 1;
+        }
+        if message.reordered {
+            self.reordered += 1;
+            self.missing = self.missing.saturating_sub(1);
+        }
+    }
 }
 
 /// Messages sent to a peer, and their outcomes.
@@ -138,16 +153,7 @@ impl PeerTable {
                 if !message.name.is_empty() {
                     peer.name = Some(message.name.clone());
                 }
-                let counts = &mut peer.inbound;
-                if message.duplicate {
-                    counts.duplicates += 1;
-                } else {
-                    counts.messages += 1;
-                }
-                if message.reordered {
-                    counts.reordered += 1;
-                    counts.missing = counts.missing.saturating_sub(1);
-                }
+                peer.inbound.count(message);
                 if peer.down {
                     peer.down = false;
                     transitions.push(Transition::AnswersAgain(from));

@@ -386,11 +386,12 @@ pub fn totals(summary: &Summary) -> String {
     if summary.malformed > 0 {
         let _ = write!(text, ", malformed envelopes {}", summary.malformed);
     }
-    if summary.messages > 0 || summary.duplicates > 0 || summary.lost > 0 {
+    let inbound = &summary.inbound;
+    if inbound.messages > 0 || inbound.duplicates > 0 || inbound.missing > 0 {
         let _ = write!(
             text,
             "; messages in {} (lost {}, reordered {}, duplicates {})",
-            summary.messages, summary.lost, summary.reordered, summary.duplicates
+            inbound.messages, inbound.missing, inbound.reordered, inbound.duplicates
         );
     }
     if summary.messages_sent > 0 {
