@@ -237,11 +237,6 @@ impl Messenger {
         }
     }
 
-    /// This side's session id.
-    pub fn session(&self) -> SessionId {
-        self.lock().options.session
-    }
-
     /// Sends one chat message to `to`: in an envelope (and waiting for its
     /// receipt) unless `to` speaks plain UDP, then as the bytes given plus
     /// `--eol`.
