@@ -3,47 +3,9 @@
 //! and a datagram claiming to come from the echo server itself is never
 //! answered. Every datagram is either echoed or counted as held back.
 
-use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Instant;
 
-use socket2::{Domain, Protocol, Socket, Type};
-
-use crate::util::{listener, stop, wait_for};
-
-/// Sends `payload` to `to` as a UDP datagram that claims to come from
-/// `from`, through a raw socket (root only). Returns false when raw sockets
-/// are not allowed here.
-fn spoof(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> bool {
-    let Ok(raw) = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)) else {
-        return false;
-    };
-    let mut datagram = Vec::new();
-    datagram.extend_from_slice(&from.port().to_be_bytes());
-    datagram.extend_from_slice(&to.port().to_be_bytes());
-    datagram.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
-    datagram.extend_from_slice(&[0, 0]); // no checksum (allowed over IPv4)
-    datagram.extend_from_slice(payload);
-    let SocketAddr::V4(to_v4) = to else {
-        panic!("IPv4 only")
-    };
-    let target = SocketAddrV4::new(*to_v4.ip(), 0);
-    raw.send_to(&datagram, &target.into()).unwrap();
-    true
-}
-
-/// Raw sockets need root; CI runs as root. Elsewhere the test says why it
-/// cannot run, and fails in CI rather than pass without having run.
-fn need_raw_sockets() -> bool {
-    if Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)).is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").is_err(),
-        "CI must run as root: raw sockets are needed to spoof a source address"
-    );
-    eprintln!("skipped: raw sockets need root");
-    false
-}
+use crate::util::{listener, need_raw_sockets, spoof, stop, wait_for};
 
 /// One datagram spoofed to come from B, sent to A (both `listen --echo
 /// --echo-rate 50`): A and B answer each other until one of them is out of

@@ -1,5 +1,7 @@
 //! Any number of peers may talk to one listener; none of them locks it.
 
+use std::net::SocketAddr;
+
 use crate::util::{Proc, listener, stop};
 
 /// Two senders with different source ports are each shown with their own
@@ -77,4 +79,35 @@ fn replies_come_after_their_sent_events() {
         assert_eq!((sent, replies), (50, 50), "{}", send.dump());
     }
     stop(&mut echo);
+}
+
+/// Senders from more addresses than the peer table keeps (5000 source
+/// ports, spoofed through a raw socket) do not grow it past its cap: the
+/// least recently active are forgotten, and the summary counts exactly
+/// how many (every datagram received came from a new address).
+#[test]
+fn the_peer_table_is_capped_under_many_senders() {
+    if !crate::util::need_raw_sockets() {
+        return;
+    }
+    let (mut listen, addr) = crate::util::listener(&["--rcvbuf", "8M"]);
+    let senders = 5000u16;
+    for port in 0..senders {
+        let from = SocketAddr::from(([127, 0, 0, 1], 20000 + port));
+        assert!(crate::util::spoof(from, addr, b"x"));
+    }
+    crate::util::wait_for(
+        "the last spoofed datagram",
+        || listen.dump(),
+        || listen.stdout().contains(":24999\"").then_some(()),
+    );
+    let summary = crate::util::stop(&mut listen);
+    let received = summary["received"].as_u64().unwrap();
+    let dropped = summary["dropped"].as_u64().unwrap();
+    assert_eq!(received + dropped, u64::from(senders), "{summary}");
+    assert_eq!(
+        summary["peers_forgotten"].as_u64().unwrap(),
+        received - 4096,
+        "{summary}"
+    );
 }

@@ -3,7 +3,7 @@
 //! and on any failure dump the command, its status, stdout and stderr.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,6 +15,7 @@ use nix::unistd::Pid;
 use rexpect::process::WaitStatus;
 use rexpect::session::{PtySession, spawn_command};
 use serde_json::Value;
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// How long any wait in a test may take before the test fails. Generous:
 /// everything here happens on loopback in milliseconds; the bound only
@@ -564,4 +565,39 @@ impl Pty {
             _ => None,
         }
     }
+}
+
+/// Sends `payload` to `to` as a UDP datagram that claims to come from
+/// `from`, through a raw socket (root only). Returns false when raw sockets
+/// are not allowed here.
+pub fn spoof(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> bool {
+    let Ok(raw) = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)) else {
+        return false;
+    };
+    let mut datagram = Vec::new();
+    datagram.extend_from_slice(&from.port().to_be_bytes());
+    datagram.extend_from_slice(&to.port().to_be_bytes());
+    datagram.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+    datagram.extend_from_slice(&[0, 0]); // no checksum (allowed over IPv4)
+    datagram.extend_from_slice(payload);
+    let SocketAddr::V4(to_v4) = to else {
+        panic!("IPv4 only")
+    };
+    let target = SocketAddrV4::new(*to_v4.ip(), 0);
+    raw.send_to(&datagram, &target.into()).unwrap();
+    true
+}
+
+/// Raw sockets need root; CI runs as root. Elsewhere the test says why it
+/// cannot run, and fails in CI rather than pass without having run.
+pub fn need_raw_sockets() -> bool {
+    if Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)).is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "CI must run as root: raw sockets are needed to spoof a source address"
+    );
+    eprintln!("skipped: raw sockets need root");
+    false
 }

@@ -204,6 +204,9 @@ pub struct Summary {
     /// The smallest limit a skipped line was over (for the error at the
     /// end; not part of the JSON summary).
     pub skipped_limit: Option<usize>,
+    /// Peers forgotten by the peer table to stay within its cap (set from
+    /// the table when the summary is made).
+    pub peers_forgotten: u64,
 }
 
 impl Summary {

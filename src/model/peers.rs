@@ -108,14 +108,56 @@ pub enum Transition {
 }
 
 /// Every peer sent to or heard from, by address.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PeerTable {
-    peers: BTreeMap<SocketAddr, Peer>,
+    /// Each peer, with the tick of its last activity.
+    peers: BTreeMap<SocketAddr, (u64, Peer)>,
+    /// Peers by last activity, oldest first (for forgetting).
+    by_activity: BTreeMap<u64, SocketAddr>,
+    /// Counts activity.
+    clock: u64,
+    /// The most peers kept.
+    cap: usize,
+    /// Peers forgotten to stay within `cap`.
+    forgotten: u64,
     /// Who sent the last datagram (for `/reply`).
     last_sender: Option<SocketAddr>,
 }
 
+/// The most peers the table keeps: past it, the one least recently active
+/// is forgotten (and counted), so that senders who spoof many source
+/// addresses cannot grow memory. A peer takes a few hundred bytes.
+pub const MAX_PEERS: usize = 4096;
+
+impl Default for PeerTable {
+    fn default() -> Self {
+        PeerTable::with_cap(MAX_PEERS)
+    }
+}
+
 impl PeerTable {
+    /// An empty table keeping at most `cap` peers (at least 1).
+    pub fn with_cap(cap: usize) -> PeerTable {
+        PeerTable {
+            peers: BTreeMap::new(),
+            by_activity: BTreeMap::new(),
+            clock: 0,
+            cap: cap.max(1),
+            forgotten: 0,
+            last_sender: None,
+        }
+    }
+
+    /// How many peers were forgotten to keep the table within its cap.
+    pub fn forgotten(&self) -> u64 {
+        self.forgotten
+    }
+
+    /// How many peers are known.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
     /// Folds one event into the table and returns the changes of state it
     /// caused (often none).
     pub fn record(&mut self, event: &Event) -> Vec<Transition> {
@@ -228,12 +270,12 @@ impl PeerTable {
 
     /// What is known of `addr`, if anything.
     pub fn get(&self, addr: &SocketAddr) -> Option<&Peer> {
-        self.peers.get(addr)
+        self.peers.get(addr).map(|(_, peer)| peer)
     }
 
     /// Every peer, in address order.
     pub fn iter(&self) -> impl Iterator<Item = (&SocketAddr, &Peer)> {
-        self.peers.iter()
+        self.peers.iter().map(|(addr, (_, peer))| (addr, peer))
     }
 
     /// True when no peer is known yet.
@@ -243,8 +285,7 @@ impl PeerTable {
 
     /// The message counts of every peer that sent or got chat messages.
     pub fn summaries(&self) -> Vec<super::event::PeerSummary> {
-        self.peers
-            .iter()
+        self.iter()
             .filter(|(_, p)| p.inbound.messages + p.inbound.duplicates + p.outbound.messages > 0)
             .map(|(addr, p)| super::event::PeerSummary {
                 addr: *addr,
@@ -260,8 +301,23 @@ impl PeerTable {
         self.last_sender
     }
 
+    /// The entry of `addr` (made if new, forgetting the least recently
+    /// active peer when the table is full), marked as just active.
     fn peer(&mut self, addr: SocketAddr) -> &mut Peer {
-        self.peers.entry(addr).or_default()
+        self.clock += 1;
+        let now = self.clock;
+        if let Some((tick, _)) = self.peers.get(&addr) {
+            self.by_activity.remove(tick);
+        } else if self.peers.len() >= self.cap
+            && let Some((_, oldest)) = self.by_activity.pop_first()
+        {
+            self.peers.remove(&oldest);
+            self.forgotten += 1;
+        }
+        self.by_activity.insert(now, addr);
+        let entry = self.peers.entry(addr).or_default();
+        entry.0 = now;
+        &mut entry.1
     }
 }
 
@@ -335,6 +391,25 @@ mod tests {
             reason: EchoSkip::RateLimited,
         };
         assert_eq!(table.record(&other), [Transition::EchoLimited(b)]);
+    }
+
+    /// The table keeps at most its cap of peers: the least recently active
+    /// is forgotten first, and each one forgotten is counted.
+    #[test]
+    fn the_cap_holds_and_forgets_the_least_recent() {
+        let mut table = PeerTable::with_cap(100);
+        for port in 1..=1000u16 {
+            table.record(&datagram(addr(port)));
+            // Port 1 stays active, so it is never the least recent.
+            table.record(&datagram(addr(1)));
+        }
+        assert_eq!(table.len(), 100);
+        assert_eq!(table.forgotten(), 900);
+        assert!(table.get(&addr(1)).is_some(), "the active peer is kept");
+        assert!(table.get(&addr(2)).is_none(), "an old one is forgotten");
+        assert!(table.get(&addr(1000)).is_some());
+        assert_eq!(table.iter().count(), 100);
+        assert_eq!(table.by_activity.len(), 100);
     }
 
     /// Counts per peer and the last sender follow the events.

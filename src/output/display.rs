@@ -252,7 +252,9 @@ impl<'a> Display<'a> {
     pub fn show_summary(&mut self) -> Result<crate::model::Summary, Error> {
         let (summary, peers) = {
             let stats = self.lock_stats();
-            (stats.summary, stats.peers.summaries())
+            let mut summary = stats.summary;
+            summary.peers_forgotten = stats.peers.forgotten();
+            (summary, stats.peers.summaries())
         };
         self.show(&Event::Summary {
             totals: summary,

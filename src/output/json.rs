@@ -198,8 +198,14 @@ struct WireSummary {
     late: u64,
     retransmissions: u64,
     receipts: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    peers_forgotten: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     peers: Vec<WirePeer>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One peer's message counts in the summary.
@@ -272,6 +278,7 @@ impl From<Summary> for WireSummary {
             late: s.late,
             retransmissions: s.retransmissions,
             receipts: s.receipts,
+            peers_forgotten: s.peers_forgotten,
             peers: Vec::new(),
         }
     }
@@ -703,6 +710,7 @@ mod tests {
             retransmissions: 9,
             receipts: 28,
             skipped_limit: Some(65507),
+            peers_forgotten: 12,
         };
         let event = Event::Summary {
             totals,
@@ -710,7 +718,7 @@ mod tests {
         };
         assert_eq!(
             to_line(&event),
-            r#"{"event":"summary","received":4,"bytes":1031,"empty":1,"truncated":1,"dropped":997,"unreachable":2,"sent":3,"sent_bytes":15,"echo_skipped":6,"skipped_lines":1,"messages":20,"duplicates":3,"reordered":2,"lost":1,"malformed":5,"messages_sent":30,"delivered":27,"failed":3,"late":1,"retransmissions":9,"receipts":28}"#
+            r#"{"event":"summary","received":4,"bytes":1031,"empty":1,"truncated":1,"dropped":997,"unreachable":2,"sent":3,"sent_bytes":15,"echo_skipped":6,"skipped_lines":1,"messages":20,"duplicates":3,"reordered":2,"lost":1,"malformed":5,"messages_sent":30,"delivered":27,"failed":3,"late":1,"retransmissions":9,"receipts":28,"peers_forgotten":12}"#
         );
     }
 

@@ -383,6 +383,14 @@ pub fn totals(summary: &Summary) -> String {
     if summary.skipped_lines > 0 {
         let _ = write!(text, ", lines not sent {}", summary.skipped_lines);
     }
+    if summary.peers_forgotten > 0 {
+        let _ = write!(
+            text,
+            ", peers forgotten {} (only the {} most recently active are kept)",
+            summary.peers_forgotten,
+            crate::model::peers::MAX_PEERS
+        );
+    }
     if summary.malformed > 0 {
         let _ = write!(text, ", malformed envelopes {}", summary.malformed);
     }

@@ -196,13 +196,18 @@ impl State {
     }
 }
 
-/// Removes the entry whose `last` is oldest.
+/// Makes room in a full map: removes the eighth of its entries whose
+/// `last` is oldest, at once, so that a flood of new senders costs a sort
+/// every few hundred of them rather than a scan for each.
 fn forget_oldest<K: Copy + Eq + std::hash::Hash, V>(
     map: &mut HashMap<K, V>,
     last: impl Fn(&V) -> Instant,
 ) {
-    if let Some(key) = map.iter().min_by_key(|(_, v)| last(v)).map(|(k, _)| *k) {
-        map.remove(&key);
+    let mut ages: Vec<(Instant, K)> = map.iter().map(|(k, v)| (last(v), *k)).collect();
+    let forget = (ages.len() / 8).max(1);
+    ages.select_nth_unstable_by_key(forget - 1, |(at, _)| *at);
+    for (_, key) in &ages[..forget] {
+        map.remove(key);
     }
 }
 
@@ -479,17 +484,20 @@ impl Protocol {
         self.plain.on_datagram(datagram, outbox)?;
         let mut state = self.messenger.lock();
         let announce = state.options.announce_kinds;
+        if !announce {
+            // A listener sends no messages: what its plain senders speak
+            // does not matter, and is not kept.
+            return Ok(());
+        }
         let peer = state.peer(from);
         // A dgram peer may send plain datagrams too (`/empty`, `/size`): it
         // stays a dgram peer. The notice follows the datagram it is about.
         if peer.kind.is_none() {
             peer.kind = Some(Kind::Plain);
-            if announce {
-                outbox.emit_received(Event::PeerKind {
-                    peer: from,
-                    plain: true,
-                })?;
-            }
+            outbox.emit_received(Event::PeerKind {
+                peer: from,
+                plain: true,
+            })?;
         }
         Ok(())
     }

@@ -314,6 +314,13 @@ impl Session {
             ));
             lines.extend(message_counts(&peer.inbound, &peer.outbound));
         }
+        if stats.peers.forgotten() > 0 {
+            lines.push(format!(
+                "  ({} more forgotten: only the {} most recently active peers are kept)",
+                stats.peers.forgotten(),
+                crate::model::peers::MAX_PEERS
+            ));
+        }
         lines
     }
 
