@@ -18,8 +18,10 @@ use crate::cmd::docs;
 use crate::cmd::listen::{self, ListenOptions};
 use crate::cmd::parse;
 use crate::cmd::payload::pattern;
+use crate::cmd::ping::{self, PingOptions};
 use crate::cmd::send::{self, Payloads, SendOptions};
 use crate::error::report;
+use crate::model::latency::MIN_PROBE;
 use crate::net::SocketOptions;
 use crate::net::addr::any_port_for;
 use crate::output::Format;
@@ -52,6 +54,10 @@ enum Command {
     /// another dgram acknowledges it, and it is sent again until it does);
     /// what arrives is shown above the prompt.
     Chat(ChatArgs),
+    /// Measure round trips to an echo server (dgram listen --echo, socat,
+    /// a Python echo): loss, late, duplicated and reordered replies told
+    /// apart, percentiles and a histogram.
+    Ping(PingArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell) on stdout.
     Completions {
@@ -204,6 +210,36 @@ struct ChatArgs {
     buffers: BufferArgs,
 }
 
+#[derive(Debug, Args)]
+struct PingArgs {
+    /// The echo server: IP:PORT, [IPv6]:PORT or HOST:PORT.
+    #[arg(value_name = "ADDR", value_parser = parse::peer_addr)]
+    addr: SocketAddr,
+    /// Probes to send (default: until Ctrl-C).
+    #[arg(long, short = 'c', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+    /// Milliseconds between probes; 0: ping-pong, the next probe as soon as
+    /// the reply (or the timeout) comes.
+    #[arg(long, short = 'i', value_name = "MS", default_value_t = 1000)]
+    interval: u64,
+    /// Probe size in bytes (24 to 65507; the first 24 carry the probe's
+    /// number and send time).
+    #[arg(long, short = 's', value_name = "N", default_value = "64", value_parser = parse::payload_size)]
+    size: usize,
+    /// Milliseconds to wait for a reply before the probe counts as lost (a
+    /// later reply is counted late, apart).
+    #[arg(long, short = 'W', value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+    /// Local address to send from (default: any address of ADDR's family).
+    #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
+    bind: Option<SocketAddr>,
+    /// One JSON object per line: each reply, each timeout, the summary.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    buffers: BufferArgs,
+}
+
 /// Raw bytes from `--hex` (a newtype, so that clap takes one value).
 #[derive(Debug, Clone)]
 struct HexBytes(Vec<u8>);
@@ -317,6 +353,28 @@ fn run(command: Command) -> Result<(), Error> {
             };
             let shutdown = Shutdown::from_signals()?;
             chat::run(&options, &shutdown, ChatIo::Process).map(|_| ())
+        }
+        Command::Ping(args) => {
+            if args.size < MIN_PROBE {
+                return Err(Error::Usage {
+                    message: format!(
+                        "invalid value '{}' for --size: a probe is at least {MIN_PROBE} bytes (its number and send time)",
+                        args.size
+                    ),
+                });
+            }
+            let bind = args.bind.unwrap_or_else(|| any_port_for(&args.addr));
+            let options = PingOptions {
+                socket: socket_options(bind, &args.buffers),
+                to: args.addr,
+                count: args.count,
+                interval: Duration::from_millis(args.interval),
+                size: args.size,
+                timeout: Duration::from_millis(args.timeout),
+                format: Format::json(args.json),
+            };
+            let shutdown = Shutdown::from_signals()?;
+            ping::run(&options, &shutdown, &mut sink::stdout()).map(|_| ())
         }
         Command::Completions { shell } => write_stdout(&docs::completions(shell, Cli::command())),
         Command::Man => write_stdout(&docs::man_page(Cli::command())),

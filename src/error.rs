@@ -97,6 +97,10 @@ pub enum Error {
         overhead: usize,
     },
 
+    /// `dgram ping` got not one reply.
+    #[error("no reply from {to} to any of {sent} probe{}", if *sent == 1 { "" } else { "s" })]
+    NoReplies { to: SocketAddr, sent: u64 },
+
     /// Too many messages wait for receipts to send another.
     #[error("{limit} messages are waiting for receipts already")]
     TooManyPending { limit: usize },
@@ -228,6 +232,9 @@ impl Error {
             Error::MessageTooLarge { .. } => Some(
                 "send less, or send it as a plain datagram (/plain at the prompt; --plain or --raw on the command line)".to_string(),
             ),
+            Error::NoReplies { to, .. } => Some(format!(
+                "is an echo server running there (dgram listen {to} --echo --echo-rate 0)?"
+            )),
             Error::TooManyPending { .. } => Some(
                 "wait for their receipts or failures (/pending lists them)".to_string(),
             ),

@@ -18,6 +18,7 @@ mod lines;
 mod loss;
 mod lossy;
 mod peers;
+mod ping;
 mod ports;
 mod protocol;
 mod signals;

@@ -1,8 +1,10 @@
-//! The commands, each a thin user of the [pipeline](crate::runtime::Pipeline).
+//! The commands, each a thin user of the [pipeline](crate::runtime::Pipeline)
+//! (but `ping`, whose round trip runs on one thread).
 //!
 //! - [`listen`]: `dgram listen`.
 //! - [`send`]: `dgram send`.
 //! - [`chat`]: `dgram chat` (its REPL, commands, session, terminal).
+//! - [`ping`]: `dgram ping`: round trips to an echo server.
 //! - [`docs`]: `dgram completions` and `dgram man`.
 //! - [`payload`]: the `--size` pattern and the line reader.
 //! - [`parse`]: what users type: addresses, sizes, hex.
@@ -12,4 +14,5 @@ pub mod docs;
 pub mod listen;
 pub mod parse;
 pub mod payload;
+pub mod ping;
 pub mod send;

@@ -5,12 +5,15 @@
 //!   outcomes, what a sent datagram was.
 //! - [`event`]: what the receiver and the senders report ([`Event`]), and
 //!   the run's totals ([`Summary`]).
+//! - [`latency`]: `dgram ping`'s probes, replies and round-trip
+//!   statistics.
 //! - [`peers`]: the one peer table, and the changes of state
 //!   ([`Transition`]) it reports.
 
 pub mod chat;
 pub mod datagram;
 pub mod event;
+pub mod latency;
 pub mod peers;
 
 pub use chat::{ChatMessage, Outcome, Receipt, SentKind};

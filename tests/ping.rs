@@ -1,0 +1,141 @@
+//! `dgram ping` against echo servers nobody here wrote (socat, Python) and
+//! dgram's own: every probe is accounted for as answered on time, late or
+//! lost, and duplicated replies are told apart.
+
+use crate::util::{Proc, listener, need, stop};
+
+/// Runs `dgram ping ADDR --json` with `args` and returns its summary.
+fn ping(addr: &str, args: &[&str]) -> (Proc, serde_json::Value) {
+    let mut all = vec!["ping", addr, "--json"];
+    all.extend_from_slice(args);
+    let mut ping = Proc::dgram(&all);
+    ping.finish();
+    let summary = ping.first_event("ping_summary");
+    (ping, summary)
+}
+
+/// A Python echo server that answers each datagram `copies` times, except
+/// every `drop_every`-th one (0: none), and says its port on stdout.
+fn python_echo(drop_every: u32, copies: u32) -> (Proc, String) {
+    need("python3");
+    let script = format!(
+        r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+n = 0
+while True:
+    data, peer = s.recvfrom(65535)
+    n += 1
+    if {drop_every} and n % {drop_every} == 0:
+        continue
+    for _ in range({copies}):
+        s.sendto(data, peer)
+"#
+    );
+    let server = Proc::spawn("python3", &["-c", &script]);
+    let port = crate::util::wait_for(
+        "the Python echo server's port",
+        || server.dump(),
+        || server.stdout().lines().next().map(str::to_string),
+    );
+    (server, format!("127.0.0.1:{port}"))
+}
+
+/// Against `dgram listen --echo --echo-rate 0`, ping-pong: every probe
+/// answered on time, percentiles in order, the histogram holds them all,
+/// exit 0.
+#[test]
+fn ping_dgram_echo() {
+    let (mut echo, addr) = listener(&["--echo", "--echo-rate", "0"]);
+    let (proc, summary) = ping(&addr.to_string(), &["--count", "50", "--interval", "0"]);
+    assert!(proc.finish_ok(), "{}", proc.dump());
+    assert_eq!(
+        (summary["sent"].as_u64(), summary["replies"].as_u64()),
+        (Some(50), Some(50))
+    );
+    assert_eq!(summary["lost"], 0);
+    let rtt = &summary["rtt"];
+    let order = ["min_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"];
+    for pair in order.windows(2) {
+        assert!(rtt[pair[0]].as_f64() <= rtt[pair[1]].as_f64(), "{rtt}");
+    }
+    let counted: u64 = rtt["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 50);
+    assert_eq!(proc.events("reply").len(), 50);
+    assert_eq!(stop(&mut echo)["received"], 50);
+}
+
+/// Against a Python echo server that drops every third datagram: of 30
+/// probes exactly 10 are lost (each reported as a timeout), 20 answered.
+#[test]
+fn ping_counts_loss_exactly() {
+    let (mut server, addr) = python_echo(3, 1);
+    let (proc, summary) = ping(
+        &addr,
+        &["--count", "30", "--interval", "0", "--timeout", "150"],
+    );
+    assert_eq!(summary["sent"], 30, "{}", proc.dump());
+    assert_eq!(summary["replies"], 20, "{}", proc.dump());
+    assert_eq!(summary["lost"], 10);
+    assert_eq!(summary["loss_percent"], 33.3);
+    let timeouts: Vec<u64> = proc
+        .events("timeout")
+        .iter()
+        .map(|t| t["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(timeouts, (0..10).map(|i| i * 3 + 2).collect::<Vec<_>>());
+    server.kill();
+}
+
+/// A server that answers twice: each second reply is a duplicate, counted
+/// and not timed.
+#[test]
+fn ping_tells_duplicates_apart() {
+    let (mut server, addr) = python_echo(0, 2);
+    let (proc, summary) = ping(&addr, &["--count", "5", "--interval", "100"]);
+    assert!(proc.finish_ok(), "{}", proc.dump());
+    assert_eq!(summary["replies"], 5);
+    assert_eq!(summary["duplicates"], 5, "{summary}");
+    assert_eq!(summary["lost"], 0);
+    server.kill();
+}
+
+/// socat as the echo server (`PIPE`): the same probes come back.
+#[test]
+fn ping_socat_echo() {
+    need("socat");
+    let port = crate::util::closed_port().port();
+    let mut socat = Proc::spawn(
+        "socat",
+        &[&format!("UDP4-LISTEN:{port},bind=127.0.0.1,fork"), "PIPE"],
+    );
+    crate::util::wait_bound(port, &socat);
+    let (proc, summary) = ping(
+        &format!("127.0.0.1:{port}"),
+        &["--count", "5", "--interval", "0"],
+    );
+    assert!(proc.finish_ok(), "{}", proc.dump());
+    assert_eq!(summary["replies"], 5, "{}", proc.dump());
+    socat.kill();
+}
+
+/// Nothing listening: every probe is lost, the refusal is reported, and
+/// ping fails (status 1) saying so.
+#[test]
+fn ping_nobody_fails() {
+    let addr = crate::util::closed_port().to_string();
+    let (proc, summary) = ping(
+        &addr,
+        &["--count", "2", "--interval", "100", "--timeout", "100"],
+    );
+    assert_eq!(proc.code(), Some(1), "{}", proc.dump());
+    assert_eq!(summary["lost"], 2);
+    assert!(proc.stderr().contains("no reply from"), "{}", proc.dump());
+}
