@@ -18,6 +18,7 @@
 //!   limits), [`sys`](net::sys) (Linux extras and the portable fallback).
 //! - [`model`]: what dgram knows. [`datagram`](model::datagram),
 //!   [`chat`](model::chat) (messages, receipts, what was sent),
+//!   [`latency`](model::latency) (ping's probes, replies, percentiles),
 //!   [`event`](model::event) (events and the summary), [`peers`](model::peers)
 //!   (the one peer table and its transitions).
 //! - [`proto`]: the chat protocol without input or output (its
@@ -40,7 +41,8 @@
 //!   (stdout, stderr, rustyline's printer, memory).
 //! - [`cmd`]: the commands, thin users of the pipeline.
 //!   [`listen`](cmd::listen), [`send`](cmd::send), [`chat`](cmd::chat)
-//!   (REPL, commands, session, terminal), [`docs`](cmd::docs) (completions,
+//!   (REPL, commands, session, terminal), [`ping`](cmd::ping) (round trips
+//!   on one thread), [`docs`](cmd::docs) (completions,
 //!   the manual page), [`payload`](cmd::payload) (patterns, the line reader),
 //!   [`parse`](cmd::parse) (what users type).
 //! - [`cli`]: the command line (clap), exit codes and how errors are printed;

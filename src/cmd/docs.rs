@@ -93,6 +93,10 @@ pub fn man_page(mut cli: Command) -> Vec<u8> {
         ),
         ("dgram listen 127.0.0.1:9000 --echo", "an echo server"),
         (
+            "dgram ping 127.0.0.1:9000 --count 1000 --interval 0",
+            "1000 round trips to an echo server, as fast as replies come: loss, percentiles, a histogram",
+        ),
+        (
             "dgram send 127.0.0.1:9000 hello",
             "one datagram, then 250 ms of listening for replies",
         ),
