@@ -133,14 +133,13 @@ impl Echo {
 }
 
 impl Handler for Echo {
+    /// The reply goes out first (before the datagram is shown or counted),
+    /// so that the display is never on a peer's round trip.
     fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
         let from = datagram.from;
-        let truncated = datagram.truncated;
-        let payload = datagram.payload.clone();
-        outbox.emit_received(Event::Datagram(datagram))?;
         let skip = if self.is_own(from) {
             Some(EchoSkip::OwnAddress)
-        } else if truncated {
+        } else if datagram.truncated {
             Some(EchoSkip::Truncated)
         } else if let Some(limiter) = &mut self.limiter
             && !limiter.allow(from, Instant::now())
@@ -150,13 +149,15 @@ impl Handler for Echo {
             None
         };
         if let Some(reason) = skip {
+            let len = datagram.len();
+            outbox.emit_received(Event::Datagram(datagram))?;
             return outbox.emit(Event::EchoSkipped {
                 peer: from,
-                len: payload.len(),
+                len,
                 reason,
             });
         }
-        match outbox.echo(&payload, from) {
+        match outbox.echo_first(datagram)? {
             Ok(()) => Ok(()),
             // A reply that cannot go out is a report, not the end of the
             // listener: the next sender may well be reachable.

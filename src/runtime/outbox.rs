@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::Sender;
 
 use crate::Error;
-use crate::model::{Event, SentKind};
+use crate::model::{Datagram, Event, SentKind};
 use crate::net::addr::port_state;
 use crate::net::{Endpoint, PeerError};
 
@@ -103,11 +103,6 @@ impl Outbox {
         self.send_as(payload, to, SentKind::Datagram)
     }
 
-    /// Sends an echo reply (the same bytes back to their sender).
-    pub fn echo(&self, payload: &[u8], to: SocketAddr) -> Result<(), Error> {
-        self.send_as(payload, to, SentKind::Echo)
-    }
-
     /// Sends one datagram whose `sent` event says what it was (a message in
     /// its envelope, a receipt).
     pub fn send_as(&self, payload: &[u8], to: SocketAddr, kind: SentKind) -> Result<(), Error> {
@@ -126,6 +121,31 @@ impl Outbox {
             kind,
         });
         Ok(())
+    }
+
+    /// Echoes `datagram` to its sender *before* reporting anything, so that
+    /// nothing but `recvmsg` and `sendto` sits on a peer's round trip; then
+    /// reports, in their causal order, the datagram, the ICMP errors the
+    /// send drained and the reply's `sent` event. The inner error is the
+    /// send's (the datagram is reported all the same).
+    pub fn echo_first(&self, datagram: Datagram) -> Result<Result<(), Error>, Closed> {
+        let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        let (to, len) = (datagram.from, datagram.len());
+        let mut drained = Vec::new();
+        let sent = self.endpoint.send_to(&datagram.payload, to, &mut drained);
+        self.emit(Event::Datagram(datagram))?;
+        for error in drained {
+            self.emit(self.peer_event(error))?;
+        }
+        if let Err(error) = sent {
+            return Ok(Err(error));
+        }
+        self.emit(Event::Sent {
+            to,
+            len,
+            kind: SentKind::Echo,
+        })?;
+        Ok(Ok(()))
     }
 
     /// Hands an event to the display.
