@@ -83,3 +83,30 @@ fn send_from_a_terminal_says_how_to_end() {
     send.expect("sent 1 datagram (5 B)");
     assert_eq!(send.finish(), Some(0), "{}", send.transcript);
 }
+
+/// `send --count` for people counts what it sends in batches rather than
+/// an event per datagram (10000 datagrams: several batches): the closing
+/// line still counts every datagram and byte.
+#[test]
+fn batched_send_counts_every_datagram() {
+    // A socket that never reads: what is counted is what was sent.
+    let sink = crate::util::Peer::bind();
+    let addr = sink.addr();
+    let mut send = Proc::dgram(&[
+        "send",
+        &addr.to_string(),
+        "--size",
+        "64",
+        "--count",
+        "10000",
+        "--wait",
+        "0",
+    ]);
+    assert!(send.finish().success(), "{}", send.dump());
+    assert!(
+        send.stderr()
+            .starts_with(&format!("sent 10000 datagrams (640000 B) to {addr}")),
+        "{}",
+        send.dump()
+    );
+}

@@ -10,7 +10,7 @@ use crossbeam_channel::select;
 
 use super::payload::spawn_line_reader;
 use crate::Error;
-use crate::model::Stats;
+use crate::model::{Event, Stats};
 use crate::net::SocketOptions;
 use crate::net::addr::{PortState, check_family};
 use crate::net::limits::{check_payload, payload_limit};
@@ -112,8 +112,12 @@ pub fn run(
 
     let outbox = pipeline.outbox();
     let mut plan = Plan::receive(Show);
+    // People see only the totals of what was sent: the sender counts, and
+    // hands the display a batch now and then instead of an event each. The
+    // JSON stream has its `sent` event per datagram.
+    let batched = format == Format::Human;
     plan.job = Some(Job::new("sender", move |control| {
-        send_all(&outbox, &control, to, job_input, count)?;
+        send_all(&outbox, &control, to, job_input, count, batched)?;
         // The listening window: replies and ICMP errors arrive now.
         control.pause(wait);
         Ok(())
@@ -168,21 +172,80 @@ enum JobInput {
     Lines(crossbeam_channel::Receiver<std::io::Result<super::payload::Line>>),
 }
 
+/// How many datagrams a batch counts at most before it is handed over.
+const BATCH: u64 = 4096;
+
+/// How long a batch is kept at most before it is handed over.
+const BATCH_AGE: Duration = Duration::from_millis(100);
+
+/// Datagrams sent and not yet reported: handed to the display as one
+/// `SentBatch` when full, old, or dropped (so every path out reports them).
+struct Batch<'a> {
+    outbox: &'a Outbox,
+    to: SocketAddr,
+    count: u64,
+    bytes: u64,
+    since: std::time::Instant,
+}
+
+impl Batch<'_> {
+    fn add(&mut self, len: usize) {
+        self.count += 1;
+        self.bytes += len as u64;
+        if self.count >= BATCH || self.since.elapsed() >= BATCH_AGE {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.count > 0 {
+            let _ = self.outbox.emit(Event::SentBatch {
+                to: self.to,
+                count: self.count,
+                bytes: self.bytes,
+            });
+        }
+        self.count = 0;
+        self.bytes = 0;
+        self.since = std::time::Instant::now();
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 /// Sends every payload, each `count` times, until done or stopped; every
-/// datagram sent is a `Sent` event and every line skipped a `LineSkipped`.
+/// datagram sent is a `Sent` event (or, `batched`, counted in a
+/// `SentBatch`) and every line skipped a `LineSkipped`.
 fn send_all(
     outbox: &Outbox,
     control: &JobControl,
     to: SocketAddr,
     input: JobInput,
     count: u64,
+    batched: bool,
 ) -> Result<(), Error> {
+    let batch = std::cell::RefCell::new(Batch {
+        outbox,
+        to,
+        count: 0,
+        bytes: 0,
+        since: std::time::Instant::now(),
+    });
     let send = |payload: &[u8]| -> Result<bool, Error> {
         for _ in 0..count {
             if control.interrupted() {
                 return Ok(false);
             }
-            outbox.send(payload, to)?;
+            if batched {
+                outbox.send_counted(payload, to)?;
+                batch.borrow_mut().add(payload.len());
+            } else {
+                outbox.send(payload, to)?;
+            }
         }
         Ok(true)
     };
@@ -206,6 +269,8 @@ fn send_all(
                     }
                 }
                 Err(skipped) => {
+                    // What was sent before it is counted before it.
+                    batch.borrow_mut().flush();
                     let _ = outbox.emit(*skipped);
                 }
             }

@@ -38,6 +38,17 @@ pub enum Event {
         /// What it was.
         kind: SentKind,
     },
+    /// Plain datagrams sent and counted by their sender rather than one
+    /// event each (`dgram send` for people: only the totals are shown, so
+    /// a million datagrams need not be a million events).
+    SentBatch {
+        /// Their destination.
+        to: SocketAddr,
+        /// How many.
+        count: u64,
+        /// Their bytes.
+        bytes: u64,
+    },
     /// A chat message arrived in an envelope (each copy is an event; a
     /// duplicate is marked so).
     Message(Box<ChatMessage>),
@@ -229,6 +240,10 @@ impl Summary {
                         self.retransmissions += 1;
                     }
                 }
+            }
+            Event::SentBatch { count, bytes, .. } => {
+                self.sent += count;
+                self.sent_bytes += bytes;
             }
             Event::Message(message) => {
                 self.received += 1;

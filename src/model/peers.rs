@@ -175,6 +175,7 @@ impl PeerTable {
                 }
                 self.last_sender = Some(from);
             }
+            Event::SentBatch { to, count, .. } => self.peer(*to).sent += count,
             Event::Sent { to, kind, .. } => {
                 let peer = self.peer(*to);
                 peer.sent += 1;

@@ -113,6 +113,11 @@ enum Wire<'a> {
         seq: u64,
         len: usize,
     },
+    SentBatch {
+        to: SocketAddr,
+        count: u64,
+        bytes: u64,
+    },
     EchoSkipped {
         peer: SocketAddr,
         len: usize,
@@ -366,6 +371,11 @@ pub fn to_line(event: &Event) -> String {
             refused: receipt.refused,
         },
         Event::Malformed { datagram, reason } => malformed_wire(datagram, reason),
+        Event::SentBatch { to, count, bytes } => Wire::SentBatch {
+            to: *to,
+            count: *count,
+            bytes: *bytes,
+        },
         Event::StrayReceipt { from, seq, len } => Wire::StrayReceipt {
             from: *from,
             seq: *seq,
@@ -867,6 +877,14 @@ mod tests {
                 len: 14
             }),
             r#"{"event":"stray_receipt","from":"127.0.0.1:9001","seq":4,"len":14}"#
+        );
+        assert_eq!(
+            to_line(&Event::SentBatch {
+                to: addr("127.0.0.1:9001"),
+                count: 4096,
+                bytes: 262144
+            }),
+            r#"{"event":"sent_batch","to":"127.0.0.1:9001","count":4096,"bytes":262144}"#
         );
     }
 }

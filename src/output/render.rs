@@ -153,6 +153,7 @@ impl Renderer {
             )),
             // Shown through their transitions, or not at all.
             Event::Sent { .. }
+            | Event::SentBatch { .. }
             | Event::StrayReceipt { .. }
             | Event::Message(_)
             | Event::EchoSkipped { .. }

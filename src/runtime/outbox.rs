@@ -103,6 +103,20 @@ impl Outbox {
         self.send_as(payload, to, SentKind::Datagram)
     }
 
+    /// Sends one datagram without a `sent` event (the caller counts it; see
+    /// [`Event::SentBatch`]); ICMP errors drained on the way are reported.
+    pub fn send_counted(&self, payload: &[u8], to: SocketAddr) -> Result<(), Error> {
+        let mut drained = Vec::new();
+        let sent = self.endpoint.send_to(payload, to, &mut drained);
+        if !drained.is_empty() {
+            let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+            for error in drained {
+                let _ = self.emit(self.peer_event(error));
+            }
+        }
+        sent
+    }
+
     /// Sends one datagram whose `sent` event says what it was (a message in
     /// its envelope, a receipt).
     pub fn send_as(&self, payload: &[u8], to: SocketAddr, kind: SentKind) -> Result<(), Error> {
