@@ -417,3 +417,30 @@ fn bad_names_are_refused_escaped() {
     let mut spaces = Proc::dgram(&["chat", "--name", "   "]);
     assert_eq!(spaces.finish().code(), Some(2), "{}", spaces.dump());
 }
+
+/// To `listen --echo`, a datagram that starts like an envelope but is not
+/// a valid one (binary data whose first byte happens to be 0xF5) is still
+/// a datagram to echo: the reply comes back byte for byte, and the
+/// listener marks it malformed.
+#[test]
+fn echo_answers_malformed_envelopes_too() {
+    let (mut echo, addr) = listener(&["--echo", "--echo-rate", "0"]);
+    let mut send = Proc::dgram(&[
+        "send",
+        &addr.to_string(),
+        "--hex",
+        "f5000102",
+        "--json",
+        "--wait",
+        "2000",
+    ]);
+    let reply = send.next("datagram");
+    assert_eq!(reply["hex"], "f5000102", "{}", send.dump());
+    send.kill();
+    assert_eq!(echo.next("malformed")["reason"], "unknown version 0");
+    let summary = stop(&mut echo);
+    assert_eq!(
+        (summary["received"].as_u64(), summary["sent"].as_u64()),
+        (Some(1), Some(1))
+    );
+}

@@ -132,10 +132,15 @@ impl Echo {
     }
 }
 
-impl Handler for Echo {
-    /// The reply goes out first (before the datagram is shown or counted),
-    /// so that the display is never on a peer's round trip.
-    fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
+impl Echo {
+    /// Answers `datagram` first, then reports it as `received` makes it;
+    /// or reports it and why it was not answered.
+    fn answer(
+        &mut self,
+        datagram: Datagram,
+        received: impl FnOnce(Datagram) -> Event,
+        outbox: &Outbox,
+    ) -> Result<(), Closed> {
         let from = datagram.from;
         let skip = if self.is_own(from) {
             Some(EchoSkip::OwnAddress)
@@ -150,14 +155,14 @@ impl Handler for Echo {
         };
         if let Some(reason) = skip {
             let len = datagram.len();
-            outbox.emit_received(Event::Datagram(datagram))?;
+            outbox.emit_received(received(datagram))?;
             return outbox.emit(Event::EchoSkipped {
                 peer: from,
                 len,
                 reason,
             });
         }
-        match outbox.echo_first(datagram)? {
+        match outbox.echo_first(datagram, received)? {
             Ok(()) => Ok(()),
             // A reply that cannot go out is a report, not the end of the
             // listener: the next sender may well be reachable.
@@ -166,6 +171,29 @@ impl Handler for Echo {
                 error: format!("echo reply not sent: {}", report(&error)),
             }),
         }
+    }
+}
+
+impl Handler for Echo {
+    /// The reply goes out first (before the datagram is shown or counted),
+    /// so that the display is never on a peer's round trip.
+    fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
+        self.answer(datagram, Event::Datagram, outbox)
+    }
+
+    /// A datagram that starts like a dgram envelope (byte 0xF5) is still a
+    /// datagram to echo: it is answered, and shown marked malformed.
+    fn on_malformed(
+        &mut self,
+        datagram: Datagram,
+        reason: String,
+        outbox: &Outbox,
+    ) -> Result<(), Closed> {
+        self.answer(
+            datagram,
+            |datagram| Event::Malformed { datagram, reason },
+            outbox,
+        )
     }
 }
 

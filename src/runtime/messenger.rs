@@ -549,17 +549,12 @@ enum Failure {
 impl Handler for Protocol {
     fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
         if datagram.truncated && datagram.payload.first() == Some(&MAGIC) {
-            return outbox.emit_received(Event::Malformed {
-                datagram,
-                reason: "cut short by --max-size".to_string(),
-            });
+            let reason = "cut short by --max-size".to_string();
+            return self.plain.on_malformed(datagram, reason, outbox);
         }
         match envelope::decode(&datagram.payload) {
             Decoded::Plain => self.on_plain(datagram, outbox),
-            Decoded::Malformed(why) => outbox.emit_received(Event::Malformed {
-                datagram,
-                reason: why.to_string(),
-            }),
+            Decoded::Malformed(why) => self.plain.on_malformed(datagram, why.to_string(), outbox),
             Decoded::Envelope(Envelope::Message(message)) => {
                 self.on_message(&datagram, message, outbox)
             }

@@ -142,12 +142,17 @@ impl Outbox {
     /// reports, in their causal order, the datagram, the ICMP errors the
     /// send drained and the reply's `sent` event. The inner error is the
     /// send's (the datagram is reported all the same).
-    pub fn echo_first(&self, datagram: Datagram) -> Result<Result<(), Error>, Closed> {
+    /// `received` makes the event that reports the datagram.
+    pub fn echo_first(
+        &self,
+        datagram: Datagram,
+        received: impl FnOnce(Datagram) -> Event,
+    ) -> Result<Result<(), Error>, Closed> {
         let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         let (to, len) = (datagram.from, datagram.len());
         let mut drained = Vec::new();
         let sent = self.endpoint.send_to(&datagram.payload, to, &mut drained);
-        self.emit(Event::Datagram(datagram))?;
+        self.emit(received(datagram))?;
         for error in drained {
             self.emit(self.peer_event(error))?;
         }

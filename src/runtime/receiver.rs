@@ -38,6 +38,19 @@ pub trait Handler: Send {
     /// sends what it answers.
     fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed>;
 
+    /// Handles a datagram that starts like a dgram envelope but is not a
+    /// valid one (see [`crate::proto::envelope`]): by default it is shown,
+    /// marked malformed. An echo still answers it: to an echo server it is
+    /// a datagram like any other.
+    fn on_malformed(
+        &mut self,
+        datagram: Datagram,
+        reason: String,
+        outbox: &Outbox,
+    ) -> Result<(), Closed> {
+        outbox.emit_received(Event::Malformed { datagram, reason })
+    }
+
     /// When the handler next wants [`Handler::on_wake`] called (a
     /// retransmission timer), if at all.
     fn next_wake(&self) -> Option<Instant> {

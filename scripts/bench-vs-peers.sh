@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# bench-vs-peers.sh: dgram's round trips measured side by side with the
+# plainest C programs and with sockperf, interleaved in one sitting, and
+# printed as a table of medians and ratios (issue 8's ping and echo targets).
+#
+# Rows, each the median over ROUNDS rounds (the order of the rows rotates
+# from round to round) of the p50 round trip of N ping-pong exchanges of
+# 64-byte datagrams on 127.0.0.1:
+#   C ping -> C echo               the baseline (scripts/bench/*.c, gcc -O2)
+#   dgram ping -> C echo           target: within 1.05x of the baseline
+#   C ping -> dgram listen --echo  target: within 1.10x of the baseline
+#   C ping -> Python echo          the classic socket example, for scale
+#   sockperf ping-pong -> server   sockperf reports half the round trip;
+#                                  the table doubles it
+# each with both ends on one CPU (taskset -c 0) and on two (0 and 1).
+#
+# Prerequisites: Linux, gcc, python3, cargo; installs iperf3 and sockperf
+# with apt-get when missing (root). Talks only on 127.0.0.1. Takes about a
+# minute with the defaults. Environment: ROUNDS (5), N (20000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-5}
+N=${N:-20000}
+# sockperf runs for a time, not a count (its first 400 ms are warm-up).
+SOCKPERF_SECONDS=${SOCKPERF_SECONDS:-2}
+
+missing=()
+command -v sockperf >/dev/null || missing+=(sockperf)
+command -v iperf3 >/dev/null || missing+=(iperf3)
+if ((${#missing[@]})); then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v gcc >/dev/null || { echo "bench-vs-peers: gcc is needed for the C baselines" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+gcc -O2 -o "$work/echo" scripts/bench/echo.c
+gcc -O2 -o "$work/pingpong" scripts/bench/pingpong.c
+cargo build --release --quiet
+dgram=$PWD/target/release/dgram
+
+free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Starts a server (the rest of the line) pinned with $1, waits until its
+# port ($PORT) is bound, and remembers its pid in $server.
+start() {
+  local pin=$1; shift
+  taskset -c "$pin" "$@" >/dev/null 2>&1 &
+  server=$!
+  pids+=("$server")
+  local hex
+  hex=$(printf '%04X' "$PORT")
+  for _ in $(seq 1 100); do
+    grep -q ":$hex " /proc/net/udp && return 0
+    sleep 0.02
+  done
+  echo "bench-vs-peers: server did not bind $PORT: $*" >&2
+  exit 1
+}
+stop() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
+
+python_echo='
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+while True:
+    data, peer = s.recvfrom(65535)
+    s.sendto(data, peer)
+'
+
+# Prints the p50 round trip (µs) of one row with server pin $2, client pin $3.
+measure() {
+  local row=$1 spin=$2 cpin=$3 p50
+  PORT=$(free_port)
+  case $row in
+    c_c)
+      start "$spin" "$work/echo" "$PORT"
+      p50=$(taskset -c "$cpin" "$work/pingpong" "$PORT" "$N" 64 | awk '{print $2}') ;;
+    dgram_c)
+      start "$spin" "$work/echo" "$PORT"
+      p50=$(taskset -c "$cpin" "$dgram" ping "127.0.0.1:$PORT" --count "$N" --interval 0 --json |
+        python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["rtt"]["p50_ms"] * 1000)') ;;
+    c_dgram)
+      start "$spin" "$dgram" listen "127.0.0.1:$PORT" --echo --echo-rate 0 --json
+      p50=$(taskset -c "$cpin" "$work/pingpong" "$PORT" "$N" 64 | awk '{print $2}') ;;
+    c_python)
+      start "$spin" python3 -c "$python_echo" "$PORT"
+      p50=$(taskset -c "$cpin" "$work/pingpong" "$PORT" "$N" 64 | awk '{print $2}') ;;
+    sockperf)
+      start "$spin" sockperf server -i 127.0.0.1 -p "$PORT"
+      p50=$(taskset -c "$cpin" sockperf ping-pong -i 127.0.0.1 -p "$PORT" -m 64 -t "$SOCKPERF_SECONDS" 2>&1 |
+        awk '/percentile 50.000/ {print $NF * 2}') ;;
+  esac
+  stop
+  echo "$p50"
+}
+
+rows=(c_c dgram_c c_dgram c_python sockperf)
+declare -A label=(
+  [c_c]="C ping -> C echo"
+  [dgram_c]="dgram ping -> C echo"
+  [c_dgram]="C ping -> dgram listen --echo"
+  [c_python]="C ping -> Python echo"
+  [sockperf]="sockperf ping-pong -> sockperf server (x2)"
+)
+declare -A results
+for pinning in one two; do
+  if [[ $pinning == one ]]; then spin=0 cpin=0; else spin=0 cpin=1; fi
+  for round in $(seq 1 "$ROUNDS"); do
+    # Rotate the order from round to round.
+    for i in "${!rows[@]}"; do
+      row=${rows[$(((i + round) % ${#rows[@]}))]}
+      began=$(date +%s.%N)
+      results[$pinning,$row]+="$(measure "$row" "$spin" "$cpin") "
+      [[ -n ${BENCH_VERBOSE:-} ]] && echo "  $pinning CPU(s) $row: $(echo "$(date +%s.%N) - $began" | bc) s" >&2
+    done
+  done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "p50 round trip, 64 B, $N exchanges per run, median of $ROUNDS runs ($(nproc) CPUs, $(uname -r))"
+echo
+echo "| | one CPU (µs) | ratio | two CPUs (µs) | ratio |"
+echo "|---|---:|---:|---:|---:|"
+base1=$(echo "${results[one,c_c]}" | median)
+base2=$(echo "${results[two,c_c]}" | median)
+for row in "${rows[@]}"; do
+  m1=$(echo "${results[one,$row]}" | median)
+  m2=$(echo "${results[two,$row]}" | median)
+  printf '| %s | %.1f | %.2fx | %.1f | %.2fx |\n' "${label[$row]}" "$m1" "$(echo "$m1 / $base1" | bc -l)" "$m2" "$(echo "$m2 / $base2" | bc -l)"
+done
+echo
+echo "runs (µs): "
+for pinning in one two; do
+  for row in "${rows[@]}"; do
+    echo "  $pinning CPU(s), ${label[$row]}: ${results[$pinning,$row]}"
+  done
+done
