@@ -322,7 +322,7 @@ impl Ping<'_> {
             }
         }
         sent?;
-        self.replies.sent(seq);
+        self.replies.record_sent(seq);
         self.outstanding
             .insert(seq, Instant::now() + self.options.timeout);
         Ok(())

@@ -104,7 +104,7 @@ pub struct Replies {
 
 impl Replies {
     /// Notes that probe `seq` was sent.
-    pub fn sent(&mut self, seq: u64) {
+    pub fn record_sent(&mut self, seq: u64) {
         self.sent = self.sent.max(seq + 1);
     }
 
@@ -113,11 +113,6 @@ impl Replies {
         if !self.answered.contains(&seq) {
             self.timed_out.insert(seq);
         }
-    }
-
-    /// True when probe `seq` has had its (first) reply.
-    pub fn is_answered(&self, seq: u64) -> bool {
-        self.answered.contains(&seq)
     }
 
     /// Sorts one reply: `probe` as decoded (`None`: not this run's),
@@ -270,7 +265,7 @@ mod tests {
             })
         };
         for seq in 0..5 {
-            r.sent(seq);
+            r.record_sent(seq);
         }
         assert_eq!(
             r.record(probe(1), us(10)),
