@@ -237,7 +237,14 @@ impl Endpoint {
 
     /// Receives one datagram into `buf` (blocking at most [`READ_TIMEOUT`]).
     pub fn recv(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
-        sys::recv(&self.socket, buf, scratch)
+        sys::recv(&self.socket, buf, scratch, true)
+    }
+
+    /// Receives one datagram that is already queued, or fails with
+    /// `WouldBlock` at once (on the portable fallback: always; see
+    /// [`crate::net::sys`]).
+    pub fn try_recv(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
+        sys::recv(&self.socket, buf, scratch, false)
     }
 
     /// Makes receives return `WouldBlock` at once instead of waiting up to

@@ -19,6 +19,10 @@ use crate::model::{Event, Outcome, SentKind, Stats};
 /// come by the time it is shown (its outcome follows on a line of its own).
 const NO_RECEIPT_YET: &str = "  (no receipt yet)";
 
+/// How much output [`Display::batch_writes`] gathers before it writes it
+/// even though more is coming.
+const OUTPUT_BATCH: usize = 64 * 1024;
+
 /// The line of a message sent, held until its receipt comes (then it is
 /// shown with it) or until it is time to show it anyway.
 #[derive(Debug)]
@@ -46,6 +50,8 @@ pub struct Display<'a> {
     held: VecDeque<Held>,
     /// `--log`: messages in and out and their final states, as JSON lines.
     log: Option<Log>,
+    /// Lines gathered for one write ([`Display::batch_writes`]).
+    batch: Option<String>,
 }
 
 /// The `--log` file: opened for appending, one `write` per line, so that
@@ -78,7 +84,37 @@ impl<'a> Display<'a> {
             hold: None,
             held: VecDeque::new(),
             log: None,
+            batch: None,
         }
+    }
+
+    /// From now on (`on`), lines are gathered and written in one go when
+    /// [`Display::flush`] is called or [`OUTPUT_BATCH`] bytes have
+    /// gathered, instead of one write per event: for a loop that writes
+    /// when its socket has nothing more. Turning it off writes what is
+    /// gathered.
+    pub fn batch_writes(&mut self, on: bool) -> Result<Shown, Error> {
+        let shown = self.flush()?;
+        self.batch = on.then(|| String::with_capacity(OUTPUT_BATCH + 4096));
+        Ok(shown)
+    }
+
+    /// Writes the lines gathered so far (see [`Display::batch_writes`]).
+    pub fn flush(&mut self) -> Result<Shown, Error> {
+        let Some(batch) = self.batch.as_mut().filter(|batch| !batch.is_empty()) else {
+            return Ok(if self.open {
+                Shown::Yes
+            } else {
+                Shown::ReaderGone
+            });
+        };
+        let text = std::mem::take(batch);
+        let written = self.sink.write_text(&text);
+        // The buffer is kept, with its capacity, for the next batch.
+        let mut text = text;
+        text.clear();
+        self.batch = Some(text);
+        self.written(written)
     }
 
     /// Also appends every message received and sent, and every final
@@ -238,7 +274,23 @@ impl<'a> Display<'a> {
         if lines.is_empty() {
             return Ok(Shown::Yes);
         }
-        match self.sink.write_lines(lines) {
+        if let Some(batch) = &mut self.batch {
+            for line in lines {
+                batch.push_str(line);
+                batch.push('\n');
+            }
+            if batch.len() < OUTPUT_BATCH {
+                return Ok(Shown::Yes);
+            }
+            return self.flush();
+        }
+        let written = self.sink.write_lines(lines);
+        self.written(written)
+    }
+
+    /// What a write's result means for the display.
+    fn written(&mut self, result: io::Result<()>) -> Result<Shown, Error> {
+        match result {
             Ok(()) => Ok(Shown::Yes),
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                 self.open = false;

@@ -15,17 +15,33 @@ pub trait Sink: Send {
     /// Writes `lines` (each without its newline) and flushes them, so that a
     /// reader at the other end of a pipe sees every line as it happens.
     fn write_lines(&mut self, lines: &[String]) -> io::Result<()>;
+
+    /// Writes `text`, whole lines each ending with a newline, and flushes
+    /// them: a batch of lines in one go (one `write(2)` where the sink is a
+    /// file or a pipe).
+    fn write_text(&mut self, text: &str) -> io::Result<()> {
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        self.write_lines(&lines)
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for &mut S {
     fn write_lines(&mut self, lines: &[String]) -> io::Result<()> {
         (**self).write_lines(lines)
     }
+
+    fn write_text(&mut self, text: &str) -> io::Result<()> {
+        (**self).write_text(text)
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
     fn write_lines(&mut self, lines: &[String]) -> io::Result<()> {
         (**self).write_lines(lines)
+    }
+
+    fn write_text(&mut self, text: &str) -> io::Result<()> {
+        (**self).write_text(text)
     }
 }
 
@@ -34,6 +50,13 @@ impl<S: Sink> Sink for Option<S> {
     fn write_lines(&mut self, lines: &[String]) -> io::Result<()> {
         match self {
             Some(sink) => sink.write_lines(lines),
+            None => Ok(()),
+        }
+    }
+
+    fn write_text(&mut self, text: &str) -> io::Result<()> {
+        match self {
+            Some(sink) => sink.write_text(text),
             None => Ok(()),
         }
     }
@@ -49,6 +72,11 @@ impl<W: Write + Send> Sink for WriterSink<W> {
             self.0.write_all(line.as_bytes())?;
             self.0.write_all(b"\n")?;
         }
+        self.0.flush()
+    }
+
+    fn write_text(&mut self, text: &str) -> io::Result<()> {
+        self.0.write_all(text.as_bytes())?;
         self.0.flush()
     }
 }
@@ -75,6 +103,13 @@ impl Sink for PrinterSink {
         let mut text = lines.join("\n");
         text.push('\n');
         self.0.print(text).map_err(io::Error::other)
+    }
+
+    fn write_text(&mut self, text: &str) -> io::Result<()> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.0.print(text.to_owned()).map_err(io::Error::other)
     }
 }
 

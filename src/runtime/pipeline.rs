@@ -23,10 +23,11 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, after, at, bounded, never, select};
 
 use super::outbox::Outbox;
-use super::receiver::{self, Handler, ReceiverConfig};
+use super::receiver::{self, DRAIN_LIMIT, Handler, ReceiverConfig, Receiving, Stop, Turn};
 use super::shutdown::{Shutdown, Signal};
 use crate::Error;
 use crate::model::Event;
+use crate::net::sys::Scratch;
 use crate::net::{Buffers, Endpoint, SocketOptions};
 use crate::output::{Display, Shown};
 
@@ -220,6 +221,9 @@ impl Pipeline {
         shutdown: &Shutdown,
         plan: Plan,
     ) -> Result<Ended, Error> {
+        if plan.job.is_none() {
+            return self.run_inline(display, shutdown, plan);
+        }
         let outbox = self.outbox;
         let (receiver_stop, stop) = bounded::<()>(0);
         let config = ReceiverConfig {
@@ -261,7 +265,13 @@ impl Pipeline {
         let mut signals = shutdown.requests().clone();
         let mut linger = never();
         let events = self.events;
+        // Lines are written once the events queued so far are shown, in
+        // one write rather than one per event.
+        display.batch_writes(true)?;
         while !run.over() {
+            if events.is_empty() {
+                display.flush()?;
+            }
             let flush = display.next_flush().map_or_else(never, at);
             select! {
                 recv(flush) -> _ => {
@@ -324,11 +334,101 @@ impl Pipeline {
             display.show(&event)?;
         }
         display.flush_held()?;
+        display.batch_writes(false)?;
         if let Some(Err(error)) = run.receiver_result.take() {
             return Err(error);
         }
         Ok(run.ended)
     }
+
+    /// The run of a plan without a job, on the calling thread alone: each
+    /// turn receives one datagram (the handler answers it first, as ever),
+    /// then shows the events it made into the display's batch, which is
+    /// written when the socket has nothing more queued (or the batch is
+    /// full). No event crosses a thread, and nothing but `recvmsg` and the
+    /// handler's `sendto` happens between two datagrams of a burst.
+    ///
+    /// The event channel is drained after every turn, so it never holds
+    /// more than one turn's events: at most a few per datagram, or one per
+    /// ICMP error read in one go (256), well under [`EVENT_QUEUE`].
+    fn run_inline(
+        self,
+        display: &mut Display<'_>,
+        shutdown: &Shutdown,
+        plan: Plan,
+    ) -> Result<Ended, Error> {
+        let outbox = self.outbox;
+        let events = self.events;
+        let config = ReceiverConfig {
+            max_size: self.max_size,
+            limit: plan.limit,
+        };
+        let mut receiving = Receiving::new(outbox.clone(), config, plan.handler);
+        let mut buf = vec![0u8; self.max_size];
+        let mut scratch = Scratch::default();
+        let signals = shutdown.requests();
+        let mut ended = Ended::default();
+        display.batch_writes(true)?;
+        let mut wait = false;
+        let end = loop {
+            if let Ok(signal) = signals.try_recv() {
+                ended.signal = Some(signal);
+                break Stop::Asked;
+            }
+            let turn = receiving.step(&mut buf, &mut scratch, wait);
+            if show_queued(display, &events)? == Shown::ReaderGone {
+                ended.reader_gone = true;
+                break Stop::ReaderGone;
+            }
+            match turn {
+                Ok(Turn::Datagram) => wait = false,
+                Ok(Turn::Idle) => {
+                    // The socket has nothing more: write what was gathered,
+                    // then wait for the next datagram.
+                    display.flush()?;
+                    display.flush_due()?;
+                    wait = true;
+                }
+                Err(stop) => break stop,
+            }
+        };
+        let mut end = end;
+        if matches!(end, Stop::Asked) && outbox.endpoint().set_nonblocking(true).is_ok() {
+            // What had arrived before the stop is shown and counted.
+            for _ in 0..DRAIN_LIMIT {
+                let turn = receiving.step(&mut buf, &mut scratch, true);
+                show_queued(display, &events)?;
+                match turn {
+                    Ok(Turn::Datagram) => {}
+                    Ok(Turn::Idle) => break,
+                    Err(stop) => {
+                        end = stop;
+                        break;
+                    }
+                }
+            }
+            let _ = outbox.endpoint().set_nonblocking(false);
+        }
+        let result = receiving.finish(end);
+        drop(receiving);
+        let _ = outbox.report_pending();
+        drop(outbox);
+        show_queued(display, &events)?;
+        display.flush_held()?;
+        display.batch_writes(false)?;
+        result.map(|()| ended)
+    }
+}
+
+/// Shows every event queued now.
+fn show_queued(display: &mut Display<'_>, events: &Receiver<Event>) -> Result<Shown, Error> {
+    let mut shown = Shown::Yes;
+    for event in events.try_iter() {
+        if display.show(&event)? == Shown::ReaderGone {
+            shown = Shown::ReaderGone;
+        }
+    }
+    Ok(shown)
 }
 
 /// The state of the display loop.

@@ -26,7 +26,7 @@ const DROP_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// The most datagrams read from the socket's queue after a stop request, so
 /// that what had arrived before the stop is shown and counted rather than
 /// closed away unseen, without letting a flood delay the stop for long.
-const DRAIN_LIMIT: u64 = 100_000;
+pub(super) const DRAIN_LIMIT: u64 = 100_000;
 
 /// What becomes of each received datagram, decided on the receiver thread
 /// before anything is shown: show it, answer it (echo), and later decode,
@@ -138,7 +138,9 @@ impl DropCounter {
     }
 }
 
-struct Receiving {
+/// The receive loop's state, run on its own thread ([`spawn`]) or, turn by
+/// turn, by the pipeline's single-threaded display loop.
+pub(super) struct Receiving {
     outbox: Outbox,
     config: ReceiverConfig,
     handler: Box<dyn Handler>,
@@ -146,10 +148,22 @@ struct Receiving {
     last_drop_poll: Instant,
     /// The socket's receive timeout now.
     wait: Duration,
+    /// Datagrams received so far.
+    received: u64,
+}
+
+/// What one turn of the receive loop found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Turn {
+    /// A datagram (or an error report, or a signal's interruption): there
+    /// may be more.
+    Datagram,
+    /// Nothing was queued (or nothing came within the read timeout).
+    Idle,
 }
 
 /// Why the loop stopped: the first three are normal ends.
-enum Stop {
+pub(super) enum Stop {
     /// The `stop` channel said so.
     Asked,
     /// Nobody reads the events any more.
@@ -167,7 +181,7 @@ impl From<Closed> for Stop {
 }
 
 impl Receiving {
-    fn new(outbox: Outbox, config: ReceiverConfig, handler: Box<dyn Handler>) -> Self {
+    pub(super) fn new(outbox: Outbox, config: ReceiverConfig, handler: Box<dyn Handler>) -> Self {
         Receiving {
             outbox,
             config,
@@ -175,6 +189,7 @@ impl Receiving {
             drops: DropCounter::default(),
             last_drop_poll: Instant::now(),
             wait: READ_TIMEOUT,
+            received: 0,
         }
     }
 
@@ -185,6 +200,12 @@ impl Receiving {
         {
             end = stop;
         }
+        self.finish(end)
+    }
+
+    /// Ends the loop that stopped for `end`: the last drops are read and
+    /// the handler settles what is unsettled.
+    pub(super) fn finish(&mut self, end: Stop) -> Result<(), Error> {
         // Drops that happened since the last reading are still news.
         let _ = self.poll_drops();
         let _ = self.handler.on_stop(&self.outbox);
@@ -197,33 +218,63 @@ impl Receiving {
     fn receive_until_stopped(&mut self, stop: &Receiver<()>) -> Stop {
         let mut buf = vec![0u8; self.config.max_size];
         let mut scratch = Scratch::default();
-        let mut received = 0u64;
         loop {
             match stop.try_recv() {
                 Err(TryRecvError::Empty) => {}
                 Ok(()) | Err(TryRecvError::Disconnected) => return Stop::Asked,
             }
-            if self.config.limit.is_some_and(|limit| received >= limit) {
-                return Stop::Limit;
-            }
-            if let Err(stop) = self.wake_handler() {
+            if let Err(stop) = self.step(&mut buf, &mut scratch, true) {
                 return stop;
             }
-            let step = match self.outbox.endpoint().recv(&mut buf, &mut scratch) {
-                Ok(got) => {
-                    received += 1;
-                    let datagram = validated(&got, &buf);
-                    self.on_datagram(datagram, got.drop_counter)
+        }
+    }
+
+    /// One turn of the loop: the handler's timer if due, then one receive,
+    /// waiting up to the read timeout when `wait` (else only what is
+    /// queued already). Says whether a datagram came.
+    pub(super) fn step(
+        &mut self,
+        buf: &mut [u8],
+        scratch: &mut Scratch,
+        wait: bool,
+    ) -> Result<Turn, Stop> {
+        if self
+            .config
+            .limit
+            .is_some_and(|limit| self.received >= limit)
+        {
+            return Err(Stop::Limit);
+        }
+        self.wake_handler()?;
+        let endpoint = self.outbox.endpoint();
+        let got = if wait {
+            endpoint.recv(buf, scratch)
+        } else {
+            endpoint.try_recv(buf, scratch)
+        };
+        match got {
+            Ok(got) => {
+                self.received += 1;
+                let datagram = validated(&got, buf);
+                self.on_datagram(datagram, got.drop_counter)?;
+                Ok(Turn::Datagram)
+            }
+            Err(e) => match e.kind() {
+                io::ErrorKind::Interrupted => Ok(Turn::Datagram),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                    // A look that did not wait finds the queue empty after
+                    // every burst: the counter is read then only as often
+                    // as while datagrams keep coming.
+                    if wait || self.last_drop_poll.elapsed() >= DROP_POLL_INTERVAL {
+                        self.poll_drops()?;
+                    }
+                    Ok(Turn::Idle)
                 }
-                Err(e) => match e.kind() {
-                    io::ErrorKind::Interrupted => Ok(()),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => self.poll_drops(),
-                    _ => self.on_error(e),
-                },
-            };
-            if let Err(stop) = step {
-                return stop;
-            }
+                _ => {
+                    self.on_error(e)?;
+                    Ok(Turn::Datagram)
+                }
+            },
         }
     }
 

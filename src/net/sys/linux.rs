@@ -60,17 +60,24 @@ pub fn enable_extras(socket: &Socket) -> Capabilities {
 }
 
 /// Receives one datagram with `recvmsg(MSG_TRUNC)`: the return value is the
-/// datagram's true length even when the buffer was too small.
-pub fn recv(socket: &Socket, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
+/// datagram's true length even when the buffer was too small. With `wait`
+/// false (`MSG_DONTWAIT`) it fails with `WouldBlock` at once when nothing
+/// is queued; otherwise it waits as long as the socket's read timeout.
+pub fn recv(
+    socket: &Socket,
+    buf: &mut [u8],
+    scratch: &mut Scratch,
+    wait: bool,
+) -> io::Result<Received> {
     let capacity = buf.len();
     let mut iov = [IoSliceMut::new(buf)];
-    let msg = recvmsg::<SockaddrStorage>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut scratch.cmsg),
-        MsgFlags::MSG_TRUNC,
-    )
-    .map_err(io::Error::from)?;
+    let mut flags = MsgFlags::MSG_TRUNC;
+    if !wait {
+        flags |= MsgFlags::MSG_DONTWAIT;
+    }
+    let msg =
+        recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(&mut scratch.cmsg), flags)
+            .map_err(io::Error::from)?;
     let from = msg
         .address
         .as_ref()

@@ -21,7 +21,20 @@ pub fn enable_extras(_socket: &Socket) -> Capabilities {
 
 /// Receives one datagram; `truncated` comes from the `MSG_TRUNC` flag that
 /// `recvmsg` sets, but the true length is unknown.
-pub fn recv(socket: &Socket, buf: &mut [u8], _scratch: &mut Scratch) -> io::Result<Received> {
+///
+/// Without `wait` there is no portable way to look without waiting (short
+/// of switching the socket to non-blocking and back, two more calls per
+/// datagram): it says `WouldBlock` without looking, so that a caller
+/// writes its output after every datagram instead of after a burst.
+pub fn recv(
+    socket: &Socket,
+    buf: &mut [u8],
+    _scratch: &mut Scratch,
+    wait: bool,
+) -> io::Result<Received> {
+    if !wait {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
     // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout, and the socket
     // only writes initialised bytes into the buffer.
     let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
