@@ -256,6 +256,17 @@ impl<'a> Display<'a> {
         if !self.open {
             return Ok(Shown::ReaderGone);
         }
+        if let Some(batch) = &mut self.batch
+            && self.held.is_empty()
+            && (self.hold.is_none() || !matches!(event, Event::Sent { .. } | Event::Receipt(_)))
+        {
+            // Nothing to hold or settle: straight into the batch.
+            self.renderer.render_into(event, &transitions, batch);
+            if batch.len() < OUTPUT_BATCH {
+                return Ok(Shown::Yes);
+            }
+            return self.flush();
+        }
         let lines = self.renderer.render(event, &transitions);
         if self.hold_line(event, &lines) {
             return self.flush_due();

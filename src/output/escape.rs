@@ -15,6 +15,8 @@
 
 use std::fmt::Write as _;
 
+use super::fast::plain_run;
+
 use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
 use icu_properties::{CodePointMapData, CodePointSetData};
 
@@ -152,34 +154,67 @@ fn incomplete_tail(bytes: &[u8]) -> usize {
 /// assert_eq!(preview(&[0, 0xff]), "hex 00ff");
 /// ```
 pub fn preview(payload: &[u8]) -> String {
+    let mut out = String::new();
+    preview_into(&mut out, payload);
+    out
+}
+
+/// Appends [`preview`]`(payload)` to `out`. Runs of printable ASCII (the
+/// usual payload) are copied in bulk; the rest goes character by
+/// character.
+pub fn preview_into(out: &mut String, payload: &[u8]) {
     if payload.is_empty() {
-        return "<empty>".to_string();
+        out.push_str("<empty>");
+        return;
     }
-    let (mut out, shown) = if looks_like_text(payload) {
-        let mut out = String::from("\"");
-        let mut shown = 0;
-        for piece in pieces(payload) {
-            if shown + piece.len() > PREVIEW_BYTES {
+    let limit = payload.len().min(PREVIEW_BYTES);
+    let all_plain = plain_run(payload) == payload.len();
+    let shown = if all_plain || looks_like_text(payload) {
+        out.push('"');
+        let mut at = 0;
+        while at < limit {
+            let run = plain_run(&payload[at..limit]);
+            // Plain bytes are ASCII: always a whole string.
+            out.push_str(std::str::from_utf8(&payload[at..at + run]).unwrap_or_default());
+            at += run;
+            if at >= limit {
                 break;
             }
-            shown += piece.len();
+            let piece = piece_at(&payload[at..]);
+            if at + piece.len() > limit {
+                break;
+            }
+            at += piece.len();
             match piece {
-                Piece::Char(c) => push_escaped(&mut out, c),
+                Piece::Char(c) => push_escaped(out, c),
                 Piece::Byte(b) => {
                     let _ = write!(out, "\\x{b:02x}");
                 }
             }
         }
         out.push('"');
-        (out, shown)
+        at
     } else {
-        let shown = payload.len().min(PREVIEW_BYTES);
-        (format!("hex {}", to_hex(&payload[..shown])), shown)
+        out.push_str("hex ");
+        out.push_str(&to_hex(&payload[..limit]));
+        limit
     };
     if shown < payload.len() {
         let _ = write!(out, "… (+{} B)", payload.len() - shown);
     }
-    out
+}
+
+/// The piece `bytes` starts with: a whole character, or one byte that does
+/// not start one (as [`pieces`] splits them).
+fn piece_at(bytes: &[u8]) -> Piece {
+    let window = &bytes[..bytes.len().min(4)];
+    match window.utf8_chunks().next() {
+        Some(chunk) => match chunk.valid().chars().next() {
+            Some(c) => Piece::Char(c),
+            None => Piece::Byte(bytes[0]),
+        },
+        None => Piece::Byte(bytes[0]),
+    }
 }
 
 /// Lower-case hex, two digits per byte, no separators.
@@ -195,7 +230,58 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// The preview as written before its bulk path: piece by piece.
+    fn reference_preview(payload: &[u8]) -> String {
+        if payload.is_empty() {
+            return "<empty>".to_string();
+        }
+        let (mut out, shown) = if looks_like_text(payload) {
+            let mut out = String::from("\"");
+            let mut shown = 0;
+            for piece in pieces(payload) {
+                if shown + piece.len() > PREVIEW_BYTES {
+                    break;
+                }
+                shown += piece.len();
+                match piece {
+                    Piece::Char(c) => push_escaped(&mut out, c),
+                    Piece::Byte(b) => {
+                        let _ = write!(out, "\\x{b:02x}");
+                    }
+                }
+            }
+            out.push('"');
+            (out, shown)
+        } else {
+            let shown = payload.len().min(PREVIEW_BYTES);
+            (format!("hex {}", to_hex(&payload[..shown])), shown)
+        };
+        if shown < payload.len() {
+            let _ = write!(out, "… (+{} B)", payload.len() - shown);
+        }
+        out
+    }
+
+    proptest! {
+        /// The bulk path writes exactly what the piece-by-piece preview
+        /// writes: for any bytes, for text with escapes and accents, and
+        /// across the preview's limit.
+        #[test]
+        fn preview_matches_the_piece_by_piece_reference(
+            bytes in proptest::collection::vec(any::<u8>(), 0..1100),
+            text in "[ -~\\n\\t\\x1b\\x7f\u{e9}\u{202e}\u{2028}\u{200b}]{0,1100}",
+        ) {
+            prop_assert_eq!(preview(&bytes), reference_preview(&bytes));
+            prop_assert_eq!(preview(text.as_bytes()), reference_preview(text.as_bytes()));
+            let mut long = text.into_bytes();
+            long.extend_from_slice(&bytes);
+            prop_assert_eq!(preview(&long), reference_preview(&long));
+        }
+    }
 
     /// Escape sequences, backslashes, quotes and line breaks cannot reach
     /// the terminal raw; ordinary text, accents and symbols are kept.

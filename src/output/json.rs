@@ -16,6 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::escape::{is_hidden, to_hex};
+use super::fast::{Clock, push_addr, push_json_str, push_uint};
 use crate::model::{
     ChatMessage, Datagram, EchoSkip, Event, Outcome, PeerSummary, SentKind, Summary,
 };
@@ -427,6 +428,47 @@ pub fn to_line(event: &Event) -> String {
     String::from_utf8(line).expect("serde_json writes UTF-8")
 }
 
+/// Appends the `datagram` event's line (without the newline) to `out`:
+/// the same text as [`to_line`], written straight from the datagram.
+pub fn push_datagram(out: &mut String, datagram: &Datagram, clock: &mut Clock) {
+    out.push_str(r#"{"event":"datagram","time":""#);
+    clock.push_utc_micros(out, datagram.at);
+    out.push_str(r#"","from":""#);
+    push_addr(out, datagram.from);
+    out.push_str(r#"","len":"#);
+    push_uint(out, datagram.len() as u64);
+    out.push_str(if datagram.truncated {
+        r#","truncated":true"#
+    } else {
+        r#","truncated":false"#
+    });
+    if let Some(original) = datagram.original_len {
+        out.push_str(r#","original_len":"#);
+        push_uint(out, original as u64);
+    }
+    match std::str::from_utf8(&datagram.payload) {
+        Ok(text) => {
+            out.push_str(r#","text":""#);
+            push_json_str(out, text);
+        }
+        Err(_) => {
+            out.push_str(r#","hex":""#);
+            out.push_str(&to_hex(&datagram.payload));
+        }
+    }
+    out.push_str("\"}");
+}
+
+/// `text` as a JSON string literal, escaped as every line is.
+#[cfg(test)]
+pub(crate) fn string_literal(text: &str) -> String {
+    let mut line = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut line, TerminalSafe);
+    text.serialize(&mut serializer)
+        .expect("a string serialises");
+    String::from_utf8(line).expect("serde_json writes UTF-8")
+}
+
 fn time(at: std::time::SystemTime) -> String {
     DateTime::<Utc>::from(at).to_rfc3339_opts(SecondsFormat::Micros, true)
 }
@@ -477,6 +519,14 @@ impl serde_json::ser::Formatter for TerminalSafe {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
+        // Nothing below DEL is hidden here: serde_json escapes the
+        // control codes itself.
+        let ascii = fragment
+            .bytes()
+            .position(|b| b >= 0x7f)
+            .unwrap_or(fragment.len());
+        writer.write_all(&fragment.as_bytes()[..ascii])?;
+        let fragment = &fragment[ascii..];
         let mut start = 0;
         for (at, c) in fragment.char_indices() {
             if is_hidden(c) {

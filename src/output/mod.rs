@@ -10,6 +10,7 @@
 
 pub mod display;
 pub mod escape;
+pub mod fast;
 pub mod json;
 pub mod render;
 pub mod sink;
