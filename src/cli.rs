@@ -12,6 +12,7 @@ use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::Error;
+use crate::cmd::bench;
 use crate::cmd::chat::repl::default_history;
 use crate::cmd::chat::{self, ChatIo, ChatOptions};
 use crate::cmd::docs;
@@ -58,6 +59,11 @@ enum Command {
     /// a Python echo): loss, late, duplicated and reordered replies told
     /// apart, percentiles and a histogram.
     Ping(PingArgs),
+    /// Measure throughput and loss: dgram bench --serve ADDR receives,
+    /// dgram bench ADDR sends; --loopback runs both. Every datagram is
+    /// accounted for: received, dropped by the receiver's kernel, or lost
+    /// elsewhere.
+    Bench(BenchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell) on stdout.
     Completions {
@@ -240,6 +246,47 @@ struct PingArgs {
     buffers: BufferArgs,
 }
 
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("role").args(["addr", "loopback"]).required(true))]
+struct BenchArgs {
+    /// The bench server to send to (IP:PORT, HOST:PORT); with --serve, the
+    /// address to receive on (port 0: the system chooses and says which).
+    #[arg(value_name = "ADDR", value_parser = parse::socket_addr)]
+    addr: Option<SocketAddr>,
+    /// Be the receiving end: count every run sent here, until Ctrl-C. Data
+    /// comes over UDP, the control connection over TCP on the same port.
+    #[arg(long, requires = "addr", conflicts_with_all = ["loopback", "size", "duration", "rate", "gso", "bind"])]
+    serve: bool,
+    /// Run a server on 127.0.0.1 in this process and bench against it
+    /// (--rcvbuf is the server's, --sndbuf the sender's).
+    #[arg(long)]
+    loopback: bool,
+    /// Datagram size in bytes (20 to 65507; the first 20 carry the run and
+    /// the datagram's number).
+    #[arg(long, short = 's', value_name = "N", default_value = "64", value_parser = parse::payload_size)]
+    size: usize,
+    /// Seconds to send for (fractions allowed).
+    #[arg(long, short = 't', value_name = "SECS", default_value_t = 3.0, value_parser = parse::seconds)]
+    duration: f64,
+    /// Datagrams per second (k and M suffixes: 10k, 1.5M); default: as fast
+    /// as the kernel takes them.
+    #[arg(long, short = 'r', value_name = "N", value_parser = parse::rate)]
+    rate: Option<u64>,
+    /// Hand the kernel up to 64 datagrams per send (UDP_SEGMENT) and let
+    /// the server take them coalesced (UDP_GRO), split back at their
+    /// boundaries. Linux only; elsewhere one datagram per call, with a note.
+    #[arg(long)]
+    gso: bool,
+    /// Local address to send from (default: any address of ADDR's family).
+    #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
+    bind: Option<SocketAddr>,
+    /// One JSON object per line: start, every second, the report.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    buffers: BufferArgs,
+}
+
 /// Raw bytes from `--hex` (a newtype, so that clap takes one value).
 #[derive(Debug, Clone)]
 struct HexBytes(Vec<u8>);
@@ -375,6 +422,55 @@ fn run(command: Command) -> Result<(), Error> {
             };
             let shutdown = Shutdown::from_signals()?;
             ping::run(&options, &shutdown, &mut sink::stdout()).map(|_| ())
+        }
+        Command::Bench(args) => {
+            let format = Format::json(args.json);
+            let shutdown = Shutdown::from_signals()?;
+            let mut out = sink::stdout();
+            if args.serve {
+                let addr = args.addr.expect("clap requires ADDR with --serve");
+                let options = bench::ServeOptions {
+                    socket: socket_options(addr, &args.buffers),
+                    format,
+                };
+                return bench::serve(&options, &shutdown, &mut out);
+            }
+            if args.size < bench::MIN_SIZE {
+                return Err(Error::Usage {
+                    message: format!(
+                        "invalid value '{}' for --size: a bench datagram is at least {} bytes (its run and number)",
+                        args.size,
+                        bench::MIN_SIZE
+                    ),
+                });
+            }
+            let to = args
+                .addr
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+            let bind = args.bind.unwrap_or_else(|| any_port_for(&to));
+            let options = bench::BenchOptions {
+                socket: SocketOptions {
+                    bind,
+                    rcvbuf: None,
+                    sndbuf: args.buffers.sndbuf,
+                },
+                to,
+                size: args.size,
+                duration: Duration::from_secs_f64(args.duration),
+                rate: args.rate,
+                gso: args.gso,
+                format,
+            };
+            if args.loopback {
+                let server = SocketOptions {
+                    bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+                    rcvbuf: args.buffers.rcvbuf,
+                    sndbuf: None,
+                };
+                bench::loopback(&options, server, &shutdown, &mut out).map(|_| ())
+            } else {
+                bench::run(&options, &shutdown, &mut out).map(|_| ())
+            }
         }
         Command::Completions { shell } => write_stdout(&docs::completions(shell, Cli::command())),
         Command::Man => write_stdout(&docs::man_page(Cli::command())),

@@ -101,6 +101,19 @@ pub enum Error {
     #[error("no reply from {to} to any of {sent} probe{}", if *sent == 1 { "" } else { "s" })]
     NoReplies { to: SocketAddr, sent: u64 },
 
+    /// `dgram bench` could not open its control connection (TCP, same
+    /// address as the data) to the bench server.
+    #[error("could not reach a dgram bench server at {to} (its TCP control connection)")]
+    ConnectBench { to: SocketAddr, source: io::Error },
+
+    /// The bench control connection failed or said something unexpected.
+    #[error("the control connection to the bench server at {to} failed")]
+    BenchControl { to: SocketAddr, source: io::Error },
+
+    /// The bench server could not take the TCP control port of its address.
+    #[error("could not bind the bench control port {addr} (TCP)")]
+    BindControl { addr: SocketAddr, source: io::Error },
+
     /// Too many messages wait for receipts to send another.
     #[error("{limit} messages are waiting for receipts already")]
     TooManyPending { limit: usize },
@@ -235,6 +248,16 @@ impl Error {
             Error::NoReplies { to, .. } => Some(format!(
                 "is an echo server running there (dgram listen {to} --echo --echo-rate 0)?"
             )),
+            Error::ConnectBench { to, .. } => Some(format!(
+                "start one there first: dgram bench --serve {to} (or try dgram bench --loopback)"
+            )),
+            Error::BenchControl { .. } => Some(
+                "the server may have stopped or be stopped (SIGSTOP): start it again and rerun"
+                    .to_string(),
+            ),
+            Error::BindControl { .. } => {
+                Some("pick another port, or port 0 to let the system choose".to_string())
+            }
             Error::TooManyPending { .. } => Some(
                 "wait for their receipts or failures (/pending lists them)".to_string(),
             ),

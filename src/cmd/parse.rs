@@ -174,6 +174,43 @@ pub fn peer_addr(text: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
+/// Parses a number of seconds (`3`, `0.5`): positive, at most a day.
+pub fn seconds(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds (such as 3 or 0.5)"))?;
+    if !(value > 0.0 && value <= 86_400.0) {
+        return Err(format!(
+            "'{text}': give more than 0 and at most 86400 seconds"
+        ));
+    }
+    Ok(value)
+}
+
+/// Parses a rate in datagrams per second: `5000`, `10k`, `1.5M` (decimal
+/// units).
+pub fn rate(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (number, scale) = match lower.strip_suffix('k') {
+        Some(number) => (number, 1e3),
+        None => match lower.strip_suffix('m') {
+            Some(number) => (number, 1e6),
+            None => (lower.as_str(), 1.0),
+        },
+    };
+    let value: f64 = number.parse().map_err(|_| {
+        format!("'{text}' is not a rate: use datagrams per second such as 5000, 10k or 1.5M")
+    })?;
+    let rate = (value * scale).round();
+    if !(1.0..=1e9).contains(&rate) {
+        return Err(format!(
+            "'{text}': give at least 1 and at most 1G datagrams per second"
+        ));
+    }
+    Ok(rate as u64)
+}
+
 /// Parses a byte count: `4096`, `4k`, `4KiB`, `2m`, `1MiB`, `1G` (binary
 /// units).
 pub fn byte_count(text: &str) -> Result<u64, String> {

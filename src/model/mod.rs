@@ -10,6 +10,7 @@
 //! - [`peers`]: the one peer table, and the changes of state
 //!   ([`Transition`]) it reports.
 
+pub mod bench;
 pub mod chat;
 pub mod datagram;
 pub mod event;

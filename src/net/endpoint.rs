@@ -253,6 +253,37 @@ impl Endpoint {
         self.socket.set_nonblocking(nonblocking)
     }
 
+    /// Sends only to `to` from now on, and hears only from it
+    /// ([`Endpoint::send_connected`]): the kernel looks the route up once,
+    /// not per datagram.
+    pub fn connect(&self, to: SocketAddr) -> io::Result<()> {
+        check_family(self.local, to).map_err(io::Error::other)?;
+        self.socket.connect(&sendto_target(self.local, to))
+    }
+
+    /// Sends one datagram to the connected peer; the error is the kernel's
+    /// as it is (`EAGAIN`, `ENOBUFS`, a pending ICMP error).
+    pub fn send_connected(&self, payload: &[u8]) -> io::Result<usize> {
+        self.socket.send(payload)
+    }
+
+    /// Sends `buf` to the connected peer as datagrams of `segment` bytes,
+    /// in one call (GSO; Linux only).
+    pub fn send_segments(&self, buf: &[u8], segment: u16) -> io::Result<usize> {
+        sys::send_segments(&self.socket, buf, segment)
+    }
+
+    /// Whether sends of `segment`-byte datagrams may be coalesced into one
+    /// call here (GSO; Linux only).
+    pub fn check_gso(&self, segment: u16) -> io::Result<()> {
+        sys::check_gso(&self.socket, segment)
+    }
+
+    /// Turns receive coalescing (GRO; Linux only) on or off.
+    pub fn set_gro(&self, on: bool) -> io::Result<()> {
+        sys::set_gro(&self.socket, on)
+    }
+
     /// Drains the ICMP errors queued on the socket.
     pub fn take_errors(&self) -> Vec<PeerError> {
         sys::take_errors(&self.socket)

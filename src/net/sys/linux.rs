@@ -28,7 +28,7 @@ pub struct Scratch {
 impl Default for Scratch {
     fn default() -> Self {
         Scratch {
-            cmsg: nix::cmsg_space!(u32, nix::sys::time::TimeSpec),
+            cmsg: nix::cmsg_space!(u32, nix::sys::time::TimeSpec, i32),
         }
     }
 }
@@ -85,10 +85,14 @@ pub fn recv(
         .ok_or_else(|| io::Error::other("datagram from a non-IP address"))?;
     let mut drop_counter = None;
     let mut timestamp = None;
+    let mut segment = None;
     if let Ok(cmsgs) = msg.cmsgs() {
         for cmsg in cmsgs {
             match cmsg {
                 ControlMessageOwned::RxqOvfl(count) => drop_counter = Some(count),
+                ControlMessageOwned::UdpGroSegments(size) => {
+                    segment = usize::try_from(size).ok().filter(|&size| size > 0);
+                }
                 ControlMessageOwned::ScmTimestampns(ts) => {
                     let since_epoch = Duration::new(
                         u64::try_from(ts.tv_sec()).unwrap_or(0),
@@ -110,7 +114,37 @@ pub fn recv(
         from: canonical(from),
         drop_counter,
         timestamp,
+        segment,
     })
+}
+
+/// Turns UDP receive coalescing (`UDP_GRO`) on or off. With it on, one
+/// receive may return several datagrams of one sender back to back, and
+/// [`Received::segment`] says their size: only `dgram bench` asks for it;
+/// everything else must see one datagram per receive.
+pub fn set_gro(socket: &Socket, on: bool) -> io::Result<()> {
+    setsockopt(socket, sockopt::UdpGroSegment, &on).map_err(io::Error::from)
+}
+
+/// Whether the kernel takes `UDP_SEGMENT` with datagrams of `segment`
+/// bytes on this socket (it is set, then cleared: each send says its own).
+pub fn check_gso(socket: &Socket, segment: u16) -> io::Result<()> {
+    setsockopt(socket, sockopt::UdpGsoSegment, &i32::from(segment)).map_err(io::Error::from)?;
+    setsockopt(socket, sockopt::UdpGsoSegment, &0).map_err(io::Error::from)
+}
+
+/// `recv` without waiting looks at the queue (`MSG_DONTWAIT`): a
+/// `WouldBlock` from it means nothing is queued.
+pub const LOOKS_WITHOUT_WAITING: bool = true;
+
+/// Sends `buf` on a connected socket as datagrams of `segment` bytes each
+/// (the last may be shorter) in one call (`UDP_SEGMENT`, GSO). Returns the
+/// bytes sent.
+pub fn send_segments(socket: &Socket, buf: &[u8], segment: u16) -> io::Result<usize> {
+    let iov = [std::io::IoSlice::new(buf)];
+    let cmsgs = [nix::sys::socket::ControlMessage::UdpGsoSegments(&segment)];
+    nix::sys::socket::sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None)
+        .map_err(io::Error::from)
 }
 
 /// Drains the socket's error queue (`MSG_ERRQUEUE`): every ICMP error the

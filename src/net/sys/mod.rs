@@ -21,7 +21,10 @@ use std::time::SystemTime;
 )]
 mod imp;
 
-pub use imp::{Scratch, enable_extras, kernel_drops, recv, take_errors};
+pub use imp::{
+    LOOKS_WITHOUT_WAITING, Scratch, check_gso, enable_extras, kernel_drops, recv, send_segments,
+    set_gro, take_errors,
+};
 
 /// Which of the platform extras this socket has.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,6 +57,9 @@ pub struct Received {
     /// When the kernel received the datagram (`SO_TIMESTAMPNS`), where the
     /// platform tells it.
     pub timestamp: Option<SystemTime>,
+    /// With `UDP_GRO` on (bench only): the size of each of the datagrams
+    /// coalesced into this receive (the last may be shorter).
+    pub segment: Option<usize>,
 }
 
 /// An ICMP error the kernel queued for this socket.

@@ -50,7 +50,36 @@ pub fn recv(
         from: canonical(from),
         drop_counter: None,
         timestamp: None,
+        segment: None,
     })
+}
+
+/// No receive coalescing here.
+pub fn set_gro(_socket: &Socket, _on: bool) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "UDP_GRO is Linux only",
+    ))
+}
+
+/// No segmentation offload here.
+pub fn check_gso(_socket: &Socket, _segment: u16) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "UDP_SEGMENT is Linux only",
+    ))
+}
+
+/// `recv` without waiting does not look (see [`recv`]): its `WouldBlock`
+/// says nothing about the queue.
+pub const LOOKS_WITHOUT_WAITING: bool = false;
+
+/// No segmentation offload here.
+pub fn send_segments(_socket: &Socket, _buf: &[u8], _segment: u16) -> io::Result<usize> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "UDP_SEGMENT is Linux only",
+    ))
 }
 
 /// No error queue here: ICMP errors are not reported.

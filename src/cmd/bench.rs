@@ -1,0 +1,1195 @@
+//! `dgram bench`: throughput and loss between a sender and a receiver,
+//! every datagram accounted for.
+//!
+//! Two ends: `dgram bench --serve ADDR` receives, `dgram bench ADDR` sends
+//! (`--loopback` runs both in one process). As iperf3 does, the ends talk
+//! over a TCP control connection to the same address as the data (JSON
+//! lines: hello and ready, live counts every second, done and the
+//! report), so that nothing but data crosses the UDP socket and the
+//! receiver's kernel drop counter counts data alone.
+//!
+//! The data are bench datagrams ([`crate::model::bench`]): run id and
+//! sequence number. The receiver tells new, reordered and duplicated ones
+//! apart; its report comes only once its socket has nothing more queued,
+//! so every datagram sent is received, dropped by its kernel, or lost
+//! elsewhere, and the three add up to what was sent.
+//!
+//! With `--gso` the sender hands the kernel up to 64 datagrams per call
+//! (`UDP_SEGMENT`) and the receiver takes them coalesced (`UDP_GRO`),
+//! splitting them back at the segment size the kernel reports; the
+//! sequence numbers prove every boundary survived. Both are Linux only and
+//! fall back, with a notice, to one datagram per call.
+
+use std::io::{self, BufRead, BufReader, IsTerminal, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded, never, select, tick, unbounded};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::model::bench::{
+    HEADER, ReceiverCounts, Report, SenderCounts, Sequence, per_sec, read_header, write_header,
+};
+use crate::net::endpoint::is_icmp_error;
+use crate::net::sys::Scratch;
+use crate::net::{Buffers, Endpoint, SocketOptions};
+use crate::output::render::duration;
+use crate::output::sink::MemorySink;
+use crate::output::{Format, Sink};
+use crate::proto::random::seed;
+use crate::runtime::Shutdown;
+
+/// The control protocol's version, in every hello.
+const CONTROL_VERSION: u32 = 1;
+
+/// How long either end waits for an answer on the control connection.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the client waits for the control connection to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The most payload bytes handed to the kernel in one GSO call, and the
+/// most segments (the kernel's `UDP_MAX_SEGMENTS` is 64 on older kernels).
+const GSO_BYTES: usize = 65_000;
+const GSO_MAX_SEGMENTS: usize = 64;
+
+/// How often the sender publishes its counts and looks at the clock (in
+/// send calls).
+const SENDER_CHECK: u64 = 64;
+
+/// How often the receiver looks for control requests while datagrams keep
+/// coming (in receive calls).
+const RECEIVER_CHECK: u32 = 1024;
+
+/// How long the server's receive waits before it looks for requests.
+const SERVER_WAIT: Duration = Duration::from_millis(20);
+
+/// A message on the control connection (one JSON object per line).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Control {
+    /// Client: a run begins.
+    Hello {
+        version: u32,
+        run: u64,
+        size: usize,
+        segments: u16,
+        gro: bool,
+    },
+    /// Server: ready to count the run.
+    Ready { rcvbuf: usize, gro: bool },
+    /// Client: the counts so far, please.
+    Stats,
+    /// Server: the counts so far.
+    Counts { receiver: ReceiverCounts },
+    /// Client: every datagram of the run has been sent.
+    Done { sender: SenderCounts },
+    /// Server: the run's final counts (once nothing more is queued).
+    Report { receiver: ReceiverCounts },
+}
+
+/// One end of a control connection.
+struct ControlConn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl ControlConn {
+    fn new(stream: TcpStream) -> io::Result<ControlConn> {
+        stream.set_nodelay(true)?;
+        Ok(ControlConn {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        })
+    }
+
+    fn send(&mut self, message: &Control) -> io::Result<()> {
+        let mut line = serde_json::to_string(message).map_err(io::Error::other)?;
+        line.push('\n');
+        self.writer.write_all(line.as_bytes())
+    }
+
+    /// The next message; `None` when the other end closed the connection.
+    fn recv(&mut self) -> io::Result<Option<Control>> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        serde_json::from_str(&line)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// The next message, which must come.
+    fn expect(&mut self) -> io::Result<Control> {
+        self.recv()?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the other end closed the control connection",
+            )
+        })
+    }
+}
+
+/// What `dgram bench --serve` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The address to receive on (UDP data, TCP control) and its buffers.
+    pub socket: SocketOptions,
+    /// Human lines or JSON lines.
+    pub format: Format,
+}
+
+/// What `dgram bench ADDR` was asked to do.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The local address and buffers of the sending socket.
+    pub socket: SocketOptions,
+    /// The bench server.
+    pub to: SocketAddr,
+    /// Datagram size (at least [`HEADER`]).
+    pub size: usize,
+    /// How long to send.
+    pub duration: Duration,
+    /// Datagrams per second; `None`: as fast as the kernel takes them.
+    pub rate: Option<u64>,
+    /// Segmentation and receive offload (`UDP_SEGMENT`, `UDP_GRO`).
+    pub gso: bool,
+    /// Human lines or JSON lines.
+    pub format: Format,
+}
+
+/// A request from the control thread to the server's receive loop.
+enum Request {
+    Start {
+        run: u64,
+        size: usize,
+        segments: u16,
+        gro: bool,
+        from: SocketAddr,
+        reply: Sender<Control>,
+    },
+    Stats {
+        reply: Sender<Control>,
+    },
+    Finish {
+        sender: SenderCounts,
+        reply: Sender<Control>,
+    },
+    /// The client went away before its report.
+    Abandon,
+}
+
+/// A bench server: its UDP socket and its TCP control listener, bound.
+pub struct Server {
+    endpoint: Endpoint,
+    buffers: Buffers,
+    listener: TcpListener,
+    format: Format,
+}
+
+impl Server {
+    /// Binds the data socket, then the control port of the same address.
+    pub fn open(options: &ServeOptions) -> Result<Server, Error> {
+        let (endpoint, buffers) = Endpoint::open(&options.socket)?;
+        let addr = endpoint.local_addr();
+        let listener =
+            TcpListener::bind(addr).map_err(|source| Error::BindControl { addr, source })?;
+        endpoint
+            .set_read_timeout(SERVER_WAIT)
+            .map_err(|source| Error::SetOption {
+                option: "SO_RCVTIMEO",
+                source,
+            })?;
+        Ok(Server {
+            endpoint,
+            buffers,
+            listener,
+            format: options.format,
+        })
+    }
+
+    /// The address the server receives on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.endpoint.local_addr()
+    }
+
+    /// Serves runs, one client at a time, until `shutdown` asks.
+    pub fn run(self, shutdown: &Shutdown, out: &mut dyn Sink) -> Result<(), Error> {
+        let local = self.local_addr();
+        emit(
+            out,
+            self.format,
+            &format!(
+                "bench server on {local} (UDP data, TCP control); SO_RCVBUF {} bytes",
+                self.buffers.rcvbuf.effective
+            ),
+            &serde_json::json!({
+                "event": "bench_listening",
+                "local": local,
+                "rcvbuf": self.buffers.rcvbuf.effective,
+            }),
+        )?;
+        let (requests_tx, requests) = unbounded();
+        let stop = Arc::new(AtomicBool::new(false));
+        let control = spawn_control(self.listener, requests_tx, Arc::clone(&stop))?;
+        let mut receiving = Receiving {
+            endpoint: self.endpoint,
+            format: self.format,
+            run: None,
+            finish: None,
+        };
+        let result = receiving.serve(shutdown, &requests, out);
+        stop.store(true, Ordering::Relaxed);
+        let _ = control.join();
+        result
+    }
+}
+
+/// Accepts control connections (one at a time) until `stop`.
+fn spawn_control(
+    listener: TcpListener,
+    requests: Sender<Request>,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, Error> {
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| Error::SetOption {
+            option: "O_NONBLOCK",
+            source,
+        })?;
+    thread::Builder::new()
+        .name("dgram-bench-control".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, from)) => {
+                        // A client that misbehaves ends its own session only.
+                        let _ = serve_client(stream, from, &requests, &stop);
+                        let _ = requests.send(Request::Abandon);
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        })
+        .map_err(|source| Error::SpawnThread {
+            name: "bench-control",
+            source,
+        })
+}
+
+/// One client's control session: each request goes to the receive loop,
+/// each answer back to the client.
+fn serve_client(
+    stream: TcpStream,
+    from: SocketAddr,
+    requests: &Sender<Request>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut conn = ControlConn::new(stream)?;
+    loop {
+        let message = match conn.recv() {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let (reply, answer) = bounded(1);
+        let request = match message {
+            Control::Hello {
+                version,
+                run,
+                size,
+                segments,
+                gro,
+            } => {
+                if version != CONTROL_VERSION {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("control protocol version {version}, not {CONTROL_VERSION}"),
+                    ));
+                }
+                Request::Start {
+                    run,
+                    size,
+                    segments,
+                    gro,
+                    from,
+                    reply,
+                }
+            }
+            Control::Stats => Request::Stats { reply },
+            Control::Done { sender } => Request::Finish { sender, reply },
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unexpected {other:?} from a client"),
+                ));
+            }
+        };
+        if requests.send(request).is_err() {
+            return Ok(());
+        }
+        match answer.recv_timeout(CONTROL_TIMEOUT) {
+            Ok(answer) => conn.send(&answer)?,
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+/// The run being counted.
+struct Run {
+    id: u64,
+    size: usize,
+    segments: u16,
+    gro: bool,
+    from: SocketAddr,
+    sequence: Sequence,
+    counts: ReceiverCounts,
+    /// The socket's drop counter when the run began.
+    drops_at_start: Option<u32>,
+    first: Option<Instant>,
+    last: Instant,
+}
+
+impl Run {
+    /// The counts, with the drops and the active time as they stand.
+    fn counts(&self, endpoint: &Endpoint) -> ReceiverCounts {
+        let mut counts = self.counts;
+        if let (Some(start), Some(now)) = (self.drops_at_start, endpoint.kernel_drops()) {
+            counts.kernel_dropped = u64::from(now.wrapping_sub(start));
+        }
+        if let Some(first) = self.first {
+            counts.active_us = self.last.duration_since(first).as_micros() as u64;
+        }
+        counts
+    }
+
+    /// Counts one datagram (or one segment of a coalesced receive).
+    fn record(&mut self, datagram: &[u8], truncated: bool) {
+        match read_header(datagram) {
+            Some((run, seq)) if run == self.id => {
+                let arrival = self.sequence.record(seq);
+                self.counts.record(arrival, datagram.len(), truncated);
+            }
+            _ => self.counts.foreign += 1,
+        }
+    }
+}
+
+/// The server's receive loop and what it counts.
+struct Receiving {
+    endpoint: Endpoint,
+    format: Format,
+    run: Option<Run>,
+    /// A report asked for, sent once the socket has nothing more queued.
+    finish: Option<(SenderCounts, Sender<Control>)>,
+}
+
+impl Receiving {
+    fn serve(
+        &mut self,
+        shutdown: &Shutdown,
+        requests: &Receiver<Request>,
+        out: &mut dyn Sink,
+    ) -> Result<(), Error> {
+        let mut buf = vec![0u8; 65_535];
+        let mut scratch = Scratch::default();
+        let mut wait = false;
+        let mut since_look = 0u32;
+        loop {
+            if wait || since_look >= RECEIVER_CHECK {
+                since_look = 0;
+                if shutdown.requests().try_recv().is_ok() {
+                    return Ok(());
+                }
+                for request in requests.try_iter() {
+                    self.on_request(request, out)?;
+                }
+            }
+            let got = if wait {
+                self.endpoint.recv(&mut buf, &mut scratch)
+            } else {
+                self.endpoint.try_recv(&mut buf, &mut scratch)
+            };
+            match got {
+                Ok(got) => {
+                    wait = false;
+                    since_look += 1;
+                    let Some(run) = &mut self.run else {
+                        continue;
+                    };
+                    let now = Instant::now();
+                    run.first.get_or_insert(now);
+                    run.last = now;
+                    run.counts.calls += 1;
+                    let data = &buf[..got.len];
+                    match got.segment {
+                        Some(segment) if data.len() > segment => {
+                            for one in data.chunks(segment) {
+                                run.record(one, false);
+                            }
+                        }
+                        _ => run.record(data, got.truncated),
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    // Nothing more queued (certain after a wait; after a
+                    // look only where the platform can look without
+                    // waiting): a report asked for can be made now.
+                    if (wait || crate::net::sys::LOOKS_WITHOUT_WAITING)
+                        && let Some((sender, reply)) = self.finish.take()
+                    {
+                        self.finish_run(sender, &reply, out)?;
+                    }
+                    wait = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_icmp_error(&e) => {
+                    let _ = self.endpoint.take_errors();
+                }
+                Err(source) => {
+                    return Err(Error::Receive {
+                        local: self.endpoint.local_addr(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, request: Request, out: &mut dyn Sink) -> Result<(), Error> {
+        match request {
+            Request::Start {
+                run,
+                size,
+                segments,
+                gro,
+                from,
+                reply,
+            } => {
+                if let Some(old) = self.run.take() {
+                    self.abandoned(&old, out)?;
+                }
+                let gro = gro && self.endpoint.set_gro(true).is_ok();
+                let drops_at_start = self.endpoint.kernel_drops();
+                self.run = Some(Run {
+                    id: run,
+                    size,
+                    segments,
+                    gro,
+                    from,
+                    sequence: Sequence::default(),
+                    counts: ReceiverCounts::default(),
+                    drops_at_start,
+                    first: None,
+                    last: Instant::now(),
+                });
+                let rcvbuf = self
+                    .endpoint
+                    .recv_buffer(None)
+                    .map(|b| b.effective)
+                    .unwrap_or(0);
+                let _ = reply.send(Control::Ready { rcvbuf, gro });
+                emit(
+                    out,
+                    self.format,
+                    &format!(
+                        "run from {from}: {size} B datagrams{}",
+                        if gro { ", GRO on" } else { "" }
+                    ),
+                    &serde_json::json!({
+                        "event": "run_start",
+                        "from": from,
+                        "run": format!("{run:016x}"),
+                        "size": size,
+                        "segments": segments,
+                        "gro": gro,
+                    }),
+                )?;
+            }
+            Request::Stats { reply } => {
+                let receiver = self
+                    .run
+                    .as_ref()
+                    .map(|run| run.counts(&self.endpoint))
+                    .unwrap_or_default();
+                let _ = reply.send(Control::Counts { receiver });
+            }
+            Request::Finish { sender, reply } => self.finish = Some((sender, reply)),
+            Request::Abandon => {
+                self.finish = None;
+                if let Some(old) = self.run.take() {
+                    self.abandoned(&old, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_run(
+        &mut self,
+        sender: SenderCounts,
+        reply: &Sender<Control>,
+        out: &mut dyn Sink,
+    ) -> Result<(), Error> {
+        let Some(run) = self.run.take() else {
+            return Ok(());
+        };
+        let receiver = run.counts(&self.endpoint);
+        let _ = reply.send(Control::Report { receiver });
+        if run.gro {
+            let _ = self.endpoint.set_gro(false);
+        }
+        let report = Report::new(run.size, run.segments, run.gro, sender, receiver);
+        write_report(out, self.format, &format!("run from {}", run.from), &report)
+    }
+
+    fn abandoned(&self, run: &Run, out: &mut dyn Sink) -> Result<(), Error> {
+        if run.gro {
+            let _ = self.endpoint.set_gro(false);
+        }
+        let counts = run.counts(&self.endpoint);
+        emit(
+            out,
+            self.format,
+            &format!(
+                "run from {} ended without a report: {} received, {} dropped by the kernel",
+                run.from,
+                count(counts.received),
+                count(counts.kernel_dropped)
+            ),
+            &serde_json::json!({
+                "event": "run_abandoned",
+                "from": run.from,
+                "receiver": counts,
+            }),
+        )
+    }
+}
+
+/// `dgram bench --serve`: serves until Ctrl-C.
+pub fn serve(options: &ServeOptions, shutdown: &Shutdown, out: &mut dyn Sink) -> Result<(), Error> {
+    Server::open(options)?.run(shutdown, out)
+}
+
+/// `dgram bench --loopback`: a server on 127.0.0.1 (port chosen by the
+/// system, with `server_socket`'s buffers) in this process, and a run
+/// against it; only the client's lines are shown.
+pub fn loopback(
+    options: &BenchOptions,
+    server_socket: SocketOptions,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+) -> Result<Report, Error> {
+    let server = Server::open(&ServeOptions {
+        socket: server_socket,
+        format: Format::Json,
+    })?;
+    let to = server.local_addr();
+    let (stop_server, server_shutdown) = Shutdown::manual();
+    let handle = thread::Builder::new()
+        .name("dgram-bench-server".into())
+        .spawn(move || server.run(&server_shutdown, &mut None::<MemorySink>))
+        .map_err(|source| Error::SpawnThread {
+            name: "bench-server",
+            source,
+        })?;
+    let options = BenchOptions {
+        to,
+        ..options.clone()
+    };
+    let result = run(&options, shutdown, out);
+    stop_server.send(crate::runtime::Signal::Terminate);
+    let served = handle.join().unwrap_or(Err(Error::ThreadPanicked {
+        name: "bench-server",
+    }));
+    let report = result?;
+    served?;
+    Ok(report)
+}
+
+/// What the sending thread shares with the display.
+#[derive(Debug, Default)]
+struct Progress {
+    sent: AtomicU64,
+    bytes: AtomicU64,
+    not_sent: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// `dgram bench ADDR`: one run against a bench server; returns its report
+/// (already shown).
+pub fn run(
+    options: &BenchOptions,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+) -> Result<Report, Error> {
+    let to = options.to;
+    let control_error = |source| Error::BenchControl { to, source };
+    let stream = TcpStream::connect_timeout(&to, CONNECT_TIMEOUT)
+        .map_err(|source| Error::ConnectBench { to, source })?;
+    stream
+        .set_read_timeout(Some(CONTROL_TIMEOUT))
+        .map_err(control_error)?;
+    let mut conn = ControlConn::new(stream).map_err(control_error)?;
+
+    let (endpoint, buffers) = Endpoint::open(&options.socket)?;
+    endpoint
+        .connect(to)
+        .map_err(|source| Error::Send { to, len: 0, source })?;
+    let mut segments = if options.gso {
+        (GSO_BYTES / options.size).clamp(1, GSO_MAX_SEGMENTS)
+    } else {
+        1
+    };
+    let mut notices = Vec::new();
+    if segments > 1
+        && let Err(e) = endpoint.check_gso(options.size as u16)
+    {
+        notices.push(format!(
+            "GSO is not available here ({e}): one datagram per call"
+        ));
+        segments = 1;
+    }
+    let run_id = seed();
+    conn.send(&Control::Hello {
+        version: CONTROL_VERSION,
+        run: run_id,
+        size: options.size,
+        segments: segments as u16,
+        gro: segments > 1,
+    })
+    .map_err(control_error)?;
+    let (rcvbuf, gro) = match conn.expect().map_err(control_error)? {
+        Control::Ready { rcvbuf, gro } => (rcvbuf, gro),
+        other => return Err(control_error(unexpected(&other))),
+    };
+    if segments > 1 && !gro {
+        notices.push(
+            "the server could not turn GRO on: it receives one datagram per call".to_string(),
+        );
+    }
+
+    let pace = match options.rate {
+        Some(rate) => format!("{} datagrams/s", count(rate)),
+        None => "as fast as possible".to_string(),
+    };
+    let mut lines = vec![format!(
+        "bench to {to}: {} B datagrams for {}, {pace}; SO_SNDBUF {} bytes, server SO_RCVBUF {rcvbuf} bytes{}",
+        options.size,
+        duration(options.duration),
+        buffers.sndbuf.effective,
+        if segments > 1 {
+            format!(", GSO {segments} per call")
+        } else {
+            String::new()
+        }
+    )];
+    lines.extend(notices.iter().map(|n| format!("note: {n}")));
+    let start_json = serde_json::json!({
+        "event": "bench_start",
+        "to": to,
+        "run": format!("{run_id:016x}"),
+        "size": options.size,
+        "duration_s": options.duration.as_secs_f64(),
+        "rate": options.rate,
+        "segments": segments,
+        "gro": gro,
+        "sndbuf": buffers.sndbuf.effective,
+        "server_rcvbuf": rcvbuf,
+        "notices": notices,
+    });
+    emit(out, options.format, &lines.join("\n"), &start_json)?;
+
+    let progress = Arc::new(Progress::default());
+    let sender = spawn_sender(
+        endpoint,
+        options.clone(),
+        segments,
+        run_id,
+        Arc::clone(&progress),
+    )?;
+    let controller = spawn_controller(conn)?;
+    let bar = progress_bar(options);
+    let sender_counts = watch(
+        options,
+        shutdown,
+        out,
+        &progress,
+        &sender,
+        &controller,
+        bar.as_ref(),
+    )?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    emit(
+        out,
+        options.format,
+        &format!(
+            "sent {} datagrams; waiting for the server's report",
+            count(sender_counts.sent)
+        ),
+        &serde_json::json!({ "event": "bench_sent", "sender": sender_counts }),
+    )?;
+    let _ = controller.commands.send(Control::Done {
+        sender: sender_counts,
+    });
+    let receiver = loop {
+        match controller.answers.recv() {
+            Ok(Ok(Control::Report { receiver })) => break receiver,
+            // The answer to a last look at the counts, asked for before
+            // the sender ended.
+            Ok(Ok(Control::Counts { .. })) => {}
+            Ok(Ok(other)) => return Err(control_error(unexpected(&other))),
+            Ok(Err(source)) => return Err(control_error(source)),
+            Err(_) => return Err(control_error(io::ErrorKind::UnexpectedEof.into())),
+        }
+    };
+    let report = Report::new(options.size, segments as u16, gro, sender_counts, receiver);
+    write_report(out, options.format, &format!("bench to {to}"), &report)?;
+    Ok(report)
+}
+
+fn unexpected(message: &Control) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("unexpected answer from the server: {message:?}"),
+    )
+}
+
+/// The sending thread and its result.
+struct SenderThread {
+    done: Receiver<Result<SenderCounts, Error>>,
+}
+
+fn spawn_sender(
+    endpoint: Endpoint,
+    options: BenchOptions,
+    segments: usize,
+    run: u64,
+    progress: Arc<Progress>,
+) -> Result<SenderThread, Error> {
+    let (tx, done) = bounded(1);
+    thread::Builder::new()
+        .name("dgram-bench-sender".into())
+        .spawn(move || {
+            let _ = tx.send(send_run(&endpoint, &options, segments, run, &progress));
+        })
+        .map_err(|source| Error::SpawnThread {
+            name: "bench-sender",
+            source,
+        })?;
+    Ok(SenderThread { done })
+}
+
+/// Sends the run's datagrams for the duration (or until `stop`), paced
+/// when a rate is set, `segments` per call.
+fn send_run(
+    endpoint: &Endpoint,
+    options: &BenchOptions,
+    segments: usize,
+    run: u64,
+    progress: &Progress,
+) -> Result<SenderCounts, Error> {
+    let size = options.size;
+    let mut buf = vec![b'.'; size * segments];
+    let mut counts = SenderCounts::default();
+    let mut seq = 0u64;
+    let start = Instant::now();
+    let end = start + options.duration;
+    let gap = options
+        .rate
+        .map(|rate| Duration::from_secs_f64(1.0 / rate as f64));
+    let mut last = start;
+    loop {
+        if counts.calls % SENDER_CHECK == 0 {
+            progress.sent.store(counts.sent, Ordering::Relaxed);
+            progress.bytes.store(counts.bytes, Ordering::Relaxed);
+            progress.not_sent.store(counts.not_sent, Ordering::Relaxed);
+            if Instant::now() >= end || progress.stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        if let Some(gap) = gap {
+            let due = start + gap.mul_f64(seq as f64);
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            if due > now {
+                let ahead = due - now;
+                if ahead > Duration::from_micros(200) {
+                    thread::sleep(ahead);
+                } else {
+                    while Instant::now() < due {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
+        for (i, datagram) in buf.chunks_mut(size).enumerate() {
+            write_header(datagram, run, seq + i as u64);
+        }
+        let sent = if segments > 1 {
+            endpoint.send_segments(&buf, size as u16)
+        } else {
+            endpoint.send_connected(&buf)
+        };
+        counts.calls += 1;
+        match sent {
+            Ok(_) => {
+                counts.sent += segments as u64;
+                counts.bytes += (size * segments) as u64;
+                seq += segments as u64;
+                last = Instant::now().max(last);
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.raw_os_error() == Some(NO_BUFFERS) =>
+            {
+                counts.not_sent += segments as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_icmp_error(&e) => {
+                // The server's port refused an earlier datagram: nothing
+                // listens there now. The data goes on; the control
+                // connection says whether the server is still there.
+                let _ = endpoint.take_errors();
+                counts.not_sent += segments as u64;
+            }
+            Err(source) => {
+                return Err(Error::Send {
+                    to: options.to,
+                    len: size * segments,
+                    source,
+                });
+            }
+        }
+    }
+    counts.active_us = last.duration_since(start).as_micros() as u64;
+    progress.sent.store(counts.sent, Ordering::Relaxed);
+    Ok(counts)
+}
+
+/// `ENOBUFS`: the device queue was full (a datagram not sent).
+#[cfg(unix)]
+const NO_BUFFERS: i32 = nix::libc::ENOBUFS;
+#[cfg(not(unix))]
+const NO_BUFFERS: i32 = 105;
+
+/// The thread that owns the control connection, so that a slow server
+/// never holds the display up.
+struct Controller {
+    commands: Sender<Control>,
+    answers: Receiver<io::Result<Control>>,
+}
+
+fn spawn_controller(mut conn: ControlConn) -> Result<Controller, Error> {
+    let (commands, requests) = unbounded::<Control>();
+    let (answer, answers) = unbounded();
+    thread::Builder::new()
+        .name("dgram-bench-control".into())
+        .spawn(move || {
+            for command in requests {
+                let result = conn.send(&command).and_then(|()| conn.expect());
+                let failed = result.is_err();
+                if answer.send(result).is_err() || failed {
+                    return;
+                }
+            }
+        })
+        .map_err(|source| Error::SpawnThread {
+            name: "bench-control",
+            source,
+        })?;
+    Ok(Controller { commands, answers })
+}
+
+/// A progress bar on standard error when it is a terminal (and the output
+/// is for people).
+fn progress_bar(options: &BenchOptions) -> Option<ProgressBar> {
+    if options.format == Format::Json || !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(
+        Some(options.duration.as_millis() as u64),
+        ProgressDrawTarget::stderr(),
+    );
+    let style = ProgressStyle::with_template("{bar:30} {elapsed:>3}/{duration}  {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    Some(bar)
+}
+
+/// Shows the counts of both ends every second until the sender is done
+/// (or Ctrl-C stops it); returns the sender's counts.
+fn watch(
+    options: &BenchOptions,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+    progress: &Progress,
+    sender: &SenderThread,
+    controller: &Controller,
+    bar: Option<&ProgressBar>,
+) -> Result<SenderCounts, Error> {
+    let start = Instant::now();
+    let ticks = tick(Duration::from_secs(1));
+    let redraw = if bar.is_some() {
+        tick(Duration::from_millis(100))
+    } else {
+        never()
+    };
+    let mut signals = shutdown.requests().clone();
+    let mut asking = false;
+    let mut before = (0u64, ReceiverCounts::default(), start);
+    let mut latest = ReceiverCounts::default();
+    loop {
+        select! {
+            recv(sender.done) -> result => {
+                return result.unwrap_or(Err(Error::ThreadPanicked { name: "bench-sender" }));
+            }
+            recv(ticks) -> _ => {
+                if !asking && controller.commands.send(Control::Stats).is_ok() {
+                    asking = true;
+                }
+            }
+            recv(controller.answers) -> answer => {
+                asking = false;
+                let receiver = match answer {
+                    Ok(Ok(Control::Counts { receiver })) => receiver,
+                    Ok(Ok(other)) => return Err(Error::BenchControl { to: options.to, source: unexpected(&other) }),
+                    Ok(Err(source)) => return Err(Error::BenchControl { to: options.to, source }),
+                    Err(_) => return Err(Error::BenchControl { to: options.to, source: io::ErrorKind::UnexpectedEof.into() }),
+                };
+                latest = receiver;
+                let now = Instant::now();
+                let sent = progress.sent.load(Ordering::Relaxed);
+                let (sent_before, received_before, at_before) = before;
+                let seconds = now.duration_since(at_before).as_secs_f64().max(1e-6);
+                let interval = Interval {
+                    t: now.duration_since(start).as_secs_f64(),
+                    sent: sent - sent_before,
+                    received: receiver.received - received_before.received,
+                    kernel_dropped: receiver.kernel_dropped - received_before.kernel_dropped,
+                    sent_per_sec: (sent - sent_before) as f64 / seconds,
+                    received_per_sec: (receiver.received - received_before.received) as f64 / seconds,
+                    received_mb_per_sec: (receiver.bytes - received_before.bytes) as f64 / seconds / 1e6,
+                };
+                before = (sent, receiver, now);
+                let line = interval.line();
+                match bar {
+                    Some(bar) => bar.println(line),
+                    None => emit(out, options.format, &line, &interval.json())?,
+                }
+            }
+            recv(redraw) -> _ => {
+                if let Some(bar) = bar {
+                    bar.set_position(start.elapsed().as_millis() as u64);
+                    bar.set_message(format!(
+                        "sent {}  received {}  dropped {}",
+                        count(progress.sent.load(Ordering::Relaxed)),
+                        count(latest.received),
+                        count(latest.kernel_dropped),
+                    ));
+                }
+            }
+            recv(signals) -> signal => {
+                if signal.is_err() {
+                    signals = never();
+                }
+                progress.stop.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// One second of a run, as both ends counted it.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Interval {
+    t: f64,
+    sent: u64,
+    received: u64,
+    kernel_dropped: u64,
+    sent_per_sec: f64,
+    received_per_sec: f64,
+    received_mb_per_sec: f64,
+}
+
+impl Interval {
+    fn line(&self) -> String {
+        format!(
+            "{:>6.2} s  sent {:>10}/s  received {:>10}/s  {:>8.2} MB/s  dropped {}",
+            self.t,
+            count(self.sent_per_sec.round() as u64),
+            count(self.received_per_sec.round() as u64),
+            self.received_mb_per_sec,
+            count(self.kernel_dropped),
+        )
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        value["event"] = "interval".into();
+        value
+    }
+}
+
+/// Writes the final accounting of a run.
+fn write_report(
+    out: &mut dyn Sink,
+    format: Format,
+    title: &str,
+    report: &Report,
+) -> Result<(), Error> {
+    let s = &report.sender;
+    let r = &report.receiver;
+    let mut lines = vec![
+        format!("{title}: {} B datagrams{}", report.size, offload(report)),
+        format!(
+            "  sent       {:>12}  {:>12}/s  {:>9.2} MB/s  ({} not sent: EAGAIN/ENOBUFS; {} send calls)",
+            count(s.sent),
+            count(report.sent_per_sec.round() as u64),
+            per_sec(s.bytes, s.active_us) / 1e6,
+            count(s.not_sent),
+            count(s.calls),
+        ),
+        format!(
+            "  received   {:>12}  {:>12}/s  {:>9.2} MB/s  ({} receive calls)",
+            count(r.received),
+            count(report.received_per_sec.round() as u64),
+            report.received_mb_per_sec,
+            count(r.calls),
+        ),
+        format!(
+            "  dropped    {:>12}  by the receiver's kernel (SO_RCVBUF full{}){}",
+            count(report.dropped),
+            if r.kernel_dropped > 0 {
+                ": raise --rcvbuf on the server, or send slower with --rate"
+            } else {
+                ""
+            },
+            if report.drop_unit > 1 {
+                format!(
+                    "; {} coalesced buffers of {} datagrams",
+                    count(r.kernel_dropped),
+                    report.drop_unit
+                )
+            } else {
+                String::new()
+            }
+        ),
+        format!(
+            "  lost       {:>12}  elsewhere",
+            signed(report.lost_elsewhere)
+        ),
+        format!(
+            "  reordered {}, duplicated {}, truncated {}, too old to tell {}, foreign {}",
+            count(r.reordered),
+            count(r.duplicates),
+            count(r.truncated),
+            count(r.too_old),
+            count(r.foreign),
+        ),
+        format!(
+            "  accounting: sent {} = received {} + dropped {} + lost {}  ({:.3}% not received)",
+            count(s.sent),
+            count(r.received),
+            count(report.dropped),
+            signed(report.lost_elsewhere),
+            report.loss_percent,
+        ),
+    ];
+    if format == Format::Json {
+        lines.clear();
+    }
+    let mut value = serde_json::to_value(report).unwrap_or_default();
+    value["event"] = "report".into();
+    emit(out, format, &lines.join("\n"), &value)
+}
+
+fn offload(report: &Report) -> String {
+    match (report.gso_segments > 1, report.gro) {
+        (false, false) => String::new(),
+        (true, true) => format!(", GSO {} per call, GRO on", report.gso_segments),
+        (true, false) => format!(", GSO {} per call, GRO off", report.gso_segments),
+        (false, true) => ", GRO on".to_string(),
+    }
+}
+
+/// Writes `human` (one or more lines) or the JSON `value` as one line.
+fn emit(
+    out: &mut dyn Sink,
+    format: Format,
+    human: &str,
+    value: &serde_json::Value,
+) -> Result<(), Error> {
+    let lines: Vec<String> = match format {
+        Format::Human => human.lines().map(str::to_owned).collect(),
+        Format::Json => vec![value.to_string()],
+    };
+    out.write_lines(&lines)
+        .map_err(|source| Error::WriteOutput { source })
+}
+
+/// `1234567` as `1,234,567`.
+fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `-1,234` or `1,234`.
+fn signed(n: i64) -> String {
+    if n < 0 {
+        format!("-{}", count(n.unsigned_abs()))
+    } else {
+        count(n.unsigned_abs())
+    }
+}
+
+/// The smallest bench datagram: its header.
+pub const MIN_SIZE: usize = HEADER;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Thousands are separated for people.
+    #[test]
+    fn counts_read_with_separators() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(1_536_000), "1,536,000");
+    }
+}
