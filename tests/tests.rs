@@ -5,6 +5,7 @@
 mod util;
 
 mod bad_input;
+mod bench;
 mod boundaries;
 mod chat;
 mod display;
