@@ -325,6 +325,8 @@ fn run(command: Command) -> Result<(), Error> {
                 count: args.count,
                 echo: args.echo.then_some(args.echo_rate),
                 raw: args.raw,
+                coalesce: (!args.json && io::stdout().is_terminal())
+                    .then_some(listen::TERMINAL_LINES_PER_SECOND),
             };
             let shutdown = Shutdown::from_signals()?;
             listen::run(&options, &shutdown, &mut sink::stdout()).map(|_| ())

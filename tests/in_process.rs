@@ -43,6 +43,7 @@ fn start_listener() -> (
         count: None,
         echo: Some(0),
         raw: false,
+        coalesce: None,
     };
     let mut sink = out.clone();
     let listening = thread::spawn(move || listen::run(&options, &shutdown, &mut sink).unwrap());

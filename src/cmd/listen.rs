@@ -27,7 +27,14 @@ pub struct ListenOptions {
     /// `--raw`: no chat protocol (envelopes are shown as raw datagrams and
     /// not acknowledged).
     pub raw: bool,
+    /// Show at most this many datagram lines a second, the rest coalesced
+    /// (for a terminal; see [`Display::coalesce`]); `None`: every one.
+    pub coalesce: Option<u32>,
 }
+
+/// How many datagram lines a second a terminal shows before the rest are
+/// coalesced: more than anyone reads, few enough for any terminal.
+pub const TERMINAL_LINES_PER_SECOND: u32 = 200;
 
 /// Runs the listener until `--count` datagrams, a stop request from
 /// `shutdown` (Ctrl-C, SIGTERM), or the reader of `out` going away, and
@@ -39,6 +46,9 @@ pub fn run(
 ) -> Result<Summary, Error> {
     let pipeline = Pipeline::open(&options.socket, options.max_size)?;
     let mut display = Display::new(Renderer::new(options.format), out);
+    if let Some(per_second) = options.coalesce {
+        display = display.coalesce(per_second);
+    }
     if display.show(&pipeline.listening())? == Shown::ReaderGone {
         return Ok(display.snapshot().summary);
     }

@@ -218,6 +218,10 @@ pub struct Summary {
     /// Peers forgotten by the peer table to stay within its cap (set from
     /// the table when the summary is made).
     pub peers_forgotten: u64,
+    /// Datagrams received but not shown one by one: they came faster than
+    /// a terminal can be read, and were shown coalesced (set by the
+    /// display; not part of the JSON summary, which never coalesces).
+    pub not_shown: u64,
 }
 
 impl Summary {

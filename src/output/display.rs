@@ -52,6 +52,97 @@ pub struct Display<'a> {
     log: Option<Log>,
     /// Lines gathered for one write ([`Display::batch_writes`]).
     batch: Option<String>,
+    /// Datagram lines beyond a readable rate, counted instead of shown
+    /// ([`Display::coalesce`]).
+    coalesce: Option<Coalescer>,
+}
+
+/// The most senders whose datagrams not shown are counted apart in one
+/// window; the others are counted together.
+const COALESCED_SENDERS: usize = 8;
+
+/// Datagrams not shown in the current window, from one sender.
+#[derive(Debug)]
+struct Hidden {
+    from: SocketAddr,
+    count: u64,
+    min_len: usize,
+    max_len: usize,
+}
+
+/// Shows at most `per_window` datagram lines per [`COALESCE_WINDOW`];
+/// the rest of the window's datagrams are counted per sender and shown as
+/// one line per sender when the window ends.
+#[derive(Debug)]
+struct Coalescer {
+    per_window: u32,
+    window_end: Instant,
+    shown: u32,
+    hidden: Vec<Hidden>,
+    /// Datagrams not shown from senders beyond [`COALESCED_SENDERS`]:
+    /// count, senders.
+    others: (u64, u64),
+}
+
+/// How long one window of [`Display::coalesce`] lasts.
+pub const COALESCE_WINDOW: Duration = Duration::from_secs(1);
+
+impl Coalescer {
+    /// Counts `datagram` instead of showing it.
+    fn hide(&mut self, from: SocketAddr, len: usize) {
+        if let Some(hidden) = self.hidden.iter_mut().find(|h| h.from == from) {
+            hidden.count += 1;
+            hidden.min_len = hidden.min_len.min(len);
+            hidden.max_len = hidden.max_len.max(len);
+            return;
+        }
+        if self.hidden.len() < COALESCED_SENDERS {
+            self.hidden.push(Hidden {
+                from,
+                count: 1,
+                min_len: len,
+                max_len: len,
+            });
+        } else {
+            // A new sender past the cap (a sender counted there twice is
+            // counted twice among the senders: "at most").
+            self.others.0 += 1;
+            self.others.1 += 1;
+        }
+    }
+
+    /// The lines for what the window did not show, and a new window.
+    fn close_window(&mut self, now: Instant) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .hidden
+            .drain(..)
+            .map(|h| {
+                let sizes = if h.min_len == h.max_len {
+                    format!("{} B each", h.min_len)
+                } else {
+                    format!("{} to {} B", h.min_len, h.max_len)
+                };
+                format!(
+                    "… {} more from {}, {sizes}, not shown (too fast to read)",
+                    h.count, h.from
+                )
+            })
+            .collect();
+        let (count, senders) = std::mem::take(&mut self.others);
+        if count > 0 {
+            lines.push(format!(
+                "… {count} more from other senders (at most {senders}), not shown (too fast to read)"
+            ));
+        }
+        self.shown = 0;
+        self.window_end = now + COALESCE_WINDOW;
+        lines
+    }
+
+    /// True when datagrams were counted instead of shown in this window.
+    fn has_hidden(&self) -> bool {
+        !self.hidden.is_empty() || self.others.0 > 0
+    }
 }
 
 /// The `--log` file: opened for appending, one `write` per line, so that
@@ -85,7 +176,59 @@ impl<'a> Display<'a> {
             held: VecDeque::new(),
             log: None,
             batch: None,
+            coalesce: None,
         }
+    }
+
+    /// Shows at most `per_second` datagram lines a second; the datagrams
+    /// over that are counted (per sender, and in the summary's
+    /// `not_shown`) and shown as one line per sender at the end of each
+    /// second: "… 48213 more from 127.0.0.1:5000, 64 B each, not shown".
+    /// For a terminal, which a flood would otherwise hold up (and so fill
+    /// the socket's buffer) while nobody can read it anyway.
+    pub fn coalesce(mut self, per_second: u32) -> Self {
+        self.coalesce = Some(Coalescer {
+            per_window: per_second.max(1),
+            window_end: Instant::now() + COALESCE_WINDOW,
+            shown: 0,
+            hidden: Vec::new(),
+            others: (0, 0),
+        });
+        self
+    }
+
+    /// True when `event` is a datagram counted instead of shown; the
+    /// lines for an ended window are written first.
+    fn coalesced(&mut self, event: &Event) -> Result<bool, Error> {
+        let (Some(coalescer), Event::Datagram(datagram)) = (&mut self.coalesce, event) else {
+            return Ok(false);
+        };
+        let now = Instant::now();
+        if now >= coalescer.window_end {
+            let lines = coalescer.close_window(now);
+            self.write(&lines)?;
+        }
+        let Some(coalescer) = &mut self.coalesce else {
+            return Ok(false);
+        };
+        if coalescer.shown < coalescer.per_window {
+            coalescer.shown += 1;
+            return Ok(false);
+        }
+        coalescer.hide(datagram.from, datagram.len());
+        self.lock_stats().summary.not_shown += 1;
+        Ok(true)
+    }
+
+    /// Writes what the window did not show, if its time has come (`force`:
+    /// now, whatever the time).
+    fn close_coalesced(&mut self, force: bool) -> Result<Shown, Error> {
+        let now = Instant::now();
+        let lines = match &mut self.coalesce {
+            Some(c) if c.has_hidden() && (force || now >= c.window_end) => c.close_window(now),
+            _ => return Ok(Shown::Yes),
+        };
+        self.write(&lines)
     }
 
     /// From now on (`on`), lines are gathered and written in one go when
@@ -179,12 +322,22 @@ impl<'a> Display<'a> {
 
     /// When a held line is due to be shown anyway, if one is held.
     pub fn next_flush(&self) -> Option<Instant> {
-        self.held.front().map(|held| held.deadline)
+        let held = self.held.front().map(|held| held.deadline);
+        let coalesced = self
+            .coalesce
+            .as_ref()
+            .filter(|c| c.has_hidden())
+            .map(|c| c.window_end);
+        match (held, coalesced) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Shows the held lines that are due (and those behind them that are
     /// settled).
     pub fn flush_due(&mut self) -> Result<Shown, Error> {
+        self.close_coalesced(false)?;
         let now = Instant::now();
         let mut lines = Vec::new();
         while let Some(front) = self.held.front() {
@@ -198,6 +351,7 @@ impl<'a> Display<'a> {
 
     /// Shows every held line now.
     pub fn flush_held(&mut self) -> Result<Shown, Error> {
+        self.close_coalesced(true)?;
         let lines: Vec<String> = self.held.drain(..).map(held_line).collect();
         self.write(&lines)
     }
@@ -255,6 +409,9 @@ impl<'a> Display<'a> {
         self.write_log(event)?;
         if !self.open {
             return Ok(Shown::ReaderGone);
+        }
+        if transitions.is_empty() && self.coalesced(event)? {
+            return Ok(Shown::Yes);
         }
         if let Some(batch) = &mut self.batch
             && self.held.is_empty()
@@ -396,6 +553,63 @@ mod tests {
             refused: false,
             wire_len: Some(13),
         })
+    }
+
+    /// A flood shown coalesced: at most the window's number of datagram
+    /// lines, then one line per sender with the count not shown (the
+    /// senders past the cap together), and the counts add up: lines shown
+    /// plus datagrams counted in the "more" lines equal the datagrams
+    /// received, and the summary's `not_shown` is the difference.
+    #[test]
+    fn coalesced_counts_add_up() {
+        let out = MemorySink::new();
+        let mut display = Display::new(Renderer::new(Format::Human), out.clone()).coalesce(100);
+        let mut total = 0u64;
+        for i in 0..30_000u32 {
+            // Three busy senders, then a crowd of 20 one-off senders.
+            let port = if i < 29_980 {
+                5000 + (i % 3) as u16
+            } else {
+                6000 + (i % 20) as u16
+            };
+            let event = Event::Datagram(crate::model::Datagram {
+                at: SystemTime::now(),
+                from: SocketAddr::from(([127, 0, 0, 1], port)),
+                payload: vec![b'x'; 10 + (i % 7) as usize],
+                truncated: false,
+                original_len: None,
+            });
+            display.show(&event).unwrap();
+            total += 1;
+        }
+        display.flush_held().unwrap();
+        let lines = out.lines();
+        let more: Vec<&String> = lines.iter().filter(|l| l.starts_with("… ")).collect();
+        let shown = (lines.len() - more.len()) as u64;
+        let counted: u64 = more
+            .iter()
+            .map(|l| l[4..].split(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert!(shown >= 100 && shown < 1000, "{shown} lines shown");
+        assert_eq!(shown + counted, total, "{more:?}");
+        let summary = display.show_summary().unwrap();
+        assert_eq!(summary.received, total);
+        assert_eq!(summary.not_shown, counted);
+        assert!(
+            more.iter()
+                .any(|l| l.contains("from 127.0.0.1:5000, 10 to 16 B")),
+            "{more:?}"
+        );
+        assert!(
+            more.iter().any(|l| l.contains("from other senders")),
+            "{more:?}"
+        );
+        assert!(
+            out.lines()
+                .last()
+                .unwrap()
+                .contains(&format!("not shown one by one {counted}"))
+        );
     }
 
     /// A sent message's line waits for its receipt and then reads as one

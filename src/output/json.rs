@@ -771,6 +771,7 @@ mod tests {
             receipts: 28,
             skipped_limit: Some(65507),
             peers_forgotten: 12,
+            not_shown: 0,
         };
         let event = Event::Summary {
             totals,

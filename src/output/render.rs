@@ -422,6 +422,13 @@ pub fn totals(summary: &Summary) -> String {
         summary.sent_bytes,
         summary.unreachable,
     );
+    if summary.not_shown > 0 {
+        let _ = write!(
+            text,
+            ", not shown one by one {} (too fast to read)",
+            summary.not_shown
+        );
+    }
     if summary.echo_skipped > 0 {
         let _ = write!(text, ", echo replies held back {}", summary.echo_skipped);
     }

@@ -125,10 +125,12 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
                 .editor
                 .create_external_printer()
                 .map_err(|source| Error::Terminal { source })?;
+            // A flood of datagrams must not bury the prompt.
             Display::new(
                 Renderer::new(options.format),
                 PrinterSink(Box::new(printer)),
             )
+            .coalesce(crate::cmd::listen::TERMINAL_LINES_PER_SECOND)
         }
         None => Display::new(Renderer::new(options.format), out.take()),
     };
