@@ -590,7 +590,7 @@ mod tests {
             .iter()
             .map(|l| l[4..].split(' ').next().unwrap().parse::<u64>().unwrap())
             .sum();
-        assert!(shown >= 100 && shown < 1000, "{shown} lines shown");
+        assert!((100..1000).contains(&shown), "{shown} lines shown");
         assert_eq!(shown + counted, total, "{more:?}");
         let summary = display.show_summary().unwrap();
         assert_eq!(summary.received, total);
