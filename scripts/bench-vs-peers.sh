@@ -14,9 +14,18 @@
 #                                  the table doubles it
 # each with both ends on one CPU (taskset -c 0) and on two (0 and 1).
 #
+# Then receive rates (section "rx"), each the median over RX_ROUNDS rounds
+# (rotated) of one RX_SECONDS flood, at 64 B and 1400 B, unpinned:
+#   iperf3 -u -b 0 pair            the target: received datagrams/s
+#   dgram bench (and --gso)        two processes, dgram bench --serve ADDR
+#   C flood -> C receive loop      scripts/bench/flood.c, recvloop.c
+#   C flood -> dgram listen --json > file, | a pipe, human lines > file
+# with dgram's own counts checked: sent = received + kernel drops.
+#
 # Prerequisites: Linux, gcc, python3, cargo; installs iperf3 and sockperf
-# with apt-get when missing (root). Talks only on 127.0.0.1. Takes about a
-# minute with the defaults. Environment: ROUNDS (5), N (20000).
+# with apt-get when missing (root). Talks only on 127.0.0.1. Takes about
+# three minutes with the defaults. Environment: SECTIONS ("rtt rx"),
+# ROUNDS (5), N (20000), RX_ROUNDS (3), RX_SECONDS (2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -41,6 +50,11 @@ cleanup() {
 trap cleanup EXIT
 gcc -O2 -o "$work/echo" scripts/bench/echo.c
 gcc -O2 -o "$work/pingpong" scripts/bench/pingpong.c
+gcc -O2 -o "$work/flood" scripts/bench/flood.c
+gcc -O2 -o "$work/recvloop" scripts/bench/recvloop.c
+SECTIONS=${SECTIONS:-rtt rx}
+RX_ROUNDS=${RX_ROUNDS:-3}
+RX_SECONDS=${RX_SECONDS:-2}
 cargo build --release --quiet
 dgram=$PWD/target/release/dgram
 
@@ -100,6 +114,9 @@ measure() {
   echo "$p50"
 }
 
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+if [[ " $SECTIONS " == *" rtt "* ]]; then
 rows=(c_c dgram_c c_dgram c_python sockperf)
 declare -A label=(
   [c_c]="C ping -> C echo"
@@ -122,8 +139,6 @@ for pinning in one two; do
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
 echo "p50 round trip, 64 B, $N exchanges per run, median of $ROUNDS runs ($(nproc) CPUs, $(uname -r))"
 echo
 echo "| | one CPU (µs) | ratio | two CPUs (µs) | ratio |"
@@ -142,3 +157,101 @@ for pinning in one two; do
     echo "  $pinning CPU(s), ${label[$row]}: ${results[$pinning,$row]}"
   done
 done
+fi
+
+# Prints the received datagrams per second of one receive-rate row.
+rx_measure() {
+  local row=$1 size=$2 out
+  PORT=$(free_port)
+  out=$work/rx.out
+  case $row in
+    iperf3)
+      iperf3 -s -1 -p "$PORT" >/dev/null 2>&1 &
+      server=$!; pids+=("$server"); sleep 0.3
+      iperf3 -c 127.0.0.1 -p "$PORT" -u -b 0 -l "$size" -t "$RX_SECONDS" --json 2>/dev/null |
+        python3 -c 'import json,sys; s=json.load(sys.stdin)["end"]["sum"]; print((s["packets"]-s["lost_packets"])/s["seconds"])'
+      wait "$server" 2>/dev/null || true ;;
+    bench|bench_gso)
+      local gso=(); [[ $row == bench_gso ]] && gso=(--gso)
+      start 0-1 "$dgram" bench --serve "127.0.0.1:$PORT"
+      "$dgram" bench "127.0.0.1:$PORT" --size "$size" --duration "$RX_SECONDS" "${gso[@]}" --json |
+        python3 -c 'import json,sys
+r=[json.loads(l) for l in sys.stdin if "\"report\"" in l][-1]
+assert r["sender"]["sent"] == r["receiver"]["received"] + r["dropped"] + r["lost_elsewhere"]
+print(r["received_per_sec"])'
+      stop ;;
+    c_loop)
+      "$work/recvloop" "$PORT" >"$out" &
+      server=$!; pids+=("$server"); sleep 0.2
+      "$work/flood" "$PORT" "$size" "$RX_SECONDS" >/dev/null
+      wait "$server"
+      awk -v s="$RX_SECONDS" '{print $2 / s}' "$out" ;;
+    json_file|json_pipe|human_file)
+      case $row in
+        json_file) "$dgram" listen "127.0.0.1:$PORT" --json >"$out" 2>/dev/null & ;;
+        json_pipe) ( "$dgram" listen "127.0.0.1:$PORT" --json 2>/dev/null | cat | tail -1 >"$out" ) & ;;
+        human_file) "$dgram" listen "127.0.0.1:$PORT" >"$out" 2>/dev/null & ;;
+      esac
+      server=$!; pids+=("$server")
+      local hex; hex=$(printf '%04X' "$PORT")
+      for _ in $(seq 1 100); do grep -q ":$hex " /proc/net/udp && break; sleep 0.02; done
+      local sent; sent=$("$work/flood" "$PORT" "$size" "$RX_SECONDS" | awk '{print $2}')
+      sleep 0.3
+      pkill -INT -f "dgram listen 127.0.0.1:$PORT" || true
+      wait "$server" 2>/dev/null || true
+      tail -1 "$out" | python3 -c '
+import json, re, sys
+line = sys.stdin.read()
+sent, secs = int(sys.argv[1]), float(sys.argv[2])
+if line.startswith("{"):
+    s = json.loads(line); received, dropped = s["received"], s["dropped"]
+else:
+    received, dropped = (int(x) for x in re.search(r"received (\d+) datagrams.*kernel dropped (\d+)", line).groups())
+assert received + dropped == sent, (received, dropped, sent)
+print(received / secs)' "$sent" "$RX_SECONDS" ;;
+  esac
+}
+
+if [[ " $SECTIONS " == *" rx "* ]]; then
+  rx_rows=(iperf3 bench bench_gso c_loop json_file json_pipe human_file)
+  declare -A rx_label=(
+    [iperf3]="iperf3 -u -b 0 (client -> server)"
+    [bench]="dgram bench -> dgram bench --serve"
+    [bench_gso]="dgram bench --gso -> --serve (GRO)"
+    [c_loop]="C flood -> C receive loop"
+    [json_file]="C flood -> dgram listen --json > file"
+    [json_pipe]="C flood -> dgram listen --json to a pipe"
+    [human_file]="C flood -> dgram listen > file (human)"
+  )
+  declare -A rx
+  for size in 64 1400; do
+    for round in $(seq 1 "$RX_ROUNDS"); do
+      for i in "${!rx_rows[@]}"; do
+        row=${rx_rows[$(((i + round) % ${#rx_rows[@]}))]}
+        rx[$size,$row]+="$(rx_measure "$row" "$size") "
+      done
+    done
+  done
+  echo
+  echo "received datagrams/s, unpinned, ${RX_SECONDS} s floods, median of $RX_ROUNDS runs ($(nproc) CPUs, $(uname -r))"
+  echo
+  echo "| | 64 B (k/s) | vs iperf3 | vs C loop | 1400 B (k/s) | vs iperf3 | vs C loop |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for row in "${rx_rows[@]}"; do
+    line="| ${rx_label[$row]} "
+    for size in 64 1400; do
+      m=$(echo "${rx[$size,$row]}" | median)
+      i=$(echo "${rx[$size,iperf3]}" | median)
+      c=$(echo "${rx[$size,c_loop]}" | median)
+      line+=$(printf '| %.0f | %.2fx | %.2fx ' "$(echo "$m / 1000" | bc -l)" "$(echo "$m / $i" | bc -l)" "$(echo "$m / $c" | bc -l)")
+    done
+    echo "$line|"
+  done
+  echo
+  echo "runs (datagrams/s):"
+  for size in 64 1400; do
+    for row in "${rx_rows[@]}"; do
+      echo "  $size B, ${rx_label[$row]}: ${rx[$size,$row]}"
+    done
+  done
+fi

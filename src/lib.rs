@@ -19,6 +19,8 @@
 //! - [`model`]: what dgram knows. [`datagram`](model::datagram),
 //!   [`chat`](model::chat) (messages, receipts, what was sent),
 //!   [`latency`](model::latency) (ping's probes, replies, percentiles),
+//!   [`bench`](model::bench) (bench datagrams, sequence tracking, the
+//!   report's accounting),
 //!   [`event`](model::event) (events and the summary), [`peers`](model::peers)
 //!   (the one peer table and its transitions).
 //! - [`proto`]: the chat protocol without input or output (its
@@ -28,7 +30,8 @@
 //!   (sequence numbers, pending messages, final states), [`rto`](proto::rto)
 //!   (RFC 6298 timers), [`random`](proto::random) (session ids, jitter).
 //! - [`runtime`]: the moving parts. [`pipeline`](runtime::pipeline) (endpoint,
-//!   receiver, job, display loop, ordered stop), [`receiver`](runtime::receiver)
+//!   receiver, job, display loop, ordered stop; a plan without a job runs
+//!   on one thread), [`receiver`](runtime::receiver)
 //!   (the receiver thread and its handler seam), [`messenger`](runtime::messenger)
 //!   (the protocol on the socket: sending, receipts, retransmission),
 //!   [`echo`](runtime::echo) (the echo handler and its rate limit),
@@ -37,12 +40,15 @@
 //! - [`output`]: how things are shown. [`display`](output::display) (count,
 //!   render, write), [`render`](output::render) (human lines),
 //!   [`escape`](output::escape) (escaping and previews of what peers send),
+//!   [`fast`](output::fast) (numbers, addresses, times and JSON strings
+//!   written straight into the output buffer),
 //!   [`json`](output::json) (the `--json` wire schema), [`sink`](output::sink)
 //!   (stdout, stderr, rustyline's printer, memory).
 //! - [`cmd`]: the commands, thin users of the pipeline.
 //!   [`listen`](cmd::listen), [`send`](cmd::send), [`chat`](cmd::chat)
 //!   (REPL, commands, session, terminal), [`ping`](cmd::ping) (round trips
-//!   on one thread), [`docs`](cmd::docs) (completions,
+//!   on one thread), [`bench`](cmd::bench) (throughput and loss: server,
+//!   client, loopback, GSO/GRO), [`docs`](cmd::docs) (completions,
 //!   the manual page), [`payload`](cmd::payload) (patterns, the line reader),
 //!   [`parse`](cmd::parse) (what users type).
 //! - [`cli`]: the command line (clap), exit codes and how errors are printed;

@@ -242,6 +242,11 @@ impl<'a> Display<'a> {
         Ok(shown)
     }
 
+    /// True when lines are gathered and not written yet.
+    pub fn has_batched(&self) -> bool {
+        self.batch.as_ref().is_some_and(|batch| !batch.is_empty())
+    }
+
     /// Writes the lines gathered so far (see [`Display::batch_writes`]).
     pub fn flush(&mut self) -> Result<Shown, Error> {
         let Some(batch) = self.batch.as_mut().filter(|batch| !batch.is_empty()) else {

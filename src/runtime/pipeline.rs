@@ -18,7 +18,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, after, at, bounded, never, select};
 
@@ -27,6 +27,7 @@ use super::receiver::{self, DRAIN_LIMIT, Handler, ReceiverConfig, Receiving, Sto
 use super::shutdown::{Shutdown, Signal};
 use crate::Error;
 use crate::model::Event;
+use crate::net::endpoint::READ_TIMEOUT;
 use crate::net::sys::Scratch;
 use crate::net::{Buffers, Endpoint, SocketOptions};
 use crate::output::{Display, Shown};
@@ -36,6 +37,14 @@ use crate::output::{Display, Shown};
 /// the kernel drops (and counts) what does not fit: nothing is lost
 /// silently.
 pub const EVENT_QUEUE: usize = 1024;
+
+/// How long the socket must be quiet before gathered output is written
+/// (a single-threaded run): a ping-pong through an echo does not pay a
+/// `write(2)` per round trip, and people see no delay.
+pub const QUIET_BEFORE_WRITE: Duration = Duration::from_millis(5);
+
+/// The longest gathered output waits while datagrams keep coming.
+pub const LONGEST_UNWRITTEN: Duration = Duration::from_millis(50);
 
 /// A bound endpoint and the channel its events will travel on.
 #[derive(Debug)]
@@ -344,9 +353,10 @@ impl Pipeline {
     /// The run of a plan without a job, on the calling thread alone: each
     /// turn receives one datagram (the handler answers it first, as ever),
     /// then shows the events it made into the display's batch, which is
-    /// written when the socket has nothing more queued (or the batch is
-    /// full). No event crosses a thread, and nothing but `recvmsg` and the
-    /// handler's `sendto` happens between two datagrams of a burst.
+    /// written once the socket has been quiet for [`QUIET_BEFORE_WRITE`],
+    /// or has waited [`LONGEST_UNWRITTEN`], or is full. No event crosses a
+    /// thread, and nothing but `recvmsg` and the handler's `sendto`
+    /// happens between two datagrams, in a burst or in a ping-pong.
     ///
     /// The event channel is drained after every turn, so it never holds
     /// more than one turn's events: at most a few per datagram, or one per
@@ -369,25 +379,39 @@ impl Pipeline {
         let signals = shutdown.requests();
         let mut ended = Ended::default();
         display.batch_writes(true)?;
-        let mut wait = false;
+        // Since when output has waited to be written.
+        let mut pending: Option<Instant> = None;
         let end = loop {
             if let Ok(signal) = signals.try_recv() {
                 ended.signal = Some(signal);
                 break Stop::Asked;
             }
-            let turn = receiving.step(&mut buf, &mut scratch, wait);
+            receiving.cap_wait(if pending.is_some() {
+                QUIET_BEFORE_WRITE
+            } else {
+                READ_TIMEOUT
+            });
+            let turn = receiving.step(&mut buf, &mut scratch, true);
             if show_queued(display, &events)? == Shown::ReaderGone {
                 ended.reader_gone = true;
                 break Stop::ReaderGone;
             }
             match turn {
-                Ok(Turn::Datagram) => wait = false,
+                Ok(Turn::Datagram) => {
+                    if display.has_batched() {
+                        let since = *pending.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= LONGEST_UNWRITTEN {
+                            display.flush()?;
+                            pending = None;
+                        }
+                    }
+                }
                 Ok(Turn::Idle) => {
-                    // The socket has nothing more: write what was gathered,
+                    // The socket has been quiet: write what was gathered,
                     // then wait for the next datagram.
                     display.flush()?;
                     display.flush_due()?;
-                    wait = true;
+                    pending = None;
                 }
                 Err(stop) => break stop,
             }

@@ -150,6 +150,8 @@ pub(super) struct Receiving {
     wait: Duration,
     /// Datagrams received so far.
     received: u64,
+    /// The longest a receive waits ([`Receiving::cap_wait`]).
+    wait_cap: Duration,
 }
 
 /// What one turn of the receive loop found.
@@ -190,6 +192,7 @@ impl Receiving {
             last_drop_poll: Instant::now(),
             wait: READ_TIMEOUT,
             received: 0,
+            wait_cap: READ_TIMEOUT,
         }
     }
 
@@ -282,18 +285,25 @@ impl Receiving {
     /// wait no longer than until its next one (at most
     /// [`READ_TIMEOUT`], the usual wait).
     fn wake_handler(&mut self) -> Result<(), Stop> {
+        let longest = self.wait_cap;
         let Some(mut wake) = self.handler.next_wake() else {
-            return self.set_wait(READ_TIMEOUT);
+            return self.set_wait(longest);
         };
         if wake <= Instant::now() {
             self.handler.on_wake(&self.outbox)?;
             match self.handler.next_wake() {
                 Some(next) => wake = next,
-                None => return self.set_wait(READ_TIMEOUT),
+                None => return self.set_wait(longest),
             }
         }
         let until = wake.saturating_duration_since(Instant::now());
-        self.set_wait(until.clamp(Duration::from_millis(1), READ_TIMEOUT))
+        self.set_wait(until.clamp(Duration::from_millis(1), longest))
+    }
+
+    /// Makes a receive wait at most `longest` (at most [`READ_TIMEOUT`]):
+    /// shorter while output waits to be written.
+    pub(super) fn cap_wait(&mut self, longest: Duration) {
+        self.wait_cap = longest.min(READ_TIMEOUT);
     }
 
     /// Sets how long a receive waits, when it changes.
