@@ -19,7 +19,7 @@
 //! - [`model`]: what dgram knows. [`datagram`](model::datagram),
 //!   [`chat`](model::chat) (messages, receipts, what was sent),
 //!   [`latency`](model::latency) (ping's probes, replies, percentiles),
-//!   [`bench`](model::bench) (bench datagrams, sequence tracking, the
+//!   [`bench`](mod@model::bench) (bench datagrams, sequence tracking, the
 //!   report's accounting),
 //!   [`event`](model::event) (events and the summary), [`peers`](model::peers)
 //!   (the one peer table and its transitions).
@@ -47,7 +47,7 @@
 //! - [`cmd`]: the commands, thin users of the pipeline.
 //!   [`listen`](cmd::listen), [`send`](cmd::send), [`chat`](cmd::chat)
 //!   (REPL, commands, session, terminal), [`ping`](cmd::ping) (round trips
-//!   on one thread), [`bench`](cmd::bench) (throughput and loss: server,
+//!   on one thread), [`bench`](mod@cmd::bench) (throughput and loss: server,
 //!   client, loopback, GSO/GRO), [`docs`](cmd::docs) (completions,
 //!   the manual page), [`payload`](cmd::payload) (patterns, the line reader),
 //!   [`parse`](cmd::parse) (what users type).

@@ -5,7 +5,7 @@
 //! - [`send`]: `dgram send`.
 //! - [`chat`]: `dgram chat` (its REPL, commands, session, terminal).
 //! - [`ping`]: `dgram ping`: round trips to an echo server.
-//! - [`bench`]: `dgram bench`: throughput and loss, every datagram
+//! - [`bench`](mod@bench): `dgram bench`: throughput and loss, every datagram
 //!   accounted for (a server, a client, or both in one process).
 //! - [`docs`]: `dgram completions` and `dgram man`.
 //! - [`payload`]: the `--size` pattern and the line reader.

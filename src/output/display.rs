@@ -232,7 +232,7 @@ impl<'a> Display<'a> {
     }
 
     /// From now on (`on`), lines are gathered and written in one go when
-    /// [`Display::flush`] is called or [`OUTPUT_BATCH`] bytes have
+    /// [`Display::flush`] is called or 64 KiB have
     /// gathered, instead of one write per event: for a loop that writes
     /// when its socket has nothing more. Turning it off writes what is
     /// gathered.
