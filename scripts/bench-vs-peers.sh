@@ -67,6 +67,12 @@ start() {
   taskset -c "$pin" "$@" >/dev/null 2>&1 &
   server=$!
   pids+=("$server")
+  wait_bound "$@"
+}
+
+# Waits until UDP port $PORT is bound (the rest of the line names the
+# server, for the error).
+wait_bound() {
   local hex
   hex=$(printf '%04X' "$PORT")
   for _ in $(seq 1 100); do
@@ -193,8 +199,7 @@ print(r["received_per_sec"])'
         human_file) "$dgram" listen "127.0.0.1:$PORT" >"$out" 2>/dev/null & ;;
       esac
       server=$!; pids+=("$server")
-      local hex; hex=$(printf '%04X' "$PORT")
-      for _ in $(seq 1 100); do grep -q ":$hex " /proc/net/udp && break; sleep 0.02; done
+      wait_bound dgram listen
       local sent; sent=$("$work/flood" "$PORT" "$size" "$RX_SECONDS" | awk '{print $2}')
       sleep 0.3
       pkill -INT -f "dgram listen 127.0.0.1:$PORT" || true

@@ -381,7 +381,7 @@ impl Pipeline {
         display.batch_writes(true)?;
         // Since when output has waited to be written.
         let mut pending: Option<Instant> = None;
-        let end = loop {
+        let mut end = loop {
             if let Ok(signal) = signals.try_recv() {
                 ended.signal = Some(signal);
                 break Stop::Asked;
@@ -391,7 +391,7 @@ impl Pipeline {
             } else {
                 READ_TIMEOUT
             });
-            let turn = receiving.step(&mut buf, &mut scratch, true);
+            let turn = receiving.step(&mut buf, &mut scratch);
             if show_queued(display, &events)? == Shown::ReaderGone {
                 ended.reader_gone = true;
                 break Stop::ReaderGone;
@@ -416,11 +416,10 @@ impl Pipeline {
                 Err(stop) => break stop,
             }
         };
-        let mut end = end;
         if matches!(end, Stop::Asked) && outbox.endpoint().set_nonblocking(true).is_ok() {
             // What had arrived before the stop is shown and counted.
             for _ in 0..DRAIN_LIMIT {
-                let turn = receiving.step(&mut buf, &mut scratch, true);
+                let turn = receiving.step(&mut buf, &mut scratch);
                 show_queued(display, &events)?;
                 match turn {
                     Ok(Turn::Datagram) => {}

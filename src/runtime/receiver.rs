@@ -226,21 +226,16 @@ impl Receiving {
                 Err(TryRecvError::Empty) => {}
                 Ok(()) | Err(TryRecvError::Disconnected) => return Stop::Asked,
             }
-            if let Err(stop) = self.step(&mut buf, &mut scratch, true) {
+            if let Err(stop) = self.step(&mut buf, &mut scratch) {
                 return stop;
             }
         }
     }
 
-    /// One turn of the loop: the handler's timer if due, then one receive,
-    /// waiting up to the read timeout when `wait` (else only what is
-    /// queued already). Says whether a datagram came.
-    pub(super) fn step(
-        &mut self,
-        buf: &mut [u8],
-        scratch: &mut Scratch,
-        wait: bool,
-    ) -> Result<Turn, Stop> {
+    /// One turn of the loop: the handler's timer if due, then one receive
+    /// (waiting up to the read timeout, or not at all on a non-blocking
+    /// socket). Says whether a datagram came.
+    pub(super) fn step(&mut self, buf: &mut [u8], scratch: &mut Scratch) -> Result<Turn, Stop> {
         if self
             .config
             .limit
@@ -249,13 +244,7 @@ impl Receiving {
             return Err(Stop::Limit);
         }
         self.wake_handler()?;
-        let endpoint = self.outbox.endpoint();
-        let got = if wait {
-            endpoint.recv(buf, scratch)
-        } else {
-            endpoint.try_recv(buf, scratch)
-        };
-        match got {
+        match self.outbox.endpoint().recv(buf, scratch) {
             Ok(got) => {
                 self.received += 1;
                 let datagram = validated(&got, buf);
@@ -265,12 +254,7 @@ impl Receiving {
             Err(e) => match e.kind() {
                 io::ErrorKind::Interrupted => Ok(Turn::Datagram),
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                    // A look that did not wait finds the queue empty after
-                    // every burst: the counter is read then only as often
-                    // as while datagrams keep coming.
-                    if wait || self.last_drop_poll.elapsed() >= DROP_POLL_INTERVAL {
-                        self.poll_drops()?;
-                    }
+                    self.poll_drops()?;
                     Ok(Turn::Idle)
                 }
                 _ => {
