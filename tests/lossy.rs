@@ -1,183 +1,43 @@
-//! Real loss: two network namespaces joined by a veth pair, nftables
+//! Real loss: two network namespaces on a bridge, nftables
 //! dropping 20% of the UDP datagrams arriving in each (on the input hook,
 //! so that the sender's `sendto` succeeds and the loss is silent, as on a
 //! real network), and two `dgram chat`s sending each other 200 messages
 //! from pipes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Proc, dgram_path};
+use crate::netns::Lan;
+use crate::util::Proc;
 
 /// Messages each side sends.
 const MESSAGES: u64 = 200;
 
-/// Two namespaces and the veth pair between them; removed on drop.
-struct Pair {
-    names: [String; 2],
-    addrs: [String; 2],
-}
-
-/// Runs a setup command; the error says what failed.
-fn sh(args: &[&str]) -> Result<(), String> {
-    let output = Command::new(args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
-}
-
-impl Pair {
-    /// Makes the namespaces, the link and the loss rules. Each test gets
-    /// its own names and subnet (10.77.N.0/24), so tests may run at once.
-    fn new(loss_percent: u32) -> Result<Pair, String> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let id = format!("{}-{n}", std::process::id());
-        let pair = Pair {
-            names: [format!("dgram-a-{id}"), format!("dgram-b-{id}")],
-            addrs: [format!("10.77.{n}.1"), format!("10.77.{n}.2")],
-        };
-        let veth = [
-            format!("dga{n}-{}", std::process::id() % 10000),
-            format!("dgb{n}-{}", std::process::id() % 10000),
-        ];
-        for name in &pair.names {
-            sh(&["ip", "netns", "add", name])?;
-        }
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            &veth[0],
-            "netns",
-            &pair.names[0],
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &veth[1],
-            "netns",
-            &pair.names[1],
-        ])?;
-        for ((ns, addr), dev) in pair.names.iter().zip(&pair.addrs).zip(&veth) {
-            let addr = format!("{addr}/24");
-            sh(&["ip", "-n", ns, "addr", "add", &addr, "dev", dev])?;
-            sh(&["ip", "-n", ns, "link", "set", dev, "up"])?;
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
-            // Drop on input: a drop on output would fail the sender's
-            // sendto with EPERM instead of losing the datagram silently.
-            let percent = loss_percent.to_string();
-            let nft = |rest: &[&str]| {
-                let mut args = vec!["ip", "netns", "exec", ns, "nft"];
-                args.extend_from_slice(rest);
-                sh(&args)
-            };
-            nft(&["add", "table", "inet", "loss"])?;
-            nft(&[
-                "add",
-                "chain",
-                "inet",
-                "loss",
-                "input",
-                "{ type filter hook input priority 0; policy accept; }",
-            ])?;
-            nft(&[
-                "add", "rule", "inet", "loss", "input", "meta", "l4proto", "udp", "numgen",
-                "random", "mod", "100", "<", &percent, "counter", "drop",
-            ])?;
-        }
-        Ok(pair)
-    }
-
-    /// The datagrams nftables dropped in namespace `side`.
-    fn dropped(&self, side: usize) -> u64 {
-        let output = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.names[side],
-                "nft",
-                "list",
-                "table",
-                "inet",
-                "loss",
-            ])
-            .output()
-            .expect("nft runs");
-        let text = String::from_utf8_lossy(&output.stdout);
-        text.split("packets ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        // Deleting a namespace deletes its end of the veth pair, and so the
-        // pair.
-        for name in &self.names {
-            let _ = sh(&["ip", "netns", "delete", name]);
-        }
-    }
-}
-
-/// The pair, or why there is none. In CI (`CI=true`) namespaces must work:
-/// the test fails rather than skip.
-fn pair_or_skip(loss_percent: u32) -> Option<Pair> {
-    match Pair::new(loss_percent) {
-        Ok(pair) => Some(pair),
-        Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!(
-                "SKIPPED: network namespaces cannot be made here (root, iproute2 and nftables needed): {why}"
-            );
-            None
-        }
-        Err(why) => panic!("network namespaces are needed in CI: {why}"),
-    }
-}
-
-/// A chat in namespace `side` of `pair`, talking to the other side, its
-/// input `MESSAGES` numbered lines from a pipe.
-fn chat(pair: &Pair, side: usize, tag: &str) -> Proc {
-    let me = format!("{}:9000", pair.addrs[side]);
-    let peer = format!("{}:9000", pair.addrs[1 - side]);
-    let mut command = Command::new("ip");
-    command.args([
-        "netns",
-        "exec",
-        &pair.names[side],
-        dgram_path(),
-        "chat",
-        "--bind",
-        &me,
-        "--peer",
-        &peer,
-        "--name",
-        tag,
-        "--json",
-        "--no-history",
-        // Keep acknowledging the other side's retransmissions after our own
-        // messages are settled.
-        "--linger",
-        "12000",
-    ]);
-    let proc = Proc::start(command);
+/// A chat on host `side` of `lan`, talking to the other host, its input
+/// `MESSAGES` numbered lines from a pipe.
+fn chat(lan: &Lan, side: usize, tag: &str) -> Proc {
+    let me = format!("{}:9000", lan.addr(side));
+    let peer = format!("{}:9000", lan.addr(1 - side));
+    let proc = lan.dgram(
+        side,
+        &[
+            "chat",
+            "--bind",
+            &me,
+            "--peer",
+            &peer,
+            "--name",
+            tag,
+            "--json",
+            "--no-history",
+            // Keep acknowledging the other side's retransmissions after our
+            // own messages are settled.
+            "--linger",
+            "12000",
+        ],
+    );
     proc.wait_stdout_contains("\"event\":\"listening\"");
     proc
 }
@@ -237,11 +97,14 @@ fn seen(proc: &Proc) -> Seen {
 /// messages were delivered.
 #[test]
 fn two_chats_through_twenty_percent_loss() {
-    let Some(pair) = pair_or_skip(20) else {
+    let Some(lan) = Lan::or_skip(2) else {
         return;
     };
-    let mut a = chat(&pair, 0, "alice");
-    let mut b = chat(&pair, 1, "bob");
+    for side in 0..2 {
+        lan.lose_percent(side, 20).expect("nftables rules");
+    }
+    let mut a = chat(&lan, 0, "alice");
+    let mut b = chat(&lan, 1, "bob");
     for proc in [&mut a, &mut b] {
         let lines: String = (1..=MESSAGES).map(|i| format!("message {i}\n")).collect();
         proc.write_bytes(lines.as_bytes());
@@ -254,7 +117,7 @@ fn two_chats_through_twenty_percent_loss() {
     let limit = Duration::from_secs(90);
     let (status_a, status_b) = (a.finish_within(limit), b.finish_within(limit));
     let sides = [(seen(&a), status_a, &a), (seen(&b), status_b, &b)];
-    let dropped = [pair.dropped(0), pair.dropped(1)];
+    let dropped = [lan.dropped(0), lan.dropped(1)];
     for (i, (sender, status, proc)) in sides.iter().enumerate() {
         let (receiver, _, other) = &sides[1 - i];
         let context = || format!("{}\n=== other side\n{}", proc.dump(), other.dump());

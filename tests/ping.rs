@@ -2,6 +2,7 @@
 //! dgram's own: every probe is accounted for as answered on time, late or
 //! lost, and duplicated replies are told apart.
 
+use crate::netns::Lan;
 use crate::util::{Proc, listener, need, stop};
 
 /// Runs `dgram ping ADDR --json` with `args` and returns its summary.
@@ -92,6 +93,77 @@ fn ping_counts_loss_exactly() {
         .collect();
     assert_eq!(timeouts, (0..10).map(|i| i * 3 + 2).collect::<Vec<_>>());
     server.kill();
+}
+
+/// Pings `server`'s echo at 127.0.0.1:7 on a host of its own (a private
+/// namespace: nothing else can hold the port) where nftables drops every
+/// third datagram arriving for port 7: of 30 probes exactly 10 are lost,
+/// numbers 2, 5, 8, …, each reported as a timeout. Returns the server.
+fn ping_through_every_third_dropped(program: &str, args: &[&str]) -> Option<Proc> {
+    let lan = Lan::or_skip(1)?;
+    lan.drop_arriving(0, "udp dport 7 numgen inc mod 3 == 2")
+        .expect("nftables rule");
+    let server = lan.spawn(0, program, args);
+    lan.wait_bound(0, 7, &server);
+    let mut proc = lan.dgram(
+        0,
+        &[
+            "ping",
+            "127.0.0.1:7",
+            "--json",
+            "--count",
+            "30",
+            "--interval",
+            "0",
+            "--timeout",
+            "150",
+        ],
+    );
+    proc.finish();
+    let summary = proc.first_event("ping_summary");
+    assert_eq!(summary["sent"], 30, "{}", proc.dump());
+    assert_eq!(summary["replies"], 20, "{}\n{}", proc.dump(), server.dump());
+    assert_eq!(summary["lost"], 10);
+    let timeouts: Vec<u64> = proc
+        .events("timeout")
+        .iter()
+        .map(|t| t["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(timeouts, (0..10).map(|i| i * 3 + 2).collect::<Vec<_>>());
+    assert_eq!(lan.dropped(0), 10, "nftables dropped every third");
+    // Some replies came: like ping(8), that is success.
+    assert!(proc.finish_ok(), "{}", proc.dump());
+    Some(server)
+}
+
+/// dgram's own echo server behind a link that loses every third request:
+/// ping counts exactly the loss, and the server heard exactly the rest.
+#[test]
+fn ping_dgram_echo_every_third_dropped() {
+    let args = [
+        "listen",
+        "127.0.0.1:7",
+        "--echo",
+        "--echo-rate",
+        "0",
+        "--json",
+    ];
+    let Some(mut server) = ping_through_every_third_dropped(crate::util::dgram_path(), &args)
+    else {
+        return;
+    };
+    assert_eq!(stop(&mut server)["received"], 20);
+}
+
+/// socat's echo (`PIPE`) behind a link that loses every third request:
+/// ping counts exactly the loss.
+#[test]
+fn ping_socat_echo_every_third_dropped() {
+    need("socat");
+    let args = ["UDP4-LISTEN:7,bind=127.0.0.1,fork", "PIPE"];
+    if let Some(mut server) = ping_through_every_third_dropped("socat", &args) {
+        server.kill();
+    }
 }
 
 /// A server that answers twice: each second reply is a duplicate, counted

@@ -18,6 +18,7 @@ mod in_process;
 mod lines;
 mod loss;
 mod lossy;
+mod netns;
 mod peers;
 mod ping;
 mod ports;
