@@ -22,10 +22,17 @@
 #   C flood -> dgram listen --json > file, | a pipe, human lines > file
 # with dgram's own counts checked: sent = received + kernel drops.
 #
+# Then the terminal (section "term", needs tmux): scripts/bench/
+# typed_during_flood.py runs `dgram chat` in a tmux pane, floods its port
+# with TERM_COUNT x 64 B, types lines during the flood and times their
+# arrival at the peer, and compares the chat's kernel drops with the C
+# receive loop's on the same flood, TERM_ROUNDS times.
+#
 # Prerequisites: Linux, gcc, python3, cargo; installs iperf3 and sockperf
 # with apt-get when missing (root). Talks only on 127.0.0.1. Takes about
-# three minutes with the defaults. Environment: SECTIONS ("rtt rx"),
-# ROUNDS (5), N (20000), RX_ROUNDS (3), RX_SECONDS (2).
+# four minutes with the defaults. Environment: SECTIONS ("rtt rx term"),
+# ROUNDS (5), N (20000), RX_ROUNDS (3), RX_SECONDS (2), TERM_ROUNDS (3),
+# TERM_COUNT (1000000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -52,7 +59,7 @@ gcc -O2 -o "$work/echo" scripts/bench/echo.c
 gcc -O2 -o "$work/pingpong" scripts/bench/pingpong.c
 gcc -O2 -o "$work/flood" scripts/bench/flood.c
 gcc -O2 -o "$work/recvloop" scripts/bench/recvloop.c
-SECTIONS=${SECTIONS:-rtt rx}
+SECTIONS=${SECTIONS:-rtt rx term}
 RX_ROUNDS=${RX_ROUNDS:-3}
 RX_SECONDS=${RX_SECONDS:-2}
 cargo build --release --quiet
@@ -259,4 +266,11 @@ if [[ " $SECTIONS " == *" rx "* ]]; then
       echo "  $size B, ${rx_label[$row]}: ${rx[$size,$row]}"
     done
   done
+fi
+
+if [[ " $SECTIONS " == *" term "* ]]; then
+  command -v tmux >/dev/null || { echo "bench-vs-peers: tmux is needed for the terminal section" >&2; exit 1; }
+  echo
+  python3 scripts/bench/typed_during_flood.py "$dgram" "$work/flood" "$work/recvloop" \
+    "${TERM_ROUNDS:-3}" "${TERM_COUNT:-1000000}"
 fi
