@@ -12,8 +12,14 @@ use crate::util::Proc;
 /// foreign.
 ///
 /// The portable fallback cannot read the kernel's drop count: there the
-/// drops are inside "lost elsewhere", and only the sum is checked.
+/// drops are inside "lost elsewhere", the report says they were not
+/// counted, and only the sum is checked.
 fn assert_accounted(report: &Value) {
+    assert_eq!(
+        report["receiver"]["drops_counted"],
+        !cfg!(feature = "portable"),
+        "{report}"
+    );
     let sent = report["sender"]["sent"].as_u64().unwrap();
     let received = report["receiver"]["received"].as_u64().unwrap();
     let dropped = report["dropped"].as_u64().unwrap();

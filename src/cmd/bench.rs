@@ -375,6 +375,7 @@ impl Run {
         let mut counts = self.counts;
         if let (Some(start), Some(now)) = (self.drops_at_start, endpoint.kernel_drops()) {
             counts.kernel_dropped = u64::from(now.wrapping_sub(start));
+            counts.drops_counted = true;
         }
         if let Some(first) = self.first {
             counts.active_us = self.last.duration_since(first).as_micros() as u64;
@@ -1084,24 +1085,31 @@ fn write_report(
             report.received_mb_per_sec,
             count(r.calls),
         ),
-        format!(
-            "  dropped    {:>12}  by the receiver's kernel (SO_RCVBUF full{}){}",
-            count(report.dropped),
-            if r.kernel_dropped > 0 {
-                ": raise --rcvbuf on the server, or send slower with --rate"
-            } else {
-                ""
-            },
-            if report.drop_unit > 1 {
-                format!(
-                    "; {} coalesced buffers of {} datagrams",
-                    count(r.kernel_dropped),
-                    report.drop_unit
-                )
-            } else {
-                String::new()
-            }
-        ),
+        if !r.drops_counted {
+            format!(
+                "  dropped    {:>12}  by the receiver's kernel: not counted on this platform (inside \"lost elsewhere\")",
+                "?"
+            )
+        } else {
+            format!(
+                "  dropped    {:>12}  by the receiver's kernel (SO_RCVBUF full{}){}",
+                count(report.dropped),
+                if r.kernel_dropped > 0 {
+                    ": raise --rcvbuf on the server, or send slower with --rate"
+                } else {
+                    ""
+                },
+                if report.drop_unit > 1 {
+                    format!(
+                        "; {} coalesced buffers of {} datagrams",
+                        count(r.kernel_dropped),
+                        report.drop_unit
+                    )
+                } else {
+                    String::new()
+                }
+            )
+        },
         format!(
             "  lost       {:>12}  elsewhere",
             signed(report.lost_elsewhere)
@@ -1118,7 +1126,11 @@ fn write_report(
             "  accounting: sent {} = received {} + dropped {} + lost {}  ({:.3}% not received)",
             count(s.sent),
             count(r.received),
-            count(report.dropped),
+            if r.drops_counted {
+                count(report.dropped)
+            } else {
+                "?".to_string()
+            },
             signed(report.lost_elsewhere),
             report.loss_percent,
         ),

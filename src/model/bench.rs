@@ -131,6 +131,9 @@ pub struct ReceiverCounts {
     /// Dropped by the receiver's kernel since the run began (`SO_MEMINFO`
     /// on the bench socket: its receive buffer was full).
     pub kernel_dropped: u64,
+    /// The receiver's kernel counts drops (Linux): without the count, its
+    /// drops are inside "lost elsewhere".
+    pub drops_counted: bool,
     /// Receive calls made (fewer than datagrams with GRO).
     pub calls: u64,
     /// Microseconds from the first datagram of the run to the last.
