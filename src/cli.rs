@@ -25,10 +25,12 @@ use crate::error::report;
 use crate::model::latency::MIN_PROBE;
 use crate::net::SocketOptions;
 use crate::net::addr::any_port_for;
+use crate::net::group::{self, GroupKind, GroupOptions, Iface};
 use crate::output::Format;
 use crate::output::sink;
 use crate::proto::SessionId;
 use crate::proto::envelope::valid_name;
+use crate::proto::members::HELLO_EVERY;
 use crate::proto::rto::{DEFAULT_RETRIES, DEFAULT_RTO_MIN, RtoConfig};
 use crate::runtime::Shutdown;
 use crate::runtime::echo::DEFAULT_ECHO_RATE;
@@ -93,12 +95,70 @@ struct BufferArgs {
     max_size: usize,
 }
 
+/// Joining a group: multicast or broadcast.
+#[derive(Debug, Args)]
+struct GroupArgs {
+    /// Join this multicast group: IPv4 224.0.0.0/4 such as
+    /// 239.1.2.3:5000, or IPv6 such as [ff02::1:2]:5000 (with --iface).
+    /// Members on one host share the port.
+    #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr, conflicts_with = "broadcast")]
+    group: Option<SocketAddr>,
+    /// Use this IPv4 broadcast address as the group, such as
+    /// 10.77.0.255:5000 (the subnet's) or 255.255.255.255:5000.
+    #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
+    broadcast: Option<SocketAddr>,
+    /// The interface of the group, by name or address (default: where the
+    /// route to the group leads).
+    #[arg(long, value_name = "NAME|ADDR")]
+    iface: Option<String>,
+    /// Multicast TTL (hop limit), 1 to 255; 1 keeps the group on the LAN.
+    #[arg(long, value_name = "N")]
+    ttl: Option<u32>,
+}
+
+impl GroupArgs {
+    /// The group asked for, checked; `None` without --group/--broadcast.
+    fn options(&self) -> Result<Option<GroupOptions>, Error> {
+        let usage = |message: &str| {
+            Err(Error::Usage {
+                message: message.to_string(),
+            })
+        };
+        let (addr, kind) = match (self.group, self.broadcast) {
+            (Some(addr), _) => (addr, GroupKind::Multicast),
+            (None, Some(addr)) => (addr, GroupKind::Broadcast),
+            (None, None) if self.iface.is_some() => {
+                return usage("--iface picks a group's interface: give --group or --broadcast too");
+            }
+            (None, None) if self.ttl.is_some() => {
+                return usage("--ttl is a multicast group's: give --group too");
+            }
+            (None, None) => return Ok(None),
+        };
+        if kind == GroupKind::Broadcast && self.ttl.is_some() {
+            return usage("--ttl is for multicast: broadcasts never leave the LAN");
+        }
+        let options = GroupOptions {
+            addr,
+            kind,
+            iface: self.iface.as_deref().map(Iface::parse),
+            ttl: self.ttl.unwrap_or(group::DEFAULT_TTL),
+        };
+        group::check(&options)?;
+        Ok(Some(options))
+    }
+}
+
 #[derive(Debug, Args)]
 struct ListenArgs {
     /// Address to bind: IP:PORT, [IPv6]:PORT ([::] is dual-stack) or
-    /// HOST:PORT; port 0 lets the system choose.
-    #[arg(value_name = "ADDR", default_value = "127.0.0.1:9000", value_parser = parse::socket_addr)]
-    addr: SocketAddr,
+    /// HOST:PORT; port 0 lets the system choose. Default 127.0.0.1:9000;
+    /// with --group or --broadcast, the interface's address and a port of
+    /// its own.
+    #[arg(value_name = "ADDR", value_parser = parse::socket_addr)]
+    addr: Option<SocketAddr>,
+    #[command(flatten)]
+    group: GroupArgs,
     /// One JSON object per line instead of text.
     #[arg(long)]
     json: bool,
@@ -213,6 +273,12 @@ struct ChatArgs {
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
     #[command(flatten)]
+    group: GroupArgs,
+    /// In a group: say hello every MS milliseconds (jittered by ±25%); a
+    /// member silent for 3.5 times this is taken to have left.
+    #[arg(long, value_name = "MS", default_value_t = HELLO_EVERY.as_millis() as u64, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    hello: u64,
+    #[command(flatten)]
     buffers: BufferArgs,
 }
 
@@ -318,8 +384,21 @@ pub fn main() -> ExitCode {
 fn run(command: Command) -> Result<(), Error> {
     match command {
         Command::Listen(args) => {
+            let group = args.group.options()?;
+            let bind = match (&group, args.addr) {
+                (Some(_), Some(addr)) => {
+                    return Err(Error::Usage {
+                        message: format!(
+                            "{addr}: with --group or --broadcast, the group is the address to listen on (its port is shared); use --iface to choose where"
+                        ),
+                    });
+                }
+                (Some(group), None) => group::unicast_bind_for(group),
+                (None, addr) => addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
+            };
             let options = ListenOptions {
-                socket: socket_options(args.addr, &args.buffers),
+                socket: socket_options(bind, &args.buffers),
+                group,
                 max_size: args.buffers.max_size,
                 format: Format::json(args.json),
                 count: args.count,
@@ -366,9 +445,19 @@ fn run(command: Command) -> Result<(), Error> {
             {
                 return Err(Error::Usage { message });
             }
-            let bind = args.bind.unwrap_or_else(|| match &args.peer {
-                Some(peer) => any_port_for(peer),
-                None => SocketAddr::from(([127, 0, 0, 1], 9000)),
+            let group = args.group.options()?;
+            if let (Some(group), Some(peer)) = (&group, args.peer) {
+                return Err(Error::Usage {
+                    message: format!(
+                        "--peer {peer} and a group ({}): a group chat talks to every member; leave out --peer",
+                        group.addr
+                    ),
+                });
+            }
+            let bind = args.bind.unwrap_or_else(|| match (&group, &args.peer) {
+                (Some(group), _) => group::unicast_bind_for(group),
+                (None, Some(peer)) => any_port_for(peer),
+                (None, None) => SocketAddr::from(([127, 0, 0, 1], 9000)),
             });
             let history = if args.no_history {
                 None
@@ -396,7 +485,11 @@ fn run(command: Command) -> Result<(), Error> {
                     },
                     announce_kinds: true,
                     raw: args.raw,
+                    group: group.as_ref().map(|g| g.addr),
+                    hello: Duration::from_millis(args.hello),
+                    silent: false,
                 },
+                group,
                 plain_peer: args.plain,
                 log: args.log,
             };

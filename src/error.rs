@@ -182,6 +182,18 @@ pub enum Error {
     #[error("could not install the Ctrl-C/SIGTERM handler")]
     SignalHandler { source: io::Error },
 
+    /// The interfaces of this host could not be listed (for `--iface`).
+    #[error("could not list this host's network interfaces")]
+    ListInterfaces { source: io::Error },
+
+    /// The group could not be joined (`IP_ADD_MEMBERSHIP`).
+    #[error("could not join the multicast group {group}{}", iface.as_ref().map(|i| format!(" on {i}")).unwrap_or_default())]
+    JoinGroup {
+        group: std::net::IpAddr,
+        iface: Option<String>,
+        source: io::Error,
+    },
+
     /// A signal cut the command short (after it said what it had done).
     #[error("interrupted")]
     Interrupted { signal: Signal },
@@ -202,6 +214,10 @@ impl Error {
     /// What the user can do about it, when dgram knows.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::JoinGroup { iface: None, .. } => Some(
+                "no route leads to the group: name the interface with --iface NAME (see `ip addr`)"
+                    .to_string(),
+            ),
             Error::Bind { addr, source } => match source.kind() {
                 io::ErrorKind::AddrInUse => {
                     Some("pick another port, or port 0 to let the system choose".to_string())

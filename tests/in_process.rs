@@ -44,6 +44,7 @@ fn start_listener() -> (
         echo: Some(0),
         raw: false,
         coalesce: None,
+        group: None,
     };
     let mut sink = out.clone();
     let listening = thread::spawn(move || listen::run(&options, &shutdown, &mut sink).unwrap());
@@ -121,11 +122,12 @@ fn chat_runs_with_given_streams() {
             name: "tester".to_string(),
             rto: RtoConfig::default(),
             eol: Eol::None,
-            announce_kinds: true,
             raw: false,
+            ..MessengerOptions::receiver()
         },
         plain_peer: false,
         log: None,
+        group: None,
     };
     let input = Cursor::new(b"hello\n\n/stats\n/quit\nnever sent\n".to_vec());
     let summary = chat::run(

@@ -5,6 +5,7 @@
 use crate::Error;
 use crate::model::Summary;
 use crate::net::SocketOptions;
+use crate::net::group::GroupOptions;
 use crate::output::{Display, Format, Renderer, Shown, Sink};
 use crate::runtime::echo::Echo;
 use crate::runtime::messenger::{Messenger, MessengerOptions};
@@ -15,6 +16,9 @@ use crate::runtime::{Handler, Pipeline, Plan, Show, Shutdown};
 pub struct ListenOptions {
     /// Bind address and buffer sizes.
     pub socket: SocketOptions,
+    /// `--group`/`--broadcast`: watch this group (`socket.bind` is then
+    /// the member's own socket).
+    pub group: Option<GroupOptions>,
     /// The application's receive buffer (`--max-size`).
     pub max_size: usize,
     /// Human lines or JSON lines.
@@ -44,12 +48,20 @@ pub fn run(
     shutdown: &Shutdown,
     out: &mut dyn Sink,
 ) -> Result<Summary, Error> {
-    let pipeline = Pipeline::open(&options.socket, options.max_size)?;
+    let pipeline = match &options.group {
+        Some(group) => Pipeline::open_group(&options.socket, options.max_size, group)?,
+        None => Pipeline::open(&options.socket, options.max_size)?,
+    };
     let mut display = Display::new(Renderer::new(options.format), out);
     if let Some(per_second) = options.coalesce {
         display = display.coalesce(per_second);
     }
     if display.show(&pipeline.listening())? == Shown::ReaderGone {
+        return Ok(display.snapshot().summary);
+    }
+    if let Some(joined) = pipeline.joined()
+        && display.show(&joined)? == Shown::ReaderGone
+    {
         return Ok(display.snapshot().summary);
     }
     let plain: Box<dyn Handler> = match options.echo {
@@ -61,7 +73,10 @@ pub fn run(
         plain
     } else {
         // Messages are shown decoded and acknowledged; the rest as ever.
-        let messenger = Messenger::new(pipeline.outbox(), MessengerOptions::receiver());
+        let mut receiver = MessengerOptions::receiver();
+        // A group is watched, not joined as a member.
+        receiver.silent = options.group.is_some();
+        let messenger = Messenger::new(pipeline.outbox(), receiver);
         Box::new(messenger.handler(plain))
     };
     plan.limit = options.count;

@@ -72,6 +72,55 @@ pub struct Receipt {
     /// The length of the receipt datagram that settled it (`None` for a
     /// failure, which no datagram brings).
     pub wire_len: Option<usize>,
+    /// The message went to this group (`to` is one of its members).
+    pub group: Option<SocketAddr>,
+}
+
+/// What changed about a group member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    /// It was heard for the first time.
+    Joined,
+    /// It came back with a new session (it restarted).
+    Restarted,
+    /// It said bye.
+    Left,
+    /// It was not heard for this long.
+    Silent(Duration),
+    /// The member table is full: it is not kept.
+    NotKept,
+}
+
+/// A group member joined, left or restarted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberEvent {
+    /// The group.
+    pub group: SocketAddr,
+    /// The member's own address.
+    pub addr: SocketAddr,
+    /// Its name (may be empty).
+    pub name: String,
+    /// What changed.
+    pub change: MemberChange,
+    /// Members now (after the change).
+    pub members: usize,
+}
+
+/// A message to a group reached its final state: every member present
+/// when it was sent acknowledged it or ran out of tries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupReceipt {
+    /// The group.
+    pub group: SocketAddr,
+    /// The message's number.
+    pub seq: u64,
+    /// The message.
+    pub payload: Arc<[u8]>,
+    /// Members that acknowledged it (address, name), in the order their
+    /// receipts came.
+    pub delivered: Vec<(SocketAddr, String)>,
+    /// Members that did not.
+    pub missing: Vec<(SocketAddr, String)>,
 }
 
 /// What a sent datagram was.
@@ -97,6 +146,12 @@ pub enum SentKind {
     Text {
         /// The message as typed (without the line ending added).
         payload: Arc<[u8]>,
+    },
+    /// A group member's hello (`bye: false`) or bye, to the group or to
+    /// one member.
+    Presence {
+        /// A bye.
+        bye: bool,
     },
     /// A receipt for try `attempt` of `seq`.
     Receipt {

@@ -7,10 +7,11 @@
 
 use std::net::SocketAddr;
 
-use super::chat::{ChatMessage, Outcome, Receipt, SentKind};
+use super::chat::{ChatMessage, GroupReceipt, MemberEvent, Outcome, Receipt, SentKind};
 use super::datagram::Datagram;
 use super::peers::{InboundCounts, OutboundCounts};
 use crate::net::addr::PortState;
+use crate::net::group::GroupInfo;
 use crate::net::{Buffers, Capabilities};
 
 /// Something to show or count.
@@ -27,6 +28,9 @@ pub enum Event {
         /// Which platform extras are on.
         capabilities: Capabilities,
     },
+    /// This side joined a group (after `Listening`): the group, the
+    /// interface, TTL and loopback as applied.
+    Joined(Box<GroupInfo>),
     /// A datagram arrived.
     Datagram(Datagram),
     /// A datagram was sent.
@@ -66,6 +70,22 @@ pub enum Event {
     },
     /// A message sent reached its final state (or a late receipt came).
     Receipt(Receipt),
+    /// A group member joined, left or restarted.
+    Member(MemberEvent),
+    /// A message to a group reached its final state, member by member.
+    GroupReceipt(Box<GroupReceipt>),
+    /// A group member's hello or bye arrived (each is counted; only a
+    /// change of membership is a [`Event::Member`]).
+    Presence {
+        /// Who sent it.
+        from: SocketAddr,
+        /// Its name.
+        name: String,
+        /// A bye.
+        bye: bool,
+        /// The datagram's length.
+        len: usize,
+    },
     /// A receipt that settles nothing: for another copy of a message
     /// already delivered, or for no message of this run.
     StrayReceipt {
@@ -262,6 +282,7 @@ impl Summary {
                     self.receipts += 1;
                 }
                 match receipt.outcome {
+                    _ if receipt.group.is_some() => {}
                     Outcome::Delivered => self.delivered += 1,
                     Outcome::Failed => self.failed += 1,
                     Outcome::Late => self.late += 1,
@@ -285,9 +306,24 @@ impl Summary {
             }
             Event::Dropped { total, .. } => self.dropped = *total,
             Event::Unreachable { .. } => self.unreachable += 1,
+            Event::Presence { len, .. } => {
+                self.received += 1;
+                self.bytes += *len as u64;
+            }
+            // A group message is delivered when every member present got
+            // it; its members' own receipts are counted per member.
+            Event::GroupReceipt(receipt) => {
+                if receipt.missing.is_empty() {
+                    self.delivered += 1;
+                } else {
+                    self.failed += 1;
+                }
+            }
             Event::Listening { .. }
             | Event::PeerError { .. }
             | Event::PeerKind { .. }
+            | Event::Member(_)
+            | Event::Joined(_)
             | Event::Summary { .. } => {}
         }
     }

@@ -218,6 +218,11 @@ impl PeerTable {
                     }
                 }
                 let counts = &mut peer.outbound;
+                if receipt.group.is_some() && receipt.outcome != Outcome::Late {
+                    // The message went to the group: this member's part
+                    // of it is counted here.
+                    counts.messages += 1;
+                }
                 match receipt.outcome {
                     Outcome::Delivered => counts.delivered += 1,
                     Outcome::Failed => counts.failed += 1,
@@ -238,6 +243,25 @@ impl PeerTable {
                 }
             }
             Event::PeerKind { peer, plain } => self.peer(*peer).plain = Some(*plain),
+            Event::GroupReceipt(receipt) => {
+                let counts = &mut self.peer(receipt.group).outbound;
+                if receipt.missing.is_empty() {
+                    counts.delivered += 1;
+                } else {
+                    counts.failed += 1;
+                }
+            }
+            Event::Presence {
+                from, name, len, ..
+            } => {
+                let peer = self.peer(*from);
+                peer.received += 1;
+                peer.bytes += *len as u64;
+                peer.last_heard = Some(SystemTime::now());
+                if !name.is_empty() {
+                    peer.name = Some(name.clone());
+                }
+            }
             Event::Malformed { datagram, .. } => {
                 let peer = self.peer(datagram.from);
                 peer.received += 1;
@@ -264,6 +288,8 @@ impl PeerTable {
             | Event::LineSkipped { .. }
             | Event::Dropped { .. }
             | Event::PeerError { .. }
+            | Event::Member(_)
+            | Event::Joined(_)
             | Event::Summary { .. } => {}
         }
         transitions

@@ -4,11 +4,13 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::addr::{check_family, family_name, sendto_target};
+use super::group::{self, GroupInfo};
 use super::limits::check_payload;
 use super::sys::{self, Capabilities, PeerError, Received, Scratch};
 use crate::Error;
@@ -103,6 +105,22 @@ pub struct Endpoint {
     local: SocketAddr,
     /// Which platform extras are on for this socket.
     capabilities: Capabilities,
+    /// A group member's shared group socket, polled with the main one.
+    group: Option<GroupSide>,
+}
+
+/// The group side of a member's endpoint ([`crate::net::group`]).
+#[derive(Debug)]
+struct GroupSide {
+    /// Bound to the group's port, shared, non-blocking.
+    socket: Socket,
+    /// The group as joined.
+    info: GroupInfo,
+    /// How long a receive waits (both sockets are non-blocking, and
+    /// `poll` waits for them), in microseconds.
+    wait_us: AtomicU64,
+    /// Receives do not wait at all.
+    nonblocking: AtomicBool,
 }
 
 impl Endpoint {
@@ -139,6 +157,7 @@ impl Endpoint {
             socket,
             local: options.bind,
             capabilities,
+            group: None,
         };
         // Buffers are set before bind so that no datagram arrives into a
         // default-sized buffer.
@@ -164,6 +183,48 @@ impl Endpoint {
             .as_socket()
             .unwrap_or(options.bind);
         Ok((Endpoint { local, ..endpoint }, Buffers { rcvbuf, sndbuf }))
+    }
+
+    /// Opens a group member's endpoint: the unicast socket as
+    /// [`Endpoint::open`] does (bound to `options.bind`, see
+    /// [`group::unicast_bind`]) and set to send to the group, and the
+    /// shared group socket beside it.
+    pub fn open_group(
+        options: &SocketOptions,
+        info: &GroupInfo,
+    ) -> Result<(Endpoint, Buffers), Error> {
+        let (mut endpoint, buffers) = Endpoint::open(options)?;
+        group::configure_sender(&endpoint.socket, info)?;
+        let socket = group::open_group_socket(info)?;
+        sys::enable_extras(&socket);
+        if let Some(size) = options.rcvbuf {
+            socket
+                .set_recv_buffer_size(size)
+                .map_err(|source| Error::SetBuffer {
+                    option: "SO_RCVBUF",
+                    requested: size,
+                    source,
+                })?;
+        }
+        endpoint
+            .socket
+            .set_nonblocking(true)
+            .map_err(|source| Error::SetOption {
+                option: "O_NONBLOCK",
+                source,
+            })?;
+        endpoint.group = Some(GroupSide {
+            socket,
+            info: info.clone(),
+            wait_us: AtomicU64::new(READ_TIMEOUT.as_micros() as u64),
+            nonblocking: AtomicBool::new(false),
+        });
+        Ok((endpoint, buffers))
+    }
+
+    /// The group this endpoint is a member of.
+    pub fn group(&self) -> Option<&GroupInfo> {
+        self.group.as_ref().map(|g| &g.info)
     }
 
     /// The bound address.
@@ -232,12 +293,38 @@ impl Endpoint {
 
     /// Sets how long a receive waits before it gives up (as `WouldBlock`).
     pub fn set_read_timeout(&self, wait: Duration) -> io::Result<()> {
+        if let Some(group) = &self.group {
+            group
+                .wait_us
+                .store(wait.as_micros() as u64, Ordering::Relaxed);
+            return Ok(());
+        }
         self.socket.set_read_timeout(Some(wait))
     }
 
     /// Receives one datagram into `buf` (blocking at most [`READ_TIMEOUT`]).
+    /// A group member takes it from whichever of its sockets has one, its
+    /// own first (receipts).
     pub fn recv(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
-        sys::recv(&self.socket, buf, scratch, true)
+        let Some(group) = &self.group else {
+            return sys::recv(&self.socket, buf, scratch, true);
+        };
+        for look in 0..2 {
+            for socket in [&self.socket, &group.socket] {
+                match sys::recv(socket, buf, scratch, true) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    other => return other,
+                }
+            }
+            if look == 1 || group.nonblocking.load(Ordering::Relaxed) {
+                break;
+            }
+            let wait = Duration::from_micros(group.wait_us.load(Ordering::Relaxed));
+            if !group::wait_readable(&self.socket, &group.socket, wait)? {
+                break;
+            }
+        }
+        Err(io::ErrorKind::WouldBlock.into())
     }
 
     /// Receives one datagram that is already queued, or fails with
@@ -250,6 +337,10 @@ impl Endpoint {
     /// Makes receives return `WouldBlock` at once instead of waiting up to
     /// [`READ_TIMEOUT`] (for the last look at what is queued).
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        if let Some(group) = &self.group {
+            group.nonblocking.store(nonblocking, Ordering::Relaxed);
+            return Ok(());
+        }
         self.socket.set_nonblocking(nonblocking)
     }
 
@@ -291,7 +382,11 @@ impl Endpoint {
 
     /// The socket's kernel drop counter now, where the platform has one.
     pub fn kernel_drops(&self) -> Option<u32> {
-        sys::kernel_drops(&self.socket)
+        let own = sys::kernel_drops(&self.socket)?;
+        match &self.group {
+            Some(group) => Some(own.wrapping_add(sys::kernel_drops(&group.socket)?)),
+            None => Some(own),
+        }
     }
 
     /// Sends `payload` to `to` as one datagram. A peer of the wrong address

@@ -9,6 +9,7 @@
 
 pub mod addr;
 pub mod endpoint;
+pub mod group;
 pub mod limits;
 pub mod sys;
 

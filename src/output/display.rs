@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::render::{Renderer, delivered_mark};
+use super::render::{Renderer, delivered_mark, group_mark};
 use super::sink::Sink;
 use crate::Error;
 use crate::model::{Event, Outcome, SentKind, Stats};
@@ -384,6 +384,19 @@ impl<'a> Display<'a> {
                 });
                 true
             }
+            Event::GroupReceipt(receipt) => {
+                match self
+                    .held
+                    .iter_mut()
+                    .find(|h| h.to == receipt.group && h.seq == receipt.seq)
+                {
+                    Some(held) => {
+                        held.mark = Some(group_mark(receipt));
+                        true
+                    }
+                    None => false,
+                }
+            }
             Event::Receipt(receipt) if receipt.outcome == Outcome::Delivered => {
                 match self
                     .held
@@ -420,7 +433,11 @@ impl<'a> Display<'a> {
         }
         if let Some(batch) = &mut self.batch
             && self.held.is_empty()
-            && (self.hold.is_none() || !matches!(event, Event::Sent { .. } | Event::Receipt(_)))
+            && (self.hold.is_none()
+                || !matches!(
+                    event,
+                    Event::Sent { .. } | Event::Receipt(_) | Event::GroupReceipt(_)
+                ))
         {
             // Nothing to hold or settle: straight into the batch.
             self.renderer.render_into(event, &transitions, batch);
@@ -557,6 +574,7 @@ mod tests {
             ended: false,
             refused: false,
             wire_len: Some(13),
+            group: None,
         })
     }
 

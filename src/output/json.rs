@@ -17,10 +17,12 @@ use serde::Serialize;
 
 use super::escape::{is_hidden, to_hex};
 use super::fast::{Clock, push_addr, push_json_str, push_uint};
+use crate::model::chat::MemberChange;
 use crate::model::{
     ChatMessage, Datagram, EchoSkip, Event, Outcome, PeerSummary, SentKind, Summary,
 };
 use crate::net::addr::PortState;
+use crate::net::group::GroupKind;
 use crate::net::{BufferSize, Capabilities};
 
 #[derive(Serialize)]
@@ -96,6 +98,43 @@ enum Wire<'a> {
         ended: bool,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         refused: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<SocketAddr>,
+    },
+    Joined {
+        group: SocketAddr,
+        kind: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        iface: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        iface_addr: Option<std::net::Ipv4Addr>,
+        ttl: u32,
+        loopback: bool,
+    },
+    Member {
+        group: SocketAddr,
+        member: SocketAddr,
+        name: &'a str,
+        change: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        silent_ms: Option<f64>,
+        members: usize,
+    },
+    GroupReceipt {
+        group: SocketAddr,
+        seq: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hex: Option<String>,
+        delivered: Vec<WireMember<'a>>,
+        missing: Vec<WireMember<'a>>,
+    },
+    Presence {
+        from: SocketAddr,
+        name: &'a str,
+        kind: &'static str,
+        len: usize,
     },
     Malformed {
         time: String,
@@ -179,6 +218,22 @@ impl From<Capabilities> for WireCapabilities {
             kernel_timestamps: c.kernel_timestamps,
         }
     }
+}
+
+/// A member named in a group receipt.
+#[derive(Serialize)]
+struct WireMember<'a> {
+    member: SocketAddr,
+    name: &'a str,
+}
+
+fn members(list: &[(SocketAddr, String)]) -> Vec<WireMember<'_>> {
+    list.iter()
+        .map(|(member, name)| WireMember {
+            member: *member,
+            name,
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -324,6 +379,8 @@ pub fn to_line(event: &Event) -> String {
                 SentKind::Message { seq, attempt, .. } => ("message", Some(*seq), Some(*attempt)),
                 SentKind::Receipt { seq, attempt } => ("receipt", Some(*seq), Some(*attempt)),
                 SentKind::Text { .. } => ("text", None, None),
+                SentKind::Presence { bye: false } => ("hello", None, None),
+                SentKind::Presence { bye: true } => ("bye", None, None),
             };
             let (text, hex) = match kind {
                 SentKind::Message { payload, .. } | SentKind::Text { payload } => {
@@ -370,6 +427,57 @@ pub fn to_line(event: &Event) -> String {
             tries: receipt.tries,
             ended: receipt.ended,
             refused: receipt.refused,
+            group: receipt.group,
+        },
+        Event::Joined(info) => Wire::Joined {
+            group: info.addr,
+            kind: match info.kind {
+                GroupKind::Multicast => "multicast",
+                GroupKind::Broadcast => "broadcast",
+            },
+            iface: info.iface.as_ref().map(|i| i.name.as_str()),
+            iface_addr: info.iface.as_ref().and_then(|i| i.v4),
+            ttl: info.ttl,
+            loopback: info.loopback,
+        },
+        Event::Member(member) => Wire::Member {
+            group: member.group,
+            member: member.addr,
+            name: &member.name,
+            change: match member.change {
+                MemberChange::Joined => "joined",
+                MemberChange::Restarted => "restarted",
+                MemberChange::Left => "left",
+                MemberChange::Silent(_) => "silent",
+                MemberChange::NotKept => "not_kept",
+            },
+            silent_ms: match member.change {
+                MemberChange::Silent(d) => Some(millis(d)),
+                _ => None,
+            },
+            members: member.members,
+        },
+        Event::GroupReceipt(receipt) => {
+            let (text, hex) = text_or_hex(&receipt.payload);
+            Wire::GroupReceipt {
+                group: receipt.group,
+                seq: receipt.seq,
+                text,
+                hex,
+                delivered: members(&receipt.delivered),
+                missing: members(&receipt.missing),
+            }
+        }
+        Event::Presence {
+            from,
+            name,
+            bye,
+            len,
+        } => Wire::Presence {
+            from: *from,
+            name,
+            kind: if *bye { "bye" } else { "hello" },
+            len: *len,
         },
         Event::Malformed { datagram, reason } => malformed_wire(datagram, reason),
         Event::SentBatch { to, count, bytes } => Wire::SentBatch {
@@ -866,6 +974,7 @@ mod tests {
                 ended,
                 refused: false,
                 wire_len: rtt.map(|_| 14),
+                group: None,
             })
         };
         assert_eq!(

@@ -9,11 +9,13 @@ use chrono::{DateTime, Local};
 use super::escape::{preview, preview_into};
 use super::fast::{Clock, push_addr, push_uint};
 use super::json;
+use crate::model::chat::{GroupReceipt, MemberChange, MemberEvent};
 use crate::model::peers::{InboundCounts, OutboundCounts};
 use crate::model::{
     ChatMessage, Datagram, EchoSkip, Event, Outcome, Receipt, SentKind, Summary, Transition,
 };
 use crate::net::addr::PortState;
+use crate::net::group::{GroupInfo, GroupKind};
 use crate::net::{BufferSize, BufferVerdict, Capabilities};
 
 /// Human-readable lines or JSON lines.
@@ -179,7 +181,20 @@ impl Renderer {
                     )
                 });
             }
+            // A group message's receipts are shown together, in its
+            // group receipt; a late one stands alone.
+            Event::Receipt(receipt)
+                if receipt.group.is_some() && receipt.outcome != Outcome::Late => {}
             Event::Receipt(receipt) => lines.push(receipt_line(receipt)),
+            Event::Member(member) => lines.push(member_line(member)),
+            Event::Joined(info) => lines.push(joined_line(info)),
+            Event::GroupReceipt(receipt) => lines.push(format!(
+                "{}  #{}{}  {}",
+                clock(std::time::SystemTime::now()),
+                receipt.seq,
+                group_mark(receipt),
+                preview(&receipt.payload)
+            )),
             Event::Malformed { datagram, reason } => lines.push(format!(
                 "{}  [malformed dgram envelope: {reason}]",
                 datagram_line(datagram)
@@ -196,6 +211,7 @@ impl Renderer {
             | Event::StrayReceipt { .. }
             | Event::Message(_)
             | Event::EchoSkipped { .. }
+            | Event::Presence { .. }
             | Event::Unreachable { .. } => {}
         }
         lines
@@ -278,6 +294,77 @@ pub fn delivered_mark(receipt: &Receipt) -> String {
         let _ = write!(mark, ", {} tries", receipt.tries);
     }
     mark
+}
+
+/// What a group receipt adds to the line of its message: `  ✓ 2/3 (bob,
+/// carol; dave missing)`, or that nobody was there to get it.
+pub fn group_mark(receipt: &GroupReceipt) -> String {
+    let name = |(addr, name): &(SocketAddr, String)| {
+        if name.is_empty() {
+            addr.to_string()
+        } else {
+            super::escape::escape(name)
+        }
+    };
+    let got: Vec<String> = receipt.delivered.iter().map(name).collect();
+    let missing: Vec<String> = receipt.missing.iter().map(name).collect();
+    let all = got.len() + missing.len();
+    if all == 0 {
+        return "  (no member has been heard yet: nobody to get it; /why)".to_string();
+    }
+    let mark = if missing.is_empty() { "✓" } else { "✗" };
+    let mut names = got.join(", ");
+    if !missing.is_empty() {
+        if !names.is_empty() {
+            names.push_str("; ");
+        }
+        let _ = write!(names, "{} missing", missing.join(", "));
+    }
+    format!("  {mark} {}/{all} ({names})", got.len())
+}
+
+/// What joining a group set: `member of 239.1.2.3:5000 (multicast) on
+/// eth0 (10.77.0.1), TTL 1, loopback on`.
+pub fn joined_line(info: &GroupInfo) -> String {
+    let iface = match &info.iface {
+        Some(iface) => match iface.v4 {
+            Some(v4) => format!("on {} ({v4})", iface.name),
+            None => format!("on {}", iface.name),
+        },
+        None => "on the interface the route to it takes (--iface to choose)".to_string(),
+    };
+    match info.kind {
+        GroupKind::Multicast => format!(
+            "member of {} (multicast) {iface}, TTL {}, loopback {}: members say hello; /members lists them",
+            info.addr,
+            info.ttl,
+            if info.loopback { "on" } else { "off" }
+        ),
+        GroupKind::Broadcast => format!(
+            "member of {} (broadcast) {iface}: members say hello; /members lists them",
+            info.addr
+        ),
+    }
+}
+
+/// A member joined, left, restarted, or could not be kept.
+pub fn member_line(member: &MemberEvent) -> String {
+    let who = label(member.addr, Some(&member.name));
+    let count = format!(
+        "{} member{} now",
+        member.members,
+        plural(member.members as u64)
+    );
+    match member.change {
+        MemberChange::Joined => format!("++ {who} joined {}; {count}", member.group),
+        MemberChange::Restarted => format!("++ {who} restarted (a new session); {count}"),
+        MemberChange::Left => format!("-- {who} left (bye); {count}"),
+        MemberChange::Silent(d) => format!("-- {who} left: not heard for {}; {count}", duration(d)),
+        MemberChange::NotKept => format!(
+            "!! {who} not kept as a member: the member table is full ({} members)",
+            member.members
+        ),
+    }
 }
 
 /// A receipt on a line of its own.
@@ -633,6 +720,7 @@ mod tests {
             ended,
             refused: false,
             wire_len: None,
+            group: None,
         };
         let ms = std::time::Duration::from_millis;
         assert_eq!(

@@ -33,6 +33,10 @@ pub const MAX_SEQ: u64 = (1 << 53) - 1;
 const KIND_MESSAGE: u8 = 1;
 /// Kind byte of a receipt.
 const KIND_RECEIPT: u8 = 2;
+/// Kind byte of a group member's hello.
+const KIND_HELLO: u8 = 3;
+/// Kind byte of a group member's bye.
+const KIND_BYE: u8 = 4;
 
 /// A sender's session: 8 random bytes, new for every run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -82,6 +86,15 @@ pub struct Receipt {
     pub attempt: u8,
 }
 
+/// A group member's hello (it is here) or bye (it leaves), validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    /// The member's session.
+    pub session: SessionId,
+    /// The member's name (may be empty).
+    pub name: String,
+}
+
 /// A decoded envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Envelope {
@@ -89,6 +102,10 @@ pub enum Envelope {
     Message(Message),
     /// A receipt for a message.
     Receipt(Receipt),
+    /// A group member is here (on joining, then now and then).
+    Hello(Presence),
+    /// A group member leaves.
+    Bye(Presence),
 }
 
 /// Why a datagram that starts with [`MAGIC`] is not a valid envelope.
@@ -137,6 +154,12 @@ struct WireMessage<'a> {
     attempt: u8,
     name: &'a str,
     payload: &'a [u8],
+}
+
+#[derive(Serialize, Deserialize)]
+struct WirePresence<'a> {
+    session: [u8; 8],
+    name: &'a str,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -191,6 +214,22 @@ fn decode_body(version: u8, kind: u8, body: &[u8]) -> Result<Envelope, Malformed
                 attempt: wire.attempt,
             }))
         }
+        KIND_HELLO | KIND_BYE => {
+            let (wire, _rest): (WirePresence<'_>, _) =
+                postcard::take_from_bytes(body).map_err(|_| Malformed::Undecodable)?;
+            if wire.name.len() > MAX_NAME {
+                return Err(Malformed::BadField("name longer than 64 bytes"));
+            }
+            let presence = Presence {
+                session: SessionId(wire.session),
+                name: wire.name.to_string(),
+            };
+            Ok(if kind == KIND_HELLO {
+                Envelope::Hello(presence)
+            } else {
+                Envelope::Bye(presence)
+            })
+        }
         other => Err(Malformed::UnknownKind(other)),
     }
 }
@@ -225,6 +264,15 @@ pub fn encode_receipt(receipt: &Receipt) -> Vec<u8> {
         attempt: receipt.attempt,
     };
     encode(KIND_RECEIPT, &wire)
+}
+
+/// Encodes a hello (`bye: false`) or a bye.
+pub fn encode_presence(presence: &Presence, bye: bool) -> Vec<u8> {
+    let wire = WirePresence {
+        session: presence.session.0,
+        name: &presence.name,
+    };
+    encode(if bye { KIND_BYE } else { KIND_HELLO }, &wire)
 }
 
 fn encode(kind: u8, body: &impl Serialize) -> Vec<u8> {

@@ -8,16 +8,20 @@
 //!   sender session ([`Arrivals`]).
 //! - [`outbound`]: sequence numbers, messages waiting for receipts,
 //!   retransmission and final states ([`Outbound`]).
+//! - [`members`]: a group's members (hello, bye, silence) and each group
+//!   message's receipts member by member ([`Members`], [`GroupSends`]).
 //! - [`rto`]: RFC 6298 timers ([`Estimator`], [`backoff`]).
 //! - [`random`]: session ids and jitter.
 
 pub mod envelope;
 pub mod inbound;
+pub mod members;
 pub mod outbound;
 pub mod random;
 pub mod rto;
 
-pub use envelope::{Decoded, Envelope, Malformed, Message, Receipt, SessionId};
+pub use envelope::{Decoded, Envelope, Malformed, Message, Presence, Receipt, SessionId};
 pub use inbound::{Arrival, Arrivals};
+pub use members::{GroupSend, GroupSends, Heard, Member, Members};
 pub use outbound::{Acked, Due, Outbound, Pending};
 pub use rto::{Estimator, RtoConfig, backoff};

@@ -128,6 +128,17 @@ impl Outbound {
         self.peers.get(&to).map_or(1, |p| p.next_seq.max(1))
     }
 
+    /// Takes the next number for `to` when the message itself waits for
+    /// no receipt from `to`: a message to a group, whose receipts come
+    /// from each member ([`Outbound::sent_first`] for each, with this
+    /// number).
+    pub fn take_seq(&mut self, to: SocketAddr) -> u64 {
+        let peer = self.peers.entry(to).or_default();
+        let seq = peer.next_seq.max(1);
+        peer.next_seq = seq + 1;
+        seq
+    }
+
     /// True when no more messages may wait for receipts.
     pub fn is_full(&self) -> bool {
         self.pending.len() >= MAX_PENDING
@@ -137,7 +148,7 @@ impl Outbound {
     /// `to` for the first time at `now`.
     pub fn sent_first(&mut self, to: SocketAddr, seq: u64, payload: Arc<[u8]>, now: Instant) {
         let peer = self.peers.entry(to).or_default();
-        peer.next_seq = seq + 1;
+        peer.next_seq = peer.next_seq.max(seq + 1);
         let timeout = backoff(peer.estimator.rto(&self.config), 1, &mut self.rng);
         self.pending.insert(
             (to, seq),

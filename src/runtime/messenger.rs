@@ -17,11 +17,15 @@ use std::time::{Duration, Instant};
 use super::outbox::{Closed, Outbox};
 use super::receiver::Handler;
 use crate::Error;
+use crate::model::chat::{GroupReceipt, MemberChange, MemberEvent};
 use crate::model::{ChatMessage, Datagram, Event, Outcome, Receipt, SentKind};
 use crate::net::limits::payload_limit;
 use crate::proto::envelope::{self, MAGIC};
+use crate::proto::members::{self, HELLO_EVERY};
+use crate::proto::random::Rng;
 use crate::proto::{
-    Acked, Arrival, Arrivals, Decoded, Due, Envelope, Outbound, RtoConfig, SessionId,
+    Acked, Arrival, Arrivals, Decoded, Due, Envelope, GroupSend, GroupSends, Heard, Member,
+    Members, Outbound, Presence, RtoConfig, SessionId,
 };
 
 /// The most sender sessions whose sequence accounting is kept; past it the
@@ -71,6 +75,14 @@ pub struct MessengerOptions {
     pub announce_kinds: bool,
     /// `--raw`: every peer is plain; no envelopes are sent.
     pub raw: bool,
+    /// `--group`/`--broadcast`: this side is a member of the group at this
+    /// address (hellos, byes, messages to every member).
+    pub group: Option<SocketAddr>,
+    /// How often a group member says hello (before jitter).
+    pub hello: Duration,
+    /// Show messages without acknowledging them (`listen --group`: a
+    /// watcher is not a member, and its receipts would be strays).
+    pub silent: bool,
 }
 
 impl MessengerOptions {
@@ -84,6 +96,9 @@ impl MessengerOptions {
             eol: Eol::None,
             announce_kinds: false,
             raw: false,
+            group: None,
+            hello: HELLO_EVERY,
+            silent: false,
         }
     }
 }
@@ -143,6 +158,62 @@ struct State {
     outbound: Outbound,
     inbound: HashMap<(SocketAddr, SessionId), SessionCounts>,
     peers: HashMap<SocketAddr, PeerInfo>,
+    group: Option<GroupState>,
+}
+
+/// A group member's view of its group.
+#[derive(Debug)]
+struct GroupState {
+    /// The group's address.
+    addr: SocketAddr,
+    members: Members,
+    /// Messages to the group waiting for some member's receipt.
+    sends: GroupSends,
+    /// The next hello (the first goes out at once).
+    next_hello: Instant,
+    rng: Rng,
+}
+
+impl GroupState {
+    fn silent_after(&self, hello: Duration) -> Duration {
+        members::silent_after(hello)
+    }
+
+    /// The event for a change about `member`.
+    fn member_event(&self, addr: SocketAddr, name: &str, change: MemberChange) -> Event {
+        Event::Member(MemberEvent {
+            group: self.addr,
+            addr,
+            name: name.to_string(),
+            change,
+            members: self.members.len(),
+        })
+    }
+
+    /// The event for a message whose members are all settled.
+    fn receipt_event(&self, send: GroupSend, left: &[Member]) -> Event {
+        let named = |addrs: &[SocketAddr]| -> Vec<(SocketAddr, String)> {
+            addrs
+                .iter()
+                .map(|addr| {
+                    let name = self
+                        .members
+                        .get(*addr)
+                        .or_else(|| left.iter().find(|m| m.addr == *addr))
+                        .map(|m| m.name.clone())
+                        .unwrap_or_default();
+                    (*addr, name)
+                })
+                .collect()
+        };
+        Event::GroupReceipt(Box::new(GroupReceipt {
+            group: self.addr,
+            seq: send.seq,
+            delivered: named(&send.delivered),
+            missing: named(&send.missing),
+            payload: send.payload,
+        }))
+    }
 }
 
 impl State {
@@ -225,9 +296,16 @@ impl Messenger {
         Messenger {
             state: Arc::new(Mutex::new(State {
                 outbound: Outbound::new(options.rto),
-                options,
                 inbound: HashMap::new(),
                 peers: HashMap::new(),
+                group: options.group.map(|addr| GroupState {
+                    addr,
+                    members: Members::default(),
+                    sends: GroupSends::default(),
+                    next_hello: Instant::now(),
+                    rng: Rng::new(),
+                }),
+                options,
             })),
             outbox,
         }
@@ -247,6 +325,9 @@ impl Messenger {
     /// `--eol`.
     pub fn send(&self, payload: &[u8], to: SocketAddr) -> Result<SentAs, Error> {
         let mut state = self.lock();
+        if state.group.as_ref().is_some_and(|g| g.addr == to) {
+            return self.send_to_group(&mut state, payload);
+        }
         if state.is_plain(to) {
             let mut bytes = payload.to_vec();
             bytes.extend_from_slice(state.options.eol.bytes());
@@ -291,6 +372,72 @@ impl Messenger {
         self.outbox.send_as(&bytes, to, kind)?;
         state.outbound.sent_first(to, seq, payload, Instant::now());
         Ok(SentAs::Envelope(seq))
+    }
+
+    /// Sends one message to the group: one datagram, waiting for a receipt
+    /// from each member present now (retransmitted to each that has not
+    /// acknowledged, on its own).
+    fn send_to_group(&self, state: &mut State, payload: &[u8]) -> Result<SentAs, Error> {
+        let group = state.group.as_ref().expect("the caller checked");
+        let (to, expected) = (group.addr, group.members.addrs());
+        if state.outbound.pending_count() + expected.len() > crate::proto::outbound::MAX_PENDING {
+            return Err(Error::TooManyPending {
+                limit: crate::proto::outbound::MAX_PENDING,
+            });
+        }
+        let seq = state.outbound.next_seq(to);
+        let message = envelope::Message {
+            session: state.options.session,
+            seq,
+            attempt: 1,
+            name: state.options.name.clone(),
+            payload: payload.to_vec(),
+        };
+        let bytes = envelope::encode_message(&message);
+        let limit = payload_limit(&to).bytes;
+        if bytes.len() > limit {
+            let overhead = bytes.len() - payload.len();
+            return Err(Error::MessageTooLarge {
+                peer: to,
+                len: payload.len(),
+                limit: limit.saturating_sub(overhead),
+                overhead,
+            });
+        }
+        let payload: Arc<[u8]> = Arc::from(payload);
+        let kind = SentKind::Message {
+            seq,
+            attempt: 1,
+            payload: Arc::clone(&payload),
+            name: None,
+        };
+        self.outbox.send_as(&bytes, to, kind)?;
+        let seq = state.outbound.take_seq(to);
+        let now = Instant::now();
+        for member in &expected {
+            state
+                .outbound
+                .sent_first(*member, seq, Arc::clone(&payload), now);
+        }
+        let group = state.group.as_mut().expect("the caller checked");
+        if let Some(nobody) = group.sends.start(seq, payload, expected) {
+            let _ = self.outbox.emit(group.receipt_event(nobody, &[]));
+        }
+        Ok(SentAs::Envelope(seq))
+    }
+
+    /// The group this side is a member of.
+    pub fn group(&self) -> Option<SocketAddr> {
+        self.lock().group.as_ref().map(|g| g.addr)
+    }
+
+    /// The group's members as last heard (empty outside a group).
+    pub fn members(&self) -> Vec<Member> {
+        self.lock()
+            .group
+            .as_ref()
+            .map(|g| g.members.list())
+            .unwrap_or_default()
     }
 
     /// True when `to` gets plain bytes (it sent plain datagrams, or was
@@ -374,6 +521,14 @@ impl Protocol {
         let from = datagram.from;
         let mut state = self.messenger.lock();
         let me = state.options.session;
+        if state.group.is_some() {
+            if message.session == me {
+                // Our own message, looped back by multicast: not shown
+                // again, not acknowledged.
+                return Ok(());
+            }
+            Self::heard_member(&mut state, from, message.session, &message.name, outbox)?;
+        }
         state.heard_envelope(from, Some(&message.name), outbox)?;
         if !state.inbound.contains_key(&(from, message.session))
             && state.inbound.len() >= MAX_SESSIONS
@@ -419,6 +574,9 @@ impl Protocol {
             reordered: arrival == Arrival::Reordered,
             wire_len: datagram.len(),
         })))?;
+        if state.options.silent {
+            return Ok(());
+        }
         // Every copy is acknowledged: the receipt for an earlier copy may
         // be the one that was lost.
         let receipt = envelope::encode_receipt(&envelope::Receipt {
@@ -440,6 +598,12 @@ impl Protocol {
         outbox: &Outbox,
     ) -> Result<(), Closed> {
         let mut state = self.messenger.lock();
+        if state.group.is_some() {
+            if receipt.session == state.options.session {
+                return Ok(());
+            }
+            Self::heard_member(&mut state, from, receipt.session, "", outbox)?;
+        }
         state.heard_envelope(from, None, outbox)?;
         let name = state.name_of(from);
         let acked = state
@@ -464,6 +628,7 @@ impl Protocol {
                 });
             }
         };
+        let group = state.group.as_ref().map(|g| g.addr);
         let event = Receipt {
             to: from,
             name,
@@ -475,8 +640,99 @@ impl Protocol {
             ended: false,
             refused: false,
             wire_len: Some(wire_len),
+            group,
         };
-        outbox.emit_received(Event::Receipt(event))
+        outbox.emit_received(Event::Receipt(event))?;
+        if outcome == Outcome::Delivered
+            && let Some(group) = state.group.as_mut()
+            && let Some(done) = group.sends.settle(receipt.seq, from, true)
+        {
+            outbox.emit_received(group.receipt_event(done, &[]))?;
+        }
+        Ok(())
+    }
+
+    /// Notes that group member `from` was heard (any envelope of its own
+    /// session), and says so when it is new or restarted. A new member
+    /// gets a hello of ours at once, so that it knows of us without
+    /// waiting for our next one.
+    fn heard_member(
+        state: &mut State,
+        from: SocketAddr,
+        session: SessionId,
+        name: &str,
+        outbox: &Outbox,
+    ) -> Result<(), Closed> {
+        let hello = envelope::encode_presence(
+            &Presence {
+                session: state.options.session,
+                name: state.options.name.clone(),
+            },
+            false,
+        );
+        let Some(group) = state.group.as_mut() else {
+            return Ok(());
+        };
+        let heard = group
+            .members
+            .heard(from, session, Some(name), Instant::now());
+        let name = group
+            .members
+            .get(from)
+            .map_or_else(|| name.to_string(), |m| m.name.clone());
+        let change = match heard {
+            Heard::Known => return Ok(()),
+            Heard::Joined => MemberChange::Joined,
+            Heard::Restarted => MemberChange::Restarted,
+            Heard::Full => MemberChange::NotKept,
+        };
+        outbox.emit_received(group.member_event(from, &name, change))?;
+        if change != MemberChange::NotKept {
+            let _ = outbox.send_as(&hello, from, SentKind::Presence { bye: false });
+        }
+        Ok(())
+    }
+
+    /// A hello or a bye from another member.
+    fn on_presence(
+        &mut self,
+        from: SocketAddr,
+        wire_len: usize,
+        presence: Presence,
+        bye: bool,
+        outbox: &Outbox,
+    ) -> Result<(), Closed> {
+        let mut state = self.messenger.lock();
+        if state.group.is_none() {
+            // Not a member of any group: counted, nothing more.
+            return outbox.emit_received(Event::Presence {
+                from,
+                name: presence.name,
+                bye,
+                len: wire_len,
+            });
+        }
+        if presence.session == state.options.session {
+            // Our own, looped back.
+            return Ok(());
+        }
+        outbox.emit_received(Event::Presence {
+            from,
+            name: presence.name.clone(),
+            bye,
+            len: wire_len,
+        })?;
+        if !bye {
+            return Self::heard_member(&mut state, from, presence.session, &presence.name, outbox);
+        }
+        let group = state.group.as_mut().expect("checked above");
+        let Some(member) = group.members.bye(from, presence.session) else {
+            return Ok(());
+        };
+        outbox.emit_received(group.member_event(from, &member.name, MemberChange::Left))?;
+        // What it had not acknowledged, it never will.
+        let failed = state.outbound.refused(from);
+        Self::report_failed(&mut state, failed, Failure::NoReceipt, &[member], outbox)
     }
 
     fn on_plain(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
@@ -502,13 +758,17 @@ impl Protocol {
         Ok(())
     }
 
-    /// Emits a failed receipt for each message in `failed`.
+    /// Emits a failed receipt for each message in `failed` (and, for a
+    /// group, the group receipt of each message now settled; `left` are
+    /// members no longer in the table, for their names).
     fn report_failed(
-        state: &State,
+        state: &mut State,
         failed: Vec<Due>,
         why: Failure,
+        left: &[Member],
         outbox: &Outbox,
     ) -> Result<(), Closed> {
+        let group = state.group.as_ref().map(|g| g.addr);
         for due in failed {
             if let Due::Failed {
                 to,
@@ -528,8 +788,50 @@ impl Protocol {
                     ended: why == Failure::Ended,
                     refused: why == Failure::Refused,
                     wire_len: None,
+                    group,
                 }))?;
+                if let Some(group) = state.group.as_mut()
+                    && let Some(done) = group.sends.settle(seq, to, false)
+                {
+                    outbox.emit_received(group.receipt_event(done, left))?;
+                }
             }
+        }
+        Ok(())
+    }
+}
+
+impl Protocol {
+    /// A group member's timers: its hello when due, and members silent too
+    /// long taken to have left (what they had not acknowledged fails).
+    fn group_timers(state: &mut State, now: Instant, outbox: &Outbox) -> Result<(), Closed> {
+        let hello_every = state.options.hello;
+        let presence = Presence {
+            session: state.options.session,
+            name: state.options.name.clone(),
+        };
+        let Some(group) = state.group.as_mut() else {
+            return Ok(());
+        };
+        if group.next_hello <= now {
+            let hello = envelope::encode_presence(&presence, false);
+            let _ = outbox.send_as(&hello, group.addr, SentKind::Presence { bye: false });
+            let unit = group.rng.unit();
+            group.next_hello = now + members::hello_every(hello_every, unit);
+        }
+        let silent = group.silent_after(hello_every);
+        let gone = group.members.expired(now, silent);
+        for member in &gone {
+            let heard = now.saturating_duration_since(member.last);
+            outbox.emit_received(group.member_event(
+                member.addr,
+                &member.name,
+                MemberChange::Silent(heard),
+            ))?;
+        }
+        for member in &gone {
+            let failed = state.outbound.refused(member.addr);
+            Self::report_failed(state, failed, Failure::NoReceipt, &gone, outbox)?;
         }
         Ok(())
     }
@@ -561,6 +863,12 @@ impl Handler for Protocol {
             Decoded::Envelope(Envelope::Receipt(receipt)) => {
                 self.on_receipt(datagram.from, datagram.len(), receipt, outbox)
             }
+            Decoded::Envelope(Envelope::Hello(presence)) => {
+                self.on_presence(datagram.from, datagram.len(), presence, false, outbox)
+            }
+            Decoded::Envelope(Envelope::Bye(presence)) => {
+                self.on_presence(datagram.from, datagram.len(), presence, true, outbox)
+            }
         }
     }
 
@@ -568,7 +876,20 @@ impl Handler for Protocol {
         if self.messenger.outbox.has_refusals() {
             return Some(Instant::now());
         }
-        self.messenger.lock().outbound.next_deadline()
+        let state = self.messenger.lock();
+        let outbound = state.outbound.next_deadline();
+        let Some(group) = &state.group else {
+            return outbound;
+        };
+        let silent = group.silent_after(state.options.hello);
+        [
+            outbound,
+            Some(group.next_hello),
+            group.members.next_expiry(silent),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn on_wake(&mut self, outbox: &Outbox) -> Result<(), Closed> {
@@ -578,9 +899,10 @@ impl Handler for Protocol {
         // their tries (a receipt that still comes is a late delivery).
         for peer in outbox.take_refusals() {
             let failed = state.outbound.refused(peer);
-            Self::report_failed(&state, failed, Failure::Refused, outbox)?;
+            Self::report_failed(&mut state, failed, Failure::Refused, &[], outbox)?;
         }
         let now = Instant::now();
+        Self::group_timers(&mut state, now, outbox)?;
         let mut failed = Vec::new();
         for due in state.outbound.due(now) {
             match due {
@@ -611,12 +933,22 @@ impl Handler for Protocol {
                 out_of_tries @ Due::Failed { .. } => failed.push(out_of_tries),
             }
         }
-        Self::report_failed(&state, failed, Failure::NoReceipt, outbox)
+        Self::report_failed(&mut state, failed, Failure::NoReceipt, &[], outbox)
     }
 
     fn on_stop(&mut self, outbox: &Outbox) -> Result<(), Closed> {
         let mut state = self.messenger.lock();
+        if let Some(group) = &state.group {
+            let bye = envelope::encode_presence(
+                &Presence {
+                    session: state.options.session,
+                    name: state.options.name.clone(),
+                },
+                true,
+            );
+            let _ = outbox.send_as(&bye, group.addr, SentKind::Presence { bye: true });
+        }
         let failed = state.outbound.abandon();
-        Self::report_failed(&state, failed, Failure::Ended, outbox)
+        Self::report_failed(&mut state, failed, Failure::Ended, &[], outbox)
     }
 }

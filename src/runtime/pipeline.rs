@@ -28,6 +28,7 @@ use super::shutdown::{Shutdown, Signal};
 use crate::Error;
 use crate::model::Event;
 use crate::net::endpoint::READ_TIMEOUT;
+use crate::net::group::{self, GroupOptions};
 use crate::net::sys::Scratch;
 use crate::net::{Buffers, Endpoint, SocketOptions};
 use crate::output::{Display, Shown};
@@ -196,7 +197,25 @@ impl Pipeline {
     /// Opens the endpoint (bind, buffers set and read back, platform
     /// extras on) with an application receive buffer of `max_size` bytes.
     pub fn open(socket: &SocketOptions, max_size: usize) -> Result<Pipeline, Error> {
-        let (endpoint, buffers) = Endpoint::open(socket)?;
+        Pipeline::with(Endpoint::open(socket)?, max_size)
+    }
+
+    /// Opens a group member's endpoint ([`Endpoint::open_group`]): the
+    /// group resolved (its interface looked up), the member's own socket
+    /// bound to `socket.bind` (a wildcard address replaced by the
+    /// interface's), and the group's shared socket.
+    pub fn open_group(
+        socket: &SocketOptions,
+        max_size: usize,
+        group: &GroupOptions,
+    ) -> Result<Pipeline, Error> {
+        let info = group::resolve(group)?;
+        let mut socket = socket.clone();
+        socket.bind = group::member_bind(&info, socket.bind);
+        Pipeline::with(Endpoint::open_group(&socket, &info)?, max_size)
+    }
+
+    fn with((endpoint, buffers): (Endpoint, Buffers), max_size: usize) -> Result<Pipeline, Error> {
         let (events_tx, events) = bounded(EVENT_QUEUE);
         Ok(Pipeline {
             outbox: Outbox::new(Arc::new(endpoint), events_tx),
@@ -219,6 +238,13 @@ impl Pipeline {
             max_size: self.max_size,
             capabilities: self.outbox.endpoint().capabilities(),
         }
+    }
+
+    /// The `joined` event of a group member: the group, the interface,
+    /// TTL and loopback as applied.
+    pub fn joined(&self) -> Option<Event> {
+        let info = self.outbox.endpoint().group()?;
+        Some(Event::Joined(Box::new(info.clone())))
     }
 
     /// The buffer sizes requested and set.

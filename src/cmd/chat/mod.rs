@@ -30,6 +30,7 @@ use crate::cmd::payload::spawn_line_reader;
 use crate::model::Summary;
 use crate::net::SocketOptions;
 use crate::net::addr::check_family;
+use crate::net::group::GroupOptions;
 use crate::net::limits::MAX_PAYLOAD_V4;
 use crate::output::sink::{self, PrinterSink};
 use crate::output::{Display, Format, Renderer, Shown, Sink};
@@ -58,6 +59,9 @@ pub struct ChatOptions {
     pub plain_peer: bool,
     /// `--log FILE`.
     pub log: Option<PathBuf>,
+    /// `--group`/`--broadcast`: chat with every member of this group
+    /// (`socket.bind` is then the member's own socket).
+    pub group: Option<GroupOptions>,
 }
 
 /// How long the line of a message sent waits for its receipt before it is
@@ -112,8 +116,13 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         ),
     };
     let mut out = Some(out);
-    let pipeline = Pipeline::open(&options.socket, options.max_size)?;
+    let pipeline = match &options.group {
+        Some(group) => Pipeline::open_group(&options.socket, options.max_size, group)?,
+        None => Pipeline::open(&options.socket, options.max_size)?,
+    };
     let local = pipeline.local_addr();
+    // In a group, what is typed goes to the group.
+    let peer = options.peer.or(options.group.as_ref().map(|g| g.addr));
 
     let mut prepared = match mode {
         Mode::Editor => Some(repl::editor(options.history.as_deref())?),
@@ -145,12 +154,17 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
     if display.show(&pipeline.listening())? == Shown::ReaderGone {
         return Ok(display.snapshot().summary);
     }
+    if let Some(joined) = pipeline.joined()
+        && display.show(&joined)? == Shown::ReaderGone
+    {
+        return Ok(display.snapshot().summary);
+    }
     if options.format == Format::Human {
-        let peer = options
-            .peer
-            .map_or("no peer yet (/to ADDR)".to_string(), |p| {
-                format!("peer {p}")
-            });
+        let peer = match (options.group.as_ref(), options.peer) {
+            (Some(group), _) => format!("group {}", group.addr),
+            (None, Some(p)) => format!("peer {p}"),
+            (None, None) => "no peer yet (/to ADDR)".to_string(),
+        };
         let how = match mode {
             Mode::Editor | Mode::Typed => "type a message and press Enter; /help lists commands",
             Mode::Piped => "each line of input is one message",
@@ -174,7 +188,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
     let session = Session::new(
         pipeline.outbox(),
         messenger.clone(),
-        options.peer,
+        peer,
         (options.socket.rcvbuf, options.socket.sndbuf),
         display.stats(),
     );
