@@ -117,6 +117,11 @@ impl Lan {
         format!("{SUBNET}.{}", i + 1).parse().unwrap()
     }
 
+    /// The LAN's broadcast address.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        format!("{SUBNET}.255").parse().unwrap()
+    }
+
     /// Runs nft in host `i`'s namespace.
     fn nft(&self, i: usize, rest: &[&str]) -> Result<(), String> {
         let mut args = vec!["ip", "netns", "exec", &self.names[i], "nft"];

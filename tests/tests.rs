@@ -14,6 +14,7 @@ mod downed;
 mod echo;
 mod empty;
 mod foreign;
+mod group;
 mod in_process;
 mod lines;
 mod loss;

@@ -722,6 +722,7 @@ impl Protocol {
             bye,
             len: wire_len,
         })?;
+        state.heard_envelope(from, Some(&presence.name), outbox)?;
         if !bye {
             return Self::heard_member(&mut state, from, presence.session, &presence.name, outbox);
         }

@@ -1,0 +1,356 @@
+//! Group chat on a LAN of our own: hosts in network namespaces on a bridge
+//! (see [`crate::netns`]), `dgram chat --group` (multicast) and
+//! `--broadcast` members, piped with `--json`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use crate::netns::Lan;
+use crate::util::{Proc, dgram_path, wait_for};
+
+/// The multicast group of these tests (each LAN is a world of its own).
+const GROUP: &str = "239.1.2.3:5000";
+
+/// Hellos every 300 ms: members meet at once, and one that vanishes is
+/// taken to have left after about a second.
+const HELLO_MS: &str = "300";
+
+/// A member `name` on host `host`, its input a pipe left open, with
+/// `extra` options (the group option among them).
+fn member(lan: &Lan, host: usize, name: &str, group: &[&str], extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "chat",
+        "--iface",
+        "eth0",
+        "--name",
+        name,
+        "--json",
+        "--no-history",
+        "--hello",
+        HELLO_MS,
+        "--linger",
+        "3000",
+    ];
+    args.extend_from_slice(group);
+    args.extend_from_slice(extra);
+    let proc = lan.dgram(host, &args);
+    proc.wait_stdout_contains("\"event\":\"joined\"");
+    proc
+}
+
+/// The members `proc` has seen join, by name, minus those that left.
+fn members_seen(proc: &Proc) -> BTreeSet<String> {
+    let mut members = BTreeSet::new();
+    for event in proc.events("member") {
+        let name = event["name"].as_str().unwrap().to_string();
+        match event["change"].as_str() {
+            Some("joined" | "restarted") => members.insert(name),
+            _ => members.remove(&name),
+        };
+    }
+    members
+}
+
+/// Waits until each member has seen the others.
+fn wait_for_everyone(procs: &[&Proc], names: &[&str]) {
+    for (proc, me) in procs.iter().zip(names) {
+        let others: BTreeSet<String> = names
+            .iter()
+            .filter(|n| *n != me)
+            .map(|n| n.to_string())
+            .collect();
+        wait_for(
+            &format!("{me} to see {others:?}"),
+            || proc.dump(),
+            || (members_seen(proc) == others).then_some(()),
+        );
+    }
+}
+
+/// The messages `proc` showed (first copies): (sender name, text).
+fn messages(proc: &Proc) -> Vec<(String, String)> {
+    proc.events("message")
+        .iter()
+        .filter(|m| m["duplicate"] != true)
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["text"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Names in a group receipt's list (`delivered` or `missing`).
+fn named(receipt: &Value, list: &str) -> BTreeSet<String> {
+    receipt[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+/// Three members, each on its own host, each sends one line: every
+/// message arrives exactly once at the two others, each group receipt
+/// names both others and nobody missing, nobody shows its own message
+/// looped back, and every member exits 0.
+fn three_hosts_talk(group: &[&str]) {
+    let Some(lan) = Lan::or_skip(3) else {
+        return;
+    };
+    let names = ["ann", "bob", "cat"];
+    let mut procs: Vec<Proc> = names
+        .iter()
+        .enumerate()
+        .map(|(host, name)| member(&lan, host, name, group, &[]))
+        .collect();
+    wait_for_everyone(&procs.iter().collect::<Vec<_>>(), &names);
+    for (proc, name) in procs.iter_mut().zip(names) {
+        proc.write_line(&format!("hello from {name}"));
+        proc.close_stdin();
+    }
+    for proc in &mut procs {
+        proc.finish_within(Duration::from_secs(30));
+    }
+    for (proc, me) in procs.iter().zip(names) {
+        let context = || procs.iter().map(Proc::dump).collect::<Vec<_>>().join("\n");
+        assert!(proc.finish_ok(), "{me} failed: {}", context());
+        let mut got = messages(proc);
+        got.sort();
+        let expected: Vec<(String, String)> = names
+            .iter()
+            .filter(|n| **n != me)
+            .map(|n| (n.to_string(), format!("hello from {n}")))
+            .collect();
+        assert_eq!(got, expected, "{me}: {}", context());
+        let receipts = proc.events("group_receipt");
+        assert_eq!(receipts.len(), 1, "{me}: {}", context());
+        let others: Vec<&str> = names.iter().copied().filter(|n| *n != me).collect();
+        assert_eq!(named(&receipts[0], "delivered"), set(&others), "{me}");
+        assert_eq!(named(&receipts[0], "missing"), set(&[]), "{me}");
+        let summary = proc.first_event("summary");
+        assert_eq!(summary["delivered"], 1, "{me}: {summary}");
+        assert_eq!(summary["failed"], 0, "{me}: {summary}");
+    }
+}
+
+/// Multicast: a three-host room.
+#[test]
+fn three_hosts_talk_over_multicast() {
+    three_hosts_talk(&["--group", GROUP]);
+}
+
+/// Broadcast: the same room over the LAN's broadcast address.
+#[test]
+fn three_hosts_talk_over_broadcast() {
+    three_hosts_talk(&["--broadcast", "10.77.0.255:5000"]);
+}
+
+/// One member vanishes (SIGKILL: no bye). The next message ends
+/// delivered to one of two, naming the one missing: its part fails once
+/// it has been silent for 3.5 hellos (or out of tries, whichever comes
+/// first), and it is shown leaving for silence. Another member that
+/// leaves properly is shown leaving with its bye.
+#[test]
+fn a_vanished_member_is_named_missing() {
+    let Some(lan) = Lan::or_skip(3) else {
+        return;
+    };
+    let group = ["--group", GROUP];
+    let quick = ["--retries", "2", "--rto-min", "100"];
+    let mut ann = member(&lan, 0, "ann", &group, &quick);
+    let mut bob = member(&lan, 1, "bob", &group, &[]);
+    let mut cat = member(&lan, 2, "cat", &group, &[]);
+    wait_for_everyone(&[&ann, &bob, &cat], &["ann", "bob", "cat"]);
+    cat.signal(Signal::SIGKILL);
+    ann.write_line("who is still here?");
+    let receipt = ann.next("group_receipt");
+    assert_eq!(
+        named(&receipt, "delivered"),
+        set(&["bob"]),
+        "{}",
+        ann.dump()
+    );
+    assert_eq!(named(&receipt, "missing"), set(&["cat"]), "{}", ann.dump());
+    // cat's part failed.
+    let failed: Vec<Value> = ann
+        .events("receipt")
+        .into_iter()
+        .filter(|r| r["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", ann.dump());
+    assert_eq!(failed[0]["name"], "cat");
+    assert!((1..=3).contains(&failed[0]["tries"].as_u64().unwrap()));
+    // Silent for 3.5 hellos: gone.
+    let left = wait_for(
+        "ann to see cat leave",
+        || ann.dump(),
+        || {
+            ann.events("member")
+                .into_iter()
+                .find(|m| m["name"] == "cat" && m["change"] == "silent")
+        },
+    );
+    assert!(left["silent_ms"].as_f64().unwrap() >= 1050.0, "{left}");
+    // bob leaves properly: a bye.
+    bob.close_stdin();
+    bob.finish();
+    wait_for(
+        "ann to see bob's bye",
+        || ann.dump(),
+        || {
+            ann.events("member")
+                .into_iter()
+                .find(|m| m["name"] == "bob" && m["change"] == "left")
+        },
+    );
+    ann.close_stdin();
+    ann.finish();
+    // A piped chat whose message did not reach every member fails.
+    assert_eq!(ann.code(), Some(1), "{}", ann.dump());
+    assert!(
+        ann.stderr().contains("1 of 1 message not delivered"),
+        "{}",
+        ann.dump()
+    );
+}
+
+/// Two members on one host share the group's port; both hear the member
+/// on the other host, and each gets its own receipts (they go to its own
+/// socket, not the shared one).
+#[test]
+fn two_members_on_one_host_share_the_port() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let group = ["--group", GROUP];
+    let names = ["ann", "amy", "bob"];
+    let mut procs = vec![
+        member(&lan, 0, "ann", &group, &[]),
+        member(&lan, 0, "amy", &group, &[]),
+        member(&lan, 1, "bob", &group, &[]),
+    ];
+    wait_for_everyone(&procs.iter().collect::<Vec<_>>(), &names);
+    for (proc, name) in procs.iter_mut().zip(names) {
+        proc.write_line(&format!("hello from {name}"));
+        proc.close_stdin();
+    }
+    for proc in &mut procs {
+        proc.finish_within(Duration::from_secs(30));
+    }
+    for (proc, me) in procs.iter().zip(names) {
+        assert!(proc.finish_ok(), "{me}: {}", proc.dump());
+        let senders: BTreeSet<String> = messages(proc).into_iter().map(|(n, _)| n).collect();
+        let others: Vec<&str> = names.iter().copied().filter(|n| *n != me).collect();
+        assert_eq!(senders, set(&others), "{me}: {}", proc.dump());
+        let receipt = proc.first_event("group_receipt");
+        assert_eq!(named(&receipt, "delivered"), set(&others), "{me}");
+    }
+}
+
+/// A human chat shows the member changes and the group receipt's line:
+/// `✓ 2/2 (bob, cat)` once everyone acknowledged.
+#[test]
+fn people_see_who_got_it() {
+    let Some(lan) = Lan::or_skip(3) else {
+        return;
+    };
+    let group = ["--group", GROUP];
+    let mut bob = member(&lan, 1, "bob", &group, &[]);
+    let mut cat = member(&lan, 2, "cat", &group, &[]);
+    let mut ann = lan.dgram(
+        0,
+        &[
+            "chat",
+            "--group",
+            GROUP,
+            "--iface",
+            "eth0",
+            "--name",
+            "ann",
+            "--no-history",
+            "--hello",
+            HELLO_MS,
+        ],
+    );
+    ann.wait_stdout_contains("member of 239.1.2.3:5000 (multicast) on eth0 (10.77.0.1), TTL 1");
+    ann.wait_stdout_contains("++ bob (10.77.0.2:");
+    ann.wait_stdout_contains("++ cat (10.77.0.3:");
+    ann.write_line("hi all");
+    ann.close_stdin();
+    ann.finish();
+    assert!(ann.finish_ok(), "{}", ann.dump());
+    let out = ann.stdout();
+    assert!(
+        out.contains("-> 239.1.2.3:5000  #1  \"hi all\"  ✓ 2/2 (bob, cat)")
+            || out.contains("-> 239.1.2.3:5000  #1  \"hi all\"  ✓ 2/2 (cat, bob)"),
+        "{}",
+        ann.dump()
+    );
+    for other in [&mut bob, &mut cat] {
+        wait_for(
+            "ann's bye",
+            || other.dump(),
+            || {
+                other
+                    .events("member")
+                    .into_iter()
+                    .find(|m| m["name"] == "ann" && m["change"] == "left")
+            },
+        );
+        other.kill();
+    }
+}
+
+/// Bad group options are refused before anything is opened, each with one
+/// line that says what to do (exit status 2).
+#[test]
+fn bad_group_options_are_usage_errors() {
+    let cases: [(&[&str], &str); 7] = [
+        (&["--group", "10.0.0.1:5000"], "is not a multicast address"),
+        (
+            &["--group", "239.1.2.3:5000", "--iface", "nosuch0"],
+            "there is no interface nosuch0 here",
+        ),
+        (
+            &["--group", "239.1.2.3:5000", "--ttl", "0"],
+            "--ttl 0 is out of range",
+        ),
+        (
+            &["--group", "239.1.2.3:5000", "--ttl", "256"],
+            "--ttl 256 is out of range",
+        ),
+        (
+            &["--group", "239.1.2.3:5000", "--peer", "127.0.0.1:9"],
+            "a group chat talks to every member; leave out --peer",
+        ),
+        (
+            &["--group", "[ff02::1:2]:5000"],
+            "an IPv6 group needs --iface",
+        ),
+        (&["--iface", "lo"], "give --group or --broadcast too"),
+    ];
+    for (args, words) in cases {
+        let mut all = vec!["chat", "--no-history"];
+        all.extend_from_slice(args);
+        let mut proc = Proc::spawn(dgram_path(), &all);
+        proc.finish();
+        assert_eq!(proc.code(), Some(2), "{args:?}: {}", proc.dump());
+        let stderr = proc.stderr();
+        assert!(stderr.contains(words), "{args:?}: {}", proc.dump());
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{args:?}: {}",
+            proc.dump()
+        );
+    }
+}
