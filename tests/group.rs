@@ -102,10 +102,16 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 /// message arrives exactly once at the two others, each group receipt
 /// names both others and nobody missing, nobody shows its own message
 /// looped back, and every member exits 0.
-fn three_hosts_talk(group: &[&str]) {
+fn three_hosts_talk(option: &str) {
     let Some(lan) = Lan::or_skip(3) else {
         return;
     };
+    let addr = match option {
+        "--broadcast" => format!("{}:5000", lan.broadcast()),
+        _ => GROUP.to_string(),
+    };
+    let group = [option, addr.as_str()];
+    let group = &group[..];
     let names = ["ann", "bob", "cat"];
     let mut procs: Vec<Proc> = names
         .iter()
@@ -145,13 +151,13 @@ fn three_hosts_talk(group: &[&str]) {
 /// Multicast: a three-host room.
 #[test]
 fn three_hosts_talk_over_multicast() {
-    three_hosts_talk(&["--group", GROUP]);
+    three_hosts_talk("--group");
 }
 
 /// Broadcast: the same room over the LAN's broadcast address.
 #[test]
 fn three_hosts_talk_over_broadcast() {
-    three_hosts_talk(&["--broadcast", "10.77.0.255:5000"]);
+    three_hosts_talk("--broadcast");
 }
 
 /// One member vanishes (SIGKILL: no bye). The next message ends
@@ -168,7 +174,7 @@ fn a_vanished_member_is_named_missing() {
     let quick = ["--retries", "2", "--rto-min", "100"];
     let mut ann = member(&lan, 0, "ann", &group, &quick);
     let mut bob = member(&lan, 1, "bob", &group, &[]);
-    let mut cat = member(&lan, 2, "cat", &group, &[]);
+    let cat = member(&lan, 2, "cat", &group, &[]);
     wait_for_everyone(&[&ann, &bob, &cat], &["ann", "bob", "cat"]);
     cat.signal(Signal::SIGKILL);
     ann.write_line("who is still here?");
