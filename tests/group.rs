@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use crate::netns::Lan;
-use crate::util::{Proc, dgram_path, wait_for};
+use crate::util::{Proc, Pty, dgram_path, wait_for};
 
 /// The multicast group of these tests (each LAN is a world of its own).
 const GROUP: &str = "239.1.2.3:5000";
@@ -314,6 +314,54 @@ fn people_see_who_got_it() {
         );
         other.kill();
     }
+}
+
+/// At the prompt, `/members` lists the others with their addresses, and
+/// `/why` shows the interface, TTL, loopback, the kernel's membership
+/// table and the route.
+#[test]
+fn members_and_why_at_the_prompt() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let group = ["--group", GROUP];
+    let mut bob = member(&lan, 1, "bob", &group, &[]);
+    let command = lan.command(
+        0,
+        dgram_path(),
+        &[
+            "chat",
+            "--group",
+            GROUP,
+            "--iface",
+            "eth0",
+            "--name",
+            "ann",
+            "--no-history",
+            "--hello",
+            HELLO_MS,
+        ],
+    );
+    let mut ann = Pty::start(command);
+    ann.expect("++ bob (10.77.0.2:");
+    ann.type_line("/members");
+    ann.expect("1 member of 239.1.2.3:5000 heard (besides you)");
+    ann.expect("bob (10.77.0.2:");
+    ann.expect("last heard");
+    ann.type_line("/why");
+    ann.expect("interface: eth0 (10.77.0.1) (chosen with --iface)");
+    ann.expect("TTL 1: the group stays on this LAN");
+    ann.expect("loopback on");
+    if cfg!(feature = "portable") {
+        ann.expect("membership: cannot be read on this platform");
+    } else {
+        ann.expect("membership: joined on eth0 (/proc/net/igmp)");
+        ann.expect("route to 239.1.2.3: none in the table; --iface sends out of it anyway");
+    }
+    ann.expect("members heard: 1");
+    ann.type_line("/quit");
+    assert_eq!(ann.finish(), Some(0));
+    bob.kill();
 }
 
 /// Bad group options are refused before anything is opened, each with one

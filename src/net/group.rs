@@ -361,6 +361,98 @@ pub fn resolve(options: &GroupOptions) -> Result<GroupInfo, Error> {
     })
 }
 
+/// What `/why` says when nobody seems to hear: the interface and its
+/// address, TTL and loopback, whether the kernel lists the membership,
+/// the route the group takes, and how many members were heard.
+pub fn diagnose(info: &GroupInfo, local: SocketAddr, members: usize) -> Vec<String> {
+    let group = info.addr.ip();
+    let mut lines = vec![format!("the group {} as this member sees it:", info.addr)];
+    lines.push(match &info.iface {
+        Some(iface) => format!(
+            "  interface: {}{} (chosen with --iface)",
+            iface.name,
+            iface.v4.map(|v4| format!(" ({v4})")).unwrap_or_default()
+        ),
+        None => {
+            "  interface: not chosen; the route below decides (--iface NAME to choose)".to_string()
+        }
+    });
+    lines.push(format!(
+        "  this member's own address: {local} (members send their receipts here)"
+    ));
+    match info.kind {
+        GroupKind::Multicast => {
+            lines.push(format!(
+                "  TTL {}{}; loopback {}",
+                info.ttl,
+                if info.ttl == 1 {
+                    ": the group stays on this LAN (routers do not forward it)"
+                } else {
+                    ""
+                },
+                if info.loopback {
+                    "on: members on this host hear it too"
+                } else {
+                    "off"
+                }
+            ));
+            let table = if group.is_ipv4() {
+                "/proc/net/igmp"
+            } else {
+                "/proc/net/igmp6"
+            };
+            lines.push(match super::sys::group_memberships(group) {
+                Some(devices) if devices.is_empty() => format!(
+                    "  membership: {group} is NOT in {table}: the join did not take; other members' messages cannot arrive"
+                ),
+                Some(devices) => format!(
+                    "  membership: joined on {} ({table})",
+                    devices.join(", ")
+                ),
+                None => "  membership: cannot be read on this platform".to_string(),
+            });
+        }
+        GroupKind::Broadcast => lines.push(
+            "  broadcast (SO_BROADCAST on): it reaches this subnet only; routers never forward it"
+                .to_string(),
+        ),
+    }
+    if let IpAddr::V4(v4) = group {
+        lines.push(match super::sys::route_to(v4) {
+            Some(Some((dev, None))) => format!("  route to {v4}: out of {dev}, on the link"),
+            Some(Some((dev, Some(gateway)))) => format!(
+                "  route to {v4}: out of {dev} (the default route, towards {gateway}){}",
+                if info.iface.is_some() {
+                    "; --iface overrides it for sending"
+                } else {
+                    ": is that the LAN the others are on? --iface to choose"
+                }
+            ),
+            Some(None) if info.iface.is_some() => {
+                format!("  route to {v4}: none in the table; --iface sends out of it anyway")
+            }
+            Some(None) => format!(
+                "  route to {v4}: none: sending fails; give --iface NAME or add a route (ip route add 224.0.0.0/4 dev NAME)"
+            ),
+            None => "  route: cannot be read on this platform".to_string(),
+        });
+    }
+    lines.push(match members {
+        0 => format!(
+            "  members heard: none. Others may be on another interface or LAN, a firewall may drop UDP port {}, or the network may not pass {}",
+            info.addr.port(),
+            match info.kind {
+                GroupKind::Multicast => "multicast (try --broadcast)",
+                GroupKind::Broadcast => "broadcast",
+            }
+        ),
+        n => format!(
+            "  members heard: {n} (/members lists them); a member missing from a receipt may have left or lost the message"
+        ),
+    });
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

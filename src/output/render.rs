@@ -320,7 +320,12 @@ pub fn group_mark(receipt: &GroupReceipt) -> String {
         }
         let _ = write!(names, "{} missing", missing.join(", "));
     }
-    format!("  {mark} {}/{all} ({names})", got.len())
+    let hint = if got.is_empty() {
+        "; nobody answered: /why"
+    } else {
+        ""
+    };
+    format!("  {mark} {}/{all} ({names}){hint}", got.len())
 }
 
 /// What joining a group set: `member of 239.1.2.3:5000 (multicast) on

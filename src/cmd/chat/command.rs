@@ -45,6 +45,16 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "everyone heard from or sent to: counts, loss, round trips, last heard",
     ),
     (
+        "/members",
+        "",
+        "in a group: its members, their addresses, when last heard",
+    ),
+    (
+        "/why",
+        "",
+        "in a group: interface, TTL, membership and route (when nobody answers)",
+    ),
+    (
         "/buf",
         "",
         "requested and effective SO_RCVBUF and SO_SNDBUF",
@@ -104,6 +114,10 @@ pub enum Command {
     Dgram,
     /// `/peers`
     Peers,
+    /// `/members`
+    Members,
+    /// `/why`
+    Why,
     /// `/buf`
     Buf,
     /// `/rcvbuf BYTES`
@@ -176,6 +190,8 @@ pub fn parse(line: &str) -> Result<Input, String> {
         "plain" => arity(0, 0).map(|_| Command::Plain)?,
         "dgram" => arity(0, 0).map(|_| Command::Dgram)?,
         "peers" => arity(0, 0).map(|_| Command::Peers)?,
+        "members" => arity(0, 0).map(|_| Command::Members)?,
+        "why" => arity(0, 0).map(|_| Command::Why)?,
         "buf" => arity(0, 0).map(|_| Command::Buf)?,
         "rcvbuf" => {
             arity(1, 1)?;

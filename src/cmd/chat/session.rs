@@ -179,6 +179,10 @@ impl Session {
             },
             Command::Hex(bytes) => self.send_reporting(&bytes),
             Command::Burst { count, size } => vec![self.burst(count, size, control)],
+            Command::To(_) | Command::Reply if self.messenger.group().is_some() => vec![
+                "in a group every message goes to the whole group (one datagram each member hears); /members lists them"
+                    .to_string(),
+            ],
             Command::To(peer) => match check_family(self.local, peer) {
                 Ok(()) => {
                     self.peer = Some(peer);
@@ -203,6 +207,8 @@ impl Session {
                 }
                 Err(line) => vec![line],
             },
+            Command::Members => self.members(),
+            Command::Why => self.why(),
             Command::Buf => self.buffers(),
             Command::RcvBuf(size) => match self.outbox.endpoint().set_recv_buffer(size) {
                 Ok(now) => {
@@ -349,6 +355,43 @@ impl Session {
             ));
         }
         lines
+    }
+
+    /// `/members`: the group's members as last heard.
+    fn members(&self) -> Vec<String> {
+        let Some(group) = self.messenger.group() else {
+            return vec![
+                "not in a group: start the chat with --group ADDR or --broadcast ADDR".to_string(),
+            ];
+        };
+        let members = self.messenger.members();
+        let mut lines = vec![format!(
+            "{} member{} of {group} heard (besides you)",
+            members.len(),
+            plural(members.len() as u64)
+        )];
+        let now = Instant::now();
+        for member in members {
+            lines.push(format!(
+                "  {}  last heard {} ago",
+                label(member.addr, Some(&member.name)),
+                duration(now.saturating_duration_since(member.last))
+            ));
+        }
+        lines
+    }
+
+    /// `/why`: what may keep the group from hearing this member.
+    fn why(&self) -> Vec<String> {
+        match self.outbox.endpoint().group() {
+            Some(info) => {
+                crate::net::group::diagnose(info, self.local, self.messenger.members().len())
+            }
+            None => vec![
+                "not in a group: /why explains a group's set-up (--group or --broadcast)"
+                    .to_string(),
+            ],
+        }
     }
 
     fn buffers(&self) -> Vec<String> {

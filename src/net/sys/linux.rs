@@ -234,3 +234,64 @@ fn to_socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
     addr.as_sockaddr_in6()
         .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
 }
+
+/// The interfaces on which this host is a member of `group`, from
+/// `/proc/net/igmp` (IPv4) or `/proc/net/igmp6`; `None` when the table
+/// cannot be read.
+pub fn group_memberships(group: std::net::IpAddr) -> Option<Vec<String>> {
+    match group {
+        std::net::IpAddr::V4(v4) => {
+            let table = std::fs::read_to_string("/proc/net/igmp").ok()?;
+            // The group as the kernel prints it: the address's bytes in
+            // memory order read as a host-order (little-endian) number.
+            let wanted = format!("{:08X}", u32::from_le_bytes(v4.octets()));
+            let mut device = None;
+            let mut found = Vec::new();
+            for line in table.lines().skip(1) {
+                if !line.starts_with('\t') {
+                    device = line.split_whitespace().nth(1).map(str::to_string);
+                } else if line.split_whitespace().next() == Some(wanted.as_str())
+                    && let Some(device) = &device
+                {
+                    found.push(device.clone());
+                }
+            }
+            Some(found)
+        }
+        std::net::IpAddr::V6(v6) => {
+            let table = std::fs::read_to_string("/proc/net/igmp6").ok()?;
+            let wanted: String = v6.octets().iter().map(|b| format!("{b:02x}")).collect();
+            Some(
+                table
+                    .lines()
+                    .filter_map(|line| {
+                        let fields: Vec<&str> = line.split_whitespace().collect();
+                        (fields.get(2) == Some(&wanted.as_str())).then(|| fields[1].to_string())
+                    })
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// The IPv4 route the kernel's table gives `dest` (longest prefix in
+/// `/proc/net/route`): the interface and the gateway if any. `Some(None)`:
+/// no route; `None`: the table cannot be read.
+pub fn route_to(dest: std::net::Ipv4Addr) -> Option<Option<(String, Option<std::net::Ipv4Addr>)>> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    let dest = u32::from_le_bytes(dest.octets());
+    let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+    let best = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (net, gateway, mask) = (hex(f.get(1)?)?, hex(f.get(2)?)?, hex(f.get(7)?)?);
+            (dest & mask == net).then(|| (mask.count_ones(), f[0].to_string(), gateway))
+        })
+        .max_by_key(|(bits, _, _)| *bits);
+    Some(best.map(|(_, iface, gateway)| {
+        let gateway = (gateway != 0).then(|| std::net::Ipv4Addr::from(gateway.to_le_bytes()));
+        (iface, gateway)
+    }))
+}

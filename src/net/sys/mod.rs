@@ -22,8 +22,8 @@ use std::time::SystemTime;
 mod imp;
 
 pub use imp::{
-    LOOKS_WITHOUT_WAITING, Scratch, check_gso, enable_extras, kernel_drops, recv, send_segments,
-    set_gro, take_errors,
+    LOOKS_WITHOUT_WAITING, Scratch, check_gso, enable_extras, group_memberships, kernel_drops,
+    recv, route_to, send_segments, set_gro, take_errors,
 };
 
 /// Which of the platform extras this socket has.

@@ -91,3 +91,13 @@ pub fn take_errors(_socket: &Socket) -> Vec<PeerError> {
 pub fn kernel_drops(_socket: &Socket) -> Option<u32> {
     None
 }
+
+/// Group memberships cannot be read here.
+pub fn group_memberships(_group: std::net::IpAddr) -> Option<Vec<String>> {
+    None
+}
+
+/// The route table cannot be read here.
+pub fn route_to(_dest: std::net::Ipv4Addr) -> Option<Option<(String, Option<std::net::Ipv4Addr>)>> {
+    None
+}
