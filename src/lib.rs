@@ -15,7 +15,9 @@
 //!   [`endpoint`](net::endpoint) (the socket2 socket, buffers set and read
 //!   back, a send that survives ICMP refusals), [`addr`](net::addr) (address
 //!   families, local addresses), [`limits`](net::limits) (payload and buffer
-//!   limits), [`sys`](net::sys) (Linux extras and the portable fallback).
+//!   limits), [`group`](net::group) (multicast and broadcast groups: a
+//!   member's own socket and the shared group socket, interfaces, `/why`),
+//!   [`sys`](net::sys) (Linux extras and the portable fallback).
 //! - [`model`]: what dgram knows. [`datagram`](model::datagram),
 //!   [`chat`](model::chat) (messages, receipts, what was sent),
 //!   [`latency`](model::latency) (ping's probes, replies, percentiles),
@@ -27,7 +29,9 @@
 //!   specification is `docs/PROTOCOL.md`). [`envelope`](proto::envelope)
 //!   (the wire layout and the validated envelope), [`inbound`](proto::inbound)
 //!   (new, reordered, duplicate and missing messages), [`outbound`](proto::outbound)
-//!   (sequence numbers, pending messages, final states), [`rto`](proto::rto)
+//!   (sequence numbers, pending messages, final states),
+//!   [`members`](proto::members) (a group's members and each group message's
+//!   receipts, member by member), [`rto`](proto::rto)
 //!   (RFC 6298 timers), [`random`](proto::random) (session ids, jitter).
 //! - [`runtime`]: the moving parts. [`pipeline`](runtime::pipeline) (endpoint,
 //!   receiver, job, display loop, ordered stop; a plan without a job runs

@@ -316,6 +316,81 @@ fn people_see_who_got_it() {
     }
 }
 
+/// A Python multicast member (a plain program: no envelopes) on the third
+/// host: what it sends to the group is shown by both dgram members with
+/// its address; a message typed by a dgram member reaches it as the plain
+/// text typed, directly, besides the envelope on the group.
+#[test]
+fn a_plain_python_member_exchanges_text() {
+    let Some(lan) = Lan::or_skip(3) else {
+        return;
+    };
+    let group = ["--group", GROUP];
+    let mut ann = member(&lan, 0, "ann", &group, &[]);
+    let mut bob = member(&lan, 1, "bob", &group, &[]);
+    let script = r#"
+import json, socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 5000))
+mreq = struct.pack("4s4s", socket.inet_aton("239.1.2.3"), socket.inet_aton("10.77.0.3"))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("10.77.0.3"))
+print("ready", flush=True)
+sys.stdin.readline()
+s.sendto(b"plain hello", ("239.1.2.3", 5000))
+while True:
+    data, peer = s.recvfrom(65535)
+    print(json.dumps({"from": "%s:%d" % peer, "hex": data.hex()}), flush=True)
+"#;
+    let mut python = lan.spawn(2, "python3", &["-c", script]);
+    python.wait_stdout_contains("ready");
+    python.write_line("go");
+    for proc in [&ann, &bob] {
+        let datagram = wait_for(
+            "the Python member's datagram",
+            || proc.dump(),
+            || proc.events("datagram").into_iter().next(),
+        );
+        assert_eq!(datagram["from"], "10.77.0.3:5000", "{}", proc.dump());
+        assert_eq!(datagram["text"], "plain hello");
+    }
+    ann.wait_stdout_contains("\"speaks\":\"plain\"");
+    ann.write_line("hi python");
+    let plain = hex(b"hi python");
+    wait_for(
+        "the text at the Python member",
+        || python.dump(),
+        || {
+            python
+                .stdout()
+                .lines()
+                .find(|line| {
+                    line.contains(&format!("\"hex\": \"{plain}\""))
+                        && line.contains("\"from\": \"10.77.0.1:")
+                })
+                .map(str::to_string)
+        },
+    );
+    // bob got the message in its envelope, as ever.
+    wait_for(
+        "bob to show ann's message",
+        || bob.dump(),
+        || {
+            messages(&bob)
+                .into_iter()
+                .find(|(n, t)| n == "ann" && t == "hi python")
+        },
+    );
+    for proc in [&mut ann, &mut bob, &mut python] {
+        proc.kill();
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// At the prompt, `/members` lists the others with their addresses, and
 /// `/why` shows the interface, TTL, loopback, the kernel's membership
 /// table and the route.

@@ -5,6 +5,8 @@
 //! - [`addr`]: how addresses are shown, which local address reaches which
 //!   peer, and whether an address is this machine's.
 //! - [`limits`]: payload and buffer limits, checked before allocating.
+//! - [`group`]: multicast and broadcast groups (a member's two sockets,
+//!   interfaces, the `/why` diagnosis).
 //! - [`sys`]: the platform module (Linux extras, portable fallback).
 
 pub mod addr;

@@ -325,7 +325,7 @@ impl Messenger {
     /// `--eol`.
     pub fn send(&self, payload: &[u8], to: SocketAddr) -> Result<SentAs, Error> {
         let mut state = self.lock();
-        if state.group.as_ref().is_some_and(|g| g.addr == to) {
+        if !state.options.raw && state.group.as_ref().is_some_and(|g| g.addr == to) {
             return self.send_to_group(&mut state, payload);
         }
         if state.is_plain(to) {
@@ -418,6 +418,23 @@ impl Messenger {
             state
                 .outbound
                 .sent_first(*member, seq, Arc::clone(&payload), now);
+        }
+        // Plain members (socat, a Python script) cannot read envelopes:
+        // each gets the text as typed, directly.
+        let plain: Vec<SocketAddr> = state
+            .peers
+            .iter()
+            .filter(|(_, p)| p.kind == Some(Kind::Plain))
+            .map(|(addr, _)| *addr)
+            .collect();
+        for member in plain {
+            let mut bytes = payload.to_vec();
+            bytes.extend_from_slice(state.options.eol.bytes());
+            let kind = SentKind::Text {
+                payload: Arc::clone(&payload),
+            };
+            // Its error, if any, is shown by the outbox.
+            let _ = self.outbox.send_as(&bytes, member, kind);
         }
         let group = state.group.as_mut().expect("the caller checked");
         if let Some(nobody) = group.sends.start(seq, payload, expected) {
