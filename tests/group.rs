@@ -18,8 +18,9 @@ const GROUP: &str = "239.1.2.3:5000";
 /// taken to have left after about a second.
 const HELLO_MS: &str = "300";
 
-/// A member `name` on host `host`, its input a pipe left open, with
-/// `extra` options (the group option among them).
+/// A member `name` on host `host`, its input a pipe left open, with the
+/// `group` option and `extra` options (hellos every [`HELLO_MS`] unless
+/// `extra` says otherwise).
 fn member(lan: &Lan, host: usize, name: &str, group: &[&str], extra: &[&str]) -> Proc {
     let mut args = vec![
         "chat",
@@ -29,11 +30,12 @@ fn member(lan: &Lan, host: usize, name: &str, group: &[&str], extra: &[&str]) ->
         name,
         "--json",
         "--no-history",
-        "--hello",
-        HELLO_MS,
         "--linger",
         "3000",
     ];
+    if !extra.contains(&"--hello") {
+        args.extend_from_slice(&["--hello", HELLO_MS]);
+    }
     args.extend_from_slice(group);
     args.extend_from_slice(extra);
     let proc = lan.dgram(host, &args);
@@ -482,4 +484,155 @@ fn bad_group_options_are_usage_errors() {
             proc.dump()
         );
     }
+}
+
+/// The link between ann and cat loses 20% each way (nftables on each
+/// one's input, for datagrams from the other only). ann sends 40 messages
+/// to the group: retransmissions reach cat, every message delivered to cat was
+/// shown by cat exactly once, and the counts agree on both sides:
+/// ann's per-member row for cat says what its receipts and
+/// retransmission events say, cat's row for ann says what its message
+/// events say, and every datagram ann sent towards cat (to the group or
+/// to cat) either reached cat or was dropped by nftables.
+#[test]
+fn retransmissions_reach_a_lossy_member() {
+    const MESSAGES: usize = 40;
+    let Some(lan) = Lan::or_skip(3) else {
+        return;
+    };
+    lan.drop_arriving(
+        2,
+        &format!("ip saddr {} numgen random mod 100 < 20", lan.addr(0)),
+    )
+    .expect("nftables rule");
+    // And 20% of what cat sends to ann (its receipts): the link is lossy
+    // both ways.
+    lan.drop_arriving(
+        0,
+        &format!("ip saddr {} numgen random mod 100 < 20", lan.addr(2)),
+    )
+    .expect("nftables rule");
+    let group = ["--group", GROUP];
+    let quick = ["--rto-min", "100", "--hello", "1000"];
+    // cat first, so that every datagram ann sends finds cat's sockets
+    // there (and ann leaves first, below).
+    let mut cat = member(&lan, 2, "cat", &group, &quick);
+    let mut bob = member(&lan, 1, "bob", &group, &quick);
+    let mut ann = member(&lan, 0, "ann", &group, &quick);
+    wait_for_everyone(&[&ann, &bob, &cat], &["ann", "bob", "cat"]);
+    let lines: String = (1..=MESSAGES).map(|i| format!("message {i}\n")).collect();
+    ann.write_bytes(lines.as_bytes());
+    ann.close_stdin();
+    ann.finish_within(Duration::from_secs(60));
+    for proc in [&mut bob, &mut cat] {
+        proc.close_stdin();
+        proc.finish_within(Duration::from_secs(30));
+    }
+    let context = || format!("{}\n{}\n{}", ann.dump(), bob.dump(), cat.dump());
+    let cat_addr = ann
+        .events("member")
+        .into_iter()
+        .find(|m| m["name"] == "cat")
+        .map(|m| m["member"].as_str().unwrap().to_string())
+        .unwrap();
+    let ann_addr = ann.first_event("listening")["local"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // ann's side: one group receipt per message.
+    let receipts = ann.events("group_receipt");
+    assert_eq!(receipts.len(), MESSAGES, "{}", context());
+    let to_cat: Vec<Value> = ann
+        .events("receipt")
+        .into_iter()
+        .filter(|r| r["to"] == cat_addr.as_str())
+        .collect();
+    let delivered_to_cat: BTreeSet<u64> = to_cat
+        .iter()
+        .filter(|r| r["status"] == "delivered")
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    let retries_to_cat = ann
+        .events("sent")
+        .iter()
+        .filter(|s| s["to"] == cat_addr.as_str() && s["kind"] == "message")
+        .count() as u64;
+    assert!(
+        retries_to_cat > 0,
+        "no retransmission to cat: {}",
+        context()
+    );
+    let summary = ann.first_event("summary");
+    let row = |summary: &Value, peer: &str| -> Value {
+        summary["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["peer"] == peer)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {peer} in {summary}"))
+    };
+    let cat_row = row(&summary, &cat_addr);
+    assert_eq!(cat_row["messages_sent"], MESSAGES as u64, "{cat_row}");
+    assert_eq!(cat_row["delivered"], delivered_to_cat.len() as u64);
+    assert_eq!(
+        cat_row["delivered"].as_u64().unwrap() + cat_row["failed"].as_u64().unwrap(),
+        MESSAGES as u64
+    );
+    assert_eq!(cat_row["retransmissions"], retries_to_cat);
+    // bob's link loses nothing: no retransmission to bob.
+    let bob_addr = ann
+        .events("member")
+        .into_iter()
+        .find(|m| m["name"] == "bob")
+        .map(|m| m["member"].as_str().unwrap().to_string())
+        .unwrap();
+    let bob_row = row(&summary, &bob_addr);
+    assert_eq!(bob_row["delivered"], MESSAGES as u64, "{bob_row}");
+    assert_eq!(bob_row["retransmissions"], 0, "{bob_row}");
+    // cat's side: each delivered message shown once.
+    let shown: Vec<u64> = cat
+        .events("message")
+        .iter()
+        .filter(|m| m["duplicate"] != true)
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    let shown_set: BTreeSet<u64> = shown.iter().copied().collect();
+    assert_eq!(shown.len(), shown_set.len(), "shown twice: {}", context());
+    assert!(delivered_to_cat.is_subset(&shown_set), "{}", context());
+    let cat_summary = cat.first_event("summary");
+    let ann_row = row(&cat_summary, &ann_addr);
+    assert_eq!(ann_row["messages"], shown.len() as u64, "{ann_row}");
+    let copies = cat.events("message").len() as u64;
+    assert_eq!(
+        ann_row["duplicates"].as_u64().unwrap(),
+        copies - shown.len() as u64
+    );
+    // Every datagram ann sent towards cat reached cat or was dropped.
+    let towards_cat = ann
+        .events("sent")
+        .iter()
+        .filter(|s| s["to"] == GROUP || s["to"] == cat_addr.as_str())
+        .count() as u64;
+    let heard_from_ann = copies
+        + cat
+            .events("presence")
+            .iter()
+            .filter(|p| p["from"] == ann_addr.as_str())
+            .count() as u64;
+    let dropped = lan.dropped(2);
+    assert_eq!(
+        towards_cat,
+        heard_from_ann + dropped,
+        "sent towards cat = heard by cat + dropped by nftables: {}",
+        context()
+    );
+    eprintln!(
+        "ann sent {MESSAGES} to the group; to cat: delivered {}, failed {}, retransmissions {retries_to_cat}; cat showed {}, duplicates {}; datagrams towards cat {towards_cat} = heard {heard_from_ann} + dropped {dropped}; cat's datagrams to ann dropped {}",
+        delivered_to_cat.len(),
+        cat_row["failed"],
+        shown.len(),
+        copies - shown.len() as u64,
+        lan.dropped(0)
+    );
 }
