@@ -108,9 +108,10 @@ fn three_hosts_talk(option: &str) {
     let Some(lan) = Lan::or_skip(3) else {
         return;
     };
-    let addr = match option {
-        "--broadcast" => format!("{}:5000", lan.broadcast()),
-        _ => GROUP.to_string(),
+    let (option, addr) = match option {
+        "--broadcast" => (option, format!("{}:5000", lan.broadcast())),
+        "--group6" => ("--group", "[ff02::1:2]:5000".to_string()),
+        _ => (option, GROUP.to_string()),
     };
     let group = [option, addr.as_str()];
     let group = &group[..];
@@ -154,6 +155,13 @@ fn three_hosts_talk(option: &str) {
 #[test]
 fn three_hosts_talk_over_multicast() {
     three_hosts_talk("--group");
+}
+
+/// IPv6 multicast: the same room over a link-local group, members
+/// talking from their link-local addresses.
+#[test]
+fn three_hosts_talk_over_ipv6_multicast() {
+    three_hosts_talk("--group6");
 }
 
 /// Broadcast: the same room over the LAN's broadcast address.
@@ -391,6 +399,56 @@ while True:
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `dgram listen --group` watches a room without joining it as a member:
+/// it shows the messages and hellos, and the members never count it (no
+/// hello, no receipt from it).
+#[test]
+fn listen_watches_a_group() {
+    let Some(lan) = Lan::or_skip(3) else {
+        return;
+    };
+    let group = ["--group", GROUP];
+    let mut watcher = lan.dgram(
+        2,
+        &["listen", "--group", GROUP, "--iface", "eth0", "--json"],
+    );
+    watcher.wait_stdout_contains("\"event\":\"joined\"");
+    let mut ann = member(&lan, 0, "ann", &group, &[]);
+    let mut bob = member(&lan, 1, "bob", &group, &[]);
+    wait_for_everyone(&[&ann, &bob], &["ann", "bob"]);
+    ann.write_line("watched");
+    ann.close_stdin();
+    ann.finish();
+    assert!(ann.finish_ok(), "{}", ann.dump());
+    let receipt = ann.first_event("group_receipt");
+    assert_eq!(
+        named(&receipt, "delivered"),
+        set(&["bob"]),
+        "{}",
+        ann.dump()
+    );
+    let message = wait_for(
+        "the watcher to show ann's message",
+        || watcher.dump(),
+        || watcher.events("message").into_iter().next(),
+    );
+    assert_eq!(message["text"], "watched");
+    assert_eq!(message["name"], "ann");
+    assert!(
+        !watcher.events("presence").is_empty(),
+        "hellos are shown: {}",
+        watcher.dump()
+    );
+    watcher.signal(Signal::SIGTERM);
+    watcher.finish();
+    assert!(
+        watcher.events("sent").is_empty(),
+        "a watcher sends nothing: {}",
+        watcher.dump()
+    );
+    bob.kill();
 }
 
 /// At the prompt, `/members` lists the others with their addresses, and

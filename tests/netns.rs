@@ -61,6 +61,12 @@ impl Lan {
         }
         for name in &lan.names {
             sh(&["ip", "-n", name, "link", "set", "lo", "up"])?;
+            // IPv6 addresses usable at once (no duplicate address
+            // detection on a LAN of our own).
+            for key in ["all", "default"] {
+                let dad = format!("net.ipv6.conf.{key}.accept_dad=0");
+                sh(&["ip", "netns", "exec", name, "sysctl", "-qw", &dad])?;
+            }
         }
         let Some(switch) = lan.switch.clone() else {
             return Ok(lan);

@@ -248,6 +248,14 @@ pub fn open_group_socket(info: &GroupInfo) -> Result<Socket, Error> {
     // alone (on Linux and the BSDs). Broadcast: the wildcard address, as
     // broadcasts to the subnet and to 255.255.255.255 both arrive there.
     let bind = match (info.kind, addr) {
+        // An IPv6 group is bound on its interface (a link-local group
+        // exists on every interface).
+        (GroupKind::Multicast, SocketAddr::V6(mut v6)) => {
+            if let Some(iface) = &info.iface {
+                v6.set_scope_id(iface.index);
+            }
+            SocketAddr::V6(v6)
+        }
         (GroupKind::Multicast, _) => addr,
         (GroupKind::Broadcast, _) => {
             SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, addr.port()))

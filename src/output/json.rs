@@ -436,7 +436,11 @@ pub fn to_line(event: &Event) -> String {
                 GroupKind::Broadcast => "broadcast",
             },
             iface: info.iface.as_ref().map(|i| i.name.as_str()),
-            iface_addr: info.iface.as_ref().and_then(|i| i.v4),
+            iface_addr: info
+                .iface
+                .as_ref()
+                .and_then(|i| i.v4)
+                .filter(|_| info.addr.is_ipv4()),
             ttl: info.ttl,
             loopback: info.loopback,
         },

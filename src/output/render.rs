@@ -332,9 +332,9 @@ pub fn group_mark(receipt: &GroupReceipt) -> String {
 /// eth0 (10.77.0.1), TTL 1, loopback on`.
 pub fn joined_line(info: &GroupInfo) -> String {
     let iface = match &info.iface {
-        Some(iface) => match iface.v4 {
-            Some(v4) => format!("on {} ({v4})", iface.name),
-            None => format!("on {}", iface.name),
+        Some(iface) => match (iface.v4, info.addr) {
+            (Some(v4), SocketAddr::V4(_)) => format!("on {} ({v4})", iface.name),
+            _ => format!("on {} (index {})", iface.name, iface.index),
         },
         None => "on the interface the route to it takes (--iface to choose)".to_string(),
     };
