@@ -1051,4 +1051,73 @@ mod tests {
             r#"{"event":"sent_batch","to":"127.0.0.1:9001","count":4096,"bytes":262144}"#
         );
     }
+
+    /// The group events, pinned: joined, member changes, a group receipt,
+    /// hellos and byes received and sent, a member's receipt naming its
+    /// group.
+    #[test]
+    fn group_events() {
+        use crate::model::chat::{GroupReceipt, MemberChange, MemberEvent};
+        use crate::net::group::{GroupInfo, GroupKind, Interface};
+        let info = GroupInfo {
+            addr: addr("239.1.2.3:5000"),
+            kind: GroupKind::Multicast,
+            iface: Some(Interface {
+                name: "eth0".into(),
+                index: 3,
+                v4: Some("10.77.0.1".parse().unwrap()),
+                v6: Vec::new(),
+            }),
+            ttl: 1,
+            loopback: true,
+        };
+        assert_eq!(
+            to_line(&Event::Joined(Box::new(info))),
+            r#"{"event":"joined","group":"239.1.2.3:5000","kind":"multicast","iface":"eth0","iface_addr":"10.77.0.1","ttl":1,"loopback":true}"#
+        );
+        let member = |change| {
+            to_line(&Event::Member(MemberEvent {
+                group: addr("239.1.2.3:5000"),
+                addr: addr("10.77.0.3:41383"),
+                name: "cat".into(),
+                change,
+                members: 2,
+            }))
+        };
+        assert_eq!(
+            member(MemberChange::Joined),
+            r#"{"event":"member","group":"239.1.2.3:5000","member":"10.77.0.3:41383","name":"cat","change":"joined","members":2}"#
+        );
+        assert_eq!(
+            member(MemberChange::Silent(Duration::from_millis(3500))),
+            r#"{"event":"member","group":"239.1.2.3:5000","member":"10.77.0.3:41383","name":"cat","change":"silent","silent_ms":3500.0,"members":2}"#
+        );
+        assert_eq!(
+            to_line(&Event::GroupReceipt(Box::new(GroupReceipt {
+                group: addr("239.1.2.3:5000"),
+                seq: 2,
+                payload: std::sync::Arc::from(&b"hi"[..]),
+                delivered: vec![(addr("10.77.0.1:53644"), "ann".into())],
+                missing: vec![(addr("10.77.0.3:41383"), "cat".into())],
+            }))),
+            r#"{"event":"group_receipt","group":"239.1.2.3:5000","seq":2,"text":"hi","delivered":[{"member":"10.77.0.1:53644","name":"ann"}],"missing":[{"member":"10.77.0.3:41383","name":"cat"}]}"#
+        );
+        assert_eq!(
+            to_line(&Event::Presence {
+                from: addr("10.77.0.3:41383"),
+                name: "cat".into(),
+                bye: false,
+                len: 15,
+            }),
+            r#"{"event":"presence","from":"10.77.0.3:41383","name":"cat","kind":"hello","len":15}"#
+        );
+        assert_eq!(
+            to_line(&Event::Sent {
+                to: addr("239.1.2.3:5000"),
+                len: 15,
+                kind: SentKind::Presence { bye: true },
+            }),
+            r#"{"event":"sent","to":"239.1.2.3:5000","len":15,"echo":false,"kind":"bye"}"#
+        );
+    }
 }

@@ -80,6 +80,13 @@ impl Session {
             String::new()
         };
         match self.peer {
+            Some(peer) if self.messenger.group() == Some(peer) => {
+                let members = self.messenger.members().len();
+                format!(
+                    "group {peer} ({members} member{}){waiting}> ",
+                    plural(members as u64)
+                )
+            }
             Some(peer) => {
                 let name = self.stats().peers.get(&peer).and_then(|p| p.name.clone());
                 format!("{}{waiting}> ", label(peer, name.as_deref()))
