@@ -187,7 +187,7 @@ impl Endpoint {
 
     /// Opens a group member's endpoint: the unicast socket as
     /// [`Endpoint::open`] does (bound to `options.bind`, see
-    /// [`group::unicast_bind`]) and set to send to the group, and the
+    /// [`group::member_bind`]) and set to send to the group, and the
     /// shared group socket beside it.
     pub fn open_group(
         options: &SocketOptions,

@@ -335,7 +335,7 @@ pub fn wait_readable(_a: &Socket, _b: &Socket, wait: std::time::Duration) -> io:
 /// The address a member's own socket binds to before the interface is
 /// looked up: the interface's address when `--iface` gave one, else the
 /// wildcard of the group's family (the endpoint resolves a named
-/// interface; see [`unicast_bind`]).
+/// interface; see [`member_bind`]).
 pub fn unicast_bind_for(options: &GroupOptions) -> SocketAddr {
     match (&options.iface, options.addr) {
         (Some(Iface::Addr(ip)), _) => SocketAddr::new(*ip, 0),
