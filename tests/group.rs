@@ -86,6 +86,28 @@ fn messages(proc: &Proc) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The address `proc` has seen member `name` at.
+fn member_addr(proc: &Proc, name: &str) -> String {
+    proc.events("member")
+        .into_iter()
+        .find(|m| m["name"] == name)
+        .and_then(|m| m["member"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no member {name}\n{}", proc.dump()))
+}
+
+/// Waits until `proc` shows member `name` changing as `change` says.
+fn wait_for_change(proc: &Proc, name: &str, change: &str) -> Value {
+    wait_for(
+        &format!("{name} {change}"),
+        || proc.dump(),
+        || {
+            proc.events("member")
+                .into_iter()
+                .find(|m| m["name"] == name && m["change"] == change)
+        },
+    )
+}
+
 /// Names in a group receipt's list (`delivered` or `missing`).
 fn named(receipt: &Value, list: &str) -> BTreeSet<String> {
     receipt[list]
@@ -206,28 +228,12 @@ fn a_vanished_member_is_named_missing() {
     assert_eq!(failed[0]["name"], "cat");
     assert!((1..=3).contains(&failed[0]["tries"].as_u64().unwrap()));
     // Silent for 3.5 hellos: gone.
-    let left = wait_for(
-        "ann to see cat leave",
-        || ann.dump(),
-        || {
-            ann.events("member")
-                .into_iter()
-                .find(|m| m["name"] == "cat" && m["change"] == "silent")
-        },
-    );
+    let left = wait_for_change(&ann, "cat", "silent");
     assert!(left["silent_ms"].as_f64().unwrap() >= 1050.0, "{left}");
     // bob leaves properly: a bye.
     bob.close_stdin();
     bob.finish();
-    wait_for(
-        "ann to see bob's bye",
-        || ann.dump(),
-        || {
-            ann.events("member")
-                .into_iter()
-                .find(|m| m["name"] == "bob" && m["change"] == "left")
-        },
-    );
+    wait_for_change(&ann, "bob", "left");
     ann.close_stdin();
     ann.finish();
     // A piped chat whose message did not reach every member fails.
@@ -312,16 +318,7 @@ fn people_see_who_got_it() {
         ann.dump()
     );
     for other in [&mut bob, &mut cat] {
-        wait_for(
-            "ann's bye",
-            || other.dump(),
-            || {
-                other
-                    .events("member")
-                    .into_iter()
-                    .find(|m| m["name"] == "ann" && m["change"] == "left")
-            },
-        );
+        wait_for_change(other, "ann", "left");
         other.kill();
     }
 }
@@ -587,12 +584,7 @@ fn retransmissions_reach_a_lossy_member() {
         proc.finish_within(Duration::from_secs(30));
     }
     let context = || format!("{}\n{}\n{}", ann.dump(), bob.dump(), cat.dump());
-    let cat_addr = ann
-        .events("member")
-        .into_iter()
-        .find(|m| m["name"] == "cat")
-        .map(|m| m["member"].as_str().unwrap().to_string())
-        .unwrap();
+    let cat_addr = member_addr(&ann, "cat");
     let ann_addr = ann.first_event("listening")["local"]
         .as_str()
         .unwrap()
@@ -639,12 +631,7 @@ fn retransmissions_reach_a_lossy_member() {
     );
     assert_eq!(cat_row["retransmissions"], retries_to_cat);
     // bob's link loses nothing: no retransmission to bob.
-    let bob_addr = ann
-        .events("member")
-        .into_iter()
-        .find(|m| m["name"] == "bob")
-        .map(|m| m["member"].as_str().unwrap().to_string())
-        .unwrap();
+    let bob_addr = member_addr(&ann, "bob");
     let bob_row = row(&summary, &bob_addr);
     assert_eq!(bob_row["delivered"], MESSAGES as u64, "{bob_row}");
     assert_eq!(bob_row["retransmissions"], 0, "{bob_row}");

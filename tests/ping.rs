@@ -73,6 +73,20 @@ fn ping_dgram_echo() {
     assert_eq!(stop(&mut echo)["received"], 50);
 }
 
+/// Of 30 probes, every third was lost: 20 replies, 10 lost, and the
+/// timeouts are those of probes 2, 5, 8, ….
+fn assert_every_third_lost(proc: &Proc, summary: &serde_json::Value, server: &Proc) {
+    assert_eq!(summary["sent"], 30, "{}", proc.dump());
+    assert_eq!(summary["replies"], 20, "{}\n{}", proc.dump(), server.dump());
+    assert_eq!(summary["lost"], 10);
+    let timeouts: Vec<u64> = proc
+        .events("timeout")
+        .iter()
+        .map(|t| t["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(timeouts, (0..10).map(|i| i * 3 + 2).collect::<Vec<_>>());
+}
+
 /// Against a Python echo server that drops every third datagram: of 30
 /// probes exactly 10 are lost (each reported as a timeout), 20 answered.
 #[test]
@@ -82,16 +96,8 @@ fn ping_counts_loss_exactly() {
         &addr,
         &["--count", "30", "--interval", "0", "--timeout", "150"],
     );
-    assert_eq!(summary["sent"], 30, "{}", proc.dump());
-    assert_eq!(summary["replies"], 20, "{}", proc.dump());
-    assert_eq!(summary["lost"], 10);
+    assert_every_third_lost(&proc, &summary, &server);
     assert_eq!(summary["loss_percent"], 33.3);
-    let timeouts: Vec<u64> = proc
-        .events("timeout")
-        .iter()
-        .map(|t| t["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(timeouts, (0..10).map(|i| i * 3 + 2).collect::<Vec<_>>());
     server.kill();
 }
 
@@ -121,15 +127,7 @@ fn ping_through_every_third_dropped(program: &str, args: &[&str]) -> Option<Proc
     );
     proc.finish();
     let summary = proc.first_event("ping_summary");
-    assert_eq!(summary["sent"], 30, "{}", proc.dump());
-    assert_eq!(summary["replies"], 20, "{}\n{}", proc.dump(), server.dump());
-    assert_eq!(summary["lost"], 10);
-    let timeouts: Vec<u64> = proc
-        .events("timeout")
-        .iter()
-        .map(|t| t["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(timeouts, (0..10).map(|i| i * 3 + 2).collect::<Vec<_>>());
+    assert_every_third_lost(&proc, &summary, &server);
     assert_eq!(lan.dropped(0), 10, "nftables dropped every third");
     // Some replies came: like ping(8), that is success.
     assert!(proc.finish_ok(), "{}", proc.dump());

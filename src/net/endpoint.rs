@@ -198,13 +198,7 @@ impl Endpoint {
         let socket = group::open_group_socket(info)?;
         sys::enable_extras(&socket);
         if let Some(size) = options.rcvbuf {
-            socket
-                .set_recv_buffer_size(size)
-                .map_err(|source| Error::SetBuffer {
-                    option: "SO_RCVBUF",
-                    requested: size,
-                    source,
-                })?;
+            set_recv_buffer(&socket, size)?;
         }
         endpoint
             .socket
@@ -239,13 +233,11 @@ impl Endpoint {
 
     /// Sets `SO_RCVBUF` and reads back what the kernel set.
     pub fn set_recv_buffer(&self, size: usize) -> Result<BufferSize, Error> {
-        self.socket
-            .set_recv_buffer_size(size)
-            .map_err(|source| Error::SetBuffer {
-                option: "SO_RCVBUF",
-                requested: size,
-                source,
-            })?;
+        set_recv_buffer(&self.socket, size)?;
+        if let Some(group) = &self.group {
+            // The group's socket queues what the group sends.
+            set_recv_buffer(&group.socket, size)?;
+        }
         self.recv_buffer(Some(size))
     }
 
@@ -433,6 +425,17 @@ impl Endpoint {
             source: last_error.unwrap_or_else(|| io::Error::other("send retries exhausted")),
         })
     }
+}
+
+/// Sets `SO_RCVBUF` on `socket`.
+fn set_recv_buffer(socket: &Socket, size: usize) -> Result<(), Error> {
+    socket
+        .set_recv_buffer_size(size)
+        .map_err(|source| Error::SetBuffer {
+            option: "SO_RCVBUF",
+            requested: size,
+            source,
+        })
 }
 
 /// True for the errors an ICMP report leaves pending on a socket (port,

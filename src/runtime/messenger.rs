@@ -344,24 +344,7 @@ impl Messenger {
             });
         }
         let seq = state.outbound.next_seq(to);
-        let message = envelope::Message {
-            session: state.options.session,
-            seq,
-            attempt: 1,
-            name: state.options.name.clone(),
-            payload: payload.to_vec(),
-        };
-        let bytes = envelope::encode_message(&message);
-        let limit = payload_limit(&to).bytes;
-        if bytes.len() > limit {
-            let overhead = bytes.len() - payload.len();
-            return Err(Error::MessageTooLarge {
-                peer: to,
-                len: payload.len(),
-                limit: limit.saturating_sub(overhead),
-                overhead,
-            });
-        }
+        let bytes = first_try(&state, seq, payload, to)?;
         let payload: Arc<[u8]> = Arc::from(payload);
         let kind = SentKind::Message {
             seq,
@@ -386,24 +369,7 @@ impl Messenger {
             });
         }
         let seq = state.outbound.next_seq(to);
-        let message = envelope::Message {
-            session: state.options.session,
-            seq,
-            attempt: 1,
-            name: state.options.name.clone(),
-            payload: payload.to_vec(),
-        };
-        let bytes = envelope::encode_message(&message);
-        let limit = payload_limit(&to).bytes;
-        if bytes.len() > limit {
-            let overhead = bytes.len() - payload.len();
-            return Err(Error::MessageTooLarge {
-                peer: to,
-                len: payload.len(),
-                limit: limit.saturating_sub(overhead),
-                overhead,
-            });
-        }
+        let bytes = first_try(state, seq, payload, to)?;
         let payload: Arc<[u8]> = Arc::from(payload);
         let kind = SentKind::Message {
             seq,
@@ -520,6 +486,29 @@ impl Messenger {
         // still the best there is.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The envelope of the first try of message `seq` to `to`, or why it
+/// cannot be one datagram.
+fn first_try(state: &State, seq: u64, payload: &[u8], to: SocketAddr) -> Result<Vec<u8>, Error> {
+    let bytes = envelope::encode_message(&envelope::Message {
+        session: state.options.session,
+        seq,
+        attempt: 1,
+        name: state.options.name.clone(),
+        payload: payload.to_vec(),
+    });
+    let limit = payload_limit(&to).bytes;
+    if bytes.len() > limit {
+        let overhead = bytes.len() - payload.len();
+        return Err(Error::MessageTooLarge {
+            peer: to,
+            len: payload.len(),
+            limit: limit.saturating_sub(overhead),
+            overhead,
+        });
+    }
+    Ok(bytes)
 }
 
 /// The protocol's receive side, run by the receiver thread.
