@@ -681,3 +681,44 @@ fn retransmissions_reach_a_lossy_member() {
         lan.dropped(0)
     );
 }
+
+/// Alone in a group, a message reaches nobody: its group receipt names
+/// no one, the screen points to /why, and a piped chat fails saying the
+/// message was not delivered.
+#[test]
+fn a_message_to_an_empty_room_is_not_delivered() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let mut ann = lan.dgram(
+        0,
+        &[
+            "chat",
+            "--group",
+            GROUP,
+            "--iface",
+            "eth0",
+            "--name",
+            "ann",
+            "--no-history",
+            "--linger",
+            "0",
+        ],
+    );
+    ann.wait_stdout_contains("member of 239.1.2.3:5000");
+    ann.write_line("anyone?");
+    ann.close_stdin();
+    ann.finish();
+    assert_eq!(ann.code(), Some(1), "{}", ann.dump());
+    assert!(
+        ann.stdout()
+            .contains("\"anyone?\"  (no member has been heard yet: nobody to get it; /why)"),
+        "{}",
+        ann.dump()
+    );
+    assert!(
+        ann.stderr().contains("1 of 1 message not delivered"),
+        "{}",
+        ann.dump()
+    );
+}

@@ -311,9 +311,10 @@ impl Summary {
                 self.bytes += *len as u64;
             }
             // A group message is delivered when every member present got
-            // it; its members' own receipts are counted per member.
+            // it (and there was one); its members' own receipts are
+            // counted per member.
             Event::GroupReceipt(receipt) => {
-                if receipt.missing.is_empty() {
+                if receipt.missing.is_empty() && !receipt.delivered.is_empty() {
                     self.delivered += 1;
                 } else {
                     self.failed += 1;

@@ -245,7 +245,7 @@ impl PeerTable {
             Event::PeerKind { peer, plain } => self.peer(*peer).plain = Some(*plain),
             Event::GroupReceipt(receipt) => {
                 let counts = &mut self.peer(receipt.group).outbound;
-                if receipt.missing.is_empty() {
+                if receipt.missing.is_empty() && !receipt.delivered.is_empty() {
                     counts.delivered += 1;
                 } else {
                     counts.failed += 1;
