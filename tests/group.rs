@@ -722,3 +722,49 @@ fn a_message_to_an_empty_room_is_not_delivered() {
         ann.dump()
     );
 }
+
+/// With `--raw` a group chat is a plain byte pipe, as socat is: no hello,
+/// no envelope; each member shows the other's text with its address, and
+/// not its own looped back.
+#[test]
+fn raw_members_exchange_plain_text() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let group = ["--group", GROUP];
+    let mut procs = [
+        member(&lan, 0, "ann", &group, &["--raw"]),
+        member(&lan, 1, "bob", &group, &["--raw"]),
+    ];
+    for (i, proc) in procs.iter_mut().enumerate() {
+        proc.write_line(&format!("plain from {i}"));
+    }
+    for (i, proc) in procs.iter().enumerate() {
+        let other = 1 - i;
+        let datagram = wait_for(
+            "the other's text",
+            || proc.dump(),
+            || proc.events("datagram").into_iter().next(),
+        );
+        assert_eq!(datagram["text"], format!("plain from {other}"));
+        assert!(
+            datagram["from"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{}:", lan.addr(other))),
+            "{}",
+            proc.dump()
+        );
+    }
+    for proc in &mut procs {
+        proc.close_stdin();
+        proc.finish();
+        assert!(proc.finish_ok(), "{}", proc.dump());
+        assert_eq!(proc.events("datagram").len(), 1, "{}", proc.dump());
+        assert!(
+            proc.events("sent").iter().all(|s| s["kind"] == "text"),
+            "{}",
+            proc.dump()
+        );
+    }
+}

@@ -340,15 +340,12 @@ pub fn joined_line(info: &GroupInfo) -> String {
     };
     match info.kind {
         GroupKind::Multicast => format!(
-            "member of {} (multicast) {iface}, TTL {}, loopback {}: members say hello; /members lists them",
+            "member of {} (multicast) {iface}, TTL {}, loopback {}",
             info.addr,
             info.ttl,
             if info.loopback { "on" } else { "off" }
         ),
-        GroupKind::Broadcast => format!(
-            "member of {} (broadcast) {iface}: members say hello; /members lists them",
-            info.addr
-        ),
+        GroupKind::Broadcast => format!("member of {} (broadcast) {iface}", info.addr),
     }
 }
 

@@ -79,6 +79,29 @@ impl Handler for Show {
     }
 }
 
+/// A group member without the chat protocol (`--raw`): every datagram is
+/// shown as it is, except this member's own, looped back by multicast
+/// (the protocol tells its own by the session; plain bytes only by where
+/// they come from: this socket's port on one of this host's addresses).
+#[derive(Debug, Clone, Copy)]
+pub struct ShowOthers {
+    /// This member's own address.
+    pub local: std::net::SocketAddr,
+}
+
+impl Handler for ShowOthers {
+    fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
+        let own = datagram.from.port() == self.local.port()
+            && (datagram.from.ip() == self.local.ip()
+                || (self.local.ip().is_unspecified()
+                    && crate::net::addr::is_local(datagram.from.ip())));
+        if own {
+            return Ok(());
+        }
+        outbox.emit_received(Event::Datagram(datagram))
+    }
+}
+
 /// How the receiver behaves.
 #[derive(Debug, Clone, Copy)]
 pub struct ReceiverConfig {

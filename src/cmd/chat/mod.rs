@@ -35,6 +35,7 @@ use crate::net::limits::MAX_PAYLOAD_V4;
 use crate::output::sink::{self, PrinterSink};
 use crate::output::{Display, Format, Renderer, Shown, Sink};
 use crate::runtime::messenger::{Messenger, MessengerOptions};
+use crate::runtime::receiver::ShowOthers;
 use crate::runtime::{Ended, Job, OnInterrupt, Pipeline, Plan, Show, Shutdown};
 
 /// What `dgram chat` was asked to do.
@@ -192,7 +193,9 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         (options.socket.rcvbuf, options.socket.sndbuf),
         display.stats(),
     );
-    let mut plan = if options.messenger.raw {
+    let mut plan = if options.messenger.raw && options.group.is_some() {
+        Plan::receive(ShowOthers { local })
+    } else if options.messenger.raw {
         Plan::receive(Show)
     } else {
         Plan::receive(messenger.handler(Box::new(Show)))
