@@ -152,9 +152,9 @@ impl GroupArgs {
 #[derive(Debug, Args)]
 struct ListenArgs {
     /// Address to bind: IP:PORT, [IPv6]:PORT ([::] is dual-stack) or
-    /// HOST:PORT; port 0 lets the system choose. Default 127.0.0.1:9000;
-    /// with --group or --broadcast, the interface's address and a port of
-    /// its own.
+    /// HOST:PORT; port 0 lets the system choose. Default 127.0.0.1:9000.
+    /// Not with --group or --broadcast (the group's port is shared; the
+    /// watcher's own socket takes the interface's address).
     #[arg(value_name = "ADDR", value_parser = parse::socket_addr)]
     addr: Option<SocketAddr>,
     #[command(flatten)]
@@ -385,6 +385,11 @@ fn run(command: Command) -> Result<(), Error> {
     match command {
         Command::Listen(args) => {
             let group = args.group.options()?;
+            if group.is_some() && args.echo {
+                return Err(Error::Usage {
+                    message: "--echo and a group: a watcher sends nothing (a group's members acknowledge each message themselves)".to_string(),
+                });
+            }
             let bind = match (&group, args.addr) {
                 (Some(_), Some(addr)) => {
                     return Err(Error::Usage {

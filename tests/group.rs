@@ -500,7 +500,7 @@ fn members_and_why_at_the_prompt() {
 /// line that says what to do (exit status 2).
 #[test]
 fn bad_group_options_are_usage_errors() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--group", "10.0.0.1:5000"], "is not a multicast address"),
         (
             &["--group", "239.1.2.3:5000", "--iface", "nosuch0"],
@@ -523,6 +523,14 @@ fn bad_group_options_are_usage_errors() {
             "an IPv6 group needs --iface",
         ),
         (&["--iface", "lo"], "give --group or --broadcast too"),
+        (
+            &["--broadcast", "127.0.0.1:5000", "--iface", "lo"],
+            "lo has no IPv4 broadcast address",
+        ),
+        (
+            &["--group", "[ff02::1:2]:5000", "--iface", "127.0.0.1"],
+            "are of different families",
+        ),
     ];
     for (args, words) in cases {
         let mut all = vec!["chat", "--no-history"];
@@ -539,6 +547,18 @@ fn bad_group_options_are_usage_errors() {
             proc.dump()
         );
     }
+    // A watcher sends nothing, so it cannot echo.
+    let mut proc = Proc::spawn(
+        dgram_path(),
+        &["listen", "--group", GROUP, "--iface", "lo", "--echo"],
+    );
+    proc.finish();
+    assert_eq!(proc.code(), Some(2), "{}", proc.dump());
+    assert!(
+        proc.stderr().contains("a watcher sends nothing"),
+        "{}",
+        proc.dump()
+    );
 }
 
 /// The link between ann and cat loses 20% each way (nftables on each
@@ -703,6 +723,8 @@ fn a_message_to_an_empty_room_is_not_delivered() {
             "--no-history",
             "--linger",
             "0",
+            "--hello",
+            HELLO_MS,
         ],
     );
     ann.wait_stdout_contains("member of 239.1.2.3:5000");
@@ -767,4 +789,38 @@ fn raw_members_exchange_plain_text() {
             proc.dump()
         );
     }
+}
+
+/// A host's address given as a broadcast address would reach one host,
+/// not the LAN: refused, naming the real one. Without --iface, the
+/// interface whose broadcast address it is is found and used.
+#[test]
+fn broadcast_takes_only_a_broadcast_address() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let host = format!("{}:5000", lan.addr(1));
+    let mut proc = lan.dgram(0, &["chat", "--broadcast", &host, "--iface", "eth0"]);
+    proc.finish();
+    assert_eq!(proc.code(), Some(2), "{}", proc.dump());
+    assert!(
+        proc.stderr().contains(&format!(
+            "{} is not the broadcast address of eth0 ({}): use --broadcast {}:PORT",
+            lan.addr(1),
+            lan.broadcast(),
+            lan.broadcast()
+        )),
+        "{}",
+        proc.dump()
+    );
+    let broadcast = format!("{}:5000", lan.broadcast());
+    let mut watcher = lan.dgram(0, &["listen", "--broadcast", &broadcast, "--json"]);
+    let joined = wait_for(
+        "the joined event",
+        || watcher.dump(),
+        || watcher.events("joined").into_iter().next(),
+    );
+    assert_eq!(joined["iface"], "eth0", "{joined}");
+    assert_eq!(joined["iface_addr"], lan.addr(0).to_string(), "{joined}");
+    watcher.kill();
 }

@@ -120,6 +120,8 @@ pub struct Interface {
     pub v4: Option<Ipv4Addr>,
     /// Its IPv6 addresses.
     pub v6: Vec<Ipv6Addr>,
+    /// Its IPv4 broadcast address, if any.
+    pub broadcast: Option<Ipv4Addr>,
 }
 
 /// The interfaces of this host.
@@ -137,6 +139,7 @@ pub fn interfaces() -> io::Result<Vec<Interface>> {
                     index,
                     v4: None,
                     v6: Vec::new(),
+                    broadcast: None,
                 });
                 found.len() - 1
             }
@@ -146,6 +149,25 @@ pub fn interfaces() -> io::Result<Vec<Interface>> {
         };
         if let Some(v4) = address.as_sockaddr_in() {
             found[index].v4.get_or_insert(v4.ip());
+            // A broadcast-capable interface's broadcast address: as set, or
+            // (`ip addr add` without `brd`) the subnet's highest address,
+            // which the kernel takes as broadcast all the same.
+            let mask = ifaddr.netmask.as_ref().and_then(|m| m.as_sockaddr_in());
+            // (glibc gives the address itself when none is set.)
+            let set = ifaddr
+                .broadcast
+                .as_ref()
+                .and_then(|b| b.as_sockaddr_in())
+                .filter(|b| b.ip() != v4.ip());
+            if ifaddr
+                .flags
+                .contains(nix::net::if_::InterfaceFlags::IFF_BROADCAST)
+            {
+                let derived = mask.map(|m| Ipv4Addr::from(v4.ip().to_bits() | !m.ip().to_bits()));
+                if let Some(broadcast) = set.map(|b| b.ip()).or(derived) {
+                    found[index].broadcast.get_or_insert(broadcast);
+                }
+            }
         } else if let Some(v6) = address.as_sockaddr_in6() {
             found[index].v6.push(v6.ip());
         }
@@ -332,6 +354,42 @@ pub fn wait_readable(_a: &Socket, _b: &Socket, wait: std::time::Duration) -> io:
     Ok(true)
 }
 
+/// The interface whose broadcast address `ip` is (the one `--iface`
+/// chose, or the one found), or why there is none: a host's address given
+/// as a broadcast address would reach one host, not the LAN.
+fn broadcast_interface(ip: Ipv4Addr, chosen: Option<Interface>) -> Result<Interface, Error> {
+    let usage = |message: String| Err(Error::Usage { message });
+    if let Some(iface) = chosen {
+        return match iface.broadcast {
+            Some(broadcast) if broadcast == ip => Ok(iface),
+            Some(broadcast) => usage(format!(
+                "{ip} is not the broadcast address of {} ({broadcast}): use --broadcast {broadcast}:PORT",
+                iface.name
+            )),
+            None => usage(format!(
+                "{} has no IPv4 broadcast address: use 255.255.255.255:PORT, or another interface",
+                iface.name
+            )),
+        };
+    }
+    let all = interfaces().map_err(|source| Error::ListInterfaces { source })?;
+    if let Some(iface) = all.iter().find(|i| i.broadcast == Some(ip)) {
+        return Ok(iface.clone());
+    }
+    let known: Vec<String> = all
+        .iter()
+        .filter_map(|i| i.broadcast.map(|b| format!("{} {b}", i.name)))
+        .collect();
+    usage(format!(
+        "{ip} is not the broadcast address of any interface here ({}): use one of those, or 255.255.255.255",
+        if known.is_empty() {
+            "none has one".to_string()
+        } else {
+            known.join(", ")
+        }
+    ))
+}
+
 /// The address a member's own socket binds to before the interface is
 /// looked up: the interface's address when `--iface` gave one, else the
 /// wildcard of the group's family (the endpoint resolves a named
@@ -348,7 +406,21 @@ pub fn unicast_bind_for(options: &GroupOptions) -> SocketAddr {
 /// up.
 pub fn resolve(options: &GroupOptions) -> Result<GroupInfo, Error> {
     check(options)?;
-    let iface = options.iface.as_ref().map(find_interface).transpose()?;
+    if let (Some(Iface::Addr(ip)), addr) = (&options.iface, options.addr)
+        && ip.is_ipv4() != addr.is_ipv4()
+    {
+        return Err(Error::Usage {
+            message: format!(
+                "--iface {ip} and the group {addr} are of different families: name the interface (--iface eth0)"
+            ),
+        });
+    }
+    let mut iface = options.iface.as_ref().map(find_interface).transpose()?;
+    if let (GroupKind::Broadcast, IpAddr::V4(ip)) = (options.kind, options.addr.ip())
+        && !ip.is_broadcast()
+    {
+        iface = Some(broadcast_interface(ip, iface)?);
+    }
     if let (Some(iface), SocketAddr::V4(_)) = (&iface, options.addr)
         && iface.v4.is_none()
     {
@@ -385,9 +457,14 @@ pub fn diagnose(info: &GroupInfo, local: SocketAddr, members: usize) -> Vec<Stri
             "  interface: not chosen; the route below decides (--iface NAME to choose)".to_string()
         }
     });
-    lines.push(format!(
-        "  this member's own address: {local} (members send their receipts here)"
-    ));
+    lines.push(if local.ip().is_unspecified() {
+        format!(
+            "  this member's own port: {} on the address of the interface the group's route leaves from (members send their receipts there; --iface to fix it)",
+            local.port()
+        )
+    } else {
+        format!("  this member's own address: {local} (members send their receipts here)")
+    });
     match info.kind {
         GroupKind::Multicast => {
             lines.push(format!(

@@ -1067,6 +1067,7 @@ mod tests {
                 index: 3,
                 v4: Some("10.77.0.1".parse().unwrap()),
                 v6: Vec::new(),
+                broadcast: None,
             }),
             ttl: 1,
             loopback: true,

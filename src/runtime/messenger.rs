@@ -409,6 +409,33 @@ impl Messenger {
         Ok(SentAs::Envelope(seq))
     }
 
+    /// In a group, waits (at most `longest`) until the members present
+    /// have answered this member's first hello: until one has been heard
+    /// and then `settle` has passed without another, so that a pipe's
+    /// first message is not sent to an empty room it just joined.
+    pub fn wait_for_members(&self, longest: Duration, settle: Duration) {
+        if self.group().is_none() {
+            return;
+        }
+        let start = Instant::now();
+        let (mut count, mut since) = (0, start);
+        while start.elapsed() < longest {
+            let now = self.members().len();
+            if now != count {
+                (count, since) = (now, Instant::now());
+            }
+            if count > 0 && since.elapsed() >= settle {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// How often this side says hello (a group member).
+    pub fn hello_every(&self) -> Duration {
+        self.lock().options.hello
+    }
+
     /// The group this side is a member of.
     pub fn group(&self) -> Option<SocketAddr> {
         self.lock().group.as_ref().map(|g| g.addr)
@@ -744,6 +771,13 @@ impl Protocol {
 
     fn on_plain(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
         let from = datagram.from;
+        if self.messenger.lock().group.is_some()
+            && crate::net::addr::is_own(from, outbox.endpoint().local_addr())
+        {
+            // Our own plain datagram (`/empty`, `/burst`), looped back by
+            // multicast: not news, and not a plain member.
+            return Ok(());
+        }
         self.plain.on_datagram(datagram, outbox)?;
         let mut state = self.messenger.lock();
         let announce = state.options.announce_kinds;

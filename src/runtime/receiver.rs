@@ -91,11 +91,7 @@ pub struct ShowOthers {
 
 impl Handler for ShowOthers {
     fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
-        let own = datagram.from.port() == self.local.port()
-            && (datagram.from.ip() == self.local.ip()
-                || (self.local.ip().is_unspecified()
-                    && crate::net::addr::is_local(datagram.from.ip())));
-        if own {
+        if crate::net::addr::is_own(datagram.from, self.local) {
             return Ok(());
         }
         outbox.emit_received(Event::Datagram(datagram))

@@ -301,6 +301,14 @@ pub fn run_piped(
     mut err: Box<dyn Sink>,
 ) -> Result<(), Error> {
     let messenger = session.messenger().clone();
+    // In a group, the members present answer our first hello at once:
+    // wait for them (at most one hello interval) before the first line.
+    messenger.wait_for_members(
+        messenger
+            .hello_every()
+            .min(std::time::Duration::from_secs(5)),
+        std::time::Duration::from_millis(200),
+    );
     loop {
         let line = select! {
             recv(lines) -> line => match line {

@@ -81,11 +81,7 @@ impl Session {
         };
         match self.peer {
             Some(peer) if self.messenger.group() == Some(peer) => {
-                let members = self.messenger.members().len();
-                format!(
-                    "group {peer} ({members} member{}){waiting}> ",
-                    plural(members as u64)
-                )
+                format!("group {peer}{waiting}> ")
             }
             Some(peer) => {
                 let name = self.stats().peers.get(&peer).and_then(|p| p.name.clone());
@@ -186,6 +182,10 @@ impl Session {
             },
             Command::Hex(bytes) => self.send_reporting(&bytes),
             Command::Burst { count, size } => vec![self.burst(count, size, control)],
+            Command::Plain | Command::Dgram if self.messenger.group().is_some() => vec![
+                "in a group /plain and /dgram do not apply: dgram members get envelopes, plain members (socat, Python) the text as typed; --raw makes the whole chat plain"
+                    .to_string(),
+            ],
             Command::To(_) | Command::Reply if self.messenger.group().is_some() => vec![
                 "in a group every message goes to the whole group (one datagram each member hears); /members lists them"
                     .to_string(),
