@@ -312,7 +312,6 @@ pub fn group_mark(receipt: &GroupReceipt) -> String {
     if all == 0 {
         return "  (no member has been heard yet: nobody to get it; /why)".to_string();
     }
-    let mark = if missing.is_empty() { "✓" } else { "✗" };
     let mut names = got.join(", ");
     if !missing.is_empty() {
         if !names.is_empty() {
@@ -325,7 +324,8 @@ pub fn group_mark(receipt: &GroupReceipt) -> String {
     } else {
         ""
     };
-    format!("  {mark} {}/{all} ({names}){hint}", got.len())
+    // The count says how complete it is: `✓ 1/2 (bob; cat missing)`.
+    format!("  ✓ {}/{all} ({names}){hint}", got.len())
 }
 
 /// What joining a group set: `member of 239.1.2.3:5000 (multicast) on
@@ -748,6 +748,38 @@ mod tests {
         assert_eq!(
             delivered_mark(&receipt(Outcome::Delivered, Some(ms(450)), 2, false)),
             "  ok 450.0 ms, 2 tries"
+        );
+    }
+
+    /// A group receipt's mark: everyone, someone missing, nobody
+    /// answering, nobody there.
+    #[test]
+    fn group_marks() {
+        use crate::model::chat::GroupReceipt;
+        let member =
+            |port: u16, name: &str| (SocketAddr::from(([10, 77, 0, 1], port)), name.to_string());
+        let receipt = |delivered, missing| GroupReceipt {
+            group: "239.1.2.3:5000".parse().unwrap(),
+            seq: 1,
+            payload: std::sync::Arc::from(&b"hi"[..]),
+            delivered,
+            missing,
+        };
+        assert_eq!(
+            group_mark(&receipt(vec![member(1, "bob"), member(2, "cat")], vec![])),
+            "  ✓ 2/2 (bob, cat)"
+        );
+        assert_eq!(
+            group_mark(&receipt(vec![member(1, "bob")], vec![member(3, "dave")])),
+            "  ✓ 1/2 (bob; dave missing)"
+        );
+        assert_eq!(
+            group_mark(&receipt(vec![], vec![member(3, "")])),
+            "  ✓ 0/1 (10.77.0.1:3 missing); nobody answered: /why"
+        );
+        assert_eq!(
+            group_mark(&receipt(vec![], vec![])),
+            "  (no member has been heard yet: nobody to get it; /why)"
         );
     }
 }
