@@ -32,6 +32,7 @@ use crate::proto::SessionId;
 use crate::proto::envelope::valid_name;
 use crate::proto::members::HELLO_EVERY;
 use crate::proto::rto::{DEFAULT_RETRIES, DEFAULT_RTO_MIN, RtoConfig};
+use crate::proto::seal::Key;
 use crate::runtime::Shutdown;
 use crate::runtime::echo::DEFAULT_ECHO_RATE;
 use crate::runtime::messenger::{Eol, MessengerOptions};
@@ -66,6 +67,14 @@ enum Command {
     /// accounted for: received, dropped by the receiver's kernel, or lost
     /// elsewhere.
     Bench(BenchArgs),
+    /// Write a new random 256-bit key to FILE (mode 0600; never over an
+    /// existing file), for --key-file: every member of a chat uses the
+    /// same key file.
+    Keygen {
+        /// Where to write the key.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell) on stdout.
     Completions {
@@ -159,6 +168,11 @@ struct ListenArgs {
     addr: Option<SocketAddr>,
     #[command(flatten)]
     group: GroupArgs,
+    /// Take only dgram envelopes sealed with the key in FILE (from dgram
+    /// keygen), and seal the receipts; everything else is refused and
+    /// counted.
+    #[arg(long, value_name = "FILE", conflicts_with = "raw")]
+    key_file: Option<PathBuf>,
     /// One JSON object per line instead of text.
     #[arg(long)]
     json: bool,
@@ -274,6 +288,11 @@ struct ChatArgs {
     log: Option<PathBuf>,
     #[command(flatten)]
     group: GroupArgs,
+    /// Seal every message, receipt and hello with the key in FILE (from
+    /// dgram keygen), and take only datagrams sealed with it: encrypted,
+    /// authenticated, replays refused. Every member needs the same file.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
     /// In a group: say hello every MS milliseconds (jittered by ±25%); a
     /// member silent for 3.5 times this is taken to have left.
     #[arg(long, value_name = "MS", default_value_t = HELLO_EVERY.as_millis() as u64, value_parser = clap::value_parser!(u64).range(100..=600_000))]
@@ -411,6 +430,7 @@ fn run(command: Command) -> Result<(), Error> {
                 raw: args.raw,
                 coalesce: (!args.json && io::stdout().is_terminal())
                     .then_some(listen::TERMINAL_LINES_PER_SECOND),
+                key: args.key_file.as_deref().map(load_key).transpose()?,
             };
             let shutdown = Shutdown::from_signals()?;
             listen::run(&options, &shutdown, &mut sink::stdout()).map(|_| ())
@@ -493,6 +513,7 @@ fn run(command: Command) -> Result<(), Error> {
                     group: group.as_ref().map(|g| g.addr),
                     hello: Duration::from_millis(args.hello),
                     silent: false,
+                    key: args.key_file.as_deref().map(load_key).transpose()?,
                 },
                 group,
                 plain_peer: args.plain,
@@ -572,9 +593,26 @@ fn run(command: Command) -> Result<(), Error> {
                 bench::run(&options, &shutdown, &mut out).map(|_| ())
             }
         }
+        Command::Keygen { file } => {
+            let key = Key::generate().map_err(|source| Error::Randomness { source })?;
+            key.write_new(&file)?;
+            let path = file.display();
+            write_stdout(&format!(
+                "wrote a new 256-bit key to {path} (mode 0600). Give a copy to each member by a safe channel, then: dgram chat --key-file {path} ...\n"
+            ).into_bytes())
+        }
         Command::Completions { shell } => write_stdout(&docs::completions(shell, Cli::command())),
         Command::Man => write_stdout(&docs::man_page(Cli::command())),
     }
+}
+
+/// Reads `--key-file`, warning on stderr when others can read it.
+fn load_key(path: &std::path::Path) -> Result<Key, Error> {
+    let (key, warning) = Key::from_file(path)?;
+    if let Some(warning) = warning {
+        let _ = writeln!(io::stderr(), "warning: {warning}");
+    }
+    Ok(key)
 }
 
 /// The bytes of an argument as the shell gave them (on Unix, any bytes;

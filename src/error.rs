@@ -182,6 +182,24 @@ pub enum Error {
     #[error("could not install the Ctrl-C/SIGTERM handler")]
     SignalHandler { source: io::Error },
 
+    /// The operating system gave no randomness (for a key or a nonce).
+    #[error("the operating system gave no randomness")]
+    Randomness { source: std::io::Error },
+
+    /// The `--key-file` cannot be used.
+    #[error("cannot use the key file {}: {reason}", path.display())]
+    KeyFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+
+    /// `dgram keygen` could not write the key file.
+    #[error("could not write the key file {}", path.display())]
+    WriteKey {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+
     /// The interfaces of this host could not be listed (for `--iface`).
     #[error("could not list this host's network interfaces")]
     ListInterfaces { source: io::Error },
@@ -205,7 +223,10 @@ impl Error {
     /// an interruption, 1 for everything that went wrong while running.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::PayloadTooLarge { .. } | Error::FamilyMismatch { .. } | Error::Usage { .. } => 2,
+            Error::PayloadTooLarge { .. }
+            | Error::FamilyMismatch { .. }
+            | Error::Usage { .. }
+            | Error::KeyFile { .. } => 2,
             Error::Interrupted { signal } => signal.exit_code(),
             _ => 1,
         }

@@ -45,6 +45,7 @@ fn start_listener() -> (
         raw: false,
         coalesce: None,
         group: None,
+        key: None,
     };
     let mut sink = out.clone();
     let listening = thread::spawn(move || listen::run(&options, &shutdown, &mut sink).unwrap());

@@ -24,6 +24,7 @@ mod peers;
 mod ping;
 mod ports;
 mod protocol;
+mod security;
 mod signals;
 mod truncation;
 mod typing;

@@ -7,12 +7,13 @@ use crate::model::Summary;
 use crate::net::SocketOptions;
 use crate::net::group::GroupOptions;
 use crate::output::{Display, Format, Renderer, Shown, Sink};
+use crate::proto::seal::Key;
 use crate::runtime::echo::Echo;
 use crate::runtime::messenger::{Messenger, MessengerOptions};
 use crate::runtime::{Handler, Pipeline, Plan, Show, Shutdown};
 
 /// What `dgram listen` was asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ListenOptions {
     /// Bind address and buffer sizes.
     pub socket: SocketOptions,
@@ -34,6 +35,8 @@ pub struct ListenOptions {
     /// Show at most this many datagram lines a second, the rest coalesced
     /// (for a terminal; see [`Display::coalesce`]); `None`: every one.
     pub coalesce: Option<u32>,
+    /// `--key-file`: take only sealed envelopes, seal the receipts.
+    pub key: Option<Key>,
 }
 
 /// How many datagram lines a second a terminal shows before the rest are
@@ -76,7 +79,8 @@ pub fn run(
         let mut receiver = MessengerOptions::receiver();
         // A group is watched, not joined as a member.
         receiver.silent = options.group.is_some();
-        let messenger = Messenger::new(pipeline.outbox(), receiver);
+        receiver.key = options.key.clone();
+        let messenger = Messenger::new(pipeline.outbox(), receiver)?;
         Box::new(messenger.handler(plain))
     };
     plan.limit = options.count;

@@ -13,6 +13,7 @@ use super::peers::{InboundCounts, OutboundCounts};
 use crate::net::addr::PortState;
 use crate::net::group::GroupInfo;
 use crate::net::{Buffers, Capabilities};
+use crate::proto::seal::Rejection;
 
 /// Something to show or count.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +75,19 @@ pub enum Event {
     Member(MemberEvent),
     /// A message to a group reached its final state, member by member.
     GroupReceipt(Box<GroupReceipt>),
+    /// A keyed side refused a datagram it could not authenticate (or a
+    /// replay): never shown as a message, never answered.
+    Rejected {
+        /// Who sent it.
+        from: SocketAddr,
+        /// Why.
+        reason: Rejection,
+        /// The datagram's length.
+        len: usize,
+        /// The first refusal from this sender for this reason (people see
+        /// that one; the rest are counted).
+        first: bool,
+    },
     /// A group member's hello or bye arrived (each is counted; only a
     /// change of membership is a [`Event::Member`]).
     Presence {
@@ -242,6 +256,36 @@ pub struct Summary {
     /// a terminal can be read, and were shown coalesced (set by the
     /// display; not part of the JSON summary, which never coalesces).
     pub not_shown: u64,
+    /// Datagrams a keyed side refused, by reason.
+    pub rejected: Rejections,
+}
+
+/// Refusals by reason ([`Rejection::ALL`] order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rejections([u64; Rejection::ALL.len()]);
+
+impl Rejections {
+    fn index(reason: Rejection) -> usize {
+        Rejection::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("every reason is listed")
+    }
+
+    /// Counts one refusal.
+    pub fn count(&mut self, reason: Rejection) {
+        self.0[Self::index(reason)] += 1;
+    }
+
+    /// Refusals for `reason`.
+    pub fn get(&self, reason: Rejection) -> u64 {
+        self.0[Self::index(reason)]
+    }
+
+    /// All refusals.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
 }
 
 impl Summary {
@@ -309,6 +353,11 @@ impl Summary {
             Event::Presence { len, .. } => {
                 self.received += 1;
                 self.bytes += *len as u64;
+            }
+            Event::Rejected { reason, len, .. } => {
+                self.received += 1;
+                self.bytes += *len as u64;
+                self.rejected.count(*reason);
             }
             // A group message is delivered when every member present got
             // it (and there was one); its members' own receipts are

@@ -251,6 +251,11 @@ impl PeerTable {
                     counts.failed += 1;
                 }
             }
+            Event::Rejected { from, len, .. } => {
+                let peer = self.peer(*from);
+                peer.received += 1;
+                peer.bytes += *len as u64;
+            }
             Event::Presence {
                 from, name, len, ..
             } => {

@@ -24,6 +24,7 @@ use crate::model::{
 use crate::net::addr::PortState;
 use crate::net::group::GroupKind;
 use crate::net::{BufferSize, Capabilities};
+use crate::proto::seal::Rejection;
 
 #[derive(Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -134,6 +135,11 @@ enum Wire<'a> {
         from: SocketAddr,
         name: &'a str,
         kind: &'static str,
+        len: usize,
+    },
+    Rejected {
+        from: SocketAddr,
+        reason: &'static str,
         len: usize,
     },
     Malformed {
@@ -261,6 +267,8 @@ struct WireSummary {
     receipts: u64,
     #[serde(skip_serializing_if = "is_zero")]
     peers_forgotten: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected: Option<std::collections::BTreeMap<&'static str, u64>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     peers: Vec<WirePeer>,
 }
@@ -340,6 +348,12 @@ impl From<Summary> for WireSummary {
             retransmissions: s.retransmissions,
             receipts: s.receipts,
             peers_forgotten: s.peers_forgotten,
+            rejected: (s.rejected.total() > 0).then(|| {
+                Rejection::ALL
+                    .iter()
+                    .map(|r| (r.name(), s.rejected.get(*r)))
+                    .collect()
+            }),
             peers: Vec::new(),
         }
     }
@@ -472,6 +486,13 @@ pub fn to_line(event: &Event) -> String {
                 missing: members(&receipt.missing),
             }
         }
+        Event::Rejected {
+            from, reason, len, ..
+        } => Wire::Rejected {
+            from: *from,
+            reason: reason.name(),
+            len: *len,
+        },
         Event::Presence {
             from,
             name,
@@ -884,6 +905,7 @@ mod tests {
             skipped_limit: Some(65507),
             peers_forgotten: 12,
             not_shown: 0,
+            rejected: Default::default(),
         };
         let event = Event::Summary {
             totals,
@@ -892,6 +914,19 @@ mod tests {
         assert_eq!(
             to_line(&event),
             r#"{"event":"summary","received":4,"bytes":1031,"empty":1,"truncated":1,"dropped":997,"unreachable":2,"sent":3,"sent_bytes":15,"echo_skipped":6,"skipped_lines":1,"messages":20,"duplicates":3,"reordered":2,"lost":1,"malformed":5,"messages_sent":30,"delivered":27,"failed":3,"late":1,"retransmissions":9,"receipts":28,"peers_forgotten":12}"#
+        );
+        // Refusals (a keyed side), all reasons once there is one.
+        let mut totals = totals;
+        totals.rejected.count(Rejection::BadTag);
+        totals.rejected.count(Rejection::BadTag);
+        totals.rejected.count(Rejection::Replay);
+        let line = to_line(&Event::Summary {
+            totals,
+            peers: Vec::new(),
+        });
+        assert!(
+            line.ends_with(r#""peers_forgotten":12,"rejected":{"bad_tag":2,"malformed":0,"plain":0,"replay":1,"too_old":0,"unknown_version":0,"unsealed":0}}"#),
+            "{line}"
         );
     }
 
@@ -1119,6 +1154,20 @@ mod tests {
                 kind: SentKind::Presence { bye: true },
             }),
             r#"{"event":"sent","to":"239.1.2.3:5000","len":15,"echo":false,"kind":"bye"}"#
+        );
+    }
+
+    /// A refusal, pinned.
+    #[test]
+    fn rejected_event() {
+        assert_eq!(
+            to_line(&Event::Rejected {
+                from: addr("10.77.0.9:4000"),
+                reason: Rejection::BadTag,
+                len: 60,
+                first: true,
+            }),
+            r#"{"event":"rejected","from":"10.77.0.9:4000","reason":"bad_tag","len":60}"#
         );
     }
 }

@@ -17,6 +17,7 @@ use crate::model::{
 use crate::net::addr::PortState;
 use crate::net::group::{GroupInfo, GroupKind};
 use crate::net::{BufferSize, BufferVerdict, Capabilities};
+use crate::proto::seal::Rejection;
 
 /// Human-readable lines or JSON lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +189,16 @@ impl Renderer {
             Event::Receipt(receipt) => lines.push(receipt_line(receipt)),
             Event::Member(member) => lines.push(member_line(member)),
             Event::Joined(info) => lines.push(joined_line(info)),
+            Event::Rejected {
+                from,
+                reason,
+                len,
+                first: true,
+            } => lines.push(format!(
+                "!! refused {len} B from {from}: {}; more from it for this reason are only counted",
+                reason.describe()
+            )),
+            Event::Rejected { .. } => {}
             Event::GroupReceipt(receipt) => lines.push(format!(
                 "{}  #{}{}  {}",
                 clock(std::time::SystemTime::now()),
@@ -520,6 +531,25 @@ pub fn totals(summary: &Summary) -> String {
     }
     if summary.echo_skipped > 0 {
         let _ = write!(text, ", echo replies held back {}", summary.echo_skipped);
+    }
+    if summary.rejected.total() > 0 {
+        let reasons: Vec<String> = Rejection::ALL
+            .iter()
+            .filter(|r| summary.rejected.get(**r) > 0)
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.name().replace('_', " "),
+                    summary.rejected.get(*r)
+                )
+            })
+            .collect();
+        let _ = write!(
+            text,
+            ", refused {} ({})",
+            summary.rejected.total(),
+            reasons.join(", ")
+        );
     }
     if summary.skipped_lines > 0 {
         let _ = write!(text, ", lines not sent {}", summary.skipped_lines);

@@ -12,6 +12,8 @@
 //!   message's receipts member by member ([`Members`], [`GroupSends`]).
 //! - [`rto`]: RFC 6298 timers ([`Estimator`], [`backoff`]).
 //! - [`random`]: session ids and jitter.
+//! - [`seal`]: sealed envelopes (`--key-file`): the key, XChaCha20-Poly1305,
+//!   the replay window, the reasons a keyed side refuses a datagram.
 
 pub mod envelope;
 pub mod inbound;
@@ -19,6 +21,7 @@ pub mod members;
 pub mod outbound;
 pub mod random;
 pub mod rto;
+pub mod seal;
 
 pub use envelope::{Decoded, Envelope, Malformed, Message, Presence, Receipt, SessionId};
 pub use inbound::{Arrival, Arrivals};

@@ -23,6 +23,7 @@ use crate::net::limits::payload_limit;
 use crate::proto::envelope::{self, MAGIC};
 use crate::proto::members::{self, HELLO_EVERY};
 use crate::proto::random::Rng;
+use crate::proto::seal::{Key, Rejection, ReplayWindow, Sealer};
 use crate::proto::{
     Acked, Arrival, Arrivals, Decoded, Due, Envelope, GroupSend, GroupSends, Heard, Member,
     Members, Outbound, Presence, RtoConfig, SessionId,
@@ -83,6 +84,8 @@ pub struct MessengerOptions {
     /// Show messages without acknowledging them (`listen --group`: a
     /// watcher is not a member, and its receipts would be strays).
     pub silent: bool,
+    /// `--key-file`: seal every envelope sent, take only sealed ones.
+    pub key: Option<Key>,
 }
 
 impl MessengerOptions {
@@ -99,6 +102,7 @@ impl MessengerOptions {
             group: None,
             hello: HELLO_EVERY,
             silent: false,
+            key: None,
         }
     }
 }
@@ -159,6 +163,11 @@ struct State {
     inbound: HashMap<(SocketAddr, SessionId), SessionCounts>,
     peers: HashMap<SocketAddr, PeerInfo>,
     group: Option<GroupState>,
+    /// Seals what is sent and opens what arrives (`--key-file`).
+    sealer: Option<Sealer>,
+    /// A replay window per sender (address and nonce prefix), with when
+    /// it was last used.
+    windows: HashMap<(SocketAddr, [u8; 16]), (ReplayWindow, Instant)>,
 }
 
 /// A group member's view of its group.
@@ -217,6 +226,28 @@ impl GroupState {
 }
 
 impl State {
+    /// `envelope` as it goes on the wire: sealed when keyed.
+    fn wire(&mut self, envelope: Vec<u8>) -> Vec<u8> {
+        match &mut self.sealer {
+            Some(sealer) => sealer.seal(&envelope),
+            None => envelope,
+        }
+    }
+
+    /// This side's hello (or bye), as it goes on the wire; `named: false`
+    /// leaves the name out (a reply that must not outgrow what it answers).
+    fn presence(&mut self, bye: bool, named: bool) -> Vec<u8> {
+        let presence = Presence {
+            session: self.options.session,
+            name: if named {
+                self.options.name.clone()
+            } else {
+                String::new()
+            },
+        };
+        self.wire(envelope::encode_presence(&presence, bye))
+    }
+
     fn peer(&mut self, addr: SocketAddr) -> &mut PeerInfo {
         if !self.peers.contains_key(&addr) && self.peers.len() >= MAX_PEERS {
             forget_oldest(&mut self.peers, |p| p.last);
@@ -292,9 +323,20 @@ pub struct Messenger {
 
 impl Messenger {
     /// A messenger sending through `outbox`.
-    pub fn new(outbox: Outbox, options: MessengerOptions) -> Messenger {
-        Messenger {
+    ///
+    /// Fails only when the operating system gives no randomness for the
+    /// seal's nonce prefix.
+    pub fn new(outbox: Outbox, options: MessengerOptions) -> Result<Messenger, Error> {
+        let sealer = options
+            .key
+            .as_ref()
+            .map(Sealer::new)
+            .transpose()
+            .map_err(|source| Error::Randomness { source })?;
+        Ok(Messenger {
             state: Arc::new(Mutex::new(State {
+                sealer,
+                windows: HashMap::new(),
                 outbound: Outbound::new(options.rto),
                 inbound: HashMap::new(),
                 peers: HashMap::new(),
@@ -308,7 +350,7 @@ impl Messenger {
                 options,
             })),
             outbox,
-        }
+        })
     }
 
     /// The handler to give the pipeline: it decodes and answers what
@@ -317,6 +359,7 @@ impl Messenger {
         Protocol {
             messenger: self.clone(),
             plain,
+            refused: std::collections::HashSet::new(),
         }
     }
 
@@ -344,7 +387,7 @@ impl Messenger {
             });
         }
         let seq = state.outbound.next_seq(to);
-        let bytes = first_try(&state, seq, payload, to)?;
+        let bytes = first_try(&mut state, seq, payload, to)?;
         let payload: Arc<[u8]> = Arc::from(payload);
         let kind = SentKind::Message {
             seq,
@@ -517,14 +560,20 @@ impl Messenger {
 
 /// The envelope of the first try of message `seq` to `to`, or why it
 /// cannot be one datagram.
-fn first_try(state: &State, seq: u64, payload: &[u8], to: SocketAddr) -> Result<Vec<u8>, Error> {
-    let bytes = envelope::encode_message(&envelope::Message {
+fn first_try(
+    state: &mut State,
+    seq: u64,
+    payload: &[u8],
+    to: SocketAddr,
+) -> Result<Vec<u8>, Error> {
+    let envelope = envelope::encode_message(&envelope::Message {
         session: state.options.session,
         seq,
         attempt: 1,
         name: state.options.name.clone(),
         payload: payload.to_vec(),
     });
+    let bytes = state.wire(envelope);
     let limit = payload_limit(&to).bytes;
     if bytes.len() > limit {
         let overhead = bytes.len() - payload.len();
@@ -542,6 +591,8 @@ fn first_try(state: &State, seq: u64, payload: &[u8], to: SocketAddr) -> Result<
 pub struct Protocol {
     messenger: Messenger,
     plain: Box<dyn Handler>,
+    /// Senders and reasons already shown refused (then only counted).
+    refused: std::collections::HashSet<(SocketAddr, Rejection)>,
 }
 
 impl Protocol {
@@ -549,6 +600,7 @@ impl Protocol {
         &mut self,
         datagram: &Datagram,
         message: envelope::Message,
+        wire_len: usize,
         outbox: &Outbox,
     ) -> Result<(), Closed> {
         let from = datagram.from;
@@ -560,7 +612,14 @@ impl Protocol {
                 // again, not acknowledged.
                 return Ok(());
             }
-            Self::heard_member(&mut state, from, message.session, &message.name, outbox)?;
+            Self::heard_member(
+                &mut state,
+                from,
+                message.session,
+                &message.name,
+                None,
+                outbox,
+            )?;
         }
         state.heard_envelope(from, Some(&message.name), outbox)?;
         if !state.inbound.contains_key(&(from, message.session))
@@ -605,7 +664,7 @@ impl Protocol {
             duplicate: arrival == Arrival::Duplicate,
             duplicates,
             reordered: arrival == Arrival::Reordered,
-            wire_len: datagram.len(),
+            wire_len,
         })))?;
         if state.options.silent {
             return Ok(());
@@ -617,6 +676,7 @@ impl Protocol {
             seq,
             attempt,
         });
+        let receipt = state.wire(receipt);
         // A receipt that cannot go out is like a lost one: the sender
         // tries again. Its error (an ICMP report) is shown by the outbox.
         let _ = outbox.send_as(&receipt, from, SentKind::Receipt { seq, attempt });
@@ -635,7 +695,7 @@ impl Protocol {
             if receipt.session == state.options.session {
                 return Ok(());
             }
-            Self::heard_member(&mut state, from, receipt.session, "", outbox)?;
+            Self::heard_member(&mut state, from, receipt.session, "", None, outbox)?;
         }
         state.heard_envelope(from, None, outbox)?;
         let name = state.name_of(from);
@@ -689,20 +749,24 @@ impl Protocol {
     /// session), and says so when it is new or restarted. A new member
     /// gets a hello of ours at once, so that it knows of us without
     /// waiting for our next one.
+    ///
+    /// `hello_len`: the length of the hello that made it heard, if a hello
+    /// did. Only a hello is answered with a hello, and never with more
+    /// bytes than it had: our name is left out when it would not fit.
     fn heard_member(
         state: &mut State,
         from: SocketAddr,
         session: SessionId,
         name: &str,
+        hello_len: Option<usize>,
         outbox: &Outbox,
     ) -> Result<(), Closed> {
-        let hello = envelope::encode_presence(
-            &Presence {
-                session: state.options.session,
-                name: state.options.name.clone(),
-            },
-            false,
-        );
+        let reply = hello_len.and_then(|limit| {
+            [true, false]
+                .into_iter()
+                .map(|named| state.presence(false, named))
+                .find(|hello| hello.len() <= limit)
+        });
         let Some(group) = state.group.as_mut() else {
             return Ok(());
         };
@@ -720,7 +784,9 @@ impl Protocol {
             Heard::Full => MemberChange::NotKept,
         };
         outbox.emit_received(group.member_event(from, &name, change))?;
-        if change != MemberChange::NotKept {
+        if change != MemberChange::NotKept
+            && let Some(hello) = reply
+        {
             let _ = outbox.send_as(&hello, from, SentKind::Presence { bye: false });
         }
         Ok(())
@@ -757,7 +823,14 @@ impl Protocol {
         })?;
         state.heard_envelope(from, Some(&presence.name), outbox)?;
         if !bye {
-            return Self::heard_member(&mut state, from, presence.session, &presence.name, outbox);
+            return Self::heard_member(
+                &mut state,
+                from,
+                presence.session,
+                &presence.name,
+                Some(wire_len),
+                outbox,
+            );
         }
         let group = state.group.as_mut().expect("checked above");
         let Some(member) = group.members.bye(from, presence.session) else {
@@ -847,15 +920,12 @@ impl Protocol {
     /// long taken to have left (what they had not acknowledged fails).
     fn group_timers(state: &mut State, now: Instant, outbox: &Outbox) -> Result<(), Closed> {
         let hello_every = state.options.hello;
-        let presence = Presence {
-            session: state.options.session,
-            name: state.options.name.clone(),
-        };
+        let due = state.group.as_ref().is_some_and(|g| g.next_hello <= now);
+        let hello = due.then(|| state.presence(false, true));
         let Some(group) = state.group.as_mut() else {
             return Ok(());
         };
-        if group.next_hello <= now {
-            let hello = envelope::encode_presence(&presence, false);
+        if let Some(hello) = hello {
             let _ = outbox.send_as(&hello, group.addr, SentKind::Presence { bye: false });
             let unit = group.rng.unit();
             group.next_hello = now + members::hello_every(hello_every, unit);
@@ -878,6 +948,92 @@ impl Protocol {
     }
 }
 
+impl Protocol {
+    /// An envelope, authenticated if keyed; `wire_len` is the datagram's
+    /// length as it arrived.
+    fn on_envelope(
+        &mut self,
+        datagram: Datagram,
+        envelope: Envelope,
+        wire_len: usize,
+        outbox: &Outbox,
+    ) -> Result<(), Closed> {
+        let from = datagram.from;
+        match envelope {
+            Envelope::Message(message) => self.on_message(&datagram, message, wire_len, outbox),
+            Envelope::Receipt(receipt) => self.on_receipt(from, wire_len, receipt, outbox),
+            Envelope::Hello(presence) => self.on_presence(from, wire_len, presence, false, outbox),
+            Envelope::Bye(presence) => self.on_presence(from, wire_len, presence, true, outbox),
+        }
+    }
+
+    /// A datagram at a keyed side: opened and checked against the
+    /// sender's replay window, or refused. Nothing refused is shown as a
+    /// message or answered.
+    fn on_keyed(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
+        let wire_len = datagram.len();
+        let opened = {
+            let mut state = self.messenger.lock();
+            let sealer = state.sealer.as_ref().expect("keyed");
+            let opened = if datagram.truncated {
+                Err(Rejection::Malformed)
+            } else {
+                sealer.open(&datagram.payload)
+            };
+            opened.and_then(|opened| {
+                let key = (datagram.from, opened.prefix);
+                if !state.windows.contains_key(&key) && state.windows.len() >= MAX_SESSIONS {
+                    forget_oldest(&mut state.windows, |(_, last)| *last);
+                }
+                let (window, last) = state
+                    .windows
+                    .entry(key)
+                    .or_insert_with(|| (ReplayWindow::default(), Instant::now()));
+                window.check(opened.counter)?;
+                window.take(opened.counter);
+                *last = Instant::now();
+                Ok(opened)
+            })
+        };
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(reason) => return self.reject(&datagram, reason, outbox),
+        };
+        let inner = Datagram {
+            payload: opened.inner,
+            ..datagram
+        };
+        match envelope::decode(&inner.payload) {
+            Decoded::Envelope(envelope) => self.on_envelope(inner, envelope, wire_len, outbox),
+            // Authenticated, yet not an envelope: a faulty peer with the key.
+            Decoded::Plain | Decoded::Malformed(_) => {
+                let outer = Datagram {
+                    payload: vec![0; wire_len],
+                    ..inner
+                };
+                self.reject(&outer, Rejection::Malformed, outbox)
+            }
+        }
+    }
+
+    /// Counts a refused datagram; people see the first per sender and
+    /// reason.
+    fn reject(
+        &mut self,
+        datagram: &Datagram,
+        reason: Rejection,
+        outbox: &Outbox,
+    ) -> Result<(), Closed> {
+        let first = self.refused.len() < MAX_PEERS && self.refused.insert((datagram.from, reason));
+        outbox.emit_received(Event::Rejected {
+            from: datagram.from,
+            reason,
+            len: datagram.len(),
+            first,
+        })
+    }
+}
+
 /// Why messages failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
@@ -891,6 +1047,10 @@ enum Failure {
 
 impl Handler for Protocol {
     fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
+        let keyed = self.messenger.lock().sealer.is_some();
+        if keyed {
+            return self.on_keyed(datagram, outbox);
+        }
         if datagram.truncated && datagram.payload.first() == Some(&MAGIC) {
             let reason = "cut short by --max-size".to_string();
             return self.plain.on_malformed(datagram, reason, outbox);
@@ -898,17 +1058,9 @@ impl Handler for Protocol {
         match envelope::decode(&datagram.payload) {
             Decoded::Plain => self.on_plain(datagram, outbox),
             Decoded::Malformed(why) => self.plain.on_malformed(datagram, why.to_string(), outbox),
-            Decoded::Envelope(Envelope::Message(message)) => {
-                self.on_message(&datagram, message, outbox)
-            }
-            Decoded::Envelope(Envelope::Receipt(receipt)) => {
-                self.on_receipt(datagram.from, datagram.len(), receipt, outbox)
-            }
-            Decoded::Envelope(Envelope::Hello(presence)) => {
-                self.on_presence(datagram.from, datagram.len(), presence, false, outbox)
-            }
-            Decoded::Envelope(Envelope::Bye(presence)) => {
-                self.on_presence(datagram.from, datagram.len(), presence, true, outbox)
+            Decoded::Envelope(envelope) => {
+                let wire_len = datagram.len();
+                self.on_envelope(datagram, envelope, wire_len, outbox)
             }
         }
     }
@@ -953,13 +1105,14 @@ impl Handler for Protocol {
                     attempt,
                     payload,
                 } => {
-                    let bytes = envelope::encode_message(&envelope::Message {
+                    let envelope = envelope::encode_message(&envelope::Message {
                         session: state.options.session,
                         seq,
                         attempt,
                         name: state.options.name.clone(),
                         payload: payload.to_vec(),
                     });
+                    let bytes = state.wire(envelope);
                     let kind = SentKind::Message {
                         seq,
                         attempt,
@@ -979,15 +1132,9 @@ impl Handler for Protocol {
 
     fn on_stop(&mut self, outbox: &Outbox) -> Result<(), Closed> {
         let mut state = self.messenger.lock();
-        if let Some(group) = &state.group {
-            let bye = envelope::encode_presence(
-                &Presence {
-                    session: state.options.session,
-                    name: state.options.name.clone(),
-                },
-                true,
-            );
-            let _ = outbox.send_as(&bye, group.addr, SentKind::Presence { bye: true });
+        if let Some(group) = state.group.as_ref().map(|g| g.addr) {
+            let bye = state.presence(true, true);
+            let _ = outbox.send_as(&bye, group, SentKind::Presence { bye: true });
         }
         let failed = state.outbound.abandon();
         Self::report_failed(&mut state, failed, Failure::Ended, &[], outbox)

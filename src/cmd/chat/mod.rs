@@ -179,7 +179,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
             .map_err(|source| Error::WriteOutput { source })?;
     }
 
-    let messenger = Messenger::new(pipeline.outbox(), options.messenger.clone());
+    let messenger = Messenger::new(pipeline.outbox(), options.messenger.clone())?;
     if let (true, Some(peer)) = (options.plain_peer, options.peer) {
         messenger.assume_plain(peer);
     }

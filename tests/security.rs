@@ -1,0 +1,383 @@
+//! Keyed chats (`--key-file`): sealed envelopes, forgeries and replays
+//! refused and counted by reason, nothing unauthenticated answered, and
+//! answers never larger than what they answer.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use dgram::proto::SessionId;
+use dgram::proto::envelope::{self, Message};
+use dgram::proto::seal::{Key, Sealer};
+use serde_json::Value;
+
+use crate::util::{Proc, any_local_addr, run, temp_path, wait_for};
+
+/// A new key file (mode 0600) from `dgram keygen`.
+fn keygen(name: &str) -> PathBuf {
+    let path = temp_path(name);
+    let proc = run(&["keygen", path.to_str().unwrap()]);
+    assert!(proc.finish_ok(), "{}", proc.dump());
+    path
+}
+
+/// A keyed chat on 127.0.0.1 (port from the system) talking to `peer`,
+/// its input a pipe left open.
+fn keyed_chat(key: &PathBuf, name: &str, peer: SocketAddr) -> (Proc, SocketAddr) {
+    let mut chat = Proc::dgram(&[
+        "chat",
+        "--bind",
+        "127.0.0.1:0",
+        "--peer",
+        &peer.to_string(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--name",
+        name,
+        "--json",
+        "--no-history",
+        "--linger",
+        "200",
+    ]);
+    let local = chat.expect("listening")["local"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (chat, local)
+}
+
+/// Refusals in `proc`'s events, by reason.
+fn refusals(proc: &Proc) -> BTreeMap<String, u64> {
+    let mut by_reason = BTreeMap::new();
+    for event in proc.events("rejected") {
+        *by_reason
+            .entry(event["reason"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    by_reason
+}
+
+/// A message envelope from `session`, number `seq`.
+fn message(session: SessionId, seq: u64, text: &str) -> Vec<u8> {
+    envelope::encode_message(&Message {
+        session,
+        seq,
+        attempt: 1,
+        name: "mallory".into(),
+        payload: text.as_bytes().to_vec(),
+    })
+}
+
+/// Two keyed chats talk; a third party with another key sends 1,000
+/// forged messages (sealed with its own key, numbered as a real peer
+/// would) to one of them: every one is refused as a bad tag and counted,
+/// none is shown or answered, and the two still talk.
+#[test]
+fn forged_messages_are_refused() {
+    let key = keygen("forged-key");
+    // bob types nothing: his --peer is only a placeholder.
+    let (mut bob, bob_addr) = keyed_chat(&key, "bob", crate::util::closed_port());
+    let (mut ann, ann_addr) = keyed_chat(&key, "ann", bob_addr);
+    let mallory = UdpSocket::bind(any_local_addr()).unwrap();
+    let mut forger = Sealer::new(&Key::generate().unwrap()).unwrap();
+    let session = SessionId::random();
+    for seq in 1..=1000 {
+        let forged = forger.seal(&message(session, seq, "forged"));
+        mallory.send_to(&forged, bob_addr).unwrap();
+    }
+    ann.write_line("the real one");
+    let receipt = ann.next("receipt");
+    assert_eq!(receipt["status"], "delivered", "{}", ann.dump());
+    let refused = wait_for(
+        "bob to refuse 1000",
+        || bob.dump(),
+        || {
+            let r = refusals(&bob);
+            (r.get("bad_tag") == Some(&1000)).then_some(r)
+        },
+    );
+    assert_eq!(refused.len(), 1, "only bad tags: {refused:?}");
+    for proc in [&mut ann, &mut bob] {
+        proc.close_stdin();
+        proc.finish();
+    }
+    let shown: Vec<Value> = bob.events("message");
+    assert_eq!(shown.len(), 1, "{}", bob.dump());
+    assert_eq!(shown[0]["text"], "the real one");
+    assert_eq!(shown[0]["from"], ann_addr.to_string());
+    let mallory_addr = mallory.local_addr().unwrap().to_string();
+    assert!(
+        bob.events("sent")
+            .iter()
+            .all(|s| s["to"] != mallory_addr.as_str()),
+        "nothing answered to the forger: {}",
+        bob.dump()
+    );
+    let summary = bob.first_event("summary");
+    assert_eq!(summary["rejected"]["bad_tag"], 1000, "{summary}");
+    mallory.set_nonblocking(true).unwrap();
+    assert!(
+        mallory.recv(&mut [0; 64]).is_err(),
+        "the forger got an answer"
+    );
+    eprintln!("forgeries: sent 1000, refused {refused:?}, shown 0, answered 0");
+}
+
+/// Datagrams a relay saw go one way: (where from, bytes).
+type Seen = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
+/// A relay between two chats: each talks to its own relay socket, which
+/// forwards to the other chat and keeps a copy of every datagram.
+struct Relay {
+    /// The socket the first chat talks to, and the one the second does.
+    sockets: [Arc<UdpSocket>; 2],
+    /// What came in on each socket.
+    seen: [Seen; 2],
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    fn new() -> Relay {
+        let sockets = [
+            Arc::new(UdpSocket::bind(any_local_addr()).unwrap()),
+            Arc::new(UdpSocket::bind(any_local_addr()).unwrap()),
+        ];
+        for socket in &sockets {
+            socket
+                .set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+        }
+        Relay {
+            sockets,
+            seen: [Seen::default(), Seen::default()],
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+        }
+    }
+
+    fn addr(&self, side: usize) -> SocketAddr {
+        self.sockets[side].local_addr().unwrap()
+    }
+
+    /// Forwards what comes in on side `i` out of the other side to `to`.
+    fn start(&mut self, to: [SocketAddr; 2]) {
+        for side in 0..2 {
+            let (inbound, outbound) = (
+                Arc::clone(&self.sockets[side]),
+                Arc::clone(&self.sockets[1 - side]),
+            );
+            let (seen, stop, to) = (
+                Arc::clone(&self.seen[side]),
+                Arc::clone(&self.stop),
+                to[1 - side],
+            );
+            self.threads.push(thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok((n, _)) = inbound.recv_from(&mut buf) {
+                        seen.lock().unwrap().push(buf[..n].to_vec());
+                        let _ = outbound.send_to(&buf[..n], to);
+                    }
+                }
+            }));
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads.drain(..) {
+            thread.join().unwrap();
+        }
+    }
+}
+
+/// A relay between two keyed chats forwards every datagram, then replays
+/// every one of them, and sends a copy of every fourth with one byte of
+/// its ciphertext flipped: each message was shown exactly once, every
+/// replay was refused as a replay and every altered copy as a bad tag,
+/// and nothing refused was answered.
+#[test]
+fn replays_and_tampering_are_refused() {
+    const MESSAGES: usize = 20;
+    let key = keygen("relay-key");
+    let mut relay = Relay::new();
+    let (mut ann, ann_addr) = keyed_chat(&key, "ann", relay.addr(0));
+    let (mut bob, bob_addr) = keyed_chat(&key, "bob", relay.addr(1));
+    relay.start([ann_addr, bob_addr]);
+    for proc in [&mut ann, &mut bob] {
+        let lines: String = (1..=MESSAGES).map(|i| format!("message {i}\n")).collect();
+        proc.write_bytes(lines.as_bytes());
+    }
+    for proc in [&ann, &bob] {
+        wait_for(
+            "every message delivered",
+            || proc.dump(),
+            || {
+                (proc
+                    .events("receipt")
+                    .iter()
+                    .filter(|r| r["status"] == "delivered")
+                    .count()
+                    == MESSAGES)
+                    .then_some(())
+            },
+        );
+    }
+    relay.stop();
+    let mut expected = [BTreeMap::new(), BTreeMap::new()];
+    for side in 0..2 {
+        // What ann sent (side 0) goes again to bob, and the other way.
+        let to = [bob_addr, ann_addr][side];
+        let out = &relay.sockets[1 - side];
+        let seen = relay.seen[side].lock().unwrap().clone();
+        for (i, datagram) in seen.iter().enumerate() {
+            out.send_to(datagram, to).unwrap();
+            *expected[1 - side].entry("replay".to_string()).or_default() += 1;
+            if i % 4 == 0 {
+                let mut altered = datagram.clone();
+                let at = altered.len() - 20;
+                altered[at] ^= 0x01;
+                out.send_to(&altered, to).unwrap();
+                *expected[1 - side].entry("bad_tag".to_string()).or_default() += 1;
+            }
+        }
+    }
+    let procs = [&mut ann, &mut bob];
+    for (proc, expected) in procs.into_iter().zip(&expected) {
+        wait_for(
+            "the refusals",
+            || proc.dump(),
+            || (refusals(proc) == *expected).then_some(()),
+        );
+        proc.close_stdin();
+        proc.finish();
+        assert!(proc.finish_ok(), "{}", proc.dump());
+        let shown: Vec<Value> = proc
+            .events("message")
+            .into_iter()
+            .filter(|m| m["duplicate"] != true)
+            .collect();
+        assert_eq!(shown.len(), MESSAGES, "{}", proc.dump());
+        let summary = proc.first_event("summary");
+        assert_eq!(summary["duplicates"], 0, "{summary}");
+        for (reason, count) in expected {
+            assert_eq!(summary["rejected"][reason], *count, "{summary}");
+        }
+        // Receipts answered only what was taken: one per message copy.
+        let receipts = proc
+            .events("sent")
+            .iter()
+            .filter(|s| s["kind"] == "receipt")
+            .count();
+        assert_eq!(receipts, MESSAGES, "{}", proc.dump());
+        eprintln!("relay: {expected:?} refused, {MESSAGES} shown once");
+    }
+}
+
+/// A keyed listener (with --echo) and a plain peer: the plain datagrams
+/// are refused (counted; people see one notice per sender and reason),
+/// and nothing goes back, not even an echo.
+#[test]
+fn plain_datagrams_are_refused_by_a_keyed_side() {
+    let key = keygen("plain-key");
+    // It ends by itself after 6 datagrams: every one was handled then.
+    let mut listen = Proc::dgram(&[
+        "listen",
+        "127.0.0.1:0",
+        "--key-file",
+        key.to_str().unwrap(),
+        "--echo",
+        "--count",
+        "6",
+    ]);
+    listen.wait_stdout_contains("listening on 127.0.0.1:");
+    let addr: SocketAddr = listen
+        .stdout()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let peer = UdpSocket::bind(any_local_addr()).unwrap();
+    for _ in 0..5 {
+        peer.send_to(b"hello", addr).unwrap();
+    }
+    peer.send_to(b"", addr).unwrap();
+    listen.finish();
+    assert!(listen.finish_ok(), "{}", listen.dump());
+    let out = listen.stdout();
+    assert!(out.contains("refused 6 (plain 6)"), "{}", listen.dump());
+    assert_eq!(
+        out.matches("!! refused").count(),
+        1,
+        "one notice per sender and reason: {}",
+        listen.dump()
+    );
+    assert!(
+        out.contains("a plain datagram, and this chat takes only sealed envelopes"),
+        "{}",
+        listen.dump()
+    );
+    assert!(out.contains("sent 0 (0 B)"), "{}", listen.dump());
+    peer.set_nonblocking(true).unwrap();
+    assert!(peer.recv(&mut [0; 64]).is_err(), "nothing goes back");
+}
+
+/// A key file others can read is used with a warning; a missing one, a
+/// short one and one with other characters are usage errors (exit 2);
+/// `keygen` never writes over a file.
+#[test]
+fn key_files_are_checked() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = keygen("checked-key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let again = run(&["keygen", key.to_str().unwrap()]);
+    assert_eq!(again.code(), Some(1), "{}", again.dump());
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut open = Proc::dgram(&["listen", "127.0.0.1:0", "--key-file", key.to_str().unwrap()]);
+    open.wait_stdout_contains("listening on");
+    let warned = open.stderr();
+    assert!(
+        warned.contains("can be read by others (mode 0644)") && warned.contains("chmod 600"),
+        "{}",
+        open.dump()
+    );
+    stop_listener(&mut open);
+    let short = temp_path("short");
+    std::fs::write(&short, "abcd\n").unwrap();
+    let not_hex = temp_path("nothex");
+    std::fs::write(&not_hex, "z".repeat(64)).unwrap();
+    let missing = temp_path("missing");
+    for (path, words) in [
+        (&short, "holds 4 characters"),
+        (&not_hex, "not all hex digits"),
+        (&missing, "does not exist (make one with `dgram keygen"),
+    ] {
+        let proc = run(&[
+            "chat",
+            "--peer",
+            "127.0.0.1:9",
+            "--key-file",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(proc.code(), Some(2), "{}", proc.dump());
+        assert!(proc.stderr().contains(words), "{}", proc.dump());
+        assert!(
+            !proc.stderr().contains(&"z".repeat(8)),
+            "no key bytes in errors"
+        );
+    }
+}
+
+fn stop_listener(listen: &mut Proc) {
+    listen.signal(nix::sys::signal::Signal::SIGTERM);
+    listen.finish();
+    assert!(listen.finish_ok(), "{}", listen.dump());
+}
