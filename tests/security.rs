@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -27,7 +27,7 @@ fn keygen(name: &str) -> PathBuf {
 
 /// A keyed chat on 127.0.0.1 (port from the system) talking to `peer`,
 /// its input a pipe left open.
-fn keyed_chat(key: &PathBuf, name: &str, peer: SocketAddr) -> (Proc, SocketAddr) {
+fn keyed_chat(key: &Path, name: &str, peer: SocketAddr) -> (Proc, SocketAddr) {
     let mut chat = Proc::dgram(&[
         "chat",
         "--bind",

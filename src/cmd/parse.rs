@@ -34,7 +34,23 @@ pub fn socket_addr(text: &str) -> Result<SocketAddr, String> {
     parse_socket_addr(text).map(canonical)
 }
 
+/// [`socket_addr`] without name resolution: a host name is refused, never
+/// looked up (for fuzzing, which must not send DNS queries).
+pub fn socket_addr_offline(text: &str) -> Result<SocketAddr, String> {
+    parse_socket_addr_with(text, |host, _| {
+        Err(format!("'{host}' is a host name, not resolved here"))
+    })
+    .map(canonical)
+}
+
 fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
+    parse_socket_addr_with(text, resolve)
+}
+
+fn parse_socket_addr_with(
+    text: &str,
+    resolve: impl Fn(&str, u16) -> Result<SocketAddr, String>,
+) -> Result<SocketAddr, String> {
     if let Some(rest) = text.strip_prefix('[') {
         return bracketed(text, rest);
     }

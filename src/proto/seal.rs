@@ -58,6 +58,12 @@ impl Key {
         Ok(Key(bytes))
     }
 
+    /// A key of these bytes (tests and fuzzing; real keys come from
+    /// [`Key::generate`] and key files).
+    pub fn from_bytes(bytes: [u8; 32]) -> Key {
+        Key(bytes)
+    }
+
     /// The key as a key file holds it: 64 hex digits and a newline.
     fn to_file_text(&self) -> String {
         let mut text: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
