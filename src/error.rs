@@ -235,6 +235,9 @@ impl Error {
     /// What the user can do about it, when dgram knows.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::WriteKey { source, .. } if source.kind() == io::ErrorKind::AlreadyExists => {
+                Some("keygen never writes over a file (it may be a key in use): choose another name, or remove that file first".to_string())
+            }
             Error::JoinGroup { iface: None, .. } => Some(
                 "no route leads to the group: name the interface with --iface NAME (see `ip addr`)"
                     .to_string(),

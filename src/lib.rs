@@ -31,7 +31,9 @@
 //!   (new, reordered, duplicate and missing messages), [`outbound`](proto::outbound)
 //!   (sequence numbers, pending messages, final states),
 //!   [`members`](proto::members) (a group's members and each group message's
-//!   receipts, member by member), [`rto`](proto::rto)
+//!   receipts, member by member), [`seal`](proto::seal) (sealed envelopes:
+//!   the key, XChaCha20-Poly1305, the replay window, refusals),
+//!   [`rto`](proto::rto)
 //!   (RFC 6298 timers), [`random`](proto::random) (session ids, jitter).
 //! - [`runtime`]: the moving parts. [`pipeline`](runtime::pipeline) (endpoint,
 //!   receiver, job, display loop, ordered stop; a plan without a job runs

@@ -824,3 +824,42 @@ fn broadcast_takes_only_a_broadcast_address() {
     assert_eq!(joined["iface_addr"], lan.addr(0).to_string(), "{joined}");
     watcher.kill();
 }
+
+/// A hello is answered with a hello of ours, never a larger one: a member
+/// whose name is long answers a short-named newcomer's hello without its
+/// name (no amplification).
+#[test]
+fn hello_replies_never_outgrow_the_hello() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let long = "a-member-with-a-rather-long-name-indeed";
+    let group = ["--group", GROUP];
+    let mut ann = member(&lan, 0, long, &group, &[]);
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.77.0.2", 0))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("10.77.0.2"))
+hello = bytes.fromhex(sys.argv[1])
+s.sendto(hello, ("239.1.2.3", 5000))
+s.settimeout(10)
+data, peer = s.recvfrom(65535)
+print(len(hello), len(data), data[:3].hex(), flush=True)
+"#;
+    // A hello from session 0102…08, name "b": F5 01 03, session, 01 'b'.
+    let hello = "f501030102030405060708".to_string() + "0162";
+    let mut python = lan.spawn(1, "python3", &["-c", script, &hello]);
+    python.finish();
+    assert!(python.finish_ok(), "{}", python.dump());
+    let out = python.stdout();
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    let (sent, reply): (usize, usize) = (fields[0].parse().unwrap(), fields[1].parse().unwrap());
+    assert_eq!(fields[2], "f50103", "the reply is a hello: {out}");
+    assert!(
+        reply <= sent,
+        "a {sent}-byte hello answered with {reply} bytes"
+    );
+    wait_for_change(&ann, "b", "joined");
+    ann.kill();
+}

@@ -15,7 +15,7 @@ use dgram::proto::envelope::{self, Message};
 use dgram::proto::seal::{Key, Sealer};
 use serde_json::Value;
 
-use crate::util::{Proc, any_local_addr, run, temp_path, wait_for};
+use crate::util::{Proc, Pty, any_local_addr, run, temp_path, wait_for};
 
 /// A new key file (mode 0600) from `dgram keygen`.
 fn keygen(name: &str) -> PathBuf {
@@ -320,7 +320,7 @@ fn plain_datagrams_are_refused_by_a_keyed_side() {
         listen.dump()
     );
     assert!(
-        out.contains("a plain datagram, and this chat takes only sealed envelopes"),
+        out.contains("a plain datagram, and only sealed envelopes are taken here"),
         "{}",
         listen.dump()
     );
@@ -380,4 +380,219 @@ fn stop_listener(listen: &mut Proc) {
     listen.signal(nix::sys::signal::Signal::SIGTERM);
     listen.finish();
     assert!(listen.finish_ok(), "{}", listen.dump());
+}
+
+/// The history file and the `--log` file are created 0600, and only what
+/// the user typed goes into the history, never what a peer sent.
+#[test]
+fn history_and_log_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let history = temp_path("private-history");
+    let log = temp_path("private-log");
+    let peer = UdpSocket::bind(any_local_addr()).unwrap();
+    let peer_addr = peer.local_addr().unwrap().to_string();
+    let mut chat = Pty::dgram(
+        &[
+            "chat",
+            "--bind",
+            "127.0.0.1:0",
+            "--peer",
+            &peer_addr,
+            "--history",
+            history.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+            "--plain",
+        ],
+        "xterm",
+    );
+    let addr = chat.bound_addr();
+    peer.send_to(b"a peer's secret", addr).unwrap();
+    chat.expect("a peer's secret");
+    chat.type_line("typed by the user");
+    chat.expect("typed by the user");
+    chat.type_line("/quit");
+    assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
+    for path in [&history, &log] {
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+    }
+    let kept = std::fs::read_to_string(&history).unwrap();
+    assert!(kept.contains("typed by the user"), "{kept}");
+    assert!(
+        !kept.contains("secret"),
+        "a peer's words in the history: {kept}"
+    );
+}
+
+/// The events that report a datagram received (each starts the answers
+/// that follow it in the stream).
+const RECEIVED: [&str; 7] = [
+    "datagram",
+    "message",
+    "malformed",
+    "presence",
+    "stray_receipt",
+    "receipt",
+    "rejected",
+];
+
+/// Sends `workload` one datagram at a time to the listener `listen` (at
+/// `to`), each once the previous one was reported, then stops it and
+/// checks, datagram by datagram, that the bytes sent back in answer never
+/// exceed the bytes received, and that what the socket got back is what
+/// the listener says it sent. Returns (bytes in, bytes out).
+fn answers_never_outgrow(mut listen: Proc, to: SocketAddr, workload: &[Vec<u8>]) -> (usize, usize) {
+    let peer = UdpSocket::bind(any_local_addr()).unwrap();
+    let me = peer.local_addr().unwrap().to_string();
+    let received = |proc: &Proc| {
+        RECEIVED
+            .iter()
+            .map(|name| proc.events(name).len())
+            .sum::<usize>()
+    };
+    for (i, datagram) in workload.iter().enumerate() {
+        peer.send_to(datagram, to).unwrap();
+        wait_for(
+            &format!("datagram {i} reported"),
+            || listen.dump(),
+            || (received(&listen) > i).then_some(()),
+        );
+    }
+    listen.signal(nix::sys::signal::Signal::SIGTERM);
+    listen.finish();
+    // Answers, in the order of the datagrams they answer (a `message`
+    // event's `len` is its text's, so sizes come from the workload).
+    let mut answers: Vec<usize> = Vec::new();
+    for line in listen.stdout().lines() {
+        let Ok(event) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let name = event["event"].as_str().unwrap_or_default();
+        if RECEIVED.contains(&name) {
+            answers.push(0);
+        } else if name == "sent" && event["to"] == me.as_str() {
+            *answers
+                .last_mut()
+                .expect("an answer follows what it answers") +=
+                event["len"].as_u64().unwrap() as usize;
+        }
+    }
+    assert_eq!(answers.len(), workload.len(), "{}", listen.dump());
+    for (i, (datagram, answer)) in workload.iter().zip(&answers).enumerate() {
+        let size = &datagram.len();
+        assert!(
+            answer <= size,
+            "datagram {i} ({size} B) was answered with {answer} B: {}",
+            listen.dump()
+        );
+    }
+    // What came back is what the listener said it sent, to the byte.
+    let sent_back: usize = answers.iter().sum();
+    peer.set_nonblocking(true).unwrap();
+    let mut got = 0;
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = peer.recv(&mut buf) {
+        got += n;
+    }
+    assert_eq!(got, sent_back, "{}", listen.dump());
+    (workload.iter().map(Vec::len).sum(), sent_back)
+}
+
+/// The listener's address, from its `listening` event.
+fn listening(args: &[&str]) -> (Proc, SocketAddr) {
+    let mut listen = Proc::dgram(args);
+    let local = listen.expect("listening")["local"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (listen, local)
+}
+
+/// No amplification: over plain datagrams, empty ones, messages (their
+/// receipts), hellos, receipts, envelopes that do not decode and other
+/// garbage, an echo server answers each datagram with at most as many
+/// bytes as it received; a keyed one answers only what it authenticated
+/// (its sealed receipts), never forgeries, replays, plain or empty
+/// datagrams.
+#[test]
+fn answers_are_never_larger_than_what_they_answer() {
+    let session = SessionId::random();
+    let long = message(session, 1, &"x".repeat(1200));
+    let hello = envelope::encode_presence(
+        &envelope::Presence {
+            session,
+            name: "a".into(),
+        },
+        false,
+    );
+    let receipt = envelope::encode_receipt(&envelope::Receipt {
+        session,
+        seq: 9,
+        attempt: 1,
+    });
+    let workload = vec![
+        b"hello".to_vec(),
+        Vec::new(),
+        message(session, 2, ""),
+        long,
+        hello,
+        receipt,
+        b"\xf5\x01\x09garbage".to_vec(),
+        b"\xf5".to_vec(),
+        vec![0xab; 1400],
+    ];
+    let (listen, addr) = listening(&[
+        "listen",
+        "127.0.0.1:0",
+        "--echo",
+        "--echo-rate",
+        "0",
+        "--json",
+    ]);
+    let (bytes_in, bytes_out) = answers_never_outgrow(listen, addr, &workload);
+    eprintln!(
+        "unkeyed echo server: {} datagrams, {bytes_in} B in, {bytes_out} B out",
+        workload.len()
+    );
+
+    let key_path = keygen("amplify-key");
+    let (key, _) = Key::from_file(&key_path).unwrap();
+    let mut sealer = Sealer::new(&key).unwrap();
+    let sealed = sealer.seal(&message(session, 1, "sealed"));
+    let sealed_hello = sealer.seal(&envelope::encode_presence(
+        &envelope::Presence {
+            session,
+            name: "b".into(),
+        },
+        false,
+    ));
+    let forged = Sealer::new(&Key::generate().unwrap())
+        .unwrap()
+        .seal(&message(session, 2, "forged"));
+    let keyed_workload = vec![
+        sealed.clone(),
+        forged,
+        b"plain".to_vec(),
+        Vec::new(),
+        sealed,
+        sealed_hello,
+        sealer.seal(&message(session, 3, "")),
+    ];
+    let (listen, addr) = listening(&[
+        "listen",
+        "127.0.0.1:0",
+        "--echo",
+        "--echo-rate",
+        "0",
+        "--json",
+        "--key-file",
+        key_path.to_str().unwrap(),
+    ]);
+    let (bytes_in, bytes_out) = answers_never_outgrow(listen, addr, &keyed_workload);
+    eprintln!(
+        "keyed listener: {} datagrams, {bytes_in} B in, {bytes_out} B out",
+        keyed_workload.len()
+    );
 }

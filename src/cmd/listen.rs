@@ -67,6 +67,9 @@ pub fn run(
     {
         return Ok(display.snapshot().summary);
     }
+    if options.key.is_some() && options.format == crate::output::Format::Human {
+        display.write(&[crate::cmd::chat::SEALED_NOTE.to_string()])?;
+    }
     let plain: Box<dyn Handler> = match options.echo {
         Some(rate) => Box::new(Echo::new(pipeline.local_addr(), rate)),
         None => Box::new(Show),

@@ -268,14 +268,15 @@ impl<'a> Display<'a> {
     /// Also appends every message received and sent, and every final
     /// state, to `path` as JSON lines (created if needed).
     pub fn log_to(mut self, path: &Path) -> Result<Self, Error> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| Error::WriteLog {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        // What was said is private: a new log is the user's alone.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path).map_err(|source| Error::WriteLog {
+            path: path.to_path_buf(),
+            source,
+        })?;
         self.log = Some(Log {
             path: path.to_path_buf(),
             file,

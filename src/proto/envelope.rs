@@ -230,6 +230,8 @@ fn decode_body(version: u8, kind: u8, body: &[u8]) -> Result<Envelope, Malformed
                 Envelope::Bye(presence)
             })
         }
+        // A sealed envelope (`--key-file`) opens only with the key.
+        crate::proto::seal::KIND_SEALED => Err(Malformed::BadField("sealed: needs --key-file")),
         other => Err(Malformed::UnknownKind(other)),
     }
 }

@@ -193,7 +193,7 @@ impl Rejection {
     /// What it means, for people.
     pub fn describe(self) -> &'static str {
         match self {
-            Rejection::Plain => "a plain datagram, and this chat takes only sealed envelopes",
+            Rejection::Plain => "a plain datagram, and only sealed envelopes are taken here",
             Rejection::Unsealed => "an envelope not sealed with a key",
             Rejection::UnknownVersion => "an envelope of an unknown version",
             Rejection::Malformed => "a sealed envelope that does not decode",

@@ -70,6 +70,9 @@ pub struct ChatOptions {
 /// millisecond; a lost message is tried again after at least 200 ms).
 pub const HOLD_SENT_LINE: Duration = Duration::from_millis(150);
 
+/// What a keyed chat or listener says once, under its banner.
+pub const SEALED_NOTE: &str = "messages, receipts and hellos are sealed with the key file (XChaCha20-Poly1305); whatever is not sealed with it is refused and counted";
+
 /// Where a chat's input comes from and its output goes.
 pub enum ChatIo {
     /// The process's standard streams; the mode follows from them.
@@ -171,6 +174,9 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
             Mode::Piped => "each line of input is one message",
         };
         display.write(&[format!("chat on {local}, {peer}: {how}")])?;
+        if options.messenger.key.is_some() {
+            display.write(&[SEALED_NOTE.to_string()])?;
+        }
     }
     if let Some(prepared) = &prepared
         && !prepared.warnings.is_empty()

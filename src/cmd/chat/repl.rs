@@ -161,7 +161,17 @@ pub fn editor(history: Option<&Path>) -> Result<Prepared, Error> {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        match path.exists().then(|| editor.load_history(path)) {
+        // A new history file is the user's alone (what was typed may be
+        // private); rustyline would create it with the umask's mode.
+        if !path.exists() {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let _ = options.open(path);
+        }
+        let empty = std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+        match (path.exists() && !empty).then(|| editor.load_history(path)) {
             Some(Err(source)) => warnings.push(warning(&Error::LoadHistory {
                 path: path.to_path_buf(),
                 source,
