@@ -127,6 +127,11 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 /// names both others and nobody missing, nobody shows its own message
 /// looped back, and every member exits 0.
 fn three_hosts_talk(option: &str) {
+    three_hosts_talk_with(option, &[]);
+}
+
+/// [`three_hosts_talk`], each member started with `extra` options too.
+fn three_hosts_talk_with(option: &str, extra: &[&str]) {
     let Some(lan) = Lan::or_skip(3) else {
         return;
     };
@@ -141,7 +146,7 @@ fn three_hosts_talk(option: &str) {
     let mut procs: Vec<Proc> = names
         .iter()
         .enumerate()
-        .map(|(host, name)| member(&lan, host, name, group, &[]))
+        .map(|(host, name)| member(&lan, host, name, group, extra))
         .collect();
     wait_for_everyone(&procs.iter().collect::<Vec<_>>(), &names);
     for (proc, name) in procs.iter_mut().zip(names) {
@@ -170,6 +175,7 @@ fn three_hosts_talk(option: &str) {
         let summary = proc.first_event("summary");
         assert_eq!(summary["delivered"], 1, "{me}: {summary}");
         assert_eq!(summary["failed"], 0, "{me}: {summary}");
+        assert!(summary.get("rejected").is_none(), "{me}: {summary}");
     }
 }
 
@@ -184,6 +190,16 @@ fn three_hosts_talk_over_multicast() {
 #[test]
 fn three_hosts_talk_over_ipv6_multicast() {
     three_hosts_talk("--group6");
+}
+
+/// A keyed room (`--key-file`): hellos, messages, receipts and byes all
+/// sealed; the same exchange, and nothing refused.
+#[test]
+fn three_hosts_talk_sealed() {
+    let key = crate::util::temp_path("group-key");
+    let proc = crate::util::run(&["keygen", key.to_str().unwrap()]);
+    assert!(proc.finish_ok(), "{}", proc.dump());
+    three_hosts_talk_with("--group", &["--key-file", key.to_str().unwrap()]);
 }
 
 /// Broadcast: the same room over the LAN's broadcast address.
