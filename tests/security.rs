@@ -543,14 +543,15 @@ fn answers_are_never_larger_than_what_they_answer() {
         b"\xf5".to_vec(),
         vec![0xab; 1400],
     ];
-    let (listen, addr) = listening(&[
+    let echo = [
         "listen",
         "127.0.0.1:0",
         "--echo",
         "--echo-rate",
         "0",
         "--json",
-    ]);
+    ];
+    let (listen, addr) = listening(&echo);
     let (bytes_in, bytes_out) = answers_never_outgrow(listen, addr, &workload);
     eprintln!(
         "unkeyed echo server: {} datagrams, {bytes_in} B in, {bytes_out} B out",
@@ -580,16 +581,8 @@ fn answers_are_never_larger_than_what_they_answer() {
         sealed_hello,
         sealer.seal(&message(session, 3, "")),
     ];
-    let (listen, addr) = listening(&[
-        "listen",
-        "127.0.0.1:0",
-        "--echo",
-        "--echo-rate",
-        "0",
-        "--json",
-        "--key-file",
-        key_path.to_str().unwrap(),
-    ]);
+    let keyed = [&echo[..], &["--key-file", key_path.to_str().unwrap()]].concat();
+    let (listen, addr) = listening(&keyed);
     let (bytes_in, bytes_out) = answers_never_outgrow(listen, addr, &keyed_workload);
     eprintln!(
         "keyed listener: {} datagrams, {bytes_in} B in, {bytes_out} B out",
