@@ -291,7 +291,8 @@ struct ChatArgs {
     /// Seal every message, receipt and hello with the key in FILE (from
     /// dgram keygen), and take only datagrams sealed with it: encrypted,
     /// authenticated, replays refused. Every member needs the same file.
-    #[arg(long, value_name = "FILE")]
+    /// A keyed chat keeps no history unless --history is given.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["raw", "plain"])]
     key_file: Option<PathBuf>,
     /// In a group: say hello every MS milliseconds (jittered by ±25%); a
     /// member silent for 3.5 times this is taken to have left.
@@ -484,7 +485,10 @@ fn run(command: Command) -> Result<(), Error> {
                 (None, Some(peer)) => any_port_for(peer),
                 (None, None) => SocketAddr::from(([127, 0, 0, 1], 9000)),
             });
-            let history = if args.no_history {
+            // What is typed in a keyed chat is private: no history file
+            // unless one is asked for.
+            let history = if args.no_history || (args.key_file.is_some() && args.history.is_none())
+            {
                 None
             } else {
                 args.history.or_else(default_history)
@@ -594,6 +598,14 @@ fn run(command: Command) -> Result<(), Error> {
             }
         }
         Command::Keygen { file } => {
+            if file.as_os_str() == "-" || file.is_dir() {
+                return Err(Error::Usage {
+                    message: format!(
+                        "keygen writes a new file: {} is not one (give a path such as team.key)",
+                        file.display()
+                    ),
+                });
+            }
             let key = Key::generate().map_err(|source| Error::Randomness { source })?;
             key.write_new(&file)?;
             let path = file.display();

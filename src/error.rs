@@ -120,7 +120,12 @@ pub enum Error {
 
     /// Messages sent were not delivered (a chat from a pipe ends so).
     #[error("{failed} of {messages} message{} not delivered", if *messages == 1 { "" } else { "s" })]
-    NotDelivered { failed: u64, messages: u64 },
+    NotDelivered {
+        failed: u64,
+        messages: u64,
+        /// The chat was keyed (`--key-file`).
+        keyed: bool,
+    },
 
     /// The `--log` file could not be opened or written.
     #[error("could not write the log file {}", path.display())]
@@ -235,6 +240,9 @@ impl Error {
     /// What the user can do about it, when dgram knows.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::WriteKey { source, .. } if source.kind() == io::ErrorKind::NotFound => Some(
+                "its directory does not exist: create it first (mkdir -p)".to_string(),
+            ),
             Error::WriteKey { source, .. } if source.kind() == io::ErrorKind::AlreadyExists => {
                 Some("keygen never writes over a file (it may be a key in use): choose another name, or remove that file first".to_string())
             }
@@ -300,6 +308,10 @@ impl Error {
             }
             Error::TooManyPending { .. } => Some(
                 "wait for their receipts or failures (/pending lists them)".to_string(),
+            ),
+            Error::NotDelivered { keyed: true, .. } => Some(
+                "the receipt lines above say which and why; a keyed chat gets receipts only from peers with the same --key-file: check that the other side uses this key"
+                    .to_string(),
             ),
             Error::NotDelivered { .. } => Some(
                 "the receipt lines above say which and why; a peer that is not dgram (nc, socat) sends no receipts: give it --plain"

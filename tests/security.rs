@@ -198,8 +198,8 @@ impl Relay {
 }
 
 /// A relay between two keyed chats forwards every datagram, then replays
-/// every one of them, and sends a copy of every fourth with one byte of
-/// its ciphertext flipped: each message was shown exactly once, every
+/// every one of them (and one more from another address), and sends a
+/// copy of every fourth with one byte of its ciphertext flipped: each message was shown exactly once, every
 /// replay was refused as a replay and every altered copy as a bad tag,
 /// and nothing refused was answered.
 #[test]
@@ -248,6 +248,12 @@ fn replays_and_tampering_are_refused() {
             }
         }
     }
+    // A replay from another address is still a replay: the window is the
+    // sender's, whatever address its datagrams come from.
+    let elsewhere = UdpSocket::bind(any_local_addr()).unwrap();
+    let first = relay.seen[0].lock().unwrap()[0].clone();
+    elsewhere.send_to(&first, bob_addr).unwrap();
+    *expected[1].entry("replay".to_string()).or_default() += 1;
     let procs = [&mut ann, &mut bob];
     for (proc, expected) in procs.into_iter().zip(&expected) {
         wait_for(
@@ -355,6 +361,23 @@ fn key_files_are_checked() {
     let not_hex = temp_path("nothex");
     std::fs::write(&not_hex, "z".repeat(64)).unwrap();
     let missing = temp_path("missing");
+    // A key and a way to send in clear do not go together.
+    for clear in ["--raw", "--plain"] {
+        let proc = run(&[
+            "chat",
+            "--peer",
+            "127.0.0.1:9",
+            "--key-file",
+            key.to_str().unwrap(),
+            clear,
+        ]);
+        assert_eq!(proc.code(), Some(2), "{}", proc.dump());
+        assert!(
+            proc.stderr().contains("cannot be used with"),
+            "{}",
+            proc.dump()
+        );
+    }
     for (path, words) in [
         (&short, "holds 4 characters"),
         (&not_hex, "not all hex digits"),
@@ -588,4 +611,36 @@ fn answers_are_never_larger_than_what_they_answer() {
         "keyed listener: {} datagrams, {bytes_in} B in, {bytes_out} B out",
         keyed_workload.len()
     );
+}
+
+/// At a keyed chat's prompt, the commands that send plain datagrams
+/// (`/empty`, `/size`, `/hex`, `/burst`, `/plain`) are refused: nothing
+/// leaves in clear.
+#[test]
+fn a_keyed_prompt_sends_nothing_in_clear() {
+    let key = keygen("prompt-key");
+    let peer = UdpSocket::bind(any_local_addr()).unwrap();
+    let peer_addr = peer.local_addr().unwrap().to_string();
+    let mut chat = Pty::dgram(
+        &[
+            "chat",
+            "--bind",
+            "127.0.0.1:0",
+            "--peer",
+            &peer_addr,
+            "--key-file",
+            key.to_str().unwrap(),
+            "--no-history",
+        ],
+        "xterm",
+    );
+    chat.bound_addr();
+    for command in ["/empty", "/size 10", "/hex 00ff", "/burst 3", "/plain"] {
+        chat.type_line(command);
+        chat.expect("a keyed chat sends only sealed messages");
+    }
+    chat.type_line("/quit");
+    assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
+    peer.set_nonblocking(true).unwrap();
+    assert!(peer.recv(&mut [0; 64]).is_err(), "something left in clear");
 }

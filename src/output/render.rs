@@ -206,6 +206,12 @@ impl Renderer {
                 group_mark(receipt),
                 preview(&receipt.payload)
             )),
+            Event::Malformed { datagram, reason } if reason.starts_with("sealed") => {
+                lines.push(format!(
+                    "{}  [sealed dgram envelope: this side has no --key-file to open it]",
+                    datagram_line(datagram)
+                ));
+            }
             Event::Malformed { datagram, reason } => lines.push(format!(
                 "{}  [malformed dgram envelope: {reason}]",
                 datagram_line(datagram)

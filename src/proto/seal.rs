@@ -78,7 +78,7 @@ impl Key {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             bad(match e.kind() {
                 io::ErrorKind::NotFound => {
                     format!(
@@ -89,6 +89,7 @@ impl Key {
                 _ => e.to_string(),
             })
         })?;
+        let text = String::from_utf8_lossy(&bytes);
         let digits = text.trim();
         if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad(format!(

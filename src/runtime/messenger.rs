@@ -34,6 +34,10 @@ use crate::proto::{
 /// cannot grow memory.
 const MAX_SESSIONS: usize = 4096;
 
+/// Senders whose first refusal for a reason is shown, per reason; the rest
+/// are only counted.
+const NOTICED_SENDERS: usize = 8;
+
 /// The most peers whose kind (plain or dgram) and name are remembered.
 const MAX_PEERS: usize = 4096;
 
@@ -165,9 +169,10 @@ struct State {
     group: Option<GroupState>,
     /// Seals what is sent and opens what arrives (`--key-file`).
     sealer: Option<Sealer>,
-    /// A replay window per sender (address and nonce prefix), with when
-    /// it was last used.
-    windows: HashMap<(SocketAddr, [u8; 16]), (ReplayWindow, Instant)>,
+    /// A replay window per sender run (its nonce prefix, whatever address
+    /// its datagrams come from: a replay from another address is still a
+    /// replay), with when it was last used.
+    windows: HashMap<[u8; 16], (ReplayWindow, Instant)>,
 }
 
 /// A group member's view of its group.
@@ -477,6 +482,11 @@ impl Messenger {
     /// How often this side says hello (a group member).
     pub fn hello_every(&self) -> Duration {
         self.lock().options.hello
+    }
+
+    /// True when every envelope is sealed (`--key-file`).
+    pub fn is_keyed(&self) -> bool {
+        self.lock().sealer.is_some()
     }
 
     /// The group this side is a member of.
@@ -981,7 +991,7 @@ impl Protocol {
                 sealer.open(&datagram.payload)
             };
             opened.and_then(|opened| {
-                let key = (datagram.from, opened.prefix);
+                let key = opened.prefix;
                 if !state.windows.contains_key(&key) && state.windows.len() >= MAX_SESSIONS {
                     forget_oldest(&mut state.windows, |(_, last)| *last);
                 }
@@ -1024,7 +1034,11 @@ impl Protocol {
         reason: Rejection,
         outbox: &Outbox,
     ) -> Result<(), Closed> {
-        let first = self.refused.len() < MAX_PEERS && self.refused.insert((datagram.from, reason));
+        // The first per sender and reason is shown, for at most
+        // NOTICED_SENDERS senders per reason (a flood from many ports is
+        // counted, not printed line by line).
+        let noticed = self.refused.iter().filter(|(_, r)| *r == reason).count();
+        let first = noticed < NOTICED_SENDERS && self.refused.insert((datagram.from, reason));
         outbox.emit_received(Event::Rejected {
             from: datagram.from,
             reason,

@@ -278,6 +278,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         return Err(Error::NotDelivered {
             failed: summary.failed,
             messages: summary.messages_sent,
+            keyed: options.messenger.key.is_some(),
         });
     }
     if summary.skipped_lines > 0 {

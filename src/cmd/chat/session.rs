@@ -175,6 +175,18 @@ impl Session {
     /// Runs one command.
     pub fn execute(&mut self, command: Command, control: &JobControl) -> Outcome {
         let lines = match command {
+            Command::Empty
+            | Command::Size(_)
+            | Command::Hex(_)
+            | Command::Burst { .. }
+            | Command::Plain
+                if self.messenger.is_keyed() =>
+            {
+                vec![
+                    "a keyed chat sends only sealed messages: this would go out in clear (dgram send sends raw datagrams)"
+                        .to_string(),
+                ]
+            }
             Command::Empty => self.send_reporting(&[]),
             Command::Size(n) => match self.fits(n) {
                 Ok(()) => self.send_reporting(&pattern(n)),
