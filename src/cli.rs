@@ -16,6 +16,7 @@ use crate::cmd::bench;
 use crate::cmd::chat::repl::default_history;
 use crate::cmd::chat::{self, ChatIo, ChatOptions};
 use crate::cmd::docs;
+use crate::cmd::lab;
 use crate::cmd::listen::{self, ListenOptions};
 use crate::cmd::parse;
 use crate::cmd::payload::pattern;
@@ -67,6 +68,10 @@ enum Command {
     /// accounted for: received, dropped by the receiver's kernel, or lost
     /// elsewhere.
     Bench(BenchArgs),
+    /// Run the experiments that test what socket courses say about UDP,
+    /// on loopback: each states a claim, predicts, measures, and gives a
+    /// verdict with the evidence.
+    Lab(LabArgs),
     /// Write a new random 256-bit key to FILE (mode 0600; never over an
     /// existing file), for --key-file: every member of a chat uses the
     /// same key file.
@@ -300,6 +305,26 @@ struct ChatArgs {
     hello: u64,
     #[command(flatten)]
     buffers: BufferArgs,
+}
+
+#[derive(Debug, Args)]
+struct LabArgs {
+    /// Experiments to run (all when none is named; --list names them).
+    #[arg(value_name = "EXPERIMENT")]
+    names: Vec<String>,
+    /// List the experiments and what each shows.
+    #[arg(long)]
+    list: bool,
+    /// One JSON object per experiment instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also write a Markdown report with the tables to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Also draw the loss experiment (loss % and datagrams received against
+    /// the receive buffer) as an SVG chart in FILE.
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -596,6 +621,16 @@ fn run(command: Command) -> Result<(), Error> {
             } else {
                 bench::run(&options, &shutdown, &mut out).map(|_| ())
             }
+        }
+        Command::Lab(args) => {
+            let options = lab::LabOptions {
+                names: args.names,
+                list: args.list,
+                format: Format::json(args.json),
+                report: args.report,
+                chart: args.chart,
+            };
+            lab::run(&options, &mut sink::stdout()).map(|_| ())
         }
         Command::Keygen { file } => {
             if file.as_os_str() == "-" || file.is_dir() {

@@ -187,6 +187,20 @@ pub enum Error {
     #[error("could not install the Ctrl-C/SIGTERM handler")]
     SignalHandler { source: io::Error },
 
+    /// A `dgram lab` experiment could not do what it needed.
+    #[error("the experiment could not {what}")]
+    Lab {
+        what: &'static str,
+        source: std::io::Error,
+    },
+
+    /// A file could not be written (`--report`, `--chart`).
+    #[error("could not write {}", path.display())]
+    WriteFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+
     /// The operating system gave no randomness (for a key or a nonce).
     #[error("the operating system gave no randomness")]
     Randomness { source: std::io::Error },

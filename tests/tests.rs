@@ -16,6 +16,7 @@ mod empty;
 mod foreign;
 mod group;
 mod in_process;
+mod lab;
 mod lines;
 mod loss;
 mod lossy;

@@ -14,6 +14,7 @@
 pub mod bench;
 pub mod chat;
 pub mod docs;
+pub mod lab;
 pub mod listen;
 pub mod parse;
 pub mod payload;

@@ -14,6 +14,7 @@ pub mod bench;
 pub mod chat;
 pub mod datagram;
 pub mod event;
+pub mod lab;
 pub mod latency;
 pub mod peers;
 
