@@ -22,7 +22,8 @@
 //!   [`chat`](model::chat) (messages, receipts, what was sent),
 //!   [`latency`](model::latency) (ping's probes, replies, percentiles),
 //!   [`bench`](mod@model::bench) (bench datagrams, sequence tracking, the
-//!   report's accounting),
+//!   report's accounting), [`lab`](mod@model::lab) (an experiment's claim,
+//!   table, verdict and facts),
 //!   [`event`](model::event) (events and the summary), [`peers`](model::peers)
 //!   (the one peer table and its transitions).
 //! - [`proto`]: the chat protocol without input or output (its
@@ -54,7 +55,8 @@
 //!   [`listen`](cmd::listen), [`send`](cmd::send), [`chat`](cmd::chat)
 //!   (REPL, commands, session, terminal), [`ping`](cmd::ping) (round trips
 //!   on one thread), [`bench`](mod@cmd::bench) (throughput and loss: server,
-//!   client, loopback, GSO/GRO), [`docs`](cmd::docs) (completions,
+//!   client, loopback, GSO/GRO), [`lab`](mod@cmd::lab) (the experiments
+//!   of `dgram lab`, their text, Markdown and SVG), [`docs`](cmd::docs) (completions,
 //!   the manual page), [`payload`](cmd::payload) (patterns, the line reader),
 //!   [`parse`](cmd::parse) (what users type).
 //! - [`cli`]: the command line (clap), exit codes and how errors are printed;
