@@ -97,9 +97,6 @@ pub fn port_state(addr: SocketAddr) -> PortState {
     }
 }
 
-/// True when `ip` is an address of this machine: a loopback address, or
-/// one a socket can be bound to. (A bind to port 0 that is closed at once
-/// sends nothing.)
 /// True when a datagram from `from` was sent by the socket bound to
 /// `local` (a group member hears its own datagrams, looped back by
 /// multicast): the same port, and the same address, or one of this host's
@@ -109,7 +106,9 @@ pub fn is_own(from: SocketAddr, local: SocketAddr) -> bool {
         && (from.ip() == local.ip() || (local.ip().is_unspecified() && is_local(from.ip())))
 }
 
-/// True when `ip` is one of this machine's addresses.
+/// True when `ip` is an address of this machine: a loopback address, or
+/// one a socket can be bound to. (A bind to port 0 that is closed at once
+/// sends nothing.)
 pub fn is_local(ip: IpAddr) -> bool {
     if ip.is_loopback() {
         return true;

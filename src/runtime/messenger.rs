@@ -361,10 +361,13 @@ impl Messenger {
     /// The handler to give the pipeline: it decodes and answers what
     /// arrives, and hands plain datagrams to `plain` (show, echo).
     pub fn handler(&self, plain: Box<dyn Handler>) -> Protocol {
+        let state = self.lock();
         Protocol {
             messenger: self.clone(),
             plain,
             refused: std::collections::HashSet::new(),
+            keyed: state.sealer.is_some(),
+            in_group: state.group.is_some(),
         }
     }
 
@@ -603,6 +606,11 @@ pub struct Protocol {
     plain: Box<dyn Handler>,
     /// Senders and reasons already shown refused (then only counted).
     refused: std::collections::HashSet<(SocketAddr, Rejection)>,
+    /// Sealed envelopes only (`--key-file`); fixed for the run, so the
+    /// receive path need not take the lock to ask.
+    keyed: bool,
+    /// A group member (fixed for the run).
+    in_group: bool,
 }
 
 impl Protocol {
@@ -854,9 +862,7 @@ impl Protocol {
 
     fn on_plain(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
         let from = datagram.from;
-        if self.messenger.lock().group.is_some()
-            && crate::net::addr::is_own(from, outbox.endpoint().local_addr())
-        {
+        if self.in_group && crate::net::addr::is_own(from, outbox.endpoint().local_addr()) {
             // Our own plain datagram (`/empty`, `/burst`), looped back by
             // multicast: not news, and not a plain member.
             return Ok(());
@@ -1061,8 +1067,7 @@ enum Failure {
 
 impl Handler for Protocol {
     fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
-        let keyed = self.messenger.lock().sealer.is_some();
-        if keyed {
+        if self.keyed {
             return self.on_keyed(datagram, outbox);
         }
         if datagram.truncated && datagram.payload.first() == Some(&MAGIC) {
