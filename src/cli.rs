@@ -36,7 +36,8 @@ use crate::proto::rto::{DEFAULT_RETRIES, DEFAULT_RTO_MIN, RtoConfig};
 use crate::proto::seal::Key;
 use crate::runtime::Shutdown;
 use crate::runtime::echo::DEFAULT_ECHO_RATE;
-use crate::runtime::messenger::{Eol, MessengerOptions};
+use crate::proto::{ChatConfig, Eol};
+use crate::runtime::entropy;
 
 /// A terminal UDP datagram messenger that shows what UDP really does:
 /// every sender, every empty or truncated datagram, every kernel drop,
@@ -525,8 +526,8 @@ fn run(command: Command) -> Result<(), Error> {
                 format: Format::json(args.json),
                 history,
                 linger: Duration::from_millis(args.linger),
-                messenger: MessengerOptions {
-                    session: SessionId::random(),
+                protocol: ChatConfig {
+                    session: SessionId::from_random(entropy::seed()),
                     name: args.name.unwrap_or_else(login_name),
                     rto: RtoConfig {
                         retries: args.retries,

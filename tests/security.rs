@@ -85,7 +85,7 @@ fn forged_messages_are_refused() {
     let (mut bob, bob_addr) = keyed_chat(&key, "bob", crate::util::closed_port());
     let (mut ann, ann_addr) = keyed_chat(&key, "ann", bob_addr);
     let mallory = UdpSocket::bind(any_local_addr()).unwrap();
-    let mut forger = Sealer::new(&Key::generate().unwrap()).unwrap();
+    let mut forger = Sealer::with_prefix(&Key::generate().unwrap(), [7; 16]);
     let session = SessionId::random();
     // Every forgery is refused or, if bob's socket buffer was full, dropped
     // by his kernel and counted there: the two add up to what was sent.
@@ -606,7 +606,7 @@ fn answers_are_never_larger_than_what_they_answer() {
 
     let key_path = keygen("amplify-key");
     let (key, _) = Key::from_file(&key_path).unwrap();
-    let mut sealer = Sealer::new(&key).unwrap();
+    let mut sealer = Sealer::with_prefix(&key, [9; 16]);
     let sealed = sealer.seal(&message(session, 1, "sealed"));
     let sealed_hello = sealer.seal(&envelope::encode_presence(
         &envelope::Presence {
@@ -615,9 +615,7 @@ fn answers_are_never_larger_than_what_they_answer() {
         },
         false,
     ));
-    let forged = Sealer::new(&Key::generate().unwrap())
-        .unwrap()
-        .seal(&message(session, 2, "forged"));
+    let forged = Sealer::with_prefix(&Key::generate().unwrap(), [8; 16]).seal(&message(session, 2, "forged"));
     let keyed_workload = vec![
         sealed.clone(),
         forged,

@@ -41,7 +41,7 @@ use crate::net::{Buffers, Endpoint, SocketOptions};
 use crate::output::render::duration;
 use crate::output::sink::MemorySink;
 use crate::output::{Format, Sink};
-use crate::proto::random::seed;
+use crate::runtime::entropy::seed;
 use crate::runtime::Shutdown;
 
 /// The control protocol's version, in every hello.

@@ -9,7 +9,9 @@ use crate::net::group::GroupOptions;
 use crate::output::{Display, Format, Renderer, Shown, Sink};
 use crate::proto::seal::Key;
 use crate::runtime::echo::Echo;
-use crate::runtime::messenger::{Messenger, MessengerOptions};
+use crate::proto::{ChatConfig, SessionId};
+use crate::runtime::driver::Driver;
+use crate::runtime::entropy;
 use crate::runtime::{Handler, Pipeline, Plan, Show, Shutdown};
 
 /// What `dgram listen` was asked to do.
@@ -79,12 +81,12 @@ pub fn run(
         plain
     } else {
         // Messages are shown decoded and acknowledged; the rest as ever.
-        let mut receiver = MessengerOptions::receiver();
+        let mut receiver = ChatConfig::receiver(SessionId::from_random(entropy::seed()));
         // A group is watched, not joined as a member.
         receiver.silent = options.group.is_some();
         receiver.key = options.key.clone();
-        let messenger = Messenger::new(pipeline.outbox(), receiver)?;
-        Box::new(messenger.handler(plain))
+        let driver = Driver::new(pipeline.outbox(), receiver)?;
+        Box::new(driver.handler(plain))
     };
     plan.limit = options.count;
     pipeline.run(&mut display, shutdown, plan)?;

@@ -24,7 +24,7 @@ use crate::net::sys::Scratch;
 use crate::net::{Endpoint, SocketOptions};
 use crate::output::render::{duration, plural};
 use crate::output::{Format, Sink};
-use crate::proto::random::seed;
+use crate::runtime::entropy::seed;
 use crate::runtime::Shutdown;
 
 /// Probes sent at a longer interval than this are each shown on a line of

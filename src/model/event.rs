@@ -7,12 +7,13 @@
 
 use std::net::SocketAddr;
 
-use super::chat::{ChatMessage, GroupReceipt, MemberEvent, Outcome, Receipt, SentKind};
+use super::chat::{ChatMessage, GroupReceipt, MemberEvent, Outcome, SentKind, Settled};
 use super::datagram::Datagram;
 use super::peers::{InboundCounts, OutboundCounts};
 use crate::net::addr::PortState;
 use crate::net::group::GroupInfo;
 use crate::net::{Buffers, Capabilities};
+use crate::proto::ChatEvent;
 use crate::proto::seal::Rejection;
 
 /// Something to show or count.
@@ -70,7 +71,7 @@ pub enum Event {
         last: u64,
     },
     /// A message sent reached its final state (or a late receipt came).
-    Receipt(Receipt),
+    Receipt(Settled),
     /// A group member joined, left or restarted.
     Member(MemberEvent),
     /// A message to a group reached its final state, member by member.
@@ -375,6 +376,53 @@ impl Summary {
             | Event::Member(_)
             | Event::Joined(_)
             | Event::Summary { .. } => {}
+        }
+    }
+}
+
+impl From<ChatEvent> for Event {
+    /// The protocol's reports, as events of the run.
+    fn from(event: ChatEvent) -> Event {
+        match event {
+            ChatEvent::Message(message) => Event::Message(message),
+            ChatEvent::Gap {
+                from,
+                name,
+                first,
+                last,
+            } => Event::Gap {
+                from,
+                name,
+                first,
+                last,
+            },
+            ChatEvent::Receipt(settled) => Event::Receipt(settled),
+            ChatEvent::StrayReceipt { from, seq, len } => Event::StrayReceipt { from, seq, len },
+            ChatEvent::PeerKind { peer, plain } => Event::PeerKind { peer, plain },
+            ChatEvent::Member(member) => Event::Member(member),
+            ChatEvent::GroupReceipt(receipt) => Event::GroupReceipt(receipt),
+            ChatEvent::Presence {
+                from,
+                name,
+                bye,
+                len,
+            } => Event::Presence {
+                from,
+                name,
+                bye,
+                len,
+            },
+            ChatEvent::Rejected {
+                from,
+                reason,
+                len,
+                first,
+            } => Event::Rejected {
+                from,
+                reason,
+                len,
+                first,
+            },
         }
     }
 }

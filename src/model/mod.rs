@@ -18,7 +18,7 @@ pub mod lab;
 pub mod latency;
 pub mod peers;
 
-pub use chat::{ChatMessage, Outcome, Receipt, SentKind};
+pub use chat::{ChatMessage, Outcome, SentKind, Settled};
 pub use datagram::Datagram;
 pub use event::{EchoSkip, Event, PeerSummary, Summary};
 pub use peers::{Peer, PeerTable, Transition};

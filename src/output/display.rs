@@ -542,7 +542,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::model::{ChatMessage, Receipt};
+    use crate::model::{ChatMessage, Settled};
     use crate::output::sink::MemorySink;
     use crate::output::{Format, Renderer};
 
@@ -564,7 +564,7 @@ mod tests {
     }
 
     fn delivered(seq: u64) -> Event {
-        Event::Receipt(Receipt {
+        Event::Receipt(Settled {
             to: addr(),
             name: None,
             seq,

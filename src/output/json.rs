@@ -925,7 +925,7 @@ mod tests {
             peers: Vec::new(),
         });
         assert!(
-            line.ends_with(r#""peers_forgotten":12,"rejected":{"bad_tag":2,"malformed":0,"plain":0,"replay":1,"too_old":0,"unknown_version":0,"unsealed":0}}"#),
+            line.ends_with(r#""peers_forgotten":12,"rejected":{"bad_tag":2,"malformed":0,"plain":0,"reflected":0,"replay":1,"too_old":0,"unknown_version":0,"unsealed":0}}"#),
             "{line}"
         );
     }
@@ -1002,7 +1002,7 @@ mod tests {
             r#"{"event":"gap","from":"127.0.0.1:9001","name":"alice","first":4,"last":6,"count":3}"#
         );
         let receipt = |outcome, rtt, ended| {
-            Event::Receipt(crate::model::Receipt {
+            Event::Receipt(crate::model::Settled {
                 to: addr("127.0.0.1:9001"),
                 name: Some("bob".into()),
                 seq: 7,

@@ -12,7 +12,7 @@ use super::json;
 use crate::model::chat::{GroupReceipt, MemberChange, MemberEvent};
 use crate::model::peers::{InboundCounts, OutboundCounts};
 use crate::model::{
-    ChatMessage, Datagram, EchoSkip, Event, Outcome, Receipt, SentKind, Summary, Transition,
+    ChatMessage, Datagram, EchoSkip, Event, Outcome, SentKind, Settled, Summary, Transition,
 };
 use crate::net::addr::PortState;
 use crate::net::group::{GroupInfo, GroupKind};
@@ -302,7 +302,7 @@ pub fn message_line(message: &ChatMessage) -> String {
 
 /// What a delivered receipt adds to the line of its message:
 /// `ok 0.4 ms` (and the tries, when more than one).
-pub fn delivered_mark(receipt: &Receipt) -> String {
+pub fn delivered_mark(receipt: &Settled) -> String {
     let mut mark = "  ok".to_string();
     if let Some(rtt) = receipt.rtt {
         let _ = write!(mark, " {}", duration(rtt));
@@ -387,7 +387,7 @@ pub fn member_line(member: &MemberEvent) -> String {
 }
 
 /// A receipt on a line of its own.
-pub fn receipt_line(receipt: &Receipt) -> String {
+pub fn receipt_line(receipt: &Settled) -> String {
     let who = label(receipt.to, receipt.name.as_deref());
     let seq = receipt.seq;
     let text = preview(&receipt.payload);
@@ -747,7 +747,7 @@ mod tests {
     /// receipt on the line of its message is a short mark.
     #[test]
     fn receipts_say_the_outcome() {
-        let receipt = |outcome, rtt, tries, ended| Receipt {
+        let receipt = |outcome, rtt, tries, ended| Settled {
             to: addr(9),
             name: Some("bob".into()),
             seq: 3,

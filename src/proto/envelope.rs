@@ -43,9 +43,10 @@ const KIND_BYE: u8 = 4;
 pub struct SessionId(pub [u8; 8]);
 
 impl SessionId {
-    /// A fresh random session id.
-    pub fn random() -> SessionId {
-        SessionId(super::random::seed().to_be_bytes())
+    /// The session id made of 8 random bytes drawn by the caller (the
+    /// protocol draws nothing itself).
+    pub fn from_random(bytes: u64) -> SessionId {
+        SessionId(bytes.to_be_bytes())
     }
 }
 
@@ -74,9 +75,10 @@ pub struct Message {
     pub payload: Vec<u8>,
 }
 
-/// A delivery receipt, validated.
+/// A delivery receipt as it is on the wire, validated (what it settled
+/// is [`Settled`](super::report::Settled)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Receipt {
+pub struct Ack {
     /// The session of the peer that sends the receipt (the message's
     /// receiver).
     pub session: SessionId,
@@ -101,7 +103,7 @@ pub enum Envelope {
     /// A message.
     Message(Message),
     /// A receipt for a message.
-    Receipt(Receipt),
+    Receipt(Ack),
     /// A group member is here (on joining, then now and then).
     Hello(Presence),
     /// A group member leaves.
@@ -208,7 +210,7 @@ fn decode_body(version: u8, kind: u8, body: &[u8]) -> Result<Envelope, Malformed
             let (wire, _rest): (WireReceipt, _) =
                 postcard::take_from_bytes(body).map_err(|_| Malformed::Undecodable)?;
             check_seq(wire.seq, wire.attempt)?;
-            Ok(Envelope::Receipt(Receipt {
+            Ok(Envelope::Receipt(Ack {
                 session: SessionId(wire.session),
                 seq: wire.seq,
                 attempt: wire.attempt,
@@ -231,7 +233,7 @@ fn decode_body(version: u8, kind: u8, body: &[u8]) -> Result<Envelope, Malformed
             })
         }
         // A sealed envelope (`--key-file`) opens only with the key.
-        crate::proto::seal::KIND_SEALED => Err(Malformed::BadField("sealed: needs --key-file")),
+        super::seal::KIND_SEALED => Err(Malformed::BadField("sealed: needs --key-file")),
         other => Err(Malformed::UnknownKind(other)),
     }
 }
@@ -259,7 +261,7 @@ pub fn encode_message(message: &Message) -> Vec<u8> {
 }
 
 /// Encodes a receipt.
-pub fn encode_receipt(receipt: &Receipt) -> Vec<u8> {
+pub fn encode_receipt(receipt: &Ack) -> Vec<u8> {
     let wire = WireReceipt {
         session: receipt.session.0,
         seq: receipt.seq,
@@ -314,7 +316,7 @@ mod tests {
                 0xF5, 1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0xAC, 0x02, 1, 2, b'a', b'l', 2, b'h', b'i'
             ]
         );
-        let receipt = encode_receipt(&Receipt {
+        let receipt = encode_receipt(&Ack {
             session: SessionId([8, 7, 6, 5, 4, 3, 2, 1]),
             seq: 300,
             attempt: 2,
@@ -359,7 +361,7 @@ mod tests {
     fn receipts_do_not_amplify() {
         for seq in [1, 127, 128, 1 << 20, MAX_SEQ] {
             let message = message(seq, 255, "", b"");
-            let receipt = Receipt {
+            let receipt = Ack {
                 session: SessionId([0; 8]),
                 seq,
                 attempt: 255,
@@ -383,7 +385,7 @@ mod tests {
                 decode(&encode_message(&message)),
                 Decoded::Envelope(Envelope::Message(message.clone()))
             );
-            let receipt = Receipt { session: SessionId(session), seq, attempt };
+            let receipt = Ack { session: SessionId(session), seq, attempt };
             prop_assert_eq!(
                 decode(&encode_receipt(&receipt)),
                 Decoded::Envelope(Envelope::Receipt(receipt))

@@ -1,13 +1,19 @@
 //! What a receiver learns from one sender session's sequence numbers:
 //! which messages are new, which filled a gap (arrived after a later one),
 //! which are copies, and which are missing.
+//!
+//! Missing numbers are kept as ranges, at most [`MAX_GAPS`] of them: a
+//! sender that jumps far ahead costs one range, not one entry per number
+//! skipped. The numbers below the first one heard from a session are
+//! before this side's time (it joined late, or the sender had sent them
+//! to someone else): they are not missing, and not counted lost.
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
 
-/// The most missing sequence numbers remembered per sender session; older
-/// ones are given up on (still counted as lost), so that a sender that
-/// jumps far ahead cannot grow memory.
-pub const MAX_MISSING: usize = 4096;
+/// The most gaps (ranges of missing numbers) remembered per sender
+/// session; older ones are given up on (still counted as lost), so that a
+/// sender cannot grow memory by skipping numbers.
+pub const MAX_GAPS: usize = 64;
 
 /// What one arriving message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +24,8 @@ pub enum Arrival {
         /// First and last missing number, inclusive.
         gap: Option<(u64, u64)>,
     },
-    /// New, but after a later one: it fills a gap (reordered).
+    /// New, but after a later one: it fills a gap (reordered), or it is
+    /// from before the first number heard.
     Reordered,
     /// A copy of one already received (or given up on).
     Duplicate,
@@ -27,46 +34,98 @@ pub enum Arrival {
 /// The sequence accounting of one sender session.
 #[derive(Debug, Clone, Default)]
 pub struct Arrivals {
+    /// The first number received (0: none yet). Numbers below it are
+    /// before our time.
+    first: u64,
     /// The highest number received.
     highest: u64,
-    /// Numbers below `highest` not received yet.
-    missing: BTreeSet<u64>,
-    /// Missing numbers forgotten to keep `missing` bounded.
+    /// Numbers not received yet, as inclusive ranges in ascending order;
+    /// the numbers below `first` may still be held here (as one range)
+    /// so that their late arrival is told from a copy.
+    gaps: VecDeque<(u64, u64)>,
+    /// Missing numbers (from `first` on) in `gaps`.
+    open: u64,
+    /// Missing numbers forgotten to keep `gaps` bounded.
     given_up: u64,
 }
 
 impl Arrivals {
     /// Records message `seq` (from 1) and says what it is.
     pub fn record(&mut self, seq: u64) -> Arrival {
+        if self.first == 0 {
+            self.first = seq;
+            self.highest = seq;
+            if seq > 1 {
+                self.gaps.push_back((1, seq - 1));
+            }
+            return Arrival::New { gap: None };
+        }
         if seq > self.highest {
             let gap = (seq > self.highest + 1).then(|| (self.highest + 1, seq - 1));
             if let Some((first, last)) = gap {
-                // Only the newest MAX_MISSING numbers of a huge gap are
-                // remembered one by one.
-                let remembered_from = first.max(last.saturating_sub(MAX_MISSING as u64 - 1));
-                self.given_up += remembered_from - first;
-                self.missing.extend(remembered_from..=last);
-                while self.missing.len() > MAX_MISSING {
-                    self.missing.pop_first();
-                    self.given_up += 1;
+                self.gaps.push_back((first, last));
+                self.open += last - first + 1;
+                while self.gaps.len() > MAX_GAPS {
+                    let (a, b) = self.gaps.pop_front().expect("not empty");
+                    let lost = self.counted(a, b);
+                    self.open -= lost;
+                    self.given_up += lost;
                 }
             }
             self.highest = seq;
-            Arrival::New { gap }
-        } else if self.missing.remove(&seq) {
-            Arrival::Reordered
+            return Arrival::New { gap };
+        }
+        // The gap holding `seq`, if any: the last one starting at or
+        // below it.
+        let at = self.gaps.partition_point(|&(a, _)| a <= seq);
+        let Some(i) = at.checked_sub(1).filter(|&i| self.gaps[i].1 >= seq) else {
+            return Arrival::Duplicate;
+        };
+        let (a, b) = self.gaps[i];
+        if seq >= self.first {
+            self.open -= 1;
+        }
+        match (a == seq, b == seq) {
+            (true, true) => {
+                self.gaps.remove(i);
+            }
+            (true, false) => self.gaps[i].0 = seq + 1,
+            (false, true) => self.gaps[i].1 = seq - 1,
+            (false, false) => {
+                self.gaps[i].1 = seq - 1;
+                self.gaps.insert(i + 1, (seq + 1, b));
+                if self.gaps.len() > MAX_GAPS {
+                    let (a, b) = self.gaps.pop_front().expect("not empty");
+                    let lost = self.counted(a, b);
+                    self.open -= lost;
+                    self.given_up += lost;
+                }
+            }
+        }
+        Arrival::Reordered
+    }
+
+    /// How many of the numbers `a..=b` count as missing (those from the
+    /// first heard on).
+    fn counted(&self, a: u64, b: u64) -> u64 {
+        if b < self.first {
+            0
         } else {
-            Arrival::Duplicate
+            b - a.max(self.first) + 1
         }
     }
 
     /// Messages skipped and not (yet) received: at the end of a run, the
-    /// lost ones.
+    /// lost ones. Numbers before the first one heard are not counted.
     pub fn missing(&self) -> u64 {
-        self.missing.len() as u64 + self.given_up
+        self.open + self.given_up
+    }
+
+    /// The gaps held now (for tests of the memory bound).
+    pub fn gaps(&self) -> usize {
+        self.gaps.len()
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,9 +154,30 @@ mod tests {
         a.record(1);
         a.record(1_000_000);
         assert_eq!(a.missing(), 999_998);
-        assert!(a.missing.len() <= MAX_MISSING);
+        assert_eq!(a.gaps(), 1);
         assert_eq!(a.record(999_999), Arrival::Reordered);
         assert_eq!(a.missing(), 999_997);
+        // A sender skipping one number at a time, for ever: the gaps held
+        // stay bounded, and every number skipped is still counted.
+        for seq in (1_000_001..1_100_000).step_by(2) {
+            a.record(seq);
+        }
+        assert!(a.gaps() <= MAX_GAPS, "{} gaps held", a.gaps());
+        assert_eq!(a.missing(), 999_997 + 49_999);
+    }
+
+    /// Numbers below the first one heard are before our time: no gap, not
+    /// missing; one that still comes is new (reordered), a second copy a
+    /// duplicate.
+    #[test]
+    fn numbers_before_the_first_heard_are_not_lost() {
+        let mut a = Arrivals::default();
+        assert_eq!(a.record(5), Arrival::New { gap: None });
+        assert_eq!(a.missing(), 0);
+        assert_eq!(a.record(2), Arrival::Reordered);
+        assert_eq!(a.record(2), Arrival::Duplicate);
+        assert_eq!(a.record(7), Arrival::New { gap: Some((6, 6)) });
+        assert_eq!(a.missing(), 1);
     }
 
     /// A sender's schedule: each number sent, some lost, some sent again,
@@ -127,7 +207,8 @@ mod tests {
         /// Over random loss, reordering and duplication, the accounting
         /// matches a simple model: new = distinct numbers, duplicates =
         /// the rest, reordered = new numbers that came after a higher one,
-        /// missing = numbers below the highest never seen.
+        /// missing = numbers from the first heard to the highest never
+        /// seen.
         #[test]
         fn matches_a_simple_model(arrivals in schedule()) {
             let mut accounting = Arrivals::default();
@@ -140,6 +221,7 @@ mod tests {
                 }
             }
             let mut seen = HashSet::new();
+            let first = arrivals.first().copied().unwrap_or(0);
             let (mut m_dup, mut m_reordered, mut highest) = (0u64, 0u64, 0u64);
             for &seq in &arrivals {
                 if !seen.insert(seq) {
@@ -152,7 +234,10 @@ mod tests {
             prop_assert_eq!(new, seen.len() as u64);
             prop_assert_eq!(dup, m_dup);
             prop_assert_eq!(reordered, m_reordered);
-            prop_assert_eq!(accounting.missing(), highest - seen.len() as u64);
+            let seen_from_first = seen.iter().filter(|&&s| s >= first).count() as u64;
+            let expected = if arrivals.is_empty() { 0 } else { highest - first + 1 - seen_from_first };
+            prop_assert_eq!(accounting.missing(), expected);
+            prop_assert!(accounting.gaps() <= MAX_GAPS);
         }
     }
 }

@@ -1,8 +1,12 @@
-//! The dgram chat protocol, without input or output: the envelope, the
-//! receive-side sequence accounting, the send-side pending table and its
-//! timers. `docs/PROTOCOL.md` is the specification; the runtime's
-//! [`messenger`](crate::runtime::messenger) puts these parts on a socket.
+//! The dgram chat protocol, without input or output. `docs/PROTOCOL.md`
+//! is the specification; [`chat::Core`] is the whole protocol as one
+//! state machine, and the runtime's [`driver`](crate::runtime::driver)
+//! puts it on a socket. Nothing here reads a clock, touches a socket or a
+//! file, starts a thread or draws randomness, and nothing imports from
+//! outside `proto`: time, randomness and datagrams are handed in.
 //!
+//! - [`chat`]: the state machine ([`Core`]): datagrams, refusals, sends
+//!   and timers in; transmits, events and its next timeout out.
 //! - [`envelope`]: the wire layout and the validated [`Envelope`].
 //! - [`inbound`]: new, reordered, duplicate and missing messages per
 //!   sender session ([`Arrivals`]).
@@ -10,20 +14,27 @@
 //!   retransmission and final states ([`Outbound`]).
 //! - [`members`]: a group's members (hello, bye, silence) and each group
 //!   message's receipts member by member ([`Members`], [`GroupSends`]).
+//! - [`report`]: what the protocol reports (messages, settled receipts,
+//!   members, group receipts), wrapped by [`crate::model`]'s events.
 //! - [`rto`]: RFC 6298 timers ([`Estimator`], [`backoff`]).
-//! - [`random`]: session ids and jitter.
+//! - [`random`]: a seeded generator for jitter.
 //! - [`seal`]: sealed envelopes (`--key-file`): the key, XChaCha20-Poly1305,
 //!   the replay window, the reasons a keyed side refuses a datagram.
 
+pub mod chat;
 pub mod envelope;
 pub mod inbound;
 pub mod members;
 pub mod outbound;
 pub mod random;
+pub mod report;
 pub mod rto;
 pub mod seal;
+#[cfg(test)]
+mod tests;
 
-pub use envelope::{Decoded, Envelope, Malformed, Message, Presence, Receipt, SessionId};
+pub use chat::{ChatConfig, ChatEvent, Core, Entropy, Eol, Received, SendError, SentAs, Transmit};
+pub use envelope::{Ack, Decoded, Envelope, Malformed, Message, Presence, SessionId};
 pub use inbound::{Arrival, Arrivals};
 pub use members::{GroupSend, GroupSends, Heard, Member, Members};
 pub use outbound::{Acked, Due, Outbound, Pending};

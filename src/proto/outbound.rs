@@ -113,14 +113,21 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// An empty table with timers set by `config`.
-    pub fn new(config: RtoConfig) -> Outbound {
+    /// An empty table with timers set by `config`, their jitter drawn from
+    /// a generator seeded with `seed`.
+    pub fn new(config: RtoConfig, seed: u64) -> Outbound {
         Outbound {
             config,
             peers: HashMap::new(),
             pending: BTreeMap::new(),
-            rng: Rng::new(),
+            rng: Rng::from_seed(seed),
         }
+    }
+
+    /// Forgets message `seq` to `to`, whose first try could not be sent
+    /// (the caller reports the error; the message never went out).
+    pub fn cancel(&mut self, to: SocketAddr, seq: u64) {
+        self.pending.remove(&(to, seq));
     }
 
     /// The number the next message to `to` will carry.
@@ -336,7 +343,7 @@ mod tests {
             retries: 2,
             min: Duration::from_millis(200),
         };
-        let mut out = Outbound::new(config);
+        let mut out = Outbound::new(config, 7);
         let t0 = Instant::now();
         let seq = out.next_seq(addr());
         assert_eq!(seq, 1);
@@ -386,7 +393,7 @@ mod tests {
     /// next message's timer.
     #[test]
     fn receipts_measure_from_the_try_they_name() {
-        let mut out = Outbound::new(RtoConfig::default());
+        let mut out = Outbound::new(RtoConfig::default(), 7);
         let t0 = Instant::now();
         out.sent_first(addr(), 1, text(), t0);
         let t1 = out.next_deadline().unwrap();

@@ -1,35 +1,14 @@
-//! Randomness for session ids and retransmission jitter, without a crate
-//! for it: the standard library's `RandomState` is seeded from the
-//! operating system's random source, and a small xorshift generator
-//! spreads one seed over many draws.
-
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// 64 unpredictable bits (from the OS's random source, through
-/// `RandomState`, mixed with the time and the process id).
-pub fn seed() -> u64 {
-    let mut hasher = RandomState::new().build_hasher();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    hasher.write_u128(now.as_nanos());
-    hasher.write_u32(std::process::id());
-    hasher.finish()
-}
+//! Randomness for retransmission jitter and hello timing: a small
+//! xorshift generator that spreads one seed over many draws. The protocol
+//! draws no randomness of its own: the seed is given (by the runtime, from
+//! the operating system; by tests, fixed), so that a run can be replayed.
 
 /// A xorshift64* generator: fast, good enough for jitter.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
 
 impl Rng {
-    /// A generator seeded from [`seed`].
-    pub fn new() -> Rng {
-        Rng::from_seed(seed())
-    }
-
-    /// A generator with a given seed (tests).
+    /// A generator with a given seed.
     pub fn from_seed(seed: u64) -> Rng {
         Rng(seed | 1)
     }
@@ -48,12 +27,6 @@ impl Rng {
     }
 }
 
-impl Default for Rng {
-    fn default() -> Self {
-        Rng::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +38,5 @@ mod tests {
         let draws: Vec<f64> = (0..1000).map(|_| rng.unit()).collect();
         assert!(draws.iter().all(|x| (0.0..1.0).contains(x)));
         assert!(draws.iter().any(|x| *x < 0.1) && draws.iter().any(|x| *x > 0.9));
-        assert_ne!(seed(), seed());
     }
 }

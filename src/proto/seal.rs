@@ -164,14 +164,18 @@ pub enum Rejection {
     Replay,
     /// A counter older than the window: cannot be told from a replay.
     TooOld,
+    /// Sealed by this side itself (its own nonce prefix, or its own
+    /// session inside): sent back to it, a reflection.
+    Reflected,
 }
 
 impl Rejection {
     /// Every reason, in the order counts are shown.
-    pub const ALL: [Rejection; 7] = [
+    pub const ALL: [Rejection; 8] = [
         Rejection::BadTag,
         Rejection::Replay,
         Rejection::TooOld,
+        Rejection::Reflected,
         Rejection::UnknownVersion,
         Rejection::Plain,
         Rejection::Unsealed,
@@ -188,6 +192,7 @@ impl Rejection {
             Rejection::BadTag => "bad_tag",
             Rejection::Replay => "replay",
             Rejection::TooOld => "too_old",
+            Rejection::Reflected => "reflected",
         }
     }
 
@@ -201,6 +206,7 @@ impl Rejection {
             Rejection::BadTag => "not sealed with this key (or altered on the way)",
             Rejection::Replay => "a replay of a datagram already taken",
             Rejection::TooOld => "older than the replay window can tell",
+            Rejection::Reflected => "sealed by this side itself and sent back (a reflection)",
         }
     }
 }
@@ -221,14 +227,13 @@ impl fmt::Debug for Sealer {
 }
 
 impl Sealer {
-    /// A sealer for `key` with a fresh random prefix.
-    pub fn new(key: &Key) -> io::Result<Sealer> {
-        let mut prefix = [0u8; 16];
-        getrandom::fill(&mut prefix).map_err(|e| io::Error::other(e.to_string()))?;
-        Ok(Sealer::with_prefix(key, prefix))
+    /// This side's nonce prefix: what it sealed carries it.
+    pub fn prefix(&self) -> [u8; 16] {
+        self.prefix
     }
 
-    /// A sealer with a given prefix (tests).
+    /// A sealer for `key` with `prefix`, which must be drawn at random for
+    /// every run (the caller draws it: the protocol draws nothing).
     pub fn with_prefix(key: &Key, prefix: [u8; 16]) -> Sealer {
         Sealer {
             cipher: XChaCha20Poly1305::new((&key.0).into()),

@@ -3,15 +3,18 @@
 //! - [`pipeline`]: the one pipeline every command runs on: endpoint,
 //!   receiver, the command's job, the display loop, ordered stop.
 //! - [`receiver`]: the receiver thread and its [`Handler`] seam.
-//! - [`messenger`]: the chat protocol on the socket: messages out (in
-//!   envelopes or plain), receipts, retransmission timers, the receiving
-//!   [`Protocol`](messenger::Protocol) handler.
+//! - [`driver`]: the protocol's core ([`crate::proto::Core`]) on the
+//!   socket: messages in from the chat's input, datagrams, refusals and
+//!   timeouts in from the receiver ([`ChatHandler`](driver::ChatHandler)),
+//!   transmits out through the outbox, waiters woken on changes.
+//! - [`entropy`]: randomness from the OS, handed to the protocol.
 //! - [`echo`]: the `--echo` handler and its per-peer rate limit.
 //! - [`outbox`]: the one send path ([`Outbox`]).
 //! - [`shutdown`]: Ctrl-C, SIGTERM and SIGHUP as a channel ([`Shutdown`]).
 
+pub mod driver;
 pub mod echo;
-pub mod messenger;
+pub mod entropy;
 pub mod outbox;
 pub mod pipeline;
 pub mod receiver;

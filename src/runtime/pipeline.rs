@@ -170,6 +170,18 @@ impl JobControl {
         }
     }
 
+    /// Waits until `changes` is ready (something the job waits for may
+    /// have happened: look again), or at most `longest`; false when an
+    /// interrupt or a stop request came first.
+    pub fn wait_for(&self, changes: &Receiver<()>, longest: Duration) -> bool {
+        select! {
+            recv(self.stop) -> _ => false,
+            recv(self.interrupts) -> _ => false,
+            recv(changes) -> _ => true,
+            default(longest) => true,
+        }
+    }
+
     /// Ready once the job is to stop (for `select!`; it disconnects then).
     pub fn stop_requests(&self) -> &Receiver<()> {
         &self.stop

@@ -34,7 +34,8 @@ use crate::net::group::GroupOptions;
 use crate::net::limits::MAX_PAYLOAD_V4;
 use crate::output::sink::{self, PrinterSink};
 use crate::output::{Display, Format, Renderer, Shown, Sink};
-use crate::runtime::messenger::{Messenger, MessengerOptions};
+use crate::proto::ChatConfig;
+use crate::runtime::driver::Driver;
 use crate::runtime::receiver::ShowOthers;
 use crate::runtime::{Ended, Job, OnInterrupt, Pipeline, Plan, Show, Shutdown};
 
@@ -55,7 +56,7 @@ pub struct ChatOptions {
     /// after the last message's final state).
     pub linger: Duration,
     /// The name, session, timers and line ending of the messages sent.
-    pub messenger: MessengerOptions,
+    pub protocol: ChatConfig,
     /// `--plain`: the `--peer` speaks plain UDP from the start.
     pub plain_peer: bool,
     /// `--log FILE`.
@@ -174,7 +175,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
             Mode::Piped => "each line of input is one message",
         };
         display.write(&[format!("chat on {local}, {peer}: {how}")])?;
-        if options.messenger.key.is_some() {
+        if options.protocol.key.is_some() {
             display.write(&[SEALED_NOTE.to_string()])?;
         }
     }
@@ -185,7 +186,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
             .map_err(|source| Error::WriteOutput { source })?;
     }
 
-    let messenger = Messenger::new(pipeline.outbox(), options.messenger.clone())?;
+    let messenger = Driver::new(pipeline.outbox(), options.protocol.clone())?;
     if let (true, Some(peer)) = (options.plain_peer, options.peer) {
         messenger.assume_plain(peer);
     }
@@ -199,9 +200,9 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         (options.socket.rcvbuf, options.socket.sndbuf),
         display.stats(),
     );
-    let mut plan = if options.messenger.raw && options.group.is_some() {
+    let mut plan = if options.protocol.raw && options.group.is_some() {
         Plan::receive(ShowOthers { local })
-    } else if options.messenger.raw {
+    } else if options.protocol.raw {
         Plan::receive(Show)
     } else {
         Plan::receive(messenger.handler(Box::new(Show)))
@@ -278,7 +279,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         return Err(Error::NotDelivered {
             failed: summary.failed,
             messages: summary.messages_sent,
-            keyed: options.messenger.key.is_some(),
+            keyed: options.protocol.key.is_some(),
         });
     }
     if summary.skipped_lines > 0 {

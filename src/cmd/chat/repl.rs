@@ -29,7 +29,7 @@ use crate::model::Event as DgramEvent;
 use crate::net::limits::{MAX_PAYLOAD, MAX_PAYLOAD_V4};
 use crate::output::Sink;
 use crate::runtime::JobControl;
-use crate::runtime::messenger::Messenger;
+use crate::runtime::driver::Driver;
 
 /// The line editor dgram chat uses.
 pub type ChatEditor = Editor<ChatHelper, FileHistory>;
@@ -46,7 +46,7 @@ const CTRL_C_HINT: &str = "(Ctrl-C: the line typed so far is gone; to leave, /qu
 #[derive(Default, Helper, Hinter, Validator)]
 pub struct ChatHelper {
     /// Where the count comes from, once the chat has a messenger.
-    pub waiting: Option<Messenger>,
+    pub waiting: Option<Driver>,
 }
 
 impl rustyline::highlight::Highlighter for ChatHelper {
@@ -313,12 +313,13 @@ pub fn run_piped(
     let messenger = session.messenger().clone();
     // In a group, the members present answer our first hello at once:
     // wait for them (at most one hello interval) before the first line.
-    messenger.wait_for_members(
-        messenger
-            .hello_every()
-            .min(std::time::Duration::from_secs(5)),
-        std::time::Duration::from_millis(200),
-    );
+    let first_hellos = messenger
+        .hello_every()
+        .min(std::time::Duration::from_secs(5));
+    let settle = std::time::Duration::from_millis(200);
+    if !messenger.wait_for_members(first_hellos, settle, control.stop_requests()) {
+        return Ok(());
+    }
     loop {
         let line = select! {
             recv(lines) -> line => match line {
@@ -349,7 +350,7 @@ pub fn run_piped(
         // As many messages wait for receipts as may: wait for room, as a
         // window does.
         while messenger.is_full() {
-            if !control.pause(WAIT_POLL) {
+            if !control.wait_for(messenger.changes(), WAIT_BOUND) {
                 return Ok(());
             }
         }
@@ -374,15 +375,17 @@ pub fn run_piped(
     // ends (bounded by the retry schedule), so that the exit status can
     // say whether all were delivered.
     while messenger.pending_count() > 0 {
-        if !control.pause(WAIT_POLL) {
+        if !control.wait_for(messenger.changes(), WAIT_BOUND) {
             break;
         }
     }
     Ok(())
 }
 
-/// How often a pipe's sender looks whether messages are settled.
-const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+/// The longest a pipe's sender waits for word of a change (a receipt, a
+/// failure) before it looks again anyway: a bound, not a poll; the driver
+/// wakes it when something settles.
+const WAIT_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The lines of what the editor returned: a bracketed paste can hold
 /// several, each ended by `\n` (or `\r\n`); an empty tail is no line.

@@ -13,7 +13,8 @@ use crate::net::addr::check_family;
 use crate::net::limits::check_payload;
 use crate::output::escape::preview;
 use crate::output::render::{buffer_line, duration, label, message_counts, plural, totals};
-use crate::runtime::messenger::{Messenger, SentAs};
+use crate::proto::SentAs;
+use crate::runtime::driver::Driver;
 use crate::runtime::{JobControl, Outbox};
 
 /// What a line asks of the input loop.
@@ -30,7 +31,7 @@ pub enum Outcome {
 pub struct Session {
     outbox: Outbox,
     /// Sends messages (envelopes with receipts, or plain).
-    messenger: Messenger,
+    messenger: Driver,
     /// The socket's address (peers of another family cannot be reached).
     local: SocketAddr,
     /// Where messages go; `None` until `--peer`, `/to` or `/reply`.
@@ -52,7 +53,7 @@ impl Session {
     /// A session sending through `outbox` from the socket bound to `local`.
     pub fn new(
         outbox: Outbox,
-        messenger: Messenger,
+        messenger: Driver,
         peer: Option<SocketAddr>,
         requested: (Option<usize>, Option<usize>),
         stats: Arc<Mutex<Stats>>,
@@ -100,7 +101,7 @@ impl Session {
     }
 
     /// The messenger (for lines piped in).
-    pub fn messenger(&self) -> &Messenger {
+    pub fn messenger(&self) -> &Driver {
         &self.messenger
     }
 
@@ -147,8 +148,9 @@ impl Session {
             return;
         };
         let deadline = Instant::now() + max;
-        while self.messenger.is_waiting(peer, seq) && Instant::now() < deadline {
-            if !control.pause(Duration::from_millis(1)) {
+        while self.messenger.is_waiting(peer, seq) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !control.wait_for(self.messenger.changes(), left) {
                 return;
             }
         }

@@ -1,0 +1,1270 @@
+//! The chat protocol as one state machine without input or output, shaped
+//! like quinn-proto's `Connection`: the runtime feeds it what happened
+//! (a datagram arrived, a peer's host refused one, a message is to be sent,
+//! time passed) with the time it happened, and drains what it decided
+//! (datagrams to send with [`Core::poll_transmit`], what to report with
+//! [`Core::poll_event`], when to be woken with [`Core::poll_timeout`]).
+//!
+//! It holds every rule of the protocol: envelopes and sealing, the replay
+//! windows, receipts and their RFC 6298 timers, gaps and duplicates per
+//! sender session, plain peers, group membership and hellos, refusals. It
+//! reads no clock, opens no socket or file, starts no thread and draws no
+//! randomness of its own (the runtime hands it a seed and a nonce prefix),
+//! so tests drive it in memory with a fake clock
+//! (`src/proto/tests.rs`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::envelope::{self, Ack, Decoded, Envelope, MAGIC, Message, Presence, SessionId};
+use super::inbound::{Arrival, Arrivals};
+use super::members::{self, GroupSend, GroupSends, HELLO_EVERY, Heard, Member, Members};
+use super::outbound::{Acked, Due, MAX_PENDING, Outbound};
+use super::random::Rng;
+use super::report::{ChatMessage, GroupReceipt, MemberChange, MemberEvent, Outcome, Settled};
+use super::rto::RtoConfig;
+use super::seal::{Key, Rejection, ReplayWindow, Sealer};
+
+/// The most sender sessions whose sequence accounting is kept; past it the
+/// one heard from least recently is forgotten, so that spoofed sources
+/// cannot grow memory. With at most [`MAX_GAPS`](super::inbound::MAX_GAPS)
+/// ranges each, all sessions together hold well under a mebibyte.
+pub const MAX_SESSIONS: usize = 1024;
+
+/// Senders whose first refusal for a reason is shown, per reason; the rest
+/// are only counted.
+const NOTICED_SENDERS: usize = 8;
+
+/// The most peers whose kind (plain or dgram) and name are remembered.
+const MAX_PEERS: usize = 1024;
+
+/// The most replay windows (one per sender run, 512 bytes each) kept.
+const MAX_WINDOWS: usize = 1024;
+
+/// A line ending added to plain messages (`--eol`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Eol {
+    /// The bytes typed, exactly.
+    #[default]
+    None,
+    /// `\n`.
+    Lf,
+    /// `\r\n`.
+    CrLf,
+}
+
+impl Eol {
+    /// The bytes added.
+    pub fn bytes(self) -> &'static [u8] {
+        match self {
+            Eol::None => b"",
+            Eol::Lf => b"\n",
+            Eol::CrLf => b"\r\n",
+        }
+    }
+}
+
+/// Who this side is, and how it sends.
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    /// This run's session id.
+    pub session: SessionId,
+    /// The name sent with every message.
+    pub name: String,
+    /// Retries and the timeout floor.
+    pub rto: RtoConfig,
+    /// The line ending added to plain messages.
+    pub eol: Eol,
+    /// Tell the user when a peer turns out to speak plain UDP (a chat does;
+    /// a listener does not send messages, so it does not need to).
+    pub announce_kinds: bool,
+    /// `--raw`: every peer is plain; no envelopes are sent.
+    pub raw: bool,
+    /// `--group`/`--broadcast`: this side is a member of the group at this
+    /// address (hellos, byes, messages to every member).
+    pub group: Option<SocketAddr>,
+    /// How often a group member says hello (before jitter).
+    pub hello: Duration,
+    /// Show messages without acknowledging them (`listen --group`: a
+    /// watcher is not a member, and its receipts would be strays).
+    pub silent: bool,
+    /// `--key-file`: seal every envelope sent, take only sealed ones.
+    pub key: Option<Key>,
+}
+
+impl ChatConfig {
+    /// The options of a side that only receives (a listener): no name, the
+    /// default timers.
+    pub fn receiver(session: SessionId) -> ChatConfig {
+        ChatConfig {
+            session,
+            name: String::new(),
+            rto: RtoConfig::default(),
+            eol: Eol::None,
+            announce_kinds: false,
+            raw: false,
+            group: None,
+            hello: HELLO_EVERY,
+            silent: false,
+            key: None,
+        }
+    }
+}
+
+/// The randomness a core needs, drawn by its caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Entropy {
+    /// Seeds the jitter of timers and hellos.
+    pub seed: u64,
+    /// The seal's nonce prefix for this run (keyed chats): it must not
+    /// repeat across runs under one key.
+    pub prefix: [u8; 16],
+}
+
+/// How a message went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SentAs {
+    /// In an envelope, with this sequence number: a receipt will settle it.
+    Envelope(u64),
+    /// As plain bytes: no receipt will come.
+    Plain,
+}
+
+/// Why a message cannot be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// Too many messages wait for receipts already.
+    TooManyPending {
+        /// The most that may wait.
+        limit: usize,
+    },
+    /// The message in its envelope would not fit in one datagram.
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The longest message that fits.
+        limit: usize,
+        /// Bytes the envelope adds.
+        overhead: usize,
+    },
+}
+
+/// A message waiting for its receipt, for `/pending`.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Sequence number.
+    pub seq: u64,
+    /// Tries sent so far.
+    pub tries: u8,
+    /// Since the first try.
+    pub age: Duration,
+    /// Until the next try (or failure).
+    pub next: Duration,
+    /// The message.
+    pub payload: Arc<[u8]>,
+}
+
+/// What a datagram to send is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransmitKind {
+    /// Try `attempt` of message `seq`, in its envelope.
+    Message {
+        /// Its sequence number.
+        seq: u64,
+        /// Which try.
+        attempt: u8,
+        /// The message (without envelope).
+        payload: Arc<[u8]>,
+        /// The destination's name, if it has told it.
+        name: Option<String>,
+    },
+    /// A message to a plain peer: the bytes typed (plus `--eol`).
+    Text {
+        /// The message as typed (without the line ending added).
+        payload: Arc<[u8]>,
+    },
+    /// A hello (`bye: false`) or a bye.
+    Presence {
+        /// A bye.
+        bye: bool,
+    },
+    /// A receipt for try `attempt` of `seq`.
+    Receipt {
+        /// The number acknowledged.
+        seq: u64,
+        /// The try acknowledged.
+        attempt: u8,
+    },
+}
+
+/// A datagram the core wants sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub to: SocketAddr,
+    /// The datagram, as it goes on the wire (sealed when keyed).
+    pub bytes: Vec<u8>,
+    /// What it is, for the report of its sending.
+    pub kind: TransmitKind,
+}
+
+/// What the protocol has to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatEvent {
+    /// A message arrived (a copy, too: it is marked).
+    Message(Box<ChatMessage>),
+    /// Numbers `first..=last` of a sender session were skipped.
+    Gap {
+        /// The sender.
+        from: SocketAddr,
+        /// Its name.
+        name: String,
+        /// First missing number.
+        first: u64,
+        /// Last missing number.
+        last: u64,
+    },
+    /// A message sent reached its final state (or a late receipt came).
+    Receipt(Settled),
+    /// A receipt that settles nothing.
+    StrayReceipt {
+        /// Who sent it.
+        from: SocketAddr,
+        /// The number it names.
+        seq: u64,
+        /// Its length.
+        len: usize,
+    },
+    /// A peer turned out to speak plain UDP, or dgram after all.
+    PeerKind {
+        /// The peer.
+        peer: SocketAddr,
+        /// Plain UDP.
+        plain: bool,
+    },
+    /// A group member joined, left or restarted.
+    Member(MemberEvent),
+    /// A message to the group is settled for every member.
+    GroupReceipt(Box<GroupReceipt>),
+    /// A hello or bye arrived.
+    Presence {
+        /// Who sent it.
+        from: SocketAddr,
+        /// Its name.
+        name: String,
+        /// A bye.
+        bye: bool,
+        /// Its length.
+        len: usize,
+    },
+    /// A keyed side refused a datagram.
+    Rejected {
+        /// Who sent it.
+        from: SocketAddr,
+        /// Why.
+        reason: Rejection,
+        /// Its length.
+        len: usize,
+        /// The first from this sender for this reason (shown; the rest
+        /// are counted).
+        first: bool,
+    },
+}
+
+/// What the caller still has to do with a datagram the core looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Nothing: the protocol took it (its events and answers are queued).
+    Taken,
+    /// It is plain bytes: show it (or echo it), then drain the core's
+    /// events (a note that its sender speaks plain UDP may follow).
+    Plain,
+    /// It starts like an envelope but is not one: show it marked so.
+    Malformed(String),
+}
+
+/// One datagram as it arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// When it arrived (the kernel's timestamp where there is one), for
+    /// the report.
+    pub at: SystemTime,
+    /// Who sent it.
+    pub from: SocketAddr,
+    /// Its bytes.
+    pub payload: &'a [u8],
+    /// The receive buffer cut it short.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    Dgram,
+}
+
+#[derive(Debug, Clone)]
+struct PeerInfo {
+    kind: Option<Kind>,
+    /// The user chose the kind (`--plain`, `/plain`, `/dgram`): what the
+    /// peer sends does not change it.
+    chosen: bool,
+    name: Option<String>,
+    last: Instant,
+}
+
+#[derive(Debug)]
+struct SessionCounts {
+    arrivals: Arrivals,
+    duplicates: u64,
+    last: Instant,
+}
+
+/// A group member's view of its group.
+#[derive(Debug)]
+struct GroupState {
+    /// The group's address.
+    addr: SocketAddr,
+    members: Members,
+    /// Messages to the group waiting for some member's receipt.
+    sends: GroupSends,
+    /// The next hello (the first goes out at once).
+    next_hello: Instant,
+}
+
+impl GroupState {
+    /// The event for a change about `member`.
+    fn member_event(&self, addr: SocketAddr, name: &str, change: MemberChange) -> ChatEvent {
+        ChatEvent::Member(MemberEvent {
+            group: self.addr,
+            addr,
+            name: name.to_string(),
+            change,
+            members: self.members.len(),
+        })
+    }
+
+    /// The event for a message whose members are all settled.
+    fn receipt_event(&self, send: GroupSend, left: &[Member]) -> ChatEvent {
+        let named = |addrs: &[SocketAddr]| -> Vec<(SocketAddr, String)> {
+            addrs
+                .iter()
+                .map(|addr| {
+                    let name = self
+                        .members
+                        .get(*addr)
+                        .or_else(|| left.iter().find(|m| m.addr == *addr))
+                        .map(|m| m.name.clone())
+                        .unwrap_or_default();
+                    (*addr, name)
+                })
+                .collect()
+        };
+        ChatEvent::GroupReceipt(Box::new(GroupReceipt {
+            group: self.addr,
+            seq: send.seq,
+            delivered: named(&send.delivered),
+            missing: named(&send.missing),
+            payload: send.payload,
+        }))
+    }
+}
+
+/// Why messages failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Out of tries.
+    NoReceipt,
+    /// The chat ended first.
+    Ended,
+    /// The peer's host refused them (ICMP port unreachable).
+    Refused,
+}
+
+/// The protocol's state for one side of a chat (one socket: its peers,
+/// its group, its key).
+#[derive(Debug)]
+pub struct Core {
+    config: ChatConfig,
+    outbound: Outbound,
+    /// Sequence accounting per sender session (the session is the
+    /// sender, whatever address its datagrams come from).
+    inbound: HashMap<SessionId, SessionCounts>,
+    /// What each peer speaks and calls itself, by where it sends from.
+    peers: HashMap<SocketAddr, PeerInfo>,
+    group: Option<GroupState>,
+    /// Seals what is sent and opens what arrives (`--key-file`).
+    sealer: Option<Sealer>,
+    /// A replay window per sender run (its nonce prefix, whatever address
+    /// its datagrams come from: a replay from another address is still a
+    /// replay), with when it was last used.
+    windows: HashMap<[u8; 16], (ReplayWindow, Instant)>,
+    /// Senders and reasons already shown refused (then only counted).
+    refused: HashSet<(SocketAddr, Rejection)>,
+    rng: Rng,
+    events: VecDeque<ChatEvent>,
+    transmits: VecDeque<Transmit>,
+}
+
+impl Core {
+    /// A side with `config`, starting at `now`. A group member's first
+    /// hello is due at once.
+    pub fn new(config: ChatConfig, entropy: Entropy, now: Instant) -> Core {
+        let sealer = config
+            .key
+            .as_ref()
+            .map(|key| Sealer::with_prefix(key, entropy.prefix));
+        let mut rng = Rng::from_seed(entropy.seed);
+        Core {
+            sealer,
+            windows: HashMap::new(),
+            outbound: Outbound::new(config.rto, rng.next_u64()),
+            inbound: HashMap::new(),
+            peers: HashMap::new(),
+            group: config.group.map(|addr| GroupState {
+                addr,
+                members: Members::default(),
+                sends: GroupSends::default(),
+                next_hello: now,
+            }),
+            refused: HashSet::new(),
+            rng,
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+            config,
+        }
+    }
+
+    // ----- What the runtime asks -----
+
+    /// True when every envelope is sealed (`--key-file`).
+    pub fn is_keyed(&self) -> bool {
+        self.sealer.is_some()
+    }
+
+    /// The group this side is a member of.
+    pub fn group(&self) -> Option<SocketAddr> {
+        self.group.as_ref().map(|g| g.addr)
+    }
+
+    /// How often this side says hello (a group member).
+    pub fn hello_every(&self) -> Duration {
+        self.config.hello
+    }
+
+    /// The group's members as last heard (empty outside a group).
+    pub fn members(&self) -> Vec<Member> {
+        self.group
+            .as_ref()
+            .map(|g| g.members.list())
+            .unwrap_or_default()
+    }
+
+    /// True when `to` gets plain bytes (it sent plain datagrams, or was
+    /// marked so).
+    pub fn is_plain(&self, to: SocketAddr) -> bool {
+        self.config.raw || self.peers.get(&to).and_then(|p| p.kind) == Some(Kind::Plain)
+    }
+
+    /// Messages waiting for their receipts, as of `now`.
+    pub fn waiting(&self, now: Instant) -> Vec<Waiting> {
+        self.outbound
+            .pending()
+            .map(|p| Waiting {
+                to: p.to,
+                seq: p.seq,
+                tries: p.tries(),
+                age: now.saturating_duration_since(p.sent[0]),
+                next: p.deadline.saturating_duration_since(now),
+                payload: Arc::clone(&p.payload),
+            })
+            .collect()
+    }
+
+    /// True while message `seq` to `to` waits for its receipt.
+    pub fn is_waiting(&self, to: SocketAddr, seq: u64) -> bool {
+        self.outbound.is_pending(to, seq)
+    }
+
+    /// How many messages wait for their receipts.
+    pub fn pending_count(&self) -> usize {
+        self.outbound.pending_count()
+    }
+
+    /// True when no more messages may wait for receipts.
+    pub fn is_full(&self) -> bool {
+        self.outbound.is_full()
+    }
+
+    /// How many sender sessions are accounted for (for tests of the
+    /// memory bound).
+    pub fn sessions(&self) -> usize {
+        self.inbound.len()
+    }
+
+    // ----- What the runtime drains -----
+
+    /// The next thing to report.
+    pub fn poll_event(&mut self) -> Option<ChatEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When [`Core::handle_timeout`] is next due: a retransmission, a
+    /// hello, a member's silence.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let outbound = self.outbound.next_deadline();
+        let Some(group) = &self.group else {
+            return outbound;
+        };
+        let silent = members::silent_after(self.config.hello);
+        [
+            outbound,
+            Some(group.next_hello),
+            group.members.next_expiry(silent),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ----- What the runtime feeds -----
+
+    /// The user chose what `peer` speaks (`/plain`, `/dgram`): the choice
+    /// stands whatever the peer sends later, and is reported.
+    pub fn set_plain(&mut self, now: Instant, peer: SocketAddr, plain: bool) {
+        let info = self.peer(peer, now);
+        info.kind = Some(if plain { Kind::Plain } else { Kind::Dgram });
+        info.chosen = true;
+        self.events.push_back(ChatEvent::PeerKind { peer, plain });
+    }
+
+    /// Takes `peer` to speak plain UDP from the start (`--plain`: a peer
+    /// such as `nc -u -l` cannot speak first); nothing is reported.
+    pub fn assume_plain(&mut self, now: Instant, peer: SocketAddr) {
+        let info = self.peer(peer, now);
+        info.kind = Some(Kind::Plain);
+        info.chosen = true;
+    }
+
+    /// Sends one chat message to `to` (a peer, or this side's group): in
+    /// an envelope, waiting for its receipt, unless `to` speaks plain UDP;
+    /// then as the bytes given plus `--eol`. `limit` is the largest UDP
+    /// payload towards `to`.
+    ///
+    /// The message's first datagram is returned rather than queued, so the
+    /// caller can report a failed send as the message's own error (and
+    /// then [`Core::cancel`] it); copies to plain group members are
+    /// queued.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        to: SocketAddr,
+        limit: usize,
+    ) -> Result<(SentAs, Transmit), SendError> {
+        let group = self.group.as_ref().filter(|g| g.addr == to);
+        if !self.config.raw && group.is_some() {
+            return self.send_to_group(now, payload, limit);
+        }
+        if self.is_plain(to) {
+            return Ok((SentAs::Plain, self.text(payload, to, limit)?));
+        }
+        if self.outbound.is_full() {
+            return Err(SendError::TooManyPending { limit: MAX_PENDING });
+        }
+        let seq = self.outbound.next_seq(to);
+        let bytes = self.first_try(seq, payload, limit)?;
+        let payload: Arc<[u8]> = Arc::from(payload);
+        let kind = TransmitKind::Message {
+            seq,
+            attempt: 1,
+            payload: Arc::clone(&payload),
+            name: self.name_of(to),
+        };
+        self.outbound.sent_first(to, seq, payload, now);
+        Ok((SentAs::Envelope(seq), Transmit { to, bytes, kind }))
+    }
+
+    /// Forgets a message whose first datagram ([`Core::send`]) could not
+    /// be sent: it never went out, and nothing waits for it.
+    pub fn cancel(&mut self, to: SocketAddr, sent: SentAs) {
+        if let SentAs::Envelope(seq) = sent {
+            self.outbound.cancel(to, seq);
+        }
+    }
+
+    /// A message to a plain peer, or why it cannot be one datagram.
+    fn text(&self, payload: &[u8], to: SocketAddr, limit: usize) -> Result<Transmit, SendError> {
+        let mut bytes = payload.to_vec();
+        bytes.extend_from_slice(self.config.eol.bytes());
+        if bytes.len() > limit {
+            let overhead = bytes.len() - payload.len();
+            return Err(SendError::TooLarge {
+                len: payload.len(),
+                limit: limit.saturating_sub(overhead),
+                overhead,
+            });
+        }
+        Ok(Transmit {
+            to,
+            bytes,
+            kind: TransmitKind::Text {
+                payload: Arc::from(payload),
+            },
+        })
+    }
+
+    /// Sends one message to the group: one datagram, waiting for a receipt
+    /// from each member present now (retransmitted to each that has not
+    /// acknowledged, on its own).
+    fn send_to_group(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        limit: usize,
+    ) -> Result<(SentAs, Transmit), SendError> {
+        let group = self.group.as_ref().expect("the caller checked");
+        let (to, expected) = (group.addr, group.members.addrs());
+        if self.outbound.pending_count() + expected.len() > MAX_PENDING {
+            return Err(SendError::TooManyPending { limit: MAX_PENDING });
+        }
+        let seq = self.outbound.next_seq(to);
+        let bytes = self.first_try(seq, payload, limit)?;
+        let seq = self.outbound.take_seq(to);
+        let payload: Arc<[u8]> = Arc::from(payload);
+        let first = Transmit {
+            to,
+            bytes,
+            kind: TransmitKind::Message {
+                seq,
+                attempt: 1,
+                payload: Arc::clone(&payload),
+                name: None,
+            },
+        };
+        for member in &expected {
+            self.outbound
+                .sent_first(*member, seq, Arc::clone(&payload), now);
+        }
+        // Plain members (socat, a Python script) cannot read envelopes:
+        // each gets the text as typed, directly.
+        let plain: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.kind == Some(Kind::Plain))
+            .map(|(addr, _)| *addr)
+            .collect();
+        for member in plain {
+            if let Ok(text) = self.text(&payload, member, limit) {
+                self.transmits.push_back(text);
+            }
+        }
+        let group = self.group.as_mut().expect("the caller checked");
+        if let Some(nobody) = group.sends.start(seq, payload, expected) {
+            let event = group.receipt_event(nobody, &[]);
+            self.events.push_back(event);
+        }
+        Ok((SentAs::Envelope(seq), first))
+    }
+
+    /// The envelope of the first try of message `seq`, or why it cannot be
+    /// one datagram of at most `limit` bytes.
+    fn first_try(&mut self, seq: u64, payload: &[u8], limit: usize) -> Result<Vec<u8>, SendError> {
+        let bytes = self.message(seq, 1, payload);
+        if bytes.len() > limit {
+            let overhead = bytes.len() - payload.len();
+            return Err(SendError::TooLarge {
+                len: payload.len(),
+                limit: limit.saturating_sub(overhead),
+                overhead,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Try `attempt` of message `seq`, as it goes on the wire.
+    fn message(&mut self, seq: u64, attempt: u8, payload: &[u8]) -> Vec<u8> {
+        let envelope = envelope::encode_message(&Message {
+            session: self.config.session,
+            seq,
+            attempt,
+            name: self.config.name.clone(),
+            payload: payload.to_vec(),
+        });
+        self.wire(envelope)
+    }
+
+    /// A peer's host refused a datagram (ICMP port unreachable): nothing
+    /// listens there, so what waits for it fails now rather than after
+    /// all its tries (a receipt that still comes is a late delivery).
+    pub fn handle_refused(&mut self, _now: Instant, peer: SocketAddr) {
+        let failed = self.outbound.refused(peer);
+        self.report_failed(failed, Failure::Refused, &[]);
+    }
+
+    /// Time has passed: retransmissions, failures out of tries, a group
+    /// member's hello, members silent too long.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.group_timers(now);
+        let mut failed = Vec::new();
+        for due in self.outbound.due(now) {
+            match due {
+                Due::Resend {
+                    to,
+                    seq,
+                    attempt,
+                    payload,
+                } => {
+                    let bytes = self.message(seq, attempt, &payload);
+                    let kind = TransmitKind::Message {
+                        seq,
+                        attempt,
+                        payload,
+                        name: self.name_of(to),
+                    };
+                    // A try that cannot go out counts as sent and lost:
+                    // the schedule goes on.
+                    self.transmits.push_back(Transmit { to, bytes, kind });
+                    self.outbound.sent_again(to, seq, attempt, now);
+                }
+                out_of_tries @ Due::Failed { .. } => failed.push(out_of_tries),
+            }
+        }
+        self.report_failed(failed, Failure::NoReceipt, &[]);
+    }
+
+    /// The chat ends: a group member says bye, and every message still
+    /// waiting fails (ended).
+    pub fn close(&mut self, _now: Instant) {
+        if let Some(group) = self.group() {
+            let bye = self.presence(true, true);
+            self.transmits.push_back(Transmit {
+                to: group,
+                bytes: bye,
+                kind: TransmitKind::Presence { bye: true },
+            });
+        }
+        let failed = self.outbound.abandon();
+        self.report_failed(failed, Failure::Ended, &[]);
+    }
+
+    /// A datagram arrived at `now`. Says what the caller still has to do
+    /// with it; the protocol's events and answers are queued.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: Incoming<'_>) -> Received {
+        if self.sealer.is_some() {
+            self.on_keyed(now, datagram);
+            return Received::Taken;
+        }
+        if datagram.truncated && datagram.payload.first() == Some(&MAGIC) {
+            return Received::Malformed("cut short by --max-size".to_string());
+        }
+        match envelope::decode(datagram.payload) {
+            Decoded::Plain => {
+                self.on_plain(now, datagram.from);
+                Received::Plain
+            }
+            Decoded::Malformed(why) => Received::Malformed(why.to_string()),
+            Decoded::Envelope(envelope) => {
+                if self.group.is_none() && envelope_session(&envelope) == self.config.session {
+                    // Outside a group nothing carries this side's own
+                    // session but what it sent itself, sent back.
+                    return Received::Malformed(
+                        "carries this side's own session (sent back to it)".to_string(),
+                    );
+                }
+                self.on_envelope(now, datagram, envelope, datagram.payload.len());
+                Received::Taken
+            }
+        }
+    }
+
+    // ----- The rules -----
+
+    /// `envelope` as it goes on the wire: sealed when keyed.
+    fn wire(&mut self, envelope: Vec<u8>) -> Vec<u8> {
+        match &mut self.sealer {
+            Some(sealer) => sealer.seal(&envelope),
+            None => envelope,
+        }
+    }
+
+    /// This side's hello (or bye), as it goes on the wire; `named: false`
+    /// leaves the name out (a reply that must not outgrow what it answers).
+    fn presence(&mut self, bye: bool, named: bool) -> Vec<u8> {
+        let presence = Presence {
+            session: self.config.session,
+            name: if named {
+                self.config.name.clone()
+            } else {
+                String::new()
+            },
+        };
+        self.wire(envelope::encode_presence(&presence, bye))
+    }
+
+    fn peer(&mut self, addr: SocketAddr, now: Instant) -> &mut PeerInfo {
+        if !self.peers.contains_key(&addr) && self.peers.len() >= MAX_PEERS {
+            forget_oldest(&mut self.peers, |p| p.last);
+        }
+        let peer = self.peers.entry(addr).or_insert(PeerInfo {
+            kind: None,
+            chosen: false,
+            name: None,
+            last: now,
+        });
+        peer.last = now;
+        peer
+    }
+
+    fn name_of(&self, addr: SocketAddr) -> Option<String> {
+        self.peers.get(&addr).and_then(|p| p.name.clone())
+    }
+
+    /// `from` sent a valid envelope: it speaks dgram from now on (said, if
+    /// it was taken for a plain peer), and its name is noted.
+    fn heard_envelope(&mut self, now: Instant, from: SocketAddr, name: Option<&str>) {
+        let announce = self.config.announce_kinds;
+        let peer = self.peer(from, now);
+        if let Some(name) = name.filter(|n| !n.is_empty()) {
+            peer.name = Some(name.to_string());
+        }
+        if peer.chosen {
+            return;
+        }
+        let was_plain = peer.kind == Some(Kind::Plain);
+        peer.kind = Some(Kind::Dgram);
+        if was_plain && announce {
+            self.events.push_back(ChatEvent::PeerKind {
+                peer: from,
+                plain: false,
+            });
+        }
+    }
+
+    fn on_plain(&mut self, now: Instant, from: SocketAddr) {
+        if !self.config.announce_kinds {
+            // A listener sends no messages: what its plain senders speak
+            // does not matter, and is not kept.
+            return;
+        }
+        let peer = self.peer(from, now);
+        // A dgram peer may send plain datagrams too (`/empty`, `/size`): it
+        // stays a dgram peer. The notice follows the datagram it is about.
+        if peer.kind.is_none() {
+            peer.kind = Some(Kind::Plain);
+            self.events.push_back(ChatEvent::PeerKind {
+                peer: from,
+                plain: true,
+            });
+        }
+    }
+
+    /// An envelope, authenticated if keyed; `wire_len` is the datagram's
+    /// length as it arrived.
+    fn on_envelope(
+        &mut self,
+        now: Instant,
+        datagram: Incoming<'_>,
+        envelope: Envelope,
+        wire_len: usize,
+    ) {
+        let from = datagram.from;
+        match envelope {
+            Envelope::Message(message) => self.on_message(now, datagram, message, wire_len),
+            Envelope::Receipt(ack) => self.on_receipt(now, from, wire_len, ack),
+            Envelope::Hello(presence) => self.on_presence(now, from, wire_len, presence, false),
+            Envelope::Bye(presence) => self.on_presence(now, from, wire_len, presence, true),
+        }
+    }
+
+    /// A datagram at a keyed side: opened and checked against the
+    /// sender's replay window, or refused. Nothing refused is shown as a
+    /// message or answered; nothing this side sealed itself is taken.
+    fn on_keyed(&mut self, now: Instant, datagram: Incoming<'_>) {
+        let wire_len = datagram.payload.len();
+        let sealer = self.sealer.as_ref().expect("keyed");
+        let own = sealer.prefix();
+        let opened = if datagram.truncated {
+            Err(Rejection::Malformed)
+        } else {
+            sealer.open(datagram.payload)
+        };
+        let opened = opened.and_then(|opened| {
+            if opened.prefix == own {
+                return Err(Rejection::Reflected);
+            }
+            let key = opened.prefix;
+            if !self.windows.contains_key(&key) && self.windows.len() >= MAX_WINDOWS {
+                forget_oldest(&mut self.windows, |(_, last)| *last);
+            }
+            let (window, last) = self
+                .windows
+                .entry(key)
+                .or_insert_with(|| (ReplayWindow::default(), now));
+            window.check(opened.counter)?;
+            window.take(opened.counter);
+            *last = now;
+            Ok(opened)
+        });
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(reason) => return self.reject(datagram.from, wire_len, reason),
+        };
+        let inner = Incoming {
+            payload: &opened.inner,
+            ..datagram
+        };
+        match envelope::decode(inner.payload) {
+            Decoded::Envelope(envelope) => {
+                if self.group.is_none() && envelope_session(&envelope) == self.config.session {
+                    return self.reject(datagram.from, wire_len, Rejection::Reflected);
+                }
+                self.on_envelope(now, inner, envelope, wire_len)
+            }
+            // Authenticated, yet not an envelope: a faulty peer with the key.
+            Decoded::Plain | Decoded::Malformed(_) => {
+                self.reject(datagram.from, wire_len, Rejection::Malformed)
+            }
+        }
+    }
+
+    /// Counts a refused datagram; people see the first per sender and
+    /// reason, for at most [`NOTICED_SENDERS`] senders per reason (a flood
+    /// from many ports is counted, not printed line by line).
+    fn reject(&mut self, from: SocketAddr, len: usize, reason: Rejection) {
+        let noticed = self.refused.iter().filter(|(_, r)| *r == reason).count();
+        let first = noticed < NOTICED_SENDERS && self.refused.insert((from, reason));
+        self.events.push_back(ChatEvent::Rejected {
+            from,
+            reason,
+            len,
+            first,
+        });
+    }
+
+    fn on_message(
+        &mut self,
+        now: Instant,
+        datagram: Incoming<'_>,
+        message: Message,
+        wire_len: usize,
+    ) {
+        let from = datagram.from;
+        let me = self.config.session;
+        if self.group.is_some() {
+            if message.session == me {
+                // Our own message, looped back by multicast: not shown
+                // again, not acknowledged.
+                return;
+            }
+            self.heard_member(now, from, message.session, &message.name, None);
+        }
+        self.heard_envelope(now, from, Some(&message.name));
+        if !self.inbound.contains_key(&message.session) && self.inbound.len() >= MAX_SESSIONS {
+            forget_oldest(&mut self.inbound, |s| s.last);
+        }
+        let counts = self
+            .inbound
+            .entry(message.session)
+            .or_insert_with(|| SessionCounts {
+                arrivals: Arrivals::default(),
+                duplicates: 0,
+                last: now,
+            });
+        counts.last = now;
+        let arrival = counts.arrivals.record(message.seq);
+        if arrival == Arrival::Duplicate {
+            counts.duplicates += 1;
+        }
+        let duplicates = counts.duplicates;
+        if let Arrival::New {
+            gap: Some((first, last)),
+        } = arrival
+        {
+            self.events.push_back(ChatEvent::Gap {
+                from,
+                name: message.name.clone(),
+                first,
+                last,
+            });
+        }
+        let (seq, attempt) = (message.seq, message.attempt);
+        self.events
+            .push_back(ChatEvent::Message(Box::new(ChatMessage {
+                at: datagram.at,
+                from,
+                name: message.name,
+                session: message.session,
+                seq,
+                attempt,
+                payload: message.payload,
+                duplicate: arrival == Arrival::Duplicate,
+                duplicates,
+                reordered: arrival == Arrival::Reordered,
+                wire_len,
+            })));
+        if self.config.silent {
+            return;
+        }
+        // Every copy is acknowledged: the receipt for an earlier copy may
+        // be the one that was lost.
+        let receipt = envelope::encode_receipt(&Ack {
+            session: me,
+            seq,
+            attempt,
+        });
+        let bytes = self.wire(receipt);
+        self.transmits.push_back(Transmit {
+            to: from,
+            bytes,
+            kind: TransmitKind::Receipt { seq, attempt },
+        });
+    }
+
+    fn on_receipt(&mut self, now: Instant, from: SocketAddr, wire_len: usize, ack: Ack) {
+        if self.group.is_some() {
+            if ack.session == self.config.session {
+                return;
+            }
+            self.heard_member(now, from, ack.session, "", None);
+        }
+        self.heard_envelope(now, from, None);
+        let name = self.name_of(from);
+        let (outcome, rtt, tries, payload) =
+            match self.outbound.receipt(from, ack.seq, ack.attempt, now) {
+                Acked::Delivered {
+                    rtt,
+                    tries,
+                    payload,
+                } => (Outcome::Delivered, rtt, tries, payload),
+                Acked::Late {
+                    rtt,
+                    tries,
+                    payload,
+                } => (Outcome::Late, rtt, tries, payload),
+                Acked::Stray => {
+                    self.events.push_back(ChatEvent::StrayReceipt {
+                        from,
+                        seq: ack.seq,
+                        len: wire_len,
+                    });
+                    return;
+                }
+            };
+        self.events.push_back(ChatEvent::Receipt(Settled {
+            to: from,
+            name,
+            seq: ack.seq,
+            outcome,
+            rtt: Some(rtt),
+            tries,
+            payload,
+            ended: false,
+            refused: false,
+            wire_len: Some(wire_len),
+            group: self.group(),
+        }));
+        if outcome == Outcome::Delivered
+            && let Some(group) = self.group.as_mut()
+            && let Some(done) = group.sends.settle(ack.seq, from, true)
+        {
+            let event = group.receipt_event(done, &[]);
+            self.events.push_back(event);
+        }
+    }
+
+    /// Notes that group member `from` was heard (any envelope of its own
+    /// session), and says so when it is new or restarted. A new member
+    /// gets a hello of ours at once, so that it knows of us without
+    /// waiting for our next one.
+    ///
+    /// `hello_len`: the length of the hello that made it heard, if a hello
+    /// did. Only a hello is answered with a hello, and never with more
+    /// bytes than it had: our name is left out when it would not fit.
+    fn heard_member(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        session: SessionId,
+        name: &str,
+        hello_len: Option<usize>,
+    ) {
+        let reply = hello_len.and_then(|limit| {
+            [true, false]
+                .into_iter()
+                .map(|named| self.presence(false, named))
+                .find(|hello| hello.len() <= limit)
+        });
+        let Some(group) = self.group.as_mut() else {
+            return;
+        };
+        let heard = group.members.heard(from, session, Some(name), now);
+        let name = group
+            .members
+            .get(from)
+            .map_or_else(|| name.to_string(), |m| m.name.clone());
+        let change = match heard {
+            Heard::Known => return,
+            Heard::Joined => MemberChange::Joined,
+            Heard::Restarted => MemberChange::Restarted,
+            Heard::Full => MemberChange::NotKept,
+        };
+        self.events
+            .push_back(group.member_event(from, &name, change));
+        if change != MemberChange::NotKept
+            && let Some(hello) = reply
+        {
+            self.transmits.push_back(Transmit {
+                to: from,
+                bytes: hello,
+                kind: TransmitKind::Presence { bye: false },
+            });
+        }
+    }
+
+    /// A hello or a bye from another member.
+    fn on_presence(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        wire_len: usize,
+        presence: Presence,
+        bye: bool,
+    ) {
+        if self.group.is_some() && presence.session == self.config.session {
+            // Our own, looped back.
+            return;
+        }
+        self.events.push_back(ChatEvent::Presence {
+            from,
+            name: presence.name.clone(),
+            bye,
+            len: wire_len,
+        });
+        if self.group.is_none() {
+            // Not a member of any group: counted, nothing more.
+            return;
+        }
+        self.heard_envelope(now, from, Some(&presence.name));
+        if !bye {
+            return self.heard_member(
+                now,
+                from,
+                presence.session,
+                &presence.name,
+                Some(wire_len),
+            );
+        }
+        let group = self.group.as_mut().expect("checked above");
+        let Some(member) = group.members.bye(from, presence.session) else {
+            return;
+        };
+        let event = group.member_event(from, &member.name, MemberChange::Left);
+        self.events.push_back(event);
+        // What it had not acknowledged, it never will.
+        let failed = self.outbound.refused(from);
+        self.report_failed(failed, Failure::NoReceipt, &[member]);
+    }
+
+    /// A group member's timers: its hello when due, and members silent too
+    /// long taken to have left (what they had not acknowledged fails).
+    fn group_timers(&mut self, now: Instant) {
+        let hello_every = self.config.hello;
+        let due = self.group.as_ref().is_some_and(|g| g.next_hello <= now);
+        let hello = due.then(|| self.presence(false, true));
+        let unit = self.rng.unit();
+        let Some(group) = self.group.as_mut() else {
+            return;
+        };
+        if let Some(hello) = hello {
+            self.transmits.push_back(Transmit {
+                to: group.addr,
+                bytes: hello,
+                kind: TransmitKind::Presence { bye: false },
+            });
+            group.next_hello = now + members::hello_every(hello_every, unit);
+        }
+        let gone = group
+            .members
+            .expired(now, members::silent_after(hello_every));
+        for member in &gone {
+            let heard = now.saturating_duration_since(member.last);
+            let event = group.member_event(member.addr, &member.name, MemberChange::Silent(heard));
+            self.events.push_back(event);
+        }
+        for member in &gone {
+            let failed = self.outbound.refused(member.addr);
+            self.report_failed(failed, Failure::NoReceipt, &gone);
+        }
+    }
+
+    /// Reports a failed receipt for each message in `failed` (and, for a
+    /// group, the group receipt of each message now settled; `left` are
+    /// members no longer in the table, for their names).
+    fn report_failed(&mut self, failed: Vec<Due>, why: Failure, left: &[Member]) {
+        let group = self.group();
+        for due in failed {
+            let Due::Failed {
+                to,
+                seq,
+                tries,
+                payload,
+            } = due
+            else {
+                continue;
+            };
+            self.events.push_back(ChatEvent::Receipt(Settled {
+                to,
+                name: self.name_of(to),
+                seq,
+                outcome: Outcome::Failed,
+                rtt: None,
+                tries,
+                payload,
+                ended: why == Failure::Ended,
+                refused: why == Failure::Refused,
+                wire_len: None,
+                group,
+            }));
+            if let Some(group) = self.group.as_mut()
+                && let Some(done) = group.sends.settle(seq, to, false)
+            {
+                let event = group.receipt_event(done, left);
+                self.events.push_back(event);
+            }
+        }
+    }
+}
+
+/// The session an envelope speaks for.
+fn envelope_session(envelope: &Envelope) -> SessionId {
+    match envelope {
+        Envelope::Message(m) => m.session,
+        Envelope::Receipt(r) => r.session,
+        Envelope::Hello(p) | Envelope::Bye(p) => p.session,
+    }
+}
+
+/// Makes room in a full map: removes the eighth of its entries whose
+/// `last` is oldest, at once, so that a flood of new senders costs a sort
+/// every few hundred of them rather than a scan for each.
+fn forget_oldest<K: Copy + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    last: impl Fn(&V) -> Instant,
+) {
+    let mut ages: Vec<(Instant, K)> = map.iter().map(|(k, v)| (last(v), *k)).collect();
+    let forget = (ages.len() / 8).max(1);
+    ages.select_nth_unstable_by_key(forget - 1, |(at, _)| *at);
+    for (_, key) in &ages[..forget] {
+        map.remove(key);
+    }
+}

@@ -1,0 +1,127 @@
+//! What the chat protocol reports: messages decoded from envelopes,
+//! receipts and their final states, group members and group receipts.
+//! [`crate::model`] wraps them into its events; they are defined here so
+//! that the protocol's core needs nothing outside `proto`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::SessionId;
+
+/// A chat message received in an envelope, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// When it was received.
+    pub at: SystemTime,
+    /// Who sent it.
+    pub from: SocketAddr,
+    /// The sender's name (may be empty).
+    pub name: String,
+    /// The sender's session.
+    pub session: SessionId,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Which try of the sender this copy is.
+    pub attempt: u8,
+    /// The message.
+    pub payload: Vec<u8>,
+    /// This copy is a duplicate: the message was received before (it is
+    /// counted, acknowledged again, not shown again).
+    pub duplicate: bool,
+    /// Copies received from this sender session so far (this one
+    /// included when it is a copy).
+    pub duplicates: u64,
+    /// It came after a later one (it fills a gap).
+    pub reordered: bool,
+    /// The datagram's length (envelope included).
+    pub wire_len: usize,
+}
+
+/// The final state of a message sent, or a late change of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its receipt came.
+    Delivered,
+    /// No receipt after the last try (or the chat ended first).
+    Failed,
+    /// A receipt came after it was reported failed.
+    Late,
+}
+
+/// A message sent reached a final state (or a late receipt came): what a
+/// receipt, or its absence, settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// The destination.
+    pub to: SocketAddr,
+    /// Its name, if it has told it.
+    pub name: Option<String>,
+    /// The message's sequence number.
+    pub seq: u64,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// The round trip of the acknowledged try (delivered, late).
+    pub rtt: Option<Duration>,
+    /// Tries sent.
+    pub tries: u8,
+    /// The message (for showing which one it was).
+    pub payload: Arc<[u8]>,
+    /// Failed because the chat ended before the last try ran out.
+    pub ended: bool,
+    /// Failed at once because the peer's host refused it (ICMP port
+    /// unreachable: nothing listens there).
+    pub refused: bool,
+    /// The length of the receipt datagram that settled it (`None` for a
+    /// failure, which no datagram brings).
+    pub wire_len: Option<usize>,
+    /// The message went to this group (`to` is one of its members).
+    pub group: Option<SocketAddr>,
+}
+
+/// What changed about a group member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    /// It was heard for the first time.
+    Joined,
+    /// It came back with a new session (it restarted).
+    Restarted,
+    /// It said bye.
+    Left,
+    /// It was not heard for this long.
+    Silent(Duration),
+    /// The member table is full: it is not kept.
+    NotKept,
+}
+
+/// A group member joined, left or restarted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberEvent {
+    /// The group.
+    pub group: SocketAddr,
+    /// The member's own address.
+    pub addr: SocketAddr,
+    /// Its name (may be empty).
+    pub name: String,
+    /// What changed.
+    pub change: MemberChange,
+    /// Members now (after the change).
+    pub members: usize,
+}
+
+/// A message to a group reached its final state: every member present
+/// when it was sent acknowledged it or ran out of tries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupReceipt {
+    /// The group.
+    pub group: SocketAddr,
+    /// The message's number.
+    pub seq: u64,
+    /// The message.
+    pub payload: Arc<[u8]>,
+    /// Members that acknowledged it (address, name), in the order their
+    /// receipts came.
+    pub delivered: Vec<(SocketAddr, String)>,
+    /// Members that did not.
+    pub missing: Vec<(SocketAddr, String)>,
+}

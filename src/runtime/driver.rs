@@ -1,0 +1,326 @@
+//! Puts the protocol's [`Core`] on a socket: the [`Driver`] feeds it what
+//! the chat's input sends (on the job's thread) and its [`ChatHandler`]
+//! what the receiver thread receives, refusals and timeouts; both send
+//! what the core polls out through the one send path ([`Outbox`]) and
+//! hand its events to the display. Waiters (a pipe waiting for room or
+//! for its receipts, a group waiting for its members) are woken when
+//! something changes, through [`Driver::changes`], never by polling.
+//!
+//! The core sits behind one lock, taken by both threads. A message's first
+//! datagram is sent while the lock is held, so that its `sent` event is
+//! queued before its receipt can be handled.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use super::entropy;
+use super::outbox::{Closed, Outbox};
+use super::receiver::Handler;
+use crate::Error;
+use crate::model::{Datagram, Event, SentKind};
+use crate::net::limits::payload_limit;
+use crate::proto::chat::{Incoming, TransmitKind, Waiting};
+use crate::proto::envelope::MAGIC;
+use crate::proto::{ChatConfig, ChatEvent, Core, Entropy, Member, Received, SendError, SentAs};
+
+/// Sends chat messages and answers what arrives; cheap to clone (the
+/// input thread and the receiver thread each hold one).
+#[derive(Debug, Clone)]
+pub struct Driver {
+    core: Arc<Mutex<Core>>,
+    outbox: Outbox,
+    /// Told (without blocking, coalesced) whenever the core reported
+    /// something: a waiter looks again.
+    changed: Sender<()>,
+    changes: Receiver<()>,
+    /// Fixed for the run, so the receive path need not take the lock to
+    /// ask.
+    keyed: bool,
+    in_group: bool,
+}
+
+impl Driver {
+    /// A driver sending through `outbox`, its core set up with `config`.
+    ///
+    /// Fails only when the operating system gives no randomness for the
+    /// seal's nonce prefix.
+    pub fn new(outbox: Outbox, config: ChatConfig) -> Result<Driver, Error> {
+        let prefix = match config.key {
+            Some(_) => entropy::secret().map_err(|source| Error::Randomness { source })?,
+            None => [0; 16],
+        };
+        let entropy = Entropy {
+            seed: entropy::seed(),
+            prefix,
+        };
+        let (keyed, in_group) = (config.key.is_some(), config.group.is_some());
+        let (changed, changes) = crossbeam_channel::bounded(1);
+        Ok(Driver {
+            core: Arc::new(Mutex::new(Core::new(config, entropy, Instant::now()))),
+            outbox,
+            changed,
+            changes,
+            keyed,
+            in_group,
+        })
+    }
+
+    /// The handler to give the pipeline: it feeds the core what arrives,
+    /// and hands plain datagrams to `plain` (show, echo).
+    pub fn handler(&self, plain: Box<dyn Handler>) -> ChatHandler {
+        ChatHandler {
+            driver: self.clone(),
+            plain,
+        }
+    }
+
+    /// Ready (for `select!`) after the core reported something: a message
+    /// settled, a member came or went. Look again at what is waited for.
+    pub fn changes(&self) -> &Receiver<()> {
+        &self.changes
+    }
+
+    /// Sends one chat message to `to`: in an envelope (and waiting for its
+    /// receipt) unless `to` speaks plain UDP, then as the bytes given plus
+    /// `--eol`.
+    pub fn send(&self, payload: &[u8], to: SocketAddr) -> Result<SentAs, Error> {
+        let mut core = self.lock();
+        let (sent, first) = core
+            .send(Instant::now(), payload, to, payload_limit(&to).bytes)
+            .map_err(|e| match e {
+                SendError::TooManyPending { limit } => Error::TooManyPending { limit },
+                SendError::TooLarge {
+                    len,
+                    limit,
+                    overhead,
+                } => Error::MessageTooLarge {
+                    peer: to,
+                    len,
+                    limit,
+                    overhead,
+                },
+            })?;
+        if let Err(error) = self.outbox.send_as(&first.bytes, first.to, sent_kind(first.kind)) {
+            core.cancel(to, sent);
+            return Err(error);
+        }
+        let _ = self.flush(core);
+        Ok(sent)
+    }
+
+    /// Runs `feed` on the core, then sends what it polled out and reports
+    /// its events (events first: a receipt's `sent` follows the message
+    /// it answers).
+    fn with_core(&self, feed: impl FnOnce(&mut Core)) -> Result<(), Closed> {
+        let mut core = self.lock();
+        feed(&mut core);
+        self.flush(core)
+    }
+
+    /// Drains the core: its events to the display, its datagrams to the
+    /// socket. The lock is let go before anything is sent.
+    fn flush(&self, mut core: MutexGuard<'_, Core>) -> Result<(), Closed> {
+        let events: Vec<ChatEvent> = std::iter::from_fn(|| core.poll_event()).collect();
+        let transmits: Vec<_> = std::iter::from_fn(|| core.poll_transmit()).collect();
+        drop(core);
+        if !events.is_empty() {
+            match self.changed.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+            }
+        }
+        for event in events {
+            self.outbox.emit_received(Event::from(event))?;
+        }
+        for transmit in transmits {
+            // A datagram that cannot go out is like a lost one (a receipt:
+            // the sender tries again; a retransmission: the schedule goes
+            // on); its error has been reported by the outbox.
+            let _ = self
+                .outbox
+                .send_as(&transmit.bytes, transmit.to, sent_kind(transmit.kind));
+        }
+        Ok(())
+    }
+
+    /// In a group, waits (at most `longest`) until the members present
+    /// have answered this member's first hello: until one has been heard
+    /// and then `settle` has passed without another, so that a pipe's
+    /// first message is not sent to an empty room it just joined. Returns
+    /// early, false, when `stop` is ready (a stop request).
+    pub fn wait_for_members(&self, longest: Duration, settle: Duration, stop: &Receiver<()>) -> bool {
+        if !self.in_group {
+            return true;
+        }
+        let end = Instant::now() + longest;
+        let (mut count, mut since) = (0, Instant::now());
+        loop {
+            let now = Instant::now();
+            let members = self.lock().members().len();
+            if members != count {
+                (count, since) = (members, now);
+            }
+            if count > 0 && now >= since + settle {
+                return true;
+            }
+            let until = if count > 0 { end.min(since + settle) } else { end };
+            if now >= end {
+                return true;
+            }
+            crossbeam_channel::select! {
+                recv(stop) -> _ => return false,
+                recv(self.changes) -> _ => {}
+                default(until.saturating_duration_since(now)) => {}
+            }
+        }
+    }
+
+    /// How often this side says hello (a group member).
+    pub fn hello_every(&self) -> Duration {
+        self.lock().hello_every()
+    }
+
+    /// True when every envelope is sealed (`--key-file`).
+    pub fn is_keyed(&self) -> bool {
+        self.keyed
+    }
+
+    /// The group this side is a member of.
+    pub fn group(&self) -> Option<SocketAddr> {
+        self.lock().group()
+    }
+
+    /// The group's members as last heard (empty outside a group).
+    pub fn members(&self) -> Vec<Member> {
+        self.lock().members()
+    }
+
+    /// True when `to` gets plain bytes (it sent plain datagrams, or was
+    /// marked so).
+    pub fn is_plain(&self, to: SocketAddr) -> bool {
+        self.lock().is_plain(to)
+    }
+
+    /// Marks `peer` as speaking plain UDP or dgram from now on, and says so
+    /// in the events. The choice stands whatever the peer sends later.
+    pub fn set_plain(&self, peer: SocketAddr, plain: bool) {
+        let _ = self.with_core(|core| core.set_plain(Instant::now(), peer, plain));
+    }
+
+    /// Takes `peer` to speak plain UDP from the start (`--plain`: a peer such
+    /// as `nc -u -l` cannot speak first).
+    pub fn assume_plain(&self, peer: SocketAddr) {
+        self.lock().assume_plain(Instant::now(), peer);
+    }
+
+    /// Messages waiting for their receipts.
+    pub fn waiting(&self) -> Vec<Waiting> {
+        self.lock().waiting(Instant::now())
+    }
+
+    /// True while message `seq` to `to` waits for its receipt.
+    pub fn is_waiting(&self, to: SocketAddr, seq: u64) -> bool {
+        self.lock().is_waiting(to, seq)
+    }
+
+    /// How many messages wait for their receipts.
+    pub fn pending_count(&self) -> usize {
+        self.lock().pending_count()
+    }
+
+    /// True when no more messages may wait for receipts.
+    pub fn is_full(&self) -> bool {
+        self.lock().is_full()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // A poisoned lock means a thread panicked mid-update; the state is
+        // still the best there is.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the report of a sent datagram says it was.
+fn sent_kind(kind: TransmitKind) -> SentKind {
+    match kind {
+        TransmitKind::Message {
+            seq,
+            attempt,
+            payload,
+            name,
+        } => SentKind::Message {
+            seq,
+            attempt,
+            payload,
+            name,
+        },
+        TransmitKind::Text { payload } => SentKind::Text { payload },
+        TransmitKind::Presence { bye } => SentKind::Presence { bye },
+        TransmitKind::Receipt { seq, attempt } => SentKind::Receipt { seq, attempt },
+    }
+}
+
+/// The protocol's receive side, run by the receiver thread.
+pub struct ChatHandler {
+    driver: Driver,
+    /// Shows (or echoes) what is not the protocol's.
+    plain: Box<dyn Handler>,
+}
+
+impl Handler for ChatHandler {
+    fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
+        let from = datagram.from;
+        if !self.driver.keyed
+            && self.driver.in_group
+            && datagram.payload.first() != Some(&MAGIC)
+            && crate::net::addr::is_own(from, outbox.endpoint().local_addr())
+        {
+            // Our own plain datagram (`/empty`, `/burst`), looped back by
+            // multicast: not news, and not a plain member.
+            return Ok(());
+        }
+        let incoming = Incoming {
+            at: datagram.at,
+            from,
+            payload: &datagram.payload,
+            truncated: datagram.truncated,
+        };
+        let mut core = self.driver.lock();
+        match core.handle_datagram(Instant::now(), incoming) {
+            Received::Taken => self.driver.flush(core),
+            Received::Plain => {
+                drop(core);
+                self.plain.on_datagram(datagram, outbox)?;
+                self.driver.flush(self.driver.lock())
+            }
+            Received::Malformed(why) => {
+                drop(core);
+                self.plain.on_malformed(datagram, why, outbox)
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        if self.driver.outbox.has_refusals() {
+            return Some(Instant::now());
+        }
+        self.driver.lock().poll_timeout()
+    }
+
+    fn on_wake(&mut self, outbox: &Outbox) -> Result<(), Closed> {
+        let refused = outbox.take_refusals();
+        self.driver.with_core(|core| {
+            let now = Instant::now();
+            for peer in refused {
+                core.handle_refused(now, peer);
+            }
+            core.handle_timeout(now);
+        })
+    }
+
+    fn on_stop(&mut self, _outbox: &Outbox) -> Result<(), Closed> {
+        self.driver.with_core(|core| core.close(Instant::now()))
+    }
+}
