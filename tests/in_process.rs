@@ -13,7 +13,7 @@ use dgram::net::SocketOptions;
 use dgram::output::Format;
 use dgram::output::sink::MemorySink;
 use dgram::proto::{RtoConfig, SessionId};
-use dgram::runtime::messenger::{Eol, MessengerOptions};
+use dgram::proto::{ChatConfig, Eol};
 use dgram::runtime::{Shutdown, Signal};
 
 use crate::util::{any_local_addr, wait_for};
@@ -118,13 +118,13 @@ fn chat_runs_with_given_streams() {
         format: Format::Human,
         history: None,
         linger: Duration::ZERO,
-        messenger: MessengerOptions {
-            session: SessionId::random(),
+        protocol: ChatConfig {
+            session: SessionId([7, 1, 2, 3, 4, 5, 6, 8]),
             name: "tester".to_string(),
             rto: RtoConfig::default(),
             eol: Eol::None,
             raw: false,
-            ..MessengerOptions::receiver()
+            ..ChatConfig::receiver(SessionId([0; 8]))
         },
         plain_peer: false,
         log: None,

@@ -917,6 +917,9 @@ impl Core {
         });
         let opened = match opened {
             Ok(opened) => opened,
+            // In a group, multicast loops this side's own datagrams back
+            // to it: authentic, not news, not a refusal.
+            Err(Rejection::Reflected) if self.group.is_some() => return,
             Err(reason) => return self.reject(datagram.from, wire_len, reason),
         };
         let inner = Incoming {
