@@ -1,0 +1,670 @@
+//! The protocol's core driven in memory, like quinn-proto's `Pair::drive`:
+//! cores joined by a simulated network with a fake clock and seeded loss,
+//! duplication, delay (so reordering) and multicast groups. Every test
+//! here runs in microseconds, deterministically, on any machine.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use proptest::prelude::*;
+
+use super::chat::{ChatConfig, ChatEvent, Core, Entropy, Incoming, Received, SentAs, TransmitKind};
+use super::envelope::{self, SessionId};
+use super::random::Rng;
+use super::report::{MemberChange, Outcome};
+use super::rto::RtoConfig;
+use super::seal::{Key, Rejection, Sealer};
+
+const GROUP: &str = "239.1.2.3:5000";
+
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1 + i as u8], 4000 + i as u16))
+}
+
+fn group() -> SocketAddr {
+    GROUP.parse().unwrap()
+}
+
+/// One side: its core, its address, and everything it reported.
+struct Node {
+    core: Core,
+    addr: SocketAddr,
+    events: Vec<ChatEvent>,
+    /// Still on the network (a node taken off it hears and says nothing).
+    up: bool,
+    in_group: bool,
+}
+
+/// How the simulated network treats each datagram.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    /// One-way delay before jitter.
+    delay: Duration,
+    /// Extra random delay up to this much (so datagrams overtake).
+    jitter: Duration,
+    /// Per-mille chance a datagram is lost.
+    loss: u32,
+    /// Per-mille chance a datagram arrives twice.
+    dup: u32,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            delay: Duration::from_millis(5),
+            jitter: Duration::ZERO,
+            loss: 0,
+            dup: 0,
+        }
+    }
+}
+
+
+/// Cores on one simulated network, with one fake clock.
+struct Net {
+    nodes: Vec<Node>,
+    now: Instant,
+    link: Link,
+    rng: Rng,
+    /// In flight, by arrival time (and a counter keeping ties in order).
+    flights: BTreeMap<(Instant, u64), (SocketAddr, SocketAddr, Vec<u8>)>,
+    counter: u64,
+    /// Datagrams sent, lost, delivered (copies counted).
+    sent: u64,
+    lost: u64,
+    delivered: u64,
+}
+
+fn config(i: usize) -> ChatConfig {
+    ChatConfig {
+        name: format!("node{i}"),
+        announce_kinds: true,
+        rto: RtoConfig {
+            retries: 4,
+            min: Duration::from_millis(200),
+        },
+        ..ChatConfig::receiver(SessionId([i as u8 + 1; 8]))
+    }
+}
+
+impl Net {
+    fn new(configs: Vec<ChatConfig>, link: Link, seed: u64) -> Net {
+        let now = Instant::now();
+        let nodes = configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| Node {
+                in_group: config.group.is_some(),
+                core: Core::new(
+                    config,
+                    Entropy {
+                        seed: seed ^ (i as u64 + 1),
+                        prefix: [i as u8 + 1; 16],
+                    },
+                    now,
+                ),
+                addr: addr(i),
+                events: Vec::new(),
+                up: true,
+            })
+            .collect();
+        Net {
+            nodes,
+            now,
+            link,
+            rng: Rng::from_seed(seed),
+            flights: BTreeMap::new(),
+            counter: 0,
+            sent: 0,
+            lost: 0,
+            delivered: 0,
+        }
+    }
+
+    fn pair(link: Link, seed: u64) -> Net {
+        Net::new(vec![config(0), config(1)], link, seed)
+    }
+
+    fn chance(&mut self, per_mille: u32) -> bool {
+        per_mille > 0 && self.rng.next_u64() % 1000 < u64::from(per_mille)
+    }
+
+    /// Puts one datagram on the network, towards every node it reaches.
+    fn launch(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        let targets: Vec<SocketAddr> = if to == group() {
+            self.nodes
+                .iter()
+                .filter(|n| n.in_group)
+                .map(|n| n.addr)
+                .collect()
+        } else {
+            vec![to]
+        };
+        for target in targets {
+            self.sent += 1;
+            if self.chance(self.link.loss) {
+                self.lost += 1;
+                continue;
+            }
+            let copies = if self.chance(self.link.dup) { 2 } else { 1 };
+            for _ in 0..copies {
+                let jitter = if self.link.jitter.is_zero() {
+                    Duration::ZERO
+                } else {
+                    self.link.jitter.mul_f64(self.rng.unit())
+                };
+                self.counter += 1;
+                let at = self.now + self.link.delay + jitter;
+                self.flights
+                    .insert((at, self.counter), (from, target, bytes.clone()));
+            }
+        }
+    }
+
+    /// Moves every queued transmit onto the network and every event into
+    /// its node's list.
+    fn collect(&mut self) {
+        for i in 0..self.nodes.len() {
+            let node = &mut self.nodes[i];
+            while let Some(event) = node.core.poll_event() {
+                node.events.push(event);
+            }
+            let from = node.addr;
+            let up = node.up;
+            let mut out = Vec::new();
+            while let Some(t) = node.core.poll_transmit() {
+                out.push(t);
+            }
+            if up {
+                for t in out {
+                    self.launch(from, t.to, t.bytes);
+                }
+            }
+        }
+    }
+
+    /// Sends `payload` from node `i` to `to`, its first datagram put on
+    /// the network at once.
+    fn send(&mut self, i: usize, payload: &[u8], to: SocketAddr) -> SentAs {
+        let now = self.now;
+        let (sent, first) = self.nodes[i]
+            .core
+            .send(now, payload, to, 65507)
+            .expect("fits and has room");
+        if self.nodes[i].up {
+            self.launch(self.nodes[i].addr, first.to, first.bytes);
+        }
+        self.collect();
+        sent
+    }
+
+    /// Delivers a datagram to node `to` now, as the runtime would.
+    fn deliver(&mut self, from: SocketAddr, to: SocketAddr, bytes: &[u8]) -> Option<Received> {
+        let now = self.now;
+        let node = self.nodes.iter_mut().find(|n| n.addr == to)?;
+        if !node.up {
+            return None;
+        }
+        self.delivered += 1;
+        let received = node.core.handle_datagram(
+            now,
+            Incoming {
+                at: SystemTime::UNIX_EPOCH,
+                from,
+                payload: bytes,
+                truncated: false,
+            },
+        );
+        self.collect();
+        Some(received)
+    }
+
+    /// Runs the network and the timers until `until` (bounded: every step
+    /// moves the clock or delivers a datagram, and there are at most
+    /// 1,000,000 steps).
+    fn run_until(&mut self, until: Instant) {
+        self.collect();
+        for _ in 0..1_000_000 {
+            let flight = self.flights.keys().next().map(|k| k.0);
+            let timer = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.core.poll_timeout())
+                .min();
+            let next = [flight, timer].into_iter().flatten().min();
+            let Some(next) = next.filter(|&t| t <= until) else {
+                self.now = until.max(self.now);
+                return;
+            };
+            self.now = next.max(self.now);
+            if flight == Some(next) {
+                let (_, (from, to, bytes)) = self.flights.pop_first().expect("a flight");
+                self.deliver(from, to, &bytes);
+            } else {
+                let now = self.now;
+                for node in &mut self.nodes {
+                    if node.core.poll_timeout().is_some_and(|t| t <= now) {
+                        node.core.handle_timeout(now);
+                    }
+                }
+                self.collect();
+            }
+        }
+        panic!("the simulation did not settle in a million steps");
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        self.run_until(self.now + d);
+    }
+
+    /// Runs until nothing is in flight and no message waits (bounded by
+    /// ten minutes of simulated time).
+    fn settle(&mut self) {
+        let end = self.now + Duration::from_secs(600);
+        while self.now < end
+            && (!self.flights.is_empty() || self.nodes.iter().any(|n| n.core.pending_count() > 0))
+        {
+            self.run_for(Duration::from_millis(100));
+        }
+    }
+
+    fn events(&self, i: usize) -> &[ChatEvent] {
+        &self.nodes[i].events
+    }
+
+    /// The receipts node `i` reported: (seq, outcome, tries).
+    fn receipts(&self, i: usize) -> Vec<(u64, Outcome, u8)> {
+        self.events(i)
+            .iter()
+            .filter_map(|e| match e {
+                ChatEvent::Receipt(r) => Some((r.seq, r.outcome, r.tries)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The messages node `i` showed (not copies): (seq, payload).
+    fn shown(&self, i: usize) -> Vec<(u64, Vec<u8>)> {
+        self.events(i)
+            .iter()
+            .filter_map(|e| match e {
+                ChatEvent::Message(m) if !m.duplicate => Some((m.seq, m.payload.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn rejected(&self, i: usize) -> Vec<Rejection> {
+        self.events(i)
+            .iter()
+            .filter_map(|e| match e {
+                ChatEvent::Rejected { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A message on a clean link: shown once, acknowledged once, delivered at
+/// the first try with a round trip of two one-way delays.
+#[test]
+fn a_message_is_shown_once_and_delivered() {
+    let mut net = Net::pair(Link::default(), 1);
+    assert_eq!(net.send(0, b"hi", addr(1)), SentAs::Envelope(1));
+    net.settle();
+    assert_eq!(net.shown(1), vec![(1, b"hi".to_vec())]);
+    assert_eq!(net.receipts(0), vec![(1, Outcome::Delivered, 1)]);
+    let rtt = net.events(0).iter().find_map(|e| match e {
+        ChatEvent::Receipt(r) => r.rtt,
+        _ => None,
+    });
+    assert_eq!(rtt, Some(Duration::from_millis(10)));
+    assert_eq!(net.nodes[0].core.pending_count(), 0);
+}
+
+/// The first try lost: the message is sent again after the timeout and
+/// delivered at try 2; the round trip is measured from try 2 (Karn: the
+/// receipt names its try, so the sample is unambiguous).
+#[test]
+fn a_lost_first_try_is_sent_again() {
+    let mut net = Net::pair(Link::default(), 2);
+    net.nodes[1].up = false;
+    net.send(0, b"again", addr(1));
+    net.run_for(Duration::from_millis(50));
+    net.nodes[1].up = true;
+    net.settle();
+    assert_eq!(net.shown(1), vec![(1, b"again".to_vec())]);
+    assert_eq!(net.receipts(0), vec![(1, Outcome::Delivered, 2)]);
+    let rtt = net.events(0).iter().find_map(|e| match e {
+        ChatEvent::Receipt(r) => r.rtt,
+        _ => None,
+    });
+    assert_eq!(rtt, Some(Duration::from_millis(10)));
+}
+
+/// A peer that never answers: the message fails after 1 + retries tries,
+/// and a receipt that comes after that is reported late, not delivered.
+#[test]
+fn out_of_tries_fails_then_a_late_receipt_is_late() {
+    let mut net = Net::pair(Link::default(), 3);
+    net.nodes[1].up = false;
+    net.send(0, b"anyone?", addr(1));
+    net.settle();
+    assert_eq!(net.receipts(0), vec![(1, Outcome::Failed, 5)]);
+    // The peer comes back and answers the first try after all.
+    let ack = envelope::encode_receipt(&envelope::Ack {
+        session: SessionId([2; 8]),
+        seq: 1,
+        attempt: 1,
+    });
+    net.deliver(addr(1), addr(0), &ack);
+    assert_eq!(
+        net.receipts(0),
+        vec![(1, Outcome::Failed, 5), (1, Outcome::Late, 5)]
+    );
+}
+
+/// A refusal (ICMP port unreachable) fails what waits for that peer at
+/// once, marked refused.
+#[test]
+fn a_refusal_fails_at_once() {
+    let mut net = Net::pair(Link::default(), 4);
+    net.nodes[1].up = false;
+    net.send(0, b"one", addr(1));
+    net.send(0, b"two", addr(1));
+    let now = net.now;
+    net.nodes[0].core.handle_refused(now, addr(1));
+    net.collect();
+    let refused: Vec<_> = net
+        .events(0)
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Receipt(r) if r.refused => Some(r.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, vec![1, 2]);
+    assert_eq!(net.nodes[0].core.pending_count(), 0);
+}
+
+/// Copies are acknowledged again but shown once; a message that skips a
+/// number reports the gap, and the skipped one arriving later is a
+/// reorder.
+#[test]
+fn gaps_reorders_and_copies() {
+    let mut net = Net::pair(Link::default(), 5);
+    let message = |seq: u64| {
+        envelope::encode_message(&envelope::Message {
+            session: SessionId([9; 8]),
+            seq,
+            attempt: 1,
+            name: "x".into(),
+            payload: vec![b'0' + seq as u8],
+        })
+    };
+    let from = SocketAddr::from(([10, 0, 0, 9], 9));
+    for seq in [1, 3, 3, 2] {
+        net.deliver(from, addr(1), &message(seq));
+    }
+    let kinds: Vec<String> = net
+        .events(1)
+        .iter()
+        .map(|e| match e {
+            ChatEvent::Message(m) if m.duplicate => format!("dup{}", m.seq),
+            ChatEvent::Message(m) if m.reordered => format!("reordered{}", m.seq),
+            ChatEvent::Message(m) => format!("new{}", m.seq),
+            ChatEvent::Gap { first, last, .. } => format!("gap{first}-{last}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, ["new1", "gap2-2", "new3", "dup3", "reordered2"]);
+    // Every copy was acknowledged.
+    let mut acks = 0;
+    while let Some(t) = net.nodes[1].core.poll_transmit() {
+        acks += usize::from(matches!(t.kind, TransmitKind::Receipt { .. }));
+    }
+    assert_eq!(acks, 0, "the receipts were put on the network already");
+    assert_eq!(net.sent, 4, "one receipt per copy");
+}
+
+/// A plain datagram is handed back to be shown, and its sender becomes a
+/// plain peer (said once); what is sent to it then is the text plus
+/// `--eol`, with no envelope and nothing waiting.
+#[test]
+fn plain_peers_get_plain_text() {
+    let mut net = Net::pair(Link::default(), 6);
+    let nc = SocketAddr::from(([10, 0, 0, 50], 5000));
+    assert_eq!(net.deliver(nc, addr(0), b"hello"), Some(Received::Plain));
+    assert_eq!(net.deliver(nc, addr(0), b"again"), Some(Received::Plain));
+    let kinds: Vec<_> = net
+        .events(0)
+        .iter()
+        .filter(|e| matches!(e, ChatEvent::PeerKind { plain: true, .. }))
+        .collect();
+    assert_eq!(kinds.len(), 1);
+    let now = net.now;
+    let (sent, first) = net.nodes[0].core.send(now, b"hi", nc, 65507).unwrap();
+    assert_eq!(sent, SentAs::Plain);
+    assert_eq!(first.bytes, b"hi");
+    assert_eq!(net.nodes[0].core.pending_count(), 0);
+}
+
+/// Three members of a group: each hears of the others (joined), a message
+/// to the group is one datagram acknowledged by both others (✓ 2/2); a
+/// member that goes silent is taken to have left after 3.5 hellos, and
+/// the next message names it missing... it is not expected any more, so
+/// the next message is ✓ 1/1.
+#[test]
+fn group_joins_receipts_and_silence() {
+    let configs = (0..3)
+        .map(|i| ChatConfig {
+            group: Some(group()),
+            hello: Duration::from_secs(1),
+            ..config(i)
+        })
+        .collect();
+    let mut net = Net::new(configs, Link::default(), 7);
+    net.run_for(Duration::from_millis(100));
+    for i in 0..3 {
+        assert_eq!(net.nodes[i].core.members().len(), 2, "node {i}");
+    }
+    net.send(0, b"room", group());
+    net.settle();
+    let group_receipts: Vec<(usize, usize)> = net
+        .events(0)
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::GroupReceipt(g) => Some((g.delivered.len(), g.missing.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(group_receipts, vec![(2, 0)]);
+    assert_eq!(net.shown(1), vec![(1, b"room".to_vec())]);
+    assert_eq!(net.shown(2), vec![(1, b"room".to_vec())]);
+    // Node 2 goes away without a bye.
+    net.nodes[2].up = false;
+    net.run_for(Duration::from_secs(5));
+    let silent = net.events(0).iter().any(|e| {
+        matches!(e, ChatEvent::Member(m) if m.addr == addr(2) && matches!(m.change, MemberChange::Silent(_)))
+    });
+    assert!(silent, "{:?}", net.events(0));
+    assert_eq!(net.nodes[0].core.members().len(), 1);
+}
+
+/// Keyed: a peer with another key is refused (bad tag) and never shown
+/// or answered; a replayed datagram is refused as a replay.
+#[test]
+fn keyed_refusals() {
+    let key = Key::from_bytes([1; 32]);
+    let configs = (0..2)
+        .map(|i| ChatConfig {
+            key: Some(key.clone()),
+            ..config(i)
+        })
+        .collect();
+    let mut net = Net::new(configs, Link::default(), 8);
+    net.send(0, b"sealed", addr(1));
+    net.settle();
+    assert_eq!(net.receipts(0), vec![(1, Outcome::Delivered, 1)]);
+    // Another key.
+    let mut other = Sealer::with_prefix(&Key::from_bytes([2; 32]), [3; 16]);
+    let forged = other.seal(&envelope::encode_message(&envelope::Message {
+        session: SessionId([7; 8]),
+        seq: 1,
+        attempt: 1,
+        name: "mallory".into(),
+        payload: b"forged".to_vec(),
+    }));
+    net.deliver(addr(5), addr(1), &forged);
+    // A replay of a datagram node 0 really sent (a sealed message).
+    let mut own = Sealer::with_prefix(&key, [1; 16]);
+    let replayed = own.seal(&envelope::encode_message(&envelope::Message {
+        session: SessionId([1; 8]),
+        seq: 1,
+        attempt: 1,
+        name: "node0".into(),
+        payload: b"sealed".to_vec(),
+    }));
+    net.deliver(addr(0), addr(1), &replayed);
+    assert_eq!(net.rejected(1), vec![Rejection::BadTag, Rejection::Replay]);
+    assert_eq!(net.shown(1).len(), 1);
+}
+
+/// Flaw 1: with a shared key, a side's own sealed datagrams sent back to
+/// it (its receipt for a peer's message, its own message) are refused as
+/// reflected: no message is marked delivered that the peer never got,
+/// and nothing of its own is shown as the peer's.
+#[test]
+fn reflected_datagrams_are_refused() {
+    let key = Key::from_bytes([1; 32]);
+    let configs = (0..2)
+        .map(|i| ChatConfig {
+            key: Some(key.clone()),
+            ..config(i)
+        })
+        .collect();
+    let mut net = Net::new(configs, Link::default(), 9);
+    // Node 1 sends a message; node 0 acknowledges it. The attacker keeps
+    // node 0's sealed receipt.
+    net.send(1, b"from bob", addr(0));
+    let mut captured = Vec::new();
+    for (_, (from, to, bytes)) in std::mem::take(&mut net.flights) {
+        if let Some(Received::Taken) = net.deliver(from, to, &bytes) {}
+    }
+    for (_, (from, _, bytes)) in std::mem::take(&mut net.flights) {
+        if from == addr(0) {
+            captured.push(bytes);
+        }
+    }
+    assert_eq!(captured.len(), 1, "node 0's receipt");
+    // Node 0 sends its own message #1 to node 1, who is gone now.
+    net.nodes[1].up = false;
+    net.send(0, b"from alice", addr(1));
+    let own_message = net.flights.values().next().unwrap().2.clone();
+    // Both reflected to node 0 from node 1's address.
+    net.deliver(addr(1), addr(0), &captured[0]);
+    net.deliver(addr(1), addr(0), &own_message);
+    assert_eq!(
+        net.rejected(0),
+        vec![Rejection::Reflected, Rejection::Reflected]
+    );
+    assert!(net.receipts(0).is_empty(), "{:?}", net.receipts(0));
+    assert_eq!(net.shown(0), vec![(1, b"from bob".to_vec())]);
+}
+
+/// Flaw 2: 16,384 messages, each from a new session and far ahead in its
+/// numbering (4097, 2^53 - 1), keep at most `MAX_SESSIONS` sessions of at
+/// most a few ranges each, and report no message lost that was before
+/// this side's time.
+#[test]
+fn a_flood_of_new_sessions_stays_bounded() {
+    let mut net = Net::pair(Link::default(), 10);
+    for i in 0..16_384u32 {
+        let mut session = [0u8; 8];
+        session[..4].copy_from_slice(&i.to_be_bytes());
+        let seq = if i % 2 == 0 { 4097 } else { envelope::MAX_SEQ };
+        let bytes = envelope::encode_message(&envelope::Message {
+            session: SessionId(session),
+            seq,
+            attempt: 1,
+            name: String::new(),
+            payload: Vec::new(),
+        });
+        net.deliver(addr(7), addr(1), &bytes);
+        net.flights.clear();
+    }
+    assert!(net.nodes[1].core.sessions() <= super::chat::MAX_SESSIONS);
+    let gaps = net
+        .events(1)
+        .iter()
+        .filter(|e| matches!(e, ChatEvent::Gap { .. }))
+        .count();
+    assert_eq!(gaps, 0);
+}
+
+/// An outcome of a run over a random lossy network.
+fn lossy_run(seed: u64, loss: u32, dup: u32, jitter_ms: u64, count: u8) -> Net {
+    let link = Link {
+        delay: Duration::from_millis(2),
+        jitter: Duration::from_millis(jitter_ms),
+        loss,
+        dup,
+    };
+    let mut net = Net::pair(link, seed);
+    for i in 0..count {
+        net.send(0, &[i], addr(1));
+        net.run_for(Duration::from_millis(3));
+    }
+    net.settle();
+    net.run_for(Duration::from_secs(5));
+    net
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Over random loss, duplication and reordering: every message ends
+    /// in exactly one final state (delivered or failed; late only after
+    /// failed); a delivered message was shown exactly once; nothing is
+    /// shown that was not sent; the network's counts add up.
+    #[test]
+    fn every_message_ends_once(
+        seed in any::<u64>(),
+        loss in 0u32..400,
+        dup in 0u32..200,
+        jitter in 0u64..30,
+        count in 1u8..40,
+    ) {
+        let net = lossy_run(seed, loss, dup, jitter, count);
+        let receipts = net.receipts(0);
+        for seq in 1..=u64::from(count) {
+            let outcomes: Vec<Outcome> = receipts
+                .iter()
+                .filter(|r| r.0 == seq)
+                .map(|r| r.1)
+                .collect();
+            let ok = matches!(
+                outcomes.as_slice(),
+                [Outcome::Delivered] | [Outcome::Failed] | [Outcome::Failed, Outcome::Late]
+            );
+            prop_assert!(ok, "message {} ended {:?}", seq, outcomes);
+            let shown = net.shown(1).iter().filter(|m| m.0 == seq).count();
+            if outcomes[0] == Outcome::Delivered || outcomes.len() == 2 {
+                prop_assert_eq!(shown, 1, "message {} delivered, shown {}", seq, shown);
+            } else {
+                prop_assert!(shown <= 1);
+            }
+        }
+        for (seq, payload) in net.shown(1) {
+            prop_assert!(seq >= 1 && seq <= u64::from(count));
+            prop_assert_eq!(payload, vec![seq as u8 - 1]);
+        }
+        prop_assert_eq!(net.nodes[0].core.pending_count(), 0);
+        // Every datagram sent was lost or arrived (copies counted), and
+        // the network is empty.
+        prop_assert!(net.flights.is_empty());
+        prop_assert!(net.delivered >= net.sent - net.lost);
+        prop_assert!(net.delivered <= 2 * (net.sent - net.lost));
+    }
+}
