@@ -34,9 +34,9 @@ use crate::proto::envelope::valid_name;
 use crate::proto::members::HELLO_EVERY;
 use crate::proto::rto::{DEFAULT_RETRIES, DEFAULT_RTO_MIN, RtoConfig};
 use crate::proto::seal::Key;
+use crate::proto::{ChatConfig, Eol};
 use crate::runtime::Shutdown;
 use crate::runtime::echo::DEFAULT_ECHO_RATE;
-use crate::proto::{ChatConfig, Eol};
 use crate::runtime::entropy;
 
 /// A terminal UDP datagram messenger that shows what UDP really does:

@@ -27,20 +27,26 @@
 //!   [`event`](model::event) (events and the summary), [`peers`](model::peers)
 //!   (the one peer table and its transitions).
 //! - [`proto`]: the chat protocol without input or output (its
-//!   specification is `docs/PROTOCOL.md`). [`envelope`](proto::envelope)
-//!   (the wire layout and the validated envelope), [`inbound`](proto::inbound)
-//!   (new, reordered, duplicate and missing messages), [`outbound`](proto::outbound)
-//!   (sequence numbers, pending messages, final states),
-//!   [`members`](proto::members) (a group's members and each group message's
-//!   receipts, member by member), [`seal`](proto::seal) (sealed envelopes:
-//!   the key, XChaCha20-Poly1305, the replay window, refusals),
-//!   [`rto`](proto::rto)
-//!   (RFC 6298 timers), [`random`](proto::random) (session ids, jitter).
+//!   specification is `docs/PROTOCOL.md`). [`chat`](proto::chat) (the
+//!   whole protocol as one state machine, [`Core`](proto::Core): datagrams,
+//!   refusals, sends and timeouts in; transmits, events, its next timeout
+//!   out), [`envelope`](proto::envelope) (the wire layout and the validated
+//!   envelope), [`inbound`](proto::inbound) (new, reordered, duplicate and
+//!   missing messages), [`outbound`](proto::outbound) (sequence numbers,
+//!   pending messages, final states), [`members`](proto::members) (a
+//!   group's members and each group message's receipts, member by member),
+//!   [`report`](proto::report) (what the protocol reports),
+//!   [`seal`](proto::seal) (sealed envelopes: the key, XChaCha20-Poly1305,
+//!   the replay window, refusals), [`rto`](proto::rto) (RFC 6298 timers),
+//!   [`random`](proto::random) (a seeded generator for jitter).
 //! - [`runtime`]: the moving parts. [`pipeline`](runtime::pipeline) (endpoint,
 //!   receiver, job, display loop, ordered stop; a plan without a job runs
 //!   on one thread), [`receiver`](runtime::receiver)
-//!   (the receiver thread and its handler seam), [`messenger`](runtime::messenger)
-//!   (the protocol on the socket: sending, receipts, retransmission),
+//!   (the receiver thread and its handler seam), [`driver`](runtime::driver)
+//!   (the protocol's core on the socket: fed by the chat's input and the
+//!   receiver, drained into the outbox, waiters woken on changes),
+//!   [`entropy`](runtime::entropy) (randomness from the OS, handed to the
+//!   protocol),
 //!   [`echo`](runtime::echo) (the echo handler and its rate limit),
 //!   [`outbox`](runtime::outbox) (the one send path),
 //!   [`shutdown`](runtime::shutdown) (signals as a channel).
@@ -51,7 +57,8 @@
 //!   written straight into the output buffer),
 //!   [`json`](output::json) (the `--json` wire schema), [`sink`](output::sink)
 //!   (stdout, stderr, rustyline's printer, memory).
-//! - [`cmd`]: the commands, thin users of the pipeline.
+//! - [`cmd`]: the commands (`listen`, `send` and `chat` on the pipeline;
+//!   `ping`, `bench` and `lab` on sockets of their own).
 //!   [`listen`](cmd::listen), [`send`](cmd::send), [`chat`](cmd::chat)
 //!   (REPL, commands, session, terminal), [`ping`](cmd::ping) (round trips
 //!   on one thread), [`bench`](mod@cmd::bench) (throughput and loss: server,

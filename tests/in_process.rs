@@ -12,8 +12,8 @@ use dgram::cmd::send::{self, Payloads, SendOptions};
 use dgram::net::SocketOptions;
 use dgram::output::Format;
 use dgram::output::sink::MemorySink;
-use dgram::proto::{RtoConfig, SessionId};
 use dgram::proto::{ChatConfig, Eol};
+use dgram::proto::{RtoConfig, SessionId};
 use dgram::runtime::{Shutdown, Signal};
 
 use crate::util::{any_local_addr, wait_for};

@@ -615,7 +615,8 @@ fn answers_are_never_larger_than_what_they_answer() {
         },
         false,
     ));
-    let forged = Sealer::with_prefix(&Key::generate().unwrap(), [8; 16]).seal(&message(session, 2, "forged"));
+    let forged = Sealer::with_prefix(&Key::generate().unwrap(), [8; 16])
+        .seal(&message(session, 2, "forged"));
     let keyed_workload = vec![
         sealed.clone(),
         forged,

@@ -41,8 +41,8 @@ use crate::net::{Buffers, Endpoint, SocketOptions};
 use crate::output::render::duration;
 use crate::output::sink::MemorySink;
 use crate::output::{Format, Sink};
-use crate::runtime::entropy::seed;
 use crate::runtime::Shutdown;
+use crate::runtime::entropy::seed;
 
 /// The control protocol's version, in every hello.
 const CONTROL_VERSION: u32 = 1;

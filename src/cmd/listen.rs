@@ -8,9 +8,9 @@ use crate::net::SocketOptions;
 use crate::net::group::GroupOptions;
 use crate::output::{Display, Format, Renderer, Shown, Sink};
 use crate::proto::seal::Key;
-use crate::runtime::echo::Echo;
 use crate::proto::{ChatConfig, SessionId};
 use crate::runtime::driver::Driver;
+use crate::runtime::echo::Echo;
 use crate::runtime::entropy;
 use crate::runtime::{Handler, Pipeline, Plan, Show, Shutdown};
 

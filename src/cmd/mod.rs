@@ -1,5 +1,7 @@
-//! The commands, each a thin user of the [pipeline](crate::runtime::Pipeline)
-//! (but `ping`, whose round trip runs on one thread).
+//! The commands. `listen`, `send` and `chat` are thin users of the
+//! [pipeline](crate::runtime::Pipeline); `ping` runs its round trips on one
+//! thread, and `bench` and `lab` drive their sockets themselves (see their
+//! module docs for why).
 //!
 //! - [`listen`]: `dgram listen`.
 //! - [`send`]: `dgram send`.

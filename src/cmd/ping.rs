@@ -24,8 +24,8 @@ use crate::net::sys::Scratch;
 use crate::net::{Endpoint, SocketOptions};
 use crate::output::render::{duration, plural};
 use crate::output::{Format, Sink};
-use crate::runtime::entropy::seed;
 use crate::runtime::Shutdown;
+use crate::runtime::entropy::seed;
 
 /// Probes sent at a longer interval than this are each shown on a line of
 /// their own (as ping does); faster, a progress line stands in for them.

@@ -9,6 +9,10 @@
 //!   statistics.
 //! - [`peers`]: the one peer table, and the changes of state
 //!   ([`Transition`]) it reports.
+//! - [`bench`](mod@bench): `dgram bench`'s datagrams, sequence tracking and
+//!   the report's accounting.
+//! - [`lab`](mod@lab): an experiment of `dgram lab`: its claim, table,
+//!   verdict and facts.
 
 pub mod bench;
 pub mod chat;

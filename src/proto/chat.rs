@@ -1159,13 +1159,7 @@ impl Core {
         }
         self.heard_envelope(now, from, Some(&presence.name));
         if !bye {
-            return self.heard_member(
-                now,
-                from,
-                presence.session,
-                &presence.name,
-                Some(wire_len),
-            );
+            return self.heard_member(now, from, presence.session, &presence.name, Some(wire_len));
         }
         let group = self.group.as_mut().expect("checked above");
         let Some(member) = group.members.bye(from, presence.session) else {

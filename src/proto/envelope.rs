@@ -4,9 +4,12 @@
 //! The layout is specified in `docs/PROTOCOL.md`; in short:
 //!
 //! ```text
-//! 0xF5  version(1)  kind(1 message, 2 receipt)  body…
-//! message body: session[8]  seq(varint)  try(u8)  name(varint len + UTF-8)  payload(varint len + bytes)
-//! receipt body: session[8]  seq(varint)  try(u8)
+//! 0xF5  version(1)  kind  body…
+//! kind 1, message:  session[8]  seq(varint)  try(u8)  name(varint len + UTF-8)  payload(varint len + bytes)
+//! kind 2, receipt:  session[8]  seq(varint)  try(u8)
+//! kind 3, hello:    session[8]  name(varint len + UTF-8)
+//! kind 4, bye:      session[8]  name(varint len + UTF-8)
+//! kind 5, sealed:   nonce[24]  ciphertext of a whole envelope above  tag[16]   (see seal)
 //! ```
 //!
 //! The first byte, 0xF5, never begins valid UTF-8, so text from nc, socat

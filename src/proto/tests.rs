@@ -60,7 +60,6 @@ impl Default for Link {
     }
 }
 
-
 /// Cores on one simulated network, with one fake clock.
 struct Net {
     nodes: Vec<Node>,

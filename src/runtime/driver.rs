@@ -103,7 +103,10 @@ impl Driver {
                     overhead,
                 },
             })?;
-        if let Err(error) = self.outbox.send_as(&first.bytes, first.to, sent_kind(first.kind)) {
+        if let Err(error) = self
+            .outbox
+            .send_as(&first.bytes, first.to, sent_kind(first.kind))
+        {
             core.cancel(to, sent);
             return Err(error);
         }
@@ -150,7 +153,12 @@ impl Driver {
     /// and then `settle` has passed without another, so that a pipe's
     /// first message is not sent to an empty room it just joined. Returns
     /// early, false, when `stop` is ready (a stop request).
-    pub fn wait_for_members(&self, longest: Duration, settle: Duration, stop: &Receiver<()>) -> bool {
+    pub fn wait_for_members(
+        &self,
+        longest: Duration,
+        settle: Duration,
+        stop: &Receiver<()>,
+    ) -> bool {
         if !self.in_group {
             return true;
         }
@@ -165,7 +173,11 @@ impl Driver {
             if count > 0 && now >= since + settle {
                 return true;
             }
-            let until = if count > 0 { end.min(since + settle) } else { end };
+            let until = if count > 0 {
+                end.min(since + settle)
+            } else {
+                end
+            };
             if now >= end {
                 return true;
             }

@@ -29,8 +29,9 @@ const DROP_POLL_INTERVAL: Duration = Duration::from_millis(200);
 pub(super) const DRAIN_LIMIT: u64 = 100_000;
 
 /// What becomes of each received datagram, decided on the receiver thread
-/// before anything is shown: show it, answer it (echo), and later decode,
-/// verify and acknowledge it. Replies go out through the [`Outbox`], so
+/// before anything is shown: show it, answer it (echo), or hand it to the
+/// chat protocol ([`ChatHandler`](super::driver::ChatHandler): decode,
+/// verify, acknowledge). Replies go out through the [`Outbox`], so
 /// they are counted and their ICMP errors reported like any send.
 pub trait Handler: Send {
     /// Handles one datagram: emits the events it makes (at least the

@@ -1,7 +1,7 @@
 //! `dgram chat`: one socket, every datagram shown as it arrives while the
 //! user types, each line typed sent as one message (in an envelope with a
-//! receipt to dgram peers, plain to plain peers; see
-//! [`messenger`](crate::runtime::messenger)).
+//! receipt to dgram peers, plain to plain peers; the protocol is
+//! [`crate::proto::Core`], put on the socket by [`Driver`]).
 //!
 //! The chat runs on the pipeline ([`Pipeline`]): the receiver thread
 //! receives, the display loop (the calling thread) prints events, and the
