@@ -843,7 +843,10 @@ fn broadcast_takes_only_a_broadcast_address() {
 
 /// A hello is answered with a hello of ours, never a larger one: a member
 /// whose name is long answers a short-named newcomer's hello without its
-/// name (no amplification).
+/// name (no amplification). The answer challenges the newcomer, which
+/// becomes a member only once it sends the token back from its address
+/// (return routability): a Python newcomer written from PROTOCOL.md
+/// section 9 does, and is then shown joining.
 #[test]
 fn hello_replies_never_outgrow_the_hello() {
     let Some(lan) = Lan::or_skip(2) else {
@@ -862,9 +865,13 @@ s.sendto(hello, ("239.1.2.3", 5000))
 s.settimeout(10)
 data, peer = s.recvfrom(65535)
 print(len(hello), len(data), data[:3].hex(), flush=True)
+# The answer: our hello again, its answer field the challenge we got.
+challenge = data[-16:-8]
+s.sendto(hello[:-16] + bytes(8) + challenge, peer)
 "#;
-    // A hello from session 0102…08, name "b": F5 01 03, session, 01 'b'.
-    let hello = "f501030102030405060708".to_string() + "0162";
+    // A hello from session 0102…08, name "b": F5 01 03, session, 01 'b',
+    // then no challenge and no answer (8 zero bytes each).
+    let hello = "f501030102030405060708".to_string() + "0162" + &"00".repeat(16);
     let mut python = lan.spawn(1, "python3", &["-c", script, &hello]);
     python.finish();
     assert!(python.finish_ok(), "{}", python.dump());

@@ -570,6 +570,8 @@ fn answers_are_never_larger_than_what_they_answer() {
         &envelope::Presence {
             session,
             name: "a".into(),
+            challenge: envelope::NO_TOKEN,
+            answer: envelope::NO_TOKEN,
         },
         false,
     );
@@ -612,6 +614,8 @@ fn answers_are_never_larger_than_what_they_answer() {
         &envelope::Presence {
             session,
             name: "b".into(),
+            challenge: envelope::NO_TOKEN,
+            answer: envelope::NO_TOKEN,
         },
         false,
     ));

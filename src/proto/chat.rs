@@ -18,7 +18,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::envelope::{self, Ack, Decoded, Envelope, MAGIC, Message, Presence, SessionId};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::envelope::{
+    self, Ack, Decoded, Envelope, MAGIC, Message, NO_TOKEN, Presence, SessionId,
+};
 use super::inbound::{Arrival, Arrivals};
 use super::members::{self, GroupSend, GroupSends, HELLO_EVERY, Heard, Member, Members};
 use super::outbound::{Acked, Due, MAX_PENDING, Outbound};
@@ -121,6 +126,9 @@ pub struct Entropy {
     /// The seal's nonce prefix for this run (keyed chats): it must not
     /// repeat across runs under one key.
     pub prefix: [u8; 16],
+    /// The key of the tokens a group member challenges others with: what
+    /// a member cannot guess, it must have received.
+    pub secret: [u8; 32],
 }
 
 /// How a message went out.
@@ -406,6 +414,8 @@ pub struct Core {
     /// Senders and reasons already shown refused (then only counted).
     refused: HashSet<(SocketAddr, Rejection)>,
     rng: Rng,
+    /// Keys the challenge tokens ([`Core::token`]).
+    secret: [u8; 32],
     events: VecDeque<ChatEvent>,
     transmits: VecDeque<Transmit>,
 }
@@ -433,6 +443,7 @@ impl Core {
             }),
             refused: HashSet::new(),
             rng,
+            secret: entropy.secret,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             config,
@@ -746,7 +757,7 @@ impl Core {
     /// waiting fails (ended).
     pub fn close(&mut self, _now: Instant) {
         if let Some(group) = self.group() {
-            let bye = self.presence(true, true);
+            let bye = self.presence(true, true, NO_TOKEN, NO_TOKEN);
             self.transmits.push_back(Transmit {
                 to: group,
                 bytes: bye,
@@ -799,7 +810,7 @@ impl Core {
 
     /// This side's hello (or bye), as it goes on the wire; `named: false`
     /// leaves the name out (a reply that must not outgrow what it answers).
-    fn presence(&mut self, bye: bool, named: bool) -> Vec<u8> {
+    fn presence(&mut self, bye: bool, named: bool, challenge: [u8; 8], answer: [u8; 8]) -> Vec<u8> {
         let presence = Presence {
             session: self.config.session,
             name: if named {
@@ -807,8 +818,33 @@ impl Core {
             } else {
                 String::new()
             },
+            challenge,
+            answer,
         };
         self.wire(envelope::encode_presence(&presence, bye))
+    }
+
+    /// The token this side challenges `session` at `addr` with: the first
+    /// 8 bytes of HMAC-SHA256 under this run's secret, so that only what
+    /// was sent to `addr` can answer it, and nothing needs to be kept
+    /// until it is answered.
+    fn token(&self, addr: SocketAddr, session: SessionId) -> [u8; 8] {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
+        mac.update(b"dgram hello token");
+        match addr {
+            SocketAddr::V4(v4) => mac.update(&v4.ip().octets()),
+            SocketAddr::V6(v6) => mac.update(&v6.ip().octets()),
+        }
+        mac.update(&addr.port().to_be_bytes());
+        mac.update(&session.0);
+        let tag = mac.finalize().into_bytes();
+        let mut token = [0; 8];
+        token.copy_from_slice(&tag[..8]);
+        if token == NO_TOKEN {
+            token[0] = 1;
+        }
+        token
     }
 
     fn peer(&mut self, addr: SocketAddr, now: Instant) -> &mut PeerInfo {
@@ -1086,46 +1122,73 @@ impl Core {
     }
 
     /// Notes that group member `from` was heard (any envelope of its own
-    /// session), and says so when it is new or restarted. A new member
-    /// gets a hello of ours at once, so that it knows of us without
-    /// waiting for our next one.
+    /// session), and says so when it is new or restarted.
     ///
-    /// `hello_len`: the length of the hello that made it heard, if a hello
-    /// did. Only a hello is answered with a hello, and never with more
-    /// bytes than it had: our name is left out when it would not fit.
+    /// A sender becomes a member (or a member's new session takes over)
+    /// only once it proved that it receives at its address: its hello
+    /// answers the token this side sent there (return routability, as
+    /// QUIC's path validation). Until then nothing is sent to it but
+    /// answers no larger than what it sent: a spoofed hello, message or
+    /// receipt with someone else's address gets that address nothing
+    /// beyond 1× what the spoofer sent, and a table of proven members is
+    /// never crowded out by unproven ones (they are not kept at all).
+    ///
+    /// `hello`: the hello that made it heard, with its length, if a hello
+    /// did. Only a hello is answered, with a hello carrying the token it
+    /// asked for (its `challenge`) and, while the sender is not a member,
+    /// this side's own challenge; never with more bytes than it had (our
+    /// name is left out when it would not fit), and not at all when it
+    /// asks nothing and is a member already.
     fn heard_member(
         &mut self,
         now: Instant,
         from: SocketAddr,
         session: SessionId,
         name: &str,
-        hello_len: Option<usize>,
+        hello: Option<(&Presence, usize)>,
     ) {
-        let reply = hello_len.and_then(|limit| {
-            [true, false]
-                .into_iter()
-                .map(|named| self.presence(false, named))
-                .find(|hello| hello.len() <= limit)
+        let proven = hello.is_some_and(|(presence, _)| {
+            presence.answer != NO_TOKEN && presence.answer == self.token(from, session)
         });
         let Some(group) = self.group.as_mut() else {
             return;
         };
-        let heard = group.members.heard(from, session, Some(name), now);
-        let name = group
+        let heard = group.members.heard(from, session, Some(name), proven, now);
+        let change = match heard {
+            Heard::Known | Heard::Unproven => None,
+            Heard::Joined => Some(MemberChange::Joined),
+            Heard::Restarted => Some(MemberChange::Restarted),
+            Heard::Full => Some(MemberChange::NotKept),
+        };
+        if let Some(change) = change {
+            let name = group
+                .members
+                .get(from)
+                .map_or_else(|| name.to_string(), |m| m.name.clone());
+            let event = group.member_event(from, &name, change);
+            self.events.push_back(event);
+        }
+        let member = group
             .members
             .get(from)
-            .map_or_else(|| name.to_string(), |m| m.name.clone());
-        let change = match heard {
-            Heard::Known => return,
-            Heard::Joined => MemberChange::Joined,
-            Heard::Restarted => MemberChange::Restarted,
-            Heard::Full => MemberChange::NotKept,
+            .is_some_and(|m| m.session == session);
+        let Some((presence, limit)) = hello else {
+            return;
         };
-        self.events
-            .push_back(group.member_event(from, &name, change));
-        if change != MemberChange::NotKept
-            && let Some(hello) = reply
-        {
+        let challenge = if member || heard == Heard::Full {
+            NO_TOKEN
+        } else {
+            self.token(from, session)
+        };
+        let asked = presence.challenge;
+        if challenge == NO_TOKEN && asked == NO_TOKEN {
+            return;
+        }
+        let reply = [true, false]
+            .into_iter()
+            .map(|named| self.presence(false, named, challenge, asked))
+            .find(|hello| hello.len() <= limit);
+        if let Some(hello) = reply {
             self.transmits.push_back(Transmit {
                 to: from,
                 bytes: hello,
@@ -1159,7 +1222,13 @@ impl Core {
         }
         self.heard_envelope(now, from, Some(&presence.name));
         if !bye {
-            return self.heard_member(now, from, presence.session, &presence.name, Some(wire_len));
+            return self.heard_member(
+                now,
+                from,
+                presence.session,
+                &presence.name,
+                Some((&presence, wire_len)),
+            );
         }
         let group = self.group.as_mut().expect("checked above");
         let Some(member) = group.members.bye(from, presence.session) else {
@@ -1177,7 +1246,7 @@ impl Core {
     fn group_timers(&mut self, now: Instant) {
         let hello_every = self.config.hello;
         let due = self.group.as_ref().is_some_and(|g| g.next_hello <= now);
-        let hello = due.then(|| self.presence(false, true));
+        let hello = due.then(|| self.presence(false, true, NO_TOKEN, NO_TOKEN));
         let unit = self.rng.unit();
         let Some(group) = self.group.as_mut() else {
             return;

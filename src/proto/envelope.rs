@@ -7,8 +7,8 @@
 //! 0xF5  version(1)  kind  body…
 //! kind 1, message:  session[8]  seq(varint)  try(u8)  name(varint len + UTF-8)  payload(varint len + bytes)
 //! kind 2, receipt:  session[8]  seq(varint)  try(u8)
-//! kind 3, hello:    session[8]  name(varint len + UTF-8)
-//! kind 4, bye:      session[8]  name(varint len + UTF-8)
+//! kind 3, hello:    session[8]  name(varint len + UTF-8)  challenge[8]  answer[8]
+//! kind 4, bye:      session[8]  name(varint len + UTF-8)  challenge[8]  answer[8]
 //! kind 5, sealed:   nonce[24]  ciphertext of a whole envelope above  tag[16]   (see seal)
 //! ```
 //!
@@ -98,7 +98,17 @@ pub struct Presence {
     pub session: SessionId,
     /// The member's name (may be empty).
     pub name: String,
+    /// A token the receiver is to send back in its answer's `answer`, to
+    /// prove that it receives at its address ([`NO_TOKEN`]: nothing asked).
+    pub challenge: [u8; 8],
+    /// The token of a challenge this member received, sent back
+    /// ([`NO_TOKEN`]: none).
+    pub answer: [u8; 8],
 }
+
+/// No token: the `challenge` or `answer` of a hello that has none (also
+/// what a hello without those fields, from an older dgram, decodes to).
+pub const NO_TOKEN: [u8; 8] = [0; 8];
 
 /// A decoded envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,14 +230,22 @@ fn decode_body(version: u8, kind: u8, body: &[u8]) -> Result<Envelope, Malformed
             }))
         }
         KIND_HELLO | KIND_BYE => {
-            let (wire, _rest): (WirePresence<'_>, _) =
+            let (wire, rest): (WirePresence<'_>, _) =
                 postcard::take_from_bytes(body).map_err(|_| Malformed::Undecodable)?;
             if wire.name.len() > MAX_NAME {
                 return Err(Malformed::BadField("name longer than 64 bytes"));
             }
+            // The two tokens follow the name (a revision of version 1:
+            // a hello without them has none).
+            let token = |at: usize| -> [u8; 8] {
+                rest.get(at..at + 8)
+                    .map_or(NO_TOKEN, |t| t.try_into().expect("8 bytes"))
+            };
             let presence = Presence {
                 session: SessionId(wire.session),
                 name: wire.name.to_string(),
+                challenge: token(0),
+                answer: token(8),
             };
             Ok(if kind == KIND_HELLO {
                 Envelope::Hello(presence)
@@ -279,7 +297,10 @@ pub fn encode_presence(presence: &Presence, bye: bool) -> Vec<u8> {
         session: presence.session.0,
         name: &presence.name,
     };
-    encode(if bye { KIND_BYE } else { KIND_HELLO }, &wire)
+    let mut bytes = encode(if bye { KIND_BYE } else { KIND_HELLO }, &wire);
+    bytes.extend_from_slice(&presence.challenge);
+    bytes.extend_from_slice(&presence.answer);
+    bytes
 }
 
 fn encode(kind: u8, body: &impl Serialize) -> Vec<u8> {

@@ -62,6 +62,9 @@ pub enum Heard {
     Restarted,
     /// The table is full: it was not added.
     Full,
+    /// Not a member (or not with this session), and it has not proved
+    /// that it receives at its address: nothing is kept.
+    Unproven,
 }
 
 /// The members of a group, by address.
@@ -72,14 +75,23 @@ pub struct Members {
 
 impl Members {
     /// Notes that `addr` (session, name if it said one) was heard now.
+    /// Only a datagram that `proven` the sender receives at `addr` (the
+    /// answer to this member's challenge) makes it a member, or makes a
+    /// member's new session take over: anyone can put another's address
+    /// on a datagram, and a member is sent retransmissions. A known
+    /// member's datagrams keep it alive.
     pub fn heard(
         &mut self,
         addr: SocketAddr,
         session: SessionId,
         name: Option<&str>,
+        proven: bool,
         now: Instant,
     ) -> Heard {
         if let Some(member) = self.members.get_mut(&addr) {
+            if member.session != session && !proven {
+                return Heard::Unproven;
+            }
             member.last = now;
             if let Some(name) = name.filter(|n| !n.is_empty()) {
                 name.clone_into(&mut member.name);
@@ -89,6 +101,9 @@ impl Members {
                 return Heard::Restarted;
             }
             return Heard::Known;
+        }
+        if !proven {
+            return Heard::Unproven;
         }
         if self.members.len() >= MAX_MEMBERS {
             return Heard::Full;
@@ -245,7 +260,8 @@ mod tests {
         SocketAddr::from(([10, 77, 0, 1], port))
     }
 
-    /// Joins, hellos again, a restart (new session at the same address),
+    /// Unproven senders kept out, joins, hellos again, a restart (new
+    /// session at the same address, proven),
     /// an old session's bye ignored, the right bye honoured, and silence
     /// ending membership at exactly `silent`.
     #[test]
@@ -253,14 +269,24 @@ mod tests {
         let mut members = Members::default();
         let (a, b) = (SessionId([1; 8]), SessionId([2; 8]));
         let t0 = Instant::now();
-        assert_eq!(members.heard(addr(1), a, Some("bob"), t0), Heard::Joined);
-        assert_eq!(members.heard(addr(1), a, None, t0), Heard::Known);
+        assert_eq!(
+            members.heard(addr(1), a, Some("bob"), false, t0),
+            Heard::Unproven
+        );
+        assert!(members.is_empty());
+        assert_eq!(
+            members.heard(addr(1), a, Some("bob"), true, t0),
+            Heard::Joined
+        );
+        assert_eq!(members.heard(addr(1), a, None, false, t0), Heard::Known);
         assert_eq!(members.get(addr(1)).unwrap().name, "bob");
-        assert_eq!(members.heard(addr(1), b, None, t0), Heard::Restarted);
+        assert_eq!(members.heard(addr(1), b, None, false, t0), Heard::Unproven);
+        assert_eq!(members.get(addr(1)).unwrap().session, a);
+        assert_eq!(members.heard(addr(1), b, None, true, t0), Heard::Restarted);
         assert_eq!(members.bye(addr(1), a), None);
         assert!(members.bye(addr(1), b).is_some());
         assert!(members.is_empty());
-        members.heard(addr(2), a, Some("carol"), t0);
+        members.heard(addr(2), a, Some("carol"), true, t0);
         let silent = Duration::from_secs(3);
         assert_eq!(members.next_expiry(silent), Some(t0 + silent));
         assert!(members.expired(t0 + silent / 2, silent).is_empty());
@@ -276,11 +302,11 @@ mod tests {
         let mut members = Members::default();
         let now = Instant::now();
         for port in 0..MAX_MEMBERS as u16 + 10 {
-            members.heard(addr(port + 1), SessionId([0; 8]), None, now);
+            members.heard(addr(port + 1), SessionId([0; 8]), None, true, now);
         }
         assert_eq!(members.len(), MAX_MEMBERS);
         assert_eq!(
-            members.heard(addr(60000), SessionId([0; 8]), None, now),
+            members.heard(addr(60000), SessionId([0; 8]), None, true, now),
             Heard::Full
         );
     }

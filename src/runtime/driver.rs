@@ -55,6 +55,7 @@ impl Driver {
         let entropy = Entropy {
             seed: entropy::seed(),
             prefix,
+            secret: entropy::secret().map_err(|source| Error::Randomness { source })?,
         };
         let (keyed, in_group) = (config.key.is_some(), config.group.is_some());
         let (changed, changes) = crossbeam_channel::bounded(1);
