@@ -119,6 +119,15 @@ pub enum Event {
         /// Why it is not a valid envelope.
         reason: String,
     },
+    /// A peer's session was heard from another address: it moved there.
+    PeerMoved {
+        /// Its name, if it said one.
+        name: String,
+        /// Where it was.
+        from: SocketAddr,
+        /// Where it is now.
+        to: SocketAddr,
+    },
     /// What a peer speaks changed: plain UDP (messages to it go as plain
     /// bytes, no receipts) or dgram (envelopes and receipts).
     PeerKind {
@@ -373,6 +382,7 @@ impl Summary {
             Event::Listening { .. }
             | Event::PeerError { .. }
             | Event::PeerKind { .. }
+            | Event::PeerMoved { .. }
             | Event::Member(_)
             | Event::Joined(_)
             | Event::Summary { .. } => {}
@@ -399,6 +409,7 @@ impl From<ChatEvent> for Event {
             ChatEvent::Receipt(settled) => Event::Receipt(settled),
             ChatEvent::StrayReceipt { from, seq, len } => Event::StrayReceipt { from, seq, len },
             ChatEvent::PeerKind { peer, plain } => Event::PeerKind { peer, plain },
+            ChatEvent::Moved { name, from, to } => Event::PeerMoved { name, from, to },
             ChatEvent::Member(member) => Event::Member(member),
             ChatEvent::GroupReceipt(receipt) => Event::GroupReceipt(receipt),
             ChatEvent::Presence {

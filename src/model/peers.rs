@@ -243,6 +243,9 @@ impl PeerTable {
                 }
             }
             Event::PeerKind { peer, plain } => self.peer(*peer).plain = Some(*plain),
+            // The rows are by address: what came from each stays counted
+            // where it came from.
+            Event::PeerMoved { .. } => {}
             Event::GroupReceipt(receipt) => {
                 let counts = &mut self.peer(receipt.group).outbound;
                 if receipt.missing.is_empty() && !receipt.delivered.is_empty() {

@@ -154,6 +154,11 @@ enum Wire<'a> {
         peer: SocketAddr,
         speaks: &'static str,
     },
+    PeerMoved {
+        name: &'a str,
+        from: SocketAddr,
+        to: SocketAddr,
+    },
     StrayReceipt {
         from: SocketAddr,
         seq: u64,
@@ -518,6 +523,11 @@ pub fn to_line(event: &Event) -> String {
         Event::PeerKind { peer, plain } => Wire::PeerKind {
             peer: *peer,
             speaks: if *plain { "plain" } else { "dgram" },
+        },
+        Event::PeerMoved { name, from, to } => Wire::PeerMoved {
+            name,
+            from: *from,
+            to: *to,
         },
         Event::EchoSkipped { peer, len, reason } => Wire::EchoSkipped {
             peer: *peer,
@@ -1068,6 +1078,14 @@ mod tests {
                 plain: true
             }),
             r#"{"event":"peer_kind","peer":"127.0.0.1:9001","speaks":"plain"}"#
+        );
+        assert_eq!(
+            to_line(&Event::PeerMoved {
+                name: "bob".into(),
+                from: addr("127.0.0.1:9001"),
+                to: addr("127.0.0.1:9002"),
+            }),
+            r#"{"event":"peer_moved","name":"bob","from":"127.0.0.1:9001","to":"127.0.0.1:9002"}"#
         );
         assert_eq!(
             to_line(&Event::StrayReceipt {

@@ -222,6 +222,10 @@ impl Renderer {
             Event::PeerKind { peer, plain: false } => lines.push(format!(
                 "!! {peer} speaks dgram: messages to it get receipts"
             )),
+            Event::PeerMoved { name, from, to } => lines.push(format!(
+                "!! {} moved to {to}: its session is now heard from there, and what is sent to it goes there",
+                label(*from, Some(name).filter(|n| !n.is_empty()).map(String::as_str))
+            )),
             // Shown through their transitions, or not at all.
             Event::Sent { .. }
             | Event::SentBatch { .. }

@@ -24,26 +24,18 @@ use sha2::Sha256;
 use super::envelope::{
     self, Ack, Decoded, Envelope, MAGIC, Message, NO_TOKEN, Presence, SessionId,
 };
-use super::inbound::{Arrival, Arrivals};
+use super::inbound::Arrival;
 use super::members::{self, GroupSend, GroupSends, HELLO_EVERY, Heard, Member, Members};
 use super::outbound::{Acked, Due, MAX_PENDING, Outbound};
+use super::peers::{Kind, Matched, PeerId, Peers};
 use super::random::Rng;
 use super::report::{ChatMessage, GroupReceipt, MemberChange, MemberEvent, Outcome, Settled};
 use super::rto::RtoConfig;
 use super::seal::{Key, Rejection, ReplayWindow, Sealer};
 
-/// The most sender sessions whose sequence accounting is kept; past it the
-/// one heard from least recently is forgotten, so that spoofed sources
-/// cannot grow memory. With at most [`MAX_GAPS`](super::inbound::MAX_GAPS)
-/// ranges each, all sessions together hold well under a mebibyte.
-pub const MAX_SESSIONS: usize = 1024;
-
 /// Senders whose first refusal for a reason is shown, per reason; the rest
 /// are only counted.
 const NOTICED_SENDERS: usize = 8;
-
-/// The most peers whose kind (plain or dgram) and name are remembered.
-const MAX_PEERS: usize = 1024;
 
 /// The most replay windows (one per sender run, 512 bytes each) kept.
 const MAX_WINDOWS: usize = 1024;
@@ -254,6 +246,17 @@ pub enum ChatEvent {
         /// Plain UDP.
         plain: bool,
     },
+    /// A peer's session was heard from another address: the peer moved
+    /// there (a NAT's new mapping, a roaming host), and what is sent to
+    /// it goes there from now on.
+    Moved {
+        /// Its name, if it said one.
+        name: String,
+        /// Where it was.
+        from: SocketAddr,
+        /// Where it is now.
+        to: SocketAddr,
+    },
     /// A group member joined, left or restarted.
     Member(MemberEvent),
     /// A message to the group is settled for every member.
@@ -307,29 +310,6 @@ pub struct Incoming<'a> {
     pub payload: &'a [u8],
     /// The receive buffer cut it short.
     pub truncated: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Plain,
-    Dgram,
-}
-
-#[derive(Debug, Clone)]
-struct PeerInfo {
-    kind: Option<Kind>,
-    /// The user chose the kind (`--plain`, `/plain`, `/dgram`): what the
-    /// peer sends does not change it.
-    chosen: bool,
-    name: Option<String>,
-    last: Instant,
-}
-
-#[derive(Debug)]
-struct SessionCounts {
-    arrivals: Arrivals,
-    duplicates: u64,
-    last: Instant,
 }
 
 /// A group member's view of its group.
@@ -399,11 +379,9 @@ enum Failure {
 pub struct Core {
     config: ChatConfig,
     outbound: Outbound,
-    /// Sequence accounting per sender session (the session is the
-    /// sender, whatever address its datagrams come from).
-    inbound: HashMap<SessionId, SessionCounts>,
-    /// What each peer speaks and calls itself, by where it sends from.
-    peers: HashMap<SocketAddr, PeerInfo>,
+    /// Every peer, known by its session (see [`Peers`]): what it speaks,
+    /// its name, its address now, the numbering of its messages.
+    peers: Peers,
     group: Option<GroupState>,
     /// Seals what is sent and opens what arrives (`--key-file`).
     sealer: Option<Sealer>,
@@ -433,8 +411,7 @@ impl Core {
             sealer,
             windows: HashMap::new(),
             outbound: Outbound::new(config.rto, rng.next_u64()),
-            inbound: HashMap::new(),
-            peers: HashMap::new(),
+            peers: Peers::default(),
             group: config.group.map(|addr| GroupState {
                 addr,
                 members: Members::default(),
@@ -478,7 +455,13 @@ impl Core {
     /// True when `to` gets plain bytes (it sent plain datagrams, or was
     /// marked so).
     pub fn is_plain(&self, to: SocketAddr) -> bool {
-        self.config.raw || self.peers.get(&to).and_then(|p| p.kind) == Some(Kind::Plain)
+        self.config.raw
+            || self
+                .peers
+                .at(to)
+                .and_then(|id| self.peers.get(id))
+                .and_then(|p| p.kind)
+                == Some(Kind::Plain)
     }
 
     /// Messages waiting for their receipts, as of `now`.
@@ -486,7 +469,10 @@ impl Core {
         self.outbound
             .pending()
             .map(|p| Waiting {
-                to: p.to,
+                to: self
+                    .peers
+                    .addr(p.to)
+                    .expect("a peer with messages waiting is kept"),
                 seq: p.seq,
                 tries: p.tries(),
                 age: now.saturating_duration_since(p.sent[0]),
@@ -498,7 +484,9 @@ impl Core {
 
     /// True while message `seq` to `to` waits for its receipt.
     pub fn is_waiting(&self, to: SocketAddr, seq: u64) -> bool {
-        self.outbound.is_pending(to, seq)
+        self.peers
+            .at(to)
+            .is_some_and(|id| self.outbound.is_pending(id, seq))
     }
 
     /// How many messages wait for their receipts.
@@ -511,10 +499,9 @@ impl Core {
         self.outbound.is_full()
     }
 
-    /// How many sender sessions are accounted for (for tests of the
-    /// memory bound).
-    pub fn sessions(&self) -> usize {
-        self.inbound.len()
+    /// How many peers are kept (for tests of the memory bound).
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
     }
 
     // ----- What the runtime drains -----
@@ -552,7 +539,8 @@ impl Core {
     /// The user chose what `peer` speaks (`/plain`, `/dgram`): the choice
     /// stands whatever the peer sends later, and is reported.
     pub fn set_plain(&mut self, now: Instant, peer: SocketAddr, plain: bool) {
-        let info = self.peer(peer, now);
+        let id = self.peer_to(peer, now);
+        let info = self.peers.get_mut(id).expect("just made");
         info.kind = Some(if plain { Kind::Plain } else { Kind::Dgram });
         info.chosen = true;
         self.events.push_back(ChatEvent::PeerKind { peer, plain });
@@ -561,7 +549,8 @@ impl Core {
     /// Takes `peer` to speak plain UDP from the start (`--plain`: a peer
     /// such as `nc -u -l` cannot speak first); nothing is reported.
     pub fn assume_plain(&mut self, now: Instant, peer: SocketAddr) {
-        let info = self.peer(peer, now);
+        let id = self.peer_to(peer, now);
+        let info = self.peers.get_mut(id).expect("just made");
         info.kind = Some(Kind::Plain);
         info.chosen = true;
     }
@@ -592,24 +581,25 @@ impl Core {
         if self.outbound.is_full() {
             return Err(SendError::TooManyPending { limit: MAX_PENDING });
         }
-        let seq = self.outbound.next_seq(to);
+        let id = self.peer_to(to, now);
+        let seq = self.outbound.next_seq(id);
         let bytes = self.first_try(seq, payload, limit)?;
         let payload: Arc<[u8]> = Arc::from(payload);
         let kind = TransmitKind::Message {
             seq,
             attempt: 1,
             payload: Arc::clone(&payload),
-            name: self.name_of(to),
+            name: self.name_of(id),
         };
-        self.outbound.sent_first(to, seq, payload, now);
+        self.outbound.sent_first(id, seq, payload, now);
         Ok((SentAs::Envelope(seq), Transmit { to, bytes, kind }))
     }
 
     /// Forgets a message whose first datagram ([`Core::send`]) could not
     /// be sent: it never went out, and nothing waits for it.
     pub fn cancel(&mut self, to: SocketAddr, sent: SentAs) {
-        if let SentAs::Envelope(seq) = sent {
-            self.outbound.cancel(to, seq);
+        if let (SentAs::Envelope(seq), Some(id)) = (sent, self.peers.at(to)) {
+            self.outbound.cancel(id, seq);
         }
     }
 
@@ -648,9 +638,11 @@ impl Core {
         if self.outbound.pending_count() + expected.len() > MAX_PENDING {
             return Err(SendError::TooManyPending { limit: MAX_PENDING });
         }
-        let seq = self.outbound.next_seq(to);
+        // The group is a peer of its own for its numbering.
+        let group_id = self.peer_to(to, now);
+        let seq = self.outbound.next_seq(group_id);
         let bytes = self.first_try(seq, payload, limit)?;
-        let seq = self.outbound.take_seq(to);
+        let seq = self.outbound.take_seq(group_id);
         let payload: Arc<[u8]> = Arc::from(payload);
         let first = Transmit {
             to,
@@ -663,8 +655,8 @@ impl Core {
             },
         };
         for member in &expected {
-            self.outbound
-                .sent_first(*member, seq, Arc::clone(&payload), now);
+            let id = self.peer_to(*member, now);
+            self.outbound.sent_first(id, seq, Arc::clone(&payload), now);
         }
         // Plain members (socat, a Python script) cannot read envelopes:
         // each gets the text as typed, directly.
@@ -672,7 +664,7 @@ impl Core {
             .peers
             .iter()
             .filter(|(_, p)| p.kind == Some(Kind::Plain))
-            .map(|(addr, _)| *addr)
+            .map(|(_, p)| p.addr)
             .collect();
         for member in plain {
             if let Ok(text) = self.text(&payload, member, limit) {
@@ -718,8 +710,16 @@ impl Core {
     /// listens there, so what waits for it fails now rather than after
     /// all its tries (a receipt that still comes is a late delivery).
     pub fn handle_refused(&mut self, _now: Instant, peer: SocketAddr) {
-        let failed = self.outbound.refused(peer);
+        let failed = self.fail_all(peer);
         self.report_failed(failed, Failure::Refused, &[]);
+    }
+
+    /// Ends every message waiting for the peer at `addr` (failed).
+    fn fail_all(&mut self, addr: SocketAddr) -> Vec<Due> {
+        match self.peers.at(addr) {
+            Some(id) => self.outbound.refused(id),
+            None => Vec::new(),
+        }
     }
 
     /// Time has passed: retransmissions, failures out of tries, a group
@@ -743,8 +743,16 @@ impl Core {
                         name: self.name_of(to),
                     };
                     // A try that cannot go out counts as sent and lost:
-                    // the schedule goes on.
-                    self.transmits.push_back(Transmit { to, bytes, kind });
+                    // the schedule goes on. It goes where the peer is now.
+                    let addr = self
+                        .peers
+                        .addr(to)
+                        .expect("a peer with messages waiting is kept");
+                    self.transmits.push_back(Transmit {
+                        to: addr,
+                        bytes,
+                        kind,
+                    });
                     self.outbound.sent_again(to, seq, attempt, now);
                 }
                 out_of_tries @ Due::Failed { .. } => failed.push(out_of_tries),
@@ -847,34 +855,51 @@ impl Core {
         token
     }
 
-    fn peer(&mut self, addr: SocketAddr, now: Instant) -> &mut PeerInfo {
-        if !self.peers.contains_key(&addr) && self.peers.len() >= MAX_PEERS {
-            forget_oldest(&mut self.peers, |p| p.last);
-        }
-        let peer = self.peers.entry(addr).or_insert(PeerInfo {
-            kind: None,
-            chosen: false,
-            name: None,
-            last: now,
-        });
-        peer.last = now;
-        peer
+    /// The peer at `addr`, made if none is known there.
+    fn peer_to(&mut self, addr: SocketAddr, now: Instant) -> PeerId {
+        let outbound = &self.outbound;
+        self.peers.to(addr, now, |id| outbound.has_pending(id))
     }
 
-    fn name_of(&self, addr: SocketAddr) -> Option<String> {
-        self.peers.get(&addr).and_then(|p| p.name.clone())
+    fn name_of(&self, id: PeerId) -> Option<String> {
+        self.peers.get(id).and_then(|p| p.name.clone())
     }
 
-    /// `from` sent a valid envelope: it speaks dgram from now on (said, if
-    /// it was taken for a plain peer), and its name is noted.
-    fn heard_envelope(&mut self, now: Instant, from: SocketAddr, name: Option<&str>) {
+    /// An envelope of `session` came from `from`: its peer, found by the
+    /// session first. It speaks dgram from now on (said, if it was taken
+    /// for a plain peer), and its name is noted. A known session from a
+    /// new address moves its peer there (said), unless anyone could have
+    /// sent it: in an unkeyed group, sessions are heard by every member,
+    /// and a move would send retransmissions to an address nobody proved.
+    fn heard_envelope(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        session: SessionId,
+        name: Option<&str>,
+    ) -> PeerId {
+        let may_move = self.sealer.is_some() || self.group.is_none();
+        let outbound = &self.outbound;
+        let matched = self
+            .peers
+            .heard(from, session, may_move, now, |id| outbound.has_pending(id));
+        let id = matched.id();
         let announce = self.config.announce_kinds;
-        let peer = self.peer(from, now);
+        let peer = self.peers.get_mut(id).expect("just heard");
         if let Some(name) = name.filter(|n| !n.is_empty()) {
             peer.name = Some(name.to_string());
         }
+        if let Matched::Moved(_, old) = matched {
+            let name = peer.name.clone().unwrap_or_default();
+            self.events.push_back(ChatEvent::Moved {
+                name,
+                from: old,
+                to: from,
+            });
+        }
+        let peer = self.peers.get_mut(id).expect("just heard");
         if peer.chosen {
-            return;
+            return id;
         }
         let was_plain = peer.kind == Some(Kind::Plain);
         peer.kind = Some(Kind::Dgram);
@@ -884,6 +909,7 @@ impl Core {
                 plain: false,
             });
         }
+        id
     }
 
     fn on_plain(&mut self, now: Instant, from: SocketAddr) {
@@ -892,7 +918,8 @@ impl Core {
             // does not matter, and is not kept.
             return;
         }
-        let peer = self.peer(from, now);
+        let id = self.peer_to(from, now);
+        let peer = self.peers.get_mut(id).expect("just made");
         // A dgram peer may send plain datagrams too (`/empty`, `/size`): it
         // stays a dgram peer. The notice follows the datagram it is about.
         if peer.kind.is_none() {
@@ -1007,24 +1034,8 @@ impl Core {
             }
             self.heard_member(now, from, message.session, &message.name, None);
         }
-        self.heard_envelope(now, from, Some(&message.name));
-        if !self.inbound.contains_key(&message.session) && self.inbound.len() >= MAX_SESSIONS {
-            forget_oldest(&mut self.inbound, |s| s.last);
-        }
-        let counts = self
-            .inbound
-            .entry(message.session)
-            .or_insert_with(|| SessionCounts {
-                arrivals: Arrivals::default(),
-                duplicates: 0,
-                last: now,
-            });
-        counts.last = now;
-        let arrival = counts.arrivals.record(message.seq);
-        if arrival == Arrival::Duplicate {
-            counts.duplicates += 1;
-        }
-        let duplicates = counts.duplicates;
+        let id = self.heard_envelope(now, from, message.session, Some(&message.name));
+        let (arrival, duplicates) = self.peers.arrival(id, message.session, message.seq);
         if let Arrival::New {
             gap: Some((first, last)),
         } = arrival
@@ -1076,10 +1087,10 @@ impl Core {
             }
             self.heard_member(now, from, ack.session, "", None);
         }
-        self.heard_envelope(now, from, None);
-        let name = self.name_of(from);
+        let id = self.heard_envelope(now, from, ack.session, None);
+        let name = self.name_of(id);
         let (outcome, rtt, tries, payload) =
-            match self.outbound.receipt(from, ack.seq, ack.attempt, now) {
+            match self.outbound.receipt(id, ack.seq, ack.attempt, now) {
                 Acked::Delivered {
                     rtt,
                     tries,
@@ -1220,7 +1231,7 @@ impl Core {
             // Not a member of any group: counted, nothing more.
             return;
         }
-        self.heard_envelope(now, from, Some(&presence.name));
+        self.heard_envelope(now, from, presence.session, Some(&presence.name));
         if !bye {
             return self.heard_member(
                 now,
@@ -1237,7 +1248,7 @@ impl Core {
         let event = group.member_event(from, &member.name, MemberChange::Left);
         self.events.push_back(event);
         // What it had not acknowledged, it never will.
-        let failed = self.outbound.refused(from);
+        let failed = self.fail_all(from);
         self.report_failed(failed, Failure::NoReceipt, &[member]);
     }
 
@@ -1268,7 +1279,7 @@ impl Core {
             self.events.push_back(event);
         }
         for member in &gone {
-            let failed = self.outbound.refused(member.addr);
+            let failed = self.fail_all(member.addr);
             self.report_failed(failed, Failure::NoReceipt, &gone);
         }
     }
@@ -1280,7 +1291,7 @@ impl Core {
         let group = self.group();
         for due in failed {
             let Due::Failed {
-                to,
+                to: id,
                 seq,
                 tries,
                 payload,
@@ -1288,9 +1299,13 @@ impl Core {
             else {
                 continue;
             };
+            let to = self
+                .peers
+                .addr(id)
+                .expect("a peer with messages waiting is kept");
             self.events.push_back(ChatEvent::Receipt(Settled {
                 to,
-                name: self.name_of(to),
+                name: self.name_of(id),
                 seq,
                 outcome: Outcome::Failed,
                 rtt: None,

@@ -12,6 +12,8 @@
 //!   sender session ([`Arrivals`]).
 //! - [`outbound`]: sequence numbers, messages waiting for receipts,
 //!   retransmission and final states ([`Outbound`]).
+//! - [`peers`]: the one peer table: a peer is known by its session, its
+//!   address is where it was last heard ([`Peers`]).
 //! - [`members`]: a group's members (hello, bye, silence) and each group
 //!   message's receipts member by member ([`Members`], [`GroupSends`]).
 //! - [`report`]: what the protocol reports (messages, settled receipts,
@@ -26,6 +28,7 @@ pub mod envelope;
 pub mod inbound;
 pub mod members;
 pub mod outbound;
+pub mod peers;
 pub mod random;
 pub mod report;
 pub mod rto;
@@ -38,4 +41,5 @@ pub use envelope::{Ack, Decoded, Envelope, Malformed, Message, Presence, Session
 pub use inbound::{Arrival, Arrivals};
 pub use members::{GroupSend, GroupSends, Heard, Member, Members};
 pub use outbound::{Acked, Due, Outbound, Pending};
+pub use peers::{PeerId, Peers};
 pub use rto::{Estimator, RtoConfig, backoff};

@@ -1,13 +1,14 @@
-//! The sending side of the protocol: sequence numbers per destination,
+//! The sending side of the protocol: sequence numbers per peer (its
+//! [`PeerId`], whatever address it is at now),
 //! messages waiting for their receipt, when to send them again, and the
 //! one final state each reaches (delivered or failed; late when a receipt
 //! comes after failure).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::peers::PeerId;
 use super::random::Rng;
 use super::rto::{Estimator, RtoConfig, backoff};
 
@@ -23,7 +24,7 @@ const REMEMBER_FAILED: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct Pending {
     /// Where it goes.
-    pub to: SocketAddr,
+    pub to: PeerId,
     /// Its sequence number.
     pub seq: u64,
     /// The message (without envelope).
@@ -74,7 +75,7 @@ pub enum Due {
     /// Send try `attempt` now.
     Resend {
         /// Destination.
-        to: SocketAddr,
+        to: PeerId,
         /// Sequence number.
         seq: u64,
         /// The try to send.
@@ -85,7 +86,7 @@ pub enum Due {
     /// Out of tries: failed.
     Failed {
         /// Destination.
-        to: SocketAddr,
+        to: PeerId,
         /// Sequence number.
         seq: u64,
         /// Tries sent.
@@ -107,8 +108,8 @@ struct PeerOut {
 #[derive(Debug)]
 pub struct Outbound {
     config: RtoConfig,
-    peers: HashMap<SocketAddr, PeerOut>,
-    pending: BTreeMap<(SocketAddr, u64), Pending>,
+    peers: HashMap<PeerId, PeerOut>,
+    pending: BTreeMap<(PeerId, u64), Pending>,
     rng: Rng,
 }
 
@@ -126,12 +127,12 @@ impl Outbound {
 
     /// Forgets message `seq` to `to`, whose first try could not be sent
     /// (the caller reports the error; the message never went out).
-    pub fn cancel(&mut self, to: SocketAddr, seq: u64) {
+    pub fn cancel(&mut self, to: PeerId, seq: u64) {
         self.pending.remove(&(to, seq));
     }
 
     /// The number the next message to `to` will carry.
-    pub fn next_seq(&self, to: SocketAddr) -> u64 {
+    pub fn next_seq(&self, to: PeerId) -> u64 {
         self.peers.get(&to).map_or(1, |p| p.next_seq.max(1))
     }
 
@@ -139,7 +140,7 @@ impl Outbound {
     /// no receipt from `to`: a message to a group, whose receipts come
     /// from each member ([`Outbound::sent_first`] for each, with this
     /// number).
-    pub fn take_seq(&mut self, to: SocketAddr) -> u64 {
+    pub fn take_seq(&mut self, to: PeerId) -> u64 {
         let peer = self.peers.entry(to).or_default();
         let seq = peer.next_seq.max(1);
         peer.next_seq = seq + 1;
@@ -153,7 +154,7 @@ impl Outbound {
 
     /// Records that message `seq` (from [`Outbound::next_seq`]) went out to
     /// `to` for the first time at `now`.
-    pub fn sent_first(&mut self, to: SocketAddr, seq: u64, payload: Arc<[u8]>, now: Instant) {
+    pub fn sent_first(&mut self, to: PeerId, seq: u64, payload: Arc<[u8]>, now: Instant) {
         let peer = self.peers.entry(to).or_default();
         peer.next_seq = peer.next_seq.max(seq + 1);
         let timeout = backoff(peer.estimator.rto(&self.config), 1, &mut self.rng);
@@ -171,7 +172,7 @@ impl Outbound {
 
     /// Records that try `attempt` of `seq` went out at `now` (after
     /// [`Due::Resend`]), and sets its timer.
-    pub fn sent_again(&mut self, to: SocketAddr, seq: u64, attempt: u8, now: Instant) {
+    pub fn sent_again(&mut self, to: PeerId, seq: u64, attempt: u8, now: Instant) {
         let base = self.estimator(to).rto(&self.config);
         let timeout = backoff(base, attempt, &mut self.rng);
         if let Some(pending) = self.pending.get_mut(&(to, seq)) {
@@ -181,7 +182,7 @@ impl Outbound {
     }
 
     /// A receipt from `from` for try `attempt` of `seq` came at `now`.
-    pub fn receipt(&mut self, from: SocketAddr, seq: u64, attempt: u8, now: Instant) -> Acked {
+    pub fn receipt(&mut self, from: PeerId, seq: u64, attempt: u8, now: Instant) -> Acked {
         let Some(pending) = self.pending.get(&(from, seq)) else {
             let peer = self.peers.entry(from).or_default();
             let Some((sent, payload)) = peer.failed.get(&seq) else {
@@ -218,7 +219,7 @@ impl Outbound {
     /// Every timer that has run out at `now`: a try to send again, or a
     /// message out of tries (removed, remembered as failed).
     pub fn due(&mut self, now: Instant) -> Vec<Due> {
-        let expired: Vec<(SocketAddr, u64)> = self
+        let expired: Vec<(PeerId, u64)> = self
             .pending
             .iter()
             .filter(|(_, p)| p.deadline <= now)
@@ -251,7 +252,7 @@ impl Outbound {
     /// Ends every message still waiting for `to`, whose host refused a
     /// datagram (nothing listens there): each is failed, with the tries it
     /// had. A receipt that still comes is late.
-    pub fn refused(&mut self, to: SocketAddr) -> Vec<Due> {
+    pub fn refused(&mut self, to: PeerId) -> Vec<Due> {
         let keys: Vec<_> = self
             .pending
             .range((to, 0)..=(to, u64::MAX))
@@ -297,7 +298,7 @@ impl Outbound {
     }
 
     /// True while `seq` to `to` waits for its receipt.
-    pub fn is_pending(&self, to: SocketAddr, seq: u64) -> bool {
+    pub fn is_pending(&self, to: PeerId, seq: u64) -> bool {
         self.pending.contains_key(&(to, seq))
     }
 
@@ -306,8 +307,23 @@ impl Outbound {
         self.pending.len()
     }
 
+    /// Forgets everything about `peer` (its numbering, estimate and
+    /// failed messages): the peer table let it go. Nothing of it may be
+    /// pending.
+    pub fn forget(&mut self, peer: PeerId) {
+        self.peers.remove(&peer);
+    }
+
+    /// True when a message to `peer` waits for its receipt.
+    pub fn has_pending(&self, peer: PeerId) -> bool {
+        self.pending
+            .range((peer, 0)..=(peer, u64::MAX))
+            .next()
+            .is_some()
+    }
+
     /// The round-trip estimate to `to`.
-    pub fn estimator(&self, to: SocketAddr) -> Estimator {
+    pub fn estimator(&self, to: PeerId) -> Estimator {
         self.peers.get(&to).map(|p| p.estimator).unwrap_or_default()
     }
 
@@ -327,8 +343,8 @@ impl Outbound {
 mod tests {
     use super::*;
 
-    fn addr() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 9))
+    fn addr() -> PeerId {
+        PeerId(9)
     }
 
     fn text() -> Arc<[u8]> {

@@ -586,9 +586,10 @@ fn reflected_datagrams_are_refused() {
 }
 
 /// Flaw 2: 16,384 messages, each from a new session and far ahead in its
-/// numbering (4097, 2^53 - 1), keep at most `MAX_SESSIONS` sessions of at
-/// most a few ranges each, and report no message lost that was before
-/// this side's time.
+/// numbering (4097, 2^53 - 1), half of them from one address and half from
+/// a new port each, keep at most `MAX_PEERS` peers (two sessions of a few
+/// ranges each at most), and report no message lost that was before this
+/// side's time.
 #[test]
 fn a_flood_of_new_sessions_stays_bounded() {
     let mut net = Net::pair(Link::default(), 10);
@@ -603,10 +604,17 @@ fn a_flood_of_new_sessions_stays_bounded() {
             name: String::new(),
             payload: Vec::new(),
         });
-        net.deliver(addr(7), addr(1), &bytes);
+        // Half from one address (a peer restarting again and again),
+        // half from a new port each.
+        let from = if i % 4 < 2 {
+            addr(7)
+        } else {
+            SocketAddr::from(([10, 7, 0, 1], 1024 + (i % 60000) as u16))
+        };
+        net.deliver(from, addr(1), &bytes);
         net.flights.clear();
+        assert!(net.nodes[1].core.peer_count() <= super::peers::MAX_PEERS);
     }
-    assert!(net.nodes[1].core.sessions() <= super::chat::MAX_SESSIONS);
     let gaps = net
         .events(1)
         .iter()
@@ -791,4 +799,49 @@ fn members_prove_their_address_once() {
     net.run_for(Duration::from_secs(10));
     assert_eq!(net.unicast, unicast_after_join, "no hello answered");
     assert_eq!(net.nodes[0].core.members().len(), 1);
+}
+
+/// A peer whose address changes mid-chat (a NAT's new mapping): its
+/// session is recognised from the new address, the move is reported once,
+/// its numbering goes on (no gap, no restart), and what the user sends to
+/// its old address, and every retransmission, goes to the new one.
+#[test]
+fn a_peer_that_moves_keeps_its_conversation() {
+    let mut net = Net::pair(Link::default(), 13);
+    net.send(0, b"one", addr(1));
+    net.settle();
+    let moved_to = SocketAddr::from(([10, 0, 0, 99], 4999));
+    net.nodes[1].addr = moved_to;
+    net.send(1, b"from the new address", addr(0));
+    net.settle();
+    let moves: Vec<(SocketAddr, SocketAddr)> = net
+        .events(0)
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Moved { from, to, .. } => Some((*from, *to)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moves, vec![(addr(1), moved_to)]);
+    // Node 0 goes on typing to the address it knew; the first try is
+    // lost, so the retransmission shows where the peer is now.
+    net.link.loss = 1000;
+    net.send(0, b"two", addr(1));
+    net.run_for(Duration::from_millis(20));
+    net.link.loss = 0;
+    net.settle();
+    assert_eq!(
+        net.receipts(0),
+        vec![(1, Outcome::Delivered, 1), (2, Outcome::Delivered, 2)]
+    );
+    assert_eq!(
+        net.shown(1),
+        vec![(1, b"one".to_vec()), (2, b"two".to_vec())]
+    );
+    let gaps = net
+        .events(1)
+        .iter()
+        .filter(|e| matches!(e, ChatEvent::Gap { .. }));
+    assert_eq!(gaps.count(), 0);
+    assert_eq!(net.nodes[0].core.peer_count(), 1);
 }
