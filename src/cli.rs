@@ -16,6 +16,7 @@ use crate::cmd::bench;
 use crate::cmd::chat::repl::default_history;
 use crate::cmd::chat::{self, ChatIo, ChatOptions};
 use crate::cmd::docs;
+use crate::cmd::keyfile;
 use crate::cmd::lab;
 use crate::cmd::listen::{self, ListenOptions};
 use crate::cmd::parse;
@@ -641,8 +642,7 @@ fn run(command: Command) -> Result<(), Error> {
                     ),
                 });
             }
-            let key = Key::generate().map_err(|source| Error::Randomness { source })?;
-            key.write_new(&file)?;
+            keyfile::write_new(&keyfile::generate()?, &file)?;
             let path = file.display();
             write_stdout(&format!(
                 "wrote a new 256-bit key to {path} (mode 0600). Give a copy to each member by a safe channel, then: dgram chat --key-file {path} ...\n"
@@ -655,7 +655,7 @@ fn run(command: Command) -> Result<(), Error> {
 
 /// Reads `--key-file`, warning on stderr when others can read it.
 fn load_key(path: &std::path::Path) -> Result<Key, Error> {
-    let (key, warning) = Key::from_file(path)?;
+    let (key, warning) = keyfile::read(path)?;
     if let Some(warning) = warning {
         let _ = writeln!(io::stderr(), "warning: {warning}");
     }

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use dgram::cmd::keyfile;
 use dgram::proto::SessionId;
 use dgram::proto::envelope::{self, Message};
-use dgram::proto::seal::{Key, Sealer};
+use dgram::proto::seal::Sealer;
 use serde_json::Value;
 
 use crate::util::{Proc, Pty, any_local_addr, run, temp_path, wait_for};
@@ -85,7 +86,7 @@ fn forged_messages_are_refused() {
     let (mut bob, bob_addr) = keyed_chat(&key, "bob", crate::util::closed_port());
     let (mut ann, ann_addr) = keyed_chat(&key, "ann", bob_addr);
     let mallory = UdpSocket::bind(any_local_addr()).unwrap();
-    let mut forger = Sealer::new(&Key::generate().unwrap()).unwrap();
+    let mut forger = Sealer::new(&keyfile::generate().unwrap()).unwrap();
     let session = SessionId::random();
     // Every forgery is refused or, if bob's socket buffer was full, dropped
     // by his kernel and counted there: the two add up to what was sent.
@@ -605,7 +606,7 @@ fn answers_are_never_larger_than_what_they_answer() {
     );
 
     let key_path = keygen("amplify-key");
-    let (key, _) = Key::from_file(&key_path).unwrap();
+    let (key, _) = keyfile::read(&key_path).unwrap();
     let mut sealer = Sealer::new(&key).unwrap();
     let sealed = sealer.seal(&message(session, 1, "sealed"));
     let sealed_hello = sealer.seal(&envelope::encode_presence(
@@ -615,7 +616,7 @@ fn answers_are_never_larger_than_what_they_answer() {
         },
         false,
     ));
-    let forged = Sealer::new(&Key::generate().unwrap())
+    let forged = Sealer::new(&keyfile::generate().unwrap())
         .unwrap()
         .seal(&message(session, 2, "forged"));
     let keyed_workload = vec![

@@ -10,10 +10,12 @@
 //! - [`docs`]: `dgram completions` and `dgram man`.
 //! - [`payload`]: the `--size` pattern and the line reader.
 //! - [`parse`]: what users type: addresses, sizes, hex.
+//! - [`keyfile`]: key files (`--key-file`, `dgram keygen`) and new keys.
 
 pub mod bench;
 pub mod chat;
 pub mod docs;
+pub mod keyfile;
 pub mod lab;
 pub mod listen;
 pub mod parse;
