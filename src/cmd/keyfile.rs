@@ -7,6 +7,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
+use super::files;
 use crate::Error;
 use crate::proto::seal::Key;
 
@@ -26,20 +27,32 @@ fn to_file_text(key: &Key) -> String {
     text
 }
 
+/// The most a key file is read: the 64 digits and a newline leave room
+/// for whitespace, and a file much larger than this is not a key file.
+pub const MAX_KEY_FILE: u64 = 4096;
+
 /// Reads a key file: 64 hex digits (whitespace around them ignored).
+/// Only a regular file of at most [`MAX_KEY_FILE`] bytes is read: a FIFO
+/// or a device (`/dev/zero`) is refused before anything is read from it.
 /// The warning, if any, says the file is readable by others.
 pub fn read(path: &Path) -> Result<(Key, Option<String>), Error> {
     let bad = |reason: String| Error::KeyFile {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = files::read_regular(path, MAX_KEY_FILE).map_err(|e| {
         bad(match e.kind() {
             io::ErrorKind::NotFound => {
                 format!(
                     "it does not exist (make one with `dgram keygen {}`)",
                     path.display()
                 )
+            }
+            io::ErrorKind::FileTooLarge => {
+                format!("{e}; a key file holds 64 hex digits (256 bits), from `dgram keygen`")
+            }
+            io::ErrorKind::InvalidInput => {
+                format!("{e} (a key file is made by `dgram keygen FILE`)")
             }
             _ => e.to_string(),
         })
