@@ -134,6 +134,14 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The `--log` path cannot be a log: not a regular file, in a
+    /// directory that does not exist, or a link to nothing.
+    #[error("cannot use the log file {}: {reason}", path.display())]
+    LogFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+
     /// Lines of input were too long to send, and were skipped.
     #[error(
         "{count} line{} not sent: longer than the {limit}-byte limit of one datagram",
@@ -164,8 +172,9 @@ pub enum Error {
         source: rustyline::error::ReadlineError,
     },
 
-    /// The history file exists but could not be read (a warning: the chat
-    /// goes on without history).
+    /// The history file could not be read, or cannot be one (not a
+    /// regular file, its directory missing): a warning, and the chat goes
+    /// on without history.
     #[error("could not load the history file {}", path.display())]
     LoadHistory {
         path: std::path::PathBuf,
@@ -245,7 +254,8 @@ impl Error {
             Error::PayloadTooLarge { .. }
             | Error::FamilyMismatch { .. }
             | Error::Usage { .. }
-            | Error::KeyFile { .. } => 2,
+            | Error::KeyFile { .. }
+            | Error::LogFile { .. } => 2,
             Error::Interrupted { signal } => signal.exit_code(),
             _ => 1,
         }
@@ -343,6 +353,16 @@ impl Error {
                     "[::1]:0"
                 }
             )),
+            Error::LoadHistory {
+                source: rustyline::error::ReadlineError::Io(io),
+                ..
+            } if matches!(
+                io.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+            {
+                Some("the chat goes on without history".to_string())
+            }
             Error::LoadHistory { .. } => Some(
                 "the chat goes on without history; move it away, or pick another file with --history FILE"
                     .to_string(),

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{run, temp_path};
+use crate::util::{Pty, run, temp_path};
 
 /// Makes a FIFO at `path`.
 fn mkfifo(path: &Path) {
@@ -56,4 +56,149 @@ fn key_files_are_regular_and_small() {
             );
         }
     }
+}
+
+/// `keygen` into a directory that does not exist refuses and names the
+/// directory, and makes none; on a symbolic link to nothing (what `listen
+/// --key-file` then calls missing) it says that the path is such a link
+/// and where it points.
+#[test]
+fn keygen_makes_no_directories_and_explains_dangling_links() {
+    let base = temp_path("keygen-dirs");
+    let dir = base.parent().unwrap().join("not-there");
+    let key = dir.join("deeper").join("team.key");
+    let proc = run(&["keygen", key.to_str().unwrap()]);
+    assert_eq!(proc.code(), Some(2), "{}", proc.dump());
+    let stderr = proc.stderr();
+    assert_eq!(stderr.lines().count(), 1, "{}", proc.dump());
+    assert!(
+        stderr.contains(&format!(
+            "its directory {} does not exist",
+            dir.join("deeper").display()
+        )),
+        "{}",
+        proc.dump()
+    );
+    assert!(!dir.exists(), "keygen made {}", dir.display());
+
+    let link = base.parent().unwrap().join("dangling.key");
+    let target = base.parent().unwrap().join("nowhere.key");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let proc = run(&["keygen", link.to_str().unwrap()]);
+    assert_eq!(proc.code(), Some(2), "{}", proc.dump());
+    assert!(
+        proc.stderr().contains(&format!(
+            "it is a symbolic link to {}, which does not exist",
+            target.display()
+        )),
+        "{}",
+        proc.dump()
+    );
+    assert!(!target.exists());
+}
+
+/// `--log` is a regular file, or a new one in a directory that exists: a
+/// FIFO (on which `open` blocked until SIGKILL) and a device are refused
+/// at once in one line (exit 2), and a missing directory is named, not
+/// made.
+#[test]
+fn log_paths_are_checked_before_opening() {
+    let base = temp_path("log-paths");
+    let fifo = base.parent().unwrap().join("log-fifo");
+    mkfifo(&fifo);
+    let missing = base.parent().unwrap().join("no-such-dir");
+    let in_missing = missing.join("chat.log");
+    for (path, words) in [
+        (fifo.clone(), "it is a FIFO, not a regular file".to_string()),
+        (
+            "/dev/full".into(),
+            "it is a character device, not a regular file".to_string(),
+        ),
+        (
+            in_missing.clone(),
+            format!("its directory {} does not exist", missing.display()),
+        ),
+    ] {
+        // `run` fails the test when dgram has not exited by the deadline.
+        let proc = run(&[
+            "chat",
+            "--peer",
+            "127.0.0.1:9",
+            "--plain",
+            "--no-history",
+            "--log",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(proc.code(), Some(2), "{}", proc.dump());
+        let stderr = proc.stderr();
+        assert_eq!(stderr.lines().count(), 1, "{}", proc.dump());
+        assert!(
+            stderr.starts_with(&format!(
+                "error: cannot use the log file {}: ",
+                path.display()
+            )) && stderr.contains(&words),
+            "{}",
+            proc.dump()
+        );
+    }
+    assert!(!missing.exists(), "the chat made {}", missing.display());
+}
+
+/// At a terminal, a `--history` that cannot be one (a FIFO, `/dev/full`,
+/// a file in a directory that does not exist) is one warning before the
+/// chat starts, which goes on without history and makes no directory;
+/// `/dev/null` is no history, silently.
+#[test]
+fn unusable_history_paths_are_said_once() {
+    let base = temp_path("history-paths");
+    let fifo = base.parent().unwrap().join("history-fifo");
+    mkfifo(&fifo);
+    let missing = base.parent().unwrap().join("no-such-dir");
+    let in_missing = missing.join("history");
+    for (path, words) in [
+        (fifo.clone(), "it is a FIFO, not a regular file".to_string()),
+        (
+            "/dev/full".into(),
+            "it is a character device, not a regular file".to_string(),
+        ),
+        (
+            in_missing.clone(),
+            format!("its directory {} does not exist", missing.display()),
+        ),
+        ("/dev/null".into(), String::new()),
+    ] {
+        let mut chat = Pty::dgram(
+            &[
+                "chat",
+                "--peer",
+                "127.0.0.1:9",
+                "--plain",
+                "--history",
+                path.to_str().unwrap(),
+            ],
+            "xterm",
+        );
+        chat.bound_addr();
+        chat.type_line("/quit");
+        assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
+        let warnings = chat
+            .transcript
+            .lines()
+            .filter(|line| line.contains("warning:"))
+            .collect::<Vec<_>>();
+        if words.is_empty() {
+            assert!(warnings.is_empty(), "{}", chat.transcript);
+            continue;
+        }
+        assert_eq!(warnings.len(), 1, "{}", chat.transcript);
+        assert!(
+            warnings[0].contains(&format!(
+                "warning: could not load the history file {}: {words}",
+                path.display()
+            )) && warnings[0].contains("the chat goes on without history"),
+            "{}",
+            chat.transcript
+        );
+    }
+    assert!(!missing.exists(), "the chat made {}", missing.display());
 }

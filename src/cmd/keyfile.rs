@@ -83,17 +83,24 @@ fn parse(bytes: &[u8]) -> Result<Key, String> {
     Ok(Key::from_bytes(bytes))
 }
 
-/// Writes the key to a new file (mode 0600; never over an existing file).
+/// Writes the key to a new file (mode 0600; never over an existing
+/// file). A missing directory is named, not made; a symbolic link to
+/// nothing is refused with where it points.
 pub fn write_new(key: &Key, path: &Path) -> Result<(), Error> {
     let failed = |source| Error::WriteKey {
         path: path.to_path_buf(),
         source,
     };
+    // An existing file is left to `create_new`, which refuses it.
+    files::check_target(path).map_err(|e| Error::KeyFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(failed)?;
+    let mut file = files::open_regular(path, &mut options).map_err(failed)?;
     file.write_all(to_file_text(key).as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(failed)

@@ -2,7 +2,7 @@
 //! table), rendered, and written to a sink.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -266,22 +266,14 @@ impl<'a> Display<'a> {
     }
 
     /// Also appends every message received and sent, and every final
-    /// state, to `path` as JSON lines (created if needed).
-    pub fn log_to(mut self, path: &Path) -> Result<Self, Error> {
-        let mut options = OpenOptions::new();
-        options.create(true).append(true);
-        // What was said is private: a new log is the user's alone.
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(path).map_err(|source| Error::WriteLog {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    /// state, to `file` (the `--log` at `path`, opened for appending) as
+    /// JSON lines.
+    pub fn log_to(mut self, file: File, path: &Path) -> Self {
         self.log = Some(Log {
             path: path.to_path_buf(),
             file,
         });
-        Ok(self)
+        self
     }
 
     fn write_log(&mut self, event: &Event) -> Result<(), Error> {
