@@ -4,10 +4,11 @@
 //! directory appears unasked, a full disk leaves whole log lines, and
 //! whatever the user typed reaches the terminal escaped.
 
-use std::path::Path;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{Pty, run, temp_path};
+use crate::util::{Proc, Pty, any_local_addr, run, temp_path};
 
 /// Makes a FIFO at `path`.
 fn mkfifo(path: &Path) {
@@ -201,4 +202,95 @@ fn unusable_history_paths_are_said_once() {
         );
     }
     assert!(!missing.exists(), "the chat made {}", missing.display());
+}
+
+/// A tmpfs of 16 KiB mounted for one test, unmounted on drop.
+struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts it under a fresh temporary directory; `None` (with one
+    /// `SKIPPED:` line) where mounting is not allowed, but under `CI=true`
+    /// a failure: CI runs as root and must run this test.
+    fn mount(name: &str) -> Option<SmallDisk> {
+        let dir = temp_path(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+            .arg(&dir)
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => Some(SmallDisk { dir }),
+            other => {
+                let why = match other {
+                    Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                    Err(e) => e.to_string(),
+                };
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "CI must be able to mount a tmpfs (run as root): {why}"
+                );
+                println!(
+                    "SKIPPED: cannot mount a 16 KiB tmpfs at {}: {why}",
+                    dir.display()
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+/// `--log` onto a full disk: the chat stops with the disk's error (exit
+/// 1), and the log holds whole JSON lines only, the last one included
+/// (a line the disk took only part of is cut off again).
+#[test]
+fn a_full_disk_leaves_whole_log_lines() {
+    let Some(disk) = SmallDisk::mount("full-disk") else {
+        return;
+    };
+    let peer = UdpSocket::bind(any_local_addr()).unwrap();
+    let log = disk.dir.join("chat.log");
+    let mut chat = Proc::dgram(&[
+        "chat",
+        "--peer",
+        &peer.local_addr().unwrap().to_string(),
+        "--plain",
+        "--no-history",
+        "--linger",
+        "0",
+        "--log",
+        log.to_str().unwrap(),
+    ]);
+    // 60 lines of 700 bytes: far more than 16 KiB of log, and lines that
+    // end anywhere in a page.
+    for i in 0..60 {
+        chat.write_line(&format!("line {i:02} {}", "x".repeat(700)));
+    }
+    chat.close_stdin();
+    chat.finish();
+    assert_eq!(chat.code(), Some(1), "{}", chat.dump());
+    assert!(
+        chat.stderr().contains(&format!(
+            "error: could not write the log file {}: No space left on device",
+            log.display()
+        )),
+        "{}",
+        chat.dump()
+    );
+    let kept = std::fs::read(&log).unwrap();
+    assert!(!kept.is_empty(), "{}", chat.dump());
+    assert_eq!(kept.last(), Some(&b'\n'), "the last line is cut short");
+    let text = String::from_utf8(kept).unwrap();
+    for line in text.lines() {
+        let event: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a whole JSON line ({e}): {line}"));
+        assert_eq!(event["event"], "sent", "{line}");
+    }
 }
