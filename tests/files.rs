@@ -60,9 +60,9 @@ fn key_files_are_regular_and_small() {
 }
 
 /// `keygen` into a directory that does not exist refuses and names the
-/// directory, and makes none; on a symbolic link to nothing (what `listen
-/// --key-file` then calls missing) it says that the path is such a link
-/// and where it points.
+/// directory, and makes none; on a symbolic link to nothing it says that
+/// the path is such a link and where it points, and so does `listen
+/// --key-file` (which suggested the keygen that then failed).
 #[test]
 fn keygen_makes_no_directories_and_explains_dangling_links() {
     let base = temp_path("keygen-dirs");
@@ -96,6 +96,20 @@ fn keygen_makes_no_directories_and_explains_dangling_links() {
         proc.dump()
     );
     assert!(!target.exists());
+    // `listen` says the same, rather than suggest the keygen that fails.
+    let proc = run(&[
+        "listen",
+        "127.0.0.1:0",
+        "--key-file",
+        link.to_str().unwrap(),
+    ]);
+    assert_eq!(proc.code(), Some(2), "{}", proc.dump());
+    assert!(
+        proc.stderr().contains("it is a symbolic link to")
+            && !proc.stderr().contains("`dgram keygen"),
+        "{}",
+        proc.dump()
+    );
 }
 
 /// `--log` is a regular file, or a new one in a directory that exists: a

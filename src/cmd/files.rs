@@ -67,16 +67,7 @@ pub fn check_target(path: &Path) -> io::Result<Target> {
         Ok(link) if link.file_type().is_symlink() => match std::fs::metadata(path) {
             Ok(meta) if meta.is_file() => Ok(Target::Existing),
             Ok(meta) => Err(not_regular(&meta)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let to = std::fs::read_link(path)?;
-                Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!(
-                        "it is a symbolic link to {}, which does not exist",
-                        to.display()
-                    ),
-                ))
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(dangling(path)?),
             Err(e) => Err(e),
         },
         Ok(meta) if meta.is_file() => Ok(Target::Existing),
@@ -92,6 +83,18 @@ pub fn check_target(path: &Path) -> io::Result<Target> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// The refusal for `path`, a symbolic link to nothing: where it points.
+pub fn dangling(path: &Path) -> io::Result<io::Error> {
+    let to = std::fs::read_link(path)?;
+    Ok(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "it is a symbolic link to {}, which does not exist",
+            to.display()
+        ),
+    ))
 }
 
 /// Checks that the directory a new file would go in exists.
@@ -140,7 +143,10 @@ pub fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> 
 /// `NotFound`; not a regular file; larger) is refused before or instead
 /// of reading it.
 pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-    let meta = std::fs::metadata(path)?;
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => dangling(path).unwrap_or(e),
+        _ => e,
+    })?;
     if !meta.is_file() {
         return Err(not_regular(&meta));
     }

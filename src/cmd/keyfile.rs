@@ -42,6 +42,9 @@ pub fn read(path: &Path) -> Result<(Key, Option<String>), Error> {
     };
     let bytes = files::read_regular(path, MAX_KEY_FILE).map_err(|e| {
         bad(match e.kind() {
+            // A link to nothing: keygen would refuse it too, so keygen is
+            // not suggested.
+            io::ErrorKind::NotFound if path.is_symlink() => e.to_string(),
             io::ErrorKind::NotFound => {
                 format!(
                     "it does not exist (make one with `dgram keygen {}`)",
