@@ -5,6 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use crate::net::addr::PortState;
+use crate::output::escape::escape_line;
 use crate::runtime::Signal;
 
 /// Everything that can stop a dgram command.
@@ -377,7 +378,9 @@ impl Error {
 
 /// Renders an error on one line: what failed, each cause in turn (a cause
 /// that only repeats what is already said is left out), then what to do
-/// about it.
+/// about it. Messages carry what the user gave (paths, interface names,
+/// addresses): the whole line is escaped here, once for every way an
+/// error is printed, so that none of it drives the terminal.
 pub fn report(err: &Error) -> String {
     let mut line = format!("error: {err}");
     let mut source = std::error::Error::source(err);
@@ -393,7 +396,7 @@ pub fn report(err: &Error) -> String {
         line.push_str("; ");
         line.push_str(&hint);
     }
-    line
+    escape_line(&line)
 }
 
 /// Renders an error as a line of a conversation (a chat's answer to a
@@ -431,6 +434,28 @@ mod tests {
         let line = report(&err);
         assert_eq!(line.matches("Is a directory").count(), 1, "{line}");
         assert!(line.starts_with("error: could not load the history file /tmp: "));
+    }
+
+    /// What a user gave reaches the line escaped: control, C1, bidi and
+    /// backspace characters in a path are written as escapes, on one line.
+    #[test]
+    fn reports_escape_what_the_user_gave() {
+        let err = Error::KeyFile {
+            path: "/tmp/\x1b]0;owned\x07\u{9b}31m\u{202e}\x08\nkey".into(),
+            reason: "it does not exist".to_string(),
+        };
+        for line in [report(&err), say(&err), warning(&err)] {
+            assert!(
+                line.ends_with(
+                    r"/tmp/\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}\u{8}\nkey: it does not exist"
+                ),
+                "{line}"
+            );
+            assert!(
+                !line.chars().any(crate::output::escape::is_hidden),
+                "{line}"
+            );
+        }
     }
 
     /// "Start a listener there" is given only where one can be started: an

@@ -8,7 +8,7 @@ use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{Proc, Pty, any_local_addr, run, temp_path};
+use crate::util::{Proc, Pty, any_local_addr, dgram_path, run, temp_path};
 
 /// Makes a FIFO at `path`.
 fn mkfifo(path: &Path) {
@@ -307,4 +307,139 @@ fn a_full_disk_leaves_whole_log_lines() {
             .unwrap_or_else(|e| panic!("not a whole JSON line ({e}): {line}"));
         assert_eq!(event["event"], "sent", "{line}");
     }
+}
+
+/// What a hostile name holds: an OSC title sequence, a colour, a C1 CSI,
+/// a right-to-left override and backspaces.
+const HOSTILE: &str = "\x1b]0;pwned\x07\x1b[31m\u{9b}2J\u{202e}\x08\x08";
+
+/// [`HOSTILE`] as dgram must show it.
+const HOSTILE_ESCAPED: &str = r"\u{1b}]0;pwned\u{7}\u{1b}[31m\u{9b}2J\u{202e}\u{8}\u{8}";
+
+/// Fails unless `text` holds [`HOSTILE`] escaped and none of its
+/// characters raw.
+fn assert_escaped(text: &str, dump: &str) {
+    assert!(text.contains(HOSTILE_ESCAPED), "not escaped:\n{dump}");
+    for raw in ['\x1b', '\x07', '\u{9b}', '\u{202e}', '\x08'] {
+        assert!(!text.contains(raw), "{raw:?} reached the terminal:\n{dump}");
+    }
+}
+
+/// Runs dgram with `args` as if on a terminal (clap strips escape
+/// sequences, though not C1 or bidi controls, only when it knows stderr is
+/// not one) and stdin closed.
+fn run_colored(args: &[&str]) -> Proc {
+    let mut command = Command::new(dgram_path());
+    command.args(args).env("CLICOLOR_FORCE", "1");
+    let mut proc = Proc::start(command);
+    proc.close_stdin();
+    proc.finish();
+    proc
+}
+
+/// Control, C1, bidi and backspace characters in what the user typed are
+/// escaped wherever dgram prints it: key file paths (missing, in a missing
+/// directory, a directory), keygen's "wrote a new key" line, the warning
+/// about a key others can read, `--iface`, and the argument parser's
+/// "invalid value" messages (`--peer`, a scope id, `--bind`, `--hex`, the
+/// listen address).
+#[test]
+fn what_the_user_typed_reaches_the_terminal_escaped() {
+    let base = temp_path("hostile");
+    let dir = base.parent().unwrap();
+    let key = dir.join(format!("{HOSTILE}.key"));
+    let missing_dir = dir.join(HOSTILE).join("team.key");
+    let a_dir = dir.join(format!("{HOSTILE}-dir"));
+    std::fs::create_dir(&a_dir).unwrap();
+    let missing = dir.join(format!("{HOSTILE}-missing"));
+    let peer = format!("127.0.0.1{HOSTILE}");
+    let scoped = format!("[fe80::1%{HOSTILE}]:9000");
+    let hex = format!("zz{HOSTILE}");
+    let cases: &[&[&str]] = &[
+        &["keygen", key.to_str().unwrap()],
+        &["keygen", missing_dir.to_str().unwrap()],
+        &[
+            "listen",
+            "127.0.0.1:0",
+            "--key-file",
+            missing.to_str().unwrap(),
+        ],
+        &[
+            "listen",
+            "127.0.0.1:0",
+            "--key-file",
+            a_dir.to_str().unwrap(),
+        ],
+        &["chat", "--no-history", "--peer", &peer],
+        &[
+            "chat",
+            "--no-history",
+            "--peer",
+            "127.0.0.1:9",
+            "--bind",
+            &peer,
+        ],
+        &["send", &scoped, "x"],
+        &["send", "127.0.0.1:9", "--hex", &hex],
+        &["listen", &peer],
+        &["listen", "--group", "239.1.2.3:5000", "--iface", HOSTILE],
+    ];
+    for args in cases {
+        let proc = run_colored(args);
+        let shown = format!("{}{}", proc.stdout(), proc.stderr());
+        assert_escaped(&shown, &proc.dump());
+    }
+    // The key keygen wrote, made readable by others: the warning names it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut listen = Proc::dgram(&["listen", "127.0.0.1:0", "--key-file", key.to_str().unwrap()]);
+    listen.wait_stdout_contains("listening on");
+    listen.signal(nix::sys::signal::Signal::SIGTERM);
+    listen.finish();
+    assert!(
+        listen.stderr().contains("can be read by others"),
+        "{}",
+        listen.dump()
+    );
+    assert_escaped(&listen.stderr(), &listen.dump());
+}
+
+/// A history file that takes nothing (here `/proc/version`, through a link
+/// with a hostile name) is said once, with its name escaped, however many
+/// lines are typed.
+#[test]
+fn history_not_saved_is_said_once_escaped() {
+    let base = temp_path("history-unwritable");
+    let link = base.parent().unwrap().join(format!("{HOSTILE}-history"));
+    std::os::unix::fs::symlink("/proc/version", &link).unwrap();
+    let mut chat = Pty::dgram(
+        &[
+            "chat",
+            "--peer",
+            "127.0.0.1:9",
+            "--plain",
+            "--history",
+            link.to_str().unwrap(),
+        ],
+        "xterm",
+    );
+    chat.bound_addr();
+    for line in ["/help", "/stats", "/help"] {
+        chat.type_line(line);
+    }
+    chat.expect("history not saved to");
+    chat.type_line("/quit");
+    assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
+    assert_eq!(
+        chat.transcript.matches("history not saved").count(),
+        1,
+        "{}",
+        chat.transcript
+    );
+    let said = chat
+        .transcript
+        .lines()
+        .find(|line| line.contains("history not saved"))
+        .unwrap();
+    assert_escaped(said, &chat.transcript);
 }

@@ -29,6 +29,7 @@ use crate::error::{say, warning};
 use crate::model::Event as DgramEvent;
 use crate::net::limits::{MAX_PAYLOAD, MAX_PAYLOAD_V4};
 use crate::output::Sink;
+use crate::output::escape::escape_line;
 use crate::runtime::JobControl;
 use crate::runtime::messenger::Messenger;
 
@@ -253,7 +254,10 @@ pub fn run_editor(
                     && !history_failed
                 {
                     history_failed = true;
-                    print_lines(&[format!("!! history not saved to {}: {e}", path.display())]);
+                    print_lines(&[escape_line(&format!(
+                        "!! history not saved to {}: {e}",
+                        path.display()
+                    ))]);
                 }
             }
             match session.typed(line, &control) {
