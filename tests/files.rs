@@ -443,3 +443,36 @@ fn history_not_saved_is_said_once_escaped() {
         .unwrap();
     assert_escaped(said, &chat.transcript);
 }
+
+/// What is typed at the chat prompt comes back escaped in the answer that
+/// quotes it (here `/to` with a bad address and an unknown command, with
+/// bidi controls; the line editor takes ESC and C1 controls itself).
+#[test]
+fn prompt_answers_escape_what_was_typed() {
+    let typed = "\u{202e}x\u{2066}";
+    let escaped = r"\u{202e}x\u{2066}";
+    let mut chat = Pty::dgram(
+        &["chat", "--peer", "127.0.0.1:9", "--plain", "--no-history"],
+        "xterm",
+    );
+    chat.bound_addr();
+    chat.type_line(&format!("/to 127.0.0.1{typed}"));
+    chat.expect("has no port");
+    chat.type_line(&format!("/frob{typed}"));
+    chat.expect("/help lists them");
+    chat.type_line("/quit");
+    assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
+    for answer in ["has no port", "unknown command"] {
+        let said = chat
+            .transcript
+            .lines()
+            .find(|line| line.contains(answer))
+            .unwrap_or_else(|| panic!("no {answer:?}:\n{}", chat.transcript));
+        assert!(said.contains(escaped), "{said:?}\n{}", chat.transcript);
+        assert!(
+            !said.contains('\u{202e}') && !said.contains('\u{2066}'),
+            "{said:?}\n{}",
+            chat.transcript
+        );
+    }
+}
