@@ -16,6 +16,7 @@ use crate::cmd::bench;
 use crate::cmd::chat::repl::default_history;
 use crate::cmd::chat::{self, ChatIo, ChatOptions};
 use crate::cmd::docs;
+use crate::cmd::keyfile;
 use crate::cmd::lab;
 use crate::cmd::listen::{self, ListenOptions};
 use crate::cmd::parse;
@@ -28,6 +29,7 @@ use crate::net::SocketOptions;
 use crate::net::addr::any_port_for;
 use crate::net::group::{self, GroupKind, GroupOptions, Iface};
 use crate::output::Format;
+use crate::output::escape::escape_line;
 use crate::output::sink;
 use crate::proto::SessionId;
 use crate::proto::envelope::valid_name;
@@ -642,9 +644,8 @@ fn run(command: Command) -> Result<(), Error> {
                     ),
                 });
             }
-            let key = Key::generate().map_err(|source| Error::Randomness { source })?;
-            key.write_new(&file)?;
-            let path = file.display();
+            keyfile::write_new(&keyfile::generate()?, &file)?;
+            let path = escape_line(&file.display().to_string());
             write_stdout(&format!(
                 "wrote a new 256-bit key to {path} (mode 0600). Give a copy to each member by a safe channel, then: dgram chat --key-file {path} ...\n"
             ).into_bytes())
@@ -656,9 +657,9 @@ fn run(command: Command) -> Result<(), Error> {
 
 /// Reads `--key-file`, warning on stderr when others can read it.
 fn load_key(path: &std::path::Path) -> Result<Key, Error> {
-    let (key, warning) = Key::from_file(path)?;
+    let (key, warning) = keyfile::read(path)?;
     if let Some(warning) = warning {
-        let _ = writeln!(io::stderr(), "warning: {warning}");
+        let _ = writeln!(io::stderr(), "warning: {}", escape_line(&warning));
     }
     Ok(key)
 }
@@ -715,8 +716,13 @@ fn socket_options(bind: SocketAddr, buffers: &BufferArgs) -> SocketOptions {
 
 /// Prints a clap error as clap words it (which argument is missing, the
 /// similar subcommand it suggests, the usage line) and returns its status:
-/// 2, or 0 for help and version (1 when they cannot be written).
-fn usage_error(error: clap::Error) -> ExitCode {
+/// 2, or 0 for help and version (1 when they cannot be written). What the
+/// user typed is escaped (see [`escaped_usage`]).
+fn usage_error(mut error: clap::Error) -> ExitCode {
+    if let Some(text) = escaped_usage(&mut error) {
+        let _ = io::stderr().write_all(text.as_bytes());
+        return ExitCode::from(2);
+    }
     let printed = error.print();
     match error.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => match printed {
@@ -728,4 +734,58 @@ fn usage_error(error: clap::Error) -> ExitCode {
         },
         _ => ExitCode::from(2),
     }
+}
+
+/// clap's message with what the user typed escaped, when any of it holds
+/// characters that must not reach a terminal as they are (ESC, C1, bidi
+/// controls, backspace, line breaks); `None` when nothing does, and clap
+/// prints its own message, in color.
+///
+/// What was typed is in the error's context (the value, the unknown
+/// argument) and in the message of dgram's parser it failed (the source),
+/// which quotes it again. clap strips escape sequences only when stderr is
+/// not a terminal, and C1 and bidi controls never.
+fn escaped_usage(error: &mut clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let source = std::error::Error::source(&*error).map(|s| s.to_string());
+    let typed: Vec<(ContextKind, ContextValue)> = error
+        .context()
+        .filter_map(|(kind, value)| match value {
+            ContextValue::String(text) if escape_line(text) != *text => {
+                Some((kind, ContextValue::String(escape_line(text))))
+            }
+            ContextValue::Strings(texts) if texts.iter().any(|t| escape_line(t) != *t) => Some((
+                kind,
+                ContextValue::Strings(texts.iter().map(|t| escape_line(t)).collect()),
+            )),
+            _ => None,
+        })
+        .collect();
+    let source_is_plain = source.as_ref().is_none_or(|s| escape_line(s) == *s);
+    if typed.is_empty() && source_is_plain {
+        return None;
+    }
+    for (kind, value) in typed {
+        error.insert(kind, value);
+    }
+    // The source is a line of dgram's own; clap would print it stripped of
+    // escape sequences at best, so it is written here as a whole, escaped.
+    if let (ErrorKind::ValueValidation, Some(source)) = (error.kind(), &source)
+        && let Some(ContextValue::String(value)) = error.get(ContextKind::InvalidValue)
+        && let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg)
+    {
+        return Some(format!(
+            "error: invalid value '{value}' for '{arg}': {}\n\nFor more information, try '--help'.\n",
+            escape_line(source)
+        ));
+    }
+    // Anything else: clap's plain text (its line breaks kept), escaped.
+    let plain = error.render().to_string();
+    Some(
+        plain
+            .split('\n')
+            .map(escape_line)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
 }

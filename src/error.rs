@@ -5,6 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use crate::net::addr::PortState;
+use crate::output::escape::escape_line;
 use crate::runtime::Signal;
 
 /// Everything that can stop a dgram command.
@@ -134,6 +135,14 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The `--log` path cannot be a log: not a regular file, in a
+    /// directory that does not exist, or a link to nothing.
+    #[error("cannot use the log file {}: {reason}", path.display())]
+    LogFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+
     /// Lines of input were too long to send, and were skipped.
     #[error(
         "{count} line{} not sent: longer than the {limit}-byte limit of one datagram",
@@ -164,8 +173,9 @@ pub enum Error {
         source: rustyline::error::ReadlineError,
     },
 
-    /// The history file exists but could not be read (a warning: the chat
-    /// goes on without history).
+    /// The history file could not be read, or cannot be one (not a
+    /// regular file, its directory missing): a warning, and the chat goes
+    /// on without history.
     #[error("could not load the history file {}", path.display())]
     LoadHistory {
         path: std::path::PathBuf,
@@ -245,7 +255,8 @@ impl Error {
             Error::PayloadTooLarge { .. }
             | Error::FamilyMismatch { .. }
             | Error::Usage { .. }
-            | Error::KeyFile { .. } => 2,
+            | Error::KeyFile { .. }
+            | Error::LogFile { .. } => 2,
             Error::Interrupted { signal } => signal.exit_code(),
             _ => 1,
         }
@@ -343,6 +354,16 @@ impl Error {
                     "[::1]:0"
                 }
             )),
+            Error::LoadHistory {
+                source: rustyline::error::ReadlineError::Io(io),
+                ..
+            } if matches!(
+                io.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+            {
+                Some("the chat goes on without history".to_string())
+            }
             Error::LoadHistory { .. } => Some(
                 "the chat goes on without history; move it away, or pick another file with --history FILE"
                     .to_string(),
@@ -357,7 +378,9 @@ impl Error {
 
 /// Renders an error on one line: what failed, each cause in turn (a cause
 /// that only repeats what is already said is left out), then what to do
-/// about it.
+/// about it. Messages carry what the user gave (paths, interface names,
+/// addresses): the whole line is escaped here, once for every way an
+/// error is printed, so that none of it drives the terminal.
 pub fn report(err: &Error) -> String {
     let mut line = format!("error: {err}");
     let mut source = std::error::Error::source(err);
@@ -373,7 +396,7 @@ pub fn report(err: &Error) -> String {
         line.push_str("; ");
         line.push_str(&hint);
     }
-    line
+    escape_line(&line)
 }
 
 /// Renders an error as a line of a conversation (a chat's answer to a
@@ -411,6 +434,28 @@ mod tests {
         let line = report(&err);
         assert_eq!(line.matches("Is a directory").count(), 1, "{line}");
         assert!(line.starts_with("error: could not load the history file /tmp: "));
+    }
+
+    /// What a user gave reaches the line escaped: control, C1, bidi and
+    /// backspace characters in a path are written as escapes, on one line.
+    #[test]
+    fn reports_escape_what_the_user_gave() {
+        let err = Error::KeyFile {
+            path: "/tmp/\x1b]0;owned\x07\u{9b}31m\u{202e}\x08\nkey".into(),
+            reason: "it does not exist".to_string(),
+        };
+        for line in [report(&err), say(&err), warning(&err)] {
+            assert!(
+                line.ends_with(
+                    r"/tmp/\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}\u{8}\nkey: it does not exist"
+                ),
+                "{line}"
+            );
+            assert!(
+                !line.chars().any(crate::output::escape::is_hidden),
+                "{line}"
+            );
+        }
     }
 
     /// "Start a listener there" is given only where one can be started: an

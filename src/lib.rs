@@ -65,7 +65,10 @@
 //!   client, loopback, GSO/GRO), [`lab`](mod@cmd::lab) (the experiments
 //!   of `dgram lab`, their text, Markdown and SVG), [`docs`](cmd::docs) (completions,
 //!   the manual page), [`payload`](cmd::payload) (patterns, the line reader),
-//!   [`parse`](cmd::parse) (what users type).
+//!   [`parse`](cmd::parse) (what users type), [`keyfile`](cmd::keyfile)
+//!   (key files and new keys: the file and OS side of `--key-file`),
+//!   [`files`](cmd::files) (the local files users name: regular files
+//!   only, opened without blocking, no directories made).
 //! - [`cli`]: the command line (clap), exit codes and how errors are printed;
 //!   `main.rs` only calls [`cli::main`].
 //! - [`error`]: the [`Error`] type; one variant per operation that can fail.

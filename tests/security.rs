@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use dgram::cmd::keyfile;
 use dgram::proto::SessionId;
 use dgram::proto::envelope::{self, Message};
-use dgram::proto::seal::{Key, Sealer};
+use dgram::proto::seal::Sealer;
 use serde_json::Value;
 
 use crate::util::{Proc, Pty, any_local_addr, run, temp_path, wait_for};
@@ -85,7 +86,7 @@ fn forged_messages_are_refused() {
     let (mut bob, bob_addr) = keyed_chat(&key, "bob", crate::util::closed_port());
     let (mut ann, ann_addr) = keyed_chat(&key, "ann", bob_addr);
     let mallory = UdpSocket::bind(any_local_addr()).unwrap();
-    let mut forger = Sealer::with_prefix(&Key::generate().unwrap(), [7; 16]);
+    let mut forger = Sealer::with_prefix(&keyfile::generate().unwrap(), [7; 16]);
     let session = SessionId([0x5e, 0x55, 1, 0x0a, 2, 3, 4, 5]);
     // Every forgery is refused or, if bob's socket buffer was full, dropped
     // by his kernel and counted there: the two add up to what was sent.
@@ -607,7 +608,7 @@ fn answers_are_never_larger_than_what_they_answer() {
     );
 
     let key_path = keygen("amplify-key");
-    let (key, _) = Key::from_file(&key_path).unwrap();
+    let (key, _) = keyfile::read(&key_path).unwrap();
     let mut sealer = Sealer::with_prefix(&key, [9; 16]);
     let sealed = sealer.seal(&message(session, 1, "sealed"));
     let sealed_hello = sealer.seal(&envelope::encode_presence(
@@ -619,7 +620,7 @@ fn answers_are_never_larger_than_what_they_answer() {
         },
         false,
     ));
-    let forged = Sealer::with_prefix(&Key::generate().unwrap(), [8; 16])
+    let forged = Sealer::with_prefix(&keyfile::generate().unwrap(), [8; 16])
         .seal(&message(session, 2, "forged"));
     let keyed_workload = vec![
         sealed.clone(),

@@ -13,6 +13,7 @@ mod docs;
 mod downed;
 mod echo;
 mod empty;
+mod files;
 mod foreign;
 mod group;
 mod in_process;

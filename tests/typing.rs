@@ -179,7 +179,10 @@ fn unusable_history_is_a_warning() {
     std::fs::write(&binary, b"\xff\xfe not utf-8 \x80\n").unwrap();
     let directory = temp_path("history-dir");
     std::fs::create_dir_all(&directory).unwrap();
-    for (path, cause) in [(&binary, "valid UTF-8"), (&directory, "Is a directory")] {
+    for (path, cause) in [
+        (&binary, "valid UTF-8"),
+        (&directory, "it is a directory, not a regular file"),
+    ] {
         let mut chat = Pty::dgram(
             &[
                 "chat",

@@ -12,10 +12,15 @@
 //! - [`docs`]: `dgram completions` and `dgram man`.
 //! - [`payload`]: the `--size` pattern and the line reader.
 //! - [`parse`]: what users type: addresses, sizes, hex.
+//! - [`keyfile`]: key files (`--key-file`, `dgram keygen`) and new keys.
+//! - [`files`]: local files named on the command line: regular files
+//!   only, nothing that blocks, no directories made.
 
 pub mod bench;
 pub mod chat;
 pub mod docs;
+pub mod files;
+pub mod keyfile;
 pub mod lab;
 pub mod listen;
 pub mod parse;

@@ -2,7 +2,7 @@
 //! table), rendered, and written to a sink.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -147,10 +147,13 @@ impl Coalescer {
 
 /// The `--log` file: opened for appending, one `write` per line, so that
 /// every line is complete on disk as soon as it is written, however the
-/// run ends.
+/// run ends. A line the file could not take whole (a full disk writes part
+/// of it) is cut off again, so that the file holds only whole lines.
 struct Log {
     path: PathBuf,
     file: File,
+    /// The file's length after the last whole line.
+    whole: u64,
 }
 
 /// What became of an event handed to [`Display::show`].
@@ -266,22 +269,16 @@ impl<'a> Display<'a> {
     }
 
     /// Also appends every message received and sent, and every final
-    /// state, to `path` as JSON lines (created if needed).
-    pub fn log_to(mut self, path: &Path) -> Result<Self, Error> {
-        let mut options = OpenOptions::new();
-        options.create(true).append(true);
-        // What was said is private: a new log is the user's alone.
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(path).map_err(|source| Error::WriteLog {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    /// state, to `file` (the `--log` at `path`, opened for appending) as
+    /// JSON lines.
+    pub fn log_to(mut self, file: File, path: &Path) -> Self {
+        let whole = file.metadata().map_or(0, |meta| meta.len());
         self.log = Some(Log {
             path: path.to_path_buf(),
             file,
+            whole,
         });
-        Ok(self)
+        self
     }
 
     fn write_log(&mut self, event: &Event) -> Result<(), Error> {
@@ -308,12 +305,21 @@ impl<'a> Display<'a> {
         }
         let mut line = super::json::to_line(event);
         line.push('\n');
-        log.file
-            .write_all(line.as_bytes())
-            .map_err(|source| Error::WriteLog {
-                path: log.path.clone(),
-                source,
-            })
+        match log.file.write_all(line.as_bytes()) {
+            Ok(()) => {
+                log.whole += line.len() as u64;
+                Ok(())
+            }
+            Err(source) => {
+                // Whatever part of the line went in is taken out again
+                // (the error that stops the chat says why).
+                let _ = log.file.set_len(log.whole);
+                Err(Error::WriteLog {
+                    path: log.path.clone(),
+                    source,
+                })
+            }
+        }
     }
 
     /// Holds the line of each chat message sent for up to `hold`, waiting

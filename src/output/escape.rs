@@ -72,6 +72,30 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Escapes text shown as it is, outside quotes (a path, a message that
+/// holds what a user typed): line breaks and every other hidden character
+/// are written as [`escape`] writes them (`\n`, `\u{1b}`), and the rest,
+/// backslashes and quotes included, is left as it is, so that a path
+/// reads as typed and escaping twice changes nothing more.
+///
+/// ```
+/// use dgram::output::escape::escape_line;
+///
+/// assert_eq!(escape_line("/tmp/\x1b[31mred\n"), r"/tmp/\u{1b}[31mred\n");
+/// assert_eq!(escape_line(r#"C:\"key""#), r#"C:\"key""#);
+/// ```
+pub fn escape_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_hidden(c) {
+            push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// One piece of a payload: a character, or a byte that is not part of any.
 #[derive(Debug, Clone, Copy)]
 enum Piece {
@@ -326,6 +350,18 @@ mod tests {
         for c in ['a', 'é', '你', '✓', '😀', 'ß', '\u{301}'] {
             assert!(!is_hidden(c), "{c:?} is visible");
         }
+    }
+
+    /// Text shown outside quotes (paths, error lines) has every
+    /// character that could drive a terminal escaped, backslashes and
+    /// quotes kept, and escaping it again changes nothing.
+    #[test]
+    fn lines_escape_what_could_drive_a_terminal() {
+        let typed = "k\x1b]0;t\x07\u{9b}2J\u{202e}ab\x08\r\n\\\"";
+        let line = escape_line(typed);
+        assert_eq!(line, r#"k\u{1b}]0;t\u{7}\u{9b}2J\u{202e}ab\u{8}\r\n\""#);
+        assert!(!line.chars().any(is_hidden), "{line}");
+        assert_eq!(escape_line(&line), line, "escaping twice changes nothing");
     }
 
     /// Text is quoted, so that a text which reads like a marker cannot

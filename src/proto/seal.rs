@@ -13,14 +13,11 @@
 //! replay window ([`ReplayWindow`]) tracks, per sender prefix and address.
 
 use std::fmt;
-use std::io::{self, Write};
-use std::path::Path;
 
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 
 use super::envelope::{MAGIC, VERSION};
-use crate::Error;
 
 /// Kind byte of a sealed envelope.
 pub const KIND_SEALED: u8 = 5;
@@ -51,99 +48,17 @@ impl fmt::Debug for Key {
 }
 
 impl Key {
-    /// A new random key from the operating system.
-    pub fn generate() -> io::Result<Key> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
-        Ok(Key(bytes))
-    }
-
-    /// A key of these bytes (tests and fuzzing; real keys come from
-    /// [`Key::generate`] and key files).
+    /// A key of these bytes (real keys come from
+    /// [`keyfile`](crate::cmd::keyfile): generated, or read from a key
+    /// file).
     pub fn from_bytes(bytes: [u8; 32]) -> Key {
         Key(bytes)
     }
 
-    /// The key as a key file holds it: 64 hex digits and a newline.
-    fn to_file_text(&self) -> String {
-        let mut text: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
-        text.push('\n');
-        text
+    /// The key's bytes (to write them to a key file).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
-
-    /// Reads a key file: 64 hex digits (whitespace around them ignored).
-    /// The warning, if any, says the file is readable by others.
-    pub fn from_file(path: &Path) -> Result<(Key, Option<String>), Error> {
-        let bad = |reason: String| Error::KeyFile {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let bytes = std::fs::read(path).map_err(|e| {
-            bad(match e.kind() {
-                io::ErrorKind::NotFound => {
-                    format!(
-                        "it does not exist (make one with `dgram keygen {}`)",
-                        path.display()
-                    )
-                }
-                _ => e.to_string(),
-            })
-        })?;
-        let text = String::from_utf8_lossy(&bytes);
-        let digits = text.trim();
-        if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad(format!(
-                "a key file holds 64 hex digits (256 bits); this one holds {} characters{}",
-                digits.len(),
-                if digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    ""
-                } else {
-                    " that are not all hex digits"
-                }
-            )));
-        }
-        let mut bytes = [0u8; 32];
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).expect("checked hex");
-        }
-        Ok((Key(bytes), readable_by_others(path)))
-    }
-
-    /// Writes the key to a new file (mode 0600; never over an existing
-    /// file).
-    pub fn write_new(&self, path: &Path) -> Result<(), Error> {
-        let failed = |source| Error::WriteKey {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(failed)?;
-        file.write_all(self.to_file_text().as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(failed)
-    }
-}
-
-/// A warning when the file may be read by group or others, as ssh warns.
-#[cfg(unix)]
-fn readable_by_others(path: &Path) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
-    (mode & 0o077 != 0).then(|| {
-        format!(
-            "the key file {} can be read by others (mode {mode:04o}): anyone who reads it can read and forge your messages; chmod 600 {}",
-            path.display(),
-            path.display()
-        )
-    })
-}
-
-#[cfg(not(unix))]
-fn readable_by_others(_path: &Path) -> Option<String> {
-    None
 }
 
 /// Why a keyed side refused a datagram.

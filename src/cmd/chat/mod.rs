@@ -18,14 +18,16 @@ pub mod repl;
 pub mod session;
 pub mod terminal;
 
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use self::session::Session;
 use self::terminal::{Mode, TerminalState};
 use crate::Error;
+use crate::cmd::files;
 use crate::cmd::payload::spawn_line_reader;
 use crate::model::Summary;
 use crate::net::SocketOptions;
@@ -92,6 +94,25 @@ pub enum ChatIo {
     },
 }
 
+/// Opens the `--log` file for appending (a new one is created 0600: what
+/// was said is private). Only a regular file, or a new one in a directory
+/// that exists: a FIFO or a device is refused before it is opened (a FIFO
+/// would block `open(2)` until SIGKILL), and no directory is made.
+fn open_log(path: &Path) -> Result<File, Error> {
+    files::check_target(path).map_err(|e| Error::LogFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    files::open_regular(path, &mut options).map_err(|source| Error::WriteLog {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Runs the chat until `/quit`, Ctrl-D, end of input (plus `linger` for a
 /// pipe), SIGTERM, or (from a pipe) Ctrl-C, and returns the totals (already
 /// printed). Lines of a pipe too long for a datagram are skipped and make
@@ -152,7 +173,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         display = display.hold_sent_lines(HOLD_SENT_LINE);
     }
     if let Some(path) = &options.log {
-        display = display.log_to(path)?;
+        display = display.log_to(open_log(path)?, path);
     }
 
     // The banner goes out before any thread can print.

@@ -23,11 +23,13 @@ use super::HOLD_SENT_LINE;
 use super::command;
 use super::session::{Outcome, Session};
 use crate::Error;
+use crate::cmd::files;
 use crate::cmd::payload::Line;
 use crate::error::{say, warning};
 use crate::model::Event as DgramEvent;
 use crate::net::limits::{MAX_PAYLOAD, MAX_PAYLOAD_V4};
 use crate::output::Sink;
+use crate::output::escape::escape_line;
 use crate::runtime::JobControl;
 use crate::runtime::driver::Driver;
 
@@ -153,30 +155,42 @@ pub fn editor(history: Option<&Path>) -> Result<Prepared, Error> {
     );
     let mut warnings = Vec::new();
     let mut usable = None;
-    // A device such as /dev/null means no history, as it does for shells.
-    let device = history
-        .and_then(|path| std::fs::metadata(path).ok())
-        .is_some_and(|meta| !meta.is_file() && !meta.is_dir());
-    if let Some(path) = history.filter(|_| !device) {
-        if let Some(dir) = path.parent() {
+    // The null device means no history, as it does for shells.
+    if let Some(path) = history.filter(|path| !files::is_null_device(path)) {
+        // dgram's own data directory is made for its default history; a
+        // directory the user named is never made.
+        if default_history().as_deref() == Some(path)
+            && let Some(dir) = path.parent()
+        {
             let _ = std::fs::create_dir_all(dir);
         }
-        // A new history file is the user's alone (what was typed may be
-        // private); rustyline would create it with the umask's mode.
-        if !path.exists() {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let _ = options.open(path);
-        }
+        // Not a regular file (a FIFO would block, /dev/full takes nothing),
+        // its directory missing: said once, and no history.
+        let checked = files::check_target(path).and_then(|target| {
+            if target == files::Target::New {
+                // A new history file is the user's alone (what was typed
+                // may be private); rustyline would create it with the
+                // umask's mode.
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                files::open_regular(path, &mut options)?;
+            }
+            Ok(target)
+        });
         let empty = std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
-        match (path.exists() && !empty).then(|| editor.load_history(path)) {
-            Some(Err(source)) => warnings.push(warning(&Error::LoadHistory {
+        let loaded = match checked {
+            Err(e) => Err(ReadlineError::Io(e)),
+            Ok(files::Target::Existing) if !empty => editor.load_history(path),
+            Ok(_) => Ok(()),
+        };
+        match loaded {
+            Err(source) => warnings.push(warning(&Error::LoadHistory {
                 path: path.to_path_buf(),
                 source,
             })),
-            Some(Ok(())) | None => usable = Some(path.to_path_buf()),
+            Ok(()) => usable = Some(path.to_path_buf()),
         }
     }
     Ok(Prepared {
@@ -240,7 +254,10 @@ pub fn run_editor(
                     && !history_failed
                 {
                     history_failed = true;
-                    print_lines(&[format!("!! history not saved to {}: {e}", path.display())]);
+                    print_lines(&[escape_line(&format!(
+                        "!! history not saved to {}: {e}",
+                        path.display()
+                    ))]);
                 }
             }
             match session.typed(line, &control) {

@@ -11,7 +11,7 @@ use crate::error::say;
 use crate::model::Stats;
 use crate::net::addr::check_family;
 use crate::net::limits::check_payload;
-use crate::output::escape::preview;
+use crate::output::escape::{escape_line, preview};
 use crate::output::render::{buffer_line, duration, label, message_counts, plural, totals};
 use crate::proto::SentAs;
 use crate::runtime::driver::Driver;
@@ -122,7 +122,9 @@ impl Session {
                 Outcome::Continue(self.send_message(&payload).err().into_iter().collect())
             }
             Ok(Input::Command(command)) => self.execute(command, control),
-            Err(message) => Outcome::Continue(vec![message]),
+            // The answer quotes what was typed (or pasted: escape
+            // sequences and all).
+            Err(message) => Outcome::Continue(vec![escape_line(&message)]),
         }
     }
 
