@@ -46,7 +46,9 @@ while True:
 
 /// Against `dgram listen --echo --echo-rate 0`, ping-pong: every probe
 /// answered on time, percentiles in order, the histogram holds them all,
-/// exit 0.
+/// exit 0. Round trips are whole nanoseconds (fine enough to compare two
+/// programs at 10 µs), and every reply's lies between the summary's min
+/// and max.
 #[test]
 fn ping_dgram_echo() {
     let (mut echo, addr) = listener(&["--echo", "--echo-rate", "0"]);
@@ -58,9 +60,17 @@ fn ping_dgram_echo() {
     );
     assert_eq!(summary["lost"], 0);
     let rtt = &summary["rtt"];
-    let order = ["min_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"];
+    let order = ["min_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"];
+    for name in order.iter().chain(&["mean_ns"]) {
+        assert!(rtt[name].is_u64(), "{name} in whole nanoseconds: {rtt}");
+    }
     for pair in order.windows(2) {
-        assert!(rtt[pair[0]].as_f64() <= rtt[pair[1]].as_f64(), "{rtt}");
+        assert!(rtt[pair[0]].as_u64() <= rtt[pair[1]].as_u64(), "{rtt}");
+    }
+    let (min, max) = (rtt["min_ns"].as_u64(), rtt["max_ns"].as_u64());
+    for reply in proc.events("reply") {
+        let ns = reply["rtt_ns"].as_u64();
+        assert!(ns.is_some() && min <= ns && ns <= max, "{reply} vs {rtt}");
     }
     let counted: u64 = rtt["histogram"]
         .as_array()

@@ -87,7 +87,7 @@ enum Wire {
         seq: u64,
         from: SocketAddr,
         len: usize,
-        rtt_ms: f64,
+        rtt_ns: u64,
         status: &'static str,
         reordered: bool,
     },
@@ -117,22 +117,24 @@ enum Wire {
     },
 }
 
+/// Round trips in whole nanoseconds: at 10 µs a millisecond figure with
+/// three decimals moves in 10% steps, too coarse to compare two programs.
 #[derive(Serialize)]
 struct WireStats {
-    min_ms: f64,
-    p50_ms: f64,
-    p90_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
-    max_ms: f64,
-    mean_ms: f64,
+    min_ns: u64,
+    p50_ns: u64,
+    p90_ns: u64,
+    p99_ns: u64,
+    p999_ns: u64,
+    max_ns: u64,
+    mean_ns: u64,
     histogram: Vec<WireBucket>,
 }
 
 #[derive(Serialize)]
 struct WireBucket {
-    from_ms: f64,
-    to_ms: f64,
+    from_ns: u64,
+    to_ns: u64,
     count: u64,
 }
 
@@ -150,6 +152,10 @@ pub fn fine(d: Duration) -> String {
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn json(wire: &Wire) -> String {
@@ -385,7 +391,7 @@ impl Ping<'_> {
                 seq,
                 from,
                 len: payload.len(),
-                rtt_ms: ms(rtt),
+                rtt_ns: ns(rtt),
                 status,
                 reordered,
             })),
@@ -515,19 +521,19 @@ impl Ping<'_> {
                 foreign: r.foreign,
                 unreachable: report.unreachable,
                 rtt: report.stats.as_ref().map(|s| WireStats {
-                    min_ms: ms(s.min),
-                    p50_ms: ms(s.p50),
-                    p90_ms: ms(s.p90),
-                    p99_ms: ms(s.p99),
-                    p999_ms: ms(s.p999),
-                    max_ms: ms(s.max),
-                    mean_ms: ms(s.mean),
+                    min_ns: ns(s.min),
+                    p50_ns: ns(s.p50),
+                    p90_ns: ns(s.p90),
+                    p99_ns: ns(s.p99),
+                    p999_ns: ns(s.p999),
+                    max_ns: ns(s.max),
+                    mean_ns: ns(s.mean),
                     histogram: s
                         .histogram
                         .iter()
                         .map(|(from, to, count)| WireBucket {
-                            from_ms: ms(*from),
-                            to_ms: ms(*to),
+                            from_ns: ns(*from),
+                            to_ns: ns(*to),
                             count: *count,
                         })
                         .collect(),
