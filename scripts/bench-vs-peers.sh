@@ -190,6 +190,7 @@ rx_measure() {
       "$dgram" bench "127.0.0.1:$PORT" --size "$size" --duration "$RX_SECONDS" "${gso[@]}" --json |
         python3 -c 'import json,sys
 r=[json.loads(l) for l in sys.stdin if "\"report\"" in l][-1]
+assert r["lost_elsewhere"] is not None, "foreign datagrams reached the bench server"
 assert r["sender"]["sent"] == r["receiver"]["received"] + r["dropped"] + r["lost_elsewhere"]
 print(r["received_per_sec"])'
       stop ;;

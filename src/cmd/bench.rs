@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::model::bench::{
-    HEADER, ReceiverCounts, Report, SenderCounts, Sequence, per_sec, read_header, write_header,
+    HEADER, LOST_ELSEWHERE_UNKNOWN, ReceiverCounts, Report, SenderCounts, Sequence, per_sec,
+    read_header, write_header,
 };
 use crate::net::endpoint::is_icmp_error;
 use crate::net::sys::Scratch;
@@ -1092,7 +1093,7 @@ fn write_report(
             )
         } else {
             format!(
-                "  dropped    {:>12}  by the receiver's kernel (SO_RCVBUF full{}){}",
+                "  dropped    {:>12}  by the receiver's kernel (SO_RCVBUF full{}){}{}",
                 count(report.dropped),
                 if r.kernel_dropped > 0 {
                     ": raise --rcvbuf on the server, or send slower with --rate"
@@ -1107,13 +1108,21 @@ fn write_report(
                     )
                 } else {
                     String::new()
+                },
+                if report.lost_elsewhere.is_none() {
+                    "; some may be foreign datagrams'"
+                } else {
+                    ""
                 }
             )
         },
-        format!(
-            "  lost       {:>12}  elsewhere",
-            signed(report.lost_elsewhere)
-        ),
+        match report.lost_elsewhere {
+            Some(lost) => format!("  lost       {:>12}  elsewhere", count(lost)),
+            None => format!(
+                "  lost       {:>12}  elsewhere: {LOST_ELSEWHERE_UNKNOWN}",
+                "?"
+            ),
+        },
         format!(
             "  reordered {}, duplicated {}, truncated {}, too old to tell {}, foreign {}",
             count(r.reordered),
@@ -1122,18 +1131,27 @@ fn write_report(
             count(r.too_old),
             count(r.foreign),
         ),
-        format!(
-            "  accounting: sent {} = received {} + dropped {} + lost {}  ({:.3}% not received)",
-            count(s.sent),
-            count(r.received),
-            if r.drops_counted {
-                count(report.dropped)
-            } else {
-                "?".to_string()
-            },
-            signed(report.lost_elsewhere),
-            report.loss_percent,
-        ),
+        match report.lost_elsewhere {
+            Some(lost) => format!(
+                "  accounting: sent {} = received {} + dropped {} + lost {}  ({:.3}% not received)",
+                count(s.sent),
+                count(r.received),
+                if r.drops_counted {
+                    count(report.dropped)
+                } else {
+                    "?".to_string()
+                },
+                count(lost),
+                report.loss_percent,
+            ),
+            None => format!(
+                "  accounting: sent {} = received {} + not received {}, dropped by the receiver's kernel or lost elsewhere in shares not known  ({:.3}% not received)",
+                count(s.sent),
+                count(r.received),
+                count(report.not_received),
+                report.loss_percent,
+            ),
+        },
     ];
     if format == Format::Json {
         lines.clear();
@@ -1178,15 +1196,6 @@ fn count(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// `-1,234` or `1,234`.
-fn signed(n: i64) -> String {
-    if n < 0 {
-        format!("-{}", count(n.unsigned_abs()))
-    } else {
-        count(n.unsigned_abs())
-    }
 }
 
 /// The smallest bench datagram: its header.
