@@ -20,12 +20,13 @@ use crate::Error;
 use crate::model::latency::{MIN_PROBE, Probe, Replies, Reply, RttStats};
 use crate::net::addr::{check_family, port_state};
 use crate::net::endpoint::READ_TIMEOUT;
-use crate::net::sys::Scratch;
+use crate::net::sys::{PeerError, Scratch};
 use crate::net::{Endpoint, SocketOptions};
 use crate::output::render::{duration, plural};
 use crate::output::{Format, Sink};
 use crate::proto::random::seed;
 use crate::runtime::Shutdown;
+use crate::runtime::sorting::{Sorted, sort};
 
 /// Probes sent at a longer interval than this are each shown on a line of
 /// their own (as ping does); faster, a progress line stands in for them.
@@ -280,20 +281,16 @@ impl Ping<'_> {
                     let rtt_base = self.start.elapsed();
                     self.on_reply(got.from, &buf[..got.len], rtt_base)?;
                 }
-                Err(e) if crate::net::endpoint::is_icmp_error(&e) => self.on_icmp()?,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(source) => {
-                    return Err(Error::Receive {
-                        local: self.endpoint.local_addr(),
-                        source,
-                    });
-                }
+                Err(e) => match sort(e, &self.endpoint) {
+                    Sorted::Retry | Sorted::Idle => {}
+                    Sorted::Peers(errors) => self.on_peer_errors(errors)?,
+                    Sorted::Failed(source) => {
+                        return Err(Error::Receive {
+                            local: self.endpoint.local_addr(),
+                            source,
+                        });
+                    }
+                },
             }
             self.draw_progress(false)?;
         }
@@ -415,8 +412,8 @@ impl Ping<'_> {
         }
     }
 
-    fn on_icmp(&mut self) -> Result<(), Error> {
-        for error in self.endpoint.take_errors() {
+    fn on_peer_errors(&mut self, errors: Vec<PeerError>) -> Result<(), Error> {
+        for error in errors {
             if error.is_refusal() {
                 self.unreachable_once(error.peer)?;
             }

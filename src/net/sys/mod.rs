@@ -23,8 +23,17 @@ mod imp;
 
 pub use imp::{
     LOOKS_WITHOUT_WAITING, Scratch, check_gso, enable_extras, group_memberships, kernel_drops,
-    recv, route_to, send_segments, set_gro, take_errors,
+    recv, route_to, send_segments, set_gro, take_errors, udp_table_entry,
 };
+
+/// A UDP socket's line of the kernel's table (`/proc/net/udp` on Linux).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpTableEntry {
+    /// Bytes queued for reading, each datagram charged with its overhead.
+    pub queued: u64,
+    /// Datagrams the kernel dropped for this socket.
+    pub drops: u64,
+}
 
 /// Which of the platform extras this socket has.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
