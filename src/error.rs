@@ -253,6 +253,11 @@ impl Error {
 
     /// What the user can do about it, when dgram knows.
     pub fn hint(&self) -> Option<String> {
+        // Out of descriptors or memory is the cause whatever the operation
+        // (a busy port, a missing server would be the wrong advice).
+        if let Some(hint) = self.resource_hint() {
+            return Some(hint);
+        }
         match self {
             Error::WriteKey { source, .. } if source.kind() == io::ErrorKind::NotFound => Some(
                 "its directory does not exist: create it first (mkdir -p)".to_string(),
@@ -354,6 +359,43 @@ impl Error {
         }
     }
 }
+
+impl Error {
+    /// The hint when the system refused a resource: file descriptors,
+    /// memory, threads.
+    fn resource_hint(&self) -> Option<String> {
+        let source = std::error::Error::source(self)?.downcast_ref::<io::Error>()?;
+        if source.kind() == io::ErrorKind::OutOfMemory {
+            return Some(OUT_OF_MEMORY.to_string());
+        }
+        #[cfg(unix)]
+        {
+            use nix::libc;
+            match source.raw_os_error() {
+                Some(libc::EMFILE) => return Some(
+                    "out of file descriptors: this process may open no more files or sockets; raise its limit (ulimit -n)"
+                        .to_string(),
+                ),
+                Some(libc::ENFILE) => return Some(
+                    "out of file descriptors: the system's table is full; close some programs or raise fs.file-max"
+                        .to_string(),
+                ),
+                // pthread_create says EAGAIN when it cannot map a stack.
+                Some(libc::EAGAIN) if matches!(self, Error::SpawnThread { .. }) => {
+                    return Some(format!(
+                        "{OUT_OF_MEMORY}, or out of threads (ulimit -u)"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// The advice for memory the system would not give.
+const OUT_OF_MEMORY: &str =
+    "out of memory: the system or this process's limit (ulimit -v) allows no more";
 
 /// Renders an error on one line: what failed, each cause in turn (a cause
 /// that only repeats what is already said is left out), then what to do

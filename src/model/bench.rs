@@ -170,6 +170,12 @@ pub struct SenderCounts {
     pub calls: u64,
     /// Microseconds from the first send to the last.
     pub active_us: u64,
+    /// Microseconds of sending asked for (`--duration`).
+    #[serde(default)]
+    pub asked_us: u64,
+    /// The run was stopped before its duration (Ctrl-C).
+    #[serde(default)]
+    pub cut_short: bool,
 }
 
 /// The accounting of one run: every datagram sent is received, dropped by
