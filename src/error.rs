@@ -98,8 +98,18 @@ pub enum Error {
     },
 
     /// `dgram ping` got not one reply.
-    #[error("no reply from {to} to any of {sent} probe{}", if *sent == 1 { "" } else { "s" })]
-    NoReplies { to: SocketAddr, sent: u64 },
+    #[error("no reply from {to} to any of {sent} probe{}{}", if *sent == 1 { "" } else { "s" }, match refused {
+        None => "",
+        Some(PortState::InUse) => ": its host refused them (ICMP port unreachable), though a program holds that port",
+        Some(_) => ": nothing is listening there (its host answered ICMP port unreachable)",
+    })]
+    NoReplies {
+        to: SocketAddr,
+        sent: u64,
+        /// The host refused the probes (ICMP port unreachable), and the
+        /// port's state then.
+        refused: Option<PortState>,
+    },
 
     /// `dgram bench` could not open its control connection (TCP, same
     /// address as the data) to the bench server.
@@ -312,8 +322,15 @@ impl Error {
             Error::MessageTooLarge { .. } => Some(
                 "send less, or send it as a plain datagram (/plain at the prompt; --plain or --raw on the command line)".to_string(),
             ),
-            Error::NoReplies { to, .. } => Some(format!(
+            Error::NoReplies { to, refused: None, .. } => Some(format!(
                 "is an echo server running there (dgram listen {to} --echo --echo-rate 0)?"
+            )),
+            Error::NoReplies { refused: Some(PortState::InUse), .. } => Some(
+                "the program there takes datagrams from one peer only (as socat without fork and nc -u -l do after their first): restart it, or give socat fork (UDP-LISTEN:PORT,fork)"
+                    .to_string(),
+            ),
+            Error::NoReplies { to, refused: Some(_), .. } => Some(format!(
+                "start an echo server there (dgram listen {to} --echo --echo-rate 0) or check the address"
             )),
             Error::ConnectBench { to, .. } => Some(format!(
                 "start one there first: dgram bench --serve {to} (or try dgram bench --loopback)"

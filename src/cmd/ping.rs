@@ -109,13 +109,23 @@ enum Wire {
         lost: u64,
         loss_percent: f64,
         late: u64,
+        truncated: u64,
         duplicates: u64,
         reordered: u64,
         foreign: u64,
         unreachable: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
+        throttled: Option<WireThrottled>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         rtt: Option<WireStats>,
     },
+}
+
+/// Loss that looks like the echo server's rate limit.
+#[derive(Serialize)]
+struct WireThrottled {
+    stalls: u64,
+    replies_between: u64,
 }
 
 /// Round trips in whole nanoseconds: at 10 µs a millisecond figure with
@@ -201,13 +211,20 @@ pub fn run(
         unreachable: ping.unreachable,
     };
     ping.say_summary(&report)?;
-    if report.replies.on_time() + report.replies.late == 0 && report.replies.sent > 0 {
+    if !answered_any(&report.replies) && report.replies.sent > 0 {
+        // The cause, said once: a refusal, or silence.
         return Err(Error::NoReplies {
             to: options.to,
             sent: report.replies.sent,
+            refused: (report.unreachable > 0).then(|| port_state(options.to)),
         });
     }
     Ok(report)
+}
+
+/// Some probe came back (whole or not, on time or not).
+fn answered_any(r: &Replies) -> bool {
+    r.on_time() + r.late + r.truncated > 0
 }
 
 struct Ping<'a> {
@@ -360,7 +377,7 @@ impl Ping<'_> {
         let rtt = probe.map_or(Duration::ZERO, |p| {
             now.saturating_sub(Duration::from_nanos(p.sent_ns))
         });
-        let reply = self.replies.record(probe, rtt);
+        let reply = self.replies.record(probe, rtt, payload.len() >= self.size);
         if let Some(probe) = probe {
             self.outstanding.remove(&probe.seq);
         }
@@ -368,6 +385,7 @@ impl Ping<'_> {
         let (status, reordered) = match reply {
             Reply::OnTime { reordered, .. } => ("on_time", reordered),
             Reply::Late { .. } => ("late", false),
+            Reply::Truncated { .. } => ("truncated", false),
             Reply::Duplicate => ("duplicate", false),
             Reply::Foreign => {
                 return match self.options.format {
@@ -404,6 +422,13 @@ impl Ping<'_> {
                         line.push_str(" (late: after the timeout, counted apart)")
                     }
                     Reply::Duplicate => line.push_str(" (duplicate reply, not timed)"),
+                    Reply::Truncated { .. } => {
+                        let _ = write!(
+                            line,
+                            " (truncated: {} B sent, the echo server's buffer cut it; counted apart, not timed)",
+                            self.size
+                        );
+                    }
                     _ if reordered => line.push_str(" (reordered: after a later probe's reply)"),
                     _ => {}
                 }
@@ -425,17 +450,19 @@ impl Ping<'_> {
         self.unreachable += 1;
         match self.options.format {
             Format::Json => self.line(json(&Wire::Unreachable { peer })),
+            // A run that ends by itself with no reply says the cause in
+            // its error line: once, not here as well.
+            Format::Human if self.options.count.is_some() && !answered_any(&self.replies) => Ok(()),
             Format::Human if !self.said_unreachable => {
                 self.said_unreachable = true;
-                let why = match port_state(peer) {
-                    crate::net::addr::PortState::InUse => {
-                        " though a program holds that port (it takes one peer only)"
-                    }
-                    _ => "",
-                };
-                self.line(format!(
-                    "!! nothing is listening at {peer} (ICMP port unreachable){why}; probing on"
-                ))
+                self.line(match port_state(peer) {
+                    crate::net::addr::PortState::InUse => format!(
+                        "!! {peer} refuses these probes (ICMP port unreachable), though a program holds that port: it takes datagrams from one peer only; probing on"
+                    ),
+                    _ => format!(
+                        "!! nothing is listening at {peer} (ICMP port unreachable); probing on"
+                    ),
+                })
             }
             Format::Human => Ok(()),
         }
@@ -513,10 +540,15 @@ impl Ping<'_> {
                 lost: r.lost(),
                 loss_percent: loss,
                 late: r.late,
+                truncated: r.truncated,
                 duplicates: r.duplicates,
                 reordered: r.reordered,
                 foreign: r.foreign,
                 unreachable: report.unreachable,
+                throttled: r.throttled().map(|t| WireThrottled {
+                    stalls: t.stalls,
+                    replies_between: t.replies_between,
+                }),
                 rtt: report.stats.as_ref().map(|s| WireStats {
                     min_ns: ns(s.min),
                     p50_ns: ns(s.p50),
@@ -559,6 +591,13 @@ pub fn human_summary(to: SocketAddr, report: &PingReport, loss: f64) -> Vec<Stri
         plural(r.duplicates),
         r.reordered,
     );
+    if r.truncated > 0 {
+        let _ = write!(
+            counts,
+            ", {} truncated (shorter than the probe: not timed)",
+            r.truncated
+        );
+    }
     if r.foreign > 0 {
         let _ = write!(counts, ", {} not replies", r.foreign);
     }
@@ -566,6 +605,12 @@ pub fn human_summary(to: SocketAddr, report: &PingReport, loss: f64) -> Vec<Stri
         let _ = write!(counts, ", unreachable reports {}", report.unreachable);
     }
     let mut lines = vec![counts];
+    if let Some(t) = r.throttled() {
+        lines.push(format!(
+            "note: the replies stopped {} times, each after about {} in a row: that looks like the echo server's rate limit, not loss on the way (dgram listen --echo answers a peer at most --echo-rate times a second, 1000 by default; --echo-rate 0 lifts it)",
+            t.stalls, t.replies_between
+        ));
+    }
     let Some(s) = &report.stats else {
         return lines;
     };
