@@ -310,7 +310,7 @@ fn bench_ctrl_c_says_the_run_was_cut_short() {
         .find(|l| l.starts_with("bench to ") && l.contains(", sent for "))
         .unwrap_or_else(|| panic!("no report\n{}", run.dump()));
     assert!(
-        header.contains("(cut short: 3.00 s were asked)"),
+        header.contains("(cut short before the 3.00 s asked)"),
         "{header}\n{}",
         run.dump()
     );

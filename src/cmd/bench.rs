@@ -1191,7 +1191,7 @@ fn write_report(
             duration(Duration::from_micros(s.active_us)),
             if s.cut_short {
                 format!(
-                    " (cut short: {} were asked)",
+                    " (cut short before the {} asked)",
                     duration(Duration::from_micros(s.asked_us))
                 )
             } else {
