@@ -6,6 +6,8 @@
 //! datagram in); the drop counter is also read at any time with
 //! `SO_MEMINFO`, and ICMP errors are heard through `IP_RECVERR` /
 //! `IPV6_RECVERR` and read from the socket's error queue (`MSG_ERRQUEUE`).
+//! The kernel's own table of UDP sockets (`/proc/net/udp`: queue and drops,
+//! seen from outside the socket) is read here too, for `dgram lab`.
 //!
 //! Everywhere else (and on Linux with the `portable` feature) the fallback
 //! uses plain socket2 calls: truncation is still flagged, the rest is absent
