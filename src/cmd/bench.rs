@@ -471,7 +471,7 @@ impl ServerLoop {
                 if let Ok(signal) = shutdown.requests().try_recv() {
                     // A run under way ends here: its line is closed.
                     if let Some(run) = self.run.take() {
-                        self.abandoned(&run, Ended::Stopped(signal), out)?;
+                        self.abandoned(&run, RunEnd::Stopped(signal), out)?;
                     }
                     return Ok(());
                 }
@@ -543,7 +543,7 @@ impl ServerLoop {
                 reply,
             } => {
                 if let Some(old) = self.run.take() {
-                    self.abandoned(&old, Ended::NoReport, out)?;
+                    self.abandoned(&old, RunEnd::NoReport, out)?;
                 }
                 let gro = gro && self.endpoint.set_gro(true).is_ok();
                 let drops_at_start = self.endpoint.kernel_drops();
@@ -594,7 +594,7 @@ impl ServerLoop {
             Request::Abandon => {
                 self.finish = None;
                 if let Some(old) = self.run.take() {
-                    self.abandoned(&old, Ended::NoReport, out)?;
+                    self.abandoned(&old, RunEnd::NoReport, out)?;
                 }
             }
         }
@@ -622,18 +622,18 @@ impl ServerLoop {
     }
 
     /// Closes the line of a run that ends without its report.
-    fn abandoned(&self, run: &Counting, ended: Ended, out: &mut dyn Sink) -> Result<(), Error> {
+    fn abandoned(&self, run: &Counting, ended: RunEnd, out: &mut dyn Sink) -> Result<(), Error> {
         if run.gro {
             let _ = self.endpoint.set_gro(false);
         }
         let counts = run.counts(&self.endpoint);
         let (why, reason, signal) = match ended {
-            Ended::NoReport => (
+            RunEnd::NoReport => (
                 "ended without a report (the client went away)".to_string(),
                 "no_report",
                 None,
             ),
-            Ended::Stopped(signal) => (
+            RunEnd::Stopped(signal) => (
                 format!(
                     "cut short: the server was stopped ({})",
                     signal_name(signal)
@@ -663,7 +663,7 @@ impl ServerLoop {
 
 /// How a run ended without its report.
 #[derive(Debug, Clone, Copy)]
-enum Ended {
+enum RunEnd {
     /// The client went away (or began another run) before asking for it.
     NoReport,
     /// The server was stopped by a signal.
