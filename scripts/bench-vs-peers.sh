@@ -111,7 +111,7 @@ measure() {
     dgram_c)
       start "$spin" "$work/echo" "$PORT"
       p50=$(taskset -c "$cpin" "$dgram" ping "127.0.0.1:$PORT" --count "$N" --interval 0 --json |
-        python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["rtt"]["p50_ms"] * 1000)') ;;
+        python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["rtt"]["p50_ns"] / 1000)') ;;
     c_dgram)
       start "$spin" "$dgram" listen "127.0.0.1:$PORT" --echo --echo-rate 0 --json
       p50=$(taskset -c "$cpin" "$work/pingpong" "$PORT" "$N" 64 | awk '{print $2}') ;;
@@ -190,6 +190,7 @@ rx_measure() {
       "$dgram" bench "127.0.0.1:$PORT" --size "$size" --duration "$RX_SECONDS" "${gso[@]}" --json |
         python3 -c 'import json,sys
 r=[json.loads(l) for l in sys.stdin if "\"report\"" in l][-1]
+assert r["lost_elsewhere"] is not None, "foreign datagrams reached the bench server"
 assert r["sender"]["sent"] == r["receiver"]["received"] + r["dropped"] + r["lost_elsewhere"]
 print(r["received_per_sec"])'
       stop ;;

@@ -99,8 +99,18 @@ pub enum Error {
     },
 
     /// `dgram ping` got not one reply.
-    #[error("no reply from {to} to any of {sent} probe{}", if *sent == 1 { "" } else { "s" })]
-    NoReplies { to: SocketAddr, sent: u64 },
+    #[error("no reply from {to} to any of {sent} probe{}{}", if *sent == 1 { "" } else { "s" }, match refused {
+        None => "",
+        Some(PortState::InUse) => ": its host refused them (ICMP port unreachable), though a program holds that port",
+        Some(_) => ": nothing is listening there (its host answered ICMP port unreachable)",
+    })]
+    NoReplies {
+        to: SocketAddr,
+        sent: u64,
+        /// The host refused the probes (ICMP port unreachable), and the
+        /// port's state then.
+        refused: Option<PortState>,
+    },
 
     /// `dgram bench` could not open its control connection (TCP, same
     /// address as the data) to the bench server.
@@ -264,6 +274,11 @@ impl Error {
 
     /// What the user can do about it, when dgram knows.
     pub fn hint(&self) -> Option<String> {
+        // Out of descriptors or memory is the cause whatever the operation
+        // (a busy port, a missing server would be the wrong advice).
+        if let Some(hint) = self.resource_hint() {
+            return Some(hint);
+        }
         match self {
             Error::WriteKey { source, .. } if source.kind() == io::ErrorKind::NotFound => Some(
                 "its directory does not exist: create it first (mkdir -p)".to_string(),
@@ -318,8 +333,15 @@ impl Error {
             Error::MessageTooLarge { .. } => Some(
                 "send less, or send it as a plain datagram (/plain at the prompt; --plain or --raw on the command line)".to_string(),
             ),
-            Error::NoReplies { to, .. } => Some(format!(
+            Error::NoReplies { to, refused: None, .. } => Some(format!(
                 "is an echo server running there (dgram listen {to} --echo --echo-rate 0)?"
+            )),
+            Error::NoReplies { refused: Some(PortState::InUse), .. } => Some(
+                "the program there takes datagrams from one peer only (as socat without fork and nc -u -l do after their first): restart it, or give socat fork (UDP-LISTEN:PORT,fork)"
+                    .to_string(),
+            ),
+            Error::NoReplies { to, refused: Some(_), .. } => Some(format!(
+                "start an echo server there (dgram listen {to} --echo --echo-rate 0) or check the address"
             )),
             Error::ConnectBench { to, .. } => Some(format!(
                 "start one there first: dgram bench --serve {to} (or try dgram bench --loopback)"
@@ -375,6 +397,43 @@ impl Error {
         }
     }
 }
+
+impl Error {
+    /// The hint when the system refused a resource: file descriptors,
+    /// memory, threads.
+    fn resource_hint(&self) -> Option<String> {
+        let source = std::error::Error::source(self)?.downcast_ref::<io::Error>()?;
+        if source.kind() == io::ErrorKind::OutOfMemory {
+            return Some(OUT_OF_MEMORY.to_string());
+        }
+        #[cfg(unix)]
+        {
+            use nix::libc;
+            match source.raw_os_error() {
+                Some(libc::EMFILE) => return Some(
+                    "out of file descriptors: this process may open no more files or sockets; raise its limit (ulimit -n)"
+                        .to_string(),
+                ),
+                Some(libc::ENFILE) => return Some(
+                    "out of file descriptors: the system's table is full; close some programs or raise fs.file-max"
+                        .to_string(),
+                ),
+                // pthread_create says EAGAIN when it cannot map a stack.
+                Some(libc::EAGAIN) if matches!(self, Error::SpawnThread { .. }) => {
+                    return Some(format!(
+                        "{OUT_OF_MEMORY}, or out of threads (ulimit -u)"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// The advice for memory the system would not give.
+const OUT_OF_MEMORY: &str =
+    "out of memory: the system or this process's limit (ulimit -v) allows no more";
 
 /// Renders an error on one line: what failed, each cause in turn (a cause
 /// that only repeats what is already said is left out), then what to do

@@ -49,7 +49,9 @@
 //!   protocol),
 //!   [`echo`](runtime::echo) (the echo handler and its rate limit),
 //!   [`outbox`](runtime::outbox) (the one send path),
-//!   [`shutdown`](runtime::shutdown) (signals as a channel).
+//!   [`shutdown`](runtime::shutdown) (signals as a channel),
+//!   [`sorting`](runtime::sorting) (what a failed receive means: retry,
+//!   idle, a peer's report, a failure; for every receive loop).
 //! - [`output`]: how things are shown. [`display`](output::display) (count,
 //!   render, write), [`render`](output::render) (human lines),
 //!   [`escape`](output::escape) (escaping and previews of what peers send),

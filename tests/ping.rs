@@ -46,7 +46,9 @@ while True:
 
 /// Against `dgram listen --echo --echo-rate 0`, ping-pong: every probe
 /// answered on time, percentiles in order, the histogram holds them all,
-/// exit 0.
+/// exit 0. Round trips are whole nanoseconds (fine enough to compare two
+/// programs at 10 µs), and every reply's lies between the summary's min
+/// and max.
 #[test]
 fn ping_dgram_echo() {
     let (mut echo, addr) = listener(&["--echo", "--echo-rate", "0"]);
@@ -58,9 +60,17 @@ fn ping_dgram_echo() {
     );
     assert_eq!(summary["lost"], 0);
     let rtt = &summary["rtt"];
-    let order = ["min_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"];
+    let order = ["min_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"];
+    for name in order.iter().chain(&["mean_ns"]) {
+        assert!(rtt[name].is_u64(), "{name} in whole nanoseconds: {rtt}");
+    }
     for pair in order.windows(2) {
-        assert!(rtt[pair[0]].as_f64() <= rtt[pair[1]].as_f64(), "{rtt}");
+        assert!(rtt[pair[0]].as_u64() <= rtt[pair[1]].as_u64(), "{rtt}");
+    }
+    let (min, max) = (rtt["min_ns"].as_u64(), rtt["max_ns"].as_u64());
+    for reply in proc.events("reply") {
+        let ns = reply["rtt_ns"].as_u64();
+        assert!(ns.is_some() && min <= ns && ns <= max, "{reply} vs {rtt}");
     }
     let counted: u64 = rtt["histogram"]
         .as_array()
@@ -98,6 +108,10 @@ fn ping_counts_loss_exactly() {
     );
     assert_every_third_lost(&proc, &summary, &server);
     assert_eq!(summary["loss_percent"], 33.3);
+    assert!(
+        summary["throttled"].is_null(),
+        "loss every third probe is no rate limit: {summary}"
+    );
     server.kill();
 }
 
@@ -208,4 +222,127 @@ fn ping_nobody_fails() {
     assert_eq!(proc.code(), Some(1), "{}", proc.dump());
     assert_eq!(summary["lost"], 2);
     assert!(proc.stderr().contains("no reply from"), "{}", proc.dump());
+}
+
+/// Ping-pong against `dgram listen --echo --echo-rate 100`: after a burst
+/// of 100 replies the server holds replies back, and each lost probe's
+/// 200 ms timeout refills 20; ping says the loss looks like a rate limit
+/// (`throttled`, about 20 replies between stalls), and so does the human
+/// summary.
+#[test]
+fn ping_says_when_loss_looks_like_a_rate_limit() {
+    let (mut echo, addr) = listener(&["--echo", "--echo-rate", "100"]);
+    let args = ["--count", "250", "--interval", "0", "--timeout", "200"];
+    let (proc, summary) = ping(&addr.to_string(), &args);
+    assert!(proc.finish_ok(), "{}", proc.dump());
+    assert!(summary["lost"].as_u64().unwrap() >= 4, "{summary}");
+    let between = summary["throttled"]["replies_between"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("not called a rate limit: {summary}"));
+    assert!((15..=25).contains(&between), "{summary}");
+    let skipped = stop(&mut echo)["echo_skipped"].as_u64().unwrap();
+    assert_eq!(skipped, summary["lost"].as_u64().unwrap(), "{summary}");
+
+    let (mut echo, addr) = listener(&["--echo", "--echo-rate", "100"]);
+    let addr = addr.to_string();
+    let mut all = vec!["ping", addr.as_str()];
+    all.extend_from_slice(&args);
+    let mut human = Proc::dgram(&all);
+    human.finish();
+    assert!(
+        human
+            .stdout()
+            .contains("looks like the echo server's rate limit"),
+        "{}",
+        human.dump()
+    );
+    stop(&mut echo);
+}
+
+/// An echo server that sends back only the first 64 bytes of each
+/// 200-byte probe (as socat's 8192-byte buffer does to bigger ones): the
+/// replies are counted truncated, apart, neither on time nor lost.
+#[test]
+fn ping_counts_truncated_replies_apart() {
+    need("python3");
+    let script = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+while True:
+    data, peer = s.recvfrom(65535)
+    s.sendto(data[:64], peer)
+"#;
+    let mut server = Proc::spawn("python3", &["-c", script]);
+    let port = crate::util::wait_for(
+        "the Python echo server's port",
+        || server.dump(),
+        || server.stdout().lines().next().map(str::to_string),
+    );
+    let (proc, summary) = ping(
+        &format!("127.0.0.1:{port}"),
+        &["--count", "5", "--interval", "0", "--size", "200"],
+    );
+    assert!(proc.finish_ok(), "{}", proc.dump());
+    assert_eq!(summary["truncated"], 5, "{summary}");
+    assert_eq!(summary["replies"], 0, "{summary}");
+    assert_eq!(summary["lost"], 0, "{summary}");
+    assert!(summary["rtt"].is_null(), "not timed: {summary}");
+    for reply in proc.events("reply") {
+        assert_eq!(reply["status"], "truncated", "{reply}");
+        assert_eq!(reply["len"], 64, "{reply}");
+    }
+    server.kill();
+}
+
+/// A program that holds the port but takes datagrams from one peer only
+/// (a connected socket, as socat without fork and `nc -u -l` after their
+/// first): every probe is refused. Ping says the cause once, on one line
+/// (no second guess that no echo server runs there). The portable build
+/// hears no ICMP: there it only says no reply came.
+#[test]
+fn ping_single_peer_program_one_cause_one_line() {
+    need("python3");
+    let script = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+s.connect(("127.0.0.1", int(sys.argv[1])))
+print(s.getsockname()[1], flush=True)
+time.sleep(60)
+"#;
+    let other = crate::util::closed_port().port().to_string();
+    let mut holder = Proc::spawn("python3", &["-c", script, &other]);
+    let port = crate::util::wait_for(
+        "the program's port",
+        || holder.dump(),
+        || holder.stdout().lines().next().map(str::to_string),
+    );
+    let to = format!("127.0.0.1:{port}");
+    let mut proc = Proc::dgram(&[
+        "ping",
+        &to,
+        "--count",
+        "3",
+        "--interval",
+        "100",
+        "--timeout",
+        "100",
+    ]);
+    assert_eq!(proc.finish().code(), Some(1), "{}", proc.dump());
+    if !crate::util::has("icmp_errors") {
+        // The portable build hears no refusal: silence is all it knows.
+        assert!(proc.stderr().contains("no reply from"), "{}", proc.dump());
+        holder.kill();
+        return;
+    }
+    let all = format!("{}{}", proc.stdout(), proc.stderr());
+    assert_eq!(all.matches("holds that port").count(), 1, "{}", proc.dump());
+    assert!(!all.contains("echo server running"), "{}", proc.dump());
+    let stderr = proc.stderr();
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error.len(), 1, "{}", proc.dump());
+    assert!(error[0].contains("one peer only"), "{}", proc.dump());
+    holder.kill();
 }

@@ -19,30 +19,50 @@
 //! splitting them back at the segment size the kernel reports; the
 //! sequence numbers prove every boundary survived. Both are Linux only and
 //! fall back, with a notice, to one datagram per call.
+//!
+//! # Threads, and why not the runtime's receiver
+//!
+//! Bench stops as every command does: a [`Shutdown`] channel for signals,
+//! stop channels that disconnect for its own threads, and receives with a
+//! bounded read timeout. Failed receives and sends are sorted by
+//! [`sorting`](crate::runtime::sorting), as in every other loop. But its
+//! receive loop is its own, not [`crate::runtime::receiver`]'s: that one
+//! hands each datagram to a handler that emits an event (a copy of the
+//! payload sent over a channel to the display), which costs more than the
+//! `recvmsg` itself and would cap what bench measures well below what the
+//! kernel delivers. Bench's loop counts each datagram where it lands (a
+//! header read and a bit set) and reports only counts: a request from the
+//! control thread is looked at every [`RECEIVER_CHECK`] datagrams, or
+//! whenever the socket goes idle. Likewise the sender publishes its counts
+//! through atomics every [`SENDER_CHECK`] sends rather than an event per
+//! send.
 
 use std::io::{self, BufRead, BufReader, IsTerminal, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded, never, select, tick, unbounded};
+use crossbeam_channel::{
+    Receiver, RecvTimeoutError, Sender, TryRecvError, bounded, never, select, tick, unbounded,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::model::bench::{
-    HEADER, ReceiverCounts, Report, SenderCounts, Sequence, per_sec, read_header, write_header,
+    HEADER, LOST_ELSEWHERE_UNKNOWN, ReceiverCounts, Report, SenderCounts, Sequence, per_sec,
+    read_header, write_header,
 };
-use crate::net::endpoint::is_icmp_error;
 use crate::net::sys::Scratch;
 use crate::net::{Buffers, Endpoint, SocketOptions};
 use crate::output::render::duration;
 use crate::output::sink::MemorySink;
 use crate::output::{Format, Sink};
-use crate::runtime::Shutdown;
 use crate::runtime::entropy::seed;
+use crate::runtime::sorting::{Sorted, sort};
+use crate::runtime::{Shutdown, Signal};
 
 /// The control protocol's version, in every hello.
 const CONTROL_VERSION: u32 = 1;
@@ -66,8 +86,17 @@ const SENDER_CHECK: u64 = 64;
 /// coming (in receive calls).
 const RECEIVER_CHECK: u32 = 1024;
 
-/// How long the server's receive waits before it looks for requests.
+/// How long the server's receive waits before it looks for requests and
+/// stop requests: the delay of a control answer while no data comes.
 const SERVER_WAIT: Duration = Duration::from_millis(20);
+
+/// How often the control thread looks for a new client (the listener is
+/// non-blocking; the wait ends at once when the server stops).
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+
+/// How long a control session's read waits before it looks whether the
+/// server stops.
+const SESSION_POLL: Duration = Duration::from_millis(100);
 
 /// A message on the control connection (one JSON object per line).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,26 +265,28 @@ impl Server {
             }),
         )?;
         let (requests_tx, requests) = unbounded();
-        let stop = Arc::new(AtomicBool::new(false));
-        let control = spawn_control(self.listener, requests_tx, Arc::clone(&stop))?;
-        let mut receiving = Receiving {
+        // Dropped (disconnected) when the serve loop ends: the control
+        // thread and its session stop at once.
+        let (stop_tx, stop) = bounded::<()>(0);
+        let control = spawn_control(self.listener, requests_tx, stop)?;
+        let mut server = ServerLoop {
             endpoint: self.endpoint,
             format: self.format,
             run: None,
             finish: None,
         };
-        let result = receiving.serve(shutdown, &requests, out);
-        stop.store(true, Ordering::Relaxed);
+        let result = server.serve(shutdown, &requests, out);
+        drop(stop_tx);
         let _ = control.join();
         result
     }
 }
 
-/// Accepts control connections (one at a time) until `stop`.
+/// Accepts control connections (one at a time) until `stop` disconnects.
 fn spawn_control(
     listener: TcpListener,
     requests: Sender<Request>,
-    stop: Arc<AtomicBool>,
+    stop: Receiver<()>,
 ) -> Result<JoinHandle<()>, Error> {
     listener
         .set_nonblocking(true)
@@ -266,14 +297,21 @@ fn spawn_control(
     thread::Builder::new()
         .name("dgram-bench-control".into())
         .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
+            while !stopped(&stop) {
                 match listener.accept() {
                     Ok((stream, from)) => {
                         // A client that misbehaves ends its own session only.
                         let _ = serve_client(stream, from, &requests, &stop);
                         let _ = requests.send(Request::Abandon);
                     }
-                    Err(_) => thread::sleep(Duration::from_millis(20)),
+                    Err(_) => {
+                        if !matches!(
+                            stop.recv_timeout(ACCEPT_POLL),
+                            Err(RecvTimeoutError::Timeout)
+                        ) {
+                            return;
+                        }
+                    }
                 }
             }
         })
@@ -283,16 +321,22 @@ fn spawn_control(
         })
 }
 
+/// True once `stop` has disconnected (or said so).
+fn stopped(stop: &Receiver<()>) -> bool {
+    !matches!(stop.try_recv(), Err(TryRecvError::Empty))
+}
+
 /// One client's control session: each request goes to the receive loop,
-/// each answer back to the client.
+/// each answer back to the client; it ends within [`SESSION_POLL`] of
+/// `stop` disconnecting.
 fn serve_client(
     stream: TcpStream,
     from: SocketAddr,
     requests: &Sender<Request>,
-    stop: &AtomicBool,
+    stop: &Receiver<()>,
 ) -> io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+    stream.set_read_timeout(Some(SESSION_POLL))?;
     let mut conn = ControlConn::new(stream)?;
     loop {
         let message = match conn.recv() {
@@ -304,7 +348,7 @@ fn serve_client(
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                if stop.load(Ordering::Relaxed) {
+                if stopped(stop) {
                     return Ok(());
                 }
                 continue;
@@ -347,15 +391,21 @@ fn serve_client(
         if requests.send(request).is_err() {
             return Ok(());
         }
-        match answer.recv_timeout(CONTROL_TIMEOUT) {
-            Ok(answer) => conn.send(&answer)?,
-            Err(_) => return Ok(()),
+        // The serve loop may have ended (SIGTERM): then no answer comes,
+        // and the session ends with it rather than after the timeout.
+        select! {
+            recv(answer) -> answer => match answer {
+                Ok(answer) => conn.send(&answer)?,
+                Err(_) => return Ok(()),
+            },
+            recv(stop) -> _ => return Ok(()),
+            default(CONTROL_TIMEOUT) => return Ok(()),
         }
     }
 }
 
 /// The run being counted.
-struct Run {
+struct Counting {
     id: u64,
     size: usize,
     segments: u16,
@@ -369,7 +419,7 @@ struct Run {
     last: Instant,
 }
 
-impl Run {
+impl Counting {
     /// The counts, with the drops and the active time as they stand.
     fn counts(&self, endpoint: &Endpoint) -> ReceiverCounts {
         let mut counts = self.counts;
@@ -396,15 +446,15 @@ impl Run {
 }
 
 /// The server's receive loop and what it counts.
-struct Receiving {
+struct ServerLoop {
     endpoint: Endpoint,
     format: Format,
-    run: Option<Run>,
+    run: Option<Counting>,
     /// A report asked for, sent once the socket has nothing more queued.
     finish: Option<(SenderCounts, Sender<Control>)>,
 }
 
-impl Receiving {
+impl ServerLoop {
     fn serve(
         &mut self,
         shutdown: &Shutdown,
@@ -418,7 +468,11 @@ impl Receiving {
         loop {
             if wait || since_look >= RECEIVER_CHECK {
                 since_look = 0;
-                if shutdown.requests().try_recv().is_ok() {
+                if let Ok(signal) = shutdown.requests().try_recv() {
+                    // A run under way ends here: its line is closed.
+                    if let Some(run) = self.run.take() {
+                        self.abandoned(&run, RunEnd::Stopped(signal), out)?;
+                    }
                     return Ok(());
                 }
                 for request in requests.try_iter() {
@@ -451,32 +505,29 @@ impl Receiving {
                         _ => run.record(data, got.truncated),
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    // Nothing more queued (certain after a wait; after a
-                    // look only where the platform can look without
-                    // waiting): a report asked for can be made now.
-                    if (wait || crate::net::sys::LOOKS_WITHOUT_WAITING)
-                        && let Some((sender, reply)) = self.finish.take()
-                    {
-                        self.finish_run(sender, &reply, out)?;
+                Err(e) => match sort(e, &self.endpoint) {
+                    Sorted::Idle => {
+                        // Nothing more queued (certain after a wait; after
+                        // a look only where the platform can look without
+                        // waiting): a report asked for can be made now.
+                        if (wait || crate::net::sys::LOOKS_WITHOUT_WAITING)
+                            && let Some((sender, reply)) = self.finish.take()
+                        {
+                            self.finish_run(sender, &reply, out)?;
+                        }
+                        wait = true;
                     }
-                    wait = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_icmp_error(&e) => {
-                    let _ = self.endpoint.take_errors();
-                }
-                Err(source) => {
-                    return Err(Error::Receive {
-                        local: self.endpoint.local_addr(),
-                        source,
-                    });
-                }
+                    Sorted::Retry => {}
+                    // The server sends no data: a report about a peer is
+                    // not about a run.
+                    Sorted::Peers(_) => {}
+                    Sorted::Failed(source) => {
+                        return Err(Error::Receive {
+                            local: self.endpoint.local_addr(),
+                            source,
+                        });
+                    }
+                },
             }
         }
     }
@@ -492,11 +543,11 @@ impl Receiving {
                 reply,
             } => {
                 if let Some(old) = self.run.take() {
-                    self.abandoned(&old, out)?;
+                    self.abandoned(&old, RunEnd::NoReport, out)?;
                 }
                 let gro = gro && self.endpoint.set_gro(true).is_ok();
                 let drops_at_start = self.endpoint.kernel_drops();
-                self.run = Some(Run {
+                self.run = Some(Counting {
                     id: run,
                     size,
                     segments,
@@ -543,7 +594,7 @@ impl Receiving {
             Request::Abandon => {
                 self.finish = None;
                 if let Some(old) = self.run.take() {
-                    self.abandoned(&old, out)?;
+                    self.abandoned(&old, RunEnd::NoReport, out)?;
                 }
             }
         }
@@ -565,29 +616,66 @@ impl Receiving {
             let _ = self.endpoint.set_gro(false);
         }
         let report = Report::new(run.size, run.segments, run.gro, sender, receiver);
-        write_report(out, self.format, &format!("run from {}", run.from), &report)
+        // The run's line ("run from …") came at its start: the report
+        // closes it.
+        write_report(out, self.format, "report", &report)
     }
 
-    fn abandoned(&self, run: &Run, out: &mut dyn Sink) -> Result<(), Error> {
+    /// Closes the line of a run that ends without its report.
+    fn abandoned(&self, run: &Counting, ended: RunEnd, out: &mut dyn Sink) -> Result<(), Error> {
         if run.gro {
             let _ = self.endpoint.set_gro(false);
         }
         let counts = run.counts(&self.endpoint);
+        let (why, reason, signal) = match ended {
+            RunEnd::NoReport => (
+                "ended without a report (the client went away)".to_string(),
+                "no_report",
+                None,
+            ),
+            RunEnd::Stopped(signal) => (
+                format!(
+                    "cut short: the server was stopped ({})",
+                    signal_name(signal)
+                ),
+                "server_stopped",
+                Some(signal_name(signal)),
+            ),
+        };
         emit(
             out,
             self.format,
             &format!(
-                "run from {} ended without a report: {} received, {} dropped by the kernel",
-                run.from,
+                "  {why}: {} received, {} dropped by the kernel",
                 count(counts.received),
                 count(counts.kernel_dropped)
             ),
             &serde_json::json!({
                 "event": "run_abandoned",
                 "from": run.from,
+                "reason": reason,
+                "signal": signal,
                 "receiver": counts,
             }),
         )
+    }
+}
+
+/// How a run ended without its report.
+#[derive(Debug, Clone, Copy)]
+enum RunEnd {
+    /// The client went away (or began another run) before asking for it.
+    NoReport,
+    /// The server was stopped by a signal.
+    Stopped(Signal),
+}
+
+/// A signal as people know it.
+fn signal_name(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Interrupt => "Ctrl-C",
+        Signal::Terminate => "SIGTERM",
+        Signal::Hangup => "SIGHUP",
     }
 }
 
@@ -627,18 +715,23 @@ pub fn loopback(
     let served = handle.join().unwrap_or(Err(Error::ThreadPanicked {
         name: "bench-server",
     }));
-    let report = result?;
-    served?;
-    Ok(report)
+    match (result, served) {
+        (Ok(report), Ok(())) => Ok(report),
+        // The server failed (it could not start a thread, say): the
+        // client's failure (its control connection reset) is only the
+        // consequence, and blaming the server's address would mislead.
+        (_, Err(server)) => Err(server),
+        (Err(client), Ok(())) => Err(client),
+    }
 }
 
-/// What the sending thread shares with the display.
+/// What the sending thread shares with the display: counts it publishes
+/// every [`SENDER_CHECK`] sends (atomics, not a message per send).
 #[derive(Debug, Default)]
 struct Progress {
     sent: AtomicU64,
     bytes: AtomicU64,
     not_sent: AtomicU64,
-    stop: AtomicBool,
 }
 
 /// `dgram bench ADDR`: one run against a bench server; returns its report
@@ -726,7 +819,7 @@ pub fn run(
     emit(out, options.format, &lines.join("\n"), &start_json)?;
 
     let progress = Arc::new(Progress::default());
-    let sender = spawn_sender(
+    let mut sender = spawn_sender(
         endpoint,
         options.clone(),
         segments,
@@ -740,7 +833,7 @@ pub fn run(
         shutdown,
         out,
         &progress,
-        &sender,
+        &mut sender,
         &controller,
         bar.as_ref(),
     )?;
@@ -785,6 +878,9 @@ fn unexpected(message: &Control) -> io::Error {
 /// The sending thread and its result.
 struct SenderThread {
     done: Receiver<Result<SenderCounts, Error>>,
+    /// Dropped (the channel disconnects) to stop the sender before its
+    /// time.
+    stop: Option<Sender<()>>,
 }
 
 fn spawn_sender(
@@ -795,30 +891,40 @@ fn spawn_sender(
     progress: Arc<Progress>,
 ) -> Result<SenderThread, Error> {
     let (tx, done) = bounded(1);
+    let (stop_tx, stop) = bounded::<()>(0);
     thread::Builder::new()
         .name("dgram-bench-sender".into())
         .spawn(move || {
-            let _ = tx.send(send_run(&endpoint, &options, segments, run, &progress));
+            let _ = tx.send(send_run(
+                &endpoint, &options, segments, run, &progress, &stop,
+            ));
         })
         .map_err(|source| Error::SpawnThread {
             name: "bench-sender",
             source,
         })?;
-    Ok(SenderThread { done })
+    Ok(SenderThread {
+        done,
+        stop: Some(stop_tx),
+    })
 }
 
-/// Sends the run's datagrams for the duration (or until `stop`), paced
-/// when a rate is set, `segments` per call.
+/// Sends the run's datagrams for the duration (or until `stop`
+/// disconnects), paced when a rate is set, `segments` per call.
 fn send_run(
     endpoint: &Endpoint,
     options: &BenchOptions,
     segments: usize,
     run: u64,
     progress: &Progress,
+    stop: &Receiver<()>,
 ) -> Result<SenderCounts, Error> {
     let size = options.size;
     let mut buf = vec![b'.'; size * segments];
-    let mut counts = SenderCounts::default();
+    let mut counts = SenderCounts {
+        asked_us: u64::try_from(options.duration.as_micros()).unwrap_or(u64::MAX),
+        ..SenderCounts::default()
+    };
     let mut seq = 0u64;
     let start = Instant::now();
     let end = start + options.duration;
@@ -826,24 +932,34 @@ fn send_run(
         .rate
         .map(|rate| Duration::from_secs_f64(1.0 / rate as f64));
     loop {
-        if counts.calls % SENDER_CHECK == 0 {
+        if counts.calls.is_multiple_of(SENDER_CHECK) {
             progress.sent.store(counts.sent, Ordering::Relaxed);
             progress.bytes.store(counts.bytes, Ordering::Relaxed);
             progress.not_sent.store(counts.not_sent, Ordering::Relaxed);
-            if Instant::now() >= end || progress.stop.load(Ordering::Relaxed) {
+            if Instant::now() >= end {
+                break;
+            }
+            if stopped(stop) {
+                counts.cut_short = true;
                 break;
             }
         }
         if let Some(gap) = gap {
+            // `rate × duration` datagrams, due at 0, gap, 2·gap, …: the
+            // one due at the end is not the run's.
             let due = start + gap.mul_f64(seq as f64);
-            let now = Instant::now();
-            if now >= end {
+            if due >= end {
                 break;
             }
+            let now = Instant::now();
             if due > now {
                 let ahead = due - now;
                 if ahead > Duration::from_micros(200) {
-                    thread::sleep(ahead);
+                    // A long gap (a slow rate) must not hold a stop up.
+                    if !matches!(stop.recv_timeout(ahead), Err(RecvTimeoutError::Timeout)) {
+                        counts.cut_short = true;
+                        break;
+                    }
                 } else {
                     while Instant::now() < due {
                         std::hint::spin_loop();
@@ -866,27 +982,26 @@ fn send_run(
                 counts.bytes += (size * segments) as u64;
                 seq += segments as u64;
             }
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.raw_os_error() == Some(NO_BUFFERS) =>
-            {
+            // The device queue was full: not sent.
+            Err(e) if e.raw_os_error() == Some(NO_BUFFERS) => {
                 counts.not_sent += segments as u64;
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_icmp_error(&e) => {
+            Err(e) => match sort(e, endpoint) {
+                Sorted::Retry => {}
+                // No room in the socket's send queue: not sent.
+                Sorted::Idle => counts.not_sent += segments as u64,
                 // The server's port refused an earlier datagram: nothing
                 // listens there now. The data goes on; the control
                 // connection says whether the server is still there.
-                let _ = endpoint.take_errors();
-                counts.not_sent += segments as u64;
-            }
-            Err(source) => {
-                return Err(Error::Send {
-                    to: options.to,
-                    len: size * segments,
-                    source,
-                });
-            }
+                Sorted::Peers(_) => counts.not_sent += segments as u64,
+                Sorted::Failed(source) => {
+                    return Err(Error::Send {
+                        to: options.to,
+                        len: size * segments,
+                        source,
+                    });
+                }
+            },
         }
     }
     // The loop looks at the clock every few calls and ends right after the
@@ -953,7 +1068,7 @@ fn watch(
     shutdown: &Shutdown,
     out: &mut dyn Sink,
     progress: &Progress,
-    sender: &SenderThread,
+    sender: &mut SenderThread,
     controller: &Controller,
     bar: Option<&ProgressBar>,
 ) -> Result<SenderCounts, Error> {
@@ -1022,7 +1137,7 @@ fn watch(
                 if signal.is_err() {
                     signals = never();
                 }
-                progress.stop.store(true, Ordering::Relaxed);
+                drop(sender.stop.take());
             }
         }
     }
@@ -1069,7 +1184,20 @@ fn write_report(
     let s = &report.sender;
     let r = &report.receiver;
     let mut lines = vec![
-        format!("{title}: {} B datagrams{}", report.size, offload(report)),
+        format!(
+            "{title}: {} B datagrams{}, sent for {}{}",
+            report.size,
+            offload(report),
+            duration(Duration::from_micros(s.active_us)),
+            if s.cut_short {
+                format!(
+                    " (cut short before the {} asked)",
+                    duration(Duration::from_micros(s.asked_us))
+                )
+            } else {
+                String::new()
+            }
+        ),
         format!(
             "  sent       {:>12}  {:>12}/s  {:>9.2} MB/s  ({} not sent: EAGAIN/ENOBUFS; {} send calls)",
             count(s.sent),
@@ -1092,7 +1220,7 @@ fn write_report(
             )
         } else {
             format!(
-                "  dropped    {:>12}  by the receiver's kernel (SO_RCVBUF full{}){}",
+                "  dropped    {:>12}  by the receiver's kernel (SO_RCVBUF full{}){}{}",
                 count(report.dropped),
                 if r.kernel_dropped > 0 {
                     ": raise --rcvbuf on the server, or send slower with --rate"
@@ -1107,13 +1235,21 @@ fn write_report(
                     )
                 } else {
                     String::new()
+                },
+                if report.lost_elsewhere.is_none() {
+                    "; some may be foreign datagrams'"
+                } else {
+                    ""
                 }
             )
         },
-        format!(
-            "  lost       {:>12}  elsewhere",
-            signed(report.lost_elsewhere)
-        ),
+        match report.lost_elsewhere {
+            Some(lost) => format!("  lost       {:>12}  elsewhere", count(lost)),
+            None => format!(
+                "  lost       {:>12}  elsewhere: {LOST_ELSEWHERE_UNKNOWN}",
+                "?"
+            ),
+        },
         format!(
             "  reordered {}, duplicated {}, truncated {}, too old to tell {}, foreign {}",
             count(r.reordered),
@@ -1122,18 +1258,27 @@ fn write_report(
             count(r.too_old),
             count(r.foreign),
         ),
-        format!(
-            "  accounting: sent {} = received {} + dropped {} + lost {}  ({:.3}% not received)",
-            count(s.sent),
-            count(r.received),
-            if r.drops_counted {
-                count(report.dropped)
-            } else {
-                "?".to_string()
-            },
-            signed(report.lost_elsewhere),
-            report.loss_percent,
-        ),
+        match report.lost_elsewhere {
+            Some(lost) => format!(
+                "  accounting: sent {} = received {} + dropped {} + lost {}  ({:.3}% not received)",
+                count(s.sent),
+                count(r.received),
+                if r.drops_counted {
+                    count(report.dropped)
+                } else {
+                    "?".to_string()
+                },
+                count(lost),
+                report.loss_percent,
+            ),
+            None => format!(
+                "  accounting: sent {} = received {} + not received {}, dropped by the receiver's kernel or lost elsewhere in shares not known  ({:.3}% not received)",
+                count(s.sent),
+                count(r.received),
+                count(report.not_received),
+                report.loss_percent,
+            ),
+        },
     ];
     if format == Format::Json {
         lines.clear();
@@ -1178,15 +1323,6 @@ fn count(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// `-1,234` or `1,234`.
-fn signed(n: i64) -> String {
-    if n < 0 {
-        format!("-{}", count(n.unsigned_abs()))
-    } else {
-        count(n.unsigned_abs())
-    }
 }
 
 /// The smallest bench datagram: its header.

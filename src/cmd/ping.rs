@@ -20,12 +20,13 @@ use crate::Error;
 use crate::model::latency::{MIN_PROBE, Probe, Replies, Reply, RttStats};
 use crate::net::addr::{check_family, port_state};
 use crate::net::endpoint::READ_TIMEOUT;
-use crate::net::sys::Scratch;
+use crate::net::sys::{PeerError, Scratch};
 use crate::net::{Endpoint, SocketOptions};
 use crate::output::render::{duration, plural};
 use crate::output::{Format, Sink};
 use crate::runtime::Shutdown;
 use crate::runtime::entropy::seed;
+use crate::runtime::sorting::{Sorted, sort};
 
 /// Probes sent at a longer interval than this are each shown on a line of
 /// their own (as ping does); faster, a progress line stands in for them.
@@ -87,7 +88,7 @@ enum Wire {
         seq: u64,
         from: SocketAddr,
         len: usize,
-        rtt_ms: f64,
+        rtt_ns: u64,
         status: &'static str,
         reordered: bool,
     },
@@ -108,31 +109,43 @@ enum Wire {
         lost: u64,
         loss_percent: f64,
         late: u64,
+        truncated: u64,
         duplicates: u64,
         reordered: u64,
         foreign: u64,
         unreachable: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
+        throttled: Option<WireThrottled>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         rtt: Option<WireStats>,
     },
 }
 
+/// Loss that looks like the echo server's rate limit.
+#[derive(Serialize)]
+struct WireThrottled {
+    stalls: u64,
+    replies_between: u64,
+}
+
+/// Round trips in whole nanoseconds: at 10 µs a millisecond figure with
+/// three decimals moves in 10% steps, too coarse to compare two programs.
 #[derive(Serialize)]
 struct WireStats {
-    min_ms: f64,
-    p50_ms: f64,
-    p90_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
-    max_ms: f64,
-    mean_ms: f64,
+    min_ns: u64,
+    p50_ns: u64,
+    p90_ns: u64,
+    p99_ns: u64,
+    p999_ns: u64,
+    max_ns: u64,
+    mean_ns: u64,
     histogram: Vec<WireBucket>,
 }
 
 #[derive(Serialize)]
 struct WireBucket {
-    from_ms: f64,
-    to_ms: f64,
+    from_ns: u64,
+    to_ns: u64,
     count: u64,
 }
 
@@ -150,6 +163,10 @@ pub fn fine(d: Duration) -> String {
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn json(wire: &Wire) -> String {
@@ -194,13 +211,20 @@ pub fn run(
         unreachable: ping.unreachable,
     };
     ping.say_summary(&report)?;
-    if report.replies.on_time() + report.replies.late == 0 && report.replies.sent > 0 {
+    if !answered_any(&report.replies) && report.replies.sent > 0 {
+        // The cause, said once: a refusal, or silence.
         return Err(Error::NoReplies {
             to: options.to,
             sent: report.replies.sent,
+            refused: (report.unreachable > 0).then(|| port_state(options.to)),
         });
     }
     Ok(report)
+}
+
+/// Some probe came back (whole or not, on time or not).
+fn answered_any(r: &Replies) -> bool {
+    r.on_time() + r.late + r.truncated > 0
 }
 
 struct Ping<'a> {
@@ -274,20 +298,16 @@ impl Ping<'_> {
                     let rtt_base = self.start.elapsed();
                     self.on_reply(got.from, &buf[..got.len], rtt_base)?;
                 }
-                Err(e) if crate::net::endpoint::is_icmp_error(&e) => self.on_icmp()?,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(source) => {
-                    return Err(Error::Receive {
-                        local: self.endpoint.local_addr(),
-                        source,
-                    });
-                }
+                Err(e) => match sort(e, &self.endpoint) {
+                    Sorted::Retry | Sorted::Idle => {}
+                    Sorted::Peers(errors) => self.on_peer_errors(errors)?,
+                    Sorted::Failed(source) => {
+                        return Err(Error::Receive {
+                            local: self.endpoint.local_addr(),
+                            source,
+                        });
+                    }
+                },
             }
             self.draw_progress(false)?;
         }
@@ -357,7 +377,7 @@ impl Ping<'_> {
         let rtt = probe.map_or(Duration::ZERO, |p| {
             now.saturating_sub(Duration::from_nanos(p.sent_ns))
         });
-        let reply = self.replies.record(probe, rtt);
+        let reply = self.replies.record(probe, rtt, payload.len() >= self.size);
         if let Some(probe) = probe {
             self.outstanding.remove(&probe.seq);
         }
@@ -365,6 +385,7 @@ impl Ping<'_> {
         let (status, reordered) = match reply {
             Reply::OnTime { reordered, .. } => ("on_time", reordered),
             Reply::Late { .. } => ("late", false),
+            Reply::Truncated { .. } => ("truncated", false),
             Reply::Duplicate => ("duplicate", false),
             Reply::Foreign => {
                 return match self.options.format {
@@ -385,7 +406,7 @@ impl Ping<'_> {
                 seq,
                 from,
                 len: payload.len(),
-                rtt_ms: ms(rtt),
+                rtt_ns: ns(rtt),
                 status,
                 reordered,
             })),
@@ -401,6 +422,13 @@ impl Ping<'_> {
                         line.push_str(" (late: after the timeout, counted apart)")
                     }
                     Reply::Duplicate => line.push_str(" (duplicate reply, not timed)"),
+                    Reply::Truncated { .. } => {
+                        let _ = write!(
+                            line,
+                            " (truncated: {} B sent, the echo server's buffer cut it; counted apart, not timed)",
+                            self.size
+                        );
+                    }
                     _ if reordered => line.push_str(" (reordered: after a later probe's reply)"),
                     _ => {}
                 }
@@ -409,8 +437,8 @@ impl Ping<'_> {
         }
     }
 
-    fn on_icmp(&mut self) -> Result<(), Error> {
-        for error in self.endpoint.take_errors() {
+    fn on_peer_errors(&mut self, errors: Vec<PeerError>) -> Result<(), Error> {
+        for error in errors {
             if error.is_refusal() {
                 self.unreachable_once(error.peer)?;
             }
@@ -422,17 +450,19 @@ impl Ping<'_> {
         self.unreachable += 1;
         match self.options.format {
             Format::Json => self.line(json(&Wire::Unreachable { peer })),
+            // A run that ends by itself with no reply says the cause in
+            // its error line: once, not here as well.
+            Format::Human if self.options.count.is_some() && !answered_any(&self.replies) => Ok(()),
             Format::Human if !self.said_unreachable => {
                 self.said_unreachable = true;
-                let why = match port_state(peer) {
-                    crate::net::addr::PortState::InUse => {
-                        " though a program holds that port (it takes one peer only)"
-                    }
-                    _ => "",
-                };
-                self.line(format!(
-                    "!! nothing is listening at {peer} (ICMP port unreachable){why}; probing on"
-                ))
+                self.line(match port_state(peer) {
+                    crate::net::addr::PortState::InUse => format!(
+                        "!! {peer} refuses these probes (ICMP port unreachable), though a program holds that port: it takes datagrams from one peer only; probing on"
+                    ),
+                    _ => format!(
+                        "!! nothing is listening at {peer} (ICMP port unreachable); probing on"
+                    ),
+                })
             }
             Format::Human => Ok(()),
         }
@@ -510,24 +540,29 @@ impl Ping<'_> {
                 lost: r.lost(),
                 loss_percent: loss,
                 late: r.late,
+                truncated: r.truncated,
                 duplicates: r.duplicates,
                 reordered: r.reordered,
                 foreign: r.foreign,
                 unreachable: report.unreachable,
+                throttled: r.throttled().map(|t| WireThrottled {
+                    stalls: t.stalls,
+                    replies_between: t.replies_between,
+                }),
                 rtt: report.stats.as_ref().map(|s| WireStats {
-                    min_ms: ms(s.min),
-                    p50_ms: ms(s.p50),
-                    p90_ms: ms(s.p90),
-                    p99_ms: ms(s.p99),
-                    p999_ms: ms(s.p999),
-                    max_ms: ms(s.max),
-                    mean_ms: ms(s.mean),
+                    min_ns: ns(s.min),
+                    p50_ns: ns(s.p50),
+                    p90_ns: ns(s.p90),
+                    p99_ns: ns(s.p99),
+                    p999_ns: ns(s.p999),
+                    max_ns: ns(s.max),
+                    mean_ns: ns(s.mean),
                     histogram: s
                         .histogram
                         .iter()
                         .map(|(from, to, count)| WireBucket {
-                            from_ms: ms(*from),
-                            to_ms: ms(*to),
+                            from_ns: ns(*from),
+                            to_ns: ns(*to),
                             count: *count,
                         })
                         .collect(),
@@ -556,6 +591,13 @@ pub fn human_summary(to: SocketAddr, report: &PingReport, loss: f64) -> Vec<Stri
         plural(r.duplicates),
         r.reordered,
     );
+    if r.truncated > 0 {
+        let _ = write!(
+            counts,
+            ", {} truncated (shorter than the probe: not timed)",
+            r.truncated
+        );
+    }
     if r.foreign > 0 {
         let _ = write!(counts, ", {} not replies", r.foreign);
     }
@@ -563,6 +605,12 @@ pub fn human_summary(to: SocketAddr, report: &PingReport, loss: f64) -> Vec<Stri
         let _ = write!(counts, ", unreachable reports {}", report.unreachable);
     }
     let mut lines = vec![counts];
+    if let Some(t) = r.throttled() {
+        lines.push(format!(
+            "note: the replies stopped {} times, each after about {} in a row: that looks like the echo server's rate limit, not loss on the way (dgram listen --echo answers a peer at most --echo-rate times a second, 1000 by default; --echo-rate 0 lifts it)",
+            t.stalls, t.replies_between
+        ));
+    }
     let Some(s) = &report.stats else {
         return lines;
     };

@@ -170,6 +170,12 @@ pub struct SenderCounts {
     pub calls: u64,
     /// Microseconds from the first send to the last.
     pub active_us: u64,
+    /// Microseconds of sending asked for (`--duration`).
+    #[serde(default)]
+    pub asked_us: u64,
+    /// The run was stopped before its duration (Ctrl-C).
+    #[serde(default)]
+    pub cut_short: bool,
 }
 
 /// The accounting of one run: every datagram sent is received, dropped by
@@ -191,11 +197,19 @@ pub struct Report {
     /// datagrams, as one; else 1.
     pub drop_unit: u64,
     /// Datagrams dropped by the receiver's kernel: its count times
-    /// `drop_unit`.
+    /// `drop_unit`. The kernel counts drops per socket, not per sender:
+    /// when foreign datagrams reached the socket, some of these may be
+    /// theirs.
     pub dropped: u64,
-    /// `sent − received − dropped`: lost on the way (negative when the
-    /// receiver's kernel also dropped datagrams that were not the run's).
-    pub lost_elsewhere: i64,
+    /// Datagrams of the run sent and not received: `sent − received`.
+    pub not_received: u64,
+    /// `sent − received − dropped`: lost on the way. `None` where that is
+    /// not known: the kernel dropped datagrams and foreign ones reached the
+    /// socket (the drops may be theirs, and it does not say whose), or the
+    /// drops are more
+    /// than the run's datagrams not received (some of them must have
+    /// been foreign, even if none got through to be counted).
+    pub lost_elsewhere: Option<u64>,
     /// Datagrams received per second, over the receiver's active time.
     pub received_per_sec: f64,
     /// Megabytes (10^6) of payload received per second.
@@ -205,6 +219,9 @@ pub struct Report {
     /// Share of the datagrams sent that were not received, in percent.
     pub loss_percent: f64,
 }
+
+/// Why [`Report::lost_elsewhere`] is not known, for people.
+pub const LOST_ELSEWHERE_UNKNOWN: &str = "not known: datagrams not of this run reached the socket too, and the kernel counts drops per socket, not per sender";
 
 /// `count` per second over `micros`.
 pub fn per_sec(count: u64, micros: u64) -> f64 {
@@ -231,11 +248,18 @@ impl Report {
             1
         };
         let dropped = receiver.kernel_dropped * drop_unit;
-        let lost_elsewhere = sender.sent as i64 - receiver.received as i64 - dropped as i64;
+        // A forged datagram carrying the run's id could push `received`
+        // past `sent`: then nothing of the run is missing.
+        let not_received = sender.sent.saturating_sub(receiver.received);
+        let lost_elsewhere = if receiver.foreign == 0 || dropped == 0 {
+            not_received.checked_sub(dropped)
+        } else {
+            None
+        };
         let loss_percent = if sender.sent == 0 {
             0.0
         } else {
-            100.0 * sender.sent.saturating_sub(receiver.received) as f64 / sender.sent as f64
+            100.0 * not_received as f64 / sender.sent as f64
         };
         Report {
             size,
@@ -245,6 +269,7 @@ impl Report {
             receiver,
             drop_unit,
             dropped,
+            not_received,
             lost_elsewhere,
             received_per_sec: per_sec(receiver.received, receiver.active_us),
             received_mb_per_sec: per_sec(receiver.bytes, receiver.active_us) / 1e6,
@@ -309,7 +334,8 @@ mod tests {
             ..ReceiverCounts::default()
         };
         let report = Report::new(64, 1, false, sender, receiver);
-        assert_eq!(report.lost_elsewhere, 20);
+        assert_eq!(report.lost_elsewhere, Some(20));
+        assert_eq!(report.not_received, 100);
         assert_eq!(report.received_per_sec, 1800.0);
         assert!((report.loss_percent - 10.0).abs() < 1e-9);
         // With GRO, each drop the kernel counts is a whole coalesced send.
@@ -319,6 +345,53 @@ mod tests {
         };
         let report = Report::new(64, 50, true, sender, receiver);
         assert_eq!(report.dropped, 100);
-        assert_eq!(report.lost_elsewhere, 0);
+        assert_eq!(report.lost_elsewhere, Some(0));
+    }
+
+    /// Foreign datagrams on the socket: the kernel's drops may be theirs,
+    /// so what was lost elsewhere is not known, and no count goes below
+    /// zero (a flood of foreign datagrams once made it -3995).
+    #[test]
+    fn foreign_drops_are_not_counted_against_the_run() {
+        let sender = SenderCounts {
+            sent: 1000,
+            ..SenderCounts::default()
+        };
+        let flooded = ReceiverCounts {
+            received: 990,
+            foreign: 20,
+            kernel_dropped: 4005,
+            ..ReceiverCounts::default()
+        };
+        let report = Report::new(64, 1, false, sender, flooded);
+        assert_eq!(report.lost_elsewhere, None);
+        assert_eq!((report.not_received, report.dropped), (10, 4005));
+        assert!((report.loss_percent - 1.0).abs() < 1e-9);
+        // Every foreign datagram dropped, none seen: the drops outnumber
+        // the run's missing datagrams, so some were foreign.
+        let unseen = ReceiverCounts {
+            foreign: 0,
+            ..flooded
+        };
+        assert_eq!(
+            Report::new(64, 1, false, sender, unseen).lost_elsewhere,
+            None
+        );
+        // Foreign datagrams and no drop at all: what is missing was lost
+        // elsewhere.
+        let undropped = ReceiverCounts {
+            kernel_dropped: 0,
+            ..flooded
+        };
+        let report = Report::new(64, 1, false, sender, undropped);
+        assert_eq!(report.lost_elsewhere, Some(10));
+        // More of the run received than sent (forged): nothing missing,
+        // nothing negative.
+        let forged = ReceiverCounts {
+            received: 1010,
+            ..ReceiverCounts::default()
+        };
+        let report = Report::new(64, 1, false, sender, forged);
+        assert_eq!((report.not_received, report.lost_elsewhere), (0, Some(0)));
     }
 }

@@ -72,6 +72,13 @@ pub enum Reply {
         /// Its round trip.
         rtt: Duration,
     },
+    /// The first reply to its probe, shorter than the probe: the echo
+    /// server's buffer cut it (socat's is 8192 bytes). It answers its
+    /// probe (not lost) but is not timed: it is not the datagram sent.
+    Truncated {
+        /// Its round trip.
+        rtt: Duration,
+    },
     /// Another reply to a probe already answered.
     Duplicate,
     /// Not a reply to any probe of this run (another program's datagram,
@@ -94,6 +101,8 @@ pub struct Replies {
     highest: Option<u64>,
     /// Late replies.
     pub late: u64,
+    /// Replies shorter than their probe (first replies only).
+    pub truncated: u64,
     /// Duplicate replies.
     pub duplicates: u64,
     /// Replies that came after a reply to a later probe.
@@ -116,8 +125,9 @@ impl Replies {
     }
 
     /// Sorts one reply: `probe` as decoded (`None`: not this run's),
-    /// `rtt` measured from its send time.
-    pub fn record(&mut self, probe: Option<Probe>, rtt: Duration) -> Reply {
+    /// `rtt` measured from its send time, `whole` false when it came back
+    /// shorter than the probe sent.
+    pub fn record(&mut self, probe: Option<Probe>, rtt: Duration, whole: bool) -> Reply {
         let Some(probe) = probe.filter(|p| p.seq < self.sent) else {
             self.foreign += 1;
             return Reply::Foreign;
@@ -125,6 +135,11 @@ impl Replies {
         if !self.answered.insert(probe.seq) {
             self.duplicates += 1;
             return Reply::Duplicate;
+        }
+        if !whole {
+            self.timed_out.remove(&probe.seq);
+            self.truncated += 1;
+            return Reply::Truncated { rtt };
         }
         if self.timed_out.remove(&probe.seq) {
             self.late += 1;
@@ -152,6 +167,66 @@ impl Replies {
     pub fn stats(&self) -> Option<RttStats> {
         RttStats::of(&self.samples)
     }
+
+    /// Whether the loss looks like an echo server's rate limit (see
+    /// [`Throttled`]).
+    pub fn throttled(&self) -> Option<Throttled> {
+        // Runs of answered probes between stalls (probes in a row without
+        // a reply), in probe order.
+        let mut runs = Vec::new();
+        let mut run = 0u64;
+        let mut stalls = 0u64;
+        let mut in_stall = false;
+        for seq in 0..self.sent {
+            if self.answered.contains(&seq) {
+                run += 1;
+                in_stall = false;
+            } else if !in_stall {
+                runs.push(run);
+                run = 0;
+                stalls += 1;
+                in_stall = true;
+            }
+        }
+        // The first run is the bucket's burst; the runs between stalls are
+        // what it refilled while a lost probe timed out: the same each
+        // time. The run after the last stall may have been cut by the end.
+        let between = runs.get(1..)?;
+        if between.len() < THROTTLE_RUNS || runs[0] < THROTTLE_SHORTEST {
+            return None;
+        }
+        let (min, max) = between
+            .iter()
+            .fold((u64::MAX, 0), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        // Within a quarter of each other, and none very short: loss on the
+        // way leaves runs as uneven as a geometric draw.
+        (min >= THROTTLE_SHORTEST && max * 4 <= min * 5).then(|| Throttled {
+            stalls,
+            replies_between: between.iter().sum::<u64>() / between.len() as u64,
+        })
+    }
+}
+
+/// How many runs of replies between stalls it takes to call the loss
+/// regular.
+const THROTTLE_RUNS: usize = 3;
+
+/// The shortest run of replies between stalls that counts.
+const THROTTLE_SHORTEST: u64 = 5;
+
+/// Loss that looks like an echo server's rate limit (a token bucket, as
+/// `dgram listen --echo --echo-rate N` has): replies stop after a burst,
+/// and then, each time a lost probe has timed out, the bucket has refilled
+/// by the same amount, so stalls come after runs of replies of the same
+/// length. Loss on the way is scattered: its runs are uneven. Ping cannot
+/// see the server's count of replies held back; this is a pattern, said as
+/// one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttled {
+    /// Stalls: probes in a row that got no reply.
+    pub stalls: u64,
+    /// Replies between two stalls, on average.
+    pub replies_between: u64,
 }
 
 /// Round-trip statistics.
@@ -268,30 +343,83 @@ mod tests {
             r.record_sent(seq);
         }
         assert_eq!(
-            r.record(probe(1), us(10)),
+            r.record(probe(1), us(10), true),
             Reply::OnTime {
                 rtt: us(10),
                 reordered: false
             }
         );
         assert_eq!(
-            r.record(probe(0), us(20)),
+            r.record(probe(0), us(20), true),
             Reply::OnTime {
                 rtt: us(20),
                 reordered: true
             }
         );
-        assert_eq!(r.record(probe(1), us(30)), Reply::Duplicate);
+        assert_eq!(r.record(probe(1), us(30), true), Reply::Duplicate);
         r.timed_out(2);
         r.timed_out(3);
-        assert_eq!(r.record(probe(2), us(5000)), Reply::Late { rtt: us(5000) });
-        assert_eq!(r.record(probe(9), us(1)), Reply::Foreign, "never sent");
-        assert_eq!(r.record(None, us(1)), Reply::Foreign);
+        assert_eq!(
+            r.record(probe(2), us(5000), true),
+            Reply::Late { rtt: us(5000) }
+        );
+        assert_eq!(
+            r.record(probe(9), us(1), true),
+            Reply::Foreign,
+            "never sent"
+        );
+        assert_eq!(r.record(None, us(1), true), Reply::Foreign);
         assert_eq!(
             (r.on_time(), r.late, r.duplicates, r.reordered, r.foreign),
             (2, 1, 1, 1, 2)
         );
         assert_eq!(r.lost(), 2, "3 and 4");
+        // A reply shorter than its probe answers it, apart, untimed.
+        assert_eq!(
+            r.record(probe(4), us(7), false),
+            Reply::Truncated { rtt: us(7) }
+        );
+        assert_eq!((r.on_time(), r.truncated, r.lost()), (2, 1, 1));
+    }
+
+    /// Answers `sent` probes except those in `lost`.
+    fn replies_except(sent: u64, lost: &[u64]) -> Replies {
+        let mut r = Replies::default();
+        for seq in 0..sent {
+            r.record_sent(seq);
+            if !lost.contains(&seq) {
+                let probe = Probe {
+                    run: 1,
+                    seq,
+                    sent_ns: 0,
+                };
+                r.record(Some(probe), us(10), true);
+            }
+        }
+        r
+    }
+
+    /// Stalls after a burst and then after equal runs of replies look like
+    /// a rate limit; scattered loss, or too few stalls, does not.
+    #[test]
+    fn regular_stalls_look_throttled() {
+        // A burst of 100, then a lost probe every 21st: runs of 20.
+        let lost: Vec<u64> = (0..6).map(|i| 100 + i * 21).collect();
+        let r = replies_except(230, &lost);
+        assert_eq!(
+            r.throttled(),
+            Some(Throttled {
+                stalls: 6,
+                replies_between: 20
+            })
+        );
+        // Uneven runs: 3, 40, 7, 19.
+        let r = replies_except(200, &[50, 54, 95, 103, 123]);
+        assert_eq!(r.throttled(), None);
+        // Two stalls are not a pattern.
+        let r = replies_except(200, &[100, 121]);
+        assert_eq!(r.throttled(), None);
+        assert_eq!(replies_except(50, &[]).throttled(), None);
     }
 
     /// Nearest-rank percentiles and a doubling histogram that holds every

@@ -11,6 +11,8 @@
 //! - [`echo`]: the `--echo` handler and its per-peer rate limit.
 //! - [`outbox`]: the one send path ([`Outbox`]).
 //! - [`shutdown`]: Ctrl-C, SIGTERM and SIGHUP as a channel ([`Shutdown`]).
+//! - [`sorting`]: what a failed receive (or send) means to its loop: retry,
+//!   idle, a report about a peer, or a failure; one place for every loop.
 
 pub mod driver;
 pub mod echo;
@@ -19,6 +21,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod receiver;
 pub mod shutdown;
+pub mod sorting;
 
 pub use outbox::{Closed, Outbox};
 pub use pipeline::{Ended, Job, JobControl, OnInterrupt, Pipeline, Plan};

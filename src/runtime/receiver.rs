@@ -7,16 +7,16 @@
 //! its `stop` channel disconnecting (or receiving), when nobody reads its
 //! events any more, or after `limit` datagrams.
 
-use std::io;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::outbox::{Closed, Outbox};
+use super::sorting::{Sorted, sort};
 use crate::Error;
 use crate::model::{Datagram, Event};
-use crate::net::endpoint::{READ_TIMEOUT, is_icmp_error};
+use crate::net::endpoint::READ_TIMEOUT;
 use crate::net::sys::{Received, Scratch};
 
 /// How often the drop counter is read while datagrams keep arriving (it is
@@ -271,14 +271,14 @@ impl Receiving {
                 self.on_datagram(datagram, got.drop_counter)?;
                 Ok(Turn::Datagram)
             }
-            Err(e) => match e.kind() {
-                io::ErrorKind::Interrupted => Ok(Turn::Datagram),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            Err(e) => match sort(e, self.outbox.endpoint()) {
+                Sorted::Retry => Ok(Turn::Datagram),
+                Sorted::Idle => {
                     self.poll_drops()?;
                     Ok(Turn::Idle)
                 }
-                _ => {
-                    self.on_error(e)?;
+                sorted => {
+                    self.on_error(sorted)?;
                     Ok(Turn::Datagram)
                 }
             },
@@ -338,9 +338,11 @@ impl Receiving {
                     let datagram = validated(&got, &buf);
                     self.on_datagram(datagram, got.drop_counter)?;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_icmp_error(&e) => self.on_error(e)?,
-                Err(_) => break,
+                Err(e) => match sort(e, self.outbox.endpoint()) {
+                    Sorted::Retry => {}
+                    Sorted::Peers(errors) => self.on_error(Sorted::Peers(errors))?,
+                    Sorted::Idle | Sorted::Failed(_) => break,
+                },
             }
         }
         let _ = self.outbox.endpoint().set_nonblocking(false);
@@ -359,20 +361,19 @@ impl Receiving {
         Ok(())
     }
 
-    /// A receive failed. ICMP errors (a refusal, an unreachable host) fail
-    /// whatever call comes next on the socket: they are reports about a
-    /// peer, read from the error queue, and the loop goes on.
-    fn on_error(&mut self, error: io::Error) -> Result<(), Stop> {
-        let errors = self.outbox.endpoint().take_errors();
-        // An empty queue with an ICMP error means the other thread drained
-        // the report first: it has been shown already.
-        if errors.is_empty() && !is_icmp_error(&error) {
-            return Err(Stop::Failed(Error::Receive {
+    /// A receive failed (sorted by [`sort`]). ICMP errors (a refusal, an
+    /// unreachable host) fail whatever call comes next on the socket: they
+    /// are reports about a peer, read from the error queue, and the loop
+    /// goes on.
+    fn on_error(&mut self, sorted: Sorted) -> Result<(), Stop> {
+        match sorted {
+            Sorted::Retry | Sorted::Idle => Ok(()),
+            Sorted::Peers(errors) => Ok(self.outbox.report(errors)?),
+            Sorted::Failed(source) => Err(Stop::Failed(Error::Receive {
                 local: self.outbox.endpoint().local_addr(),
-                source: error,
-            }));
+                source,
+            })),
         }
-        Ok(self.outbox.report(errors)?)
     }
 
     /// Reads the drop counter now (`SO_MEMINFO`): it is always current,

@@ -11,6 +11,7 @@ use crate::model::lab::{Report, Table, Verdict};
 use crate::net::endpoint::{Endpoint, SocketOptions};
 use crate::net::limits::{MAX_PAYLOAD_V4, MAX_PAYLOAD_V6};
 use crate::net::sys::Scratch;
+use crate::runtime::sorting::{Class, classify};
 
 /// How long a read in an experiment waits for what must already be queued
 /// (loopback delivers within microseconds; this only bounds a failure).
@@ -588,18 +589,11 @@ fn buffers() -> Result<Report, Error> {
 }
 
 /// `(rx_queue bytes, drops)` of the socket bound to 127.0.0.1:`port`, from
-/// /proc/net/udp (Linux).
+/// the kernel's UDP table.
 fn proc_net_udp(port: u16) -> Option<(u64, u64)> {
-    let table = std::fs::read_to_string("/proc/net/udp").ok()?;
-    let wanted = format!("0100007F:{port:04X}");
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.get(1) != Some(&wanted.as_str()) {
-            return None;
-        }
-        let queue = u64::from_str_radix(fields[4].split(':').nth(1)?, 16).ok()?;
-        Some((queue, fields.last()?.parse().ok()?))
-    })
+    let entry =
+        crate::net::sys::udp_table_entry(std::net::SocketAddrV4::new([127, 0, 0, 1].into(), port))?;
+    Some((entry.queued, entry.drops))
 }
 
 /// The system's UDP `RcvbufErrors` (/proc/net/snmp).
@@ -742,18 +736,19 @@ fn downed() -> Result<Report, Error> {
         .map_err(io_error("set a read timeout"))?;
     let sent = plain.send_to(b"anyone?", closed).is_ok();
     let mut buf = [0u8; 64];
-    let then = match plain.recv_from(&mut buf) {
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            "recvfrom timed out: nothing".to_string()
-        }
-        Err(e) => format!("recvfrom failed: {e}"),
-        Ok((n, from)) => format!("{n} bytes from {from}"),
-    };
+    // A signal's interruption is retried, a few times at most.
+    let mut then = "recvfrom interrupted by signals".to_string();
+    for _ in 0..3 {
+        then = match plain.recv_from(&mut buf) {
+            Err(e) => match classify(&e) {
+                Class::Retry => continue,
+                Class::Idle => "recvfrom timed out: nothing".to_string(),
+                Class::Peer | Class::Failed => format!("recvfrom failed: {e}"),
+            },
+            Ok((n, from)) => format!("{n} bytes from {from}"),
+        };
+        break;
+    }
     let silent = sent && then.starts_with("recvfrom timed out");
     report.table.row(vec![
         "unconnected".into(),

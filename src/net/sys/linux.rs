@@ -12,7 +12,7 @@ use nix::sys::socket::{
 };
 use socket2::{Domain, Socket};
 
-use super::{Capabilities, PeerError, Received};
+use super::{Capabilities, PeerError, Received, UdpTableEntry};
 use crate::net::addr::canonical;
 
 /// The most error-queue entries read in one call, so that a flood of ICMP
@@ -225,6 +225,31 @@ pub fn kernel_drops(socket: &Socket) -> Option<u32> {
     };
     let drops = libc::SK_MEMINFO_DROPS as usize;
     (rc == 0 && len as usize > drops * 4).then(|| meminfo[drops])
+}
+
+/// The receive queue (bytes) and drop count of the IPv4 UDP socket bound
+/// to `local`, as `/proc/net/udp` shows them (`rx_queue`, `drops`): the
+/// kernel's view from outside the socket. `None` when the table cannot be
+/// read or holds no such socket.
+pub fn udp_table_entry(local: SocketAddrV4) -> Option<UdpTableEntry> {
+    let table = std::fs::read_to_string("/proc/net/udp").ok()?;
+    // The kernel prints the address as the raw 32-bit word in host order.
+    let wanted = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(local.ip().octets()),
+        local.port()
+    );
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&wanted.as_str()) {
+            return None;
+        }
+        let queued = u64::from_str_radix(fields.get(4)?.split(':').nth(1)?, 16).ok()?;
+        Some(UdpTableEntry {
+            queued,
+            drops: fields.last()?.parse().ok()?,
+        })
+    })
 }
 
 fn to_socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {

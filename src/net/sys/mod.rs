@@ -6,6 +6,8 @@
 //! datagram in); the drop counter is also read at any time with
 //! `SO_MEMINFO`, and ICMP errors are heard through `IP_RECVERR` /
 //! `IPV6_RECVERR` and read from the socket's error queue (`MSG_ERRQUEUE`).
+//! The kernel's own table of UDP sockets (`/proc/net/udp`: queue and drops,
+//! seen from outside the socket) is read here too, for `dgram lab`.
 //!
 //! Everywhere else (and on Linux with the `portable` feature) the fallback
 //! uses plain socket2 calls: truncation is still flagged, the rest is absent
@@ -23,8 +25,17 @@ mod imp;
 
 pub use imp::{
     LOOKS_WITHOUT_WAITING, Scratch, check_gso, enable_extras, group_memberships, kernel_drops,
-    recv, route_to, send_segments, set_gro, take_errors,
+    recv, route_to, send_segments, set_gro, take_errors, udp_table_entry,
 };
+
+/// A UDP socket's line of the kernel's table (`/proc/net/udp` on Linux).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpTableEntry {
+    /// Bytes queued for reading, each datagram charged with its overhead.
+    pub queued: u64,
+    /// Datagrams the kernel dropped for this socket.
+    pub drops: u64,
+}
 
 /// Which of the platform extras this socket has.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

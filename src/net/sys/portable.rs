@@ -101,3 +101,8 @@ pub fn group_memberships(_group: std::net::IpAddr) -> Option<Vec<String>> {
 pub fn route_to(_dest: std::net::Ipv4Addr) -> Option<Option<(String, Option<std::net::Ipv4Addr>)>> {
     None
 }
+
+/// The kernel's UDP table cannot be read here.
+pub fn udp_table_entry(_local: std::net::SocketAddrV4) -> Option<super::UdpTableEntry> {
+    None
+}
