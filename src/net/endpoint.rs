@@ -294,6 +294,22 @@ impl Endpoint {
         self.socket.set_read_timeout(Some(wait))
     }
 
+    /// Receives one datagram already queued, without waiting (`WouldBlock`
+    /// when none is; on the portable build, always `WouldBlock`: it cannot
+    /// look without waiting).
+    pub fn try_recv(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
+        let Some(group) = &self.group else {
+            return sys::recv(&self.socket, buf, scratch, false);
+        };
+        for socket in [&self.socket, &group.socket] {
+            match sys::recv(socket, buf, scratch, false) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return other,
+            }
+        }
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
     /// Receives one datagram into `buf` (blocking at most [`READ_TIMEOUT`]).
     /// A group member takes it from whichever of its sockets has one, its
     /// own first (receipts).
@@ -317,13 +333,6 @@ impl Endpoint {
             }
         }
         Err(io::ErrorKind::WouldBlock.into())
-    }
-
-    /// Receives one datagram that is already queued, or fails with
-    /// `WouldBlock` at once (on the portable fallback: always; see
-    /// [`crate::net::sys`]).
-    pub fn try_recv(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
-        sys::recv(&self.socket, buf, scratch, false)
     }
 
     /// Makes receives return `WouldBlock` at once instead of waiting up to

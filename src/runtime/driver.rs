@@ -40,6 +40,9 @@ pub struct Driver {
     /// ask.
     keyed: bool,
     in_group: bool,
+    /// The core notes plain senders (a chat does; a listener does not):
+    /// when it does not, a plain datagram need not reach the core at all.
+    notes_plain: bool,
 }
 
 impl Driver {
@@ -58,6 +61,7 @@ impl Driver {
             secret: entropy::secret().map_err(|source| Error::Randomness { source })?,
         };
         let (keyed, in_group) = (config.key.is_some(), config.group.is_some());
+        let notes_plain = config.announce_kinds;
         let (changed, changes) = crossbeam_channel::bounded(1);
         Ok(Driver {
             core: Arc::new(Mutex::new(Core::new(config, entropy, Instant::now()))),
@@ -66,6 +70,7 @@ impl Driver {
             changes,
             keyed,
             in_group,
+            notes_plain,
         })
     }
 
@@ -293,6 +298,15 @@ impl Handler for ChatHandler {
             // Our own plain datagram (`/empty`, `/burst`), looped back by
             // multicast: not news, and not a plain member.
             return Ok(());
+        }
+        if !self.driver.keyed
+            && !self.driver.notes_plain
+            && !datagram.truncated
+            && datagram.payload.first() != Some(&MAGIC)
+        {
+            // Plain bytes at a listener: nothing for the protocol to note,
+            // so straight to the echo (or the display).
+            return self.plain.on_datagram(datagram, outbox);
         }
         let incoming = Incoming {
             at: datagram.at,

@@ -39,6 +39,11 @@ use crate::output::{Display, Shown};
 /// silently.
 pub const EVENT_QUEUE: usize = 1024;
 
+/// The most datagrams a single-threaded run answers, one after the other,
+/// before it shows their events: a few events each stay well under
+/// [`EVENT_QUEUE`], which the display loop drains after them.
+const ANSWER_FIRST: usize = 64;
+
 /// How long the socket must be quiet before gathered output is written
 /// (a single-threaded run): a ping-pong through an echo does not pay a
 /// `write(2)` per round trip, and people see no delay.
@@ -420,15 +425,17 @@ impl Pipeline {
 
     /// The run of a plan without a job, on the calling thread alone: each
     /// turn receives one datagram (the handler answers it first, as ever),
-    /// then shows the events it made into the display's batch, which is
+    /// and the ones queued behind it (up to [`ANSWER_FIRST`]), then shows
+    /// the events they made into the display's batch, which is
     /// written once the socket has been quiet for [`QUIET_BEFORE_WRITE`],
     /// or has waited [`LONGEST_UNWRITTEN`], or is full. No event crosses a
     /// thread, and nothing but `recvmsg` and the handler's `sendto`
     /// happens between two datagrams, in a burst or in a ping-pong.
     ///
     /// The event channel is drained after every turn, so it never holds
-    /// more than one turn's events: at most a few per datagram, or one per
-    /// ICMP error read in one go (256), well under [`EVENT_QUEUE`].
+    /// more than one turn's events: at most a few per datagram for
+    /// [`ANSWER_FIRST`] datagrams, or one per ICMP error read in one go
+    /// (256), well under [`EVENT_QUEUE`].
     fn run_inline(
         self,
         display: &mut Display<'_>,
@@ -459,7 +466,24 @@ impl Pipeline {
             } else {
                 READ_TIMEOUT
             });
-            let turn = receiving.step(&mut buf, &mut scratch);
+            let mut turn = receiving.step(&mut buf, &mut scratch);
+            // Answer what else is queued already before anything is shown:
+            // the next datagram of a burst or of a ping-pong then waits for
+            // nothing but `recvmsg` and the handler's `sendto`, and the
+            // display's work waits until the socket is empty (or
+            // ANSWER_FIRST datagrams were answered).
+            if matches!(turn, Ok(Turn::Datagram)) {
+                for _ in 0..ANSWER_FIRST {
+                    match receiving.step_queued(&mut buf, &mut scratch) {
+                        Ok(Turn::Datagram) => {}
+                        Ok(Turn::Idle) => break,
+                        Err(stop) => {
+                            turn = Err(stop);
+                            break;
+                        }
+                    }
+                }
+            }
             if show_queued(display, &events)? == Shown::ReaderGone {
                 ended.reader_gone = true;
                 break Stop::ReaderGone;

@@ -256,6 +256,21 @@ impl Receiving {
     /// (waiting up to the read timeout, or not at all on a non-blocking
     /// socket). Says whether a datagram came.
     pub(super) fn step(&mut self, buf: &mut [u8], scratch: &mut Scratch) -> Result<Turn, Stop> {
+        self.turn(buf, scratch, true)
+    }
+
+    /// One turn that takes a datagram only if one is queued already
+    /// (`Idle` at once otherwise, without reading the drop counter): for
+    /// answering what waits before anything is shown.
+    pub(super) fn step_queued(
+        &mut self,
+        buf: &mut [u8],
+        scratch: &mut Scratch,
+    ) -> Result<Turn, Stop> {
+        self.turn(buf, scratch, false)
+    }
+
+    fn turn(&mut self, buf: &mut [u8], scratch: &mut Scratch, wait: bool) -> Result<Turn, Stop> {
         if self
             .config
             .limit
@@ -264,7 +279,13 @@ impl Receiving {
             return Err(Stop::Limit);
         }
         self.wake_handler()?;
-        match self.outbox.endpoint().recv(buf, scratch) {
+        let endpoint = self.outbox.endpoint();
+        let got = if wait {
+            endpoint.recv(buf, scratch)
+        } else {
+            endpoint.try_recv(buf, scratch)
+        };
+        match got {
             Ok(got) => {
                 self.received += 1;
                 let datagram = validated(&got, buf);
@@ -274,7 +295,9 @@ impl Receiving {
             Err(e) => match sort(e, self.outbox.endpoint()) {
                 Sorted::Retry => Ok(Turn::Datagram),
                 Sorted::Idle => {
-                    self.poll_drops()?;
+                    if wait {
+                        self.poll_drops()?;
+                    }
                     Ok(Turn::Idle)
                 }
                 sorted => {
