@@ -444,3 +444,106 @@ fn echo_answers_malformed_envelopes_too() {
         (Some(1), Some(1))
     );
 }
+
+/// A peer that changes address mid-chat (a NAT's new mapping), played by
+/// the independent Python peer's encoder: it acknowledges the chat's first
+/// message from one socket, then speaks from a second one with the same
+/// session. The chat reports one `peer_moved` (from the first address to
+/// the second), shows the message without a gap or a restart, and sends
+/// its next message, and its receipt, to the second address, where that
+/// message is acknowledged and reported delivered; the summary has one row
+/// for the peer, under its new address.
+#[test]
+fn a_peer_that_changes_address_keeps_its_conversation() {
+    need("python3");
+    let script = r#"
+import json, socket, sys
+sys.path.insert(0, "tests/peer")
+from dgram_peer import encode_message, encode_receipt, decode_envelope
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.bind(("127.0.0.1", 0))
+a.settimeout(15); b.settimeout(15)
+print(json.dumps({"a": a.getsockname()[1], "b": b.getsockname()[1]}), flush=True)
+session = bytes(range(1, 9))
+data, chat = a.recvfrom(65535)
+m = decode_envelope(data)
+a.sendto(encode_receipt(session, m["seq"], m["try"]), chat)
+b.sendto(encode_message(session, 1, 1, b"py", b"from b"), chat)
+while True:
+    data, peer = b.recvfrom(65535)
+    m = decode_envelope(data)
+    print(json.dumps({"at_b": m["kind"], "seq": m["seq"]}), flush=True)
+    if m["kind"] == 1:
+        b.sendto(encode_receipt(session, m["seq"], m["try"]), peer)
+        print(json.dumps({"got": m["payload"].decode()}), flush=True)
+        break
+"#;
+    let mut python = Proc::spawn("python3", &["-c", script]);
+    let ports: serde_json::Value = crate::util::wait_for(
+        "the Python peer's ports",
+        || python.dump(),
+        || {
+            python
+                .stdout()
+                .lines()
+                .next()
+                .and_then(|l| serde_json::from_str(l).ok())
+        },
+    );
+    let (a, b) = (
+        format!("127.0.0.1:{}", ports["a"]),
+        format!("127.0.0.1:{}", ports["b"]),
+    );
+    let mut chat = Proc::dgram(&["chat", "--peer", &a, "--json", "--linger", "0"]);
+    chat.write_line("one");
+    let moved = chat.next("peer_moved");
+    assert_eq!(
+        (moved["from"].as_str(), moved["to"].as_str()),
+        (Some(a.as_str()), Some(b.as_str()))
+    );
+    let message = chat.next("message");
+    assert_eq!(message["text"], "from b", "{}", chat.dump());
+    chat.write_line("two");
+    python.wait_stdout_contains(r#""got": "two""#);
+    chat.close_stdin();
+    assert!(chat.finish().success(), "{}", chat.dump());
+    let receipts: Vec<(u64, String)> = chat
+        .events("receipt")
+        .iter()
+        .map(|r| {
+            (
+                r["seq"].as_u64().unwrap(),
+                r["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        receipts,
+        [(1, "delivered".into()), (2, "delivered".into())],
+        "{}",
+        chat.dump()
+    );
+    assert!(chat.events("gap").is_empty(), "{}", chat.dump());
+    assert_eq!(chat.events("peer_moved").len(), 1, "{}", chat.dump());
+    // One row for the peer, under the address it is at now.
+    let summary = chat.first_event("summary");
+    let rows: Vec<(String, u64)> = summary["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["peer"].as_str().unwrap().to_string(),
+                p["delivered"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [(b.clone(), 2)], "{summary}");
+    let sent_two = chat
+        .events("sent")
+        .into_iter()
+        .find(|s| s["text"] == "two")
+        .unwrap();
+    assert_eq!(sent_two["to"].as_str(), Some(b.as_str()), "{}", chat.dump());
+    python.finish();
+}

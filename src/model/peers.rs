@@ -243,9 +243,9 @@ impl PeerTable {
                 }
             }
             Event::PeerKind { peer, plain } => self.peer(*peer).plain = Some(*plain),
-            // The rows are by address: what came from each stays counted
-            // where it came from.
-            Event::PeerMoved { .. } => {}
+            // The peer's row moves with it (a peer is its session, not
+            // its address), unless the new address has a row already.
+            Event::PeerMoved { from, to, .. } => self.moved(*from, *to),
             Event::GroupReceipt(receipt) => {
                 let counts = &mut self.peer(receipt.group).outbound;
                 if receipt.missing.is_empty() && !receipt.delivered.is_empty() {
@@ -338,6 +338,21 @@ impl PeerTable {
 
     /// The entry of `addr` (made if new, forgetting the least recently
     /// active peer when the table is full), marked as just active.
+    /// Moves the row of the peer at `from` to `to` (where it is heard
+    /// now), when `to` has none.
+    fn moved(&mut self, from: SocketAddr, to: SocketAddr) {
+        if self.peers.contains_key(&to) {
+            return;
+        }
+        if let Some((tick, peer)) = self.peers.remove(&from) {
+            self.by_activity.insert(tick, to);
+            self.peers.insert(to, (tick, peer));
+            if self.last_sender == Some(from) {
+                self.last_sender = Some(to);
+            }
+        }
+    }
+
     fn peer(&mut self, addr: SocketAddr) -> &mut Peer {
         self.clock += 1;
         let now = self.clock;

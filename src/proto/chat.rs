@@ -592,6 +592,9 @@ impl Core {
             name: self.name_of(id),
         };
         self.outbound.sent_first(id, seq, payload, now);
+        // To where the peer is now: the user may still name the address it
+        // moved from.
+        let to = self.peers.addr(id).unwrap_or(to);
         Ok((SentAs::Envelope(seq), Transmit { to, bytes, kind }))
     }
 
