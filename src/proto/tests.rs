@@ -844,4 +844,5 @@ fn a_peer_that_moves_keeps_its_conversation() {
         .filter(|e| matches!(e, ChatEvent::Gap { .. }));
     assert_eq!(gaps.count(), 0);
     assert_eq!(net.nodes[0].core.peer_count(), 1);
+    assert_eq!(net.elsewhere.get(&addr(1)), None, "nothing went to the old address");
 }
