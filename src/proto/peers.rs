@@ -50,7 +50,7 @@ struct Numbering {
 
 /// One peer.
 #[derive(Debug)]
-pub struct Peer {
+pub struct PeerState {
     /// Where it was last heard from (or where the user sends to).
     pub addr: SocketAddr,
     /// Where it was before it moved: what the user sends there still goes
@@ -69,7 +69,7 @@ pub struct Peer {
     pub last: Instant,
 }
 
-impl Peer {
+impl PeerState {
     /// Its current session, once heard.
     pub fn session(&self) -> Option<SessionId> {
         self.sessions.first().map(|(s, _)| *s)
@@ -106,7 +106,7 @@ impl Matched {
 #[derive(Debug, Default)]
 pub struct Peers {
     next: u64,
-    peers: HashMap<PeerId, Peer>,
+    peers: HashMap<PeerId, PeerState>,
     by_addr: HashMap<SocketAddr, PeerId>,
     by_session: HashMap<SessionId, PeerId>,
 }
@@ -118,12 +118,12 @@ impl Peers {
     }
 
     /// The peer `id`.
-    pub fn get(&self, id: PeerId) -> Option<&Peer> {
+    pub fn get(&self, id: PeerId) -> Option<&PeerState> {
         self.peers.get(&id)
     }
 
     /// The peer `id`, to change.
-    pub fn get_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
+    pub fn get_mut(&mut self, id: PeerId) -> Option<&mut PeerState> {
         self.peers.get_mut(&id)
     }
 
@@ -143,7 +143,7 @@ impl Peers {
     }
 
     /// All peers.
-    pub fn iter(&self) -> impl Iterator<Item = (PeerId, &Peer)> {
+    pub fn iter(&self) -> impl Iterator<Item = (PeerId, &PeerState)> {
         self.peers.iter().map(|(id, p)| (*id, p))
     }
 
@@ -166,7 +166,7 @@ impl Peers {
         let id = PeerId(self.next);
         self.peers.insert(
             id,
-            Peer {
+            PeerState {
                 addr,
                 previous: None,
                 sessions: Vec::new(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use proptest::prelude::*;
 
-use super::chat::{ChatConfig, ChatEvent, Core, Entropy, Incoming, Received, SentAs};
+use super::chat::{ChatConfig, ChatEvent, Core, Entropy, Incoming, SentAs, Verdict};
 use super::envelope::{self, SessionId};
 use super::random::Rng;
 use super::report::{MemberChange, Outcome};
@@ -212,7 +212,7 @@ impl Net {
     }
 
     /// Delivers a datagram to node `to` now, as the runtime would.
-    fn deliver(&mut self, from: SocketAddr, to: SocketAddr, bytes: &[u8]) -> Option<Received> {
+    fn deliver(&mut self, from: SocketAddr, to: SocketAddr, bytes: &[u8]) -> Option<Verdict> {
         let now = self.now;
         let node = self.nodes.iter_mut().find(|n| n.addr == to)?;
         if !node.up {
@@ -447,8 +447,8 @@ fn gaps_reorders_and_copies() {
 fn plain_peers_get_plain_text() {
     let mut net = Net::pair(Link::default(), 6);
     let nc = SocketAddr::from(([10, 0, 0, 50], 5000));
-    assert_eq!(net.deliver(nc, addr(0), b"hello"), Some(Received::Plain));
-    assert_eq!(net.deliver(nc, addr(0), b"again"), Some(Received::Plain));
+    assert_eq!(net.deliver(nc, addr(0), b"hello"), Some(Verdict::Plain));
+    assert_eq!(net.deliver(nc, addr(0), b"again"), Some(Verdict::Plain));
     let kinds: Vec<_> = net
         .events(0)
         .iter()
@@ -562,7 +562,7 @@ fn reflected_datagrams_are_refused() {
     net.send(1, b"from bob", addr(0));
     let mut captured = Vec::new();
     for (_, (from, to, bytes)) in std::mem::take(&mut net.flights) {
-        if let Some(Received::Taken) = net.deliver(from, to, &bytes) {}
+        if let Some(Verdict::Taken) = net.deliver(from, to, &bytes) {}
     }
     for (_, (from, _, bytes)) in std::mem::take(&mut net.flights) {
         if from == addr(0) {
@@ -844,5 +844,9 @@ fn a_peer_that_moves_keeps_its_conversation() {
         .filter(|e| matches!(e, ChatEvent::Gap { .. }));
     assert_eq!(gaps.count(), 0);
     assert_eq!(net.nodes[0].core.peer_count(), 1);
-    assert_eq!(net.elsewhere.get(&addr(1)), None, "nothing went to the old address");
+    assert_eq!(
+        net.elsewhere.get(&addr(1)),
+        None,
+        "nothing went to the old address"
+    );
 }
