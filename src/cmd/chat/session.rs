@@ -177,13 +177,7 @@ impl Session {
     /// Runs one command.
     pub fn execute(&mut self, command: Command, control: &JobControl) -> Outcome {
         let lines = match command {
-            Command::Empty
-            | Command::Size(_)
-            | Command::Hex(_)
-            | Command::Burst { .. }
-            | Command::Plain
-                if self.messenger.is_keyed() =>
-            {
+            ref command if command.in_clear() && self.messenger.is_keyed() => {
                 vec![
                     "a keyed chat sends only sealed messages: this would go out in clear (dgram send sends raw datagrams)"
                         .to_string(),
@@ -246,7 +240,7 @@ impl Session {
                 Err(e) => vec![say(&e)],
             },
             Command::Stats => vec![format!("stats: {}", totals(&self.stats().summary))],
-            Command::Help => help(),
+            Command::Help => help(self.messenger.is_keyed()),
             Command::Quit => return Outcome::Quit,
         };
         Outcome::Continue(lines)
