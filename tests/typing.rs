@@ -77,6 +77,31 @@ fn empty_enter_sends_nothing_but_empty_command_does() {
     );
 }
 
+/// `/empty`, `/size N` and `/hex …` each put a line on the sender's screen
+/// saying what went out: its length and destination, and that it is a
+/// plain datagram without a receipt.
+#[test]
+fn plain_sends_say_what_went_where() {
+    let (mut echo, addr) = listener(&[]);
+    let mut chat = chat_with(&addr.to_string());
+    chat.type_line("/empty");
+    chat.expect(&format!(
+        "-> {addr}  0 B  <empty>  (plain datagram: no receipt)"
+    ));
+    assert_eq!(echo.next("datagram")["len"], 0);
+    chat.type_line("/size 10");
+    chat.expect(&format!(
+        "-> {addr}  10 B  \"0123456789\"  (plain datagram: no receipt)"
+    ));
+    assert_eq!(echo.next("datagram")["len"], 10);
+    chat.type_line("/hex 00ff10");
+    chat.expect(&format!("-> {addr}  3 B  "));
+    chat.expect("(plain datagram: no receipt)");
+    assert_eq!(echo.next("datagram")["len"], 3);
+    chat.type_line("/quit");
+    assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
+}
+
 /// With stdin a terminal but stdout piped (`dgram chat … | cat`),
 /// `/commands` still work: `/stats` answers and `/quit` leaves, and
 /// neither is sent to the peer; what is typed otherwise is sent.

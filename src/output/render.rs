@@ -284,6 +284,18 @@ pub fn label(addr: SocketAddr, name: Option<&str>) -> String {
     }
 }
 
+/// `HH:MM:SS.mmm  -> ADDR  LEN B  "TEXT"  (plain datagram: no receipt)`: a
+/// datagram sent outside the chat protocol (`/empty`, `/size`, `/hex`).
+pub fn sent_datagram_line(to: SocketAddr, name: Option<&str>, payload: &[u8]) -> String {
+    format!(
+        "{}  -> {}  {} B  {}  (plain datagram: no receipt)",
+        clock(std::time::SystemTime::now()),
+        label(to, name),
+        payload.len(),
+        preview(payload)
+    )
+}
+
 /// `HH:MM:SS.mmm  alice (ADDR)  #SEQ  "TEXT"`, marked when it came out of
 /// order.
 pub fn message_line(message: &ChatMessage) -> String {

@@ -12,7 +12,9 @@ use crate::model::Stats;
 use crate::net::addr::check_family;
 use crate::net::limits::check_payload;
 use crate::output::escape::preview;
-use crate::output::render::{buffer_line, duration, label, message_counts, plural, totals};
+use crate::output::render::{
+    buffer_line, duration, label, message_counts, plural, sent_datagram_line, totals,
+};
 use crate::proto::SentAs;
 use crate::runtime::driver::Driver;
 use crate::runtime::{JobControl, Outbox};
@@ -256,9 +258,17 @@ impl Session {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Sends one plain datagram and says what went where (a plain
+    /// datagram has no line of its own on the display, as a message has).
     fn send_reporting(&self, payload: &[u8]) -> Vec<String> {
-        match self.send(payload) {
-            Ok(()) => Vec::new(),
+        let sent = self
+            .peer()
+            .and_then(|peer| self.send(payload).map(|()| peer));
+        match sent {
+            Ok(peer) => {
+                let name = self.stats().peers.get(&peer).and_then(|p| p.name.clone());
+                vec![sent_datagram_line(peer, name.as_deref(), payload)]
+            }
             Err(line) => vec![line],
         }
     }
