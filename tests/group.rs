@@ -410,6 +410,77 @@ while True:
     }
 }
 
+/// A plain member (a Python script) that sent to the group and then left:
+/// the copy of the next message sent to it directly is refused (ICMP port
+/// unreachable), and it is the last: the messages after it send it
+/// nothing, so there is one refusal, not one per message.
+#[test]
+fn a_plain_member_that_left_gets_no_more_copies() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let mut ann = member(&lan, 0, "ann", &["--group", GROUP], &[]);
+    let script = r#"
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 5000))
+mreq = struct.pack("4s4s", socket.inet_aton("239.1.2.3"), socket.inet_aton("10.77.0.2"))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("10.77.0.2"))
+s.sendto(b"plain hello, leaving", ("239.1.2.3", 5000))
+"#;
+    let mut python = lan.spawn(1, "python3", &["-c", script]);
+    ann.wait_stdout_contains("\"speaks\":\"plain\"");
+    assert!(python.finish().success(), "{}", python.dump());
+    let gone = "10.77.0.2:5000";
+    ann.write_line("one");
+    wait_for(
+        "the refusal of the copy to the plain member",
+        || ann.dump(),
+        || {
+            ann.events("unreachable")
+                .into_iter()
+                .find(|e| e["peer"] == gone)
+        },
+    );
+    // The refusal has reached the protocol once the receiver thread has
+    // sent a hello after reporting it (both happen on that thread, the
+    // refusal first).
+    wait_for(
+        "a hello after the refusal",
+        || ann.dump(),
+        || {
+            let out = ann.stdout();
+            let refused = out.find("\"event\":\"unreachable\"")?;
+            out[refused..].contains("\"kind\":\"hello\"").then_some(())
+        },
+    );
+    ann.write_line("two");
+    ann.write_line("three");
+    ann.close_stdin();
+    ann.finish();
+    let copies: Vec<Value> = ann
+        .events("sent")
+        .into_iter()
+        .filter(|e| e["to"] == gone)
+        .collect();
+    assert_eq!(copies.len(), 1, "{}", ann.dump());
+    assert_eq!(copies[0]["text"], "one");
+    let refusals = ann
+        .events("unreachable")
+        .into_iter()
+        .filter(|e| e["peer"] == gone)
+        .count();
+    assert_eq!(refusals, 1, "{}", ann.dump());
+    let sent_to_group = ann
+        .events("sent")
+        .into_iter()
+        .filter(|e| e["kind"] == "message" && e["to"] == GROUP)
+        .count();
+    assert_eq!(sent_to_group, 3, "every message went to the group");
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

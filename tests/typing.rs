@@ -102,6 +102,30 @@ fn plain_sends_say_what_went_where() {
     assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
 }
 
+/// `/plain` and `/dgram` are the user's choice and say so, naming the
+/// peer ("treating … (your choice: /plain)"); they do not read as news
+/// from the peer ("… speaks dgram").
+#[test]
+fn plain_and_dgram_say_they_are_your_choice() {
+    let (mut echo, addr) = listener(&[]);
+    let mut chat = chat_with(&addr.to_string());
+    chat.type_line("/plain");
+    chat.expect(&format!(
+        "treating {addr} as a plain UDP peer (your choice: /plain)"
+    ));
+    chat.type_line("as typed");
+    assert_eq!(echo.next("datagram")["text"], "as typed");
+    chat.type_line("/dgram");
+    chat.expect(&format!(
+        "treating {addr} as a dgram peer (your choice: /dgram): messages to it go in envelopes and wait for receipts"
+    ));
+    chat.type_line("enveloped");
+    assert_eq!(echo.next("message")["text"], "enveloped");
+    chat.type_line("/quit");
+    assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
+    assert!(!chat.transcript.contains(" speaks "), "{}", chat.transcript);
+}
+
 /// With stdin a terminal but stdout piped (`dgram chat … | cat`),
 /// `/commands` still work: `/stats` answers and `/quit` leaves, and
 /// neither is sent to the peer; what is typed otherwise is sent.

@@ -46,6 +46,9 @@ pub struct Renderer {
     /// A peer whose refusal is not shown here (the command reports it
     /// itself, once, as its error).
     quiet_about: Option<SocketAddr>,
+    /// The chat is keyed (`--key-file`): a peer that does not answer
+    /// cannot be switched to plain UDP.
+    keyed: bool,
     /// The time of day, formatted once per second (for datagram lines).
     clock: Clock,
 }
@@ -56,8 +59,16 @@ impl Renderer {
         Renderer {
             format,
             quiet_about: None,
+            keyed: false,
             clock: Clock::default(),
         }
+    }
+
+    /// Words hints for a keyed chat (`--key-file`), where `/plain` and
+    /// `--plain` are refused.
+    pub fn keyed(mut self, keyed: bool) -> Self {
+        self.keyed = keyed;
+        self
     }
 
     /// Leaves out the "nothing is listening" line for `peer` (human format).
@@ -216,14 +227,9 @@ impl Renderer {
                 "{}  [malformed dgram envelope: {reason}]",
                 datagram_line(datagram)
             )),
-            Event::PeerKind { peer, plain: true } => lines.push(format!(
-                "!! {peer} speaks plain UDP: messages to it go as the bytes typed, without receipts"
-            )),
-            Event::PeerKind { peer, plain: false } => lines.push(format!(
-                "!! {peer} speaks dgram: messages to it get receipts"
-            )),
             // Shown through their transitions, or not at all.
-            Event::Sent { .. }
+            Event::PeerKind { .. }
+            | Event::Sent { .. }
             | Event::SentBatch { .. }
             | Event::StrayReceipt { .. }
             | Event::Message(_)
@@ -235,9 +241,10 @@ impl Renderer {
     }
 
     fn transition_line(&self, transition: &Transition, event: &Event) -> Option<String> {
+        let peer = transition.peer();
         match *transition {
-            Transition::WentDown(peer) if Some(peer) == self.quiet_about => None,
-            Transition::WentDown(peer) => Some(match event {
+            Transition::WentDown(addr) if Some(addr) == self.quiet_about => None,
+            Transition::WentDown(_) => Some(match event {
                 Event::Unreachable {
                     port: PortState::InUse,
                     ..
@@ -246,8 +253,30 @@ impl Renderer {
                 ),
                 _ => format!("!! nothing is listening at {peer} (ICMP port unreachable)"),
             }),
-            Transition::AnswersAgain(peer) => Some(format!("!! {peer} answers again")),
-            Transition::EchoLimited(peer) => Some(match event {
+            Transition::AnswersAgain(_) => Some(format!("!! {peer} answers again")),
+            Transition::Speaks { plain: true, .. } => Some(format!(
+                "!! {peer} speaks plain UDP: messages to it go as the bytes typed, without receipts"
+            )),
+            Transition::Speaks { plain: false, .. } => Some(format!(
+                "!! {peer} speaks dgram: messages to it get receipts"
+            )),
+            // The user's choice, not news from the peer: worded as such.
+            Transition::Chosen { plain: true, .. } => Some(format!(
+                "treating {peer} as a plain UDP peer (your choice: /plain): messages to it go as the bytes typed, without receipts"
+            )),
+            Transition::Chosen { plain: false, .. } => Some(format!(
+                "treating {peer} as a dgram peer (your choice: /dgram): messages to it go in envelopes and wait for receipts"
+            )),
+            Transition::MaybePlain(_) if self.keyed => Some(format!(
+                "!! no receipt from {peer} yet, and nothing sealed with this key ever came from it: a keyed chat gets receipts only from dgram with the same --key-file (plain UDP programs cannot take part)"
+            )),
+            Transition::MaybePlain(_) => Some(format!(
+                "!! no receipt from {peer} yet, and nothing dgram-shaped ever came from it: if it is a plain UDP program (nc -u -l, socat), it reads envelopes as bytes and never answers; /plain sends it the text as typed (or start with --plain)"
+            )),
+            Transition::PlainMemberGone(_) => Some(format!(
+                "!! nothing is listening at {peer} any more (ICMP port unreachable): that plain member gets no more copies of the group's messages until it sends again"
+            )),
+            Transition::EchoLimited(_) => Some(match event {
                 Event::EchoSkipped {
                     reason: EchoSkip::OwnAddress,
                     ..
@@ -705,6 +734,47 @@ mod tests {
             quiet
                 .render(&event, &[Transition::WentDown(addr(9))])
                 .is_empty()
+        );
+    }
+
+    /// What a peer speaks reads as news when the peer showed it and as
+    /// the user's choice when chosen; a peer that never answers gets the
+    /// hint that fits the chat (`/plain`, or the key when keyed); a plain
+    /// group member that left is said to get no more copies.
+    #[test]
+    fn peer_kinds_and_hints_read_as_what_they_are() {
+        let renderer = Renderer::new(Format::Human);
+        let peer = addr(9);
+        let event = Event::PeerKind { peer, plain: false };
+        let line = |renderer: &Renderer, t: Transition| renderer.render(&event, &[t]).concat();
+        assert_eq!(
+            line(&renderer, Transition::Speaks { peer, plain: false }),
+            "!! 127.0.0.1:9 speaks dgram: messages to it get receipts"
+        );
+        assert!(
+            line(&renderer, Transition::Chosen { peer, plain: false })
+                .starts_with("treating 127.0.0.1:9 as a dgram peer (your choice: /dgram)")
+        );
+        assert!(
+            line(&renderer, Transition::Chosen { peer, plain: true })
+                .starts_with("treating 127.0.0.1:9 as a plain UDP peer (your choice: /plain)")
+        );
+        let hint = line(&renderer, Transition::MaybePlain(peer));
+        assert!(
+            hint.contains("/plain") && hint.contains("--plain"),
+            "{hint}"
+        );
+        let keyed = line(
+            &Renderer::new(Format::Human).keyed(true),
+            Transition::MaybePlain(peer),
+        );
+        assert!(
+            !keyed.contains("/plain") && keyed.contains("--key-file"),
+            "{keyed}"
+        );
+        assert!(
+            line(&renderer, Transition::PlainMemberGone(peer))
+                .contains("gets no more copies of the group's messages")
         );
     }
 

@@ -133,6 +133,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         Mode::Editor => Some(repl::editor(options.history.as_deref())?),
         Mode::Typed | Mode::Piped => None,
     };
+    let renderer = Renderer::new(options.format).keyed(options.protocol.key.is_some());
     let mut display = match &mut prepared {
         Some(prepared) => {
             let printer = prepared
@@ -140,13 +141,10 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
                 .create_external_printer()
                 .map_err(|source| Error::Terminal { source })?;
             // A flood of datagrams must not bury the prompt.
-            Display::new(
-                Renderer::new(options.format),
-                PrinterSink(Box::new(printer)),
-            )
-            .coalesce(crate::cmd::listen::TERMINAL_LINES_PER_SECOND)
+            Display::new(renderer, PrinterSink(Box::new(printer)))
+                .coalesce(crate::cmd::listen::TERMINAL_LINES_PER_SECOND)
         }
-        None => Display::new(Renderer::new(options.format), out.take()),
+        None => Display::new(renderer, out.take()),
     };
     if options.format == Format::Human {
         display = display.hold_sent_lines(HOLD_SENT_LINE);

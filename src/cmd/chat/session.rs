@@ -218,8 +218,12 @@ impl Session {
             Command::Pending => self.pending(),
             Command::Plain | Command::Dgram => match self.peer() {
                 Ok(peer) => {
-                    // The display says what changed.
-                    self.messenger.set_plain(peer, command == Command::Plain);
+                    // The display says what changed, as the user's choice
+                    // (marked before the choice is made, so that its
+                    // event finds the mark).
+                    let plain = command == Command::Plain;
+                    self.stats().peers.choose_kind(peer, plain);
+                    self.messenger.set_plain(peer, plain);
                     Vec::new()
                 }
                 Err(line) => vec![line],
