@@ -481,6 +481,55 @@ s.sendto(b"plain hello, leaving", ("239.1.2.3", 5000))
     assert_eq!(sent_to_group, 3, "every message went to the group");
 }
 
+/// An IPv6 room over a link-local group, seen by a person: members are
+/// shown with their interface's name as the scope (`[fe80::…%eth0]:PORT`),
+/// as `ip` writes it and `--peer` takes it, never with its number.
+#[test]
+fn ipv6_members_are_shown_with_interface_names() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let group = ["--group", "[ff02::1:2]:5000"];
+    let mut bob = member(&lan, 1, "bob", &group, &[]);
+    let mut ann = lan.dgram(
+        0,
+        &[
+            "chat",
+            "--group",
+            "[ff02::1:2]:5000",
+            "--iface",
+            "eth0",
+            "--name",
+            "ann",
+            "--no-history",
+            "--hello",
+            HELLO_MS,
+        ],
+    );
+    ann.wait_stdout_contains("++ bob ([fe80::");
+    bob.write_line("hello over IPv6");
+    ann.wait_stdout_contains("#1  \"hello over IPv6\"");
+    ann.close_stdin();
+    ann.finish();
+    let out = ann.stdout();
+    let joined = out
+        .lines()
+        .find(|l| l.starts_with("++ bob ("))
+        .unwrap_or_else(|| panic!("{}", ann.dump()));
+    assert!(joined.contains("%eth0]:"), "{}", ann.dump());
+    let message = out
+        .lines()
+        .find(|l| l.contains("\"hello over IPv6\""))
+        .unwrap();
+    assert!(message.contains("bob ([fe80::"), "{}", ann.dump());
+    assert!(message.contains("%eth0]:"), "{}", ann.dump());
+    let numeric = out
+        .match_indices('%')
+        .any(|(i, _)| out[i + 1..].starts_with(|c: char| c.is_ascii_digit()));
+    assert!(!numeric, "a numeric scope: {}", ann.dump());
+    bob.kill();
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

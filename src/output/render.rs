@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use chrono::{DateTime, Local};
 
 use super::escape::{preview, preview_into};
-use super::fast::{Clock, push_addr, push_uint};
+use super::fast::{Clock, push_shown_addr, push_uint, shown};
 use super::json;
 use crate::model::chat::{GroupReceipt, MemberChange, MemberEvent};
 use crate::model::peers::{InboundCounts, OutboundCounts};
@@ -102,7 +102,7 @@ impl Renderer {
         }
         self.clock.push_local_millis(out, datagram.at);
         out.push_str("  ");
-        push_addr(out, datagram.from);
+        push_shown_addr(out, datagram.from);
         out.push_str("  ");
         push_uint(out, datagram.len() as u64);
         out.push_str(" B");
@@ -129,7 +129,8 @@ impl Renderer {
                 capabilities,
             } => {
                 lines.push(format!(
-                    "listening on {local} (UDP), receive buffer {max_size} bytes (--max-size)"
+                    "listening on {} (UDP), receive buffer {max_size} bytes (--max-size)",
+                    shown(*local)
                 ));
                 lines.push(buffer_line("SO_RCVBUF", &buffers.rcvbuf));
                 lines.push(buffer_line("SO_SNDBUF", &buffers.sndbuf));
@@ -143,7 +144,9 @@ impl Renderer {
                 "!! the kernel dropped {count} datagram{} (SO_RCVBUF was full; {total} dropped in all): raise --rcvbuf or read faster",
                 plural(*count)
             )),
-            Event::PeerError { peer, error } => lines.push(format!("!! {peer}: {error}")),
+            Event::PeerError { peer, error } => {
+                lines.push(format!("!! {}: {error}", shown(*peer)));
+            }
             Event::Summary { totals, peers } => {
                 lines.push(summary_line(totals));
                 for peer in peers {
@@ -173,8 +176,9 @@ impl Renderer {
                 kind: SentKind::Text { payload },
                 ..
             } => lines.push(format!(
-                "{}  -> {to}  {}  (plain: no receipt)",
+                "{}  -> {}  {}  (plain: no receipt)",
                 clock(std::time::SystemTime::now()),
+                shown(*to),
                 preview(payload)
             )),
             Event::Gap {
@@ -206,7 +210,8 @@ impl Renderer {
                 len,
                 first: true,
             } => lines.push(format!(
-                "!! refused {len} B from {from}: {}; more from it for this reason are only counted",
+                "!! refused {len} B from {}: {}; more from it for this reason are only counted",
+                shown(*from),
                 reason.describe()
             )),
             Event::Rejected { .. } => {}
@@ -241,7 +246,7 @@ impl Renderer {
     }
 
     fn transition_line(&self, transition: &Transition, event: &Event) -> Option<String> {
-        let peer = transition.peer();
+        let peer = shown(transition.peer());
         match *transition {
             Transition::WentDown(addr) if Some(addr) == self.quiet_about => None,
             Transition::WentDown(_) => Some(match event {
@@ -307,9 +312,9 @@ fn clock(at: std::time::SystemTime) -> impl std::fmt::Display {
 pub fn label(addr: SocketAddr, name: Option<&str>) -> String {
     match name {
         Some(name) if !name.is_empty() => {
-            format!("{} ({addr})", super::escape::escape(name))
+            format!("{} ({})", super::escape::escape(name), shown(addr))
         }
-        _ => addr.to_string(),
+        _ => shown(addr).to_string(),
     }
 }
 
@@ -359,7 +364,7 @@ pub fn delivered_mark(receipt: &Settled) -> String {
 pub fn group_mark(receipt: &GroupReceipt) -> String {
     let name = |(addr, name): &(SocketAddr, String)| {
         if name.is_empty() {
-            addr.to_string()
+            shown(*addr).to_string()
         } else {
             super::escape::escape(name)
         }
@@ -399,11 +404,13 @@ pub fn joined_line(info: &GroupInfo) -> String {
     match info.kind {
         GroupKind::Multicast => format!(
             "member of {} (multicast) {iface}, TTL {}, loopback {}",
-            info.addr,
+            shown(info.addr),
             info.ttl,
             if info.loopback { "on" } else { "off" }
         ),
-        GroupKind::Broadcast => format!("member of {} (broadcast) {iface}", info.addr),
+        GroupKind::Broadcast => {
+            format!("member of {} (broadcast) {iface}", shown(info.addr))
+        }
     }
 }
 
@@ -416,7 +423,7 @@ pub fn member_line(member: &MemberEvent) -> String {
         plural(member.members as u64)
     );
     match member.change {
-        MemberChange::Joined => format!("++ {who} joined {}; {count}", member.group),
+        MemberChange::Joined => format!("++ {who} joined {}; {count}", shown(member.group)),
         MemberChange::Restarted => format!("++ {who} restarted (a new session); {count}"),
         MemberChange::Left => format!("-- {who} left (bye); {count}"),
         MemberChange::Silent(d) => format!("-- {who} left: not heard for {}; {count}", duration(d)),
@@ -500,7 +507,7 @@ pub fn duration(d: std::time::Duration) -> String {
 /// `HH:MM:SS.mmm  FROM  LEN B  PAYLOAD`, with the payload escaped.
 pub fn datagram_line(datagram: &Datagram) -> String {
     let time = clock(datagram.at);
-    let mut line = format!("{time}  {}  {} B", datagram.from, datagram.len());
+    let mut line = format!("{time}  {}  {} B", shown(datagram.from), datagram.len());
     push_truncation(&mut line, datagram);
     line.push_str("  ");
     line.push_str(&preview(&datagram.payload));

@@ -32,6 +32,7 @@ use crate::net::SocketOptions;
 use crate::net::addr::check_family;
 use crate::net::group::GroupOptions;
 use crate::net::limits::MAX_PAYLOAD_V4;
+use crate::output::fast::shown;
 use crate::output::sink::{self, PrinterSink};
 use crate::output::{Display, Format, Renderer, Shown, Sink};
 use crate::proto::ChatConfig;
@@ -164,15 +165,15 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
     }
     if options.format == Format::Human {
         let peer = match (options.group.as_ref(), options.peer) {
-            (Some(group), _) => format!("group {}", group.addr),
-            (None, Some(p)) => format!("peer {p}"),
+            (Some(group), _) => format!("group {}", shown(group.addr)),
+            (None, Some(p)) => format!("peer {}", shown(p)),
             (None, None) => "no peer yet (/to ADDR)".to_string(),
         };
         let how = match mode {
             Mode::Editor | Mode::Typed => "type a message and press Enter; /help lists commands",
             Mode::Piped => "each line of input is one message",
         };
-        display.write(&[format!("chat on {local}, {peer}: {how}")])?;
+        display.write(&[format!("chat on {}, {peer}: {how}", shown(local))])?;
         if options.protocol.key.is_some() {
             display.write(&[SEALED_NOTE.to_string()])?;
         }

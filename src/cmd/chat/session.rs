@@ -12,6 +12,7 @@ use crate::model::Stats;
 use crate::net::addr::check_family;
 use crate::net::limits::check_payload;
 use crate::output::escape::preview;
+use crate::output::fast::shown;
 use crate::output::render::{
     buffer_line, duration, label, message_counts, plural, sent_datagram_line, totals,
 };
@@ -84,7 +85,7 @@ impl Session {
         };
         match self.peer {
             Some(peer) if self.messenger.group() == Some(peer) => {
-                format!("group {peer}{waiting}> ")
+                format!("group {}{waiting}> ", shown(peer))
             }
             Some(peer) => {
                 let name = self.stats().peers.get(&peer).and_then(|p| p.name.clone());
@@ -203,14 +204,14 @@ impl Session {
             Command::To(peer) => match check_family(self.local, peer) {
                 Ok(()) => {
                     self.peer = Some(peer);
-                    vec![format!("talking to {peer}")]
+                    vec![format!("talking to {}", shown(peer))]
                 }
                 Err(e) => vec![say(&e)],
             },
             Command::Reply => match self.last_sender() {
                 Some(peer) => {
                     self.peer = Some(peer);
-                    vec![format!("talking to {peer}")]
+                    vec![format!("talking to {}", shown(peer))]
                 }
                 None => vec!["nobody has written yet: /to ADDR picks a peer".to_string()],
             },
@@ -296,8 +297,9 @@ impl Session {
         for _ in 0..count {
             if control.interrupted() {
                 return format!(
-                    "burst interrupted: sent {sent} of {count} datagram{} of {size} B to {peer}",
-                    plural(count)
+                    "burst interrupted: sent {sent} of {count} datagram{} of {size} B to {}",
+                    plural(count),
+                    shown(peer)
                 );
             }
             if let Err(e) = self.outbox.send(&payload, peer) {
@@ -309,8 +311,9 @@ impl Session {
             sent += 1;
         }
         format!(
-            "burst: sent {sent} of {count} datagram{} of {size} B to {peer}",
-            plural(count)
+            "burst: sent {sent} of {count} datagram{} of {size} B to {}",
+            plural(count),
+            shown(peer)
         )
     }
 
@@ -395,9 +398,10 @@ impl Session {
         };
         let members = self.messenger.members();
         let mut lines = vec![format!(
-            "{} member{} of {group} heard (besides you)",
+            "{} member{} of {} heard (besides you)",
             members.len(),
-            plural(members.len() as u64)
+            plural(members.len() as u64),
+            shown(group)
         )];
         let now = Instant::now();
         for member in members {
