@@ -410,6 +410,131 @@ while True:
     }
 }
 
+/// A plain member (a Python script) that sent to the group and then left:
+/// the copy of the next message sent to it directly is refused (ICMP port
+/// unreachable), and it is the last: the messages after it send it
+/// nothing, so there is one refusal, not one per message.
+#[test]
+fn a_plain_member_that_left_gets_no_more_copies() {
+    if !crate::util::has("icmp_errors") {
+        // The portable build hears no ICMP errors: no refusal to act on.
+        eprintln!("SKIPPED: this build does not report ICMP errors");
+        return;
+    }
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let mut ann = member(&lan, 0, "ann", &["--group", GROUP], &[]);
+    let script = r#"
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 5000))
+mreq = struct.pack("4s4s", socket.inet_aton("239.1.2.3"), socket.inet_aton("10.77.0.2"))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("10.77.0.2"))
+s.sendto(b"plain hello, leaving", ("239.1.2.3", 5000))
+"#;
+    let mut python = lan.spawn(1, "python3", &["-c", script]);
+    ann.wait_stdout_contains("\"speaks\":\"plain\"");
+    assert!(python.finish().success(), "{}", python.dump());
+    let gone = "10.77.0.2:5000";
+    ann.write_line("one");
+    wait_for(
+        "the refusal of the copy to the plain member",
+        || ann.dump(),
+        || {
+            ann.events("unreachable")
+                .into_iter()
+                .find(|e| e["peer"] == gone)
+        },
+    );
+    // The refusal has reached the protocol once the receiver thread has
+    // sent a hello after reporting it (both happen on that thread, the
+    // refusal first).
+    wait_for(
+        "a hello after the refusal",
+        || ann.dump(),
+        || {
+            let out = ann.stdout();
+            let refused = out.find("\"event\":\"unreachable\"")?;
+            out[refused..].contains("\"kind\":\"hello\"").then_some(())
+        },
+    );
+    ann.write_line("two");
+    ann.write_line("three");
+    ann.close_stdin();
+    ann.finish();
+    let copies: Vec<Value> = ann
+        .events("sent")
+        .into_iter()
+        .filter(|e| e["to"] == gone)
+        .collect();
+    assert_eq!(copies.len(), 1, "{}", ann.dump());
+    assert_eq!(copies[0]["text"], "one");
+    let refusals = ann
+        .events("unreachable")
+        .into_iter()
+        .filter(|e| e["peer"] == gone)
+        .count();
+    assert_eq!(refusals, 1, "{}", ann.dump());
+    let sent_to_group = ann
+        .events("sent")
+        .into_iter()
+        .filter(|e| e["kind"] == "message" && e["to"] == GROUP)
+        .count();
+    assert_eq!(sent_to_group, 3, "every message went to the group");
+}
+
+/// An IPv6 room over a link-local group, seen by a person: members are
+/// shown with their interface's name as the scope (`[fe80::…%eth0]:PORT`),
+/// as `ip` writes it and `--peer` takes it, never with its number.
+#[test]
+fn ipv6_members_are_shown_with_interface_names() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let group = ["--group", "[ff02::1:2]:5000"];
+    let mut bob = member(&lan, 1, "bob", &group, &[]);
+    let mut ann = lan.dgram(
+        0,
+        &[
+            "chat",
+            "--group",
+            "[ff02::1:2]:5000",
+            "--iface",
+            "eth0",
+            "--name",
+            "ann",
+            "--no-history",
+            "--hello",
+            HELLO_MS,
+        ],
+    );
+    ann.wait_stdout_contains("++ bob ([fe80::");
+    bob.write_line("hello over IPv6");
+    ann.wait_stdout_contains("#1  \"hello over IPv6\"");
+    ann.close_stdin();
+    ann.finish();
+    let out = ann.stdout();
+    let joined = out
+        .lines()
+        .find(|l| l.starts_with("++ bob ("))
+        .unwrap_or_else(|| panic!("{}", ann.dump()));
+    assert!(joined.contains("%eth0]:"), "{}", ann.dump());
+    let message = out
+        .lines()
+        .find(|l| l.contains("\"hello over IPv6\""))
+        .unwrap();
+    assert!(message.contains("bob ([fe80::"), "{}", ann.dump());
+    assert!(message.contains("%eth0]:"), "{}", ann.dump());
+    let numeric = out
+        .match_indices('%')
+        .any(|(i, _)| out[i + 1..].starts_with(|c: char| c.is_ascii_digit()));
+    assert!(!numeric, "a numeric scope: {}", ann.dump());
+    bob.kill();
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -49,6 +49,42 @@ fn nc_listener_sees_one_plain_line_per_message() {
     nc.kill();
 }
 
+/// A chat with `nc -u -l` started without `--plain`: nc never answers the
+/// envelopes, and when the first message's first retransmission goes out
+/// the chat says once that the peer may be a plain UDP program and how to
+/// switch (`/plain`, `--plain`); a second unanswered message does not say
+/// it again, and after `/plain` the text reaches nc as typed.
+#[test]
+fn an_unanswered_peer_gets_the_plain_hint_once() {
+    let (mut nc, port) = nc_listener();
+    let peer = format!("127.0.0.1:{port}");
+    let mut chat = Pty::dgram(
+        &["chat", "--peer", &peer, "--no-history", "--retries", "1"],
+        "xterm",
+    );
+    chat.expect(&format!("{peer}> "));
+    chat.type_line("anyone?");
+    chat.expect(&format!(
+        "!! no receipt from {peer} yet, and nothing dgram-shaped ever came from it"
+    ));
+    chat.expect("/plain sends it the text as typed (or start with --plain)");
+    chat.expect(&format!("#1 to {peer} failed: no receipt after 2 tries"));
+    chat.type_line("still nothing?");
+    chat.expect(&format!("#2 to {peer} failed: no receipt after 2 tries"));
+    chat.type_line("/plain");
+    chat.type_line("plain at last");
+    nc.wait_stdout_contains("plain at last");
+    chat.type_line("/quit");
+    assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
+    assert_eq!(
+        chat.transcript.matches("nothing dgram-shaped").count(),
+        1,
+        "{}",
+        chat.transcript
+    );
+    nc.kill();
+}
+
 /// A Python peer that knows nothing of dgram (`recvfrom(1024)`, then
 /// `sendto`) speaks first: the chat shows its text with its address, says
 /// once that it speaks plain UDP, and `/reply` messages reach it as plain

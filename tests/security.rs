@@ -672,6 +672,54 @@ fn a_keyed_prompt_sends_nothing_in_clear() {
     assert!(peer.recv(&mut [0; 64]).is_err(), "something left in clear");
 }
 
+/// A keyed chat's `/help` lists only the commands that work there: none
+/// of those it refuses (`/empty`, `/size`, `/hex`, `/burst`, `/plain`)
+/// appears with its description, and one line says why they are absent.
+#[test]
+fn keyed_help_lists_only_what_works() {
+    let key = keygen("help-key");
+    let peer = UdpSocket::bind(any_local_addr()).unwrap();
+    let peer_addr = peer.local_addr().unwrap().to_string();
+    let mut chat = Pty::dgram(
+        &[
+            "chat",
+            "--peer",
+            &peer_addr,
+            "--key-file",
+            key.to_str().unwrap(),
+            "--no-history",
+        ],
+        "xterm",
+    );
+    chat.expect(&format!("{peer_addr}> "));
+    chat.type_line("/help");
+    chat.expect("/pending");
+    chat.expect(
+        "(not in a keyed chat: /empty, /size, /hex, /burst, /plain would send in clear, and only sealed messages go out)",
+    );
+    chat.type_line("/quit");
+    assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
+    for refused in [
+        "send an empty datagram",
+        "send an N-byte plain datagram",
+        "send raw bytes written in hex",
+        "send N datagrams of SIZE bytes",
+        "send to the current peer as plain bytes",
+    ] {
+        assert!(
+            !chat.transcript.contains(refused),
+            "{refused}: {}",
+            chat.transcript
+        );
+    }
+    assert!(
+        chat.transcript
+            .contains("send to the current peer in envelopes"),
+        "{}",
+        chat.transcript
+    );
+}
+
 /// The resident memory of process `pid`, in KiB (`VmRSS`).
 fn rss_kib(pid: i32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

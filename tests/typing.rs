@@ -77,6 +77,55 @@ fn empty_enter_sends_nothing_but_empty_command_does() {
     );
 }
 
+/// `/empty`, `/size N` and `/hex …` each put a line on the sender's screen
+/// saying what went out: its length and destination, and that it is a
+/// plain datagram without a receipt.
+#[test]
+fn plain_sends_say_what_went_where() {
+    let (mut echo, addr) = listener(&[]);
+    let mut chat = chat_with(&addr.to_string());
+    chat.type_line("/empty");
+    chat.expect(&format!(
+        "-> {addr}  0 B  <empty>  (plain datagram: no receipt)"
+    ));
+    assert_eq!(echo.next("datagram")["len"], 0);
+    chat.type_line("/size 10");
+    chat.expect(&format!(
+        "-> {addr}  10 B  \"0123456789\"  (plain datagram: no receipt)"
+    ));
+    assert_eq!(echo.next("datagram")["len"], 10);
+    chat.type_line("/hex 00ff10");
+    chat.expect(&format!("-> {addr}  3 B  "));
+    chat.expect("(plain datagram: no receipt)");
+    assert_eq!(echo.next("datagram")["len"], 3);
+    chat.type_line("/quit");
+    assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
+}
+
+/// `/plain` and `/dgram` are the user's choice and say so, naming the
+/// peer ("treating … (your choice: /plain)"); they do not read as news
+/// from the peer ("… speaks dgram").
+#[test]
+fn plain_and_dgram_say_they_are_your_choice() {
+    let (mut echo, addr) = listener(&[]);
+    let mut chat = chat_with(&addr.to_string());
+    chat.type_line("/plain");
+    chat.expect(&format!(
+        "treating {addr} as a plain UDP peer (your choice: /plain)"
+    ));
+    chat.type_line("as typed");
+    assert_eq!(echo.next("datagram")["text"], "as typed");
+    chat.type_line("/dgram");
+    chat.expect(&format!(
+        "treating {addr} as a dgram peer (your choice: /dgram): messages to it go in envelopes and wait for receipts"
+    ));
+    chat.type_line("enveloped");
+    assert_eq!(echo.next("message")["text"], "enveloped");
+    chat.type_line("/quit");
+    assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
+    assert!(!chat.transcript.contains(" speaks "), "{}", chat.transcript);
+}
+
 /// With stdin a terminal but stdout piped (`dgram chat … | cat`),
 /// `/commands` still work: `/stats` answers and `/quit` leaves, and
 /// neither is sent to the peer; what is typed otherwise is sent.

@@ -40,6 +40,16 @@ pub struct Peer {
     /// Echo replies to it have been held back (said once per peer; the
     /// count is in the summary).
     pub echo_limited: bool,
+    /// What the user chose it speaks (`/plain`: true, `/dgram`: false).
+    pub chosen: Option<bool>,
+    /// The user's choice has been made but its `peer_kind` event has not
+    /// come yet (that event is then the choice, not news from the peer).
+    choice_pending: bool,
+    /// Something dgram-shaped came from it: a message, a receipt, a
+    /// hello or bye, or an envelope that would not open.
+    pub dgram_heard: bool,
+    /// The user has been told it may be a plain UDP program (once).
+    plain_hint_given: bool,
 }
 
 /// What a peer's sequence numbers said, as received.
@@ -105,6 +115,43 @@ pub enum Transition {
     AnswersAgain(SocketAddr),
     /// Echo replies to it were held back, for the first time.
     EchoLimited(SocketAddr),
+    /// It turned out to speak plain UDP (`plain`), or dgram after all.
+    Speaks {
+        /// The peer.
+        peer: SocketAddr,
+        /// True for plain UDP.
+        plain: bool,
+    },
+    /// The user chose what it speaks (`/plain`, `/dgram`).
+    Chosen {
+        /// The peer.
+        peer: SocketAddr,
+        /// True for plain UDP.
+        plain: bool,
+    },
+    /// A message to it is being tried again, and nothing dgram-shaped has
+    /// ever come from it: it may be a plain UDP program, which sends no
+    /// receipts (said once per peer).
+    MaybePlain(SocketAddr),
+    /// A plain group member's host refused a copy of a group message
+    /// (ICMP port unreachable): it gets no more copies until it sends
+    /// again.
+    PlainMemberGone(SocketAddr),
+}
+
+impl Transition {
+    /// The peer it is about.
+    pub fn peer(&self) -> SocketAddr {
+        match *self {
+            Transition::WentDown(peer)
+            | Transition::AnswersAgain(peer)
+            | Transition::EchoLimited(peer)
+            | Transition::Speaks { peer, .. }
+            | Transition::Chosen { peer, .. }
+            | Transition::MaybePlain(peer)
+            | Transition::PlainMemberGone(peer) => peer,
+        }
+    }
 }
 
 /// Every peer sent to or heard from, by address.
@@ -122,6 +169,8 @@ pub struct PeerTable {
     forgotten: u64,
     /// Who sent the last datagram (for `/reply`).
     last_sender: Option<SocketAddr>,
+    /// The group this side joined, if any.
+    group: Option<SocketAddr>,
 }
 
 /// The most peers the table keeps: past it, the one least recently active
@@ -145,6 +194,7 @@ impl PeerTable {
             cap: cap.max(1),
             forgotten: 0,
             last_sender: None,
+            group: None,
         }
     }
 
@@ -156,6 +206,15 @@ impl PeerTable {
     /// How many peers are known.
     pub fn len(&self) -> usize {
         self.peers.len()
+    }
+
+    /// The user chose what `addr` speaks (`/plain`: `plain`, `/dgram`):
+    /// called before the choice is made, so that its `peer_kind` event
+    /// reads as the user's choice rather than as news from the peer.
+    pub fn choose_kind(&mut self, addr: SocketAddr, plain: bool) {
+        let peer = self.peer(addr);
+        peer.chosen = Some(plain);
+        peer.choice_pending = true;
     }
 
     /// Folds one event into the table and returns the changes of state it
@@ -177,6 +236,7 @@ impl PeerTable {
             }
             Event::SentBatch { to, count, .. } => self.peer(*to).sent += count,
             Event::Sent { to, kind, .. } => {
+                let to_group = self.group == Some(*to);
                 let peer = self.peer(*to);
                 peer.sent += 1;
                 if let SentKind::Message { attempt, .. } = kind {
@@ -184,6 +244,20 @@ impl PeerTable {
                         peer.outbound.messages += 1;
                     } else {
                         peer.outbound.retransmissions += 1;
+                    }
+                    // The first retransmission to a peer never heard in
+                    // dgram: a program such as `nc -u -l` reads envelopes
+                    // as bytes and never answers; say so now rather than
+                    // after every try has failed. Not when the user said
+                    // it speaks dgram.
+                    if *attempt == 2
+                        && !to_group
+                        && !peer.dgram_heard
+                        && !peer.plain_hint_given
+                        && peer.chosen != Some(false)
+                    {
+                        peer.plain_hint_given = true;
+                        transitions.push(Transition::MaybePlain(*to));
                     }
                 }
             }
@@ -196,6 +270,7 @@ impl PeerTable {
                 if !message.name.is_empty() {
                     peer.name = Some(message.name.clone());
                 }
+                peer.dgram_heard = true;
                 peer.inbound.count(message);
                 if peer.down {
                     peer.down = false;
@@ -212,6 +287,7 @@ impl PeerTable {
                     peer.received += 1;
                     peer.bytes += len as u64;
                     peer.last_heard = Some(SystemTime::now());
+                    peer.dgram_heard = true;
                     if peer.down {
                         peer.down = false;
                         transitions.push(Transition::AnswersAgain(receipt.to));
@@ -237,12 +313,23 @@ impl PeerTable {
                 peer.received += 1;
                 peer.bytes += *len as u64;
                 peer.last_heard = Some(SystemTime::now());
+                peer.dgram_heard = true;
                 if peer.down {
                     peer.down = false;
                     transitions.push(Transition::AnswersAgain(*from));
                 }
             }
-            Event::PeerKind { peer, plain } => self.peer(*peer).plain = Some(*plain),
+            Event::PeerKind { peer: addr, plain } => {
+                let (addr, plain) = (*addr, *plain);
+                let peer = self.peer(addr);
+                peer.plain = Some(plain);
+                if peer.choice_pending && peer.chosen == Some(plain) {
+                    peer.choice_pending = false;
+                    transitions.push(Transition::Chosen { peer: addr, plain });
+                } else {
+                    transitions.push(Transition::Speaks { peer: addr, plain });
+                }
+            }
             // The peer's row moves with it (a peer is its session, not
             // its address), unless the new address has a row already.
             Event::PeerMoved { from, to, .. } => self.moved(*from, *to),
@@ -266,6 +353,7 @@ impl PeerTable {
                 peer.received += 1;
                 peer.bytes += *len as u64;
                 peer.last_heard = Some(SystemTime::now());
+                peer.dgram_heard = true;
                 if !name.is_empty() {
                     peer.name = Some(name.clone());
                 }
@@ -275,14 +363,27 @@ impl PeerTable {
                 peer.received += 1;
                 peer.bytes += datagram.len() as u64;
                 peer.last_heard = Some(datagram.at);
+                peer.dgram_heard = true;
                 self.last_sender = Some(datagram.from);
             }
             Event::Unreachable { peer: addr, port } => {
+                let in_group = self.group.is_some();
                 let peer = self.peer(*addr);
                 peer.port = Some(*port);
+                // A plain group member that refused a copy is forgotten as
+                // plain by the protocol: it gets no more copies until it
+                // sends again, and is then news again.
+                let plain_member = in_group && peer.plain == Some(true) && peer.chosen.is_none();
+                if plain_member {
+                    peer.plain = None;
+                }
                 if !peer.down {
                     peer.down = true;
-                    transitions.push(Transition::WentDown(*addr));
+                    transitions.push(if plain_member {
+                        Transition::PlainMemberGone(*addr)
+                    } else {
+                        Transition::WentDown(*addr)
+                    });
                 }
             }
             Event::EchoSkipped { peer: addr, .. } => {
@@ -297,8 +398,8 @@ impl PeerTable {
             | Event::Dropped { .. }
             | Event::PeerError { .. }
             | Event::Member(_)
-            | Event::Joined(_)
             | Event::Summary { .. } => {}
+            Event::Joined(info) => self.group = Some(info.addr),
         }
         transitions
     }
@@ -460,6 +561,108 @@ mod tests {
         assert!(table.get(&addr(1000)).is_some());
         assert_eq!(table.iter().count(), 100);
         assert_eq!(table.by_activity.len(), 100);
+    }
+
+    fn retry(to: SocketAddr, attempt: u8) -> Event {
+        Event::Sent {
+            to,
+            len: 30,
+            kind: SentKind::Message {
+                seq: 1,
+                attempt,
+                payload: std::sync::Arc::from(&b"hi"[..]),
+                name: None,
+            },
+        }
+    }
+
+    /// The first retransmission to a peer never heard in dgram says once
+    /// that it may be a plain program; not for a peer that sent something
+    /// dgram-shaped, nor one the user chose dgram for, nor the group.
+    #[test]
+    fn a_silent_peer_may_be_plain_said_once() {
+        let mut table = PeerTable::default();
+        let (nc, bob, chosen) = (addr(1), addr(2), addr(3));
+        assert_eq!(table.record(&retry(nc, 1)), []);
+        assert_eq!(table.record(&retry(nc, 2)), [Transition::MaybePlain(nc)]);
+        assert_eq!(table.record(&retry(nc, 3)), []);
+        assert_eq!(table.record(&retry(nc, 2)), [], "once per peer");
+        table.record(&Event::StrayReceipt {
+            from: bob,
+            seq: 9,
+            len: 20,
+        });
+        assert_eq!(table.record(&retry(bob, 2)), []);
+        table.choose_kind(chosen, false);
+        assert_eq!(table.record(&retry(chosen, 2)), []);
+        let group = SocketAddr::from(([239, 1, 2, 3], 5000));
+        table.record(&Event::Joined(Box::new(crate::net::group::GroupInfo {
+            addr: group,
+            kind: crate::net::group::GroupKind::Multicast,
+            iface: None,
+            ttl: 1,
+            loopback: true,
+        })));
+        assert_eq!(table.record(&retry(group, 2)), []);
+    }
+
+    /// A kind the user chose reads as the choice; a kind learned from the
+    /// peer reads as news, before and after.
+    #[test]
+    fn chosen_kinds_are_told_apart_from_learned_ones() {
+        let mut table = PeerTable::default();
+        let peer = addr(1);
+        let kind = |plain| Event::PeerKind { peer, plain };
+        assert_eq!(
+            table.record(&kind(true)),
+            [Transition::Speaks { peer, plain: true }]
+        );
+        table.choose_kind(peer, false);
+        assert_eq!(
+            table.record(&kind(false)),
+            [Transition::Chosen { peer, plain: false }]
+        );
+        assert_eq!(table.get(&peer).unwrap().plain, Some(false));
+        assert_eq!(
+            table.record(&kind(false)),
+            [Transition::Speaks { peer, plain: false }],
+            "the choice is told once"
+        );
+    }
+
+    /// In a group, a refusal from a plain member says once that it gets
+    /// no more copies; it is not taken for plain any more; outside a
+    /// group a plain peer's refusal is the usual one.
+    #[test]
+    fn a_plain_member_refusing_is_said_once() {
+        let mut table = PeerTable::default();
+        let (member, other) = (addr(1), addr(2));
+        let refused = |peer| Event::Unreachable {
+            peer,
+            port: PortState::Free,
+        };
+        table.record(&Event::PeerKind {
+            peer: other,
+            plain: true,
+        });
+        assert_eq!(table.record(&refused(other)), [Transition::WentDown(other)]);
+        table.record(&Event::Joined(Box::new(crate::net::group::GroupInfo {
+            addr: SocketAddr::from(([239, 1, 2, 3], 5000)),
+            kind: crate::net::group::GroupKind::Multicast,
+            iface: None,
+            ttl: 1,
+            loopback: true,
+        })));
+        table.record(&Event::PeerKind {
+            peer: member,
+            plain: true,
+        });
+        assert_eq!(
+            table.record(&refused(member)),
+            [Transition::PlainMemberGone(member)]
+        );
+        assert_eq!(table.record(&refused(member)), []);
+        assert_eq!(table.get(&member).unwrap().plain, None);
     }
 
     /// Counts per peer and the last sender follow the events.

@@ -20,6 +20,43 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// The name of the network interface numbered `index` (an IPv6 scope),
+/// if there is one. Names are looked up once per thread and kept: a
+/// flood of datagrams from a link-local sender must not cost a lookup
+/// each, and interfaces are few (at most 64 names are kept).
+pub fn interface_name(index: u32) -> Option<String> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static NAMES: RefCell<HashMap<u32, Option<String>>> = RefCell::new(HashMap::new());
+    }
+    if let Some(name) = NAMES.with(|names| names.borrow().get(&index).cloned()) {
+        return name;
+    }
+    let name = look_up_interface(index);
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if names.len() < 64 {
+            names.insert(index, name.clone());
+        }
+    });
+    name
+}
+
+#[cfg(unix)]
+fn look_up_interface(index: u32) -> Option<String> {
+    nix::net::if_::if_indextoname(index)
+        .ok()
+        .map(|name| name.to_string_lossy().into_owned())
+        // nix hands back an empty name for an index no interface has.
+        .filter(|name| !name.is_empty())
+}
+
+#[cfg(not(unix))]
+fn look_up_interface(_index: u32) -> Option<String> {
+    None
+}
+
 /// "IPv4" or "IPv6", for messages; an IPv4-mapped address counts as IPv4.
 pub fn family_name(addr: &SocketAddr) -> &'static str {
     if canonical(*addr).is_ipv4() {

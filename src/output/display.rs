@@ -124,7 +124,8 @@ impl Coalescer {
                 };
                 format!(
                     "… {} more from {}, {sizes}, not shown (too fast to read)",
-                    h.count, h.from
+                    h.count,
+                    super::fast::shown(h.from)
                 )
             })
             .collect();

@@ -68,6 +68,49 @@ pub fn push_addr(out: &mut String, addr: SocketAddr) {
     }
 }
 
+/// An address as people read it: an IPv6 scope by its interface's name
+/// (`[fe80::1%eth0]:9`, as `ip` and `ping` write it, and as `--peer`
+/// takes it) rather than its number; otherwise as `Display` writes it.
+/// The `--json` stream keeps the numeric form, which `SocketAddr` parses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shown(pub SocketAddr);
+
+/// `addr` as people read it ([`Shown`]).
+pub fn shown(addr: SocketAddr) -> Shown {
+    Shown(addr)
+}
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+                match crate::net::addr::interface_name(v6.scope_id()) {
+                    Some(name) => write!(
+                        f,
+                        "[{}%{}]:{}",
+                        v6.ip(),
+                        super::escape::escape(&name),
+                        v6.port()
+                    ),
+                    None => write!(f, "{}", self.0),
+                }
+            }
+            addr => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// Appends `addr` as people read it ([`Shown`]): IPv4 as
+/// [`push_addr`] writes it.
+pub fn push_shown_addr(out: &mut String, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(_) => push_addr(out, addr),
+        SocketAddr::V6(_) => {
+            let _ = write!(out, "{}", Shown(addr));
+        }
+    }
+}
+
 /// Times of day, formatted by chrono once per second and reused for every
 /// datagram within it.
 #[derive(Debug, Clone, Default)]
@@ -194,6 +237,41 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// An IPv6 scope reads as its interface's name for people (the
+    /// loopback interface here); a number no interface has stays a
+    /// number; addresses without a scope read as `Display` writes them,
+    /// and the in-place form is the same.
+    #[cfg(unix)]
+    #[test]
+    fn scopes_read_as_interface_names() {
+        let lo = nix::net::if_::if_nametoindex("lo").expect("a loopback interface");
+        let scoped = SocketAddr::V6(std::net::SocketAddrV6::new(
+            "fe80::1".parse().unwrap(),
+            9,
+            0,
+            lo,
+        ));
+        assert_eq!(shown(scoped).to_string(), "[fe80::1%lo]:9");
+        let unknown = SocketAddr::V6(std::net::SocketAddrV6::new(
+            "fe80::1".parse().unwrap(),
+            9,
+            0,
+            999_999,
+        ));
+        assert_eq!(shown(unknown).to_string(), "[fe80::1%999999]:9");
+        for addr in [
+            scoped,
+            unknown,
+            "[::1]:9".parse().unwrap(),
+            "10.0.0.1:5".parse().unwrap(),
+        ] {
+            let mut out = String::new();
+            push_shown_addr(&mut out, addr);
+            assert_eq!(out, shown(addr).to_string());
+        }
+        assert_eq!(shown("[::1]:9".parse().unwrap()).to_string(), "[::1]:9");
+    }
 
     /// Numbers and addresses read as `Display` writes them.
     #[test]

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use chrono::{DateTime, Local};
 
 use super::escape::{preview, preview_into};
-use super::fast::{Clock, push_addr, push_uint};
+use super::fast::{Clock, push_shown_addr, push_uint, shown};
 use super::json;
 use crate::model::chat::{GroupReceipt, MemberChange, MemberEvent};
 use crate::model::peers::{InboundCounts, OutboundCounts};
@@ -46,6 +46,9 @@ pub struct Renderer {
     /// A peer whose refusal is not shown here (the command reports it
     /// itself, once, as its error).
     quiet_about: Option<SocketAddr>,
+    /// The chat is keyed (`--key-file`): a peer that does not answer
+    /// cannot be switched to plain UDP.
+    keyed: bool,
     /// The time of day, formatted once per second (for datagram lines).
     clock: Clock,
 }
@@ -56,8 +59,16 @@ impl Renderer {
         Renderer {
             format,
             quiet_about: None,
+            keyed: false,
             clock: Clock::default(),
         }
+    }
+
+    /// Words hints for a keyed chat (`--key-file`), where `/plain` and
+    /// `--plain` are refused.
+    pub fn keyed(mut self, keyed: bool) -> Self {
+        self.keyed = keyed;
+        self
     }
 
     /// Leaves out the "nothing is listening" line for `peer` (human format).
@@ -91,7 +102,7 @@ impl Renderer {
         }
         self.clock.push_local_millis(out, datagram.at);
         out.push_str("  ");
-        push_addr(out, datagram.from);
+        push_shown_addr(out, datagram.from);
         out.push_str("  ");
         push_uint(out, datagram.len() as u64);
         out.push_str(" B");
@@ -118,7 +129,8 @@ impl Renderer {
                 capabilities,
             } => {
                 lines.push(format!(
-                    "listening on {local} (UDP), receive buffer {max_size} bytes (--max-size)"
+                    "listening on {} (UDP), receive buffer {max_size} bytes (--max-size)",
+                    shown(*local)
                 ));
                 lines.push(buffer_line("SO_RCVBUF", &buffers.rcvbuf));
                 lines.push(buffer_line("SO_SNDBUF", &buffers.sndbuf));
@@ -132,7 +144,9 @@ impl Renderer {
                 "!! the kernel dropped {count} datagram{} (SO_RCVBUF was full; {total} dropped in all): raise --rcvbuf or read faster",
                 plural(*count)
             )),
-            Event::PeerError { peer, error } => lines.push(format!("!! {peer}: {error}")),
+            Event::PeerError { peer, error } => {
+                lines.push(format!("!! {}: {error}", shown(*peer)));
+            }
             Event::Summary { totals, peers } => {
                 lines.push(summary_line(totals));
                 for peer in peers {
@@ -162,8 +176,9 @@ impl Renderer {
                 kind: SentKind::Text { payload },
                 ..
             } => lines.push(format!(
-                "{}  -> {to}  {}  (plain: no receipt)",
+                "{}  -> {}  {}  (plain: no receipt)",
                 clock(std::time::SystemTime::now()),
+                shown(*to),
                 preview(payload)
             )),
             Event::Gap {
@@ -195,7 +210,8 @@ impl Renderer {
                 len,
                 first: true,
             } => lines.push(format!(
-                "!! refused {len} B from {from}: {}; more from it for this reason are only counted",
+                "!! refused {len} B from {}: {}; more from it for this reason are only counted",
+                shown(*from),
                 reason.describe()
             )),
             Event::Rejected { .. } => {}
@@ -216,18 +232,14 @@ impl Renderer {
                 "{}  [malformed dgram envelope: {reason}]",
                 datagram_line(datagram)
             )),
-            Event::PeerKind { peer, plain: true } => lines.push(format!(
-                "!! {peer} speaks plain UDP: messages to it go as the bytes typed, without receipts"
-            )),
-            Event::PeerKind { peer, plain: false } => lines.push(format!(
-                "!! {peer} speaks dgram: messages to it get receipts"
-            )),
             Event::PeerMoved { name, from, to } => lines.push(format!(
-                "!! {} moved to {to}: its session is now heard from there, and what is sent to it goes there",
-                label(*from, Some(name).filter(|n| !n.is_empty()).map(String::as_str))
+                "!! {} moved to {}: its session is now heard from there, and what is sent to it goes there",
+                label(*from, Some(name).filter(|n| !n.is_empty()).map(String::as_str)),
+                shown(*to)
             )),
             // Shown through their transitions, or not at all.
-            Event::Sent { .. }
+            Event::PeerKind { .. }
+            | Event::Sent { .. }
             | Event::SentBatch { .. }
             | Event::StrayReceipt { .. }
             | Event::Message(_)
@@ -239,9 +251,10 @@ impl Renderer {
     }
 
     fn transition_line(&self, transition: &Transition, event: &Event) -> Option<String> {
+        let peer = shown(transition.peer());
         match *transition {
-            Transition::WentDown(peer) if Some(peer) == self.quiet_about => None,
-            Transition::WentDown(peer) => Some(match event {
+            Transition::WentDown(addr) if Some(addr) == self.quiet_about => None,
+            Transition::WentDown(_) => Some(match event {
                 Event::Unreachable {
                     port: PortState::InUse,
                     ..
@@ -250,8 +263,30 @@ impl Renderer {
                 ),
                 _ => format!("!! nothing is listening at {peer} (ICMP port unreachable)"),
             }),
-            Transition::AnswersAgain(peer) => Some(format!("!! {peer} answers again")),
-            Transition::EchoLimited(peer) => Some(match event {
+            Transition::AnswersAgain(_) => Some(format!("!! {peer} answers again")),
+            Transition::Speaks { plain: true, .. } => Some(format!(
+                "!! {peer} speaks plain UDP: messages to it go as the bytes typed, without receipts"
+            )),
+            Transition::Speaks { plain: false, .. } => Some(format!(
+                "!! {peer} speaks dgram: messages to it get receipts"
+            )),
+            // The user's choice, not news from the peer: worded as such.
+            Transition::Chosen { plain: true, .. } => Some(format!(
+                "treating {peer} as a plain UDP peer (your choice: /plain): messages to it go as the bytes typed, without receipts"
+            )),
+            Transition::Chosen { plain: false, .. } => Some(format!(
+                "treating {peer} as a dgram peer (your choice: /dgram): messages to it go in envelopes and wait for receipts"
+            )),
+            Transition::MaybePlain(_) if self.keyed => Some(format!(
+                "!! no receipt from {peer} yet, and nothing sealed with this key ever came from it: a keyed chat gets receipts only from dgram with the same --key-file (plain UDP programs cannot take part)"
+            )),
+            Transition::MaybePlain(_) => Some(format!(
+                "!! no receipt from {peer} yet, and nothing dgram-shaped ever came from it: if it is a plain UDP program (nc -u -l, socat), it reads envelopes as bytes and never answers; /plain sends it the text as typed (or start with --plain)"
+            )),
+            Transition::PlainMemberGone(_) => Some(format!(
+                "!! nothing is listening at {peer} any more (ICMP port unreachable): that plain member gets no more copies of the group's messages until it sends again"
+            )),
+            Transition::EchoLimited(_) => Some(match event {
                 Event::EchoSkipped {
                     reason: EchoSkip::OwnAddress,
                     ..
@@ -282,10 +317,22 @@ fn clock(at: std::time::SystemTime) -> impl std::fmt::Display {
 pub fn label(addr: SocketAddr, name: Option<&str>) -> String {
     match name {
         Some(name) if !name.is_empty() => {
-            format!("{} ({addr})", super::escape::escape(name))
+            format!("{} ({})", super::escape::escape(name), shown(addr))
         }
-        _ => addr.to_string(),
+        _ => shown(addr).to_string(),
     }
+}
+
+/// `HH:MM:SS.mmm  -> ADDR  LEN B  "TEXT"  (plain datagram: no receipt)`: a
+/// datagram sent outside the chat protocol (`/empty`, `/size`, `/hex`).
+pub fn sent_datagram_line(to: SocketAddr, name: Option<&str>, payload: &[u8]) -> String {
+    format!(
+        "{}  -> {}  {} B  {}  (plain datagram: no receipt)",
+        clock(std::time::SystemTime::now()),
+        label(to, name),
+        payload.len(),
+        preview(payload)
+    )
 }
 
 /// `HH:MM:SS.mmm  alice (ADDR)  #SEQ  "TEXT"`, marked when it came out of
@@ -322,7 +369,7 @@ pub fn delivered_mark(receipt: &Settled) -> String {
 pub fn group_mark(receipt: &GroupReceipt) -> String {
     let name = |(addr, name): &(SocketAddr, String)| {
         if name.is_empty() {
-            addr.to_string()
+            shown(*addr).to_string()
         } else {
             super::escape::escape(name)
         }
@@ -362,11 +409,13 @@ pub fn joined_line(info: &GroupInfo) -> String {
     match info.kind {
         GroupKind::Multicast => format!(
             "member of {} (multicast) {iface}, TTL {}, loopback {}",
-            info.addr,
+            shown(info.addr),
             info.ttl,
             if info.loopback { "on" } else { "off" }
         ),
-        GroupKind::Broadcast => format!("member of {} (broadcast) {iface}", info.addr),
+        GroupKind::Broadcast => {
+            format!("member of {} (broadcast) {iface}", shown(info.addr))
+        }
     }
 }
 
@@ -379,7 +428,7 @@ pub fn member_line(member: &MemberEvent) -> String {
         plural(member.members as u64)
     );
     match member.change {
-        MemberChange::Joined => format!("++ {who} joined {}; {count}", member.group),
+        MemberChange::Joined => format!("++ {who} joined {}; {count}", shown(member.group)),
         MemberChange::Restarted => format!("++ {who} restarted (a new session); {count}"),
         MemberChange::Left => format!("-- {who} left (bye); {count}"),
         MemberChange::Silent(d) => format!("-- {who} left: not heard for {}; {count}", duration(d)),
@@ -463,7 +512,7 @@ pub fn duration(d: std::time::Duration) -> String {
 /// `HH:MM:SS.mmm  FROM  LEN B  PAYLOAD`, with the payload escaped.
 pub fn datagram_line(datagram: &Datagram) -> String {
     let time = clock(datagram.at);
-    let mut line = format!("{time}  {}  {} B", datagram.from, datagram.len());
+    let mut line = format!("{time}  {}  {} B", shown(datagram.from), datagram.len());
     push_truncation(&mut line, datagram);
     line.push_str("  ");
     line.push_str(&preview(&datagram.payload));
@@ -697,6 +746,47 @@ mod tests {
             quiet
                 .render(&event, &[Transition::WentDown(addr(9))])
                 .is_empty()
+        );
+    }
+
+    /// What a peer speaks reads as news when the peer showed it and as
+    /// the user's choice when chosen; a peer that never answers gets the
+    /// hint that fits the chat (`/plain`, or the key when keyed); a plain
+    /// group member that left is said to get no more copies.
+    #[test]
+    fn peer_kinds_and_hints_read_as_what_they_are() {
+        let renderer = Renderer::new(Format::Human);
+        let peer = addr(9);
+        let event = Event::PeerKind { peer, plain: false };
+        let line = |renderer: &Renderer, t: Transition| renderer.render(&event, &[t]).concat();
+        assert_eq!(
+            line(&renderer, Transition::Speaks { peer, plain: false }),
+            "!! 127.0.0.1:9 speaks dgram: messages to it get receipts"
+        );
+        assert!(
+            line(&renderer, Transition::Chosen { peer, plain: false })
+                .starts_with("treating 127.0.0.1:9 as a dgram peer (your choice: /dgram)")
+        );
+        assert!(
+            line(&renderer, Transition::Chosen { peer, plain: true })
+                .starts_with("treating 127.0.0.1:9 as a plain UDP peer (your choice: /plain)")
+        );
+        let hint = line(&renderer, Transition::MaybePlain(peer));
+        assert!(
+            hint.contains("/plain") && hint.contains("--plain"),
+            "{hint}"
+        );
+        let keyed = line(
+            &Renderer::new(Format::Human).keyed(true),
+            Transition::MaybePlain(peer),
+        );
+        assert!(
+            !keyed.contains("/plain") && keyed.contains("--key-file"),
+            "{keyed}"
+        );
+        assert!(
+            line(&renderer, Transition::PlainMemberGone(peer))
+                .contains("gets no more copies of the group's messages")
         );
     }
 

@@ -712,9 +712,24 @@ impl Core {
     /// A peer's host refused a datagram (ICMP port unreachable): nothing
     /// listens there, so what waits for it fails now rather than after
     /// all its tries (a receipt that still comes is a late delivery).
+    ///
+    /// In a group, a plain member (one that sent plain datagrams, not one
+    /// the user chose) is forgotten: it gets no more copies of the group's
+    /// messages, each of which would only be refused again, until it
+    /// sends again.
     pub fn handle_refused(&mut self, _now: Instant, peer: SocketAddr) {
         let failed = self.fail_all(peer);
         self.report_failed(failed, Failure::Refused, &[]);
+        if self.group.is_some()
+            && let Some(id) = self.peers.at(peer)
+            && self
+                .peers
+                .get(id)
+                .is_some_and(|p| p.kind == Some(Kind::Plain) && !p.chosen)
+            && !self.outbound.has_pending(id)
+        {
+            self.peers.remove(id);
+        }
     }
 
     /// Ends every message waiting for the peer at `addr` (failed).

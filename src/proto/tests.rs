@@ -850,3 +850,50 @@ fn a_peer_that_moves_keeps_its_conversation() {
         "nothing went to the old address"
     );
 }
+
+/// A plain group member (it sent plain datagrams) whose host refused a
+/// copy (ICMP port unreachable: it left) gets no more copies of the
+/// group's messages, which would only be refused in turn; once it sends
+/// again it is a plain member again and gets them again.
+#[test]
+fn a_refused_plain_member_gets_no_more_copies() {
+    let mut net = Net::new(group_configs(2), Link::default(), 13);
+    net.run_for(Duration::from_millis(100));
+    let plain = SocketAddr::from(([10, 0, 0, 60], 5000));
+    assert_eq!(net.deliver(plain, addr(0), b"hello"), Some(Verdict::Plain));
+    net.send(0, b"one", group());
+    net.settle();
+    let copied = |net: &Net| net.elsewhere.get(&plain).copied().unwrap_or(0);
+    let first = copied(&net);
+    assert!(first >= b"one".len(), "the plain member got its copy");
+    let now = net.now;
+    net.nodes[0].core.handle_refused(now, plain);
+    net.collect();
+    assert!(!net.nodes[0].core.is_plain(plain));
+    net.send(0, b"two", group());
+    net.settle();
+    assert_eq!(copied(&net), first, "no copy after the refusal");
+    assert_eq!(net.shown(1).len(), 2, "the dgram member still gets all");
+    // It sends again: a plain member again, with copies again.
+    assert_eq!(net.deliver(plain, addr(0), b"back"), Some(Verdict::Plain));
+    net.send(0, b"three", group());
+    net.settle();
+    assert!(copied(&net) >= first + b"three".len(), "copies again");
+}
+
+/// Outside a group a refusal forgets no plain peer: one that spoke plain
+/// first and one the user chose plain still get plain text afterwards.
+#[test]
+fn a_refusal_outside_a_group_keeps_plain_peers() {
+    let mut net = Net::pair(Link::default(), 14);
+    let spoke = SocketAddr::from(([10, 0, 0, 61], 5000));
+    let chosen = SocketAddr::from(([10, 0, 0, 62], 5000));
+    net.deliver(spoke, addr(0), b"hello");
+    let now = net.now;
+    net.nodes[0].core.set_plain(now, chosen, true);
+    for peer in [spoke, chosen] {
+        net.nodes[0].core.handle_refused(now, peer);
+        let (sent, _) = net.nodes[0].core.send(now, b"hi", peer, 65507).unwrap();
+        assert_eq!(sent, SentAs::Plain, "{peer}");
+    }
+}

@@ -70,6 +70,10 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("/quit", "", "leave (so does Ctrl-D on an empty line)"),
 ];
 
+/// The commands a keyed chat (`--key-file`) refuses: what they send would
+/// go out in clear, outside the sealed protocol.
+pub const IN_CLEAR: &[&str] = &["/empty", "/size", "/hex", "/burst", "/plain"];
+
 /// The default payload size of `/burst`.
 pub const DEFAULT_BURST_SIZE: usize = 32;
 
@@ -222,17 +226,43 @@ pub fn completions(prefix: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// `/help`: one line per command.
-pub fn help() -> Vec<String> {
-    let width = COMMANDS
+impl Command {
+    /// True for a command that sends outside the chat protocol, in clear
+    /// (one of [`IN_CLEAR`]): a keyed chat refuses it.
+    pub fn in_clear(&self) -> bool {
+        matches!(
+            self,
+            Command::Empty
+                | Command::Size(_)
+                | Command::Hex(_)
+                | Command::Burst { .. }
+                | Command::Plain
+        )
+    }
+}
+
+/// `/help`: one line per command that works here (in a keyed chat, not
+/// those that would send in clear; one line says why they are absent).
+pub fn help(keyed: bool) -> Vec<String> {
+    let shown: Vec<&(&str, &str, &str)> = COMMANDS
+        .iter()
+        .filter(|(name, _, _)| !(keyed && IN_CLEAR.contains(name)))
+        .collect();
+    let width = shown
         .iter()
         .map(|(name, params, _)| name.len() + params.len())
         .max()
         .unwrap_or(0);
-    let mut lines: Vec<String> = COMMANDS
+    let mut lines: Vec<String> = shown
         .iter()
         .map(|(name, params, what)| format!("  {:<width$}  {what}", format!("{name}{params}")))
         .collect();
+    if keyed {
+        lines.push(format!(
+            "  (not in a keyed chat: {} would send in clear, and only sealed messages go out)",
+            IN_CLEAR.join(", ")
+        ));
+    }
     lines.push(
         "  anything else is a message (an empty line sends nothing); //text sends /text"
             .to_string(),
@@ -303,6 +333,37 @@ mod tests {
         assert_eq!(completions("/s"), vec!["/size", "/sndbuf", "/stats"]);
         assert_eq!(completions("/q"), vec!["/quit"]);
         assert_eq!(completions("/p"), vec!["/pending", "/plain", "/peers"]);
-        assert_eq!(help().len(), COMMANDS.len() + 2);
+        assert_eq!(help(false).len(), COMMANDS.len() + 2);
+    }
+
+    /// A keyed chat's `/help` lists no command it would refuse, and one
+    /// line names them; each of them is refused because it is in clear.
+    #[test]
+    fn keyed_help_lists_only_what_works() {
+        let keyed = help(true);
+        assert_eq!(keyed.len(), COMMANDS.len() - IN_CLEAR.len() + 3);
+        for name in IN_CLEAR {
+            assert!(
+                !keyed.iter().any(|l| l.starts_with(&format!("  {name} "))),
+                "{name}: {keyed:?}"
+            );
+            let example = match *name {
+                "/size" | "/burst" => format!("{name} 3"),
+                "/hex" => format!("{name} 00"),
+                _ => name.to_string(),
+            };
+            match parse(&example) {
+                Ok(Input::Command(command)) => assert!(command.in_clear(), "{name}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        assert!(keyed.iter().any(|l| l.contains("/dgram")), "{keyed:?}");
+        assert!(
+            keyed
+                .iter()
+                .any(|l| l.contains("not in a keyed chat: /empty, /size, /hex, /burst, /plain")),
+            "{keyed:?}"
+        );
+        assert!(!Command::Dgram.in_clear());
     }
 }

@@ -34,6 +34,7 @@ use crate::net::SocketOptions;
 use crate::net::addr::check_family;
 use crate::net::group::GroupOptions;
 use crate::net::limits::MAX_PAYLOAD_V4;
+use crate::output::fast::shown;
 use crate::output::sink::{self, PrinterSink};
 use crate::output::{Display, Format, Renderer, Shown, Sink};
 use crate::proto::ChatConfig;
@@ -154,6 +155,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         Mode::Editor => Some(repl::editor(options.history.as_deref())?),
         Mode::Typed | Mode::Piped => None,
     };
+    let renderer = Renderer::new(options.format).keyed(options.protocol.key.is_some());
     let mut display = match &mut prepared {
         Some(prepared) => {
             let printer = prepared
@@ -161,13 +163,10 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
                 .create_external_printer()
                 .map_err(|source| Error::Terminal { source })?;
             // A flood of datagrams must not bury the prompt.
-            Display::new(
-                Renderer::new(options.format),
-                PrinterSink(Box::new(printer)),
-            )
-            .coalesce(crate::cmd::listen::TERMINAL_LINES_PER_SECOND)
+            Display::new(renderer, PrinterSink(Box::new(printer)))
+                .coalesce(crate::cmd::listen::TERMINAL_LINES_PER_SECOND)
         }
-        None => Display::new(Renderer::new(options.format), out.take()),
+        None => Display::new(renderer, out.take()),
     };
     if options.format == Format::Human {
         display = display.hold_sent_lines(HOLD_SENT_LINE);
@@ -187,15 +186,15 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
     }
     if options.format == Format::Human {
         let peer = match (options.group.as_ref(), options.peer) {
-            (Some(group), _) => format!("group {}", group.addr),
-            (None, Some(p)) => format!("peer {p}"),
+            (Some(group), _) => format!("group {}", shown(group.addr)),
+            (None, Some(p)) => format!("peer {}", shown(p)),
             (None, None) => "no peer yet (/to ADDR)".to_string(),
         };
         let how = match mode {
             Mode::Editor | Mode::Typed => "type a message and press Enter; /help lists commands",
             Mode::Piped => "each line of input is one message",
         };
-        display.write(&[format!("chat on {local}, {peer}: {how}")])?;
+        display.write(&[format!("chat on {}, {peer}: {how}", shown(local))])?;
         if options.protocol.key.is_some() {
             display.write(&[SEALED_NOTE.to_string()])?;
         }

@@ -12,7 +12,10 @@ use crate::model::Stats;
 use crate::net::addr::check_family;
 use crate::net::limits::check_payload;
 use crate::output::escape::{escape_line, preview};
-use crate::output::render::{buffer_line, duration, label, message_counts, plural, totals};
+use crate::output::fast::shown;
+use crate::output::render::{
+    buffer_line, duration, label, message_counts, plural, sent_datagram_line, totals,
+};
 use crate::proto::SentAs;
 use crate::runtime::driver::Driver;
 use crate::runtime::{JobControl, Outbox};
@@ -82,7 +85,7 @@ impl Session {
         };
         match self.peer {
             Some(peer) if self.messenger.group() == Some(peer) => {
-                format!("group {peer}{waiting}> ")
+                format!("group {}{waiting}> ", shown(peer))
             }
             Some(peer) => {
                 let name = self.stats().peers.get(&peer).and_then(|p| p.name.clone());
@@ -179,13 +182,7 @@ impl Session {
     /// Runs one command.
     pub fn execute(&mut self, command: Command, control: &JobControl) -> Outcome {
         let lines = match command {
-            Command::Empty
-            | Command::Size(_)
-            | Command::Hex(_)
-            | Command::Burst { .. }
-            | Command::Plain
-                if self.messenger.is_keyed() =>
-            {
+            ref command if command.in_clear() && self.messenger.is_keyed() => {
                 vec![
                     "a keyed chat sends only sealed messages: this would go out in clear (dgram send sends raw datagrams)"
                         .to_string(),
@@ -209,14 +206,14 @@ impl Session {
             Command::To(peer) => match check_family(self.local, peer) {
                 Ok(()) => {
                     self.peer = Some(peer);
-                    vec![format!("talking to {peer}")]
+                    vec![format!("talking to {}", shown(peer))]
                 }
                 Err(e) => vec![say(&e)],
             },
             Command::Reply => match self.last_sender() {
                 Some(peer) => {
                     self.peer = Some(peer);
-                    vec![format!("talking to {peer}")]
+                    vec![format!("talking to {}", shown(peer))]
                 }
                 None => vec!["nobody has written yet: /to ADDR picks a peer".to_string()],
             },
@@ -224,8 +221,12 @@ impl Session {
             Command::Pending => self.pending(),
             Command::Plain | Command::Dgram => match self.peer() {
                 Ok(peer) => {
-                    // The display says what changed.
-                    self.messenger.set_plain(peer, command == Command::Plain);
+                    // The display says what changed, as the user's choice
+                    // (marked before the choice is made, so that its
+                    // event finds the mark).
+                    let plain = command == Command::Plain;
+                    self.stats().peers.choose_kind(peer, plain);
+                    self.messenger.set_plain(peer, plain);
                     Vec::new()
                 }
                 Err(line) => vec![line],
@@ -248,7 +249,7 @@ impl Session {
                 Err(e) => vec![say(&e)],
             },
             Command::Stats => vec![format!("stats: {}", totals(&self.stats().summary))],
-            Command::Help => help(),
+            Command::Help => help(self.messenger.is_keyed()),
             Command::Quit => return Outcome::Quit,
         };
         Outcome::Continue(lines)
@@ -264,9 +265,17 @@ impl Session {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Sends one plain datagram and says what went where (a plain
+    /// datagram has no line of its own on the display, as a message has).
     fn send_reporting(&self, payload: &[u8]) -> Vec<String> {
-        match self.send(payload) {
-            Ok(()) => Vec::new(),
+        let sent = self
+            .peer()
+            .and_then(|peer| self.send(payload).map(|()| peer));
+        match sent {
+            Ok(peer) => {
+                let name = self.stats().peers.get(&peer).and_then(|p| p.name.clone());
+                vec![sent_datagram_line(peer, name.as_deref(), payload)]
+            }
             Err(line) => vec![line],
         }
     }
@@ -290,8 +299,9 @@ impl Session {
         for _ in 0..count {
             if control.interrupted() {
                 return format!(
-                    "burst interrupted: sent {sent} of {count} datagram{} of {size} B to {peer}",
-                    plural(count)
+                    "burst interrupted: sent {sent} of {count} datagram{} of {size} B to {}",
+                    plural(count),
+                    shown(peer)
                 );
             }
             if let Err(e) = self.outbox.send(&payload, peer) {
@@ -303,8 +313,9 @@ impl Session {
             sent += 1;
         }
         format!(
-            "burst: sent {sent} of {count} datagram{} of {size} B to {peer}",
-            plural(count)
+            "burst: sent {sent} of {count} datagram{} of {size} B to {}",
+            plural(count),
+            shown(peer)
         )
     }
 
@@ -389,9 +400,10 @@ impl Session {
         };
         let members = self.messenger.members();
         let mut lines = vec![format!(
-            "{} member{} of {group} heard (besides you)",
+            "{} member{} of {} heard (besides you)",
             members.len(),
-            plural(members.len() as u64)
+            plural(members.len() as u64),
+            shown(group)
         )];
         let now = Instant::now();
         for member in members {
