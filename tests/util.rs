@@ -588,6 +588,13 @@ impl Pty {
         self.session.flush().unwrap();
     }
 
+    /// Types raw bytes, UTF-8 or not (as a Latin-1 terminal sends them).
+    pub fn type_bytes(&mut self, bytes: &[u8]) {
+        let mut terminal = self.session.process().get_file_handle().unwrap();
+        terminal.write_all(bytes).unwrap();
+        terminal.flush().unwrap();
+    }
+
     /// Types `line` and presses Enter.
     pub fn type_line(&mut self, line: &str) {
         self.session.send_line(line).unwrap();
