@@ -219,7 +219,9 @@ struct SendArgs {
     /// 65507 over IPv4, 65527 over IPv6.
     #[arg(long, value_name = "N", value_parser = parse::payload_size)]
     size: Option<usize>,
-    /// Send these raw bytes, written in hex (00ff10, or 00:ff:10).
+    /// Send these raw bytes, written in hex: two digits per byte, as in
+    /// 00ff10, 00:ff:10, 00-ff-10 or "00 ff 10" (spaces, ':' and '-'
+    /// separate bytes).
     #[arg(long, value_name = "HEX", value_parser = parse_hex)]
     hex: Option<HexBytes>,
     /// Send each datagram N times.
