@@ -222,7 +222,9 @@ struct SendArgs {
     /// 65507 over IPv4, 65527 over IPv6.
     #[arg(long, value_name = "N", value_parser = parse::payload_size)]
     size: Option<usize>,
-    /// Send these raw bytes, written in hex (00ff10, or 00:ff:10).
+    /// Send these raw bytes, written in hex: two digits per byte, as in
+    /// 00ff10, 00:ff:10, 00-ff-10 or "00 ff 10" (spaces, ':' and '-'
+    /// separate bytes).
     #[arg(long, value_name = "HEX", value_parser = parse_hex)]
     hex: Option<HexBytes>,
     /// Send each datagram N times.
@@ -418,7 +420,10 @@ pub fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     match run(cli.command) {
+        // The one place a closed pipe is taken as the end it is, for every
+        // command and whichever write met it.
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_reader_gone() => ExitCode::SUCCESS,
         Err(e) => {
             // An interruption has been reported by the command already.
             if !matches!(e, Error::Interrupted { .. }) {
@@ -697,13 +702,13 @@ fn login_name() -> String {
         .unwrap_or_else(|| "dgram".to_string())
 }
 
-/// Writes generated text to stdout; a closed pipe is a quiet end.
+/// Writes generated text to stdout (a closed pipe is a quiet end, in
+/// [`main`]).
 fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
     let mut out = io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::WriteOutput { source: e }),
-        _ => Ok(()),
-    }
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::WriteOutput { source })
 }
 
 fn socket_options(bind: SocketAddr, buffers: &BufferArgs) -> SocketOptions {

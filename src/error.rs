@@ -272,6 +272,13 @@ impl Error {
         }
     }
 
+    /// True when the error is only that the reader of the output has gone
+    /// away (`dgram ping … | head -1`): every command then ends quietly
+    /// with status 0, as other Unix tools do, however deep the write was.
+    pub fn is_reader_gone(&self) -> bool {
+        matches!(self, Error::WriteOutput { source } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+
     /// What the user can do about it, when dgram knows.
     pub fn hint(&self) -> Option<String> {
         // Out of descriptors or memory is the cause whatever the operation

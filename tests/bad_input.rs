@@ -202,3 +202,30 @@ fn unwritable_output_exits_1() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `--hex`: spaces, `:` and `-` separate bytes. A one-digit group is
+/// refused and named (`1:2` used to send the one byte 0x12, `0:0:0:0` two
+/// bytes), and separated pairs arrive as exactly those bytes.
+#[test]
+fn hex_separators_separate_bytes() {
+    check(
+        &["send", "127.0.0.1:9", "--hex", "1:2"],
+        2,
+        "'1' in '1:2' has an odd number of hex digits",
+    );
+    check(
+        &["send", "127.0.0.1:9", "--hex", "0:0:0:0"],
+        2,
+        "'0' in '0:0:0:0'",
+    );
+    let peer = crate::util::Peer::bind();
+    let to = peer.addr().to_string();
+    for (hex, bytes) in [
+        ("01:02", &[1u8, 2][..]),
+        ("de-ad be:ef", &[0xde, 0xad, 0xbe, 0xef]),
+    ] {
+        let proc = run(&["send", &to, "--hex", hex, "--wait", "0"]);
+        assert!(proc.finish_ok(), "{}", proc.dump());
+        assert_eq!(peer.recv(), bytes, "--hex {hex}");
+    }
+}

@@ -24,6 +24,7 @@ mod lossy;
 mod netns;
 mod peers;
 mod ping;
+mod pipes;
 mod ports;
 mod protocol;
 mod security;

@@ -52,6 +52,22 @@ fn pasted_lines_are_one_datagram_each() {
     );
 }
 
+/// A line that is not UTF-8 (a Latin-1 terminal's "café": `caf`, byte
+/// e9, Enter) is refused at the prompt with one line, and the chat goes
+/// on: the next line typed is sent, and `/quit` ends it with status 0.
+#[test]
+fn a_line_that_is_not_utf8_is_refused_and_the_chat_goes_on() {
+    let (mut echo, addr) = listener(&[]);
+    let mut chat = chat_with(&addr.to_string());
+    chat.type_bytes(b"caf\xe9\r");
+    chat.expect("not sent: that line is not UTF-8");
+    chat.type_line("after");
+    assert_eq!(echo.next("message")["text"], "after");
+    chat.type_line("/quit");
+    assert_eq!(chat.finish(), Some(0), "{}", chat.transcript);
+    assert_eq!(stop(&mut echo)["received"], 1);
+}
+
 /// At a terminal, Enter on an empty line sends nothing (it would end an
 /// `nc -u -l` peer by accident) and says once how to send an empty
 /// datagram; `/empty` sends one on purpose.

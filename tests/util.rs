@@ -329,6 +329,46 @@ fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
     buffer
 }
 
+/// Starts `dgram ARGS…` with its stdout read as `head -n LINES` reads it:
+/// the first `lines` lines are kept (as the program's stdout), then the
+/// pipe is closed while the program runs on. Stdin is closed.
+pub fn into_head(args: &[&str], lines: usize) -> Proc {
+    let mut command = Command::new(dgram_path());
+    command.args(args);
+    let shown = format!("{} {} | head -n {lines}", dgram_path(), args.join(" "));
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+    let mut pipe = child.stdout.take().unwrap();
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&stdout);
+    thread::spawn(move || {
+        // One byte at a time, so that nothing past the last line is read.
+        let mut byte = [0u8; 1];
+        let mut seen = 0;
+        while seen < lines && matches!(pipe.read(&mut byte), Ok(1)) {
+            kept.lock().unwrap().push(byte[0]);
+            if byte[0] == b'\n' {
+                seen += 1;
+            }
+        }
+        // `pipe` is dropped here: the reader has gone.
+    });
+    let stderr = collect(child.stderr.take().unwrap());
+    Proc {
+        command: shown,
+        stdin: None,
+        child,
+        stdout,
+        stderr,
+        events_read: 0,
+        status: None,
+    }
+}
+
 /// Runs `dgram ARGS…` to completion (stdin closed) and returns it, exited.
 pub fn run(args: &[&str]) -> Proc {
     let mut proc = Proc::dgram(args);
@@ -546,6 +586,13 @@ impl Pty {
     pub fn type_text(&mut self, text: &str) {
         self.session.send(text).unwrap();
         self.session.flush().unwrap();
+    }
+
+    /// Types raw bytes, UTF-8 or not (as a Latin-1 terminal sends them).
+    pub fn type_bytes(&mut self, bytes: &[u8]) {
+        let mut terminal = self.session.process().get_file_handle().unwrap();
+        terminal.write_all(bytes).unwrap();
+        terminal.flush().unwrap();
     }
 
     /// Types `line` and presses Enter.

@@ -302,30 +302,52 @@ pub fn recv_size(text: &str) -> Result<usize, String> {
     Ok(size as usize)
 }
 
-/// Parses raw bytes written as hex: `00ff10`, `00 ff 10`, `00:ff:10`, `0x00ff`.
+/// What separates the bytes of a hex payload: spaces, tabs, `:` and `-`.
+const HEX_SEPARATORS: [char; 4] = [' ', '\t', ':', '-'];
+
+/// Parses raw bytes written as hex (`--hex`, `/hex`): `00ff10`,
+/// `00 ff 10`, `00:ff:10`, `00-ff-10`, `0x00ff`.
+///
+/// Spaces, tabs, `:` and `-` separate groups (a run of them is one
+/// separator); each group may start with `0x` and holds two hex digits per
+/// byte, so `deadbeef` is four bytes and `de:ad be-ef` the same four. A
+/// group with an odd number of digits is refused, named: `1:2` is not the
+/// byte 0x12, nor `0:0` one zero byte.
+///
+/// ```
+/// use dgram::cmd::parse::hex;
+///
+/// assert_eq!(hex("de:ad beef").unwrap(), vec![0xde, 0xad, 0xbe, 0xef]);
+/// assert!(hex("1:2").unwrap_err().contains("'1'"));
+/// ```
 pub fn hex(text: &str) -> Result<Vec<u8>, String> {
-    let trimmed = text.trim();
-    let body = trimmed
-        .strip_prefix("0x")
-        .or_else(|| trimmed.strip_prefix("0X"))
-        .unwrap_or(trimmed);
-    let digits: Vec<u8> = body
-        .bytes()
-        .filter(|b| !matches!(b, b' ' | b':' | b'-' | b'\t'))
-        .collect();
-    if !digits.len().is_multiple_of(2) {
-        return Err(format!(
-            "'{text}' has an odd number of hex digits: write two per byte, such as 00ff"
-        ));
+    let mut bytes = Vec::new();
+    for group in text.split(HEX_SEPARATORS).filter(|g| !g.is_empty()) {
+        let digits = group
+            .strip_prefix("0x")
+            .or_else(|| group.strip_prefix("0X"))
+            .unwrap_or(group);
+        if let Some(bad) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "'{}' in '{text}' is not hex: use 0-9 and a-f, two digits per byte (such as 00ff10 or 00:ff:10)",
+                if digits.is_empty() {
+                    group.to_string()
+                } else {
+                    bad.to_string()
+                }
+            ));
+        }
+        if digits.is_empty() || !digits.len().is_multiple_of(2) {
+            return Err(format!(
+                "'{group}' in '{text}' has an odd number of hex digits: write two per byte, such as 0{digits} (spaces, ':' and '-' separate bytes)"
+            ));
+        }
+        for pair in digits.as_bytes().chunks(2) {
+            let pair = std::str::from_utf8(pair).expect("ASCII hex digits");
+            bytes.push(u8::from_str_radix(pair, 16).expect("two hex digits"));
+        }
     }
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let pair = std::str::from_utf8(pair).unwrap_or("??");
-            u8::from_str_radix(pair, 16)
-                .map_err(|_| format!("'{pair}' in '{text}' is not a hex byte: use 0-9 and a-f"))
-        })
-        .collect()
+    Ok(bytes)
 }
 
 /// A chat name (`--name`): 1 to 64 bytes of UTF-8, not only spaces, no
@@ -466,8 +488,24 @@ mod tests {
     fn hex_payloads() {
         assert_eq!(hex("00ff10").unwrap(), vec![0, 255, 16]);
         assert_eq!(hex("0x00 FF:10").unwrap(), vec![0, 255, 16]);
+        assert_eq!(hex("00-ff\t10").unwrap(), vec![0, 255, 16]);
+        assert_eq!(hex("0x01 0x02").unwrap(), vec![1, 2]);
+        assert_eq!(hex(" de:ad  beef ").unwrap(), vec![0xde, 0xad, 0xbe, 0xef]);
         assert_eq!(hex("").unwrap(), Vec::<u8>::new());
-        assert!(hex("abc").is_err());
-        assert!(hex("zz").is_err());
+        assert!(hex("abc").unwrap_err().contains("'abc'"));
+        assert!(hex("zz").unwrap_err().contains("'z'"));
+        assert!(hex("0x").unwrap_err().contains("'0x'"));
+    }
+
+    /// Separators separate bytes: a group of one digit is refused and
+    /// named, never merged with its neighbour.
+    #[test]
+    fn hex_separators_separate_bytes() {
+        let err = hex("1:2").unwrap_err();
+        assert!(err.contains("'1' in '1:2'") && err.contains("odd"), "{err}");
+        assert!(hex("0:0:0:0").unwrap_err().contains("'0' in"));
+        let err = hex("00 ff 1 10").unwrap_err();
+        assert!(err.contains("'1' in"), "{err}");
+        assert_eq!(hex("01:02").unwrap(), vec![1, 2]);
     }
 }

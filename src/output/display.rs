@@ -528,6 +528,15 @@ impl<'a> Display<'a> {
         self.open
     }
 
+    /// Looks, without writing, whether the reader has gone away (see
+    /// [`Sink::reader_gone`]); true once it has.
+    pub fn reader_gone(&mut self) -> bool {
+        if self.open && self.sink.reader_gone() {
+            self.open = false;
+        }
+        !self.open
+    }
+
     /// The shared counts, locked.
     fn lock_stats(&self) -> MutexGuard<'_, Stats> {
         // A poisoned lock means a thread panicked while counting; the

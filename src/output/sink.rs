@@ -23,6 +23,14 @@ pub trait Sink: Send {
         let lines: Vec<String> = text.lines().map(str::to_owned).collect();
         self.write_lines(&lines)
     }
+
+    /// True when it is known, without writing, that nobody reads the lines
+    /// any more (the reading end of a pipe is closed): a command that is
+    /// waiting for something to show can end then, not at its next write.
+    /// False when it cannot be told.
+    fn reader_gone(&self) -> bool {
+        false
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for &mut S {
@@ -33,6 +41,10 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     fn write_text(&mut self, text: &str) -> io::Result<()> {
         (**self).write_text(text)
     }
+
+    fn reader_gone(&self) -> bool {
+        (**self).reader_gone()
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
@@ -42,6 +54,10 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
 
     fn write_text(&mut self, text: &str) -> io::Result<()> {
         (**self).write_text(text)
+    }
+
+    fn reader_gone(&self) -> bool {
+        (**self).reader_gone()
     }
 }
 
@@ -59,6 +75,10 @@ impl<S: Sink> Sink for Option<S> {
             Some(sink) => sink.write_text(text),
             None => Ok(()),
         }
+    }
+
+    fn reader_gone(&self) -> bool {
+        self.as_ref().is_some_and(Sink::reader_gone)
     }
 }
 
@@ -81,9 +101,38 @@ impl<W: Write + Send> Sink for WriterSink<W> {
     }
 }
 
+/// Lines on standard output, which can tell when its reader has gone.
+#[derive(Debug)]
+pub struct StdoutSink(WriterSink<io::Stdout>);
+
+impl Sink for StdoutSink {
+    fn write_lines(&mut self, lines: &[String]) -> io::Result<()> {
+        self.0.write_lines(lines)
+    }
+
+    fn write_text(&mut self, text: &str) -> io::Result<()> {
+        self.0.write_text(text)
+    }
+
+    /// A pipe whose reading end is closed polls as an error (`POLLERR`) on
+    /// its writing end; a terminal, a file or a full pipe with a reader
+    /// does not.
+    #[cfg(unix)]
+    fn reader_gone(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let stdout = io::stdout();
+        let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLOUT)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+            && fds[0]
+                .revents()
+                .is_some_and(|events| events.contains(PollFlags::POLLERR))
+    }
+}
+
 /// Lines on standard output.
-pub fn stdout() -> WriterSink<io::Stdout> {
-    WriterSink(io::stdout())
+pub fn stdout() -> StdoutSink {
+    StdoutSink(WriterSink(io::stdout()))
 }
 
 /// Lines on standard error.

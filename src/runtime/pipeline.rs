@@ -337,13 +337,17 @@ impl Pipeline {
         let mut watched = events.clone();
         let mut resume = never();
         while !run.over() {
-            if events.is_empty() {
-                display.flush()?;
+            // A write that finds the reader gone ends the run there, not
+            // at the next event.
+            if events.is_empty() && display.flush()? == Shown::ReaderGone {
+                run.reader_gone();
             }
             let flush = display.next_flush().map_or_else(never, at);
             select! {
                 recv(flush) -> _ => {
-                    display.flush_due()?;
+                    if display.flush_due()? == Shown::ReaderGone {
+                        run.reader_gone();
+                    }
                 }
                 recv(resume) -> _ => {
                     resume = never();
@@ -360,9 +364,8 @@ impl Pipeline {
                             shown = Shown::ReaderGone;
                         }
                     }
-                    if shown == Shown::ReaderGone && !run.ended.reader_gone {
-                        run.ended.reader_gone = true;
-                        run.stop_all();
+                    if shown == Shown::ReaderGone {
+                        run.reader_gone();
                     }
                     if drained >= FLOOD_DRAIN {
                         watched = never();
@@ -493,17 +496,27 @@ impl Pipeline {
                     if display.has_batched() {
                         let since = *pending.get_or_insert_with(Instant::now);
                         if since.elapsed() >= LONGEST_UNWRITTEN {
-                            display.flush()?;
                             pending = None;
+                            if display.flush()? == Shown::ReaderGone {
+                                ended.reader_gone = true;
+                                break Stop::ReaderGone;
+                            }
                         }
                     }
                 }
                 Ok(Turn::Idle) => {
                     // The socket has been quiet: write what was gathered,
-                    // then wait for the next datagram.
-                    display.flush()?;
-                    display.flush_due()?;
+                    // then wait for the next datagram. A reader that has
+                    // gone (seen by a write, or by a look at the output
+                    // while idle) ends the run now, not at a datagram.
                     pending = None;
+                    if display.flush()? == Shown::ReaderGone
+                        || display.flush_due()? == Shown::ReaderGone
+                        || display.reader_gone()
+                    {
+                        ended.reader_gone = true;
+                        break Stop::ReaderGone;
+                    }
                 }
                 Err(stop) => break stop,
             }
@@ -568,6 +581,14 @@ impl Run {
         self.stopping = true;
         self.receiver_stop = None;
         self.job_stop = None;
+    }
+
+    /// The reader of the output has gone away: the run stops (once).
+    fn reader_gone(&mut self) {
+        if !self.ended.reader_gone {
+            self.ended.reader_gone = true;
+            self.stop_all();
+        }
     }
 
     /// The receiver has ended, and so has the job (or it may be blocked

@@ -16,7 +16,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "send an empty datagram (plain, outside the chat protocol)",
     ),
     ("/size", " N", "send an N-byte plain datagram (0123456789…)"),
-    ("/hex", " HEX", "send raw bytes written in hex (00ff10)"),
+    ("/hex", " HEX", "send raw bytes written in hex (00ff10, 00 ff 10)"),
     (
         "/burst",
         " N [SIZE]",
@@ -170,7 +170,8 @@ pub fn parse(line: &str) -> Result<Input, String> {
         }
         "hex" => {
             arity(1, usize::MAX)?;
-            Command::Hex(parse::hex(&args.join(""))?)
+            // The words stay apart: a space separates bytes.
+            Command::Hex(parse::hex(&args.join(" "))?)
         }
         "burst" => {
             arity(1, 2)?;
@@ -325,6 +326,9 @@ mod tests {
         // IPv6 without brackets is refused, not guessed at.
         assert!(parse("/to ::1:9120").unwrap_err().contains("[::1]:9120"));
         assert!(parse("/frob").unwrap_err().contains("/help"));
+        // /hex is --hex's grammar: separated digits are separate bytes.
+        assert!(parse("/hex 1 2").unwrap_err().contains("'1'"));
+        assert!(parse("/hex 0:0:0:0").unwrap_err().contains("odd"));
         assert_eq!(parse("/empty now").unwrap_err(), "usage: /empty");
     }
 

@@ -230,6 +230,14 @@ pub fn run_editor(
                 continue;
             }
             Err(ReadlineError::Eof) => return Ok(()),
+            // A byte that is not UTF-8 (a Latin-1 terminal's é) ends
+            // rustyline's line (it has left raw mode and the line), and
+            // which bytes were typed is lost: the line is refused, and the
+            // chat goes on.
+            Err(ReadlineError::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                print_lines(&["!! not sent: that line is not UTF-8 text (is the terminal set to UTF-8?); /hex sends any bytes".to_string()]);
+                continue;
+            }
             Err(source) => return Err(Error::Terminal { source }),
         };
         let lines = split_lines(&entered);
