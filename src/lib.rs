@@ -52,7 +52,7 @@
 //!   [`shutdown`](runtime::shutdown) (signals as a channel),
 //!   [`sorting`](runtime::sorting) (what a failed receive means: retry,
 //!   idle, a peer's report, a failure; for every receive loop).
-//! - [`output`]: how things are shown. [`display`](output::display) (count,
+//! - [`output`]: how things are shown. [`display`](output::display) (hold,
 //!   render, write), [`render`](output::render) (human lines),
 //!   [`escape`](output::escape) (escaping and previews of what peers send),
 //!   [`fast`](output::fast) (numbers, addresses, times and JSON strings

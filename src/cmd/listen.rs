@@ -12,7 +12,7 @@ use crate::proto::{ChatConfig, SessionId};
 use crate::runtime::driver::Driver;
 use crate::runtime::echo::Echo;
 use crate::runtime::entropy;
-use crate::runtime::{Handler, Pipeline, Plan, Show, Shutdown};
+use crate::runtime::{Handler, Pipeline, Plan, Show, Shutdown, report, report_summary};
 
 /// What `dgram listen` was asked to do.
 #[derive(Debug, Clone)]
@@ -61,13 +61,14 @@ pub fn run(
     if let Some(per_second) = options.coalesce {
         display = display.coalesce(per_second);
     }
-    if display.show(&pipeline.listening())? == Shown::ReaderGone {
-        return Ok(display.snapshot().summary);
+    let tally = pipeline.tally();
+    if report(&tally, &mut display, &pipeline.listening())? == Shown::ReaderGone {
+        return Ok(tally.snapshot().summary);
     }
     if let Some(joined) = pipeline.joined()
-        && display.show(&joined)? == Shown::ReaderGone
+        && report(&tally, &mut display, &joined)? == Shown::ReaderGone
     {
-        return Ok(display.snapshot().summary);
+        return Ok(tally.snapshot().summary);
     }
     if options.key.is_some() && options.format == crate::output::Format::Human {
         display.write(&[crate::cmd::chat::SEALED_NOTE.to_string()])?;
@@ -90,5 +91,5 @@ pub fn run(
     };
     plan.limit = options.count;
     pipeline.run(&mut display, shutdown, plan)?;
-    display.show_summary()
+    report_summary(&tally, &mut display)
 }

@@ -16,7 +16,9 @@ use crate::net::addr::{PortState, check_family};
 use crate::net::limits::{check_payload, payload_limit};
 use crate::output::render::{buffer_line, plural};
 use crate::output::{Display, Format, Renderer, Shown, Sink};
-use crate::runtime::{Job, JobControl, Outbox, Pipeline, Plan, Show, Shutdown};
+use crate::runtime::{
+    Job, JobControl, Outbox, Pipeline, Plan, Show, Shutdown, report, report_summary,
+};
 
 /// What to send.
 pub enum Payloads {
@@ -81,10 +83,11 @@ pub fn run(
     let local = pipeline.local_addr();
     let mut display = Display::new(Renderer::new(format).quiet_about(to), out);
     let mut notes = Vec::new();
+    let tally = pipeline.tally();
     match format {
         Format::Json => {
-            if display.show(&pipeline.listening())? == Shown::ReaderGone {
-                return Ok(display.snapshot());
+            if report(&tally, &mut display, &pipeline.listening())? == Shown::ReaderGone {
+                return Ok(tally.snapshot());
             }
         }
         Format::Human if socket.rcvbuf.is_some() || socket.sndbuf.is_some() => {
@@ -123,9 +126,9 @@ pub fn run(
         Ok(())
     }));
     let ended = pipeline.run(&mut display, shutdown, plan)?;
-    let stats = display.snapshot();
+    let stats = tally.snapshot();
     if format == Format::Json && display.is_open() {
-        display.show_summary()?;
+        report_summary(&tally, &mut display)?;
     }
     if ended.reader_gone {
         return Ok(stats);

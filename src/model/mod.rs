@@ -9,6 +9,8 @@
 //!   statistics.
 //! - [`peers`]: the one peer table, and the changes of state
 //!   ([`Transition`]) it reports.
+//! - [`tally`]: the run's outcome ([`Tally`]): its events counted, shared
+//!   by the display loop and whoever decides the exit status.
 //! - [`bench`](mod@bench): `dgram bench`'s datagrams, sequence tracking and
 //!   the report's accounting.
 //! - [`lab`](mod@lab): an experiment of `dgram lab`: its claim, table,
@@ -21,11 +23,13 @@ pub mod event;
 pub mod lab;
 pub mod latency;
 pub mod peers;
+pub mod tally;
 
 pub use chat::{ChatMessage, Outcome, SentKind, Settled};
 pub use datagram::Datagram;
 pub use event::{EchoSkip, Event, PeerSummary, Summary};
 pub use peers::{Peer, PeerTable, Transition};
+pub use tally::Tally;
 
 /// Everything counted so far: the totals and the peer table, folded from
 /// the same events.

@@ -1,5 +1,7 @@
-//! The display end of a command: every event is counted (totals and peer
-//! table), rendered, and written to a sink.
+//! The display end of a command: every event is rendered and written to a
+//! sink (held, batched or coalesced as the sink needs). It counts nothing
+//! of the run's: the run's counts are [`crate::model::Tally`], which the
+//! pipeline records each event in before the display shows it.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -7,13 +9,12 @@ use std::io;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::render::{Renderer, delivered_mark, group_mark};
 use super::sink::Sink;
 use crate::Error;
-use crate::model::{Event, Outcome, SentKind, Stats};
+use crate::model::{Event, Outcome, SentKind, Transition};
 
 /// What a held line of a sent message ends with when its receipt has not
 /// come by the time it is shown (its outcome follows on a line of its own).
@@ -38,9 +39,9 @@ struct Held {
 pub struct Display<'a> {
     renderer: Renderer,
     sink: Box<dyn Sink + 'a>,
-    /// What has been counted so far; shared with the chat's input side
-    /// (`/stats`, `/peers`, `/reply`).
-    stats: Arc<Mutex<Stats>>,
+    /// Datagrams counted instead of shown ([`Display::coalesce`]), for the
+    /// summary's `not_shown`: what the display did, not what the run did.
+    not_shown: u64,
     /// False once the reader went away (a closed pipe): events are still
     /// counted, nothing more is written.
     open: bool,
@@ -174,7 +175,7 @@ impl<'a> Display<'a> {
         Display {
             renderer,
             sink: Box::new(sink),
-            stats: Arc::default(),
+            not_shown: 0,
             open: true,
             hold: None,
             held: VecDeque::new(),
@@ -220,7 +221,7 @@ impl<'a> Display<'a> {
             return Ok(false);
         }
         coalescer.hide(datagram.from, datagram.len());
-        self.lock_stats().summary.not_shown += 1;
+        self.not_shown += 1;
         Ok(true)
     }
 
@@ -429,9 +430,9 @@ impl<'a> Display<'a> {
         std::mem::replace(&mut self.sink, Box::new(sink))
     }
 
-    /// Counts and shows one event.
-    pub fn show(&mut self, event: &Event) -> Result<Shown, Error> {
-        let transitions = self.lock_stats().record(event);
+    /// Shows one event, and the peer `transitions` it caused (counted
+    /// elsewhere: [`crate::model::Tally::record`]).
+    pub fn show(&mut self, event: &Event, transitions: &[Transition]) -> Result<Shown, Error> {
         self.write_log(event)?;
         if !self.open {
             return Ok(Shown::ReaderGone);
@@ -448,13 +449,13 @@ impl<'a> Display<'a> {
                 ))
         {
             // Nothing to hold or settle: straight into the batch.
-            self.renderer.render_into(event, &transitions, batch);
+            self.renderer.render_into(event, transitions, batch);
             if batch.len() < OUTPUT_BATCH {
                 return Ok(Shown::Yes);
             }
             return self.flush();
         }
-        let lines = self.renderer.render(event, &transitions);
+        let lines = self.renderer.render(event, transitions);
         if self.hold_line(event, &lines) {
             return self.flush_due();
         }
@@ -498,29 +499,9 @@ impl<'a> Display<'a> {
         }
     }
 
-    /// Shows the `summary` event with the totals so far, and returns them.
-    pub fn show_summary(&mut self) -> Result<crate::model::Summary, Error> {
-        let (summary, peers) = {
-            let stats = self.lock_stats();
-            let mut summary = stats.summary;
-            summary.peers_forgotten = stats.peers.forgotten();
-            (summary, stats.peers.summaries())
-        };
-        self.show(&Event::Summary {
-            totals: summary,
-            peers,
-        })?;
-        Ok(summary)
-    }
-
-    /// The shared counts (for the chat's input side).
-    pub fn stats(&self) -> Arc<Mutex<Stats>> {
-        Arc::clone(&self.stats)
-    }
-
-    /// A copy of the counts so far.
-    pub fn snapshot(&self) -> Stats {
-        self.lock_stats().clone()
+    /// Datagrams counted instead of shown so far.
+    pub fn not_shown(&self) -> u64 {
+        self.not_shown
     }
 
     /// False once the reader has gone away.
@@ -536,13 +517,6 @@ impl<'a> Display<'a> {
         }
         !self.open
     }
-
-    /// The shared counts, locked.
-    fn lock_stats(&self) -> MutexGuard<'_, Stats> {
-        // A poisoned lock means a thread panicked while counting; the
-        // counts are still the best there are.
-        self.stats.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 /// A held line as shown: with its delivery mark, or marked as still
@@ -554,6 +528,8 @@ fn held_line(held: Held) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::Tally;
+    use crate::runtime::{report, report_summary};
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
@@ -604,6 +580,7 @@ mod tests {
     fn coalesced_counts_add_up() {
         let out = MemorySink::new();
         let mut display = Display::new(Renderer::new(Format::Human), out.clone()).coalesce(100);
+        let tally = Tally::default();
         let mut total = 0u64;
         for i in 0..30_000u32 {
             // Three busy senders, then a crowd of 20 one-off senders.
@@ -619,7 +596,7 @@ mod tests {
                 truncated: false,
                 original_len: None,
             });
-            display.show(&event).unwrap();
+            report(&tally, &mut display, &event).unwrap();
             total += 1;
         }
         display.flush_held().unwrap();
@@ -632,7 +609,7 @@ mod tests {
             .sum();
         assert!((100..1000).contains(&shown), "{shown} lines shown");
         assert_eq!(shown + counted, total, "{more:?}");
-        let summary = display.show_summary().unwrap();
+        let summary = report_summary(&tally, &mut display).unwrap();
         assert_eq!(summary.received, total);
         assert_eq!(summary.not_shown, counted);
         assert!(
@@ -661,19 +638,22 @@ mod tests {
         let out = MemorySink::new();
         let mut display = Display::new(Renderer::new(Format::Human), out.clone())
             .hold_sent_lines(Duration::from_secs(600));
-        display.show(&sent(1)).unwrap();
-        display.show(&sent(2)).unwrap();
-        display.show(&delivered(2)).unwrap();
+        let tally = Tally::default();
+        report(&tally, &mut display, &sent(1)).unwrap();
+        report(&tally, &mut display, &sent(2)).unwrap();
+        report(&tally, &mut display, &delivered(2)).unwrap();
         assert!(out.lines().is_empty(), "{:?}", out.lines());
-        display.show(&delivered(1)).unwrap();
+        report(&tally, &mut display, &delivered(1)).unwrap();
         let lines = out.lines();
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[0].ends_with("#1  \"m1\"  ok 2.00 ms"), "{lines:?}");
         assert!(lines[1].ends_with("#2  \"m2\"  ok 2.00 ms"), "{lines:?}");
 
-        display.show(&sent(3)).unwrap();
-        display
-            .show(&Event::Message(Box::new(ChatMessage {
+        report(&tally, &mut display, &sent(3)).unwrap();
+        report(
+            &tally,
+            &mut display,
+            &Event::Message(Box::new(ChatMessage {
                 at: SystemTime::now(),
                 from: addr(),
                 name: "bob".into(),
@@ -685,8 +665,9 @@ mod tests {
                 duplicates: 0,
                 reordered: false,
                 wire_len: 20,
-            })))
-            .unwrap();
+            })),
+        )
+        .unwrap();
         let lines = out.lines();
         assert!(
             lines[2].ends_with("#3  \"m3\"  (no receipt yet)"),
@@ -697,7 +678,7 @@ mod tests {
             "{lines:?}"
         );
         // Its receipt, once its line is out, is a line of its own.
-        display.show(&delivered(3)).unwrap();
+        report(&tally, &mut display, &delivered(3)).unwrap();
         assert!(out.lines()[4].starts_with("ok #3 to 127.0.0.1:9 delivered"));
         assert_eq!(display.next_flush(), None);
     }

@@ -24,6 +24,6 @@ pub mod shutdown;
 pub mod sorting;
 
 pub use outbox::{Closed, Outbox};
-pub use pipeline::{Ended, Job, JobControl, OnInterrupt, Pipeline, Plan};
+pub use pipeline::{Ended, Job, JobControl, OnInterrupt, Pipeline, Plan, report, report_summary};
 pub use receiver::{Handler, Show};
 pub use shutdown::{Shutdown, Signal, Trigger};

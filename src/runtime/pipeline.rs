@@ -26,7 +26,7 @@ use super::outbox::Outbox;
 use super::receiver::{self, DRAIN_LIMIT, Handler, ReceiverConfig, Receiving, Stop, Turn};
 use super::shutdown::{Shutdown, Signal};
 use crate::Error;
-use crate::model::Event;
+use crate::model::{Event, Summary, Tally};
 use crate::net::endpoint::READ_TIMEOUT;
 use crate::net::group::{self, GroupOptions};
 use crate::net::sys::Scratch;
@@ -73,6 +73,9 @@ pub struct Pipeline {
     buffers: Buffers,
     max_size: usize,
     events: Receiver<Event>,
+    /// The run's counts: every event the display loop shows is counted
+    /// here first; the command reads its outcome from it.
+    tally: Tally,
 }
 
 /// What a run does besides receiving.
@@ -239,7 +242,14 @@ impl Pipeline {
             buffers,
             max_size,
             events,
+            tally: Tally::default(),
         })
+    }
+
+    /// The run's counts (a handle: it stays current after
+    /// [`Pipeline::run`] has taken the pipeline).
+    pub fn tally(&self) -> Tally {
+        self.tally.clone()
     }
 
     /// The bound address.
@@ -328,6 +338,7 @@ impl Pipeline {
         let mut signals = shutdown.requests().clone();
         let mut linger = never();
         let events = self.events;
+        let tally = self.tally;
         // Lines are written once the events queued so far are shown, in
         // one write rather than one per event.
         display.batch_writes(true)?;
@@ -356,11 +367,11 @@ impl Pipeline {
                 recv(watched) -> event => {
                     // `outbox` is held here, so the channel stays open.
                     let Ok(event) = event else { continue };
-                    let mut shown = display.show(&event)?;
+                    let mut shown = report(&tally, display, &event)?;
                     let mut drained = 1;
                     for event in events.try_iter().take(EVENT_QUEUE) {
                         drained += 1;
-                        if display.show(&event)? == Shown::ReaderGone {
+                        if report(&tally, display, &event)? == Shown::ReaderGone {
                             shown = Shown::ReaderGone;
                         }
                     }
@@ -416,7 +427,7 @@ impl Pipeline {
         let _ = outbox.report_pending();
         drop(outbox);
         for event in events.try_iter() {
-            display.show(&event)?;
+            report(&tally, display, &event)?;
         }
         display.flush_held()?;
         display.batch_writes(false)?;
@@ -447,6 +458,7 @@ impl Pipeline {
     ) -> Result<Ended, Error> {
         let outbox = self.outbox;
         let events = self.events;
+        let tally = self.tally;
         let config = ReceiverConfig {
             max_size: self.max_size,
             limit: plan.limit,
@@ -487,7 +499,7 @@ impl Pipeline {
                     }
                 }
             }
-            if show_queued(display, &events)? == Shown::ReaderGone {
+            if show_queued(&tally, display, &events)? == Shown::ReaderGone {
                 ended.reader_gone = true;
                 break Stop::ReaderGone;
             }
@@ -525,7 +537,7 @@ impl Pipeline {
             // What had arrived before the stop is shown and counted.
             for _ in 0..DRAIN_LIMIT {
                 let turn = receiving.step(&mut buf, &mut scratch);
-                show_queued(display, &events)?;
+                show_queued(&tally, display, &events)?;
                 match turn {
                     Ok(Turn::Datagram) => {}
                     Ok(Turn::Idle) => break,
@@ -541,7 +553,7 @@ impl Pipeline {
         drop(receiving);
         let _ = outbox.report_pending();
         drop(outbox);
-        show_queued(display, &events)?;
+        show_queued(&tally, display, &events)?;
         display.flush_held()?;
         display.batch_writes(false)?;
         result.map(|()| ended)
@@ -549,10 +561,14 @@ impl Pipeline {
 }
 
 /// Shows every event queued now.
-fn show_queued(display: &mut Display<'_>, events: &Receiver<Event>) -> Result<Shown, Error> {
+fn show_queued(
+    tally: &Tally,
+    display: &mut Display<'_>,
+    events: &Receiver<Event>,
+) -> Result<Shown, Error> {
     let mut shown = Shown::Yes;
     for event in events.try_iter() {
-        if display.show(&event)? == Shown::ReaderGone {
+        if report(tally, display, &event)? == Shown::ReaderGone {
             shown = Shown::ReaderGone;
         }
     }
@@ -614,4 +630,20 @@ fn notify_on_exit(
         })
         .map_err(|source| Error::SpawnThread { name, source })?;
     Ok(rx)
+}
+
+/// Counts `event` in `tally`, then shows it (with the peer transitions it
+/// caused): the one way an event reaches the screen.
+pub fn report(tally: &Tally, display: &mut Display<'_>, event: &Event) -> Result<Shown, Error> {
+    let transitions = tally.record(event);
+    display.show(event, &transitions)
+}
+
+/// Shows the `summary` event with the totals so far (and what the display
+/// counted instead of showing), and returns the totals.
+pub fn report_summary(tally: &Tally, display: &mut Display<'_>) -> Result<Summary, Error> {
+    let (mut totals, peers) = tally.summary();
+    totals.not_shown = display.not_shown();
+    report(tally, display, &Event::Summary { totals, peers })?;
+    Ok(totals)
 }

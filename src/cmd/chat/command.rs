@@ -16,7 +16,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "send an empty datagram (plain, outside the chat protocol)",
     ),
     ("/size", " N", "send an N-byte plain datagram (0123456789…)"),
-    ("/hex", " HEX", "send raw bytes written in hex (00ff10, 00 ff 10)"),
+    (
+        "/hex",
+        " HEX",
+        "send raw bytes written in hex (00ff10, 00 ff 10)",
+    ),
     (
         "/burst",
         " N [SIZE]",

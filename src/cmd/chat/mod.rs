@@ -40,7 +40,9 @@ use crate::output::{Display, Format, Renderer, Shown, Sink};
 use crate::proto::ChatConfig;
 use crate::runtime::driver::Driver;
 use crate::runtime::receiver::ShowOthers;
-use crate::runtime::{Ended, Job, OnInterrupt, Pipeline, Plan, Show, Shutdown};
+use crate::runtime::{
+    Ended, Job, OnInterrupt, Pipeline, Plan, Show, Shutdown, report, report_summary,
+};
 
 /// What `dgram chat` was asked to do.
 #[derive(Debug, Clone)]
@@ -176,13 +178,14 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
     }
 
     // The banner goes out before any thread can print.
-    if display.show(&pipeline.listening())? == Shown::ReaderGone {
-        return Ok(display.snapshot().summary);
+    let tally = pipeline.tally();
+    if report(&tally, &mut display, &pipeline.listening())? == Shown::ReaderGone {
+        return Ok(tally.snapshot().summary);
     }
     if let Some(joined) = pipeline.joined()
-        && display.show(&joined)? == Shown::ReaderGone
+        && report(&tally, &mut display, &joined)? == Shown::ReaderGone
     {
-        return Ok(display.snapshot().summary);
+        return Ok(tally.snapshot().summary);
     }
     if options.format == Format::Human {
         let peer = match (options.group.as_ref(), options.peer) {
@@ -218,7 +221,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         messenger.clone(),
         peer,
         (options.socket.rcvbuf, options.socket.sndbuf),
-        display.stats(),
+        tally.clone(),
     );
     let mut plan = if options.protocol.raw && options.group.is_some() {
         Plan::receive(ShowOthers { local })
@@ -277,7 +280,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
             "the chat ends: its output pipe closed (the program reading it ended)".to_string(),
         ]);
     }
-    let summary = display.show_summary()?;
+    let summary = report_summary(&tally, &mut display)?;
     if let Some(Err(error)) = ended.job {
         return Err(error);
     }
@@ -286,7 +289,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
     // `send`.
     if mode == Mode::Piped
         && let Some(peer) = options.peer
-        && let Some(state) = display.snapshot().peers.get(&peer)
+        && let Some(state) = tally.snapshot().peers.get(&peer)
         && state.down
         && summary.failed == 0
     {

@@ -2,13 +2,13 @@
 //! for, and what each typed line, message and command does.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::command::{self, Command, Input, help};
 use crate::cmd::payload::pattern;
 use crate::error::say;
-use crate::model::Stats;
+use crate::model::{Stats, Tally};
 use crate::net::addr::check_family;
 use crate::net::limits::check_payload;
 use crate::output::escape::{escape_line, preview};
@@ -44,7 +44,7 @@ pub struct Session {
     /// `SO_SNDBUF` as last requested (for `/buf`).
     sndbuf_requested: Option<usize>,
     /// What the display has counted (shared with the display loop).
-    stats: Arc<Mutex<Stats>>,
+    stats: Tally,
     /// The "an empty line sends nothing" hint has been given.
     empty_hint_given: bool,
     /// The last message sent in an envelope, until its receipt is waited
@@ -59,7 +59,7 @@ impl Session {
         messenger: Driver,
         peer: Option<SocketAddr>,
         requested: (Option<usize>, Option<usize>),
-        stats: Arc<Mutex<Stats>>,
+        stats: Tally,
     ) -> Self {
         Session {
             local: outbox.endpoint().local_addr(),
@@ -260,9 +260,7 @@ impl Session {
     }
 
     fn stats(&self) -> MutexGuard<'_, Stats> {
-        // A poisoned lock means a thread panicked while counting; its counts
-        // are still the best there are.
-        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        self.stats.lock()
     }
 
     /// Sends one plain datagram and says what went where (a plain
