@@ -32,9 +32,9 @@
 //! `recvmsg` itself and would cap what bench measures well below what the
 //! kernel delivers. Bench's loop counts each datagram where it lands (a
 //! header read and a bit set) and reports only counts: a request from the
-//! control thread is looked at every [`RECEIVER_CHECK`] datagrams, or
+//! control thread is looked at every `RECEIVER_CHECK` datagrams, or
 //! whenever the socket goes idle. Likewise the sender publishes its counts
-//! through atomics every [`SENDER_CHECK`] sends rather than an event per
+//! through atomics every `SENDER_CHECK` sends rather than an event per
 //! send.
 
 use std::io::{self, BufRead, BufReader, IsTerminal, Write as _};
