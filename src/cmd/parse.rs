@@ -1,9 +1,10 @@
 //! Parsing of what users type, on the command line and at the chat prompt:
-//! socket addresses, byte sizes and hex payloads.
+//! socket addresses and ports, numbers (sizes, rates, counts, durations: one
+//! grammar for all) and hex payloads.
 //!
 //! Each parser returns a message that says what is wrong and what to type
 //! instead. Sizes are checked against their limits here, before anything is
-//! allocated.
+//! allocated; every number has a maximum, named in its message.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 
