@@ -126,7 +126,9 @@ struct GroupArgs {
     #[arg(long, value_name = "NAME|ADDR")]
     iface: Option<String>,
     /// Multicast TTL (hop limit), 1 to 255; 1 keeps the group on the LAN.
-    #[arg(long, value_name = "N", value_parser = parse::count::<u32>(1, 255))]
+    // The range (1 to 255) is checked with the other group options, which
+    // say why in one line.
+    #[arg(long, value_name = "N", value_parser = parse::count::<u32>(0, u32::MAX.into()))]
     ttl: Option<u32>,
 }
 
