@@ -129,7 +129,9 @@ struct GroupArgs {
     #[arg(long, value_name = "NAME|ADDR")]
     iface: Option<String>,
     /// Multicast TTL (hop limit), 1 to 255; 1 keeps the group on the LAN.
-    #[arg(long, value_name = "N")]
+    // The range (1 to 255) is checked with the other group options, which
+    // say why in one line.
+    #[arg(long, value_name = "N", value_parser = parse::count::<u32>(0, u32::MAX.into()))]
     ttl: Option<u32>,
 }
 
@@ -185,7 +187,7 @@ struct ListenArgs {
     #[arg(long)]
     json: bool,
     /// Exit (status 0) after N datagrams.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse::count::<u64>(1, parse::MAX_COUNT))]
     count: Option<u64>,
     /// Send every datagram back to its sender unchanged (an echo server).
     /// dgram chat messages are acknowledged instead (unless --raw).
@@ -198,7 +200,7 @@ struct ListenArgs {
     /// With --echo: at most N replies per second to each peer (bursts of
     /// up to N); replies over the rate are held back and counted, so two
     /// echo servers cannot keep each other busy. 0: no limit.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_ECHO_RATE, requires = "echo")]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_ECHO_RATE, requires = "echo", value_parser = parse::count::<u32>(0, parse::MAX_RATE))]
     echo_rate: u32,
     #[command(flatten)]
     buffers: BufferArgs,
@@ -228,7 +230,7 @@ struct SendArgs {
     #[arg(long, value_name = "HEX", value_parser = parse_hex)]
     hex: Option<HexBytes>,
     /// Send each datagram N times.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse::count::<u64>(1, parse::MAX_COUNT))]
     count: u64,
     /// Local address to send from (default: any address of ADDR's family,
     /// a port the system chooses).
@@ -236,7 +238,7 @@ struct SendArgs {
     bind: Option<SocketAddr>,
     /// After the last datagram, listen this long (milliseconds) for replies
     /// and ICMP errors.
-    #[arg(long, value_name = "MS", default_value_t = 250)]
+    #[arg(long, value_name = "MS", default_value_t = 250, value_parser = parse::millis(0, parse::MAX_WAIT_MS))]
     wait: u64,
     /// Replies and reports as JSON lines (with a "sent" event per datagram).
     #[arg(long)]
@@ -268,17 +270,17 @@ struct ChatArgs {
     /// With input from a pipe: after its end (and once every message has
     /// its receipt or has failed), wait this long (milliseconds) for
     /// replies before leaving.
-    #[arg(long, value_name = "MS", default_value_t = 500)]
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = parse::millis(0, parse::MAX_WAIT_MS))]
     linger: u64,
     /// The name sent with each message (default: the login name).
     #[arg(long, value_name = "NAME", value_parser = parse::chat_name)]
     name: Option<String>,
     /// Send a message again at most N times when its receipt does not come.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRIES, value_parser = clap::value_parser!(u8).range(0..=20))]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRIES, value_parser = parse::count::<u8>(0, 20))]
     retries: u8,
     /// The shortest retransmission timeout, in milliseconds (the timeout is
     /// SRTT + 4 RTTVAR, 1 s before the first round trip is measured).
-    #[arg(long, value_name = "MS", default_value_t = DEFAULT_RTO_MIN.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_RTO_MIN.as_millis() as u64, value_parser = parse::millis(1, 60_000))]
     rto_min: u64,
     /// Line ending added to messages to plain peers (nc -u -l shows one
     /// line per message with lf).
@@ -306,7 +308,7 @@ struct ChatArgs {
     key_file: Option<PathBuf>,
     /// In a group: say hello every MS milliseconds (jittered by ±25%); a
     /// member silent for 3.5 times this is taken to have left.
-    #[arg(long, value_name = "MS", default_value_t = HELLO_EVERY.as_millis() as u64, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    #[arg(long, value_name = "MS", default_value_t = HELLO_EVERY.as_millis() as u64, value_parser = parse::millis(100, 600_000))]
     hello: u64,
     #[command(flatten)]
     buffers: BufferArgs,
@@ -338,11 +340,11 @@ struct PingArgs {
     #[arg(value_name = "ADDR", value_parser = parse::peer_addr)]
     addr: SocketAddr,
     /// Probes to send (default: until Ctrl-C).
-    #[arg(long, short = 'c', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, short = 'c', value_name = "N", value_parser = parse::count::<u64>(1, parse::MAX_COUNT))]
     count: Option<u64>,
     /// Milliseconds between probes; 0: ping-pong, the next probe as soon as
     /// the reply (or the timeout) comes.
-    #[arg(long, short = 'i', value_name = "MS", default_value_t = 1000)]
+    #[arg(long, short = 'i', value_name = "MS", default_value_t = 1000, value_parser = parse::millis(0, parse::MAX_WAIT_MS))]
     interval: u64,
     /// Probe size in bytes (24 to 65507; the first 24 carry the probe's
     /// number and send time).
@@ -350,7 +352,7 @@ struct PingArgs {
     size: usize,
     /// Milliseconds to wait for a reply before the probe counts as lost (a
     /// later reply is counted late, apart).
-    #[arg(long, short = 'W', value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, short = 'W', value_name = "MS", default_value_t = 1000, value_parser = parse::millis(1, parse::MAX_WAIT_MS))]
     timeout: u64,
     /// Local address to send from (default: any address of ADDR's family).
     #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]

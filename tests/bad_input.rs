@@ -84,7 +84,7 @@ fn usage_errors_exit_2() {
         (&["chat", "--peer", "nowhere"], "has no port"),
         (
             &["send", "127.0.0.1:9", "--size", "99999999999999999999999"],
-            "far too large",
+            "99999999999999999999999 bytes do not fit in one datagram",
         ),
         (
             &["listen", "[::1%999999]:0"],
@@ -227,5 +227,54 @@ fn hex_separators_separate_bytes() {
         let proc = run(&["send", &to, "--hex", hex, "--wait", "0"]);
         assert!(proc.finish_ok(), "{}", proc.dump());
         assert_eq!(peer.recv(), bytes, "--hex {hex}");
+    }
+}
+
+/// One number grammar for every option: `--size 1.5k` is taken as
+/// `--rate 1.5M` is (1536 bytes arrive); `+5` is not a port; waits and
+/// intervals have a named maximum; no message leaks Rust's words
+/// ("invalid digit found in string", "number too large to fit in target
+/// type").
+#[test]
+fn numbers_share_one_grammar() {
+    let peer = crate::util::Peer::bind();
+    let proc = run(&[
+        "send",
+        &peer.addr().to_string(),
+        "--size",
+        "1.5k",
+        "--wait",
+        "0",
+    ]);
+    assert!(proc.finish_ok(), "{}", proc.dump());
+    assert_eq!(peer.recv().len(), 1536);
+    let cases: &[(&[&str], &str)] = &[
+        (&["listen", "127.0.0.1:+5"], "digits only"),
+        (
+            &["send", "127.0.0.1:9", "x", "--wait", "18446744073709551615"],
+            "at most 3600000",
+        ),
+        (
+            &["ping", "127.0.0.1:9", "--interval", "18446744073709551615"],
+            "at most 3600000",
+        ),
+        (
+            &["send", "127.0.0.1:9", "x", "--count", "abc"],
+            "expected a whole number such as 100, 10k or 1.5M",
+        ),
+        (&["chat", "--retries", "300"], "at most 20"),
+        (&["listen", "--count", "0"], "from 1 to 1000000000000"),
+        (&["listen", "--count", "\u{663}"], "not a number"),
+        (
+            &["bench", "--loopback", "--size", "1.5"],
+            "expected a whole number of bytes such as 1500, 64k or 1.5M",
+        ),
+    ];
+    for (args, message) in cases {
+        let stderr = check(args, 2, message);
+        assert!(
+            !stderr.contains("invalid digit") && !stderr.contains("fit in target type"),
+            "{stderr}"
+        );
     }
 }

@@ -21,6 +21,12 @@ fuzz_target!(|data: &[u8]| {
         assert!(rate > 0);
     }
     if let Ok(seconds) = parse::seconds(text) {
-        assert!(seconds.is_finite() && seconds > 0.0);
+        assert!(seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0);
+    }
+    if let Ok(ms) = parse::millis(1, parse::MAX_WAIT_MS)(text) {
+        assert!((1..=parse::MAX_WAIT_MS).contains(&ms));
+    }
+    if let Ok(count) = parse::count::<u8>(0, 20)(text) {
+        assert!(count <= 20);
     }
 });

@@ -1,9 +1,10 @@
 //! Parsing of what users type, on the command line and at the chat prompt:
-//! socket addresses, byte sizes and hex payloads.
+//! socket addresses and ports, numbers (sizes, rates, counts, durations: one
+//! grammar for all) and hex payloads.
 //!
 //! Each parser returns a message that says what is wrong and what to type
 //! instead. Sizes are checked against their limits here, before anything is
-//! allocated.
+//! allocated; every number has a maximum, named in its message.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 
@@ -113,7 +114,9 @@ fn scope_id(scope: &str) -> Result<u32, String> {
             "an empty scope after '%': name an interface, as in [fe80::1%eth0]:9000".into(),
         );
     }
-    if let Ok(index) = scope.parse::<u32>() {
+    if scope.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(index) = scope.parse::<u32>()
+    {
         return interface_number(index);
     }
     interface_index(scope)
@@ -151,12 +154,15 @@ fn interface_number(index: u32) -> Result<u32, String> {
     Ok(index)
 }
 
+/// A port: ASCII digits only (`str::parse` would take `+5`), 0 to 65535.
 fn parse_port(port: &str) -> Result<u16, String> {
-    let number: u64 = port
-        .parse()
-        .map_err(|_| format!("'{port}' is not a port number: {EXAMPLE}"))?;
-    u16::try_from(number)
-        .map_err(|_| format!("port {number} is out of range: ports go from 0 to 65535"))
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "'{port}' is not a port number: a port is 0 to 65535, digits only; {EXAMPLE}"
+        ));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("port {port} is out of range: ports go from 0 to 65535"))
 }
 
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
@@ -190,116 +196,292 @@ pub fn peer_addr(text: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
-/// Parses a number of seconds (`3`, `0.5`): positive, at most a day.
-pub fn seconds(text: &str) -> Result<f64, String> {
-    let value: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number of seconds (such as 3 or 0.5)"))?;
-    if !(value > 0.0 && value <= 86_400.0) {
-        return Err(format!(
-            "'{text}': give more than 0 and at most 86400 seconds"
-        ));
+// One grammar for every number a user types, on the command line and at
+// the chat prompt: ASCII digits, maybe a fraction (`1.5`), maybe a unit
+// (`k`, `M`, `s`, …). No sign, no `+`, no exponent, no other script's
+// digits: `str::parse` takes some of those (`+5`, `1e3`, `inf`) and its
+// messages ("invalid digit found in string") say nothing a user can act on.
+// A fraction is taken when the result is whole in the quantity's smallest
+// unit (`1.5k` bytes is 1536, `1.5s` is 1500 ms); every quantity has a
+// named maximum.
+
+/// A unit a number may carry, and what it multiplies by.
+type Unit = (&'static str, u128);
+
+/// Byte units (binary, as socket buffers and `ss` count them).
+const BYTE_UNITS: &[Unit] = &[
+    ("", 1),
+    ("b", 1),
+    ("k", 1 << 10),
+    ("kb", 1 << 10),
+    ("kib", 1 << 10),
+    ("m", 1 << 20),
+    ("mb", 1 << 20),
+    ("mib", 1 << 20),
+    ("g", 1 << 30),
+    ("gb", 1 << 30),
+    ("gib", 1 << 30),
+];
+
+/// Units of counts and rates (decimal: `10k` datagrams is ten thousand).
+const COUNT_UNITS: &[Unit] = &[
+    ("", 1),
+    ("k", 1_000),
+    ("m", 1_000_000),
+    ("g", 1_000_000_000),
+];
+
+/// Durations, in milliseconds, for options given in milliseconds.
+const MS_UNITS: &[Unit] = &[("", 1), ("ms", 1), ("s", 1_000), ("min", 60_000)];
+
+/// Durations, in milliseconds, for options given in seconds.
+const SECOND_UNITS: &[Unit] = &[("", 1_000), ("s", 1_000), ("ms", 1), ("min", 60_000)];
+
+/// What a quantity is called in messages, with examples of its grammar.
+struct Quantity {
+    /// "a whole number of bytes"
+    what: &'static str,
+    /// "1500, 64k or 1.5M"
+    examples: &'static str,
+    units: &'static [Unit],
+}
+
+const BYTES: Quantity = Quantity {
+    what: "a whole number of bytes",
+    examples: "1500, 64k or 1.5M",
+    units: BYTE_UNITS,
+};
+
+/// Why a typed number was not taken.
+#[derive(Debug, PartialEq, Eq)]
+enum Refused {
+    /// Not digits, a fraction and a unit.
+    NotANumber,
+    /// A number with a unit this quantity does not have.
+    UnknownUnit(String),
+    /// A fraction of the smallest unit (`1.5` bytes).
+    NotWhole,
+    /// Beyond any maximum.
+    TooLarge,
+}
+
+/// Reads `text` in the grammar, with `units`, as a whole number of the
+/// smallest unit.
+fn amount(text: &str, units: &[Unit]) -> Result<u128, Refused> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, rest) = text.split_at(digits_end);
+    let (fraction, unit) = match rest.strip_prefix('.') {
+        Some(after) => after.split_at(
+            after
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(after.len()),
+        ),
+        None => ("", rest),
+    };
+    let dotted = rest.starts_with('.');
+    if digits.is_empty() || (dotted && fraction.is_empty()) {
+        return Err(Refused::NotANumber);
     }
-    Ok(value)
+    if !unit.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(Refused::NotANumber);
+    }
+    let lower = unit.to_ascii_lowercase();
+    let Some(&(_, scale)) = units.iter().find(|(name, _)| *name == lower) else {
+        return Err(Refused::UnknownUnit(unit.to_string()));
+    };
+    let digits = digits.trim_start_matches('0');
+    let fraction = fraction.trim_end_matches('0');
+    // 20 digits and 18 decimals keep every product below u128::MAX; no
+    // maximum here is near 20 digits.
+    if digits.len() > 20 {
+        return Err(Refused::TooLarge);
+    }
+    if fraction.len() > 18 {
+        return Err(Refused::NotWhole);
+    }
+    let whole: u128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().map_err(|_| Refused::NotANumber)?
+    };
+    let tenths: u128 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().map_err(|_| Refused::NotANumber)?
+    };
+    let denominator = 10u128.pow(fraction.len() as u32);
+    let numerator = (whole * denominator + tenths)
+        .checked_mul(scale)
+        .ok_or(Refused::TooLarge)?;
+    if numerator % denominator != 0 {
+        return Err(Refused::NotWhole);
+    }
+    Ok(numerator / denominator)
+}
+
+/// Reads a `quantity` from `min` to `max`; the messages say what is
+/// accepted and name the bound.
+fn bounded(text: &str, quantity: &Quantity, min: u64, max: u64) -> Result<u64, String> {
+    let Quantity { what, examples, .. } = quantity;
+    let range = if min == 0 {
+        format!("at most {max}")
+    } else {
+        format!("from {min} to {max}")
+    };
+    match amount(text, quantity.units) {
+        Ok(value) if value < u128::from(min) => {
+            Err(format!("'{text}' is too small: expected {what} {range}"))
+        }
+        Ok(value) if value > u128::from(max) => {
+            Err(format!("'{text}' is too large: expected {what} {range}"))
+        }
+        Ok(value) => Ok(value as u64),
+        Err(Refused::TooLarge) => Err(format!(
+            "'{text}' is far too large: expected {what} {range}"
+        )),
+        Err(Refused::UnknownUnit(unit)) => Err(format!(
+            "unknown unit '{unit}' in '{text}': expected {what} such as {examples}"
+        )),
+        Err(Refused::NotWhole) => Err(format!(
+            "'{text}' is not whole: expected {what} such as {examples}"
+        )),
+        Err(Refused::NotANumber) => Err(format!(
+            "'{text}' is not a number: expected {what} such as {examples} (digits 0-9, no sign)"
+        )),
+    }
+}
+
+/// The longest wait, interval, timeout or linger: an hour, in ms.
+pub const MAX_WAIT_MS: u64 = 3_600_000;
+
+/// The largest count (`--count`, `-c`): a million million.
+pub const MAX_COUNT: u64 = 1_000_000_000_000;
+
+/// The fastest rate (`--rate`): a billion datagrams per second.
+pub const MAX_RATE: u64 = 1_000_000_000;
+
+/// The longest bench (`--duration`): a day.
+pub const MAX_SECONDS: u64 = 86_400;
+
+/// Parses a number of seconds (`3`, `0.5`, `1500ms`, `2min`): more than
+/// 0, at most a day, to the millisecond.
+pub fn seconds(text: &str) -> Result<f64, String> {
+    const SECONDS: Quantity = Quantity {
+        what: "a number of seconds",
+        examples: "3, 0.5, 1500ms or 2min",
+        units: SECOND_UNITS,
+    };
+    let ms = bounded(text, &SECONDS, 1, MAX_SECONDS * 1000).map_err(|message| {
+        // The bounds are counted in ms; the message says them in seconds.
+        message.replace(
+            &format!("from 1 to {}", MAX_SECONDS * 1000),
+            &format!("from 0.001 to {MAX_SECONDS}"),
+        )
+    })?;
+    Ok(ms as f64 / 1000.0)
+}
+
+/// A parser for a duration option given in milliseconds (`250`, `1.5s`,
+/// `2min`), from `min` to `max` ms.
+pub fn millis(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync {
+    move |text| {
+        const MS: Quantity = Quantity {
+            what: "a whole number of milliseconds",
+            examples: "250, 1.5s or 2min",
+            units: MS_UNITS,
+        };
+        bounded(text, &MS, min, max)
+    }
+}
+
+/// A parser for a count (`100`, `10k`, `1.5M`) from `min` to `max`, as
+/// the integer type of its option.
+pub fn count<T: TryFrom<u64>>(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync {
+    move |text| {
+        const COUNT: Quantity = Quantity {
+            what: "a whole number",
+            examples: "100, 10k or 1.5M",
+            units: COUNT_UNITS,
+        };
+        let value = bounded(text, &COUNT, min, max)?;
+        T::try_from(value).map_err(|_| format!("'{text}' is too large: at most {max}"))
+    }
 }
 
 /// Parses a rate in datagrams per second: `5000`, `10k`, `1.5M` (decimal
-/// units).
+/// units), 1 to 1G.
 pub fn rate(text: &str) -> Result<u64, String> {
-    let lower = text.trim().to_ascii_lowercase();
-    let (number, scale) = match lower.strip_suffix('k') {
-        Some(number) => (number, 1e3),
-        None => match lower.strip_suffix('m') {
-            Some(number) => (number, 1e6),
-            None => (lower.as_str(), 1.0),
-        },
+    const RATE: Quantity = Quantity {
+        what: "a whole number of datagrams per second",
+        examples: "5000, 10k or 1.5M",
+        units: COUNT_UNITS,
     };
-    let value: f64 = number.parse().map_err(|_| {
-        format!("'{text}' is not a rate: use datagrams per second such as 5000, 10k or 1.5M")
-    })?;
-    let rate = (value * scale).round();
-    if !(1.0..=1e9).contains(&rate) {
-        return Err(format!(
-            "'{text}': give at least 1 and at most 1G datagrams per second"
-        ));
-    }
-    Ok(rate as u64)
+    bounded(text, &RATE, 1, MAX_RATE)
 }
 
-/// Parses a byte count: `4096`, `4k`, `4KiB`, `2m`, `1MiB`, `1G` (binary
-/// units).
+/// Parses a byte count: `4096`, `4k`, `4KiB`, `1.5M`, `1MiB`, `1G`
+/// (binary units), as large as a u64.
 pub fn byte_count(text: &str) -> Result<u64, String> {
-    let lower = text.trim().to_ascii_lowercase();
-    let digits_end = lower
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(lower.len());
-    let (digits, unit) = lower.split_at(digits_end);
-    let scale: u64 = match unit.trim() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown unit '{other}' in '{text}': use a number of bytes, or k/M/G"
-            ));
-        }
-    };
-    if digits.is_empty() {
-        return Err(format!(
-            "'{text}' is not a byte count: use a number such as 4096 or 64k"
-        ));
-    }
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' is far too large"))?;
-    value
-        .checked_mul(scale)
-        .ok_or_else(|| format!("'{text}' is far too large"))
+    bounded(text, &BYTES, 0, u64::MAX)
 }
 
 /// Parses a payload size (`--size`, `/size`, `/burst`): at most 65527
 /// bytes, the largest UDP payload of any family. (Over IPv4 the limit is
 /// 65507; that is checked once the destination is known.)
 pub fn payload_size(text: &str) -> Result<usize, String> {
-    let size = byte_count(text)?;
-    if size > MAX_PAYLOAD as u64 {
-        return Err(format!(
+    size(text, 0, MAX_PAYLOAD, |size| {
+        format!(
             "{size} bytes do not fit in one datagram: UDP carries at most {MAX_PAYLOAD_V4} bytes over IPv4 and {MAX_PAYLOAD} over IPv6"
-        ));
-    }
-    Ok(size as usize)
+        )
+    })
 }
 
 /// Parses a `SO_RCVBUF`/`SO_SNDBUF` request: 1 byte to 1 GiB.
 pub fn buffer_size(text: &str) -> Result<usize, String> {
-    let size = byte_count(text)?;
-    if size == 0 {
+    if let Ok(0) = amount(text, BYTE_UNITS) {
         return Err("a buffer of 0 bytes cannot hold a datagram: ask for at least 1 (the kernel rounds up to its minimum)".to_string());
     }
-    if size > MAX_BUFFER as u64 {
-        return Err(format!(
+    size(text, 1, MAX_BUFFER, |size| {
+        format!(
             "{size} bytes is beyond reason for a socket buffer: ask for at most 1G (Linux caps it at net.core.rmem_max anyway)"
-        ));
-    }
-    Ok(size as usize)
+        )
+    })
 }
 
 /// Parses `--max-size`: the application's receive buffer, 1 to 65535 bytes.
 pub fn recv_size(text: &str) -> Result<usize, String> {
-    let size = byte_count(text)?;
-    if size == 0 {
+    if let Ok(0) = amount(text, BYTE_UNITS) {
         return Err(
             "a 0-byte receive buffer would truncate every datagram: use 1 to 65535".to_string(),
         );
     }
-    if size > MAX_RECV_SIZE as u64 {
-        return Err(format!(
+    size(text, 1, MAX_RECV_SIZE, |size| {
+        format!(
             "no UDP datagram is longer than {MAX_RECV_SIZE} bytes, so {size} is pointless: use 1 to {MAX_RECV_SIZE}"
-        ));
+        )
+    })
+}
+
+/// A size in bytes from `min` to `max`; over `max`, the message `over`
+/// makes for the size (its number of bytes, or the text as typed when it
+/// is too long to count).
+fn size(
+    text: &str,
+    min: usize,
+    max: usize,
+    over: impl Fn(&str) -> String,
+) -> Result<usize, String> {
+    match amount(text, BYTE_UNITS) {
+        Ok(value) if value > max as u128 => Err(over(&value.to_string())),
+        Err(Refused::TooLarge) => Err(over(text.trim())),
+        _ => bounded(text, &BYTES, min as u64, max as u64).map(|size| size as usize),
     }
-    Ok(size as usize)
 }
 
 /// What separates the bytes of a hex payload: spaces, tabs, `:` and `-`.
@@ -462,14 +644,106 @@ mod tests {
         assert!(
             byte_count("99999999999999999999")
                 .unwrap_err()
+                .contains("too large")
+        );
+        assert!(
+            byte_count("999999999999999999999999")
+                .unwrap_err()
                 .contains("far too large")
         );
-        assert!(byte_count("k").unwrap_err().contains("not a byte count"));
+        assert!(byte_count("k").unwrap_err().contains("not a number"));
         assert!(buffer_size("0").is_err());
         assert!(buffer_size("2G").is_err());
         assert!(recv_size("0").is_err());
         assert!(recv_size("65536").is_err());
         assert!(recv_size("64k").unwrap_err().contains("65535"));
+    }
+
+    /// One grammar: digits, maybe a fraction, maybe a unit; a fraction is
+    /// taken when the result is whole. Signs, `+`, exponents, `inf` and
+    /// other scripts' digits are not numbers here, and the message says
+    /// what is, never Rust's words.
+    #[test]
+    fn one_number_grammar() {
+        assert_eq!(byte_count("1.5k").unwrap(), 1536);
+        assert_eq!(byte_count("1.5M").unwrap(), 1536 << 10);
+        assert_eq!(byte_count("64KiB").unwrap(), 65536);
+        assert_eq!(byte_count("007").unwrap(), 7);
+        assert_eq!(payload_size("1.5k").unwrap(), 1536);
+        assert_eq!(rate("1.5M").unwrap(), 1_500_000);
+        assert_eq!(count::<u64>(1, 100)("2").unwrap(), 2);
+        assert_eq!(count::<u64>(1, 100_000)("1.5k").unwrap(), 1500);
+        assert_eq!(millis(0, 60_000)("1.5s").unwrap(), 1500);
+        assert_eq!(millis(0, 600_000)("2min").unwrap(), 120_000);
+        assert_eq!(millis(0, 60_000)("250ms").unwrap(), 250);
+        assert_eq!(seconds("0.5").unwrap(), 0.5);
+        assert_eq!(seconds("1500ms").unwrap(), 1.5);
+        for bad in [
+            "-1", "+5", "abc", "\u{663}", "1e3", "inf", "NaN", "1.", ".5", "", "1,5",
+        ] {
+            let err = byte_count(bad).unwrap_err();
+            assert!(
+                err.contains("not a number")
+                    && err.contains("expected a whole number of bytes such as 1500, 64k or 1.5M"),
+                "{bad}: {err}"
+            );
+        }
+        let err = payload_size("1.5").unwrap_err();
+        assert!(err.contains("not whole"), "{err}");
+        assert!(byte_count("4q").unwrap_err().contains("unknown unit 'q'"));
+        assert!(millis(0, 1000)("0.5").unwrap_err().contains("not whole"));
+        assert!(millis(0, 1000)("3q").unwrap_err().contains("unknown unit"));
+        for err in [
+            count::<u8>(0, 20)("300").unwrap_err(),
+            count::<u8>(0, 20)("99999999999999999999999").unwrap_err(),
+            payload_size("-1").unwrap_err(),
+            rate("x").unwrap_err(),
+        ] {
+            assert!(
+                !err.contains("invalid digit") && !err.contains("fit in target type"),
+                "{err}"
+            );
+        }
+    }
+
+    /// Every quantity has a maximum, named in its message.
+    #[test]
+    fn maxima_are_named() {
+        let err = millis(0, MAX_WAIT_MS)("18446744073709551615").unwrap_err();
+        assert!(err.contains("at most 3600000"), "{err}");
+        let err = millis(0, MAX_WAIT_MS)("99999999999999999999999").unwrap_err();
+        assert!(err.contains("at most 3600000"), "{err}");
+        let err = count::<u8>(0, 20)("21").unwrap_err();
+        assert!(err.contains("at most 20"), "{err}");
+        let err = count::<u64>(1, 10)("0").unwrap_err();
+        assert!(err.contains("from 1 to 10"), "{err}");
+        let err = rate("2G").unwrap_err();
+        assert!(err.contains("1000000000"), "{err}");
+        let err = seconds("86401").unwrap_err();
+        assert!(err.contains("86400"), "{err}");
+        assert!(seconds("0").unwrap_err().contains("too small"));
+    }
+
+    /// A port is ASCII digits, 0 to 65535: `+5` and other scripts' digits
+    /// are not port 5.
+    #[test]
+    fn ports_are_digits_only() {
+        for bad in [
+            "127.0.0.1:+5",
+            "127.0.0.1:\u{665}",
+            "127.0.0.1:5a",
+            "[::1]:+5",
+            "127.0.0.1: 5",
+        ] {
+            let err = socket_addr(bad).unwrap_err();
+            assert!(err.contains("digits only"), "{bad}: {err}");
+        }
+        assert_eq!(socket_addr("127.0.0.1:65535").unwrap().port(), 65535);
+        assert!(
+            socket_addr("127.0.0.1:0065536")
+                .unwrap_err()
+                .contains("out of range")
+        );
     }
 
     /// Payload sizes are checked before anything is allocated: a terabyte

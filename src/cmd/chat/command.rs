@@ -179,11 +179,7 @@ pub fn parse(line: &str) -> Result<Input, String> {
         }
         "burst" => {
             arity(1, 2)?;
-            let count: u64 = args[0]
-                .parse()
-                .ok()
-                .filter(|n| (1..=MAX_BURST).contains(n))
-                .ok_or_else(|| format!("'{}' is not a count from 1 to {MAX_BURST}", args[0]))?;
+            let count: u64 = parse::count(1, MAX_BURST)(args[0])?;
             let size = match args.get(1) {
                 Some(size) => parse::payload_size(size)?,
                 None => DEFAULT_BURST_SIZE,
@@ -322,6 +318,21 @@ mod tests {
     fn mistakes_say_what_to_type() {
         assert_eq!(parse("/size").unwrap_err(), "usage: /size N");
         assert!(parse("/burst 0").unwrap_err().contains("from 1"));
+        // The prompt's numbers are the command line's: what is wrong is
+        // said, not called a unit.
+        for size in ["-1", "abc", "\u{663}"] {
+            let err = parse(&format!("/size {size}")).unwrap_err();
+            assert!(
+                !err.contains("unit") && err.contains("expected a whole number of bytes"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            parse("/size 1.5k").unwrap(),
+            Input::Command(Command::Size(1536))
+        );
+        assert!(parse("/burst 1e3").unwrap_err().contains("not a number"));
+        assert!(parse("/burst 2000000").unwrap_err().contains("to 1000000"));
         assert!(parse("/to nowhere").unwrap_err().contains("no port"));
         assert!(parse("/rcvbuf 0").unwrap_err().contains("0 bytes"));
         // Sizes are bounded before anything is allocated.
