@@ -48,11 +48,11 @@ use crate::runtime::entropy;
 #[command(name = "dgram", version, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Commands,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+enum Commands {
     /// Bind and show every datagram as it arrives (any number of peers),
     /// until Ctrl-C.
     Listen(ListenArgs),
@@ -436,9 +436,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<(), Error> {
+fn run(command: Commands) -> Result<(), Error> {
     match command {
-        Command::Listen(args) => {
+        Commands::Listen(args) => {
             let group = args.group.options()?;
             if group.is_some() && args.echo {
                 return Err(Error::Usage {
@@ -471,7 +471,7 @@ fn run(command: Command) -> Result<(), Error> {
             let shutdown = Shutdown::from_signals()?;
             listen::run(&options, &shutdown, &mut sink::stdout()).map(|_| ())
         }
-        Command::Send(args) => {
+        Commands::Send(args) => {
             let payloads = if let Some(text) = args.text {
                 Payloads::Fixed(os_bytes(text))
             } else if args.empty {
@@ -500,7 +500,7 @@ fn run(command: Command) -> Result<(), Error> {
             let shutdown = Shutdown::from_signals()?;
             send::run(options, &shutdown, &mut sink::stdout(), &mut sink::stderr()).map(|_| ())
         }
-        Command::Chat(args) => {
+        Commands::Chat(args) => {
             if let Some(name) = &args.name
                 && let Err(message) = parse::check_chat_name(name)
             {
@@ -561,7 +561,7 @@ fn run(command: Command) -> Result<(), Error> {
             let shutdown = Shutdown::from_signals()?;
             chat::run(&options, &shutdown, ChatIo::Process).map(|_| ())
         }
-        Command::Ping(args) => {
+        Commands::Ping(args) => {
             if args.size < MIN_PROBE {
                 return Err(Error::Usage {
                     message: format!(
@@ -583,7 +583,7 @@ fn run(command: Command) -> Result<(), Error> {
             let shutdown = Shutdown::from_signals()?;
             ping::run(&options, &shutdown, &mut sink::stdout()).map(|_| ())
         }
-        Command::Bench(args) => {
+        Commands::Bench(args) => {
             let format = Format::json(args.json);
             let shutdown = Shutdown::from_signals()?;
             let mut out = sink::stdout();
@@ -632,7 +632,7 @@ fn run(command: Command) -> Result<(), Error> {
                 bench::run(&options, &shutdown, &mut out).map(|_| ())
             }
         }
-        Command::Lab(args) => {
+        Commands::Lab(args) => {
             let options = lab::LabOptions {
                 names: args.names,
                 list: args.list,
@@ -642,7 +642,7 @@ fn run(command: Command) -> Result<(), Error> {
             };
             lab::run(&options, &mut sink::stdout()).map(|_| ())
         }
-        Command::Keygen { file } => {
+        Commands::Keygen { file } => {
             if file.as_os_str() == "-" || file.is_dir() {
                 return Err(Error::Usage {
                     message: format!(
@@ -657,8 +657,8 @@ fn run(command: Command) -> Result<(), Error> {
                 "wrote a new 256-bit key to {path} (mode 0600). Give a copy to each member by a safe channel, then: dgram chat --key-file {path} ...\n"
             ).into_bytes())
         }
-        Command::Completions { shell } => write_stdout(&docs::completions(shell, Cli::command())),
-        Command::Man => write_stdout(&docs::man_page(Cli::command())),
+        Commands::Completions { shell } => write_stdout(&docs::completions(shell, Cli::command())),
+        Commands::Man => write_stdout(&docs::man_page(Cli::command())),
     }
 }
 

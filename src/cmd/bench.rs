@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::model::bench::{
-    HEADER, LOST_ELSEWHERE_UNKNOWN, ReceiverCounts, Report, SenderCounts, Sequence, per_sec,
+    BenchReport, HEADER, LOST_ELSEWHERE_UNKNOWN, ReceiverCounts, SenderCounts, Sequence, per_sec,
     read_header, write_header,
 };
 use crate::net::sys::Scratch;
@@ -119,7 +119,7 @@ enum Control {
     /// Client: every datagram of the run has been sent.
     Done { sender: SenderCounts },
     /// Server: the run's final counts (once nothing more is queued).
-    Report { receiver: ReceiverCounts },
+    BenchReport { receiver: ReceiverCounts },
 }
 
 /// One end of a control connection.
@@ -611,11 +611,11 @@ impl ServerLoop {
             return Ok(());
         };
         let receiver = run.counts(&self.endpoint);
-        let _ = reply.send(Control::Report { receiver });
+        let _ = reply.send(Control::BenchReport { receiver });
         if run.gro {
             let _ = self.endpoint.set_gro(false);
         }
-        let report = Report::new(run.size, run.segments, run.gro, sender, receiver);
+        let report = BenchReport::new(run.size, run.segments, run.gro, sender, receiver);
         // The run's line ("run from …") came at its start: the report
         // closes it.
         write_report(out, self.format, "report", &report)
@@ -692,7 +692,7 @@ pub fn loopback(
     server_socket: SocketOptions,
     shutdown: &Shutdown,
     out: &mut dyn Sink,
-) -> Result<Report, Error> {
+) -> Result<BenchReport, Error> {
     let server = Server::open(&ServeOptions {
         socket: server_socket,
         format: Format::Json,
@@ -740,7 +740,7 @@ pub fn run(
     options: &BenchOptions,
     shutdown: &Shutdown,
     out: &mut dyn Sink,
-) -> Result<Report, Error> {
+) -> Result<BenchReport, Error> {
     let to = options.to;
     let control_error = |source| Error::BenchControl { to, source };
     let stream = TcpStream::connect_timeout(&to, CONNECT_TIMEOUT)
@@ -854,7 +854,7 @@ pub fn run(
     });
     let receiver = loop {
         match controller.answers.recv() {
-            Ok(Ok(Control::Report { receiver })) => break receiver,
+            Ok(Ok(Control::BenchReport { receiver })) => break receiver,
             // The answer to a last look at the counts, asked for before
             // the sender ended.
             Ok(Ok(Control::Counts { .. })) => {}
@@ -863,7 +863,7 @@ pub fn run(
             Err(_) => return Err(control_error(io::ErrorKind::UnexpectedEof.into())),
         }
     };
-    let report = Report::new(options.size, segments as u16, gro, sender_counts, receiver);
+    let report = BenchReport::new(options.size, segments as u16, gro, sender_counts, receiver);
     write_report(out, options.format, &format!("bench to {to}"), &report)?;
     Ok(report)
 }
@@ -1179,7 +1179,7 @@ fn write_report(
     out: &mut dyn Sink,
     format: Format,
     title: &str,
-    report: &Report,
+    report: &BenchReport,
 ) -> Result<(), Error> {
     let s = &report.sender;
     let r = &report.receiver;
@@ -1288,7 +1288,7 @@ fn write_report(
     emit(out, format, &lines.join("\n"), &value)
 }
 
-fn offload(report: &Report) -> String {
+fn offload(report: &BenchReport) -> String {
     match (report.gso_segments > 1, report.gro) {
         (false, false) => String::new(),
         (true, true) => format!(", GSO {} per call, GRO on", report.gso_segments),

@@ -76,7 +76,7 @@ pub struct PingReport {
 
 #[derive(Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-enum Wire {
+enum PingWire {
     PingStart {
         local: SocketAddr,
         to: SocketAddr,
@@ -169,7 +169,7 @@ fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn json(wire: &Wire) -> String {
+fn json(wire: &PingWire) -> String {
     // Plain structs of numbers and addresses: serialising cannot fail.
     serde_json::to_string(wire).expect("a ping event serialises")
 }
@@ -359,7 +359,7 @@ impl Ping<'_> {
             self.outstanding.remove(&seq);
             self.replies.timed_out(seq);
             match self.options.format {
-                Format::Json => self.line(json(&Wire::Timeout { seq }))?,
+                Format::Json => self.line(json(&PingWire::Timeout { seq }))?,
                 Format::Human if self.lines => self.line(format!(
                     "no reply to probe {seq} within {}",
                     duration(self.options.timeout)
@@ -389,7 +389,7 @@ impl Ping<'_> {
             Reply::Duplicate => ("duplicate", false),
             Reply::Foreign => {
                 return match self.options.format {
-                    Format::Json => self.line(json(&Wire::Foreign {
+                    Format::Json => self.line(json(&PingWire::Foreign {
                         from,
                         len: payload.len(),
                     })),
@@ -402,7 +402,7 @@ impl Ping<'_> {
             }
         };
         match self.options.format {
-            Format::Json => self.line(json(&Wire::Reply {
+            Format::Json => self.line(json(&PingWire::Reply {
                 seq,
                 from,
                 len: payload.len(),
@@ -449,7 +449,7 @@ impl Ping<'_> {
     fn unreachable_once(&mut self, peer: SocketAddr) -> Result<(), Error> {
         self.unreachable += 1;
         match self.options.format {
-            Format::Json => self.line(json(&Wire::Unreachable { peer })),
+            Format::Json => self.line(json(&PingWire::Unreachable { peer })),
             // A run that ends by itself with no reply says the cause in
             // its error line: once, not here as well.
             Format::Human if self.options.count.is_some() && !answered_any(&self.replies) => Ok(()),
@@ -503,7 +503,7 @@ impl Ping<'_> {
         let o = self.options;
         let local = self.endpoint.local_addr();
         let line = match o.format {
-            Format::Json => json(&Wire::PingStart {
+            Format::Json => json(&PingWire::PingStart {
                 local,
                 to: o.to,
                 size: self.size,
@@ -533,7 +533,7 @@ impl Ping<'_> {
             (r.lost() as f64 * 1000.0 / r.sent as f64).round() / 10.0
         };
         let lines = match self.options.format {
-            Format::Json => vec![json(&Wire::PingSummary {
+            Format::Json => vec![json(&PingWire::PingSummary {
                 to: self.options.to,
                 sent: r.sent,
                 replies: r.on_time(),

@@ -43,7 +43,7 @@ pub const WINDOW: u64 = 1 << 20;
 
 /// What one arrival was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arrival {
+pub enum BenchArrival {
     /// The next one, or one after a gap.
     New,
     /// Not seen before, but a later one was.
@@ -79,12 +79,12 @@ impl Sequence {
     }
 
     /// Records the arrival of `seq`.
-    pub fn record(&mut self, seq: u64) -> Arrival {
+    pub fn record(&mut self, seq: u64) -> BenchArrival {
         let (word, bit) = Self::slot(seq);
         let Some(highest) = self.highest else {
             self.highest = Some(seq);
             self.bits[word] |= bit;
-            return Arrival::New;
+            return BenchArrival::New;
         };
         if seq > highest {
             // Forget what the window slides past.
@@ -98,16 +98,16 @@ impl Sequence {
             }
             self.highest = Some(seq);
             self.bits[word] |= bit;
-            return Arrival::New;
+            return BenchArrival::New;
         }
         if highest - seq >= WINDOW {
-            return Arrival::TooOld;
+            return BenchArrival::TooOld;
         }
         if self.bits[word] & bit != 0 {
-            return Arrival::Duplicate;
+            return BenchArrival::Duplicate;
         }
         self.bits[word] |= bit;
-        Arrival::Reordered
+        BenchArrival::Reordered
     }
 }
 
@@ -142,16 +142,16 @@ pub struct ReceiverCounts {
 
 impl ReceiverCounts {
     /// Counts one datagram of this run.
-    pub fn record(&mut self, arrival: Arrival, len: usize, truncated: bool) {
+    pub fn record(&mut self, arrival: BenchArrival, len: usize, truncated: bool) {
         match arrival {
-            Arrival::New | Arrival::Reordered => {
+            BenchArrival::New | BenchArrival::Reordered => {
                 self.received += 1;
                 self.bytes += len as u64;
-                self.reordered += u64::from(arrival == Arrival::Reordered);
+                self.reordered += u64::from(arrival == BenchArrival::Reordered);
                 self.truncated += u64::from(truncated);
             }
-            Arrival::Duplicate => self.duplicates += 1,
-            Arrival::TooOld => self.too_old += 1,
+            BenchArrival::Duplicate => self.duplicates += 1,
+            BenchArrival::TooOld => self.too_old += 1,
         }
     }
 }
@@ -181,7 +181,7 @@ pub struct SenderCounts {
 /// The accounting of one run: every datagram sent is received, dropped by
 /// the receiver's kernel, or lost elsewhere.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Report {
+pub struct BenchReport {
     /// Datagram size.
     pub size: usize,
     /// Segments per send and receive call (1 without GSO/GRO).
@@ -220,7 +220,7 @@ pub struct Report {
     pub loss_percent: f64,
 }
 
-/// Why [`Report::lost_elsewhere`] is not known, for people.
+/// Why [`BenchReport::lost_elsewhere`] is not known, for people.
 pub const LOST_ELSEWHERE_UNKNOWN: &str = "not known: datagrams not of this run reached the socket too, and the kernel counts drops per socket, not per sender";
 
 /// `count` per second over `micros`.
@@ -231,7 +231,7 @@ pub fn per_sec(count: u64, micros: u64) -> f64 {
     count as f64 / Duration::from_micros(micros).as_secs_f64()
 }
 
-impl Report {
+impl BenchReport {
     /// The accounting of a run from both ends' counts.
     pub fn new(
         size: usize,
@@ -239,7 +239,7 @@ impl Report {
         gro: bool,
         sender: SenderCounts,
         receiver: ReceiverCounts,
-    ) -> Report {
+    ) -> BenchReport {
         // Every send of a GSO run is a full buffer of `gso_segments`
         // datagrams, and with GRO on the receiver's kernel queues it whole.
         let drop_unit = if gro {
@@ -261,7 +261,7 @@ impl Report {
         } else {
             100.0 * not_received as f64 / sender.sent as f64
         };
-        Report {
+        BenchReport {
             size,
             gso_segments,
             gro,
@@ -300,21 +300,21 @@ mod tests {
     #[test]
     fn sequence_tells_arrivals_apart() {
         let mut seq = Sequence::default();
-        assert_eq!(seq.record(0), Arrival::New);
-        assert_eq!(seq.record(1), Arrival::New);
-        assert_eq!(seq.record(5), Arrival::New);
-        assert_eq!(seq.record(3), Arrival::Reordered);
-        assert_eq!(seq.record(3), Arrival::Duplicate);
-        assert_eq!(seq.record(5), Arrival::Duplicate);
-        assert_eq!(seq.record(1), Arrival::Duplicate);
-        assert_eq!(seq.record(4), Arrival::Reordered);
-        assert_eq!(seq.record(5 + WINDOW), Arrival::New);
-        assert_eq!(seq.record(5), Arrival::TooOld);
+        assert_eq!(seq.record(0), BenchArrival::New);
+        assert_eq!(seq.record(1), BenchArrival::New);
+        assert_eq!(seq.record(5), BenchArrival::New);
+        assert_eq!(seq.record(3), BenchArrival::Reordered);
+        assert_eq!(seq.record(3), BenchArrival::Duplicate);
+        assert_eq!(seq.record(5), BenchArrival::Duplicate);
+        assert_eq!(seq.record(1), BenchArrival::Duplicate);
+        assert_eq!(seq.record(4), BenchArrival::Reordered);
+        assert_eq!(seq.record(5 + WINDOW), BenchArrival::New);
+        assert_eq!(seq.record(5), BenchArrival::TooOld);
         // The slot of 5 was reused by 5 + WINDOW: 6 .. 5 + WINDOW were
         // cleared on the way and are new to it.
-        assert_eq!(seq.record(10), Arrival::Reordered);
-        assert_eq!(seq.record(3 * WINDOW), Arrival::New);
-        assert_eq!(seq.record(3 * WINDOW - 1), Arrival::Reordered);
+        assert_eq!(seq.record(10), BenchArrival::Reordered);
+        assert_eq!(seq.record(3 * WINDOW), BenchArrival::New);
+        assert_eq!(seq.record(3 * WINDOW - 1), BenchArrival::Reordered);
     }
 
     /// Every datagram sent is received, dropped or lost elsewhere.
@@ -333,7 +333,7 @@ mod tests {
             active_us: 500_000,
             ..ReceiverCounts::default()
         };
-        let report = Report::new(64, 1, false, sender, receiver);
+        let report = BenchReport::new(64, 1, false, sender, receiver);
         assert_eq!(report.lost_elsewhere, Some(20));
         assert_eq!(report.not_received, 100);
         assert_eq!(report.received_per_sec, 1800.0);
@@ -343,7 +343,7 @@ mod tests {
             kernel_dropped: 2,
             ..receiver
         };
-        let report = Report::new(64, 50, true, sender, receiver);
+        let report = BenchReport::new(64, 50, true, sender, receiver);
         assert_eq!(report.dropped, 100);
         assert_eq!(report.lost_elsewhere, Some(0));
     }
@@ -363,7 +363,7 @@ mod tests {
             kernel_dropped: 4005,
             ..ReceiverCounts::default()
         };
-        let report = Report::new(64, 1, false, sender, flooded);
+        let report = BenchReport::new(64, 1, false, sender, flooded);
         assert_eq!(report.lost_elsewhere, None);
         assert_eq!((report.not_received, report.dropped), (10, 4005));
         assert!((report.loss_percent - 1.0).abs() < 1e-9);
@@ -374,7 +374,7 @@ mod tests {
             ..flooded
         };
         assert_eq!(
-            Report::new(64, 1, false, sender, unseen).lost_elsewhere,
+            BenchReport::new(64, 1, false, sender, unseen).lost_elsewhere,
             None
         );
         // Foreign datagrams and no drop at all: what is missing was lost
@@ -383,7 +383,7 @@ mod tests {
             kernel_dropped: 0,
             ..flooded
         };
-        let report = Report::new(64, 1, false, sender, undropped);
+        let report = BenchReport::new(64, 1, false, sender, undropped);
         assert_eq!(report.lost_elsewhere, Some(10));
         // More of the run received than sent (forged): nothing missing,
         // nothing negative.
@@ -391,7 +391,7 @@ mod tests {
             received: 1010,
             ..ReceiverCounts::default()
         };
-        let report = Report::new(64, 1, false, sender, forged);
+        let report = BenchReport::new(64, 1, false, sender, forged);
         assert_eq!((report.not_received, report.lost_elsewhere), (0, Some(0)));
     }
 }

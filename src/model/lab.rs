@@ -70,7 +70,7 @@ impl Table {
 
 /// One experiment's report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Report {
+pub struct LabReport {
     /// The experiment's name (`boundaries`, `loss`, …).
     pub experiment: &'static str,
     /// What it does, in one line.
@@ -86,10 +86,10 @@ pub struct Report {
     pub facts: serde_json::Map<String, serde_json::Value>,
 }
 
-impl Report {
+impl LabReport {
     /// A report with no measurements yet.
-    pub fn new(experiment: &'static str, what: &'static str, prediction: String) -> Report {
-        Report {
+    pub fn new(experiment: &'static str, what: &'static str, prediction: String) -> LabReport {
+        LabReport {
             experiment,
             what,
             prediction,

@@ -73,14 +73,14 @@ pub fn push_addr(out: &mut String, addr: SocketAddr) {
 /// takes it) rather than its number; otherwise as `Display` writes it.
 /// The `--json` stream keeps the numeric form, which `SocketAddr` parses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shown(pub SocketAddr);
+pub struct ShownAddr(pub SocketAddr);
 
-/// `addr` as people read it ([`Shown`]).
-pub fn shown(addr: SocketAddr) -> Shown {
-    Shown(addr)
+/// `addr` as people read it ([`ShownAddr`]).
+pub fn shown(addr: SocketAddr) -> ShownAddr {
+    ShownAddr(addr)
 }
 
-impl std::fmt::Display for Shown {
+impl std::fmt::Display for ShownAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             SocketAddr::V6(v6) if v6.scope_id() != 0 => {
@@ -100,13 +100,13 @@ impl std::fmt::Display for Shown {
     }
 }
 
-/// Appends `addr` as people read it ([`Shown`]): IPv4 as
+/// Appends `addr` as people read it ([`ShownAddr`]): IPv4 as
 /// [`push_addr`] writes it.
 pub fn push_shown_addr(out: &mut String, addr: SocketAddr) {
     match addr {
         SocketAddr::V4(_) => push_addr(out, addr),
         SocketAddr::V6(_) => {
-            let _ = write!(out, "{}", Shown(addr));
+            let _ = write!(out, "{}", ShownAddr(addr));
         }
     }
 }

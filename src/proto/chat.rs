@@ -288,7 +288,7 @@ pub enum ChatEvent {
 
 /// What the caller still has to do with a datagram the core looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Handover {
     /// Nothing: the protocol took it (its events and answers are queued).
     Taken,
     /// It is plain bytes: show it (or echo it), then drain the core's
@@ -796,30 +796,30 @@ impl Core {
 
     /// A datagram arrived at `now`. Says what the caller still has to do
     /// with it; the protocol's events and answers are queued.
-    pub fn handle_datagram(&mut self, now: Instant, datagram: Incoming<'_>) -> Verdict {
+    pub fn handle_datagram(&mut self, now: Instant, datagram: Incoming<'_>) -> Handover {
         if self.sealer.is_some() {
             self.on_keyed(now, datagram);
-            return Verdict::Taken;
+            return Handover::Taken;
         }
         if datagram.truncated && datagram.payload.first() == Some(&MAGIC) {
-            return Verdict::Malformed("cut short by --max-size".to_string());
+            return Handover::Malformed("cut short by --max-size".to_string());
         }
         match envelope::decode(datagram.payload) {
             Decoded::Plain => {
                 self.on_plain(now, datagram.from);
-                Verdict::Plain
+                Handover::Plain
             }
-            Decoded::Malformed(why) => Verdict::Malformed(why.to_string()),
+            Decoded::Malformed(why) => Handover::Malformed(why.to_string()),
             Decoded::Envelope(envelope) => {
                 if self.group.is_none() && envelope_session(&envelope) == self.config.session {
                     // Outside a group nothing carries this side's own
                     // session but what it sent itself, sent back.
-                    return Verdict::Malformed(
+                    return Handover::Malformed(
                         "carries this side's own session (sent back to it)".to_string(),
                     );
                 }
                 self.on_envelope(now, datagram, envelope, datagram.payload.len());
-                Verdict::Taken
+                Handover::Taken
             }
         }
     }

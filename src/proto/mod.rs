@@ -36,7 +36,7 @@ pub mod seal;
 #[cfg(test)]
 mod tests;
 
-pub use chat::{ChatConfig, ChatEvent, Core, Entropy, Eol, SendError, SentAs, Transmit, Verdict};
+pub use chat::{ChatConfig, ChatEvent, Core, Entropy, Eol, Handover, SendError, SentAs, Transmit};
 pub use envelope::{Ack, Decoded, Envelope, Malformed, Message, Presence, SessionId};
 pub use inbound::{Arrival, Arrivals};
 pub use members::{GroupSend, GroupSends, Heard, Member, Members};

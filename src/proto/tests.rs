@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use proptest::prelude::*;
 
-use super::chat::{ChatConfig, ChatEvent, Core, Entropy, Incoming, SentAs, Verdict};
+use super::chat::{ChatConfig, ChatEvent, Core, Entropy, Handover, Incoming, SentAs};
 use super::envelope::{self, SessionId};
 use super::random::Rng;
 use super::report::{MemberChange, Outcome};
@@ -212,7 +212,7 @@ impl Net {
     }
 
     /// Delivers a datagram to node `to` now, as the runtime would.
-    fn deliver(&mut self, from: SocketAddr, to: SocketAddr, bytes: &[u8]) -> Option<Verdict> {
+    fn deliver(&mut self, from: SocketAddr, to: SocketAddr, bytes: &[u8]) -> Option<Handover> {
         let now = self.now;
         let node = self.nodes.iter_mut().find(|n| n.addr == to)?;
         if !node.up {
@@ -447,8 +447,8 @@ fn gaps_reorders_and_copies() {
 fn plain_peers_get_plain_text() {
     let mut net = Net::pair(Link::default(), 6);
     let nc = SocketAddr::from(([10, 0, 0, 50], 5000));
-    assert_eq!(net.deliver(nc, addr(0), b"hello"), Some(Verdict::Plain));
-    assert_eq!(net.deliver(nc, addr(0), b"again"), Some(Verdict::Plain));
+    assert_eq!(net.deliver(nc, addr(0), b"hello"), Some(Handover::Plain));
+    assert_eq!(net.deliver(nc, addr(0), b"again"), Some(Handover::Plain));
     let kinds: Vec<_> = net
         .events(0)
         .iter()
@@ -562,7 +562,7 @@ fn reflected_datagrams_are_refused() {
     net.send(1, b"from bob", addr(0));
     let mut captured = Vec::new();
     for (_, (from, to, bytes)) in std::mem::take(&mut net.flights) {
-        if let Some(Verdict::Taken) = net.deliver(from, to, &bytes) {}
+        if let Some(Handover::Taken) = net.deliver(from, to, &bytes) {}
     }
     for (_, (from, _, bytes)) in std::mem::take(&mut net.flights) {
         if from == addr(0) {
@@ -860,7 +860,7 @@ fn a_refused_plain_member_gets_no_more_copies() {
     let mut net = Net::new(group_configs(2), Link::default(), 13);
     net.run_for(Duration::from_millis(100));
     let plain = SocketAddr::from(([10, 0, 0, 60], 5000));
-    assert_eq!(net.deliver(plain, addr(0), b"hello"), Some(Verdict::Plain));
+    assert_eq!(net.deliver(plain, addr(0), b"hello"), Some(Handover::Plain));
     net.send(0, b"one", group());
     net.settle();
     let copied = |net: &Net| net.elsewhere.get(&plain).copied().unwrap_or(0);
@@ -875,7 +875,7 @@ fn a_refused_plain_member_gets_no_more_copies() {
     assert_eq!(copied(&net), first, "no copy after the refusal");
     assert_eq!(net.shown(1).len(), 2, "the dgram member still gets all");
     // It sends again: a plain member again, with copies again.
-    assert_eq!(net.deliver(plain, addr(0), b"back"), Some(Verdict::Plain));
+    assert_eq!(net.deliver(plain, addr(0), b"back"), Some(Handover::Plain));
     net.send(0, b"three", group());
     net.settle();
     assert!(copied(&net) >= first + b"three".len(), "copies again");

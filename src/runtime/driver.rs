@@ -24,7 +24,7 @@ use crate::model::{Datagram, Event, SentKind};
 use crate::net::limits::payload_limit;
 use crate::proto::chat::{Incoming, TransmitKind, Waiting};
 use crate::proto::envelope::MAGIC;
-use crate::proto::{ChatConfig, ChatEvent, Core, Entropy, Member, SendError, SentAs, Verdict};
+use crate::proto::{ChatConfig, ChatEvent, Core, Entropy, Handover, Member, SendError, SentAs};
 
 /// Sends chat messages and answers what arrives; cheap to clone (the
 /// input thread and the receiver thread each hold one).
@@ -316,13 +316,13 @@ impl Handler for ChatHandler {
         };
         let mut core = self.driver.lock();
         match core.handle_datagram(Instant::now(), incoming) {
-            Verdict::Taken => self.driver.flush(core),
-            Verdict::Plain => {
+            Handover::Taken => self.driver.flush(core),
+            Handover::Plain => {
                 drop(core);
                 self.plain.on_datagram(datagram, outbox)?;
                 self.driver.flush(self.driver.lock())
             }
-            Verdict::Malformed(why) => {
+            Handover::Malformed(why) => {
                 drop(core);
                 self.plain.on_malformed(datagram, why, outbox)
             }

@@ -21,7 +21,7 @@ use rustyline::{
 
 use super::HOLD_SENT_LINE;
 use super::command;
-use super::session::{Outcome, Session};
+use super::session::{Answer, Session};
 use crate::Error;
 use crate::cmd::files;
 use crate::cmd::payload::Line;
@@ -270,8 +270,8 @@ pub fn run_editor(
             }
             match session.typed(line, &control) {
                 // Readline has left raw mode: plain printing is safe here.
-                Outcome::Continue(lines) => print_lines(&lines),
-                Outcome::Quit => return Ok(()),
+                Answer::Continue(lines) => print_lines(&lines),
+                Answer::Quit => return Ok(()),
             }
             session.wait_for_receipt(HOLD_SENT_LINE, &control);
         }
@@ -315,8 +315,8 @@ pub fn run_typed(
             }
         };
         match session.typed(&text, &control) {
-            Outcome::Continue(lines) => answer(&lines)?,
-            Outcome::Quit => return Ok(()),
+            Answer::Continue(lines) => answer(&lines)?,
+            Answer::Quit => return Ok(()),
         }
         session.wait_for_receipt(HOLD_SENT_LINE, &control);
     }

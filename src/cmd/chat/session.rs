@@ -22,7 +22,7 @@ use crate::runtime::{JobControl, Outbox};
 
 /// What a line asks of the input loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Answer {
     /// Show these lines and read the next one.
     Continue(Vec<String>),
     /// Leave the chat.
@@ -110,24 +110,24 @@ impl Session {
 
     /// Handles one line typed (or pasted) by a person: a `/command`, a
     /// message, or an empty line, which sends nothing (`/empty` does).
-    pub fn typed(&mut self, line: &str, control: &JobControl) -> Outcome {
+    pub fn typed(&mut self, line: &str, control: &JobControl) -> Answer {
         if line.is_empty() {
             if self.empty_hint_given {
-                return Outcome::Continue(Vec::new());
+                return Answer::Continue(Vec::new());
             }
             self.empty_hint_given = true;
-            return Outcome::Continue(vec![
+            return Answer::Continue(vec![
                 "(an empty line sends nothing; /empty sends an empty datagram)".to_string(),
             ]);
         }
         match command::parse(line) {
             Ok(Input::Message(payload)) => {
-                Outcome::Continue(self.send_message(&payload).err().into_iter().collect())
+                Answer::Continue(self.send_message(&payload).err().into_iter().collect())
             }
             Ok(Input::Command(command)) => self.execute(command, control),
             // The answer quotes what was typed (or pasted: escape
             // sequences and all).
-            Err(message) => Outcome::Continue(vec![escape_line(&message)]),
+            Err(message) => Answer::Continue(vec![escape_line(&message)]),
         }
     }
 
@@ -180,7 +180,7 @@ impl Session {
     }
 
     /// Runs one command.
-    pub fn execute(&mut self, command: Command, control: &JobControl) -> Outcome {
+    pub fn execute(&mut self, command: Command, control: &JobControl) -> Answer {
         let lines = match command {
             ref command if command.in_clear() && self.messenger.is_keyed() => {
                 vec![
@@ -250,9 +250,9 @@ impl Session {
             },
             Command::Stats => vec![format!("stats: {}", totals(&self.stats().summary))],
             Command::Help => help(self.messenger.is_keyed()),
-            Command::Quit => return Outcome::Quit,
+            Command::Quit => return Answer::Quit,
         };
-        Outcome::Continue(lines)
+        Answer::Continue(lines)
     }
 
     fn last_sender(&self) -> Option<SocketAddr> {

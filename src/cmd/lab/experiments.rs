@@ -1,13 +1,13 @@
 //! The experiments of `dgram lab`: each states a claim of the classic
 //! socket course, predicts, measures on loopback with sockets of its own,
-//! and gives a verdict with the evidence ([`Report`]).
+//! and gives a verdict with the evidence ([`LabReport`]).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use crate::Error;
-use crate::model::lab::{Report, Table, Verdict};
+use crate::model::lab::{LabReport, Table, Verdict};
 use crate::net::endpoint::{Endpoint, SocketOptions};
 use crate::net::limits::{MAX_PAYLOAD_V4, MAX_PAYLOAD_V6};
 use crate::net::sys::Scratch;
@@ -24,7 +24,7 @@ pub struct Experiment {
     /// What it shows, in one line.
     pub what: &'static str,
     /// Runs it.
-    pub run: fn() -> Result<Report, Error>,
+    pub run: fn() -> Result<LabReport, Error>,
 }
 
 /// Every experiment, in the order `dgram lab` runs them.
@@ -96,9 +96,9 @@ fn pattern(i: usize, len: usize) -> Vec<u8> {
 /// 1. N datagrams of varied sizes arrive as exactly N, same sizes and
 ///    bytes; the same messages written to a TCP stream are read back
 ///    merged.
-fn boundaries() -> Result<Report, Error> {
+fn boundaries() -> Result<LabReport, Error> {
     let sizes = [0, 1, 100, 1400, 1472, 8192, 9000, 32768, MAX_PAYLOAD_V4];
-    let mut report = Report::new(
+    let mut report = LabReport::new(
         "boundaries",
         "datagrams keep their boundaries; a TCP stream merges messages",
         format!(
@@ -198,8 +198,8 @@ fn boundaries() -> Result<Report, Error> {
 
 /// 2. An empty datagram is sent and received as a message of length 0; a
 ///    stream socket cannot carry one.
-fn empty() -> Result<Report, Error> {
-    let mut report = Report::new(
+fn empty() -> Result<LabReport, Error> {
+    let mut report = LabReport::new(
         "empty",
         "an empty datagram is a message; a stream cannot carry one",
         "sendto of 0 bytes succeeds, and recvfrom returns a message of length 0 with its sender; over TCP a write of 0 bytes sends nothing, and a read of 0 means the end of the stream".into(),
@@ -271,9 +271,9 @@ fn empty() -> Result<Report, Error> {
 /// 3. A datagram longer than the read buffer delivers the buffer's worth;
 ///    the rest is gone, and the next read gets the next datagram. Linux
 ///    tells the true length (`MSG_TRUNC`).
-fn truncation() -> Result<Report, Error> {
+fn truncation() -> Result<LabReport, Error> {
     let (x, y) = (100, 1000);
-    let mut report = Report::new(
+    let mut report = LabReport::new(
         "truncation",
         "a datagram longer than the read buffer loses its tail",
         format!(
@@ -380,8 +380,8 @@ fn libc_emsgsize() -> i32 {
 
 /// 4. 65,507 bytes pass over IPv4 and 65,508 fail with `EMSGSIZE`; 65,527
 ///    over IPv6.
-fn max_payload() -> Result<Report, Error> {
-    let mut report = Report::new(
+fn max_payload() -> Result<LabReport, Error> {
+    let mut report = LabReport::new(
         "max-payload",
         "the largest UDP payload over IPv4 and IPv6",
         format!(
@@ -486,7 +486,7 @@ fn net_core(name: &str) -> Option<usize> {
 
 /// 5. Default buffers against the course's "8K" and "65536"; a request
 ///    doubled and clamped at twice `net.core.rmem_max`.
-fn buffers() -> Result<Report, Error> {
+fn buffers() -> Result<LabReport, Error> {
     let rmem_max = net_core("rmem_max");
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
         .map_err(io_error("create a socket"))?;
@@ -496,7 +496,7 @@ fn buffers() -> Result<Report, Error> {
     let default_snd = socket
         .send_buffer_size()
         .map_err(io_error("read SO_SNDBUF"))?;
-    let mut report = Report::new(
+    let mut report = LabReport::new(
         "buffers",
         "default socket buffers, and what the kernel makes of a request",
         match rmem_max {
@@ -608,10 +608,10 @@ fn rcvbuf_errors() -> Option<u64> {
 /// 6. A burst of N × 1 KiB into a reader that has not read yet, for a
 ///    series of `SO_RCVBUF` sizes: every datagram received or counted
 ///    dropped.
-fn loss() -> Result<Report, Error> {
+fn loss() -> Result<LabReport, Error> {
     const N: usize = 400;
     const SIZE: usize = 1024;
-    let mut report = Report::new(
+    let mut report = LabReport::new(
         "loss",
         "a burst into a full receive buffer: every datagram received or counted dropped",
         format!(
@@ -720,8 +720,8 @@ fn loss() -> Result<Report, Error> {
 /// 7. To a port with no listener: an unconnected `sendto` succeeds and no
 ///    error is reported; with `IP_RECVERR` the error queue names the
 ///    refusal; a connected socket gets `ECONNREFUSED` on its next call.
-fn downed() -> Result<Report, Error> {
-    let mut report = Report::new(
+fn downed() -> Result<LabReport, Error> {
+    let mut report = LabReport::new(
         "downed",
         "sending to a port nobody listens on",
         "the kernel answers ICMP port unreachable; an unconnected socket hears of it only if it asks (IP_RECVERR); a connected one gets ECONNREFUSED on its next call".into(),

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use self::experiments::EXPERIMENTS;
 use crate::Error;
-use crate::model::lab::{Report, Table};
+use crate::model::lab::{LabReport, Table};
 use crate::output::{Format, Sink};
 
 /// What `dgram lab` was asked to do.
@@ -58,7 +58,7 @@ fn chosen(names: &[String]) -> Result<Vec<&'static experiments::Experiment>, Err
 }
 
 /// Runs the experiments and shows each report as it comes; returns them.
-pub fn run(options: &LabOptions, out: &mut dyn Sink) -> Result<Vec<Report>, Error> {
+pub fn run(options: &LabOptions, out: &mut dyn Sink) -> Result<Vec<LabReport>, Error> {
     let experiments = chosen(&options.names)?;
     let write = |out: &mut dyn Sink, lines: &[String]| {
         out.write_lines(lines)
@@ -132,7 +132,7 @@ fn table_lines(table: &Table) -> Vec<String> {
 
 /// A report for people: the claims, the prediction, the table, the
 /// verdicts.
-pub fn text(report: &Report) -> Vec<String> {
+pub fn text(report: &LabReport) -> Vec<String> {
     let mut lines = vec![format!("== {}: {}", report.experiment, report.what)];
     lines.push(format!("prediction: {}", report.prediction));
     lines.extend(table_lines(&report.table));
@@ -149,7 +149,7 @@ pub fn text(report: &Report) -> Vec<String> {
 }
 
 /// The reports as one Markdown document.
-pub fn markdown(reports: &[Report]) -> String {
+pub fn markdown(reports: &[LabReport]) -> String {
     let mut md =
         String::from("# dgram lab\n\nEvery claim tested on this machine, on loopback.\n\n");
     let cell = |c: &str| c.replace('|', "\\|");
@@ -194,7 +194,7 @@ pub fn markdown(reports: &[Report]) -> String {
 
 /// The loss experiment as an SVG chart: loss % and datagrams received
 /// against the effective receive buffer.
-pub fn chart(loss: &Report) -> String {
+pub fn chart(loss: &LabReport) -> String {
     use plotters::prelude::*;
     let rows = loss
         .facts
