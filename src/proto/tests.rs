@@ -509,35 +509,18 @@ fn group_joins_receipts_and_silence() {
 #[test]
 fn keyed_refusals() {
     let key = Key::from_bytes([1; 32]);
-    let configs = (0..2)
-        .map(|i| ChatConfig {
-            key: Some(key.clone()),
-            ..config(i)
-        })
-        .collect();
+    let configs = keyed_configs(2, &key);
     let mut net = Net::new(configs, Link::default(), 8);
     net.send(0, b"sealed", addr(1));
     net.settle();
     assert_eq!(net.receipts(0), vec![(1, Outcome::Delivered, 1)]);
     // Another key.
     let mut other = Sealer::with_prefix(&Key::from_bytes([2; 32]), [3; 16]);
-    let forged = other.seal(&envelope::encode_message(&envelope::Message {
-        session: SessionId([7; 8]),
-        seq: 1,
-        attempt: 1,
-        name: "mallory".into(),
-        payload: b"forged".to_vec(),
-    }));
+    let forged = other.seal(&message_bytes(SessionId([7; 8]), 1, "mallory", b"forged"));
     net.deliver(addr(5), addr(1), &forged);
     // A replay of a datagram node 0 really sent (a sealed message).
     let mut own = Sealer::with_prefix(&key, [1; 16]);
-    let replayed = own.seal(&envelope::encode_message(&envelope::Message {
-        session: SessionId([1; 8]),
-        seq: 1,
-        attempt: 1,
-        name: "node0".into(),
-        payload: b"sealed".to_vec(),
-    }));
+    let replayed = own.seal(&message_bytes(SessionId([1; 8]), 1, "node0", b"sealed"));
     net.deliver(addr(0), addr(1), &replayed);
     assert_eq!(net.rejected(1), vec![Rejection::BadTag, Rejection::Replay]);
     assert_eq!(net.shown(1).len(), 1);
@@ -550,12 +533,7 @@ fn keyed_refusals() {
 #[test]
 fn reflected_datagrams_are_refused() {
     let key = Key::from_bytes([1; 32]);
-    let configs = (0..2)
-        .map(|i| ChatConfig {
-            key: Some(key.clone()),
-            ..config(i)
-        })
-        .collect();
+    let configs = keyed_configs(2, &key);
     let mut net = Net::new(configs, Link::default(), 9);
     // Node 1 sends a message; node 0 acknowledges it. The attacker keeps
     // node 0's sealed receipt.
@@ -687,6 +665,26 @@ proptest! {
         prop_assert!(net.delivered >= net.sent - net.lost);
         prop_assert!(net.delivered <= 2 * (net.sent - net.lost));
     }
+}
+
+fn keyed_configs(n: usize, key: &Key) -> Vec<ChatConfig> {
+    (0..n)
+        .map(|i| ChatConfig {
+            key: Some(key.clone()),
+            ..config(i)
+        })
+        .collect()
+}
+
+/// Message `seq` of `session`, first try, in its envelope.
+fn message_bytes(session: SessionId, seq: u64, name: &str, payload: &[u8]) -> Vec<u8> {
+    envelope::encode_message(&envelope::Message {
+        session,
+        seq,
+        attempt: 1,
+        name: name.into(),
+        payload: payload.to_vec(),
+    })
 }
 
 fn group_configs(n: usize) -> Vec<ChatConfig> {
