@@ -168,10 +168,16 @@ pub struct Waiting {
     pub payload: Arc<[u8]>,
 }
 
-/// What a datagram to send is.
+/// What a datagram dgram sends is: the protocol's (messages, text to
+/// plain peers, hellos and byes, receipts) and the others (plain bytes,
+/// echo replies), for the report of its sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransmitKind {
-    /// Try `attempt` of message `seq`, in its envelope.
+pub enum SentKind {
+    /// Plain bytes (a message to a plain peer, `/empty`, `send`, a burst).
+    Datagram,
+    /// An `--echo` reply.
+    Echo,
+    /// A chat message in an envelope: try `attempt` of number `seq`.
     Message {
         /// Its sequence number.
         seq: u64,
@@ -182,12 +188,14 @@ pub enum TransmitKind {
         /// The destination's name, if it has told it.
         name: Option<String>,
     },
-    /// A message to a plain peer: the bytes typed (plus `--eol`).
+    /// A chat message to a plain peer: the bytes typed (plus `--eol`), no
+    /// envelope, no receipt.
     Text {
         /// The message as typed (without the line ending added).
         payload: Arc<[u8]>,
     },
-    /// A hello (`bye: false`) or a bye.
+    /// A group member's hello (`bye: false`) or bye, to the group or to
+    /// one member.
     Presence {
         /// A bye.
         bye: bool,
@@ -209,7 +217,7 @@ pub struct Transmit {
     /// The datagram, as it goes on the wire (sealed when keyed).
     pub bytes: Vec<u8>,
     /// What it is, for the report of its sending.
-    pub kind: TransmitKind,
+    pub kind: SentKind,
 }
 
 /// What the protocol has to report.
@@ -585,7 +593,7 @@ impl Core {
         let seq = self.outbound.next_seq(id);
         let bytes = self.first_try(seq, payload, limit)?;
         let payload: Arc<[u8]> = Arc::from(payload);
-        let kind = TransmitKind::Message {
+        let kind = SentKind::Message {
             seq,
             attempt: 1,
             payload: Arc::clone(&payload),
@@ -621,7 +629,7 @@ impl Core {
         Ok(Transmit {
             to,
             bytes,
-            kind: TransmitKind::Text {
+            kind: SentKind::Text {
                 payload: Arc::from(payload),
             },
         })
@@ -650,7 +658,7 @@ impl Core {
         let first = Transmit {
             to,
             bytes,
-            kind: TransmitKind::Message {
+            kind: SentKind::Message {
                 seq,
                 attempt: 1,
                 payload: Arc::clone(&payload),
@@ -754,7 +762,7 @@ impl Core {
                     payload,
                 } => {
                     let bytes = self.message(seq, attempt, &payload);
-                    let kind = TransmitKind::Message {
+                    let kind = SentKind::Message {
                         seq,
                         attempt,
                         payload,
@@ -787,7 +795,7 @@ impl Core {
             self.transmits.push_back(Transmit {
                 to: group,
                 bytes: bye,
-                kind: TransmitKind::Presence { bye: true },
+                kind: SentKind::Presence { bye: true },
             });
         }
         let failed = self.outbound.abandon();
@@ -1094,7 +1102,7 @@ impl Core {
         self.transmits.push_back(Transmit {
             to: from,
             bytes,
-            kind: TransmitKind::Receipt { seq, attempt },
+            kind: SentKind::Receipt { seq, attempt },
         });
     }
 
@@ -1221,7 +1229,7 @@ impl Core {
             self.transmits.push_back(Transmit {
                 to: from,
                 bytes: hello,
-                kind: TransmitKind::Presence { bye: false },
+                kind: SentKind::Presence { bye: false },
             });
         }
     }
@@ -1284,7 +1292,7 @@ impl Core {
             self.transmits.push_back(Transmit {
                 to: group.addr,
                 bytes: hello,
-                kind: TransmitKind::Presence { bye: false },
+                kind: SentKind::Presence { bye: false },
             });
             group.next_hello = now + members::hello_every(hello_every, unit);
         }

@@ -20,9 +20,9 @@ use super::entropy;
 use super::outbox::{Closed, Outbox};
 use super::receiver::Handler;
 use crate::Error;
-use crate::model::{Datagram, Event, SentKind};
+use crate::model::{Datagram, Event};
 use crate::net::limits::payload_limit;
-use crate::proto::chat::{Incoming, TransmitKind, Waiting};
+use crate::proto::chat::{Incoming, Waiting};
 use crate::proto::envelope::MAGIC;
 use crate::proto::{ChatConfig, ChatEvent, Core, Entropy, Handover, Member, SendError, SentAs};
 
@@ -109,10 +109,7 @@ impl Driver {
                     overhead,
                 },
             })?;
-        if let Err(error) = self
-            .outbox
-            .send_as(&first.bytes, first.to, sent_kind(first.kind))
-        {
+        if let Err(error) = self.outbox.send_as(&first.bytes, first.to, first.kind) {
             core.cancel(to, sent);
             return Err(error);
         }
@@ -149,7 +146,7 @@ impl Driver {
             // on); its error has been reported by the outbox.
             let _ = self
                 .outbox
-                .send_as(&transmit.bytes, transmit.to, sent_kind(transmit.kind));
+                .send_as(&transmit.bytes, transmit.to, transmit.kind);
         }
         Ok(())
     }
@@ -257,26 +254,6 @@ impl Driver {
         // A poisoned lock means a thread panicked mid-update; the state is
         // still the best there is.
         self.core.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// What the report of a sent datagram says it was.
-fn sent_kind(kind: TransmitKind) -> SentKind {
-    match kind {
-        TransmitKind::Message {
-            seq,
-            attempt,
-            payload,
-            name,
-        } => SentKind::Message {
-            seq,
-            attempt,
-            payload,
-            name,
-        },
-        TransmitKind::Text { payload } => SentKind::Text { payload },
-        TransmitKind::Presence { bye } => SentKind::Presence { bye },
-        TransmitKind::Receipt { seq, attempt } => SentKind::Receipt { seq, attempt },
     }
 }
 
