@@ -17,7 +17,9 @@ fn completions_know_the_commands() {
 }
 
 /// `dgram man` prints one roff manual page holding every command with its
-/// options, the chat commands and the exit statuses.
+/// options, the chat commands, what a user needs of the protocol (the
+/// specification in the source is not installed, so the page does not
+/// send readers there for it) and the exit statuses.
 #[test]
 fn man_page_is_whole() {
     let proc = run(&["man"]);
@@ -34,7 +36,15 @@ fn man_page_is_whole() {
         "/burst",
         "EXIT STATUS",
         "130",
+        ".SH PROTOCOL",
+        "0xF5",
+        "receipt",
+        "proves it receives at its address",
     ] {
         assert!(page.contains(word), "man page lacks {word}:\n{page}");
     }
+    assert!(
+        !page.contains("see docs/PROTOCOL.md"),
+        "the page points to a file that is not installed:\n{page}"
+    );
 }

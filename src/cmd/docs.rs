@@ -54,13 +54,17 @@ pub fn man_page(mut cli: Command) -> Vec<u8> {
     roff.control("SH", ["CHAT COMMANDS"]).text([roman(
         "At the chat prompt, a line that starts with / is a command; anything else is a \
          message: one datagram, in an envelope with a receipt to a dgram peer, plain to a \
-         plain peer (see docs/PROTOCOL.md). An empty line sends nothing; //text sends /text. \
+         plain peer (see PROTOCOL). An empty line sends nothing; //text sends /text. \
          Ctrl-C clears the line, or stops a /burst; Ctrl-D on an empty line leaves.",
     )]);
     for (command, params, what) in COMMANDS {
         roff.control("TP", [])
             .text([bold(*command), italic(*params)])
             .text([roman(*what)]);
+    }
+    roff.control("SH", ["PROTOCOL"]);
+    for paragraph in PROTOCOL {
+        roff.text([roman(*paragraph)]).control("PP", []);
     }
     roff.control("SH", ["EXIT STATUS"]);
     for (status, what) in [
@@ -118,6 +122,40 @@ pub fn man_page(mut cli: Command) -> Vec<u8> {
     roff.to_writer(&mut page).ok();
     page
 }
+
+/// What a user needs of the chat protocol, for the manual page (the byte
+/// by byte specification, with worked examples, is `docs/PROTOCOL.md` in
+/// the source, which is not installed with the binary).
+const PROTOCOL: &[&str] = &[
+    "A chat message travels in an envelope: a datagram whose first byte is 0xF5 (which \
+     never begins UTF-8 text, so text from nc, socat or Python is never taken for one), a \
+     version (1), a kind (1 message, 2 receipt, 3 hello, 4 bye, 5 sealed), then the \
+     sender's session (8 random bytes, new each run), the message's number, which try it \
+     is, the sender's name and the text. Anything else is a plain datagram, shown as it is.",
+    "A dgram peer acknowledges every copy of a message with a receipt naming its number \
+     and try; the sender tries again (RFC 6298 timers, --retries, --rto-min) until a receipt \
+     comes or its tries run out, and reports each message delivered (with its round trip), \
+     failed, or late (a receipt after the failure). A receiver shows each message once and \
+     reports numbers skipped (missing; lost if they never come); numbers before the first \
+     one heard from a sender are not missing.",
+    "A peer is known by its session: when the same session is heard from another address \
+     (a NAT's new mapping), the conversation goes on there and the move is reported. A new \
+     session at a known address is the peer restarted.",
+    "A peer that has only ever sent plain datagrams (nc, socat) is a plain peer: messages \
+     to it go as the bytes typed (--eol adds a line ending), without receipts. /plain and \
+     /dgram choose for a peer; --plain chooses for the first.",
+    "In a group (--group, --broadcast) members say hello every few seconds (--hello) and \
+     bye on leaving; a member not heard for 3.5 hellos has left. A newcomer becomes a \
+     member only once it proves it receives at its address: the others answer its hello \
+     with a token, directly, and it sends the token back. A message to the group is one \
+     datagram; each member acknowledges it, and only members that have not are sent it \
+     again.",
+    "With --key-file (a 256-bit key from dgram keygen, shared by both sides) every envelope \
+     is sealed with XChaCha20-Poly1305; whatever cannot be authenticated, is a replay, or \
+     was sealed by this side itself is refused, counted by reason and never answered.",
+    "dgram never answers a datagram with more bytes than it had: an echo is the datagram, \
+     a receipt is smaller than its message, a hello is answered by at most as long a hello.",
+];
 
 /// A section rendered by clap_mangen, without its `.SH` heading line (the
 /// commands' synopses and options go under their own subsection).
