@@ -895,3 +895,35 @@ fn a_refusal_outside_a_group_keeps_plain_peers() {
         assert_eq!(sent, SentAs::Plain, "{peer}");
     }
 }
+
+/// 1,999 hellos spoofed from a real member's address, each with a new
+/// session (which once printed 1,999 "restarted" lines in a second): none
+/// is taken for a restart, since none answers a challenge; the member
+/// stays with its own session, and nothing is said.
+#[test]
+fn spoofed_restarts_are_not_taken() {
+    let mut net = Net::new(group_configs(2), Link::default(), 15);
+    net.run_for(Duration::from_millis(100));
+    let before = net.events(0).len();
+    for i in 0..1999u32 {
+        let mut session = [0xab; 8];
+        session[4..].copy_from_slice(&i.to_be_bytes());
+        let hello = envelope::encode_presence(
+            &envelope::Presence {
+                session: SessionId(session),
+                name: "node1".into(),
+                challenge: envelope::NO_TOKEN,
+                answer: [9; 8],
+            },
+            false,
+        );
+        net.deliver(addr(1), addr(0), &hello);
+    }
+    let members: Vec<_> = net.events(0)[before..]
+        .iter()
+        .filter(|e| matches!(e, ChatEvent::Member(_)))
+        .collect();
+    assert!(members.is_empty(), "{members:?}");
+    let member = &net.nodes[0].core.members()[0];
+    assert_eq!((member.addr, member.session), (addr(1), SessionId([2; 8])));
+}
