@@ -119,6 +119,17 @@ pub enum Event {
         /// Why it is not a valid envelope.
         reason: String,
     },
+    /// A copy of a group message to a plain member was not sent: it
+    /// would have been more than the member has sent (see
+    /// [`crate::proto::chat::ChatEvent::Withheld`]).
+    CopyWithheld {
+        /// The plain member.
+        peer: SocketAddr,
+        /// The copy's length.
+        len: usize,
+        /// What the member had sent and not been sent back.
+        credit: usize,
+    },
     /// A peer's session was heard from another address: it moved there.
     PeerMoved {
         /// Its name, if it said one.
@@ -383,6 +394,7 @@ impl Summary {
             | Event::PeerError { .. }
             | Event::PeerKind { .. }
             | Event::PeerMoved { .. }
+            | Event::CopyWithheld { .. }
             | Event::Member(_)
             | Event::Joined(_)
             | Event::Summary { .. } => {}
@@ -410,6 +422,7 @@ impl From<ChatEvent> for Event {
             ChatEvent::StrayReceipt { from, seq, len } => Event::StrayReceipt { from, seq, len },
             ChatEvent::PeerKind { peer, plain } => Event::PeerKind { peer, plain },
             ChatEvent::Moved { name, from, to } => Event::PeerMoved { name, from, to },
+            ChatEvent::Withheld { peer, len, credit } => Event::CopyWithheld { peer, len, credit },
             ChatEvent::Member(member) => Event::Member(member),
             ChatEvent::GroupReceipt(receipt) => Event::GroupReceipt(receipt),
             ChatEvent::Presence {

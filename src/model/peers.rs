@@ -333,6 +333,8 @@ impl PeerTable {
             // The peer's row moves with it (a peer is its session, not
             // its address), unless the new address has a row already.
             Event::PeerMoved { from, to, .. } => self.moved(*from, *to),
+            // Said where it happens; no count of a peer's changes.
+            Event::CopyWithheld { .. } => {}
             Event::GroupReceipt(receipt) => {
                 let counts = &mut self.peer(receipt.group).outbound;
                 if receipt.missing.is_empty() && !receipt.delivered.is_empty() {

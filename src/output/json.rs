@@ -154,6 +154,11 @@ enum Wire<'a> {
         peer: SocketAddr,
         speaks: &'static str,
     },
+    CopyWithheld {
+        peer: SocketAddr,
+        len: usize,
+        credit: usize,
+    },
     PeerMoved {
         name: &'a str,
         from: SocketAddr,
@@ -523,6 +528,11 @@ pub fn to_line(event: &Event) -> String {
         Event::PeerKind { peer, plain } => Wire::PeerKind {
             peer: *peer,
             speaks: if *plain { "plain" } else { "dgram" },
+        },
+        Event::CopyWithheld { peer, len, credit } => Wire::CopyWithheld {
+            peer: *peer,
+            len: *len,
+            credit: *credit,
         },
         Event::PeerMoved { name, from, to } => Wire::PeerMoved {
             name,
@@ -1086,6 +1096,14 @@ mod tests {
                 to: addr("127.0.0.1:9002"),
             }),
             r#"{"event":"peer_moved","name":"bob","from":"127.0.0.1:9001","to":"127.0.0.1:9002"}"#
+        );
+        assert_eq!(
+            to_line(&Event::CopyWithheld {
+                peer: addr("127.0.0.1:9001"),
+                len: 40,
+                credit: 12,
+            }),
+            r#"{"event":"copy_withheld","peer":"127.0.0.1:9001","len":40,"credit":12}"#
         );
         assert_eq!(
             to_line(&Event::StrayReceipt {

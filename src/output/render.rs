@@ -232,6 +232,11 @@ impl Renderer {
                 "{}  [malformed dgram envelope: {reason}]",
                 datagram_line(datagram)
             )),
+            Event::CopyWithheld { peer, len, credit } => lines.push(format!(
+                "!! {}: a {len} B copy withheld: this plain member has sent {credit} B not yet \
+                 matched, and a member that cannot prove its address is sent no more than it sent",
+                shown(*peer)
+            )),
             Event::PeerMoved { name, from, to } => lines.push(format!(
                 "!! {} moved to {}: its session is now heard from there, and what is sent to it goes there",
                 label(*from, Some(name).filter(|n| !n.is_empty()).map(String::as_str)),

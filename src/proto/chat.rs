@@ -33,6 +33,9 @@ use super::report::{ChatMessage, GroupReceipt, MemberChange, MemberEvent, Outcom
 use super::rto::RtoConfig;
 use super::seal::{Key, Rejection, ReplayWindow, Sealer};
 
+/// The most bytes a plain member may be owed: what it sent, up to this.
+const MAX_CREDIT: usize = 1 << 20;
+
 /// Senders whose first refusal for a reason is shown, per reason; the rest
 /// are only counted.
 const NOTICED_SENDERS: usize = 8;
@@ -264,6 +267,16 @@ pub enum ChatEvent {
         from: SocketAddr,
         /// Where it is now.
         to: SocketAddr,
+    },
+    /// A copy of a group message to a plain member was not sent: it would
+    /// have been more than the member has sent so far.
+    Withheld {
+        /// The plain member.
+        peer: SocketAddr,
+        /// The copy's length.
+        len: usize,
+        /// What the member had sent and not been sent back.
+        credit: usize,
     },
     /// A group member joined, left or restarted.
     Member(MemberEvent),
@@ -670,16 +683,30 @@ impl Core {
             self.outbound.sent_first(id, seq, Arc::clone(&payload), now);
         }
         // Plain members (socat, a Python script) cannot read envelopes:
-        // each gets the text as typed, directly.
-        let plain: Vec<SocketAddr> = self
+        // each gets the text as typed, directly, as long as it has sent at
+        // least as many bytes as it is sent (it cannot prove that it
+        // receives at its address: its address may be spoofed).
+        let plain: Vec<PeerId> = self
             .peers
             .iter()
             .filter(|(_, p)| p.kind == Some(Kind::Plain))
-            .map(|(_, p)| p.addr)
+            .map(|(id, _)| id)
             .collect();
-        for member in plain {
-            if let Ok(text) = self.text(&payload, member, limit) {
+        for id in plain {
+            let member = self.peers.get(id).expect("listed").addr;
+            let Ok(text) = self.text(&payload, member, limit) else {
+                continue;
+            };
+            let peer = self.peers.get_mut(id).expect("listed");
+            if peer.credit >= text.bytes.len() {
+                peer.credit -= text.bytes.len();
                 self.transmits.push_back(text);
+            } else {
+                self.events.push_back(ChatEvent::Withheld {
+                    peer: member,
+                    len: text.bytes.len(),
+                    credit: peer.credit,
+                });
             }
         }
         let group = self.group.as_mut().expect("the caller checked");
@@ -814,7 +841,7 @@ impl Core {
         }
         match envelope::decode(datagram.payload) {
             Decoded::Plain => {
-                self.on_plain(now, datagram.from);
+                self.on_plain(now, datagram.from, datagram.payload.len());
                 Handover::Plain
             }
             Decoded::Malformed(why) => Handover::Malformed(why.to_string()),
@@ -938,7 +965,7 @@ impl Core {
         id
     }
 
-    fn on_plain(&mut self, now: Instant, from: SocketAddr) {
+    fn on_plain(&mut self, now: Instant, from: SocketAddr, len: usize) {
         if !self.config.announce_kinds {
             // A listener sends no messages: what its plain senders speak
             // does not matter, and is not kept.
@@ -946,6 +973,7 @@ impl Core {
         }
         let id = self.peer_to(from, now);
         let peer = self.peers.get_mut(id).expect("just made");
+        peer.credit = peer.credit.saturating_add(len).min(MAX_CREDIT);
         // A dgram peer may send plain datagrams too (`/empty`, `/size`): it
         // stays a dgram peer. The notice follows the datagram it is about.
         if peer.kind.is_none() {

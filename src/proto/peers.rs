@@ -67,6 +67,10 @@ pub struct PeerState {
     pub name: Option<String>,
     /// When it was last heard from or sent to.
     pub last: Instant,
+    /// Bytes it sent as a plain sender and has not been sent back yet: a
+    /// plain group member cannot prove it receives at its address, so it
+    /// is sent copies of the group's messages only within this (1×).
+    pub credit: usize,
 }
 
 impl PeerState {
@@ -174,6 +178,7 @@ impl Peers {
                 chosen: false,
                 name: None,
                 last: now,
+                credit: 0,
             },
         );
         self.by_addr.insert(addr, id);

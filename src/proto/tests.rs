@@ -873,7 +873,10 @@ fn a_refused_plain_member_gets_no_more_copies() {
     assert_eq!(copied(&net), first, "no copy after the refusal");
     assert_eq!(net.shown(1).len(), 2, "the dgram member still gets all");
     // It sends again: a plain member again, with copies again.
-    assert_eq!(net.deliver(plain, addr(0), b"back"), Some(Handover::Plain));
+    assert_eq!(
+        net.deliver(plain, addr(0), b"back again"),
+        Some(Handover::Plain)
+    );
     net.send(0, b"three", group());
     net.settle();
     assert!(copied(&net) >= first + b"three".len(), "copies again");
@@ -926,4 +929,46 @@ fn spoofed_restarts_are_not_taken() {
     assert!(members.is_empty(), "{members:?}");
     let member = &net.nodes[0].core.members()[0];
     assert_eq!((member.addr, member.session), (addr(1), SessionId([2; 8])));
+}
+
+/// A plain group member is sent copies of the group's messages only
+/// within what it has sent (it cannot prove that it receives at its
+/// address): a copy that would go beyond is withheld and said, and the
+/// next plain datagram from it makes room again. A spoofed plain
+/// datagram of 1 byte from another host's address gets that host nothing
+/// of a 1000-byte message.
+#[test]
+fn plain_members_get_no_more_than_they_sent() {
+    let mut net = Net::new(group_configs(2), Link::default(), 16);
+    net.run_for(Duration::from_millis(100));
+    let plain = SocketAddr::from(([10, 0, 0, 70], 5000));
+    let victim = SocketAddr::from(([10, 0, 0, 71], 5000));
+    net.deliver(plain, addr(0), b"0123456789");
+    net.deliver(victim, addr(0), b"x");
+    net.send(0, b"short", group());
+    net.send(0, &[b'm'; 1000], group());
+    net.settle();
+    assert_eq!(net.elsewhere.get(&plain), Some(&5), "the short copy only");
+    assert_eq!(
+        net.elsewhere.get(&victim),
+        None,
+        "nothing to the spoofed address"
+    );
+    let mut withheld: Vec<(SocketAddr, usize, usize)> = net
+        .events(0)
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Withheld { peer, len, credit } => Some((*peer, *len, *credit)),
+            _ => None,
+        })
+        .collect();
+    withheld.sort();
+    assert_eq!(
+        withheld,
+        vec![(plain, 1000, 5), (victim, 5, 1), (victim, 1000, 1)]
+    );
+    net.deliver(plain, addr(0), &[b'p'; 2000]);
+    net.send(0, &[b'n'; 1000], group());
+    net.settle();
+    assert_eq!(net.elsewhere.get(&plain), Some(&1005), "room again");
 }
