@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, after, at, bounded, never, select};
 
 use super::outbox::Outbox;
-use super::receiver::{self, DRAIN_LIMIT, Handler, ReceiverConfig, Receiving, Stop, Turn};
+use super::receiver::{self, Handler, ReceiverConfig, Receiving, Stop, Turn};
 use super::shutdown::{Shutdown, Signal};
 use crate::Error;
 use crate::model::{Event, Summary, Tally};
@@ -533,21 +533,14 @@ impl Pipeline {
                 Err(stop) => break stop,
             }
         };
-        if matches!(end, Stop::Asked) && outbox.endpoint().set_nonblocking(true).is_ok() {
-            // What had arrived before the stop is shown and counted.
-            for _ in 0..DRAIN_LIMIT {
-                let turn = receiving.step(&mut buf, &mut scratch);
-                show_queued(&tally, display, &events)?;
-                match turn {
-                    Ok(Turn::Datagram) => {}
-                    Ok(Turn::Idle) => break,
-                    Err(stop) => {
-                        end = stop;
-                        break;
-                    }
-                }
-            }
-            let _ = outbox.endpoint().set_nonblocking(false);
+        if matches!(end, Stop::Asked)
+            && let Err(stop) = receiving.drain(&mut buf, &mut scratch, || {
+                show_queued(&tally, display, &events)
+                    .map(|_| ())
+                    .map_err(Stop::Failed)
+            })
+        {
+            end = stop;
         }
         let result = receiving.finish(end);
         drop(receiving);

@@ -26,7 +26,7 @@ const DROP_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// The most datagrams read from the socket's queue after a stop request, so
 /// that what had arrived before the stop is shown and counted rather than
 /// closed away unseen, without letting a flood delay the stop for long.
-pub(super) const DRAIN_LIMIT: u64 = 100_000;
+const DRAIN_LIMIT: u64 = 100_000;
 
 /// What becomes of each received datagram, decided on the receiver thread
 /// before anything is shown: show it, answer it (echo), or hand it to the
@@ -217,9 +217,11 @@ impl Receiving {
     }
 
     fn run(mut self, stop: &Receiver<()>) -> Result<(), Error> {
-        let mut end = self.receive_until_stopped(stop);
+        let mut buf = vec![0u8; self.config.max_size];
+        let mut scratch = Scratch::default();
+        let mut end = self.receive_until_stopped(stop, &mut buf, &mut scratch);
         if matches!(end, Stop::Asked)
-            && let Err(stop) = self.drain()
+            && let Err(stop) = self.drain(&mut buf, &mut scratch, || Ok(()))
         {
             end = stop;
         }
@@ -238,15 +240,18 @@ impl Receiving {
         }
     }
 
-    fn receive_until_stopped(&mut self, stop: &Receiver<()>) -> Stop {
-        let mut buf = vec![0u8; self.config.max_size];
-        let mut scratch = Scratch::default();
+    fn receive_until_stopped(
+        &mut self,
+        stop: &Receiver<()>,
+        buf: &mut [u8],
+        scratch: &mut Scratch,
+    ) -> Stop {
         loop {
             match stop.try_recv() {
                 Err(TryRecvError::Empty) => {}
                 Ok(()) | Err(TryRecvError::Disconnected) => return Stop::Asked,
             }
-            if let Err(stop) = self.step(&mut buf, &mut scratch) {
+            if let Err(stop) = self.step(buf, scratch) {
                 return stop;
             }
         }
@@ -345,31 +350,38 @@ impl Receiving {
         Ok(())
     }
 
-    /// Reads what is already queued on the socket, without waiting.
-    fn drain(&mut self) -> Result<(), Stop> {
-        let endpoint = self.outbox.endpoint();
-        if endpoint.set_nonblocking(true).is_err() {
+    /// After a stop request, reads what is already queued on the socket
+    /// (at most [`DRAIN_LIMIT`] datagrams), without waiting, so that what
+    /// arrived before the stop is shown and counted rather than closed
+    /// away unseen; `after_each` runs after every turn (the single-threaded
+    /// run shows the turn's events there).
+    pub(super) fn drain(
+        &mut self,
+        buf: &mut [u8],
+        scratch: &mut Scratch,
+        mut after_each: impl FnMut() -> Result<(), Stop>,
+    ) -> Result<(), Stop> {
+        if self.outbox.endpoint().set_nonblocking(true).is_err() {
             return Ok(());
         }
-        let mut buf = vec![0u8; self.config.max_size];
-        let mut scratch = Scratch::default();
-        let mut drained = 0;
-        while drained < DRAIN_LIMIT {
-            match self.outbox.endpoint().recv(&mut buf, &mut scratch) {
-                Ok(got) => {
-                    drained += 1;
-                    let datagram = validated(&got, &buf);
-                    self.on_datagram(datagram, got.drop_counter)?;
+        let mut result = Ok(());
+        for _ in 0..DRAIN_LIMIT {
+            let turn = self.step(buf, scratch);
+            if let Err(stop) = after_each() {
+                result = Err(stop);
+                break;
+            }
+            match turn {
+                Ok(Turn::Datagram) => {}
+                Ok(Turn::Idle) => break,
+                Err(stop) => {
+                    result = Err(stop);
+                    break;
                 }
-                Err(e) => match sort(e, self.outbox.endpoint()) {
-                    Sorted::Retry => {}
-                    Sorted::Peers(errors) => self.on_error(Sorted::Peers(errors))?,
-                    Sorted::Idle | Sorted::Failed(_) => break,
-                },
             }
         }
         let _ = self.outbox.endpoint().set_nonblocking(false);
-        Ok(())
+        result
     }
 
     fn on_datagram(&mut self, datagram: Datagram, drop_counter: Option<u32>) -> Result<(), Stop> {
