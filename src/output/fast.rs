@@ -198,6 +198,16 @@ pub fn plain_run(bytes: &[u8]) -> usize {
 /// Appends `text` as the body of a JSON string (no quotes), escaped as
 /// serde_json escapes it, plus every character [`is_hidden`] as `\uXXXX`
 /// (UTF-16 units): what [`super::json`] writes.
+/// Writes `\uXXXX` (lower-case hex) for one UTF-16 unit, without the
+/// formatting machinery: a binary payload is mostly such escapes.
+fn push_unicode_escape(out: &mut String, unit: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push_str("\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(char::from(HEX[usize::from((unit >> shift) & 0xf)]));
+    }
+}
+
 pub fn push_json_str(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
     let mut at = 0;
@@ -219,7 +229,7 @@ pub fn push_json_str(out: &mut String, text: &str) {
             c if u32::from(c) < 0x20 || is_hidden(c) => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
+                    push_unicode_escape(out, *unit);
                 }
             }
             c => out.push(c),
