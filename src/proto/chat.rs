@@ -1215,6 +1215,19 @@ impl Core {
         let proven = hello.is_some_and(|(presence, _)| {
             presence.answer != NO_TOKEN && presence.answer == self.token(from, session)
         });
+        // An answer may leave its name out to stay small: the name heard
+        // before from this session (its first hello) is its name then.
+        let known_name = self
+            .peers
+            .at(from)
+            .and_then(|id| self.peers.get(id))
+            .filter(|p| p.session() == Some(session))
+            .and_then(|p| p.name.clone());
+        let name = if name.is_empty() {
+            known_name.as_deref().unwrap_or_default()
+        } else {
+            name
+        };
         let Some(group) = self.group.as_mut() else {
             return;
         };

@@ -236,10 +236,12 @@ fn decode_body(version: u8, kind: u8, body: &[u8]) -> Result<Envelope, Malformed
                 return Err(Malformed::BadField("name longer than 64 bytes"));
             }
             // The two tokens follow the name (a revision of version 1:
-            // a hello without them has none).
+            // a hello without both, all 16 bytes, has none).
             let token = |at: usize| -> [u8; 8] {
-                rest.get(at..at + 8)
-                    .map_or(NO_TOKEN, |t| t.try_into().expect("8 bytes"))
+                match rest.len() >= 16 {
+                    true => rest[at..at + 8].try_into().expect("8 bytes"),
+                    false => NO_TOKEN,
+                }
             };
             let presence = Presence {
                 session: SessionId(wire.session),
@@ -319,6 +321,35 @@ pub fn valid_name(name: &str) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A hello's tokens are the 16 bytes after its name; a hello that
+    /// ends after the name, or has fewer than 16 bytes after it, has none.
+    #[test]
+    fn hello_tokens_are_16_bytes_or_none() {
+        let presence = Presence {
+            session: SessionId([1; 8]),
+            name: "al".into(),
+            challenge: [7; 8],
+            answer: [9; 8],
+        };
+        let full = encode_presence(&presence, false);
+        assert_eq!(full.len(), 3 + 8 + 1 + 2 + 16);
+        assert_eq!(
+            decode(&full),
+            Decoded::Envelope(Envelope::Hello(presence.clone()))
+        );
+        for cut in [16, 8, 1] {
+            let Decoded::Envelope(Envelope::Hello(short)) = decode(&full[..full.len() - cut])
+            else {
+                panic!("a hello cut by {cut} is still a hello");
+            };
+            assert_eq!(
+                (short.challenge, short.answer),
+                (NO_TOKEN, NO_TOKEN),
+                "cut {cut}"
+            );
+        }
+    }
 
     fn message(seq: u64, attempt: u8, name: &str, payload: &[u8]) -> Message {
         Message {

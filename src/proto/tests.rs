@@ -972,3 +972,27 @@ fn plain_members_get_no_more_than_they_sent() {
     net.settle();
     assert_eq!(net.elsewhere.get(&plain), Some(&1005), "room again");
 }
+
+/// Members whose names differ in length (the answer to a challenge may
+/// leave its name out, to be no larger than the hello it answers) are
+/// each shown joining under their own name, taken from the hello heard
+/// before the answer.
+#[test]
+fn members_join_under_their_names_whatever_their_lengths() {
+    let mut configs = group_configs(2);
+    configs[0].name = "ann".into();
+    configs[1].name = "a-member-with-a-long-name".into();
+    let mut net = Net::new(configs, Link::default(), 17);
+    net.run_for(Duration::from_millis(100));
+    let joined = |i: usize| -> Vec<String> {
+        net.events(i)
+            .iter()
+            .filter_map(|e| match e {
+                ChatEvent::Member(m) if m.change == MemberChange::Joined => Some(m.name.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(joined(0), ["a-member-with-a-long-name"]);
+    assert_eq!(joined(1), ["ann"]);
+}
