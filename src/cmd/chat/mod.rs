@@ -8,11 +8,13 @@
 //! input is the pipeline's job (`dgram-input`), in one of three modes (see
 //! [`Mode`]): the rustyline editor, plain typed lines, or a pipe.
 //!
+//! - [`args`]: the command line ([`ChatArgs`]) and the options it makes.
 //! - [`command`]: what a typed line means (a message or a `/command`).
 //! - [`session`]: the sending side (current peer, commands run).
 //! - [`repl`]: the input loops of the three modes.
 //! - [`terminal`]: mode detection and the terminal settings to restore.
 
+pub mod args;
 pub mod command;
 pub mod repl;
 pub mod session;
@@ -24,6 +26,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use self::args::ChatArgs;
 use self::session::Session;
 use self::terminal::{Mode, TerminalState};
 use crate::Error;
@@ -95,6 +98,14 @@ pub enum ChatIo {
         /// Answers to commands, warnings.
         err: Box<dyn Sink>,
     },
+}
+
+/// `dgram chat` as the command line asks for it: on the process's
+/// terminal or pipes.
+pub fn main(args: ChatArgs) -> Result<(), Error> {
+    let options = ChatOptions::from_args(args)?;
+    let shutdown = Shutdown::from_signals()?;
+    run(&options, &shutdown, ChatIo::Process).map(|_| ())
 }
 
 /// Opens the `--log` file for appending (a new one is created 0600: what
