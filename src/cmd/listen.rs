@@ -184,3 +184,43 @@ pub fn run(
     pipeline.run(&mut display, shutdown, plan)?;
     report_summary(&tally, &mut display)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// The listener's options as a command line of their own.
+    #[derive(Parser)]
+    struct Line {
+        #[command(flatten)]
+        args: ListenArgs,
+    }
+
+    fn options(words: &[&str]) -> Result<ListenOptions, Error> {
+        let line = Line::try_parse_from(std::iter::once("listen").chain(words.iter().copied()))
+            .expect("a valid command line");
+        ListenOptions::from_args(&line.args)
+    }
+
+    /// A listener binds 127.0.0.1:9000 unless told; a group watcher binds
+    /// its own socket and listens on the group's port, so an address with
+    /// a group, or --echo with one, is a usage error.
+    #[test]
+    fn a_group_watcher_takes_no_address_and_sends_nothing() {
+        let bind = |words: &[&str]| options(words).expect("valid").socket.bind.to_string();
+        assert_eq!(bind(&[]), "127.0.0.1:9000");
+        assert_eq!(bind(&["[::1]:0"]), "[::1]:0");
+        assert_eq!(bind(&["--group", "239.1.2.3:5000"]), "0.0.0.0:0");
+        for words in [
+            &["127.0.0.1:5000", "--group", "239.1.2.3:5000"][..],
+            &["--group", "239.1.2.3:5000", "--echo"],
+        ] {
+            assert!(
+                matches!(options(words), Err(Error::Usage { .. })),
+                "{words:?}"
+            );
+        }
+    }
+}

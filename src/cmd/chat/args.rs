@@ -185,3 +185,58 @@ fn login_name() -> String {
         .find(|name| valid_name(name))
         .unwrap_or_else(|| "dgram".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// The chat's options as a command line of their own.
+    #[derive(Parser)]
+    struct Line {
+        #[command(flatten)]
+        args: ChatArgs,
+    }
+
+    fn args(words: &[&str]) -> ChatArgs {
+        Line::try_parse_from(std::iter::once("chat").chain(words.iter().copied()))
+            .expect("a valid command line")
+            .args
+    }
+
+    /// What is typed in a keyed chat goes to no history file unless
+    /// --history names one; --no-history keeps none; otherwise the default
+    /// file. (The key file is not read to decide.)
+    #[test]
+    fn a_keyed_chat_keeps_no_history_unless_asked() {
+        let named = Some(PathBuf::from("chat.history"));
+        assert_eq!(args(&["--key-file", "team.key"]).history_file(), None);
+        assert_eq!(
+            args(&["--key-file", "team.key", "--history", "chat.history"]).history_file(),
+            named
+        );
+        assert_eq!(args(&["--history", "chat.history"]).history_file(), named);
+        assert_eq!(args(&["--no-history"]).history_file(), None);
+        assert_eq!(args(&[]).history_file(), default_history());
+    }
+
+    /// Without --bind, the chat binds where its peer or group can be
+    /// reached: any address of the peer's family, the group's family, or
+    /// 127.0.0.1:9000 with neither; --bind wins.
+    #[test]
+    fn the_bind_address_follows_the_peer_or_group() {
+        let bind = |words: &[&str]| {
+            let options = ChatOptions::from_args(args(words)).expect("valid options");
+            options.socket.bind.to_string()
+        };
+        assert_eq!(bind(&[]), "127.0.0.1:9000");
+        assert_eq!(bind(&["--peer", "127.0.0.1:5"]), "0.0.0.0:0");
+        assert_eq!(bind(&["--peer", "[::1]:5"]), "[::]:0");
+        assert_eq!(bind(&["--group", "239.1.2.3:5000"]), "0.0.0.0:0");
+        assert_eq!(
+            bind(&["--peer", "[::1]:5", "--bind", "127.0.0.1:7"]),
+            "127.0.0.1:7"
+        );
+    }
+}
