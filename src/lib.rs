@@ -60,18 +60,24 @@
 //!   [`json`](output::json) (the `--json` wire schema), [`sink`](output::sink)
 //!   (stdout, stderr, rustyline's printer, memory).
 //! - [`cmd`]: the commands (`listen`, `send` and `chat` on the pipeline;
-//!   `ping`, `bench` and `lab` on sockets of their own).
+//!   `ping`, `bench` and `lab` on sockets of their own), each with its
+//!   command line (clap's `Args`), the checks clap cannot make and the
+//!   options they build.
 //!   [`listen`](cmd::listen), [`send`](cmd::send), [`chat`](cmd::chat)
-//!   (REPL, commands, session, terminal), [`ping`](cmd::ping) (round trips
+//!   (options, REPL, commands, session, terminal), [`ping`](cmd::ping) (round trips
 //!   on one thread), [`bench`](mod@cmd::bench) (throughput and loss: server,
 //!   client, loopback, GSO/GRO), [`lab`](mod@cmd::lab) (the experiments
 //!   of `dgram lab`, their text, Markdown and SVG), [`docs`](cmd::docs) (completions,
 //!   the manual page), [`payload`](cmd::payload) (patterns, the line reader),
-//!   [`parse`](cmd::parse) (what users type), [`keyfile`](cmd::keyfile)
-//!   (key files and new keys: the file and OS side of `--key-file`),
+//!   [`parse`](cmd::parse) (what users type), [`options`](cmd::options)
+//!   (the options several commands share: buffers, a group, a key file),
+//!   [`keyfile`](cmd::keyfile) (key files and new keys: the file and OS
+//!   side of `--key-file`; `dgram keygen`),
 //!   [`files`](cmd::files) (the local files users name: regular files
 //!   only, opened without blocking, no directories made).
-//! - [`cli`]: the command line (clap), exit codes and how errors are printed;
+//! - [`cli`]: the command line: parses it (clap: the commands, each
+//!   command's options from its module), calls the command's `main`, and
+//!   turns the outcome into an exit status and one printed error;
 //!   `main.rs` only calls [`cli::main`].
 //! - [`error`]: the [`Error`] type; one variant per operation that can fail.
 //!

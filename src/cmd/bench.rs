@@ -44,22 +44,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use crossbeam_channel::{
     Receiver, RecvTimeoutError, Sender, TryRecvError, bounded, never, select, tick, unbounded,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use super::options::BufferArgs;
+use super::parse;
 use crate::Error;
 use crate::model::bench::{
     BenchReport, HEADER, LOST_ELSEWHERE_UNKNOWN, ReceiverCounts, SenderCounts, Sequence, per_sec,
     read_header, write_header,
 };
+use crate::net::addr::any_port_for;
 use crate::net::sys::Scratch;
 use crate::net::{Buffers, Endpoint, SocketOptions};
 use crate::output::render::duration;
 use crate::output::sink::MemorySink;
-use crate::output::{Format, Sink};
+use crate::output::{Format, Sink, sink};
 use crate::runtime::entropy::seed;
 use crate::runtime::sorting::{Sorted, sort};
 use crate::runtime::{Shutdown, Signal};
@@ -161,6 +165,120 @@ impl ControlConn {
                 io::ErrorKind::UnexpectedEof,
                 "the other end closed the control connection",
             )
+        })
+    }
+}
+
+/// The command line of `dgram bench`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("role").args(["addr", "loopback"]).required(true))]
+pub struct BenchArgs {
+    /// The bench server to send to (IP:PORT, HOST:PORT); with --serve, the
+    /// address to receive on (port 0: the system chooses and says which).
+    #[arg(value_name = "ADDR", value_parser = parse::socket_addr)]
+    addr: Option<SocketAddr>,
+    /// Be the receiving end: count every run sent here, until Ctrl-C. Data
+    /// comes over UDP, the control connection over TCP on the same port.
+    #[arg(long, requires = "addr", conflicts_with_all = ["loopback", "size", "duration", "rate", "gso", "bind"])]
+    serve: bool,
+    /// Run a server on 127.0.0.1 in this process and bench against it
+    /// (--rcvbuf is the server's, --sndbuf the sender's).
+    #[arg(long)]
+    loopback: bool,
+    /// Datagram size in bytes (20 to 65507; the first 20 carry the run and
+    /// the datagram's number).
+    #[arg(long, short = 's', value_name = "N", default_value = "64", value_parser = parse::payload_size)]
+    size: usize,
+    /// Seconds to send for (fractions allowed).
+    #[arg(long, short = 't', value_name = "SECS", default_value_t = 3.0, value_parser = parse::seconds)]
+    duration: f64,
+    /// Datagrams per second (k and M suffixes: 10k, 1.5M); default: as fast
+    /// as the kernel takes them.
+    #[arg(long, short = 'r', value_name = "N", value_parser = parse::rate)]
+    rate: Option<u64>,
+    /// Hand the kernel up to 64 datagrams per send (UDP_SEGMENT) and let
+    /// the server take them coalesced (UDP_GRO), split back at their
+    /// boundaries. Linux only; elsewhere one datagram per call, with a note.
+    #[arg(long)]
+    gso: bool,
+    /// Local address to send from (default: any address of ADDR's family).
+    #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
+    bind: Option<SocketAddr>,
+    /// One JSON object per line: start, every second, the report.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    buffers: BufferArgs,
+}
+
+/// `dgram bench` as the command line asks for it: a server (`--serve`),
+/// a client, or both (`--loopback`), on stdout.
+pub fn main(args: BenchArgs) -> Result<(), Error> {
+    let shutdown = Shutdown::from_signals()?;
+    let mut out = sink::stdout();
+    if args.serve {
+        return serve(&ServeOptions::from_args(&args), &shutdown, &mut out);
+    }
+    let options = BenchOptions::from_args(&args)?;
+    if args.loopback {
+        loopback(&options, args.loopback_server(), &shutdown, &mut out).map(|_| ())
+    } else {
+        run(&options, &shutdown, &mut out).map(|_| ())
+    }
+}
+
+impl BenchArgs {
+    /// The socket of `--loopback`'s server: 127.0.0.1, a port the system
+    /// chooses, `--rcvbuf`.
+    fn loopback_server(&self) -> SocketOptions {
+        SocketOptions {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            rcvbuf: self.buffers.rcvbuf,
+            sndbuf: None,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// The options of `dgram bench --serve ADDR`.
+    pub fn from_args(args: &BenchArgs) -> Self {
+        let addr = args.addr.expect("clap requires ADDR with --serve");
+        ServeOptions {
+            socket: args.buffers.socket(addr),
+            format: Format::json(args.json),
+        }
+    }
+}
+
+impl BenchOptions {
+    /// The options of the sending end, checked: a datagram holds at least
+    /// its run and number. The socket takes `--sndbuf` only (with
+    /// `--loopback`, `--rcvbuf` is the server's).
+    pub fn from_args(args: &BenchArgs) -> Result<Self, Error> {
+        if args.size < MIN_SIZE {
+            return Err(Error::Usage {
+                message: format!(
+                    "invalid value '{}' for --size: a bench datagram is at least {} bytes (its run and number)",
+                    args.size, MIN_SIZE
+                ),
+            });
+        }
+        let to = args
+            .addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let bind = args.bind.unwrap_or_else(|| any_port_for(&to));
+        Ok(BenchOptions {
+            socket: SocketOptions {
+                bind,
+                rcvbuf: None,
+                sndbuf: args.buffers.sndbuf,
+            },
+            to,
+            size: args.size,
+            duration: Duration::from_secs_f64(args.duration),
+            rate: args.rate,
+            gso: args.gso,
+            format: Format::json(args.json),
         })
     }
 }

@@ -2,11 +2,33 @@
 //! and one manual page that holds every command, its options, the chat
 //! commands and the exit statuses.
 
+use std::io::{self, Write};
+
 use clap::Command;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, italic, roman};
 
 use super::chat::command::COMMANDS;
+use crate::Error;
+
+/// `dgram completions SHELL`: the script for `shell` on stdout.
+pub fn print_completions(shell: clap_complete::Shell, cli: Command) -> Result<(), Error> {
+    write_stdout(&completions(shell, cli))
+}
+
+/// `dgram man`: the manual page on stdout.
+pub fn print_man_page(cli: Command) -> Result<(), Error> {
+    write_stdout(&man_page(cli))
+}
+
+/// Writes generated text to stdout (a closed pipe is a quiet end, in
+/// [`crate::cli::main`]).
+fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::WriteOutput { source })
+}
 
 /// The completion script for `shell`.
 pub fn completions(shell: clap_complete::Shell, mut cli: Command) -> Vec<u8> {

@@ -1,16 +1,38 @@
 //! Key files (`--key-file`, `dgram keygen`): a new key from the operating
-//! system's random source, and the file that holds it (64 hex digits and a
-//! newline, mode 0600). The protocol layer ([`seal`](crate::proto::seal))
-//! only ever sees the [`Key`]; everything that touches a file or the OS is
-//! here.
+//! system's random source, the file that holds it (64 hex digits and a
+//! newline, mode 0600), and the `dgram keygen` command ([`keygen`]). The
+//! protocol layer ([`seal`](crate::proto::seal)) only ever sees the
+//! [`Key`]; everything that touches a file or the OS is here.
 
 use std::io::{self, Write};
 use std::path::Path;
 
 use super::files;
 use crate::Error;
+use crate::output::escape::escape_line;
+use crate::output::{Sink, sink};
 use crate::proto::seal::Key;
 use crate::runtime::entropy;
+
+/// `dgram keygen FILE`: a new key in a new file, and on stdout where it
+/// went and what to do with it.
+pub fn keygen(file: &Path) -> Result<(), Error> {
+    if file.as_os_str() == "-" || file.is_dir() {
+        return Err(Error::Usage {
+            message: format!(
+                "keygen writes a new file: {} is not one (give a path such as team.key)",
+                file.display()
+            ),
+        });
+    }
+    write_new(&generate()?, file)?;
+    let path = escape_line(&file.display().to_string());
+    sink::stdout()
+        .write_text(&format!(
+            "wrote a new 256-bit key to {path} (mode 0600). Give a copy to each member by a safe channel, then: dgram chat --key-file {path} ...\n"
+        ))
+        .map_err(|source| Error::WriteOutput { source })
+}
 
 /// A new random key from the operating system.
 pub fn generate() -> Result<Key, Error> {

@@ -13,17 +13,20 @@ use std::io::{IsTerminal, Write as _};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use crossbeam_channel::TryRecvError;
 use serde::Serialize;
 
+use super::options::BufferArgs;
+use super::parse;
 use crate::Error;
 use crate::model::latency::{MIN_PROBE, Probe, Replies, Reply, RttStats};
-use crate::net::addr::{check_family, port_state};
+use crate::net::addr::{any_port_for, check_family, port_state};
 use crate::net::endpoint::READ_TIMEOUT;
 use crate::net::sys::{PeerError, Scratch};
 use crate::net::{Endpoint, SocketOptions};
 use crate::output::render::{duration, plural};
-use crate::output::{Format, Sink};
+use crate::output::{Format, Sink, sink};
 use crate::runtime::Shutdown;
 use crate::runtime::entropy::seed;
 use crate::runtime::sorting::{Sorted, sort};
@@ -41,6 +44,45 @@ const AFTER_LAST: Duration = Duration::from_millis(100);
 
 /// The widest histogram bar.
 const BAR: u64 = 40;
+
+/// The command line of `dgram ping`.
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// The echo server: IP:PORT, [IPv6]:PORT or HOST:PORT.
+    #[arg(value_name = "ADDR", value_parser = parse::peer_addr)]
+    addr: SocketAddr,
+    /// Probes to send (default: until Ctrl-C).
+    #[arg(long, short = 'c', value_name = "N", value_parser = parse::count::<u64>(1, parse::MAX_COUNT))]
+    count: Option<u64>,
+    /// Milliseconds between probes; 0: ping-pong, the next probe as soon as
+    /// the reply (or the timeout) comes.
+    #[arg(long, short = 'i', value_name = "MS", default_value_t = 1000, value_parser = parse::millis(0, parse::MAX_WAIT_MS))]
+    interval: u64,
+    /// Probe size in bytes (24 to 65507; the first 24 carry the probe's
+    /// number and send time).
+    #[arg(long, short = 's', value_name = "N", default_value = "64", value_parser = parse::payload_size)]
+    size: usize,
+    /// Milliseconds to wait for a reply before the probe counts as lost (a
+    /// later reply is counted late, apart).
+    #[arg(long, short = 'W', value_name = "MS", default_value_t = 1000, value_parser = parse::millis(1, parse::MAX_WAIT_MS))]
+    timeout: u64,
+    /// Local address to send from (default: any address of ADDR's family).
+    #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
+    bind: Option<SocketAddr>,
+    /// One JSON object per line: each reply, each timeout, the summary.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    buffers: BufferArgs,
+}
+
+/// `dgram ping` as the command line asks for it: on stdout, until
+/// `--count` probes or Ctrl-C.
+pub fn main(args: PingArgs) -> Result<(), Error> {
+    let options = PingOptions::from_args(&args)?;
+    let shutdown = Shutdown::from_signals()?;
+    run(&options, &shutdown, &mut sink::stdout()).map(|_| ())
+}
 
 /// What `dgram ping` was asked to do.
 #[derive(Debug, Clone)]
@@ -61,6 +103,31 @@ pub struct PingOptions {
     pub timeout: Duration,
     /// Human lines or JSON lines.
     pub format: Format,
+}
+
+impl PingOptions {
+    /// The options of the command line, checked: a probe holds at least
+    /// its number and send time.
+    pub fn from_args(args: &PingArgs) -> Result<Self, Error> {
+        if args.size < MIN_PROBE {
+            return Err(Error::Usage {
+                message: format!(
+                    "invalid value '{}' for --size: a probe is at least {MIN_PROBE} bytes (its number and send time)",
+                    args.size
+                ),
+            });
+        }
+        let bind = args.bind.unwrap_or_else(|| any_port_for(&args.addr));
+        Ok(PingOptions {
+            socket: args.buffers.socket(bind),
+            to: args.addr,
+            count: args.count,
+            interval: Duration::from_millis(args.interval),
+            size: args.size,
+            timeout: Duration::from_millis(args.timeout),
+            format: Format::json(args.json),
+        })
+    }
 }
 
 /// What a ping run found.

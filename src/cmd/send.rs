@@ -2,23 +2,99 @@
 //! one), listen a while for replies and ICMP errors, and say plainly when
 //! nothing is listening at the destination.
 
-use std::io::BufRead;
+use std::ffi::OsString;
+use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::Args;
 use crossbeam_channel::select;
 
-use super::payload::spawn_line_reader;
+use super::options::BufferArgs;
+use super::parse;
+use super::payload::{pattern, spawn_line_reader};
 use crate::Error;
 use crate::model::{Event, Stats};
 use crate::net::SocketOptions;
-use crate::net::addr::{PortState, check_family};
+use crate::net::addr::{PortState, any_port_for, check_family};
 use crate::net::limits::{check_payload, payload_limit};
 use crate::output::render::{buffer_line, plural};
-use crate::output::{Display, Format, Renderer, Shown, Sink};
+use crate::output::{Display, Format, Renderer, Shown, Sink, sink};
 use crate::runtime::{
     Job, JobControl, Outbox, Pipeline, Plan, Show, Shutdown, report, report_summary,
 };
+
+/// The command line of `dgram send`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("payload").args(["text", "empty", "size", "hex"]))]
+pub struct SendArgs {
+    /// Destination: IP:PORT, [IPv6]:PORT or HOST:PORT.
+    #[arg(value_name = "ADDR", value_parser = parse::peer_addr)]
+    addr: SocketAddr,
+    /// Send this text as one datagram (its bytes as given, UTF-8 or not).
+    /// Without TEXT (or --empty, --size, --hex) each line of stdin becomes
+    /// one datagram.
+    #[arg(value_name = "TEXT")]
+    text: Option<OsString>,
+    /// Send one empty datagram.
+    #[arg(long)]
+    empty: bool,
+    /// Send an N-byte payload (a repeating 0123456789 pattern); at most
+    /// 65507 over IPv4, 65527 over IPv6.
+    #[arg(long, value_name = "N", value_parser = parse::payload_size)]
+    size: Option<usize>,
+    /// Send these raw bytes, written in hex: two digits per byte, as in
+    /// 00ff10, 00:ff:10, 00-ff-10 or "00 ff 10" (spaces, ':' and '-'
+    /// separate bytes).
+    #[arg(long, value_name = "HEX", value_parser = parse_hex)]
+    hex: Option<HexBytes>,
+    /// Send each datagram N times.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse::count::<u64>(1, parse::MAX_COUNT))]
+    count: u64,
+    /// Local address to send from (default: any address of ADDR's family,
+    /// a port the system chooses).
+    #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
+    bind: Option<SocketAddr>,
+    /// After the last datagram, listen this long (milliseconds) for replies
+    /// and ICMP errors.
+    #[arg(long, value_name = "MS", default_value_t = 250, value_parser = parse::millis(0, parse::MAX_WAIT_MS))]
+    wait: u64,
+    /// Replies and reports as JSON lines (with a "sent" event per datagram).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    buffers: BufferArgs,
+}
+
+/// Raw bytes from `--hex` (a newtype, so that clap takes one value).
+#[derive(Debug, Clone)]
+struct HexBytes(Vec<u8>);
+
+fn parse_hex(text: &str) -> Result<HexBytes, String> {
+    parse::hex(text).map(HexBytes)
+}
+
+/// `dgram send` as the command line asks for it: replies on stdout, the
+/// closing line on stderr; stdin's lines when no payload is given.
+pub fn main(args: SendArgs) -> Result<(), Error> {
+    let options = SendOptions::from_args(args);
+    let shutdown = Shutdown::from_signals()?;
+    run(options, &shutdown, &mut sink::stdout(), &mut sink::stderr()).map(|_| ())
+}
+
+/// The bytes of an argument as the shell gave them (on Unix, any bytes;
+/// elsewhere, its text).
+fn os_bytes(text: OsString) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        text.into_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        text.to_string_lossy().into_owned().into_bytes()
+    }
+}
 
 /// What to send.
 pub enum Payloads {
@@ -51,6 +127,39 @@ pub struct SendOptions {
     pub max_size: usize,
     /// Human lines or JSON lines (replies and reports on `out`).
     pub format: Format,
+}
+
+impl SendOptions {
+    /// The options of the command line: the payload given, or the lines of
+    /// stdin; bound to any port of the destination's family unless --bind.
+    /// (Every check is clap's, or [`run`]'s.)
+    pub fn from_args(args: SendArgs) -> Self {
+        let payloads = if let Some(text) = args.text {
+            Payloads::Fixed(os_bytes(text))
+        } else if args.empty {
+            Payloads::Fixed(Vec::new())
+        } else if let Some(size) = args.size {
+            // At most 65527 bytes: the parser refused anything larger.
+            Payloads::Fixed(pattern(size))
+        } else if let Some(HexBytes(bytes)) = args.hex {
+            Payloads::Fixed(bytes)
+        } else {
+            Payloads::Lines {
+                from_terminal: io::stdin().is_terminal(),
+                input: Box::new(BufReader::new(io::stdin())),
+            }
+        };
+        let bind = args.bind.unwrap_or_else(|| any_port_for(&args.addr));
+        SendOptions {
+            socket: args.buffers.socket(bind),
+            to: args.addr,
+            payloads,
+            count: args.count,
+            wait: Duration::from_millis(args.wait),
+            max_size: args.buffers.max_size,
+            format: Format::json(args.json),
+        }
+    }
 }
 
 /// Sends, waits, and reports: replies and reports on `out`; on `err`, for

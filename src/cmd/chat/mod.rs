@@ -8,11 +8,13 @@
 //! input is the pipeline's job (`dgram-input`), in one of three modes (see
 //! [`Mode`]): the rustyline editor, plain typed lines, or a pipe.
 //!
+//! - [`args`]: the command line ([`ChatArgs`]) and the options it makes.
 //! - [`command`]: what a typed line means (a message or a `/command`).
 //! - [`session`]: the sending side (current peer, commands run).
 //! - [`repl`]: the input loops of the three modes.
 //! - [`terminal`]: mode detection and the terminal settings to restore.
 
+pub mod args;
 pub mod command;
 pub mod repl;
 pub mod session;
@@ -24,12 +26,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use self::args::ChatArgs;
+use self::repl::Prepared;
 use self::session::Session;
 use self::terminal::{Mode, TerminalState};
 use crate::Error;
 use crate::cmd::files;
 use crate::cmd::payload::spawn_line_reader;
-use crate::model::Summary;
+use crate::model::{Summary, Tally};
 use crate::net::SocketOptions;
 use crate::net::addr::check_family;
 use crate::net::group::GroupOptions;
@@ -97,6 +101,14 @@ pub enum ChatIo {
     },
 }
 
+/// `dgram chat` as the command line asks for it: on the process's
+/// terminal or pipes.
+pub fn main(args: ChatArgs) -> Result<(), Error> {
+    let options = ChatOptions::from_args(args)?;
+    let shutdown = Shutdown::from_signals()?;
+    run(&options, &shutdown, ChatIo::Process).map(|_| ())
+}
+
 /// Opens the `--log` file for appending (a new one is created 0600: what
 /// was said is private). Only a regular file, or a new one in a directory
 /// that exists: a FIFO or a device is refused before it is opened (a FIFO
@@ -125,46 +137,111 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         check_family(options.socket.bind, peer)?;
     }
     let process = matches!(io, ChatIo::Process);
-    let (mode, out, mut err, input): (Mode, Box<dyn Sink>, Box<dyn Sink>, _) = match io {
-        ChatIo::Process => (
-            Mode::detect(),
-            Box::new(sink::stdout()),
-            Box::new(sink::stderr()),
-            None,
-        ),
-        ChatIo::Streams {
-            input,
-            typed,
-            out,
-            err,
-        } => (
-            if typed { Mode::Typed } else { Mode::Piped },
-            out,
-            err,
-            Some(input),
-        ),
-    };
+    let Streams {
+        mode,
+        out,
+        mut err,
+        input,
+    } = Streams::of(io);
     let mut out = Some(out);
     let pipeline = match &options.group {
         Some(group) => Pipeline::open_group(&options.socket, options.max_size, group)?,
         None => Pipeline::open(&options.socket, options.max_size)?,
     };
-    let local = pipeline.local_addr();
-    // In a group, what is typed goes to the group.
-    let peer = options.peer.or(options.group.as_ref().map(|g| g.addr));
-
     let mut prepared = match mode {
         Mode::Editor => Some(repl::editor(options.history.as_deref())?),
         Mode::Typed | Mode::Piped => None,
     };
+    let mut display = display(options, prepared.as_mut(), &mut out)?;
+
+    // The banner goes out before any thread can print.
+    let tally = pipeline.tally();
+    if banner(options, &pipeline, mode, &mut display)? == Shown::ReaderGone {
+        return Ok(tally.snapshot().summary);
+    }
+    if let Some(prepared) = &prepared
+        && !prepared.warnings.is_empty()
+    {
+        err.write_lines(&prepared.warnings)
+            .map_err(|source| Error::WriteOutput { source })?;
+    }
+
+    let (plan, terminal) = plan(options, &pipeline, mode, prepared, input, err)?;
+    let ended = pipeline.run(&mut display, shutdown, plan);
+    if let Some(terminal) = &terminal {
+        // Unless the editor ended by itself, it may still be in raw mode,
+        // reading: put the terminal back before anything else is printed,
+        // and print plainly from now on.
+        if !matches!(ended, Ok(Ended { job: Some(_), .. })) {
+            terminal.restore();
+        }
+        display.redirect(out.take());
+    }
+    let ended = ended?;
+    if ended.reader_gone && process && mode == Mode::Typed {
+        // Someone is typing: say why the chat ended (at a pipeline, Ctrl-C
+        // ends `tee` and the like too).
+        let _ = sink::stderr().write_lines(&[
+            "the chat ends: its output pipe closed (the program reading it ended)".to_string(),
+        ]);
+    }
+    let summary = report_summary(&tally, &mut display)?;
+    if let Some(Err(error)) = ended.job {
+        return Err(error);
+    }
+    outcome(options, mode, &tally, summary)
+}
+
+/// A chat's streams and the input mode they make.
+struct Streams {
+    mode: Mode,
+    /// Events.
+    out: Box<dyn Sink>,
+    /// Answers to commands, warnings.
+    err: Box<dyn Sink>,
+    /// Lines of input; `None`: stdin.
+    input: Option<Box<dyn BufRead + Send>>,
+}
+
+impl Streams {
+    fn of(io: ChatIo) -> Streams {
+        match io {
+            ChatIo::Process => Streams {
+                mode: Mode::detect(),
+                out: Box::new(sink::stdout()),
+                err: Box::new(sink::stderr()),
+                input: None,
+            },
+            ChatIo::Streams {
+                input,
+                typed,
+                out,
+                err,
+            } => Streams {
+                mode: if typed { Mode::Typed } else { Mode::Piped },
+                out,
+                err,
+                input: Some(input),
+            },
+        }
+    }
+}
+
+/// Where events are shown: above the editor's prompt (coalesced, so that
+/// a flood cannot bury it), else on `out` (taken); sent lines held for
+/// their receipt for people; the `--log` file opened.
+fn display(
+    options: &ChatOptions,
+    prepared: Option<&mut Prepared>,
+    out: &mut Option<Box<dyn Sink>>,
+) -> Result<Display<'static>, Error> {
     let renderer = Renderer::new(options.format).keyed(options.protocol.key.is_some());
-    let mut display = match &mut prepared {
+    let mut display = match prepared {
         Some(prepared) => {
             let printer = prepared
                 .editor
                 .create_external_printer()
                 .map_err(|source| Error::Terminal { source })?;
-            // A flood of datagrams must not bury the prompt.
             Display::new(renderer, PrinterSink(Box::new(printer)))
                 .coalesce(crate::cmd::listen::TERMINAL_LINES_PER_SECOND)
         }
@@ -176,16 +253,25 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
     if let Some(path) = &options.log {
         display = display.log_to(open_log(path)?, path);
     }
+    Ok(display)
+}
 
-    // The banner goes out before any thread can print.
+/// The socket's banner, the group joined, and for people the chat's own
+/// line (where, to whom, how to type) and the sealed note.
+fn banner(
+    options: &ChatOptions,
+    pipeline: &Pipeline,
+    mode: Mode,
+    display: &mut Display<'_>,
+) -> Result<Shown, Error> {
     let tally = pipeline.tally();
-    if report(&tally, &mut display, &pipeline.listening())? == Shown::ReaderGone {
-        return Ok(tally.snapshot().summary);
+    if report(&tally, display, &pipeline.listening())? == Shown::ReaderGone {
+        return Ok(Shown::ReaderGone);
     }
     if let Some(joined) = pipeline.joined()
-        && report(&tally, &mut display, &joined)? == Shown::ReaderGone
+        && report(&tally, display, &joined)? == Shown::ReaderGone
     {
-        return Ok(tally.snapshot().summary);
+        return Ok(Shown::ReaderGone);
     }
     if options.format == Format::Human {
         let peer = match (options.group.as_ref(), options.peer) {
@@ -197,18 +283,27 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
             Mode::Editor | Mode::Typed => "type a message and press Enter; /help lists commands",
             Mode::Piped => "each line of input is one message",
         };
+        let local = pipeline.local_addr();
         display.write(&[format!("chat on {}, {peer}: {how}", shown(local))])?;
         if options.protocol.key.is_some() {
             display.write(&[SEALED_NOTE.to_string()])?;
         }
     }
-    if let Some(prepared) = &prepared
-        && !prepared.warnings.is_empty()
-    {
-        err.write_lines(&prepared.warnings)
-            .map_err(|source| Error::WriteOutput { source })?;
-    }
+    Ok(Shown::Yes)
+}
 
+/// What the pipeline runs: the protocol (unless `--raw`) on what
+/// arrives, and the input loop of `mode` as its job, sending through one
+/// [`Session`]; with the editor, the terminal's settings to put back.
+fn plan(
+    options: &ChatOptions,
+    pipeline: &Pipeline,
+    mode: Mode,
+    mut prepared: Option<Prepared>,
+    input: Option<Box<dyn BufRead + Send>>,
+    err: Box<dyn Sink>,
+) -> Result<(Plan, Option<TerminalState>), Error> {
+    let local = pipeline.local_addr();
     let messenger = Driver::new(pipeline.outbox(), options.protocol.clone())?;
     if let (true, Some(peer)) = (options.plain_peer, options.peer) {
         messenger.assume_plain(peer);
@@ -216,12 +311,14 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
     if let Some(helper) = prepared.as_mut().and_then(|p| p.editor.helper_mut()) {
         helper.waiting = Some(messenger.clone());
     }
+    // In a group, what is typed goes to the group.
+    let peer = options.peer.or(options.group.as_ref().map(|g| g.addr));
     let session = Session::new(
         pipeline.outbox(),
         messenger.clone(),
         peer,
         (options.socket.rcvbuf, options.socket.sndbuf),
-        tally.clone(),
+        pipeline.tally(),
     );
     let mut plan = if options.protocol.raw && options.group.is_some() {
         Plan::receive(ShowOthers { local })
@@ -261,29 +358,18 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
             None
         }
     };
+    Ok((plan, terminal))
+}
 
-    let ended = pipeline.run(&mut display, shutdown, plan);
-    if let Some(terminal) = &terminal {
-        // Unless the editor ended by itself, it may still be in raw mode,
-        // reading: put the terminal back before anything else is printed,
-        // and print plainly from now on.
-        if !matches!(ended, Ok(Ended { job: Some(_), .. })) {
-            terminal.restore();
-        }
-        display.redirect(out.take());
-    }
-    let ended = ended?;
-    if ended.reader_gone && process && mode == Mode::Typed {
-        // Someone is typing: say why the chat ended (at a pipeline, Ctrl-C
-        // ends `tee` and the like too).
-        let _ = sink::stderr().write_lines(&[
-            "the chat ends: its output pipe closed (the program reading it ended)".to_string(),
-        ]);
-    }
-    let summary = report_summary(&tally, &mut display)?;
-    if let Some(Err(error)) = ended.job {
-        return Err(error);
-    }
+/// How a finished chat ends: from a pipe, it fails when its peer was
+/// unreachable or a message was not delivered; any chat fails when lines
+/// were too long to send.
+fn outcome(
+    options: &ChatOptions,
+    mode: Mode,
+    tally: &Tally,
+    summary: Summary,
+) -> Result<Summary, Error> {
     // A plain peer sends no receipts, but a refusal still says that
     // nothing got there: from a pipe, that fails the chat as it fails
     // `send`.

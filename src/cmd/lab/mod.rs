@@ -11,10 +11,38 @@ pub mod experiments;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use clap::Args;
+
 use self::experiments::EXPERIMENTS;
 use crate::Error;
 use crate::model::lab::{LabReport, Table};
-use crate::output::{Format, Sink};
+use crate::output::{Format, Sink, sink};
+
+/// The command line of `dgram lab`.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Experiments to run (all when none is named; --list names them).
+    #[arg(value_name = "EXPERIMENT")]
+    names: Vec<String>,
+    /// List the experiments and what each shows.
+    #[arg(long)]
+    list: bool,
+    /// One JSON object per experiment instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also write a Markdown report with the tables to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Also draw the loss experiment (loss % and datagrams received against
+    /// the receive buffer) as an SVG chart in FILE.
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+}
+
+/// `dgram lab` as the command line asks for it, on stdout.
+pub fn main(args: LabArgs) -> Result<(), Error> {
+    run(&LabOptions::from_args(args), &mut sink::stdout()).map(|_| ())
+}
 
 /// What `dgram lab` was asked to do.
 #[derive(Debug, Clone)]
@@ -29,6 +57,20 @@ pub struct LabOptions {
     pub report: Option<PathBuf>,
     /// Also draw the loss experiment's chart here (SVG).
     pub chart: Option<PathBuf>,
+}
+
+impl LabOptions {
+    /// The options of the command line (the names are checked when the
+    /// experiments are chosen, in [`run`]).
+    pub fn from_args(args: LabArgs) -> Self {
+        LabOptions {
+            names: args.names,
+            list: args.list,
+            format: Format::json(args.json),
+            report: args.report,
+            chart: args.chart,
+        }
+    }
 }
 
 /// The experiments named, in the order given, or every one; an unknown

@@ -1,0 +1,242 @@
+//! The command line of `dgram chat` ([`ChatArgs`]) and the
+//! [`ChatOptions`] it makes: the checks clap cannot do, the defaults that
+//! depend on other options (bind address, history file, name), the
+//! protocol's configuration and the key file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::ChatOptions;
+use super::repl::default_history;
+use crate::Error;
+use crate::cmd::options::{BufferArgs, GroupArgs, load_key};
+use crate::cmd::parse;
+use crate::net::addr::any_port_for;
+use crate::net::group::{self, GroupOptions};
+use crate::output::Format;
+use crate::proto::SessionId;
+use crate::proto::envelope::valid_name;
+use crate::proto::members::HELLO_EVERY;
+use crate::proto::rto::{DEFAULT_RETRIES, DEFAULT_RTO_MIN, RtoConfig};
+use crate::proto::{ChatConfig, Eol};
+use crate::runtime::entropy;
+
+/// The command line of `dgram chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Who typed lines go to (IP:PORT, [IPv6]:PORT or HOST:PORT). Without
+    /// it, use /to ADDR or /reply.
+    #[arg(long, value_name = "ADDR", value_parser = parse::peer_addr)]
+    peer: Option<SocketAddr>,
+    /// Local address (default: with --peer, any address of its family and
+    /// a port the system chooses; without, 127.0.0.1:9000).
+    #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
+    bind: Option<SocketAddr>,
+    /// Print what arrives as the JSON events of `dgram listen`.
+    #[arg(long)]
+    json: bool,
+    /// The history file (default: dgram/history in the user's data
+    /// directory, such as ~/.local/share/dgram/history).
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
+    /// Keep no history file.
+    #[arg(long, conflicts_with = "history")]
+    no_history: bool,
+    /// With input from a pipe: after its end (and once every message has
+    /// its receipt or has failed), wait this long (milliseconds) for
+    /// replies before leaving.
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = parse::millis(0, parse::MAX_WAIT_MS))]
+    linger: u64,
+    /// The name sent with each message (default: the login name).
+    #[arg(long, value_name = "NAME", value_parser = parse::chat_name)]
+    name: Option<String>,
+    /// Send a message again at most N times when its receipt does not come.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRIES, value_parser = parse::count::<u8>(0, 20))]
+    retries: u8,
+    /// The shortest retransmission timeout, in milliseconds (the timeout is
+    /// SRTT + 4 RTTVAR, 1 s before the first round trip is measured).
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_RTO_MIN.as_millis() as u64, value_parser = parse::millis(1, 60_000))]
+    rto_min: u64,
+    /// Line ending added to messages to plain peers (nc -u -l shows one
+    /// line per message with lf).
+    #[arg(long, value_name = "EOL", default_value = "none", value_parser = ["none", "lf", "crlf"])]
+    eol: String,
+    /// No chat protocol: every message is plain bytes, no receipts (what
+    /// nc and socat do).
+    #[arg(long)]
+    raw: bool,
+    /// The --peer speaks plain UDP from the start (such as nc -u -l, which
+    /// cannot speak first); other peers are found out as they speak.
+    #[arg(long, requires = "peer", conflicts_with = "raw")]
+    plain: bool,
+    /// Append every message in and out, with its final state, to FILE as
+    /// JSON lines.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    #[command(flatten)]
+    group: GroupArgs,
+    /// Seal every message, receipt and hello with the key in FILE (from
+    /// dgram keygen), and take only datagrams sealed with it: encrypted,
+    /// authenticated, replays refused. Every member needs the same file.
+    /// A keyed chat keeps no history unless --history is given.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["raw", "plain"])]
+    key_file: Option<PathBuf>,
+    /// In a group: say hello every MS milliseconds (jittered by ±25%); a
+    /// member silent for 3.5 times this is taken to have left.
+    #[arg(long, value_name = "MS", default_value_t = HELLO_EVERY.as_millis() as u64, value_parser = parse::millis(100, 600_000))]
+    hello: u64,
+    #[command(flatten)]
+    buffers: BufferArgs,
+}
+
+impl ChatOptions {
+    /// The options of the command line, checked (the name; a group chat
+    /// has no --peer), with the defaults that follow from the others and
+    /// the key file read.
+    pub fn from_args(args: ChatArgs) -> Result<Self, Error> {
+        if let Some(name) = &args.name
+            && let Err(message) = parse::check_chat_name(name)
+        {
+            return Err(Error::Usage { message });
+        }
+        let group = args.group.options()?;
+        if let (Some(group), Some(peer)) = (&group, args.peer) {
+            return Err(Error::Usage {
+                message: format!(
+                    "--peer {peer} and a group ({}): a group chat talks to every member; leave out --peer",
+                    group.addr
+                ),
+            });
+        }
+        let bind = args.bind.unwrap_or_else(|| match (&group, &args.peer) {
+            (Some(group), _) => group::unicast_bind_for(group),
+            (None, Some(peer)) => any_port_for(peer),
+            (None, None) => SocketAddr::from(([127, 0, 0, 1], 9000)),
+        });
+        Ok(ChatOptions {
+            socket: args.buffers.socket(bind),
+            peer: args.peer,
+            max_size: args.buffers.max_size,
+            format: Format::json(args.json),
+            history: args.history_file(),
+            linger: Duration::from_millis(args.linger),
+            protocol: args.protocol(group.as_ref())?,
+            group,
+            plain_peer: args.plain,
+            log: args.log,
+        })
+    }
+}
+
+impl ChatArgs {
+    /// The history file: none with --no-history, nor in a keyed chat
+    /// (what is typed there is private) unless --history names one.
+    fn history_file(&self) -> Option<PathBuf> {
+        if self.no_history || (self.key_file.is_some() && self.history.is_none()) {
+            None
+        } else {
+            self.history.clone().or_else(default_history)
+        }
+    }
+
+    /// The protocol's configuration: a new session, the name, timers, line
+    /// ending, the group and the key.
+    fn protocol(&self, group: Option<&GroupOptions>) -> Result<ChatConfig, Error> {
+        Ok(ChatConfig {
+            session: SessionId::from_random(entropy::seed()),
+            name: self.name.clone().unwrap_or_else(login_name),
+            rto: RtoConfig {
+                retries: self.retries,
+                min: Duration::from_millis(self.rto_min),
+            },
+            eol: match self.eol.as_str() {
+                "lf" => Eol::Lf,
+                "crlf" => Eol::CrLf,
+                _ => Eol::None,
+            },
+            announce_kinds: true,
+            raw: self.raw,
+            group: group.map(|g| g.addr),
+            hello: Duration::from_millis(self.hello),
+            silent: false,
+            key: self.key_file.as_deref().map(load_key).transpose()?,
+        })
+    }
+}
+
+/// The login name ($USER, $LOGNAME, else the user database), or "dgram"
+/// when none is usable as a chat name.
+fn login_name() -> String {
+    let from_env = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|var| std::env::var(var).ok());
+    #[cfg(unix)]
+    let from_db = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|user| user.name);
+    #[cfg(not(unix))]
+    let from_db: Option<String> = None;
+    from_env
+        .chain(from_db)
+        .find(|name| valid_name(name))
+        .unwrap_or_else(|| "dgram".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// The chat's options as a command line of their own.
+    #[derive(Parser)]
+    struct Line {
+        #[command(flatten)]
+        args: ChatArgs,
+    }
+
+    fn args(words: &[&str]) -> ChatArgs {
+        Line::try_parse_from(std::iter::once("chat").chain(words.iter().copied()))
+            .expect("a valid command line")
+            .args
+    }
+
+    /// What is typed in a keyed chat goes to no history file unless
+    /// --history names one; --no-history keeps none; otherwise the default
+    /// file. (The key file is not read to decide.)
+    #[test]
+    fn a_keyed_chat_keeps_no_history_unless_asked() {
+        let named = Some(PathBuf::from("chat.history"));
+        assert_eq!(args(&["--key-file", "team.key"]).history_file(), None);
+        assert_eq!(
+            args(&["--key-file", "team.key", "--history", "chat.history"]).history_file(),
+            named
+        );
+        assert_eq!(args(&["--history", "chat.history"]).history_file(), named);
+        assert_eq!(args(&["--no-history"]).history_file(), None);
+        assert_eq!(args(&[]).history_file(), default_history());
+    }
+
+    /// Without --bind, the chat binds where its peer or group can be
+    /// reached: any address of the peer's family, the group's family, or
+    /// 127.0.0.1:9000 with neither; --bind wins.
+    #[test]
+    fn the_bind_address_follows_the_peer_or_group() {
+        let bind = |words: &[&str]| {
+            let options = ChatOptions::from_args(args(words)).expect("valid options");
+            options.socket.bind.to_string()
+        };
+        assert_eq!(bind(&[]), "127.0.0.1:9000");
+        assert_eq!(bind(&["--peer", "127.0.0.1:5"]), "0.0.0.0:0");
+        assert_eq!(bind(&["--peer", "[::1]:5"]), "[::]:0");
+        assert_eq!(bind(&["--group", "239.1.2.3:5000"]), "0.0.0.0:0");
+        assert_eq!(
+            bind(&["--peer", "[::1]:5", "--bind", "127.0.0.1:7"]),
+            "127.0.0.1:7"
+        );
+    }
+}
