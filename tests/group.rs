@@ -1138,3 +1138,82 @@ fn a_python_member_from_the_spec_joins_and_talks() {
         proc.kill();
     }
 }
+
+/// Retransmissions both ways between dgram and the member written from
+/// the spec, and dgram's bye at it: every message sent to the group is
+/// dropped on arrival at both hosts (nftables: UDP to the group's port
+/// whose payload starts `F5 01 01`), hellos and unicast pass. Each side's
+/// message then reaches the other only by the unicast retry to its own
+/// address (try 2 or later), is acknowledged, and the sender's
+/// `group_receipt` names the other delivered; when dgram leaves, the
+/// Python member reports it `left`.
+#[test]
+fn a_python_member_and_dgram_retry_by_unicast() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let group_messages = "udp dport 5000 @th,64,24 0xf50101";
+    for host in 0..2 {
+        lan.drop_arriving(host, group_messages)
+            .unwrap_or_else(|e| panic!("nft: {e}"));
+    }
+    let mut ann = member(&lan, 0, "ann", &["--group", GROUP], &[]);
+    let (mut python, _) = python_member(
+        &lan,
+        1,
+        "pym",
+        &[
+            "--send",
+            "filtered",
+            "--expect",
+            "1",
+            "--until-alone",
+            "--timeout",
+            "30",
+        ],
+    );
+    wait_for_change(&ann, "pym", "joined");
+    ann.write_line("through the filter");
+    let receipt = wait_for(
+        "ann's group receipt",
+        || format!("{}\n{}", ann.dump(), python.dump()),
+        || ann.events("group_receipt").into_iter().next(),
+    );
+    assert_eq!(named(&receipt, "delivered"), set(&["pym"]), "{receipt}");
+    let to_python = ann
+        .events("receipt")
+        .into_iter()
+        .find(|r| r["name"] == "pym")
+        .unwrap_or_else(|| panic!("{}", ann.dump()));
+    assert!(to_python["tries"].as_u64() >= Some(2), "{to_python}");
+    let from_python = wait_for(
+        "the Python member's message at ann",
+        || format!("{}\n{}", ann.dump(), python.dump()),
+        || {
+            ann.events("message")
+                .into_iter()
+                .find(|m| m["name"] == "pym" && m["text"] == "filtered")
+        },
+    );
+    assert!(from_python["try"].as_u64() >= Some(2), "{from_python}");
+    ann.close_stdin();
+    python.finish_within(Duration::from_secs(30));
+    assert!(python.finish_ok(), "{}", python.dump());
+    let got = python.first_event("message");
+    assert_eq!(got["text"], "through the filter", "{}", python.dump());
+    assert_eq!(got["via"], "direct", "{}", python.dump());
+    assert!(got["try"].as_u64() >= Some(2), "{got}");
+    let receipts = python.events("group_receipt");
+    assert_eq!(receipts.len(), 1, "{}", python.dump());
+    assert_eq!(named(&receipts[0], "delivered"), set(&["ann"]));
+    let acked = python.first_event("receipt");
+    assert!(acked["tries"].as_u64() >= Some(2), "{acked}");
+    let left = python
+        .events("member")
+        .into_iter()
+        .find(|m| m["name"] == "ann" && m["change"] == "left");
+    assert!(left.is_some(), "ann's bye: {}", python.dump());
+    assert!(lan.dropped(0) >= 1 && lan.dropped(1) >= 1);
+    ann.finish_within(Duration::from_secs(30));
+    assert!(ann.finish_ok(), "{}", ann.dump());
+}

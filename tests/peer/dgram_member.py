@@ -13,13 +13,14 @@ to each member whose receipt has not come), and says bye when it leaves.
 Usage:
   python3 dgram_member.py --group IP:PORT --iface IP [--name NAME]
                           [--hello SECONDS] [--await-members N]
-                          [--send TEXT]... [--expect N]
+                          [--send TEXT]... [--expect N] [--until-alone]
                           [--linger SECONDS] [--timeout SECONDS]
   python3 dgram_member.py --self-test
 
 Every event is one JSON line on stdout, flushed at once. It exits 0 once
 its messages are settled and it has received --expect new messages (after
---linger more seconds of acknowledging), 1 at --timeout, saying bye either
+--linger more seconds of acknowledging; with --until-alone, once every
+member has left too), 1 at --timeout, saying bye either
 way (and on SIGTERM).
 """
 
@@ -342,7 +343,8 @@ def run(args):
                     send_group_message(text, now)
                 to_send = []
             done = (not to_send and all(m.settled for m in outgoing)
-                    and received_new >= args.expect)
+                    and received_new >= args.expect
+                    and not (args.until_alone and members))
             if linger_until is None and done:
                 linger_until = now + args.linger
             if linger_until is not None and now >= linger_until:
@@ -413,6 +415,8 @@ def main(argv=None):
                    help="send --send messages once this many members joined")
     p.add_argument("--send", action="append", default=[])
     p.add_argument("--expect", type=int, default=0)
+    p.add_argument("--until-alone", action="store_true",
+                   help="stay until every member has left")
     p.add_argument("--linger", type=float, default=1.0)
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--self-test", action="store_true")
