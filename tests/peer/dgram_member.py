@@ -296,6 +296,9 @@ def run(args):
             return
         if env["session"] == session:
             return            # our own, looped back
+        mem = members.get(addr)
+        if mem is not None and mem.session == env["session"]:
+            mem.heard = now   # any envelope from a member keeps it alive
         if env["kind"] in (KIND_HELLO, KIND_BYE):
             on_hello(env, addr, len(data), now)
         elif env["kind"] == KIND_MESSAGE:
