@@ -1218,3 +1218,45 @@ fn a_python_member_and_dgram_retry_by_unicast() {
     ann.finish_within(Duration::from_secs(30));
     assert!(ann.finish_ok(), "{}", ann.dump());
 }
+
+/// The member written from the spec and a dgram member on one host share
+/// the group's port (section 9: `SO_REUSEADDR`, `SO_REUSEPORT`) and hear
+/// each other by multicast loopback: each proves its own address to the
+/// other (the Python member is shown joining at dgram at its own address,
+/// not the shared port), and a message each way is acknowledged.
+#[test]
+fn a_python_member_shares_a_host_with_dgram() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let mut ann = member(&lan, 0, "ann", &["--group", GROUP], &[]);
+    let (mut python, py_addr) = python_member(
+        &lan,
+        0,
+        "pym",
+        &["--send", "same host", "--expect", "1", "--timeout", "30"],
+    );
+    assert!(py_addr.starts_with("10.77.0.1:"), "{py_addr}");
+    assert!(!py_addr.ends_with(":5000"), "{py_addr}");
+    let joined = wait_for_change(&ann, "pym", "joined");
+    assert_eq!(joined["member"], py_addr.as_str(), "{}", ann.dump());
+    ann.write_line("next door");
+    let receipt = wait_for(
+        "ann's group receipt",
+        || format!("{}\n{}", ann.dump(), python.dump()),
+        || ann.events("group_receipt").into_iter().next(),
+    );
+    assert_eq!(named(&receipt, "delivered"), set(&["pym"]), "{receipt}");
+    python.finish_within(Duration::from_secs(30));
+    assert!(python.finish_ok(), "{}", python.dump());
+    assert_eq!(python.first_event("message")["text"], "next door");
+    let receipts = python.events("group_receipt");
+    assert_eq!(receipts.len(), 1, "{}", python.dump());
+    assert_eq!(named(&receipts[0], "delivered"), set(&["ann"]));
+    assert!(
+        messages(&ann).contains(&("pym".to_string(), "same host".to_string())),
+        "{}",
+        ann.dump()
+    );
+    ann.kill();
+}
