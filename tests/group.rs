@@ -1011,3 +1011,252 @@ s.sendto(hello[:-16] + bytes(8) + challenge, peer)
     wait_for_change(&ann, "b", "joined");
     ann.kill();
 }
+
+/// The group member written from PROTOCOL.md alone
+/// (`tests/peer/dgram_member.py`).
+const PY_MEMBER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer/dgram_member.py");
+
+/// Starts the Python member `name` on host `host` (hellos every
+/// [`HELLO_MS`]), with `extra` options, and returns it with its own
+/// address (where its hellos come from).
+fn python_member(lan: &Lan, host: usize, name: &str, extra: &[&str]) -> (Proc, String) {
+    let iface = lan.addr(host).to_string();
+    let mut args = vec![
+        PY_MEMBER, "--group", GROUP, "--iface", &iface, "--name", name, "--hello", "0.3",
+    ];
+    args.extend_from_slice(extra);
+    let python = lan.spawn(host, "python3", &args);
+    let bound = wait_for(
+        "the Python member to bind",
+        || python.dump(),
+        || python.events("bound").into_iter().next(),
+    );
+    let addr = bound["member"].as_str().unwrap().to_string();
+    (python, addr)
+}
+
+/// Two `dgram chat --group` members and an independent member written
+/// from PROTOCOL.md section 9 alone, each on its own host: the Python
+/// member proves its address and is shown joining at both dgram members,
+/// at the address its hellos come from; it reports both of them joined
+/// (they answered its challenge); a message from each dgram member
+/// reaches it once and its receipt counts (each `group_receipt` names it
+/// delivered, nobody missing); its own message to the group reaches both
+/// dgram members and both acknowledge it; and its bye is seen at both.
+#[test]
+fn a_python_member_from_the_spec_joins_and_talks() {
+    // Its own checks first (they need no namespaces).
+    let mut check = Proc::spawn("python3", &[PY_MEMBER, "--self-test"]);
+    assert!(check.finish().success(), "{}", check.dump());
+    let Some(lan) = Lan::or_skip(3) else {
+        return;
+    };
+    let group = ["--group", GROUP];
+    let mut ann = member(&lan, 0, "ann", &group, &[]);
+    let mut bob = member(&lan, 1, "bob", &group, &[]);
+    // A name as long as theirs: an answer is never larger than the hello
+    // it answers, so a longer (or shorter) name than the challenger's is
+    // left out of the answer that makes it a member, and dgram then shows
+    // the member without a name.
+    let (mut python, py_addr) = python_member(
+        &lan,
+        2,
+        "pym",
+        &[
+            "--await-members",
+            "2",
+            "--send",
+            "from python",
+            "--expect",
+            "2",
+            "--timeout",
+            "30",
+        ],
+    );
+    for proc in [&ann, &bob] {
+        let joined = wait_for_change(proc, "pym", "joined");
+        assert_eq!(joined["member"], py_addr.as_str(), "{}", proc.dump());
+    }
+    for name in ["ann", "bob"] {
+        wait_for(
+            &format!("the Python member to see {name} join"),
+            || python.dump(),
+            || {
+                python
+                    .events("member")
+                    .into_iter()
+                    .find(|m| m["name"] == name && m["change"] == "joined")
+            },
+        );
+    }
+    ann.write_line("from ann");
+    bob.write_line("from bob");
+    for (proc, me, other) in [(&ann, "ann", "bob"), (&bob, "bob", "ann")] {
+        let receipt = wait_for(
+            &format!("{me}'s group receipt"),
+            || format!("{}\n{}", proc.dump(), python.dump()),
+            || proc.events("group_receipt").into_iter().next(),
+        );
+        assert_eq!(
+            named(&receipt, "delivered"),
+            set(&["pym", other]),
+            "{receipt}"
+        );
+        assert_eq!(named(&receipt, "missing"), set(&[]), "{receipt}");
+        wait_for(
+            &format!("{me} to show the Python member's message"),
+            || proc.dump(),
+            || {
+                messages(proc)
+                    .into_iter()
+                    .find(|(n, t)| n == "pym" && t == "from python")
+            },
+        );
+    }
+    python.finish_within(Duration::from_secs(30));
+    assert!(python.finish_ok(), "{}", python.dump());
+    let mut got: Vec<(String, String)> = python
+        .events("message")
+        .iter()
+        .map(|m| {
+            assert_eq!(m["member"], true, "from a member: {m}");
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want =
+        [("ann", "from ann"), ("bob", "from bob")].map(|(n, t)| (n.to_string(), t.to_string()));
+    assert_eq!(got, want, "{}", python.dump());
+    let receipts = python.events("group_receipt");
+    assert_eq!(receipts.len(), 1, "{}", python.dump());
+    assert_eq!(named(&receipts[0], "delivered"), set(&["ann", "bob"]));
+    assert_eq!(named(&receipts[0], "missing"), set(&[]));
+    for proc in [&mut ann, &mut bob] {
+        wait_for_change(proc, "pym", "left");
+        proc.kill();
+    }
+}
+
+/// Retransmissions both ways between dgram and the member written from
+/// the spec, and dgram's bye at it: every message sent to the group is
+/// dropped on arrival at both hosts (nftables: UDP to the group's port
+/// whose payload starts `F5 01 01`), hellos and unicast pass. Each side's
+/// message then reaches the other only by the unicast retry to its own
+/// address (try 2 or later), is acknowledged, and the sender's
+/// `group_receipt` names the other delivered; when dgram leaves, the
+/// Python member reports it `left`.
+#[test]
+fn a_python_member_and_dgram_retry_by_unicast() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let group_messages = "udp dport 5000 @th,64,24 0xf50101";
+    for host in 0..2 {
+        lan.drop_arriving(host, group_messages)
+            .unwrap_or_else(|e| panic!("nft: {e}"));
+    }
+    let mut ann = member(&lan, 0, "ann", &["--group", GROUP], &[]);
+    let (mut python, _) = python_member(
+        &lan,
+        1,
+        "pym",
+        &[
+            "--send",
+            "filtered",
+            "--expect",
+            "1",
+            "--until-alone",
+            "--timeout",
+            "30",
+        ],
+    );
+    wait_for_change(&ann, "pym", "joined");
+    ann.write_line("through the filter");
+    let receipt = wait_for(
+        "ann's group receipt",
+        || format!("{}\n{}", ann.dump(), python.dump()),
+        || ann.events("group_receipt").into_iter().next(),
+    );
+    assert_eq!(named(&receipt, "delivered"), set(&["pym"]), "{receipt}");
+    let to_python = ann
+        .events("receipt")
+        .into_iter()
+        .find(|r| r["name"] == "pym")
+        .unwrap_or_else(|| panic!("{}", ann.dump()));
+    assert!(to_python["tries"].as_u64() >= Some(2), "{to_python}");
+    let from_python = wait_for(
+        "the Python member's message at ann",
+        || format!("{}\n{}", ann.dump(), python.dump()),
+        || {
+            ann.events("message")
+                .into_iter()
+                .find(|m| m["name"] == "pym" && m["text"] == "filtered")
+        },
+    );
+    assert!(from_python["try"].as_u64() >= Some(2), "{from_python}");
+    ann.close_stdin();
+    python.finish_within(Duration::from_secs(30));
+    assert!(python.finish_ok(), "{}", python.dump());
+    let got = python.first_event("message");
+    assert_eq!(got["text"], "through the filter", "{}", python.dump());
+    assert_eq!(got["via"], "direct", "{}", python.dump());
+    assert!(got["try"].as_u64() >= Some(2), "{got}");
+    let receipts = python.events("group_receipt");
+    assert_eq!(receipts.len(), 1, "{}", python.dump());
+    assert_eq!(named(&receipts[0], "delivered"), set(&["ann"]));
+    let acked = python.first_event("receipt");
+    assert!(acked["tries"].as_u64() >= Some(2), "{acked}");
+    let left = python
+        .events("member")
+        .into_iter()
+        .find(|m| m["name"] == "ann" && m["change"] == "left");
+    assert!(left.is_some(), "ann's bye: {}", python.dump());
+    assert!(lan.dropped(0) >= 1 && lan.dropped(1) >= 1);
+    ann.finish_within(Duration::from_secs(30));
+    assert!(ann.finish_ok(), "{}", ann.dump());
+}
+
+/// The member written from the spec and a dgram member on one host share
+/// the group's port (section 9: `SO_REUSEADDR`, `SO_REUSEPORT`) and hear
+/// each other by multicast loopback: each proves its own address to the
+/// other (the Python member is shown joining at dgram at its own address,
+/// not the shared port), and a message each way is acknowledged.
+#[test]
+fn a_python_member_shares_a_host_with_dgram() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let mut ann = member(&lan, 0, "ann", &["--group", GROUP], &[]);
+    let (mut python, py_addr) = python_member(
+        &lan,
+        0,
+        "pym",
+        &["--send", "same host", "--expect", "1", "--timeout", "30"],
+    );
+    assert!(py_addr.starts_with("10.77.0.1:"), "{py_addr}");
+    assert!(!py_addr.ends_with(":5000"), "{py_addr}");
+    let joined = wait_for_change(&ann, "pym", "joined");
+    assert_eq!(joined["member"], py_addr.as_str(), "{}", ann.dump());
+    ann.write_line("next door");
+    let receipt = wait_for(
+        "ann's group receipt",
+        || format!("{}\n{}", ann.dump(), python.dump()),
+        || ann.events("group_receipt").into_iter().next(),
+    );
+    assert_eq!(named(&receipt, "delivered"), set(&["pym"]), "{receipt}");
+    python.finish_within(Duration::from_secs(30));
+    assert!(python.finish_ok(), "{}", python.dump());
+    assert_eq!(python.first_event("message")["text"], "next door");
+    let receipts = python.events("group_receipt");
+    assert_eq!(receipts.len(), 1, "{}", python.dump());
+    assert_eq!(named(&receipts[0], "delivered"), set(&["ann"]));
+    assert!(
+        messages(&ann).contains(&("pym".to_string(), "same host".to_string())),
+        "{}",
+        ann.dump()
+    );
+    ann.kill();
+}

@@ -26,6 +26,10 @@ MAGIC = 0xF5
 VERSION = 1
 KIND_MESSAGE = 1
 KIND_RECEIPT = 2
+KIND_HELLO = 3
+KIND_BYE = 4
+KIND_SEALED = 5
+NO_TOKEN = bytes(8)        # a challenge or answer of 8 zero bytes: none
 MAX_SEQ = 2 ** 53 - 1
 MAX_NAME = 64
 MAX_TRIES = 5              # 1 + 4 retries
@@ -98,6 +102,45 @@ def encode_receipt(session, seq, try_):
             + bytes([try_]))
 
 
+def encode_hello(session, name, challenge=NO_TOKEN, answer=NO_TOKEN,
+                 kind=KIND_HELLO):
+    """A hello (or, with kind=KIND_BYE, a bye): session, name, then the two
+    8-byte tokens, raw (section 3). Tokens are always written, as zeros
+    when there is none."""
+    assert len(session) == 8 and len(challenge) == 8 and len(answer) == 8
+    assert kind in (KIND_HELLO, KIND_BYE)
+    return (bytes([MAGIC, VERSION, kind]) + session + enc_bytes(name)
+            + challenge + answer)
+
+
+def decode_hello(data, kind):
+    """The body of a hello or bye (after the 3-byte header, already
+    checked). A body that ends after the name has neither token (both read
+    as zeros); "tokens" says whether the 16 token bytes were there at all.
+    Fewer than 16 bytes after the name are not tokens: they are bytes after
+    the last field this reader takes whole, and ignored."""
+    pos = 3
+    if pos + 8 > len(data):
+        raise Malformed("body does not decode")
+    session = bytes(data[pos:pos + 8])
+    pos += 8
+    name_b, pos = dec_bytes(data, pos)
+    try:
+        name = name_b.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Malformed("body does not decode")
+    if len(name_b) > MAX_NAME:
+        raise Malformed("name longer than 64 bytes")
+    env = {"kind": kind, "session": session, "name": name,
+           "name_bytes": name_b, "challenge": NO_TOKEN, "answer": NO_TOKEN,
+           "tokens": False}
+    if pos + 16 <= len(data):
+        env["challenge"] = bytes(data[pos:pos + 8])
+        env["answer"] = bytes(data[pos + 8:pos + 16])
+        env["tokens"] = True
+    return env
+
+
 def is_envelope(data):
     return len(data) >= 1 and data[0] == MAGIC
 
@@ -110,8 +153,12 @@ def decode_envelope(data):
     if data[1] != VERSION:
         raise Malformed("unknown version %d" % data[1])
     kind = data[2]
-    if kind not in (KIND_MESSAGE, KIND_RECEIPT):
+    if kind == KIND_SEALED:
+        raise Malformed("sealed: needs a key")
+    if kind not in (KIND_MESSAGE, KIND_RECEIPT, KIND_HELLO, KIND_BYE):
         raise Malformed("unknown kind %d" % kind)
+    if kind in (KIND_HELLO, KIND_BYE):
+        return decode_hello(data, kind)
     pos = 3
     if pos + 8 > len(data):
         raise Malformed("body does not decode")
@@ -341,6 +388,12 @@ def run(args):
                  name=env["name"], seq=env["seq"], **{"try": env["try"]},
                  text=env["payload"].decode("utf-8", errors="replace"))
             return
+        if env["kind"] in (KIND_HELLO, KIND_BYE):
+            # group traffic (section 9): this peer is no member; see
+            # dgram_member.py
+            emit(event="presence", **{"from": fmt_addr(addr)},
+                 kind="hello" if env["kind"] == KIND_HELLO else "bye")
+            return
         # receipt: match by source address, seq and try
         if dest is None or addr != dest:
             return
@@ -445,7 +498,9 @@ def self_test():
     bad(h("F501"), "shorter than the 3-byte header")
     bad(h("F50201"), "unknown version 2")
     bad(h("F50003") , "unknown version 0")     # version checked before kind
-    bad(h("F50103"), "unknown kind 3")
+    bad(h("F50106"), "unknown kind 6")
+    bad(h("F50105") + bytes(40), "sealed: needs a key")
+    bad(h("F50103"), "body does not decode")   # a hello with no session
     bad(h("F501FF"), "unknown kind 255")
     bad(h("F50101"), "body does not decode")
     bad(want_msg[:-1], "body does not decode")
@@ -463,6 +518,39 @@ def self_test():
     bad(encode_message(bytes(8), 5, 1, b"a" * 65, b""),
         "name longer than 64 bytes")
     assert decode_envelope(encode_message(bytes(8), 5, 1, b"a" * 64, b""))
+
+    # hellos and byes (section 3): session, name, challenge, answer; the
+    # tokens raw, 8 bytes each, no length prefix
+    hs = h("0102030405060708")
+    ch, an = h("1112131415161718"), h("2122232425262728")
+    want_hello = h("F50103" "0102030405060708" "02616C"
+                   "1112131415161718" "2122232425262728")
+    assert encode_hello(hs, b"al", ch, an) == want_hello
+    assert decode_envelope(want_hello) == {
+        "kind": 3, "session": hs, "name": "al", "name_bytes": b"al",
+        "challenge": ch, "answer": an, "tokens": True}
+    # the periodic hello: no tokens, written as 16 zero bytes
+    want_plain_hello = h("F50103" "0102030405060708" "02616C") + bytes(16)
+    assert encode_hello(hs, b"al") == want_plain_hello
+    # a challenge to a newcomer, our name left out (empty string: 00)
+    want_challenge = (h("F50103" "0807060504030201" "00" "1112131415161718")
+                      + bytes(8))
+    assert encode_hello(h("0807060504030201"), b"", challenge=ch) \
+        == want_challenge
+    assert len(want_challenge) <= len(want_plain_hello)
+    # a hello that ends after the name (older dgram): both tokens zeros
+    old = decode_envelope(h("F50103" "0102030405060708" "02616C"))
+    assert old["challenge"] == NO_TOKEN and old["answer"] == NO_TOKEN
+    assert not old["tokens"]
+    # bytes after the answer are ignored
+    assert decode_envelope(want_hello + b"\x07")["answer"] == an
+    # a bye has the hello's layout, kind 4
+    want_bye = h("F50104" "0102030405060708" "02616C") + bytes(16)
+    assert encode_hello(hs, b"al", kind=KIND_BYE) == want_bye
+    assert decode_envelope(want_bye)["kind"] == KIND_BYE
+    bad(h("F50103" "0102030405060708" "03616C"), "body does not decode")
+    bad(h("F50103" "0102030405060708" "41") + b"a" * 65,
+        "name longer than 64 bytes")
 
     # plain vs envelope
     assert not is_envelope(b"") and not is_envelope(b"hello")
