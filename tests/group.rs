@@ -971,7 +971,8 @@ fn broadcast_takes_only_a_broadcast_address() {
 /// name (no amplification). The answer challenges the newcomer, which
 /// becomes a member only once it sends the token back from its address
 /// (return routability): a Python newcomer written from PROTOCOL.md
-/// section 9 does, and is then shown joining.
+/// section 9 does, without its name, and is then shown joining under the
+/// name its first hello gave.
 #[test]
 fn hello_replies_never_outgrow_the_hello() {
     let Some(lan) = Lan::or_skip(2) else {
@@ -990,9 +991,12 @@ s.sendto(hello, ("239.1.2.3", 5000))
 s.settimeout(10)
 data, peer = s.recvfrom(65535)
 print(len(hello), len(data), data[:3].hex(), flush=True)
-# The answer: our hello again, its answer field the challenge we got.
+# The answer: our hello without its name (no larger than the challenge,
+# which left its own name out), its answer field the challenge we got.
 challenge = data[-16:-8]
-s.sendto(hello[:-16] + bytes(8) + challenge, peer)
+answer = hello[:11] + b"\x00" + bytes(8) + challenge
+assert len(answer) <= len(data)
+s.sendto(answer, peer)
 "#;
     // A hello from session 0102…08, name "b": F5 01 03, session, 01 'b',
     // then no challenge and no answer (8 zero bytes each).
