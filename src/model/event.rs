@@ -192,7 +192,7 @@ pub enum Event {
     /// each peer that sent or got chat messages.
     Summary {
         /// The totals.
-        totals: Summary,
+        totals: Box<Summary>,
         /// Per peer, in address order.
         peers: Vec<PeerSummary>,
     },

@@ -567,7 +567,7 @@ pub fn to_line(event: &Event) -> String {
         },
         Event::PeerError { peer, error } => Wire::PeerError { peer: *peer, error },
         Event::Summary { totals, peers } => {
-            let mut summary = WireSummary::from(*totals);
+            let mut summary = WireSummary::from(**totals);
             summary.peers = peers.iter().map(WirePeer::from).collect();
             Wire::Summary(summary)
         }
@@ -928,7 +928,7 @@ mod tests {
             rejected: Default::default(),
         };
         let event = Event::Summary {
-            totals,
+            totals: Box::new(totals),
             peers: Vec::new(),
         };
         assert_eq!(
@@ -941,7 +941,7 @@ mod tests {
         totals.rejected.count(Rejection::BadTag);
         totals.rejected.count(Rejection::Replay);
         let line = to_line(&Event::Summary {
-            totals,
+            totals: Box::new(totals),
             peers: Vec::new(),
         });
         assert!(
@@ -963,7 +963,7 @@ mod tests {
         };
         outbound.rtt.sample(Duration::from_micros(250));
         let event = Event::Summary {
-            totals: Summary::default(),
+            totals: Box::default(),
             peers: vec![PeerSummary {
                 addr: addr("10.77.0.2:9000"),
                 name: Some("bob".into()),

@@ -637,6 +637,13 @@ pub fn report(tally: &Tally, display: &mut Display<'_>, event: &Event) -> Result
 pub fn report_summary(tally: &Tally, display: &mut Display<'_>) -> Result<Summary, Error> {
     let (mut totals, peers) = tally.summary();
     totals.not_shown = display.not_shown();
-    report(tally, display, &Event::Summary { totals, peers })?;
+    report(
+        tally,
+        display,
+        &Event::Summary {
+            totals: Box::new(totals),
+            peers,
+        },
+    )?;
     Ok(totals)
 }
