@@ -396,7 +396,7 @@ impl Receiving {
         self.handler.on_datagram(datagram, &self.outbox)?;
         // The clock is read every DROP_POLL_EVERY datagrams only: a read
         // per datagram costs more than a flood's drop count is worth late.
-        if self.received % DROP_POLL_EVERY == 0
+        if self.received.is_multiple_of(DROP_POLL_EVERY)
             && self.last_drop_poll.elapsed() >= DROP_POLL_INTERVAL
         {
             self.poll_drops()?;
