@@ -450,11 +450,6 @@ impl Core {
 
     // ----- What the runtime asks -----
 
-    /// True when every envelope is sealed (`--key-file`).
-    pub fn is_keyed(&self) -> bool {
-        self.sealer.is_some()
-    }
-
     /// The group this side is a member of.
     pub fn group(&self) -> Option<SocketAddr> {
         self.group.as_ref().map(|g| g.addr)

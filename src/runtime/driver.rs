@@ -212,12 +212,6 @@ impl Driver {
         self.lock().members()
     }
 
-    /// True when `to` gets plain bytes (it sent plain datagrams, or was
-    /// marked so).
-    pub fn is_plain(&self, to: SocketAddr) -> bool {
-        self.lock().is_plain(to)
-    }
-
     /// Marks `peer` as speaking plain UDP or dgram from now on, and says so
     /// in the events. The choice stands whatever the peer sends later.
     pub fn set_plain(&self, peer: SocketAddr, plain: bool) {
