@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 
 use super::entropy;
 use super::outbox::{Closed, Outbox};
@@ -133,9 +133,9 @@ impl Driver {
         let transmits: Vec<_> = std::iter::from_fn(|| core.poll_transmit()).collect();
         drop(core);
         if !events.is_empty() {
-            match self.changed.try_send(()) {
-                Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
-            }
+            // Full means a wake-up is already waiting to be taken: one is
+            // enough, the waiter looks at everything again.
+            let _ = self.changed.try_send(());
         }
         for event in events {
             self.outbox.emit_received(Event::from(event))?;
