@@ -317,22 +317,7 @@ impl Pipeline {
             ended: Ended::default(),
         };
         if let Some(job) = plan.job {
-            let (job_stop, stop) = bounded::<()>(0);
-            let (interrupt, interrupts) = bounded::<()>(1);
-            let control = JobControl { interrupts, stop };
-            let body = job.body;
-            let handle = thread::Builder::new()
-                .name(format!("dgram-{}", job.name))
-                .spawn(move || body(control))
-                .map_err(|source| Error::SpawnThread {
-                    name: job.name,
-                    source,
-                })?;
-            run.job_done = notify_on_exit(job.name, handle)?;
-            run.job_stop = Some(job_stop);
-            run.job_running = true;
-            run.job_may_block = job.may_block;
-            run.interrupt = Some(interrupt);
+            run.start_job(job)?;
         }
 
         let mut signals = shutdown.requests().clone();
@@ -422,15 +407,7 @@ impl Pipeline {
                 }
             }
         }
-        // An ICMP error that came in after the receiver's last look, then
-        // whatever is still queued.
-        let _ = outbox.report_pending();
-        drop(outbox);
-        for event in events.try_iter() {
-            report(&tally, display, &event)?;
-        }
-        display.flush_held()?;
-        display.batch_writes(false)?;
+        show_last(outbox, &tally, display, &events)?;
         if let Some(Err(error)) = run.receiver_result.take() {
             return Err(error);
         }
@@ -544,13 +521,27 @@ impl Pipeline {
         }
         let result = receiving.finish(end);
         drop(receiving);
-        let _ = outbox.report_pending();
-        drop(outbox);
-        show_queued(&tally, display, &events)?;
-        display.flush_held()?;
-        display.batch_writes(false)?;
+        show_last(outbox, &tally, display, &events)?;
         result.map(|()| ended)
     }
+}
+
+/// The end of a run: an ICMP error that came in after the receiver's last
+/// look, then whatever is still queued, shown; held lines let go, and the
+/// batch written.
+fn show_last(
+    outbox: Outbox,
+    tally: &Tally,
+    display: &mut Display<'_>,
+    events: &Receiver<Event>,
+) -> Result<(), Error> {
+    let _ = outbox.report_pending();
+    // The last outbox: the channel closes behind what it queued.
+    drop(outbox);
+    show_queued(tally, display, events)?;
+    display.flush_held()?;
+    display.batch_writes(false)?;
+    Ok(())
 }
 
 /// Shows every event queued now.
@@ -585,6 +576,28 @@ struct Run {
 }
 
 impl Run {
+    /// Starts the job on its own thread (`dgram-NAME`), with its stop and
+    /// interrupt channels.
+    fn start_job(&mut self, job: Job) -> Result<(), Error> {
+        let (job_stop, stop) = bounded::<()>(0);
+        let (interrupt, interrupts) = bounded::<()>(1);
+        let control = JobControl { interrupts, stop };
+        let body = job.body;
+        let handle = thread::Builder::new()
+            .name(format!("dgram-{}", job.name))
+            .spawn(move || body(control))
+            .map_err(|source| Error::SpawnThread {
+                name: job.name,
+                source,
+            })?;
+        self.job_done = notify_on_exit(job.name, handle)?;
+        self.job_stop = Some(job_stop);
+        self.job_running = true;
+        self.job_may_block = job.may_block;
+        self.interrupt = Some(interrupt);
+        Ok(())
+    }
+
     /// Asks the receiver and the job to stop.
     fn stop_all(&mut self) {
         self.stopping = true;
