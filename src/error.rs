@@ -160,6 +160,14 @@ pub enum Error {
     )]
     LinesNotSent { count: u64, limit: usize },
 
+    /// Lines piped into a chat that could not go out (no peer to send to,
+    /// or the send failed): each was said by its number as it happened.
+    #[error(
+        "{count} line{} not sent",
+        if *count == 1 { " of input was" } else { "s of input were" }
+    )]
+    InputNotSent { count: u64 },
+
     /// A peer of one address family and a socket of the other.
     #[error("cannot reach {peer_family} address {peer} from the {local_family} address {local}")]
     FamilyMismatch {
@@ -373,6 +381,10 @@ impl Error {
             ),
             Error::LinesNotSent { count, .. } => Some(format!(
                 "{} reported above by its line number; split long lines",
+                if *count == 1 { "it is" } else { "each is" },
+            )),
+            Error::InputNotSent { count } => Some(format!(
+                "{} reported above by its line number, with the reason",
                 if *count == 1 { "it is" } else { "each is" },
             )),
             Error::FamilyMismatch { peer_family, .. } => Some(format!(
