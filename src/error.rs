@@ -328,6 +328,13 @@ impl Error {
                 }
                 _ => None,
             },
+            // EACCES from sendto(2) on a UDP socket: the address is a
+            // broadcast one, which needs SO_BROADCAST (EPERM, a firewall,
+            // shares the error kind but not the number).
+            Error::Send { to, source, .. } if source.raw_os_error() == Some(EACCES) => Some(format!(
+                "{} is a broadcast address, and the kernel sends to one only from a socket that asks (SO_BROADCAST); dgram does so only in a broadcast chat: dgram chat --broadcast {to} --iface NAME",
+                to.ip()
+            )),
             Error::SetBuffer { .. } => Some(
                 "pick a smaller size; the kernel caps requests at net.core.rmem_max/wmem_max"
                     .to_string(),
@@ -449,6 +456,14 @@ impl Error {
         None
     }
 }
+
+/// The error number a send to a broadcast address gets from a socket
+/// without `SO_BROADCAST` (`EACCES`, 13 on every Unix; `WSAEACCES` on
+/// Windows).
+#[cfg(unix)]
+const EACCES: i32 = 13;
+#[cfg(not(unix))]
+const EACCES: i32 = 10013;
 
 /// The advice for memory the system would not give.
 const OUT_OF_MEMORY: &str =

@@ -174,6 +174,29 @@ fn port_in_use_exits_1_with_a_hint() {
     check_one_line(&["listen", &addr.to_string()], 1, "pick another port");
 }
 
+/// A broadcast address refuses a socket that did not ask for it
+/// (`SO_BROADCAST`): `send` and `ping` say so and name the command that
+/// broadcasts, rather than a bare "Permission denied". 127.255.255.255 is
+/// loopback's broadcast address: the kernel refuses before anything leaves.
+#[test]
+fn broadcast_address_gets_a_hint() {
+    for args in [
+        &["send", "127.255.255.255:9", "hi"][..],
+        &["ping", "127.255.255.255:9", "--count", "1"][..],
+    ] {
+        let proc = run(args);
+        assert_eq!(proc.code(), Some(1), "{}", proc.dump());
+        let stderr = proc.stderr();
+        assert!(
+            stderr.contains("127.255.255.255 is a broadcast address")
+                && stderr.contains("SO_BROADCAST")
+                && stderr.contains("dgram chat --broadcast 127.255.255.255:9"),
+            "{}",
+            proc.dump()
+        );
+    }
+}
+
 /// Output that cannot be written is an error (status 1), never a panic:
 /// stderr on a full device while the peer refuses, stdout on a full device
 /// for a listener.
