@@ -262,6 +262,21 @@ fn piped_lines_that_cannot_go_out_fail_the_chat() {
     }
 }
 
+/// `/to` the chat's own address is refused with one line and the peer
+/// stays as it was (it used to be taken, and each message then came back
+/// to the chat itself and failed after its tries).
+#[test]
+fn to_own_address_is_refused() {
+    let mut chat = Pty::dgram(&["chat", "--bind", "127.0.0.1:0", "--no-history"], "dumb");
+    let own = chat.bound_addr();
+    chat.type_line(&format!("/to {own}"));
+    chat.expect("is this socket's own address");
+    chat.type_line("/to 127.0.0.1:9");
+    chat.expect("talking to 127.0.0.1:9");
+    chat.type_line("/quit");
+    assert_eq!(chat.finish(), Some(0));
+}
+
 /// With `TERM=dumb` a terminal gets plain lines (no line editor, no escape
 /// sequence), each line typed is still one datagram, and `/commands` are
 /// commands: `/stats` answers, `/quit` leaves and is never sent.

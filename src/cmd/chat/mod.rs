@@ -31,7 +31,7 @@ use crate::cmd::files;
 use crate::cmd::payload::spawn_line_reader;
 use crate::model::Summary;
 use crate::net::SocketOptions;
-use crate::net::addr::check_family;
+use crate::net::addr::{check_family, check_not_self};
 use crate::net::group::GroupOptions;
 use crate::net::limits::MAX_PAYLOAD_V4;
 use crate::output::fast::shown;
@@ -123,6 +123,7 @@ fn open_log(path: &Path) -> Result<File, Error> {
 pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Summary, Error> {
     if let Some(peer) = options.peer {
         check_family(options.socket.bind, peer)?;
+        check_not_self(options.socket.bind, peer)?;
     }
     let process = matches!(io, ChatIo::Process);
     let (mode, out, mut err, input): (Mode, Box<dyn Sink>, Box<dyn Sink>, _) = match io {
