@@ -136,6 +136,9 @@ pub enum Error {
         messages: u64,
         /// The chat was keyed (`--key-file`).
         keyed: bool,
+        /// The peer whose host refused the messages (ICMP port
+        /// unreachable) as the chat ended: nothing listens there.
+        refused: Option<SocketAddr>,
     },
 
     /// The `--log` file could not be opened or written.
@@ -378,6 +381,14 @@ impl Error {
             Error::TooManyPending { .. } => Some(
                 "wait for their receipts or failures (/pending lists them)".to_string(),
             ),
+            // No receipt because nothing listens: neither --plain nor the
+            // key would help.
+            Error::NotDelivered {
+                refused: Some(peer),
+                ..
+            } => Some(format!(
+                "the receipt lines above say which and why; nothing is listening at {peer} (its host answered ICMP port unreachable): start the other side first, or check the address"
+            )),
             Error::NotDelivered { keyed: true, .. } => Some(
                 "the receipt lines above say which and why; a keyed chat gets receipts only from peers with the same --key-file: check that the other side uses this key"
                     .to_string(),

@@ -304,6 +304,9 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
             failed: summary.failed,
             messages: summary.messages_sent,
             keyed: options.protocol.key.is_some(),
+            refused: options
+                .peer
+                .filter(|peer| tally.snapshot().peers.get(peer).is_some_and(|p| p.down)),
         });
     }
     if summary.skipped_lines > 0 {
