@@ -229,7 +229,8 @@ fn piped_chat_sends_one_datagram_per_line() {
 /// as a line too long does: with no peer to send to, and when the kernel
 /// refuses the send (a broadcast address, without `SO_BROADCAST`; nothing
 /// leaves loopback). Each line is named on stderr, and the error counts
-/// them. Before, both ended with status 0, a silent loss to a script.
+/// them, and the banner does not offer `/to`, which a pipe does not have.
+/// Before, both ended with status 0, a silent loss to a script.
 #[test]
 fn piped_lines_that_cannot_go_out_fail_the_chat() {
     for (args, reason) in [
@@ -259,6 +260,8 @@ fn piped_lines_that_cannot_go_out_fail_the_chat() {
             "{}",
             chat.dump()
         );
+        // A pipe has no /commands: the banner does not offer /to.
+        assert!(!chat.stdout().contains("/to ADDR"), "{}", chat.dump());
     }
 }
 

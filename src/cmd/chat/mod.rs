@@ -192,6 +192,9 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         let peer = match (options.group.as_ref(), options.peer) {
             (Some(group), _) => format!("group {}", shown(group.addr)),
             (None, Some(p)) => format!("peer {}", shown(p)),
+            // A pipe carries no /commands: only --peer gives its lines a
+            // destination.
+            (None, None) if mode == Mode::Piped => "no peer (lines need --peer ADDR)".to_string(),
             (None, None) => "no peer yet (/to ADDR)".to_string(),
         };
         let how = match mode {
