@@ -56,7 +56,7 @@ fn usage_errors_exit_2() {
         ),
         (
             &["listen", "127.0.0.1:0", "--sndbuf", "5G"],
-            "beyond reason",
+            "beyond reason for a socket buffer: ask for at most 1G (Linux caps it at net.core.rmem_max, or wmem_max for SO_SNDBUF, anyway)",
         ),
         (
             &["listen", "127.0.0.1:0", "--rcvbuf", "12q"],

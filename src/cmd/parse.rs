@@ -449,7 +449,7 @@ pub fn buffer_size(text: &str) -> Result<usize, String> {
     }
     size(text, 1, MAX_BUFFER, |size| {
         format!(
-            "{size} bytes is beyond reason for a socket buffer: ask for at most 1G (Linux caps it at net.core.rmem_max anyway)"
+            "{size} bytes is beyond reason for a socket buffer: ask for at most 1G (Linux caps it at net.core.rmem_max, or wmem_max for SO_SNDBUF, anyway)"
         )
     })
 }
