@@ -117,6 +117,11 @@ pub enum Error {
     #[error("could not reach a dgram bench server at {to} (its TCP control connection)")]
     ConnectBench { to: SocketAddr, source: io::Error },
 
+    /// What answered the bench control connection's hello is not a dgram
+    /// bench server (another program holds that TCP port).
+    #[error("{to} is not a dgram bench server: {reason}")]
+    NotBenchServer { to: SocketAddr, reason: String },
+
     /// The bench control connection failed or said something unexpected.
     #[error("the control connection to the bench server at {to} failed")]
     BenchControl { to: SocketAddr, source: io::Error },
@@ -370,6 +375,10 @@ impl Error {
             )),
             Error::ConnectBench { to, .. } => Some(format!(
                 "start one there first: dgram bench --serve {to} (or try dgram bench --loopback)"
+            )),
+            Error::NotBenchServer { to, .. } => Some(format!(
+                "another program holds TCP port {}: start dgram bench --serve on a free port and give its address (or try dgram bench --loopback)",
+                to.port()
             )),
             Error::BenchControl { .. } => Some(
                 "the server may have stopped or be stopped (SIGSTOP): start it again and rerun"
