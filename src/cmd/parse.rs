@@ -519,7 +519,13 @@ pub fn hex(text: &str) -> Result<Vec<u8>, String> {
                 }
             ));
         }
-        if digits.is_empty() || !digits.len().is_multiple_of(2) {
+        if digits.is_empty() {
+            // Only the prefix: there is no digit to pad into an example.
+            return Err(format!(
+                "'{group}' in '{text}' has no hex digits after its 0x: write two per byte after it, such as 0x00ff10"
+            ));
+        }
+        if !digits.len().is_multiple_of(2) {
             return Err(format!(
                 "'{group}' in '{text}' has an odd number of hex digits: write two per byte, such as 0{digits} (spaces, ':' and '-' separate bytes)"
             ));
@@ -769,6 +775,22 @@ mod tests {
         assert!(hex("abc").unwrap_err().contains("'abc'"));
         assert!(hex("zz").unwrap_err().contains("'z'"));
         assert!(hex("0x").unwrap_err().contains("'0x'"));
+    }
+
+    /// A bare `0x` (or `0x` then a separator) says there are no digits
+    /// after it, with a real example; it used to call it an odd number of
+    /// digits and suggest "such as 0".
+    #[test]
+    fn bare_hex_prefix_says_no_digits() {
+        for text in ["0x", "0X", "00 0x", "0x ff"] {
+            let err = hex(text).unwrap_err();
+            assert!(
+                err.contains("has no hex digits after its 0x") && err.contains("such as 0x00ff10"),
+                "{text}: {err}"
+            );
+            assert!(!err.contains("odd"), "{text}: {err}");
+        }
+        assert!(hex("0x0").unwrap_err().contains("such as 00"));
     }
 
     /// Separators separate bytes: a group of one digit is refused and
