@@ -376,10 +376,14 @@ pub fn seconds(text: &str) -> Result<f64, String> {
     };
     let ms = bounded(text, &SECONDS, 1, MAX_SECONDS * 1000).map_err(|message| {
         // The bounds are counted in ms; the message says them in seconds.
-        message.replace(
-            &format!("from 1 to {}", MAX_SECONDS * 1000),
-            &format!("from 0.001 to {MAX_SECONDS}"),
-        )
+        // A fraction of a second is fine: what is not whole is the count
+        // of milliseconds.
+        message
+            .replace(
+                &format!("from 1 to {}", MAX_SECONDS * 1000),
+                &format!("from 0.001 to {MAX_SECONDS}"),
+            )
+            .replace("' is not whole:", "' is finer than a millisecond:")
     })?;
     Ok(ms as f64 / 1000.0)
 }
@@ -775,6 +779,18 @@ mod tests {
         assert!(hex("abc").unwrap_err().contains("'abc'"));
         assert!(hex("zz").unwrap_err().contains("'z'"));
         assert!(hex("0x").unwrap_err().contains("'0x'"));
+    }
+
+    /// Seconds take fractions: one finer than a millisecond is said to be
+    /// so, not "not whole" (which `0.5` is not either).
+    #[test]
+    fn seconds_finer_than_a_millisecond_say_so() {
+        assert_eq!(seconds("0.5").unwrap(), 0.5);
+        let err = seconds("0.0001").unwrap_err();
+        assert!(
+            err.starts_with("'0.0001' is finer than a millisecond: expected a number of seconds"),
+            "{err}"
+        );
     }
 
     /// A bare `0x` (or `0x` then a separator) says there are no digits
