@@ -117,6 +117,11 @@ pub enum Error {
     #[error("could not reach a dgram bench server at {to} (its TCP control connection)")]
     ConnectBench { to: SocketAddr, source: io::Error },
 
+    /// What answered the bench control connection's hello is not a dgram
+    /// bench server (another program holds that TCP port).
+    #[error("{to} is not a dgram bench server: {reason}")]
+    NotBenchServer { to: SocketAddr, reason: String },
+
     /// The bench control connection failed or said something unexpected.
     #[error("the control connection to the bench server at {to} failed")]
     BenchControl { to: SocketAddr, source: io::Error },
@@ -136,6 +141,9 @@ pub enum Error {
         messages: u64,
         /// The chat was keyed (`--key-file`).
         keyed: bool,
+        /// The peer whose host refused the messages (ICMP port
+        /// unreachable) as the chat ended: nothing listens there.
+        refused: Option<SocketAddr>,
     },
 
     /// The `--log` file could not be opened or written.
@@ -159,6 +167,14 @@ pub enum Error {
         if *count == 1 { " of input was" } else { "s of input were" }
     )]
     LinesNotSent { count: u64, limit: usize },
+
+    /// Lines piped into a chat that could not go out (no peer to send to,
+    /// or the send failed): each was said by its number as it happened.
+    #[error(
+        "{count} line{} not sent",
+        if *count == 1 { " of input was" } else { "s of input were" }
+    )]
+    InputNotSent { count: u64 },
 
     /// A peer of one address family and a socket of the other.
     #[error("cannot reach {peer_family} address {peer} from the {local_family} address {local}")]
@@ -320,6 +336,13 @@ impl Error {
                 }
                 _ => None,
             },
+            // EACCES from sendto(2) on a UDP socket: the address is a
+            // broadcast one, which needs SO_BROADCAST (EPERM, a firewall,
+            // shares the error kind but not the number).
+            Error::Send { to, source, .. } if source.raw_os_error() == Some(EACCES) => Some(format!(
+                "{} is a broadcast address, and the kernel sends to one only from a socket that asks (SO_BROADCAST); dgram does so only in a broadcast chat: dgram chat --broadcast {to} --iface NAME",
+                to.ip()
+            )),
             Error::SetBuffer { .. } => Some(
                 "pick a smaller size; the kernel caps requests at net.core.rmem_max/wmem_max"
                     .to_string(),
@@ -353,6 +376,10 @@ impl Error {
             Error::ConnectBench { to, .. } => Some(format!(
                 "start one there first: dgram bench --serve {to} (or try dgram bench --loopback)"
             )),
+            Error::NotBenchServer { to, .. } => Some(format!(
+                "another program holds TCP port {}: start dgram bench --serve on a free port and give its address (or try dgram bench --loopback)",
+                to.port()
+            )),
             Error::BenchControl { .. } => Some(
                 "the server may have stopped or be stopped (SIGSTOP): start it again and rerun"
                     .to_string(),
@@ -363,6 +390,14 @@ impl Error {
             Error::TooManyPending { .. } => Some(
                 "wait for their receipts or failures (/pending lists them)".to_string(),
             ),
+            // No receipt because nothing listens: neither --plain nor the
+            // key would help.
+            Error::NotDelivered {
+                refused: Some(peer),
+                ..
+            } => Some(format!(
+                "the receipt lines above say which and why; nothing is listening at {peer} (its host answered ICMP port unreachable): start the other side first, or check the address"
+            )),
             Error::NotDelivered { keyed: true, .. } => Some(
                 "the receipt lines above say which and why; a keyed chat gets receipts only from peers with the same --key-file: check that the other side uses this key"
                     .to_string(),
@@ -373,6 +408,10 @@ impl Error {
             ),
             Error::LinesNotSent { count, .. } => Some(format!(
                 "{} reported above by its line number; split long lines",
+                if *count == 1 { "it is" } else { "each is" },
+            )),
+            Error::InputNotSent { count } => Some(format!(
+                "{} reported above by its line number, with the reason",
                 if *count == 1 { "it is" } else { "each is" },
             )),
             Error::FamilyMismatch { peer_family, .. } => Some(format!(
@@ -437,6 +476,14 @@ impl Error {
         None
     }
 }
+
+/// The error number a send to a broadcast address gets from a socket
+/// without `SO_BROADCAST` (`EACCES`, 13 on every Unix; `WSAEACCES` on
+/// Windows).
+#[cfg(unix)]
+const EACCES: i32 = 13;
+#[cfg(not(unix))]
+const EACCES: i32 = 10013;
 
 /// The advice for memory the system would not give.
 const OUT_OF_MEMORY: &str =

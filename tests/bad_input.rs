@@ -56,7 +56,7 @@ fn usage_errors_exit_2() {
         ),
         (
             &["listen", "127.0.0.1:0", "--sndbuf", "5G"],
-            "beyond reason",
+            "beyond reason for a socket buffer: ask for at most 1G (Linux caps it at net.core.rmem_max, or wmem_max for SO_SNDBUF, anyway)",
         ),
         (
             &["listen", "127.0.0.1:0", "--rcvbuf", "12q"],
@@ -172,6 +172,66 @@ fn port_in_use_exits_1_with_a_hint() {
     check_one_line(&["listen", &addr], 1, "already in use");
     let (_first, addr) = crate::util::listener(&[]);
     check_one_line(&["listen", &addr.to_string()], 1, "pick another port");
+}
+
+/// A destination that is the command's own `--bind` address is a usage
+/// error (status 2) before anything is bound or sent: `send` used to count
+/// its own datagram as "1 reply from it", `ping` its own probes as replies,
+/// and a chat retried messages that nobody else could acknowledge. A
+/// wildcard bind reaches loopback on its port, so that is refused too.
+#[test]
+fn own_address_is_not_a_peer() {
+    let port = closed_port().port();
+    let own = format!("127.0.0.1:{port}");
+    let wildcard = format!("0.0.0.0:{port}");
+    let dual = format!("[::]:{port}");
+    let loopback6 = format!("[::1]:{port}");
+    for args in [
+        vec!["send", own.as_str(), "hi", "--bind", own.as_str()],
+        vec!["send", own.as_str(), "hi", "--bind", wildcard.as_str()],
+        vec!["ping", own.as_str(), "--count", "1", "--bind", own.as_str()],
+        vec![
+            "chat",
+            "--peer",
+            own.as_str(),
+            "--bind",
+            own.as_str(),
+            "--no-history",
+        ],
+        vec![
+            "chat",
+            "--peer",
+            loopback6.as_str(),
+            "--bind",
+            dual.as_str(),
+            "--no-history",
+        ],
+    ] {
+        check_one_line(&args, 2, "is this socket's own address");
+    }
+}
+
+/// A broadcast address refuses a socket that did not ask for it
+/// (`SO_BROADCAST`): `send` and `ping` say so and name the command that
+/// broadcasts, rather than a bare "Permission denied". 127.255.255.255 is
+/// loopback's broadcast address: the kernel refuses before anything leaves.
+#[test]
+fn broadcast_address_gets_a_hint() {
+    for args in [
+        &["send", "127.255.255.255:9", "hi"][..],
+        &["ping", "127.255.255.255:9", "--count", "1"][..],
+    ] {
+        let proc = run(args);
+        assert_eq!(proc.code(), Some(1), "{}", proc.dump());
+        let stderr = proc.stderr();
+        assert!(
+            stderr.contains("127.255.255.255 is a broadcast address")
+                && stderr.contains("SO_BROADCAST")
+                && stderr.contains("dgram chat --broadcast 127.255.255.255:9"),
+            "{}",
+            proc.dump()
+        );
+    }
 }
 
 /// Output that cannot be written is an error (status 1), never a panic:

@@ -413,3 +413,56 @@ fn bench_out_of_memory_says_so() {
     }
     assert!(failed > 0, "some of these limits must be too low");
 }
+
+/// Another program on the bench address's TCP port (a web server here)
+/// is named as not a bench server, with the port it holds, instead of
+/// the serde message "expected value at line 1 column 1"; one that
+/// accepts and says nothing is a timeout said in words, not "Resource
+/// temporarily unavailable". Both exit 1.
+#[test]
+fn a_program_that_is_not_a_bench_server_is_named() {
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    for answer in [&b"HTTP/1.0 200 OK\r\n\r\n"[..], b""] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.write_all(answer).unwrap();
+            // Hold the connection (reading the hello) until the client
+            // gives up and closes it.
+            conn.set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            let _ = std::io::Read::read_to_end(&mut conn, &mut Vec::new());
+        });
+        let mut bench = Proc::dgram(&["bench", &addr.to_string(), "--duration", "0.1"]);
+        bench.close_stdin();
+        assert_eq!(
+            bench.finish_within(Duration::from_secs(20)).code(),
+            Some(1),
+            "{}",
+            bench.dump()
+        );
+        let stderr = bench.stderr();
+        if answer.is_empty() {
+            assert!(
+                stderr.contains("failed: no answer within 10 s")
+                    && !stderr.contains("temporarily unavailable"),
+                "{}",
+                bench.dump()
+            );
+        } else {
+            assert!(
+                stderr.contains(&format!("error: {addr} is not a dgram bench server"))
+                    && stderr.contains(&format!("another program holds TCP port {}", addr.port()))
+                    && !stderr.contains("line 1 column"),
+                "{}",
+                bench.dump()
+            );
+        }
+        drop(bench);
+        server.join().unwrap();
+    }
+}

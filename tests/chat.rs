@@ -225,6 +225,61 @@ fn piped_chat_sends_one_datagram_per_line() {
     assert_eq!(stop(&mut echo)["received"], 3);
 }
 
+/// A line piped into a chat that cannot go out fails the chat (exit 1),
+/// as a line too long does: with no peer to send to, and when the kernel
+/// refuses the send (a broadcast address, without `SO_BROADCAST`; nothing
+/// leaves loopback). Each line is named on stderr, and the error counts
+/// them, and the banner does not offer `/to`, which a pipe does not have.
+/// Before, both ended with status 0, a silent loss to a script.
+#[test]
+fn piped_lines_that_cannot_go_out_fail_the_chat() {
+    for (args, reason) in [
+        (&["chat", "--bind", "127.0.0.1:0"][..], "no peer"),
+        (
+            &["chat", "--peer", "127.255.255.255:9"][..],
+            "Permission denied",
+        ),
+    ] {
+        let mut args = args.to_vec();
+        args.extend(["--no-history", "--linger", "0"]);
+        let mut chat = Proc::dgram(&args);
+        chat.write_line("one");
+        chat.write_line("two");
+        chat.close_stdin();
+        assert_eq!(chat.finish().code(), Some(1), "{}", chat.dump());
+        let stderr = chat.stderr();
+        for number in [1, 2] {
+            assert!(
+                stderr.contains(&format!("line {number} not sent: ")) && stderr.contains(reason),
+                "{}",
+                chat.dump()
+            );
+        }
+        assert!(
+            stderr.contains("error: 2 lines of input were not sent; each is reported above"),
+            "{}",
+            chat.dump()
+        );
+        // A pipe has no /commands: the banner does not offer /to.
+        assert!(!chat.stdout().contains("/to ADDR"), "{}", chat.dump());
+    }
+}
+
+/// `/to` the chat's own address is refused with one line and the peer
+/// stays as it was (it used to be taken, and each message then came back
+/// to the chat itself and failed after its tries).
+#[test]
+fn to_own_address_is_refused() {
+    let mut chat = Pty::dgram(&["chat", "--bind", "127.0.0.1:0", "--no-history"], "dumb");
+    let own = chat.bound_addr();
+    chat.type_line(&format!("/to {own}"));
+    chat.expect("is this socket's own address");
+    chat.type_line("/to 127.0.0.1:9");
+    chat.expect("talking to 127.0.0.1:9");
+    chat.type_line("/quit");
+    assert_eq!(chat.finish(), Some(0));
+}
+
 /// With `TERM=dumb` a terminal gets plain lines (no line editor, no escape
 /// sequence), each line typed is still one datagram, and `/commands` are
 /// commands: `/stats` answers, `/quit` leaves and is never sent.

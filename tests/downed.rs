@@ -46,6 +46,50 @@ fn send_to_closed_port_reports_it_and_fails() {
     assert!(unreachable.iter().all(|e| e["peer"] == addr.as_str()));
 }
 
+/// A chat from a pipe whose peer's port is closed fails (exit 1), and its
+/// closing error names the cause, nothing listening there, rather than
+/// advising --plain for a peer that is not dgram (which would fail the same
+/// way). Against a listener that sends no receipts (`--raw`), the --plain
+/// advice stays.
+#[test]
+fn undelivered_chat_to_a_closed_port_says_nothing_listens() {
+    if !has("icmp_errors") {
+        return;
+    }
+    let addr = closed_port().to_string();
+    let chat_to = |peer: &str| {
+        let mut chat = Proc::dgram(&[
+            "chat",
+            "--peer",
+            peer,
+            "--retries",
+            "0",
+            "--linger",
+            "0",
+            "--no-history",
+        ]);
+        chat.write_line("anyone?");
+        chat.close_stdin();
+        assert_eq!(chat.finish().code(), Some(1), "{}", chat.dump());
+        chat.stderr()
+            .lines()
+            .find(|l| l.starts_with("error: 1 of 1 message not delivered"))
+            .unwrap_or_else(|| panic!("{}", chat.dump()))
+            .to_string()
+    };
+    let error = chat_to(&addr);
+    assert!(
+        error.contains(&format!("nothing is listening at {addr}")) && !error.contains("--plain"),
+        "{error}"
+    );
+    let (_raw, raw_addr) = listener(&["--raw"]);
+    let error = chat_to(&raw_addr.to_string());
+    assert!(
+        error.contains("give it --plain") && !error.contains("nothing is listening"),
+        "{error}"
+    );
+}
+
 /// The same over IPv6, and from a dual-stack socket to an IPv4 peer: the
 /// refusal is heard (IPV6_RECVERR and IP_RECVERR both carry it to an IPv6
 /// socket) and reported the same way.

@@ -222,3 +222,50 @@ fn experiments_are_named() {
     assert_eq!(chart.code(), Some(2), "{}", chart.dump());
     assert!(chart.stderr().contains("--chart draws the loss experiment"));
 }
+
+/// `--report` and `--chart` paths are checked before any experiment runs,
+/// as `--log` is: a missing directory, a directory or a FIFO is a usage
+/// error (status 2) at once, with nothing measured. A FIFO used to block
+/// the end of the run forever (no reader), and a missing directory to fail
+/// only after every experiment had run.
+#[test]
+fn report_and_chart_paths_are_checked_first() {
+    let dir = temp_path("lab-paths");
+    let fifo = dir.with_file_name("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let missing = dir.with_file_name("no-such-dir").join("r.md");
+    let parent = dir.parent().unwrap().to_path_buf();
+    for (args, reason) in [
+        (
+            vec!["empty", "--report", missing.to_str().unwrap()],
+            "does not exist",
+        ),
+        (
+            vec!["empty", "--report", parent.to_str().unwrap()],
+            "a directory",
+        ),
+        (vec!["empty", "--report", fifo.to_str().unwrap()], "a FIFO"),
+        (vec!["loss", "--chart", fifo.to_str().unwrap()], "a FIFO"),
+    ] {
+        let mut proc = crate::util::Proc::dgram(&[&["lab"][..], &args].concat());
+        proc.close_stdin();
+        assert_eq!(
+            proc.finish_within(std::time::Duration::from_secs(10))
+                .code(),
+            Some(2),
+            "{}",
+            proc.dump()
+        );
+        let stderr = proc.stderr();
+        assert!(
+            stderr.starts_with("error: cannot use the ") && stderr.contains(reason),
+            "{}",
+            proc.dump()
+        );
+        assert!(
+            proc.stdout().is_empty(),
+            "nothing measured: {}",
+            proc.dump()
+        );
+    }
+}

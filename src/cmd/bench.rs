@@ -860,7 +860,10 @@ pub fn run(
     out: &mut dyn Sink,
 ) -> Result<BenchReport, Error> {
     let to = options.to;
-    let control_error = |source| Error::BenchControl { to, source };
+    let control_error = |source: io::Error| Error::BenchControl {
+        to,
+        source: timeout_in_words(source),
+    };
     let stream = TcpStream::connect_timeout(&to, CONNECT_TIMEOUT)
         .map_err(|source| Error::ConnectBench { to, source })?;
     stream
@@ -895,7 +898,16 @@ pub fn run(
         gro: segments > 1,
     })
     .map_err(control_error)?;
-    let (rcvbuf, gro) = match conn.expect().map_err(control_error)? {
+    // The first answer tells a bench server from another program that
+    // took the TCP connection (a web server, nc -l).
+    let ready = conn.expect().map_err(|source| match source.kind() {
+        io::ErrorKind::InvalidData => Error::NotBenchServer {
+            to,
+            reason: "its answer to the hello is not the bench protocol".to_string(),
+        },
+        _ => control_error(source),
+    })?;
+    let (rcvbuf, gro) = match ready {
         Control::Ready { rcvbuf, gro } => (rcvbuf, gro),
         other => return Err(control_error(unexpected(&other))),
     };
@@ -984,6 +996,21 @@ pub fn run(
     let report = BenchReport::new(options.size, segments as u16, gro, sender_counts, receiver);
     write_report(out, options.format, &format!("bench to {to}"), &report)?;
     Ok(report)
+}
+
+/// A control read that timed out says so in words (the socket reports
+/// EAGAIN, "Resource temporarily unavailable", for a read timeout).
+fn timeout_in_words(source: io::Error) -> io::Error {
+    match source.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no answer within {} s (a stopped server, or a program that is not a dgram bench server)",
+                CONTROL_TIMEOUT.as_secs()
+            ),
+        ),
+        _ => source,
+    }
 }
 
 fn unexpected(message: &Control) -> io::Error {

@@ -376,10 +376,14 @@ pub fn seconds(text: &str) -> Result<f64, String> {
     };
     let ms = bounded(text, &SECONDS, 1, MAX_SECONDS * 1000).map_err(|message| {
         // The bounds are counted in ms; the message says them in seconds.
-        message.replace(
-            &format!("from 1 to {}", MAX_SECONDS * 1000),
-            &format!("from 0.001 to {MAX_SECONDS}"),
-        )
+        // A fraction of a second is fine: what is not whole is the count
+        // of milliseconds.
+        message
+            .replace(
+                &format!("from 1 to {}", MAX_SECONDS * 1000),
+                &format!("from 0.001 to {MAX_SECONDS}"),
+            )
+            .replace("' is not whole:", "' is finer than a millisecond:")
     })?;
     Ok(ms as f64 / 1000.0)
 }
@@ -449,7 +453,7 @@ pub fn buffer_size(text: &str) -> Result<usize, String> {
     }
     size(text, 1, MAX_BUFFER, |size| {
         format!(
-            "{size} bytes is beyond reason for a socket buffer: ask for at most 1G (Linux caps it at net.core.rmem_max anyway)"
+            "{size} bytes is beyond reason for a socket buffer: ask for at most 1G (Linux caps it at net.core.rmem_max, or wmem_max for SO_SNDBUF, anyway)"
         )
     })
 }
@@ -519,7 +523,13 @@ pub fn hex(text: &str) -> Result<Vec<u8>, String> {
                 }
             ));
         }
-        if digits.is_empty() || !digits.len().is_multiple_of(2) {
+        if digits.is_empty() {
+            // Only the prefix: there is no digit to pad into an example.
+            return Err(format!(
+                "'{group}' in '{text}' has no hex digits after its 0x: write two per byte after it, such as 0x00ff10"
+            ));
+        }
+        if !digits.len().is_multiple_of(2) {
             return Err(format!(
                 "'{group}' in '{text}' has an odd number of hex digits: write two per byte, such as 0{digits} (spaces, ':' and '-' separate bytes)"
             ));
@@ -769,6 +779,34 @@ mod tests {
         assert!(hex("abc").unwrap_err().contains("'abc'"));
         assert!(hex("zz").unwrap_err().contains("'z'"));
         assert!(hex("0x").unwrap_err().contains("'0x'"));
+    }
+
+    /// Seconds take fractions: one finer than a millisecond is said to be
+    /// so, not "not whole" (which `0.5` is not either).
+    #[test]
+    fn seconds_finer_than_a_millisecond_say_so() {
+        assert_eq!(seconds("0.5").unwrap(), 0.5);
+        let err = seconds("0.0001").unwrap_err();
+        assert!(
+            err.starts_with("'0.0001' is finer than a millisecond: expected a number of seconds"),
+            "{err}"
+        );
+    }
+
+    /// A bare `0x` (or `0x` then a separator) says there are no digits
+    /// after it, with a real example; it used to call it an odd number of
+    /// digits and suggest "such as 0".
+    #[test]
+    fn bare_hex_prefix_says_no_digits() {
+        for text in ["0x", "0X", "00 0x", "0x ff"] {
+            let err = hex(text).unwrap_err();
+            assert!(
+                err.contains("has no hex digits after its 0x") && err.contains("such as 0x00ff10"),
+                "{text}: {err}"
+            );
+            assert!(!err.contains("odd"), "{text}: {err}");
+        }
+        assert!(hex("0x0").unwrap_err().contains("such as 00"));
     }
 
     /// Separators separate bytes: a group of one digit is refused and

@@ -55,16 +55,27 @@ impl Line {
 pub struct LineReader<R> {
     input: R,
     number: u64,
+    /// The end of input was read (a last line without its ending): a
+    /// terminal's Ctrl-D is read once, and reading again would wait for
+    /// another one.
+    ended: bool,
 }
 
 impl<R: BufRead> LineReader<R> {
     /// Lines of `input`.
     pub fn new(input: R) -> Self {
-        LineReader { input, number: 0 }
+        LineReader {
+            input,
+            number: 0,
+            ended: false,
+        }
     }
 
     /// The next line, or `None` at the end of input.
     pub fn next_line(&mut self) -> io::Result<Option<Line>> {
+        if self.ended {
+            return Ok(None);
+        }
         // Room for the largest payload and a "\r" that may end the line.
         const KEEP: usize = MAX_PAYLOAD + 1;
         let mut kept = Vec::new();
@@ -79,6 +90,7 @@ impl<R: BufRead> LineReader<R> {
                 Err(e) => return Err(e),
             };
             if chunk.is_empty() {
+                self.ended = true;
                 break;
             }
             any = true;
@@ -184,6 +196,32 @@ mod tests {
         );
         assert!(lines(b"").is_empty());
         assert_eq!(lines(b"\n"), [line(1, b"")]);
+    }
+
+    /// Reads as a terminal does: each read returns what one Enter or Ctrl-D
+    /// released, an empty read is a Ctrl-D on an empty line, and reading
+    /// goes on after it.
+    struct Terminal(std::collections::VecDeque<&'static [u8]>);
+
+    impl io::Read for Terminal {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let chunk = self.0.pop_front().expect("read after the last Ctrl-D");
+            buf[..chunk.len()].copy_from_slice(chunk);
+            Ok(chunk.len())
+        }
+    }
+
+    /// `half` then Ctrl-D twice (the first releases `half`, the second
+    /// ends the input) is the last line: the input ends there, as it does
+    /// for `cat`, without waiting for a third Ctrl-D (which it used to).
+    #[test]
+    fn a_last_line_ended_by_ctrl_d_ends_the_input() {
+        let terminal = Terminal(vec![&b"one\n"[..], b"half", b"", b"more\n"].into());
+        let mut reader = LineReader::new(io::BufReader::new(terminal));
+        assert_eq!(reader.next_line().unwrap(), Some(line(1, b"one")));
+        assert_eq!(reader.next_line().unwrap(), Some(line(2, b"half")));
+        assert_eq!(reader.next_line().unwrap(), None);
+        assert_eq!(reader.next_line().unwrap(), None);
     }
 
     /// A line longer than any datagram is measured, not kept, and the lines

@@ -21,7 +21,7 @@ use super::options::BufferArgs;
 use super::parse;
 use crate::Error;
 use crate::model::latency::{MIN_PROBE, Probe, Replies, Reply, RttStats};
-use crate::net::addr::{any_port_for, check_family, port_state};
+use crate::net::addr::{any_port_for, check_family, check_not_self, port_state};
 use crate::net::endpoint::READ_TIMEOUT;
 use crate::net::sys::{PeerError, Scratch};
 use crate::net::{Endpoint, SocketOptions};
@@ -250,6 +250,7 @@ pub fn run(
     out: &mut dyn Sink,
 ) -> Result<PingReport, Error> {
     check_family(options.socket.bind, options.to)?;
+    check_not_self(options.socket.bind, options.to)?;
     let (endpoint, _) = Endpoint::open(&options.socket)?;
     let size = options.size.max(MIN_PROBE);
     let mut ping = Ping {

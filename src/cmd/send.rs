@@ -16,7 +16,7 @@ use super::payload::{pattern, spawn_line_reader};
 use crate::Error;
 use crate::model::{Event, Stats};
 use crate::net::SocketOptions;
-use crate::net::addr::{PortState, any_port_for, check_family};
+use crate::net::addr::{PortState, any_port_for, check_family, check_not_self};
 use crate::net::limits::{check_payload, payload_limit};
 use crate::output::render::{buffer_line, plural};
 use crate::output::{Display, Format, Renderer, Shown, Sink, sink};
@@ -185,6 +185,7 @@ pub fn run(
         format,
     } = options;
     check_family(socket.bind, to)?;
+    check_not_self(socket.bind, to)?;
     if let Payloads::Fixed(payload) = &payloads {
         check_payload(payload.len(), &to)?;
     }

@@ -97,6 +97,30 @@ pub fn check_family(local: SocketAddr, peer: SocketAddr) -> Result<(), Error> {
     })
 }
 
+/// Refuses a peer that is the socket's own address (`--bind` and the
+/// destination alike, or a wildcard `--bind` and a loopback destination on
+/// its port): what is sent comes straight back to the sender, where `send`
+/// and `ping` would count it as a reply and a chat would retry a message
+/// nobody else can acknowledge.
+pub fn check_not_self(local: SocketAddr, peer: SocketAddr) -> Result<(), Error> {
+    let (local, peer) = (canonical(local), canonical(peer));
+    let same_ip = local.ip() == peer.ip()
+        || (local.ip().is_unspecified() && peer.ip().is_loopback() && reaches(local, peer));
+    if local.port() == 0 || local.port() != peer.port() || !same_ip {
+        return Ok(());
+    }
+    Err(Error::Usage {
+        message: format!(
+            "{peer} is this socket's own address (bound to {local}): what is sent there comes back to the sender; give the peer's address, or bind another port (--bind)"
+        ),
+    })
+}
+
+/// True when a wildcard `local` listens on `peer`'s family (`[::]` on both).
+fn reaches(local: SocketAddr, peer: SocketAddr) -> bool {
+    local.is_ipv6() || peer.is_ipv4()
+}
+
 /// The address to hand to `sendto`: an IPv4 peer of a dual-stack IPv6
 /// socket is written IPv4-mapped (every platform accepts that); an
 /// IPv4-mapped peer of an IPv4 socket is written as plain IPv4.
@@ -206,6 +230,28 @@ mod tests {
     }
 
     /// Mapped addresses are shown as the IPv4 addresses they are.
+    /// A destination that is the socket itself is refused; another port,
+    /// another address, or a system-chosen port is not.
+    #[test]
+    fn own_address_is_not_a_peer() {
+        let refused = |local: &str, peer: &str| check_not_self(addr(local), addr(peer)).is_err();
+        assert!(refused("127.0.0.1:9000", "127.0.0.1:9000"));
+        assert!(refused("0.0.0.0:9000", "127.0.0.1:9000"));
+        assert!(refused("0.0.0.0:9000", "127.0.0.2:9000"));
+        assert!(refused("[::]:9000", "[::1]:9000"));
+        assert!(refused("[::]:9000", "127.0.0.1:9000"));
+        assert!(refused("[::1]:9000", "[::1]:9000"));
+        assert!(!refused("127.0.0.1:9000", "127.0.0.1:9001"));
+        assert!(!refused("127.0.0.1:9000", "127.0.0.2:9000"));
+        assert!(!refused("0.0.0.0:0", "127.0.0.1:9000"));
+        assert!(!refused("0.0.0.0:9000", "192.0.2.1:9000"));
+        assert!(!refused("[::1]:9000", "127.0.0.1:9000"));
+        let message = check_not_self(addr("127.0.0.1:9000"), addr("127.0.0.1:9000"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("own address"), "{message}");
+    }
+
     #[test]
     fn canonical_unmaps() {
         assert_eq!(canonical(addr("[::ffff:10.0.0.1]:5")), addr("10.0.0.1:5"));

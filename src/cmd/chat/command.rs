@@ -208,7 +208,14 @@ pub fn parse(line: &str) -> Result<Input, String> {
         }
         "stats" => arity(0, 0).map(|_| Command::Stats)?,
         "help" | "?" => Command::Help,
-        "quit" | "exit" => Command::Quit,
+        // Leaving cannot be taken back: `/quit now` is refused as every
+        // other command with a word too many is, not read as `/quit`.
+        "quit" | "exit" => {
+            if !args.is_empty() {
+                return Err(usage("quit"));
+            }
+            Command::Quit
+        }
         other => {
             return Err(format!(
                 "unknown command /{other}: /help lists them (start a message with // to send a leading /)"
@@ -345,6 +352,16 @@ mod tests {
         assert!(parse("/hex 1 2").unwrap_err().contains("'1'"));
         assert!(parse("/hex 0:0:0:0").unwrap_err().contains("odd"));
         assert_eq!(parse("/empty now").unwrap_err(), "usage: /empty");
+    }
+
+    /// Leaving is refused with a word too many, as every other command
+    /// is (`/quit now` used to end the chat), and its alias says the same.
+    #[test]
+    fn quit_takes_no_words() {
+        assert_eq!(parse("/quit").unwrap(), Input::Command(Command::Quit));
+        assert_eq!(parse("/exit").unwrap(), Input::Command(Command::Quit));
+        assert_eq!(parse("/quit now").unwrap_err(), "usage: /quit");
+        assert_eq!(parse("/exit later").unwrap_err(), "usage: /quit");
     }
 
     #[test]

@@ -35,7 +35,7 @@ use crate::cmd::files;
 use crate::cmd::payload::spawn_line_reader;
 use crate::model::{Summary, Tally};
 use crate::net::SocketOptions;
-use crate::net::addr::check_family;
+use crate::net::addr::{check_family, check_not_self};
 use crate::net::group::GroupOptions;
 use crate::net::limits::MAX_PAYLOAD_V4;
 use crate::output::fast::shown;
@@ -135,6 +135,7 @@ fn open_log(path: &Path) -> Result<File, Error> {
 pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Summary, Error> {
     if let Some(peer) = options.peer {
         check_family(options.socket.bind, peer)?;
+        check_not_self(options.socket.bind, peer)?;
     }
     let process = matches!(io, ChatIo::Process);
     let Streams {
@@ -277,6 +278,9 @@ fn banner(
         let peer = match (options.group.as_ref(), options.peer) {
             (Some(group), _) => format!("group {}", shown(group.addr)),
             (None, Some(p)) => format!("peer {}", shown(p)),
+            // A pipe carries no /commands: only --peer gives its lines a
+            // destination.
+            (None, None) if mode == Mode::Piped => "no peer (lines need --peer ADDR)".to_string(),
             (None, None) => "no peer yet (/to ADDR)".to_string(),
         };
         let how = match mode {
@@ -389,6 +393,9 @@ fn outcome(
             failed: summary.failed,
             messages: summary.messages_sent,
             keyed: options.protocol.key.is_some(),
+            refused: options
+                .peer
+                .filter(|peer| tally.snapshot().peers.get(peer).is_some_and(|p| p.down)),
         });
     }
     if summary.skipped_lines > 0 {

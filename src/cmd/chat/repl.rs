@@ -327,8 +327,10 @@ pub fn run_typed(
 /// until end of input, then waits until every message has its final state.
 /// A line too long for one datagram is reported (as a `line_skipped` event)
 /// by its number and skipped, and the chat fails at the end; a line with
-/// nowhere to go is said on `err`. While the most messages that may wait
-/// for receipts wait, the next line waits for room.
+/// nowhere to go, or whose send fails, is said on `err` and fails the chat
+/// at the end (a script must not read success from lines that never left).
+/// While the most messages that may wait for receipts wait, the next line
+/// waits for room.
 pub fn run_piped(
     lines: Receiver<io::Result<Line>>,
     session: Session,
@@ -345,6 +347,7 @@ pub fn run_piped(
     if !messenger.wait_for_members(first_hellos, settle, control.stop_requests()) {
         return Ok(());
     }
+    let mut unsent: u64 = 0;
     loop {
         let line = select! {
             recv(lines) -> line => match line {
@@ -361,6 +364,7 @@ pub fn run_piped(
                     line.number
                 )])
                 .map_err(|source| Error::WriteOutput { source })?;
+                unsent += 1;
                 continue;
             }
         };
@@ -393,6 +397,7 @@ pub fn run_piped(
             Err(e) => {
                 err.write_lines(&[format!("line {number} not sent: {}", say(&e))])
                     .map_err(|source| Error::WriteOutput { source })?;
+                unsent += 1;
             }
         }
     }
@@ -403,6 +408,9 @@ pub fn run_piped(
         if !control.wait_for(messenger.changes(), WAIT_BOUND) {
             break;
         }
+    }
+    if unsent > 0 {
+        return Err(Error::InputNotSent { count: unsent });
     }
     Ok(())
 }

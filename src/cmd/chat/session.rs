@@ -9,7 +9,7 @@ use super::command::{self, Command, Input, help};
 use crate::cmd::payload::pattern;
 use crate::error::say;
 use crate::model::{Stats, Tally};
-use crate::net::addr::check_family;
+use crate::net::addr::{check_family, check_not_self};
 use crate::net::limits::check_payload;
 use crate::output::escape::{escape_line, preview};
 use crate::output::fast::shown;
@@ -203,7 +203,9 @@ impl Session {
                 "in a group every message goes to the whole group (one datagram each member hears); /members lists them"
                     .to_string(),
             ],
-            Command::To(peer) => match check_family(self.local, peer) {
+            Command::To(peer) => match check_family(self.local, peer)
+                .and_then(|()| check_not_self(self.local, peer))
+            {
                 Ok(()) => {
                     self.peer = Some(peer);
                     vec![format!("talking to {}", shown(peer))]

@@ -9,12 +9,15 @@
 pub mod experiments;
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use self::experiments::EXPERIMENTS;
 use crate::Error;
+use crate::cmd::files;
 use crate::model::lab::{LabReport, Table};
 use crate::output::{Format, Sink, sink};
 
@@ -121,6 +124,15 @@ pub fn run(options: &LabOptions, out: &mut dyn Sink) -> Result<Vec<LabReport>, E
                     .into(),
         });
     }
+    // Checked before the experiments run (they take seconds): a path that
+    // cannot take the file fails at once, and a FIFO never blocks the end.
+    for (what, path) in [("report", &options.report), ("chart", &options.chart)] {
+        if let Some(path) = path {
+            files::check_target(path).map_err(|e| Error::Usage {
+                message: format!("cannot use the {what} file {}: {e}", path.display()),
+            })?;
+        }
+    }
     let mut reports = Vec::new();
     for experiment in experiments {
         let report = (experiment.run)()?;
@@ -132,21 +144,29 @@ pub fn run(options: &LabOptions, out: &mut dyn Sink) -> Result<Vec<LabReport>, E
         reports.push(report);
     }
     if let Some(path) = &options.report {
-        std::fs::write(path, markdown(&reports)).map_err(|source| Error::WriteFile {
-            path: path.clone(),
-            source,
-        })?;
+        write_file(path, &markdown(&reports))?;
     }
     if let (Some(path), Some(loss)) = (
         &options.chart,
         reports.iter().find(|r| r.experiment == "loss"),
     ) {
-        std::fs::write(path, chart(loss)).map_err(|source| Error::WriteFile {
-            path: path.clone(),
-            source,
-        })?;
+        write_file(path, &chart(loss))?;
     }
     Ok(reports)
+}
+
+/// Writes `contents` to `path`, replacing what was there: only a regular
+/// file, opened without blocking (the path may have become a FIFO since it
+/// was checked).
+fn write_file(path: &Path, contents: &str) -> Result<(), Error> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    files::open_regular(path, &mut options)
+        .and_then(|mut file| file.write_all(contents.as_bytes()))
+        .map_err(|source| Error::WriteFile {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// A table as aligned text columns.
