@@ -520,6 +520,12 @@ impl Core {
         self.peers.len()
     }
 
+    /// How many gaps (ranges of missing numbers) all sessions hold
+    /// together (for tests of the memory bound).
+    pub fn gaps_held(&self) -> usize {
+        self.peers.gaps()
+    }
+
     // ----- What the runtime drains -----
 
     /// The next thing to report.

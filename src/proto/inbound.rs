@@ -12,8 +12,12 @@ use std::collections::VecDeque;
 
 /// The most gaps (ranges of missing numbers) remembered per sender
 /// session; older ones are given up on (still counted as lost), so that a
-/// sender cannot grow memory by skipping numbers.
-pub const MAX_GAPS: usize = 64;
+/// sender cannot grow memory by skipping numbers. A sender has at most
+/// 1024 messages waiting for receipts (`outbound::MAX_PENDING`), so
+/// retransmissions filling its gaps never need more ranges than this; a
+/// number from a range given up on would be taken for a copy and not
+/// shown. (All sessions together have a budget too: `peers::GAP_BUDGET`.)
+pub const MAX_GAPS: usize = 1024 + 1;
 
 /// What one arriving message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +125,21 @@ impl Arrivals {
         self.open + self.given_up
     }
 
-    /// The gaps held now (for tests of the memory bound).
+    /// The gaps held now.
     pub fn gaps(&self) -> usize {
         self.gaps.len()
+    }
+
+    /// Gives up on the oldest gap held (its numbers stay counted lost):
+    /// memory is short. False when none is held.
+    pub fn give_up_oldest(&mut self) -> bool {
+        let Some((a, b)) = self.gaps.pop_front() else {
+            return false;
+        };
+        let lost = self.counted(a, b);
+        self.open -= lost;
+        self.given_up += lost;
+        true
     }
 }
 #[cfg(test)]

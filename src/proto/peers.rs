@@ -27,6 +27,12 @@ pub const MAX_PEERS: usize = 1024;
 /// one before (whose late datagrams may still arrive after a restart).
 const SESSIONS_PER_PEER: usize = 2;
 
+/// The most gaps (ranges of missing numbers, 16 bytes each) all sessions
+/// together may hold: 1 MiB. Past it, the session that opened a gap gives
+/// up on its oldest ones, so that many peers skipping numbers cannot grow
+/// memory beyond this, however many of them there are.
+pub const GAP_BUDGET: usize = 1 << 16;
+
 /// A peer's identity inside the protocol: stable while its address and
 /// session change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -113,6 +119,8 @@ pub struct Peers {
     peers: HashMap<PeerId, PeerState>,
     by_addr: HashMap<SocketAddr, PeerId>,
     by_session: HashMap<SessionId, PeerId>,
+    /// Gaps held by all sessions together (see [`GAP_BUDGET`]).
+    gaps: usize,
 }
 
 impl Peers {
@@ -134,6 +142,11 @@ impl Peers {
     /// Where peer `id` is now (`None` once forgotten).
     pub fn addr(&self, id: PeerId) -> Option<SocketAddr> {
         self.peers.get(&id).map(|p| p.addr)
+    }
+
+    /// Gaps held by all sessions together.
+    pub fn gaps(&self) -> usize {
+        self.gaps
     }
 
     /// How many peers are kept.
@@ -243,7 +256,8 @@ impl Peers {
         peer.last = now;
         peer.sessions.insert(0, (session, Numbering::default()));
         if peer.sessions.len() > SESSIONS_PER_PEER {
-            let (gone, _) = peer.sessions.pop().expect("more than one");
+            let (gone, numbering) = peer.sessions.pop().expect("more than one");
+            self.gaps -= numbering.arrivals.gaps();
             self.by_session.remove(&gone);
         }
         self.by_session.insert(session, id);
@@ -261,7 +275,12 @@ impl Peers {
         else {
             return (Arrival::New { gap: None }, 0);
         };
+        let before = numbering.arrivals.gaps();
         let arrival = numbering.arrivals.record(seq);
+        self.gaps = self.gaps - before + numbering.arrivals.gaps();
+        while self.gaps > GAP_BUDGET && numbering.arrivals.give_up_oldest() {
+            self.gaps -= 1;
+        }
         if arrival == Arrival::Duplicate {
             numbering.duplicates += 1;
         }
@@ -276,7 +295,8 @@ impl Peers {
                     self.by_addr.remove(&addr);
                 }
             }
-            for (session, _) in &peer.sessions {
+            for (session, numbering) in &peer.sessions {
+                self.gaps -= numbering.arrivals.gaps();
                 self.by_session.remove(session);
             }
         }

@@ -996,3 +996,59 @@ fn members_join_under_their_names_whatever_their_lengths() {
     assert_eq!(joined(0), ["a-member-with-a-long-name"]);
     assert_eq!(joined(1), ["ann"]);
 }
+
+/// 3,000 messages as fast as the window lets them go, over a link that
+/// loses 15% and reorders by up to 30 ms: every message the sender saw
+/// delivered was shown exactly once (a new user's trial found 18 of 3,000
+/// hidden as copies when gaps were capped at 64 per session), and nothing
+/// was counted lost that arrived.
+#[test]
+fn a_long_lossy_burst_shows_every_message_once() {
+    let link = Link {
+        delay: Duration::from_millis(2),
+        jitter: Duration::from_millis(30),
+        loss: 150,
+        dup: 20,
+    };
+    let mut net = Net::pair(link, 18);
+    for i in 0..3000u32 {
+        while net.nodes[0].core.is_full() {
+            net.run_for(Duration::from_millis(5));
+        }
+        net.send(0, &i.to_be_bytes(), addr(1));
+    }
+    net.settle();
+    let delivered: Vec<u64> = net
+        .receipts(0)
+        .iter()
+        .filter(|r| r.1 == Outcome::Delivered)
+        .map(|r| r.0)
+        .collect();
+    let shown = net.shown(1);
+    for seq in &delivered {
+        let times = shown.iter().filter(|m| m.0 == *seq).count();
+        assert_eq!(times, 1, "message {seq} delivered, shown {times} times");
+    }
+    assert!(delivered.len() > 2900, "{} delivered", delivered.len());
+}
+
+/// Many peers each skipping numbers one at a time (100 peers, 1,000 gaps
+/// each) hold no more gaps together than the budget (1 MiB of ranges).
+#[test]
+fn all_sessions_together_keep_to_one_gap_budget() {
+    let mut net = Net::pair(Link::default(), 19);
+    for p in 0..100u16 {
+        let from = SocketAddr::from(([10, 8, 0, 1], 2000 + p));
+        let session = SessionId([0x77, 0, 0, 0, 0, 0, (p >> 8) as u8, p as u8]);
+        for seq in (1..=2000u64).step_by(2) {
+            net.deliver(from, addr(1), &message_bytes(session, seq, "", b""));
+        }
+        net.flights.clear();
+    }
+    let held = net.nodes[1].core.gaps_held();
+    assert!(held <= super::peers::GAP_BUDGET, "{held} gaps held");
+    assert!(
+        held > super::peers::GAP_BUDGET / 2,
+        "{held}: the budget is used, not wasted"
+    );
+}
