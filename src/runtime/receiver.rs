@@ -269,8 +269,9 @@ impl Receiving {
     }
 
     /// One turn that takes a datagram only if one is queued already
-    /// (`Idle` at once otherwise, without reading the drop counter): for
-    /// answering what waits before anything is shown.
+    /// (`Idle` at once otherwise, without reading the drop counter or
+    /// looking at the handler's timers): for answering what waits before
+    /// anything is shown, right after a [`Receiving::step`].
     pub(super) fn step_queued(
         &mut self,
         buf: &mut [u8],
@@ -287,7 +288,12 @@ impl Receiving {
         {
             return Err(Stop::Limit);
         }
-        self.wake_handler()?;
+        if wait {
+            // A turn that takes only what is queued already is one of a
+            // burst that a waiting turn began: its timers were looked at
+            // there, microseconds ago.
+            self.wake_handler()?;
+        }
         let endpoint = self.outbox.endpoint();
         let got = if wait {
             endpoint.recv(buf, scratch)
