@@ -307,6 +307,14 @@ impl Net {
             .collect()
     }
 
+    /// The round trip of the first receipt node `i` reported.
+    fn first_rtt(&self, i: usize) -> Option<Duration> {
+        self.events(i).iter().find_map(|e| match e {
+            ChatEvent::Receipt(r) => r.rtt,
+            _ => None,
+        })
+    }
+
     fn rejected(&self, i: usize) -> Vec<Rejection> {
         self.events(i)
             .iter()
@@ -327,11 +335,7 @@ fn a_message_is_shown_once_and_delivered() {
     net.settle();
     assert_eq!(net.shown(1), vec![(1, b"hi".to_vec())]);
     assert_eq!(net.receipts(0), vec![(1, Outcome::Delivered, 1)]);
-    let rtt = net.events(0).iter().find_map(|e| match e {
-        ChatEvent::Receipt(r) => r.rtt,
-        _ => None,
-    });
-    assert_eq!(rtt, Some(Duration::from_millis(10)));
+    assert_eq!(net.first_rtt(0), Some(Duration::from_millis(10)));
     assert_eq!(net.nodes[0].core.pending_count(), 0);
 }
 
@@ -348,11 +352,7 @@ fn a_lost_first_try_is_sent_again() {
     net.settle();
     assert_eq!(net.shown(1), vec![(1, b"again".to_vec())]);
     assert_eq!(net.receipts(0), vec![(1, Outcome::Delivered, 2)]);
-    let rtt = net.events(0).iter().find_map(|e| match e {
-        ChatEvent::Receipt(r) => r.rtt,
-        _ => None,
-    });
-    assert_eq!(rtt, Some(Duration::from_millis(10)));
+    assert_eq!(net.first_rtt(0), Some(Duration::from_millis(10)));
 }
 
 /// A peer that never answers: the message fails after 1 + retries tries,
