@@ -33,6 +33,7 @@ pub mod random;
 pub mod report;
 pub mod rto;
 pub mod seal;
+pub mod secure;
 #[cfg(test)]
 mod tests;
 
