@@ -1127,10 +1127,12 @@ mod tests {
             Err(CodeError::UnknownWord { suggestions, .. }) => suggestions,
             other => panic!("{typed:?}: {other:?}"),
         };
-        // One letter left out, one changed, two swapped.
+        // One letter left out, one changed, two neighbours swapped.
         assert_eq!(suggested("7-clokwork-crossover"), ["clockwork"]);
         assert_eq!(suggested("7-clockwork-crossovar"), ["crossover"]);
         assert_eq!(suggested("7-clcokwork-crossover"), ["clockwork"]);
+        // A swap and a letter left out: two edits, where a swap counts one.
+        assert_eq!(suggested("7-clcokwrk-crossover"), ["clockwork"]);
         assert_eq!(
             refusal("7-clockwork-crosover"),
             "word 2, \"crosover\", is not in the word list; did you mean crossover?"
