@@ -38,7 +38,9 @@
 //!   [`report`](proto::report) (what the protocol reports),
 //!   [`seal`](proto::seal) (sealed envelopes: the key, XChaCha20-Poly1305,
 //!   the replay window, refusals), [`rto`](proto::rto) (RFC 6298 timers),
-//!   [`random`](proto::random) (a seeded generator for jitter).
+//!   [`random`](proto::random) (a seeded generator for jitter),
+//!   [`code`](proto::code) (short codes people can say, `--code`: the
+//!   word list, making, parsing, the handshake's password).
 //! - [`runtime`]: the moving parts. [`pipeline`](runtime::pipeline) (endpoint,
 //!   receiver, job, display loop, ordered stop; a plan without a job runs
 //!   on one thread), [`receiver`](runtime::receiver)

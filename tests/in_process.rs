@@ -127,6 +127,7 @@ fn chat_runs_with_given_streams() {
             ..ChatConfig::receiver(SessionId([0; 8]))
         },
         plain_peer: false,
+        code: None,
         log: None,
         group: None,
     };

@@ -8,6 +8,7 @@ mod bad_input;
 mod bench;
 mod boundaries;
 mod chat;
+mod codes;
 mod display;
 mod docs;
 mod downed;

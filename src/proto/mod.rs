@@ -7,6 +7,9 @@
 //!
 //! - [`chat`]: the state machine ([`Core`]): datagrams, refusals, sends
 //!   and timers in; transmits, events and its next timeout out.
+//! - [`code`]: short codes people can say (`7-clockwork-crossover-ragtime`,
+//!   the PGP word list), made from random bytes handed in or parsed from
+//!   what was typed, and the password they give the handshake.
 //! - [`envelope`]: the wire layout and the validated [`Envelope`].
 //! - [`inbound`]: new, reordered, duplicate and missing messages per
 //!   sender session ([`Arrivals`]).
@@ -24,6 +27,7 @@
 //!   the replay window, the reasons a keyed side refuses a datagram.
 
 pub mod chat;
+pub mod code;
 pub mod envelope;
 pub mod inbound;
 pub mod members;

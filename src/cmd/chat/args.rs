@@ -18,6 +18,7 @@ use crate::net::addr::any_port_for;
 use crate::net::group::{self, GroupOptions};
 use crate::output::Format;
 use crate::proto::SessionId;
+use crate::proto::code::{Code, CodeChoice};
 use crate::proto::envelope::valid_name;
 use crate::proto::members::HELLO_EVERY;
 use crate::proto::rto::{DEFAULT_RETRIES, DEFAULT_RTO_MIN, RtoConfig};
@@ -88,6 +89,11 @@ pub struct ChatArgs {
     /// member silent for 3.5 times this is taken to have left.
     #[arg(long, value_name = "MS", default_value_t = HELLO_EVERY.as_millis() as u64, value_parser = parse::millis(100, 600_000))]
     hello: u64,
+    /// A secure session set up with a short code said aloud: --code alone
+    /// makes one (such as 7-clockwork-crossover-ragtime) for the other
+    /// person to type; --code CODE uses the one they were told.
+    #[arg(long, value_name = "CODE", num_args = 0..=1, value_parser = Code::parse, conflicts_with_all = ["key_file", "plain", "raw", "group", "broadcast"])]
+    code: Option<Option<Code>>,
     #[command(flatten)]
     buffers: BufferArgs,
 }
@@ -126,6 +132,9 @@ impl ChatOptions {
             protocol: args.protocol(group.as_ref())?,
             group,
             plain_peer: args.plain,
+            code: args
+                .code
+                .map(|given| given.map_or(CodeChoice::Generate, CodeChoice::Given)),
             log: args.log,
         })
     }
@@ -219,6 +228,62 @@ mod tests {
         assert_eq!(args(&["--history", "chat.history"]).history_file(), named);
         assert_eq!(args(&["--no-history"]).history_file(), None);
         assert_eq!(args(&[]).history_file(), default_history());
+    }
+
+    /// `--code` alone asks for a code to be made, `--code CODE` gives one
+    /// (parsed, in its canonical form), and without it the chat has none.
+    #[test]
+    fn code_alone_makes_one_and_a_value_gives_one() {
+        let code = |words: &[&str]| {
+            ChatOptions::from_args(args(words))
+                .expect("valid options")
+                .code
+        };
+        assert_eq!(code(&[]), None);
+        assert_eq!(code(&["--code"]), Some(CodeChoice::Generate));
+        assert_eq!(
+            code(&["--code", "--peer", "127.0.0.1:5"]),
+            Some(CodeChoice::Generate)
+        );
+        let given = code(&["--code", "007 Clockwork crossover"]);
+        match given {
+            Some(CodeChoice::Given(code)) => {
+                assert_eq!(code.to_string(), "7-clockwork-crossover")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A code is a secure session of two: it cannot go with a key file, a
+    /// plain or raw chat, or a group, and a code that does not parse is
+    /// refused as the command line is read.
+    #[test]
+    fn code_refuses_what_it_cannot_go_with() {
+        let refusal = |words: &[&str]| match Line::try_parse_from(
+            std::iter::once("chat").chain(words.iter().copied()),
+        ) {
+            Ok(_) => panic!("{words:?} was taken"),
+            Err(error) => error.to_string(),
+        };
+        for other in [
+            &["--key-file", "team.key"][..],
+            &["--plain", "--peer", "127.0.0.1:5"],
+            &["--raw"],
+            &["--group", "239.1.2.3:5000"],
+            &["--broadcast", "127.255.255.255:5000"],
+        ] {
+            let words = [&["--code"][..], other].concat();
+            let message = refusal(&words);
+            assert!(
+                message.contains("cannot be used with"),
+                "{words:?}: {message}"
+            );
+        }
+        let message = refusal(&["--code", "7-clockwork-bogus"]);
+        assert!(
+            message.contains("word 2, \"bogus\", is not in the word list"),
+            "{message}"
+        );
     }
 
     /// Without --bind, the chat binds where its peer or group can be

@@ -42,6 +42,7 @@ use crate::output::fast::shown;
 use crate::output::sink::{self, PrinterSink};
 use crate::output::{Display, Format, Renderer, Shown, Sink};
 use crate::proto::ChatConfig;
+use crate::proto::code::CodeChoice;
 use crate::runtime::driver::Driver;
 use crate::runtime::receiver::ShowOthers;
 use crate::runtime::{
@@ -68,6 +69,9 @@ pub struct ChatOptions {
     pub protocol: ChatConfig,
     /// `--plain`: the `--peer` speaks plain UDP from the start.
     pub plain_peer: bool,
+    /// `--code`: a secure session set up with a short code, made here or
+    /// given.
+    pub code: Option<CodeChoice>,
     /// `--log FILE`.
     pub log: Option<PathBuf>,
     /// `--group`/`--broadcast`: chat with every member of this group
@@ -133,6 +137,9 @@ fn open_log(path: &Path) -> Result<File, Error> {
 /// printed). Lines of a pipe too long for a datagram are skipped and make
 /// it fail at the end ([`Error::LinesNotSent`]).
 pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Summary, Error> {
+    if options.code.is_some() {
+        return Err(Error::CodeUnsupported);
+    }
     if let Some(peer) = options.peer {
         check_family(options.socket.bind, peer)?;
         check_not_self(options.socket.bind, peer)?;
