@@ -14,6 +14,7 @@ use crate::net::addr::PortState;
 use crate::net::group::GroupInfo;
 use crate::net::{Buffers, Capabilities};
 use crate::proto::ChatEvent;
+pub use crate::proto::report::SecureEvent;
 use crate::proto::seal::Rejection;
 
 /// Something to show or count.
@@ -130,6 +131,8 @@ pub enum Event {
         /// What the member had sent and not been sent back.
         credit: usize,
     },
+    /// A secure session's handshake, or a message waiting for it.
+    Secure(SecureEvent),
     /// A peer's session was heard from another address: it moved there.
     PeerMoved {
         /// Its name, if it said one.
@@ -394,6 +397,7 @@ impl Summary {
             | Event::PeerError { .. }
             | Event::PeerKind { .. }
             | Event::PeerMoved { .. }
+            | Event::Secure(_)
             | Event::CopyWithheld { .. }
             | Event::Member(_)
             | Event::Joined(_)
@@ -424,6 +428,7 @@ impl From<ChatEvent> for Event {
             ChatEvent::Moved { name, from, to } => Event::PeerMoved { name, from, to },
             ChatEvent::Withheld { peer, len, credit } => Event::CopyWithheld { peer, len, credit },
             ChatEvent::Member(member) => Event::Member(member),
+            ChatEvent::Secure(secure) => Event::Secure(secure),
             ChatEvent::GroupReceipt(receipt) => Event::GroupReceipt(receipt),
             ChatEvent::Presence {
                 from,

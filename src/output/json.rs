@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::escape::{is_hidden, to_hex};
 use super::fast::{Clock, push_addr, push_json_str, push_uint};
+use crate::model::SecureEvent;
 use crate::model::chat::MemberChange;
 use crate::model::{
     ChatMessage, Datagram, EchoSkip, Event, Outcome, PeerSummary, SentKind, Summary,
@@ -24,6 +25,7 @@ use crate::model::{
 use crate::net::addr::PortState;
 use crate::net::group::GroupKind;
 use crate::net::{BufferSize, Capabilities};
+use crate::proto::code::verification_words;
 use crate::proto::seal::Rejection;
 
 #[derive(Serialize)]
@@ -163,6 +165,30 @@ enum Wire<'a> {
         name: &'a str,
         from: SocketAddr,
         to: SocketAddr,
+    },
+    HandshakeBegan {
+        peer: SocketAddr,
+        method: &'static str,
+    },
+    WaitingForSession {
+        peer: SocketAddr,
+        seq: u64,
+        len: usize,
+    },
+    SessionOpened {
+        peer: SocketAddr,
+        session: String,
+        method: &'static str,
+        verify: String,
+        initiator: bool,
+    },
+    WrongCode {
+        peer: SocketAddr,
+    },
+    HandshakeFailed {
+        peer: SocketAddr,
+        method: &'static str,
+        tries: u8,
     },
     StrayReceipt {
         from: SocketAddr,
@@ -405,6 +431,7 @@ pub fn to_line(event: &Event) -> String {
                 SentKind::Text { .. } => ("text", None, None),
                 SentKind::Presence { bye: false } => ("hello", None, None),
                 SentKind::Presence { bye: true } => ("bye", None, None),
+                SentKind::Handshake => ("handshake", None, None),
             };
             let (text, hex) = match kind {
                 SentKind::Message { payload, .. } | SentKind::Text { payload } => {
@@ -538,6 +565,40 @@ pub fn to_line(event: &Event) -> String {
             name,
             from: *from,
             to: *to,
+        },
+        Event::Secure(secure) => match secure {
+            SecureEvent::Began { peer, method } => Wire::HandshakeBegan {
+                peer: *peer,
+                method: method.name(),
+            },
+            SecureEvent::Waiting { peer, seq, payload } => Wire::WaitingForSession {
+                peer: *peer,
+                seq: *seq,
+                len: payload.len(),
+            },
+            SecureEvent::Opened {
+                peer,
+                session,
+                method,
+                verify,
+                initiator,
+            } => Wire::SessionOpened {
+                peer: *peer,
+                session: session.to_string(),
+                method: method.name(),
+                verify: verification_words(verify),
+                initiator: *initiator,
+            },
+            SecureEvent::WrongCode { peer } => Wire::WrongCode { peer: *peer },
+            SecureEvent::NoAnswer {
+                peer,
+                method,
+                tries,
+            } => Wire::HandshakeFailed {
+                peer: *peer,
+                method: method.name(),
+                tries: *tries,
+            },
         },
         Event::EchoSkipped { peer, len, reason } => Wire::EchoSkipped {
             peer: *peer,
@@ -945,7 +1006,7 @@ mod tests {
             peers: Vec::new(),
         });
         assert!(
-            line.ends_with(r#""peers_forgotten":12,"rejected":{"bad_tag":2,"malformed":0,"plain":0,"reflected":0,"replay":1,"too_old":0,"unknown_version":0,"unsealed":0}}"#),
+            line.ends_with(r#""peers_forgotten":12,"rejected":{"bad_tag":2,"code_spent":0,"malformed":0,"other_method":0,"plain":0,"reflected":0,"replay":1,"too_old":0,"unexpected":0,"unknown_session":0,"unknown_version":0,"unsealed":0}}"#),
             "{line}"
         );
     }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Local};
 use super::escape::{preview, preview_into};
 use super::fast::{Clock, push_shown_addr, push_uint, shown};
 use super::json;
+use crate::model::SecureEvent;
 use crate::model::chat::{GroupReceipt, MemberChange, MemberEvent};
 use crate::model::peers::{InboundCounts, OutboundCounts};
 use crate::model::{
@@ -17,7 +18,9 @@ use crate::model::{
 use crate::net::addr::PortState;
 use crate::net::group::{GroupInfo, GroupKind};
 use crate::net::{BufferSize, BufferVerdict, Capabilities};
+use crate::proto::code::verification_words;
 use crate::proto::seal::Rejection;
+use crate::proto::secure::Method;
 
 /// Human-readable lines or JSON lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +240,7 @@ impl Renderer {
                  matched, and a member that cannot prove its address is sent no more than it sent",
                 shown(*peer)
             )),
+            Event::Secure(secure) => lines.push(secure_line(secure)),
             Event::PeerMoved { name, from, to } => lines.push(format!(
                 "!! {} moved to {}: its session is now heard from there, and what is sent to it goes there",
                 label(*from, Some(name).filter(|n| !n.is_empty()).map(String::as_str)),
@@ -319,6 +323,52 @@ fn clock(at: std::time::SystemTime) -> impl std::fmt::Display {
 
 /// A peer as the lines name it: `alice (127.0.0.1:9001)` for a dgram peer
 /// that told its name, the address alone otherwise.
+/// The line for a secure session's handshake, or a message waiting for it.
+fn secure_line(event: &SecureEvent) -> String {
+    let how = |method: Method| match method {
+        Method::KeyFile => "key file",
+        Method::Code => "code",
+    };
+    match event {
+        SecureEvent::Began { peer, method } => format!(
+            "-- securing the chat with {} ({}): handshake sent",
+            shown(*peer),
+            how(*method)
+        ),
+        SecureEvent::Waiting { peer, seq, .. } => format!(
+            ".. #{seq} waits for the secure session with {}: it goes out when the handshake completes",
+            shown(*peer)
+        ),
+        SecureEvent::Opened {
+            peer,
+            method,
+            verify,
+            ..
+        } => format!(
+            "-- secure session with {} ({}, keys of this run only); verify: {} \
+             (the other screen shows the same words unless someone sits in between: /verify)",
+            shown(*peer),
+            how(*method),
+            verification_words(verify)
+        ),
+        SecureEvent::WrongCode { peer } => format!(
+            "!! the code does not match {}'s: nothing was sent or shown, and the code is \
+             spent; start again with a new code (--code)",
+            shown(*peer)
+        ),
+        SecureEvent::NoAnswer {
+            peer,
+            method,
+            tries,
+        } => format!(
+            "!! no handshake answer from {} after {tries} tries: is dgram running there with \
+             the same {}?",
+            shown(*peer),
+            how(*method)
+        ),
+    }
+}
+
 pub fn label(addr: SocketAddr, name: Option<&str>) -> String {
     match name {
         Some(name) if !name.is_empty() => {

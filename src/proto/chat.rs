@@ -29,9 +29,14 @@ use super::members::{self, GroupSend, GroupSends, HELLO_EVERY, Heard, Member, Me
 use super::outbound::{Acked, Due, MAX_PENDING, Outbound};
 use super::peers::{Kind, Matched, PeerId, Peers};
 use super::random::Rng;
-use super::report::{ChatMessage, GroupReceipt, MemberChange, MemberEvent, Outcome, Settled};
+use super::report::{
+    ChatMessage, GroupReceipt, MemberChange, MemberEvent, Outcome, SecureEvent, Settled,
+};
 use super::rto::RtoConfig;
 use super::seal::{Key, Rejection, ReplayWindow, Sealer};
+use super::secure::wire::{KIND_HANDSHAKE, KIND_SECURED, SECURED_OVERHEAD};
+use super::secure::{RekeyLimits, Secret};
+use super::sessions::{self, Queued, Sessions};
 
 /// The most bytes a plain member may be owed: what it sent, up to this.
 const MAX_CREDIT: usize = 1 << 20;
@@ -90,8 +95,17 @@ pub struct ChatConfig {
     /// Show messages without acknowledging them (`listen --group`: a
     /// watcher is not a member, and its receipts would be strays).
     pub silent: bool,
-    /// `--key-file`: seal every envelope sent, take only sealed ones.
+    /// `--key-file`: seal every envelope sent, take only sealed ones. A
+    /// group seals with it directly (the room key); a chat with a peer
+    /// makes it the pre-shared key of a handshake.
     pub key: Option<Key>,
+    /// `--code`: the code's password (its canonical form), for the
+    /// handshake.
+    pub code: Option<Vec<u8>>,
+    /// When a session's keys are replaced.
+    pub rekey: RekeyLimits,
+    /// Handshake inits answered per second before a cookie is asked for.
+    pub handshake_rate: u32,
 }
 
 impl ChatConfig {
@@ -109,6 +123,9 @@ impl ChatConfig {
             hello: HELLO_EVERY,
             silent: false,
             key: None,
+            code: None,
+            rekey: RekeyLimits::default(),
+            handshake_rate: sessions::DEFAULT_HANDSHAKE_RATE,
         }
     }
 }
@@ -124,6 +141,8 @@ pub struct Entropy {
     /// The key of the tokens a group member challenges others with: what
     /// a member cannot guess, it must have received.
     pub secret: [u8; 32],
+    /// Seeds the handshakes' ephemeral keys and the cookie secret.
+    pub crypto: [u8; 32],
 }
 
 /// How a message went out.
@@ -191,6 +210,8 @@ pub enum SentKind {
         /// The destination's name, if it has told it.
         name: Option<String>,
     },
+    /// A handshake datagram (`--key-file`, `--code`).
+    Handshake,
     /// A chat message to a plain peer: the bytes typed (plus `--eol`), no
     /// envelope, no receipt.
     Text {
@@ -293,6 +314,8 @@ pub enum ChatEvent {
         /// Its length.
         len: usize,
     },
+    /// A secure session's handshake, or a message waiting for it.
+    Secure(SecureEvent),
     /// A keyed side refused a datagram.
     Rejected {
         /// Who sent it.
@@ -392,6 +415,8 @@ enum Failure {
     Ended,
     /// The peer's host refused them (ICMP port unreachable).
     Refused,
+    /// No secure session opened (no answer, or a wrong code).
+    NoSession,
 }
 
 /// The protocol's state for one side of a chat (one socket: its peers,
@@ -404,8 +429,11 @@ pub struct Core {
     /// its name, its address now, the numbering of its messages.
     peers: Peers,
     group: Option<GroupState>,
-    /// Seals what is sent and opens what arrives (`--key-file`).
+    /// Seals what is sent and opens what arrives in a keyed group (the
+    /// room key).
     sealer: Option<Sealer>,
+    /// A keyed chat's sessions (key file or code, outside a group).
+    sessions: Option<Sessions>,
     /// A replay window per sender run (its nonce prefix, whatever address
     /// its datagrams come from: a replay from another address is still a
     /// replay), with when it was last used.
@@ -426,10 +454,29 @@ impl Core {
         let sealer = config
             .key
             .as_ref()
+            .filter(|_| config.group.is_some())
             .map(|key| Sealer::with_prefix(key, entropy.prefix));
+        let secret = match (&config.key, &config.code) {
+            _ if config.group.is_some() => None,
+            (Some(key), _) => Some(Secret::KeyFile(key.clone())),
+            (None, Some(code)) => Some(Secret::Code(code.clone())),
+            (None, None) => None,
+        };
+        let sessions = secret.map(|secret| {
+            Sessions::new(
+                secret,
+                config.session,
+                config.rekey,
+                config.rto,
+                config.handshake_rate,
+                entropy.crypto,
+                now,
+            )
+        });
         let mut rng = Rng::from_seed(entropy.seed);
         Core {
             sealer,
+            sessions,
             windows: HashMap::new(),
             outbound: Outbound::new(config.rto, rng.next_u64()),
             peers: Peers::default(),
@@ -500,14 +547,46 @@ impl Core {
 
     /// True while message `seq` to `to` waits for its receipt.
     pub fn is_waiting(&self, to: SocketAddr, seq: u64) -> bool {
-        self.peers
-            .at(to)
-            .is_some_and(|id| self.outbound.is_pending(id, seq))
+        self.sessions.as_ref().is_some_and(|s| s.is_queued(to, seq))
+            || self
+                .peers
+                .at(to)
+                .is_some_and(|id| self.outbound.is_pending(id, seq))
     }
 
-    /// How many messages wait for their receipts.
+    /// How many messages wait for their receipts (or for their session).
     pub fn pending_count(&self) -> usize {
-        self.outbound.pending_count()
+        self.outbound.pending_count() + self.sessions.as_ref().map_or(0, Sessions::queued_count)
+    }
+
+    /// The verification bytes of the secure session with `peer` (the same
+    /// on both screens when no one sits in the middle).
+    pub fn verify(&self, peer: SocketAddr) -> Option<[u8; 4]> {
+        self.sessions.as_ref()?.verify_at(peer)
+    }
+
+    /// True when this side opens secure sessions (`--key-file` or
+    /// `--code` outside a group).
+    pub fn has_sessions(&self) -> bool {
+        self.sessions.is_some()
+    }
+
+    /// Begins the secure session with `peer` now (a chat does at its
+    /// start), unless one is open or under way.
+    pub fn connect(&mut self, now: Instant, peer: SocketAddr) {
+        let Some(sessions) = self.sessions.as_mut() else {
+            return;
+        };
+        let method = sessions.method();
+        if let Some(init) = sessions.connect(now, peer) {
+            self.events
+                .push_back(ChatEvent::Secure(SecureEvent::Began { peer, method }));
+            self.transmits.push_back(Transmit {
+                to: peer,
+                bytes: init,
+                kind: SentKind::Handshake,
+            });
+        }
     }
 
     /// True when no more messages may wait for receipts.
@@ -542,8 +621,9 @@ impl Core {
     /// hello, a member's silence.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let outbound = self.outbound.next_deadline();
+        let handshakes = self.sessions.as_ref().and_then(Sessions::poll_timeout);
         let Some(group) = &self.group else {
-            return outbound;
+            return [outbound, handshakes].into_iter().flatten().min();
         };
         let silent = members::silent_after(self.config.hello);
         [
@@ -592,20 +672,51 @@ impl Core {
         payload: &[u8],
         to: SocketAddr,
         limit: usize,
-    ) -> Result<(SentAs, Transmit), SendError> {
+    ) -> Result<(SentAs, Option<Transmit>), SendError> {
         let group = self.group.as_ref().filter(|g| g.addr == to);
         if !self.config.raw && group.is_some() {
-            return self.send_to_group(now, payload, limit);
+            let (sent, first) = self.send_to_group(now, payload, limit)?;
+            return Ok((sent, Some(first)));
         }
         if self.is_plain(to) {
-            return Ok((SentAs::Plain, self.text(payload, to, limit)?));
+            return Ok((SentAs::Plain, Some(self.text(payload, to, limit)?)));
         }
-        if self.outbound.is_full() {
+        if self.outbound.is_full() || self.sessions.as_ref().is_some_and(Sessions::queue_full) {
             return Err(SendError::TooManyPending { limit: MAX_PENDING });
         }
         let id = self.peer_to(to, now);
+        let addr = self.peers.addr(id).unwrap_or(to);
         let seq = self.outbound.next_seq(id);
-        let bytes = self.first_try(seq, payload, limit)?;
+        if self
+            .sessions
+            .as_ref()
+            .is_some_and(|s| s.session_at(addr).is_none())
+        {
+            // No session yet: the message waits for it (and says so).
+            self.check_size(seq, payload, limit)?;
+            let seq = self.outbound.take_seq(id);
+            let sessions = self.sessions.as_mut().expect("checked");
+            let payload: Arc<[u8]> = Arc::from(payload);
+            let method = sessions.method();
+            let init = sessions.queue(now, addr, seq, Arc::clone(&payload));
+            if init.is_some() {
+                self.events
+                    .push_back(ChatEvent::Secure(SecureEvent::Began { peer: addr, method }));
+            }
+            self.events
+                .push_back(ChatEvent::Secure(SecureEvent::Waiting {
+                    peer: addr,
+                    seq,
+                    payload,
+                }));
+            let first = init.map(|bytes| Transmit {
+                to: addr,
+                bytes,
+                kind: SentKind::Handshake,
+            });
+            return Ok((SentAs::Envelope(seq), first));
+        }
+        let bytes = self.first_try(seq, payload, limit, addr, now)?;
         let payload: Arc<[u8]> = Arc::from(payload);
         let kind = SentKind::Message {
             seq,
@@ -616,8 +727,14 @@ impl Core {
         self.outbound.sent_first(id, seq, payload, now);
         // To where the peer is now: the user may still name the address it
         // moved from.
-        let to = self.peers.addr(id).unwrap_or(to);
-        Ok((SentAs::Envelope(seq), Transmit { to, bytes, kind }))
+        Ok((
+            SentAs::Envelope(seq),
+            Some(Transmit {
+                to: addr,
+                bytes,
+                kind,
+            }),
+        ))
     }
 
     /// Forgets a message whose first datagram ([`Core::send`]) could not
@@ -625,6 +742,10 @@ impl Core {
     pub fn cancel(&mut self, to: SocketAddr, sent: SentAs) {
         if let (SentAs::Envelope(seq), Some(id)) = (sent, self.peers.at(to)) {
             self.outbound.cancel(id, seq);
+            if let Some(sessions) = self.sessions.as_mut() {
+                let addr = self.peers.addr(id).unwrap_or(to);
+                sessions.unqueue(addr, seq);
+            }
         }
     }
 
@@ -666,7 +787,7 @@ impl Core {
         // The group is a peer of its own for its numbering.
         let group_id = self.peer_to(to, now);
         let seq = self.outbound.next_seq(group_id);
-        let bytes = self.first_try(seq, payload, limit)?;
+        let bytes = self.first_try(seq, payload, limit, to, now)?;
         let seq = self.outbound.take_seq(group_id);
         let payload: Arc<[u8]> = Arc::from(payload);
         let first = Transmit {
@@ -720,29 +841,65 @@ impl Core {
 
     /// The envelope of the first try of message `seq`, or why it cannot be
     /// one datagram of at most `limit` bytes.
-    fn first_try(&mut self, seq: u64, payload: &[u8], limit: usize) -> Result<Vec<u8>, SendError> {
-        let bytes = self.message(seq, 1, payload);
-        if bytes.len() > limit {
-            let overhead = bytes.len() - payload.len();
+    fn first_try(
+        &mut self,
+        seq: u64,
+        payload: &[u8],
+        limit: usize,
+        to: SocketAddr,
+        now: Instant,
+    ) -> Result<Vec<u8>, SendError> {
+        self.check_size(seq, payload, limit)?;
+        Ok(self
+            .message(seq, 1, payload, to, now)
+            .expect("a session is open, or none is needed"))
+    }
+
+    /// Whether message `seq` fits in one datagram of at most `limit`
+    /// bytes, sealed as it will be.
+    fn check_size(&self, seq: u64, payload: &[u8], limit: usize) -> Result<(), SendError> {
+        let seal = if self.sessions.is_some() {
+            SECURED_OVERHEAD
+        } else if self.sealer.is_some() {
+            super::seal::OVERHEAD
+        } else {
+            0
+        };
+        let len = self.envelope(seq, 1, payload).len() + seal;
+        if len > limit {
+            let overhead = len - payload.len();
             return Err(SendError::TooLarge {
                 len: payload.len(),
                 limit: limit.saturating_sub(overhead),
                 overhead,
             });
         }
-        Ok(bytes)
+        Ok(())
     }
 
-    /// Try `attempt` of message `seq`, as it goes on the wire.
-    fn message(&mut self, seq: u64, attempt: u8, payload: &[u8]) -> Vec<u8> {
-        let envelope = envelope::encode_message(&Message {
+    /// Try `attempt` of message `seq`, in its envelope.
+    fn envelope(&self, seq: u64, attempt: u8, payload: &[u8]) -> Vec<u8> {
+        envelope::encode_message(&Message {
             session: self.config.session,
             seq,
             attempt,
             name: self.config.name.clone(),
             payload: payload.to_vec(),
-        });
-        self.wire(envelope)
+        })
+    }
+
+    /// Try `attempt` of message `seq` to `to`, as it goes on the wire
+    /// (`None`: no session is open with `to`).
+    fn message(
+        &mut self,
+        seq: u64,
+        attempt: u8,
+        payload: &[u8],
+        to: SocketAddr,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        let envelope = self.envelope(seq, attempt, payload);
+        self.wire(envelope, to, now)
     }
 
     /// A peer's host refused a datagram (ICMP port unreachable): nothing
@@ -789,30 +946,32 @@ impl Core {
                     attempt,
                     payload,
                 } => {
-                    let bytes = self.message(seq, attempt, &payload);
-                    let kind = SentKind::Message {
-                        seq,
-                        attempt,
-                        payload,
-                        name: self.name_of(to),
-                    };
                     // A try that cannot go out counts as sent and lost:
                     // the schedule goes on. It goes where the peer is now.
                     let addr = self
                         .peers
                         .addr(to)
                         .expect("a peer with messages waiting is kept");
-                    self.transmits.push_back(Transmit {
-                        to: addr,
-                        bytes,
-                        kind,
-                    });
+                    let kind = SentKind::Message {
+                        seq,
+                        attempt,
+                        payload: Arc::clone(&payload),
+                        name: self.name_of(to),
+                    };
+                    if let Some(bytes) = self.message(seq, attempt, &payload, addr, now) {
+                        self.transmits.push_back(Transmit {
+                            to: addr,
+                            bytes,
+                            kind,
+                        });
+                    }
                     self.outbound.sent_again(to, seq, attempt, now);
                 }
                 out_of_tries @ Due::Failed { .. } => failed.push(out_of_tries),
             }
         }
         self.report_failed(failed, Failure::NoReceipt, &[]);
+        self.handshake_timers(now);
     }
 
     /// The chat ends: a group member says bye, and every message still
@@ -828,11 +987,21 @@ impl Core {
         }
         let failed = self.outbound.abandon();
         self.report_failed(failed, Failure::Ended, &[]);
+        if let Some(sessions) = self.sessions.as_mut() {
+            let queued = sessions.take_all_queued();
+            for (addr, queued) in queued {
+                self.fail_queued(addr, queued, 0, Failure::Ended);
+            }
+        }
     }
 
     /// A datagram arrived at `now`. Says what the caller still has to do
     /// with it; the protocol's events and answers are queued.
     pub fn handle_datagram(&mut self, now: Instant, datagram: Incoming<'_>) -> Handover {
+        if self.sessions.is_some() {
+            self.on_secured(now, datagram);
+            return Handover::Taken;
+        }
         if self.sealer.is_some() {
             self.on_keyed(now, datagram);
             return Handover::Taken;
@@ -862,12 +1031,17 @@ impl Core {
 
     // ----- The rules -----
 
-    /// `envelope` as it goes on the wire: sealed when keyed.
-    fn wire(&mut self, envelope: Vec<u8>) -> Vec<u8> {
-        match &mut self.sealer {
+    /// `envelope` to `to` as it goes on the wire: sealed with the room
+    /// key in a keyed group, secured in `to`'s session in a keyed chat
+    /// (`None` when no session is open with `to`), as it is otherwise.
+    fn wire(&mut self, envelope: Vec<u8>, to: SocketAddr, now: Instant) -> Option<Vec<u8>> {
+        if let Some(sessions) = self.sessions.as_mut() {
+            return sessions.seal_to(to, now, &envelope);
+        }
+        Some(match &mut self.sealer {
             Some(sealer) => sealer.seal(&envelope),
             None => envelope,
-        }
+        })
     }
 
     /// This side's hello (or bye), as it goes on the wire; `named: false`
@@ -883,7 +1057,13 @@ impl Core {
             challenge,
             answer,
         };
-        self.wire(envelope::encode_presence(&presence, bye))
+        let group = self.group().expect("hellos and byes are a group's");
+        self.wire(
+            envelope::encode_presence(&presence, bye),
+            group,
+            Instant::now(),
+        )
+        .expect("a group needs no session")
     }
 
     /// The token this side challenges `session` at `addr` with: the first
@@ -1058,6 +1238,164 @@ impl Core {
         }
     }
 
+    /// A datagram at a side with secure sessions: a handshake step, or a
+    /// datagram secured in a session, opened and checked against its
+    /// replay window; anything else is refused. Nothing refused is shown
+    /// or answered.
+    fn on_secured(&mut self, now: Instant, datagram: Incoming<'_>) {
+        let wire_len = datagram.payload.len();
+        let from = datagram.from;
+        let kind = match datagram.payload {
+            _ if datagram.truncated => return self.reject(from, wire_len, Rejection::Malformed),
+            [MAGIC, 1, kind, ..] => *kind,
+            [MAGIC, _, ..] => return self.reject(from, wire_len, Rejection::UnknownVersion),
+            _ => return self.reject(from, wire_len, Rejection::Plain),
+        };
+        let sessions = self.sessions.as_mut().expect("keyed");
+        if kind == KIND_HANDSHAKE {
+            let outcome = sessions.handle(now, from, datagram.payload);
+            self.after_handshake(now, from, wire_len, outcome);
+            return;
+        }
+        if kind != KIND_SECURED {
+            return self.reject(from, wire_len, Rejection::Unsealed);
+        }
+        let (session, inner) = match sessions.open(datagram.payload) {
+            Ok(opened) => opened,
+            Err(reason) => return self.reject(from, wire_len, reason),
+        };
+        let inner_datagram = Incoming {
+            payload: &inner,
+            ..datagram
+        };
+        match envelope::decode(&inner) {
+            // The envelope speaks for the session that secured it, and
+            // for no other.
+            Decoded::Envelope(envelope) if envelope_session(&envelope) == session => {
+                self.on_envelope(now, inner_datagram, envelope, wire_len);
+            }
+            // Authenticated, yet not an envelope of its session: a faulty
+            // peer.
+            _ => self.reject(from, wire_len, Rejection::Malformed),
+        }
+    }
+
+    /// What a handshake step led to: a session open (what waited for it
+    /// goes out), a wrong code, a refusal; and the handshake datagrams to
+    /// send.
+    fn after_handshake(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        wire_len: usize,
+        outcome: sessions::Outcome,
+    ) {
+        let sessions = self.sessions.as_mut().expect("keyed");
+        let method = sessions.method();
+        match outcome {
+            sessions::Outcome::Nothing => {}
+            sessions::Outcome::Refused(reason) => self.reject(from, wire_len, reason),
+            sessions::Outcome::Opened {
+                peer,
+                addr,
+                verify,
+                initiator,
+                queued,
+            } => {
+                self.events
+                    .push_back(ChatEvent::Secure(SecureEvent::Opened {
+                        peer: addr,
+                        session: peer,
+                        method,
+                        verify,
+                        initiator,
+                    }));
+                let id = self.heard_envelope(now, addr, peer, None);
+                for message in queued {
+                    self.send_queued(now, id, addr, message);
+                }
+            }
+            sessions::Outcome::WrongCode { addr, queued } => {
+                self.events
+                    .push_back(ChatEvent::Secure(SecureEvent::WrongCode { peer: addr }));
+                self.fail_queued(addr, queued, 0, Failure::NoSession);
+            }
+        }
+        self.flush_handshakes();
+    }
+
+    /// A message that waited for its session goes out now, its first try.
+    fn send_queued(&mut self, now: Instant, id: PeerId, addr: SocketAddr, message: Queued) {
+        let Some(bytes) = self.message(message.seq, 1, &message.payload, addr, now) else {
+            return;
+        };
+        self.outbound
+            .sent_first(id, message.seq, Arc::clone(&message.payload), now);
+        self.transmits.push_back(Transmit {
+            to: addr,
+            bytes,
+            kind: SentKind::Message {
+                seq: message.seq,
+                attempt: 1,
+                payload: message.payload,
+                name: self.name_of(id),
+            },
+        });
+    }
+
+    /// Messages that waited for a session that did not open: failed.
+    fn fail_queued(&mut self, addr: SocketAddr, queued: Vec<Queued>, tries: u8, why: Failure) {
+        let name = self.peers.at(addr).and_then(|id| self.name_of(id));
+        for message in queued {
+            self.events.push_back(ChatEvent::Receipt(Settled {
+                to: addr,
+                name: name.clone(),
+                seq: message.seq,
+                outcome: Outcome::Failed,
+                rtt: None,
+                tries,
+                payload: message.payload,
+                ended: why == Failure::Ended,
+                refused: why == Failure::Refused,
+                wire_len: None,
+                group: None,
+            }));
+        }
+    }
+
+    /// Handshakes whose init is due again; those out of tries end, and
+    /// what waited for them fails.
+    fn handshake_timers(&mut self, now: Instant) {
+        let Some(sessions) = self.sessions.as_mut() else {
+            return;
+        };
+        let method = sessions.method();
+        for (addr, tries, queued) in sessions.handle_timeout(now) {
+            self.events
+                .push_back(ChatEvent::Secure(SecureEvent::NoAnswer {
+                    peer: addr,
+                    method,
+                    tries,
+                }));
+            self.fail_queued(addr, queued, tries, Failure::NoSession);
+        }
+        self.flush_handshakes();
+    }
+
+    /// Queues the handshake datagrams the sessions want sent.
+    fn flush_handshakes(&mut self) {
+        let Some(sessions) = self.sessions.as_mut() else {
+            return;
+        };
+        for (to, bytes) in sessions.take_out() {
+            self.transmits.push_back(Transmit {
+                to,
+                bytes,
+                kind: SentKind::Handshake,
+            });
+        }
+    }
+
     /// Counts a refused datagram; people see the first per sender and
     /// reason, for at most [`NOTICED_SENDERS`] senders per reason (a flood
     /// from many ports is counted, not printed line by line).
@@ -1127,7 +1465,9 @@ impl Core {
             seq,
             attempt,
         });
-        let bytes = self.wire(receipt);
+        let Some(bytes) = self.wire(receipt, from, now) else {
+            return;
+        };
         self.transmits.push_back(Transmit {
             to: from,
             bytes,

@@ -38,6 +38,7 @@ pub mod report;
 pub mod rto;
 pub mod seal;
 pub mod secure;
+pub mod sessions;
 #[cfg(test)]
 mod tests;
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::SessionId;
+use super::secure::Method;
 
 /// A chat message received in an envelope, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,4 +125,55 @@ pub struct GroupReceipt {
     pub delivered: Vec<(SocketAddr, String)>,
     /// Members that did not.
     pub missing: Vec<(SocketAddr, String)>,
+}
+
+/// A secure session's handshake, or a message waiting for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecureEvent {
+    /// This side began a handshake with `peer` (its init went out).
+    Began {
+        /// The peer.
+        peer: SocketAddr,
+        /// Key file or code.
+        method: Method,
+    },
+    /// A message waits for the session with `peer`: it goes out when the
+    /// handshake completes.
+    Waiting {
+        /// The peer.
+        peer: SocketAddr,
+        /// The message's number.
+        seq: u64,
+        /// The message.
+        payload: Arc<[u8]>,
+    },
+    /// A session is open: what waited goes out now.
+    Opened {
+        /// Where the peer is.
+        peer: SocketAddr,
+        /// Its session.
+        session: SessionId,
+        /// Key file or code.
+        method: Method,
+        /// The verification bytes (the same on both screens when no one
+        /// sits in the middle).
+        verify: [u8; 4],
+        /// This side began the handshake.
+        initiator: bool,
+    },
+    /// The code did not confirm: the two sides' codes differ (or someone
+    /// guessed wrong). The code is spent.
+    WrongCode {
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// No answer to the handshake after `tries` tries.
+    NoAnswer {
+        /// The peer.
+        peer: SocketAddr,
+        /// Key file or code.
+        method: Method,
+        /// Inits sent.
+        tries: u8,
+    },
 }

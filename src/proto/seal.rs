@@ -82,15 +82,30 @@ pub enum Rejection {
     /// Sealed by this side itself (its own nonce prefix, or its own
     /// session inside): sent back to it, a reflection.
     Reflected,
+    /// Secured in a session this side does not have (one from before
+    /// either side restarted, or never opened).
+    UnknownSession,
+    /// A handshake of the other method (a code where a key file is used,
+    /// or the other way round).
+    OtherMethod,
+    /// A handshake step nothing here waits for (a reply to no init, a
+    /// finish of another handshake).
+    Unexpected,
+    /// A code handshake after the code was used: one guess per run.
+    CodeSpent,
 }
 
 impl Rejection {
     /// Every reason, in the order counts are shown.
-    pub const ALL: [Rejection; 8] = [
+    pub const ALL: [Rejection; 12] = [
         Rejection::BadTag,
         Rejection::Replay,
         Rejection::TooOld,
         Rejection::Reflected,
+        Rejection::UnknownSession,
+        Rejection::OtherMethod,
+        Rejection::Unexpected,
+        Rejection::CodeSpent,
         Rejection::UnknownVersion,
         Rejection::Plain,
         Rejection::Unsealed,
@@ -108,6 +123,10 @@ impl Rejection {
             Rejection::Replay => "replay",
             Rejection::TooOld => "too_old",
             Rejection::Reflected => "reflected",
+            Rejection::UnknownSession => "unknown_session",
+            Rejection::OtherMethod => "other_method",
+            Rejection::Unexpected => "unexpected",
+            Rejection::CodeSpent => "code_spent",
         }
     }
 
@@ -122,6 +141,12 @@ impl Rejection {
             Rejection::Replay => "a replay of a datagram already taken",
             Rejection::TooOld => "older than the replay window can tell",
             Rejection::Reflected => "sealed by this side itself and sent back (a reflection)",
+            Rejection::UnknownSession => {
+                "secured in a session this side does not have (from before a restart?)"
+            }
+            Rejection::OtherMethod => "a handshake of the other method (code or key file)",
+            Rejection::Unexpected => "a handshake step nothing here waits for",
+            Rejection::CodeSpent => "a handshake on a code already used (one guess per run)",
         }
     }
 }

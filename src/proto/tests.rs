@@ -14,7 +14,7 @@ use super::envelope::{self, SessionId};
 use super::random::Rng;
 use super::report::{MemberChange, Outcome};
 use super::rto::RtoConfig;
-use super::seal::{Key, Rejection, Sealer};
+use super::seal::{Key, Rejection};
 
 const GROUP: &str = "239.1.2.3:5000";
 
@@ -106,6 +106,7 @@ impl Net {
                         seed: seed ^ (i as u64 + 1),
                         prefix: [i as u8 + 1; 16],
                         secret: [0x5e; 32],
+                        crypto: [i as u8 + 0x40; 32],
                     },
                     now,
                 ),
@@ -204,7 +205,9 @@ impl Net {
             .core
             .send(now, payload, to, 65507)
             .expect("fits and has room");
-        if self.nodes[i].up {
+        if let Some(first) = first
+            && self.nodes[i].up
+        {
             self.launch(self.nodes[i].addr, first.to, first.bytes);
         }
         self.collect();
@@ -458,7 +461,7 @@ fn plain_peers_get_plain_text() {
     let now = net.now;
     let (sent, first) = net.nodes[0].core.send(now, b"hi", nc, 65507).unwrap();
     assert_eq!(sent, SentAs::Plain);
-    assert_eq!(first.bytes, b"hi");
+    assert_eq!(first.unwrap().bytes, b"hi");
     assert_eq!(net.nodes[0].core.pending_count(), 0);
 }
 
@@ -504,43 +507,68 @@ fn group_joins_receipts_and_silence() {
     assert_eq!(net.nodes[0].core.members().len(), 1);
 }
 
-/// Keyed: a peer with another key is refused (bad tag) and never shown
-/// or answered; a replayed datagram is refused as a replay.
+/// Keyed: a peer with another key is refused at the handshake (nothing
+/// is answered, no session opens, nothing is shown); a replayed secured
+/// datagram is refused as a replay.
 #[test]
 fn keyed_refusals() {
     let key = Key::from_bytes([1; 32]);
-    let configs = keyed_configs(2, &key);
-    let mut net = Net::new(configs, Link::default(), 8);
+    let mut net = Net::new(keyed_configs(2, &key), Link::default(), 8);
     net.send(0, b"sealed", addr(1));
     net.settle();
     assert_eq!(net.receipts(0), vec![(1, Outcome::Delivered, 1)]);
-    // Another key.
-    let mut other = Sealer::with_prefix(&Key::from_bytes([2; 32]), [3; 16]);
-    let forged = other.seal(&message_bytes(SessionId([7; 8]), 1, "mallory", b"forged"));
-    net.deliver(addr(5), addr(1), &forged);
-    // A replay of a datagram node 0 really sent (a sealed message).
-    let mut own = Sealer::with_prefix(&key, [1; 16]);
-    let replayed = own.seal(&message_bytes(SessionId([1; 8]), 1, "node0", b"sealed"));
-    net.deliver(addr(0), addr(1), &replayed);
+    // Another key: its init does not authenticate.
+    let mut mallory = Net::new(
+        keyed_configs(1, &Key::from_bytes([2; 32]))
+            .into_iter()
+            .map(|c| ChatConfig {
+                session: SessionId([7; 8]),
+                ..c
+            })
+            .collect(),
+        Link::default(),
+        8,
+    );
+    let now = mallory.now;
+    mallory.nodes[0].core.connect(now, addr(1));
+    let init = mallory.nodes[0].core.poll_transmit().unwrap().bytes;
+    let before = net.flights.len();
+    net.deliver(addr(5), addr(1), &init);
+    assert_eq!(net.flights.len(), before, "nothing answered");
+    // A replay of the secured message node 0 really sent.
+    let (sent_from, sent_bytes) = capture_next(&mut net, 0, b"again", 1);
+    net.deliver(sent_from, addr(1), &sent_bytes);
+    net.deliver(sent_from, addr(1), &sent_bytes);
     assert_eq!(net.rejected(1), vec![Rejection::BadTag, Rejection::Replay]);
-    assert_eq!(net.shown(1).len(), 1);
+    assert_eq!(net.shown(1).len(), 2);
 }
 
-/// Flaw 1: with a shared key, a side's own sealed datagrams sent back to
-/// it (its receipt for a peer's message, its own message) are refused as
-/// reflected: no message is marked delivered that the peer never got,
-/// and nothing of its own is shown as the peer's.
+/// Sends `payload` from node `i` to node `to` and returns the secured
+/// message's datagram as it went out (it is not delivered).
+fn capture_next(net: &mut Net, i: usize, payload: &[u8], to: usize) -> (SocketAddr, Vec<u8>) {
+    net.flights.clear();
+    net.send(i, payload, addr(to));
+    let (_, (from, _, bytes)) = net.flights.pop_first().expect("the message went out");
+    net.flights.clear();
+    (from, bytes)
+}
+
+/// Flaw 1, by construction: each direction has its own key, so a side's
+/// own secured datagrams sent back to it (its receipt for a peer's
+/// message, its own message) are refused: no message is marked delivered
+/// that the peer never got, and nothing of its own is shown as the
+/// peer's.
 #[test]
 fn reflected_datagrams_are_refused() {
     let key = Key::from_bytes([1; 32]);
-    let configs = keyed_configs(2, &key);
-    let mut net = Net::new(configs, Link::default(), 9);
-    // Node 1 sends a message; node 0 acknowledges it. The attacker keeps
-    // node 0's sealed receipt.
+    let mut net = Net::new(keyed_configs(2, &key), Link::default(), 9);
     net.send(1, b"from bob", addr(0));
+    net.settle();
+    // Node 1 sends again; node 0's receipt is captured on its way.
+    net.send(1, b"again", addr(0));
     let mut captured = Vec::new();
     for (_, (from, to, bytes)) in std::mem::take(&mut net.flights) {
-        if let Some(Handover::Taken) = net.deliver(from, to, &bytes) {}
+        net.deliver(from, to, &bytes);
     }
     for (_, (from, _, bytes)) in std::mem::take(&mut net.flights) {
         if from == addr(0) {
@@ -548,11 +576,10 @@ fn reflected_datagrams_are_refused() {
         }
     }
     assert_eq!(captured.len(), 1, "node 0's receipt");
-    // Node 0 sends its own message #1 to node 1, who is gone now.
+    // Node 0 sends its own message to node 1, who is gone now.
     net.nodes[1].up = false;
     net.send(0, b"from alice", addr(1));
     let own_message = net.flights.values().next().unwrap().2.clone();
-    // Both reflected to node 0 from node 1's address.
     net.deliver(addr(1), addr(0), &captured[0]);
     net.deliver(addr(1), addr(0), &own_message);
     assert_eq!(
@@ -560,7 +587,10 @@ fn reflected_datagrams_are_refused() {
         vec![Rejection::Reflected, Rejection::Reflected]
     );
     assert!(net.receipts(0).is_empty(), "{:?}", net.receipts(0));
-    assert_eq!(net.shown(0), vec![(1, b"from bob".to_vec())]);
+    assert_eq!(
+        net.shown(0),
+        vec![(1, b"from bob".to_vec()), (2, b"again".to_vec())]
+    );
 }
 
 /// Flaw 2: 16,384 messages, each from a new session and far ahead in its

@@ -59,8 +59,10 @@ impl Driver {
             seed: entropy::seed(),
             prefix,
             secret: entropy::secret().map_err(|source| Error::Randomness { source })?,
+            crypto: entropy::secret().map_err(|source| Error::Randomness { source })?,
         };
-        let (keyed, in_group) = (config.key.is_some(), config.group.is_some());
+        let keyed = config.key.is_some() || config.code.is_some();
+        let in_group = config.group.is_some();
         let notes_plain = config.announce_kinds;
         let (changed, changes) = crossbeam_channel::bounded(1);
         Ok(Driver {
@@ -109,7 +111,9 @@ impl Driver {
                     overhead,
                 },
             })?;
-        if let Err(error) = self.outbox.send_as(&first.bytes, first.to, first.kind) {
+        if let Some(first) = first
+            && let Err(error) = self.outbox.send_as(&first.bytes, first.to, first.kind)
+        {
             core.cancel(to, sent);
             return Err(error);
         }
@@ -149,6 +153,17 @@ impl Driver {
                 .send_as(&transmit.bytes, transmit.to, transmit.kind);
         }
         Ok(())
+    }
+
+    /// Begins the secure session with `peer` (a keyed chat, at its
+    /// start); nothing happens without keys, or when one is open.
+    pub fn connect(&self, peer: SocketAddr) {
+        let _ = self.with_core(|core| core.connect(Instant::now(), peer));
+    }
+
+    /// The verification bytes of the secure session with `peer`.
+    pub fn verify(&self, peer: SocketAddr) -> Option<[u8; 4]> {
+        self.lock().verify(peer)
     }
 
     /// In a group, waits (at most `longest`) until the members present

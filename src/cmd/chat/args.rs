@@ -18,10 +18,12 @@ use crate::net::addr::any_port_for;
 use crate::net::group::{self, GroupOptions};
 use crate::output::Format;
 use crate::proto::SessionId;
-use crate::proto::code::{Code, CodeChoice};
+use crate::proto::code::Code;
 use crate::proto::envelope::valid_name;
 use crate::proto::members::HELLO_EVERY;
 use crate::proto::rto::{DEFAULT_RETRIES, DEFAULT_RTO_MIN, RtoConfig};
+use crate::proto::secure::RekeyLimits;
+use crate::proto::sessions::DEFAULT_HANDSHAKE_RATE;
 use crate::proto::{ChatConfig, Eol};
 use crate::runtime::entropy;
 
@@ -122,6 +124,16 @@ impl ChatOptions {
             (None, Some(peer)) => any_port_for(peer),
             (None, None) => SocketAddr::from(([127, 0, 0, 1], 9000)),
         });
+        // A code made here is drawn from the operating system's random
+        // source, like a key.
+        let code = match args.code.clone() {
+            None => None,
+            Some(Some(given)) => Some((given, false)),
+            Some(None) => Some((
+                Code::generate(entropy::secret().map_err(|source| Error::Randomness { source })?),
+                true,
+            )),
+        };
         Ok(ChatOptions {
             socket: args.buffers.socket(bind),
             peer: args.peer,
@@ -129,12 +141,10 @@ impl ChatOptions {
             format: Format::json(args.json),
             history: args.history_file(),
             linger: Duration::from_millis(args.linger),
-            protocol: args.protocol(group.as_ref())?,
+            protocol: args.protocol(group.as_ref(), code.as_ref().map(|(c, _)| c))?,
             group,
             plain_peer: args.plain,
-            code: args
-                .code
-                .map(|given| given.map_or(CodeChoice::Generate, CodeChoice::Given)),
+            code,
             log: args.log,
         })
     }
@@ -153,7 +163,11 @@ impl ChatArgs {
 
     /// The protocol's configuration: a new session, the name, timers, line
     /// ending, the group and the key.
-    fn protocol(&self, group: Option<&GroupOptions>) -> Result<ChatConfig, Error> {
+    fn protocol(
+        &self,
+        group: Option<&GroupOptions>,
+        code: Option<&Code>,
+    ) -> Result<ChatConfig, Error> {
         Ok(ChatConfig {
             session: SessionId::from_random(entropy::seed()),
             name: self.name.clone().unwrap_or_else(login_name),
@@ -172,6 +186,9 @@ impl ChatArgs {
             hello: Duration::from_millis(self.hello),
             silent: false,
             key: self.key_file.as_deref().map(load_key).transpose()?,
+            code: code.map(Code::password),
+            rekey: RekeyLimits::default(),
+            handshake_rate: DEFAULT_HANDSHAKE_RATE,
         })
     }
 }
@@ -230,28 +247,27 @@ mod tests {
         assert_eq!(args(&[]).history_file(), default_history());
     }
 
-    /// `--code` alone asks for a code to be made, `--code CODE` gives one
-    /// (parsed, in its canonical form), and without it the chat has none.
+    /// `--code` alone makes a code (a different one each run, marked as
+    /// made here), `--code CODE` gives one (parsed, in its canonical
+    /// form), and without it the chat has none; the code's password goes
+    /// to the protocol.
     #[test]
     fn code_alone_makes_one_and_a_value_gives_one() {
-        let code = |words: &[&str]| {
-            ChatOptions::from_args(args(words))
-                .expect("valid options")
-                .code
-        };
-        assert_eq!(code(&[]), None);
-        assert_eq!(code(&["--code"]), Some(CodeChoice::Generate));
+        let options = |words: &[&str]| ChatOptions::from_args(args(words)).expect("valid options");
+        assert_eq!(options(&[]).code, None);
+        assert_eq!(options(&[]).protocol.code, None);
+        let (made, by_us) = options(&["--code", "--peer", "127.0.0.1:5"]).code.unwrap();
+        assert!(by_us);
+        let (again, _) = options(&["--code"]).code.unwrap();
+        assert_ne!(made.to_string(), again.to_string(), "a new code each run");
+        let given = options(&["--code", "007 Clockwork crossover"]);
+        let (code, by_us) = given.code.clone().unwrap();
+        assert!(!by_us);
+        assert_eq!(code.to_string(), "7-clockwork-crossover");
         assert_eq!(
-            code(&["--code", "--peer", "127.0.0.1:5"]),
-            Some(CodeChoice::Generate)
+            given.protocol.code.as_deref(),
+            Some(&b"7-clockwork-crossover"[..])
         );
-        let given = code(&["--code", "007 Clockwork crossover"]);
-        match given {
-            Some(CodeChoice::Given(code)) => {
-                assert_eq!(code.to_string(), "7-clockwork-crossover")
-            }
-            other => panic!("{other:?}"),
-        }
     }
 
     /// A code is a secure session of two: it cannot go with a key file, a

@@ -42,7 +42,7 @@ use crate::output::fast::shown;
 use crate::output::sink::{self, PrinterSink};
 use crate::output::{Display, Format, Renderer, Shown, Sink};
 use crate::proto::ChatConfig;
-use crate::proto::code::CodeChoice;
+use crate::proto::code::Code;
 use crate::runtime::driver::Driver;
 use crate::runtime::receiver::ShowOthers;
 use crate::runtime::{
@@ -69,9 +69,9 @@ pub struct ChatOptions {
     pub protocol: ChatConfig,
     /// `--plain`: the `--peer` speaks plain UDP from the start.
     pub plain_peer: bool,
-    /// `--code`: a secure session set up with a short code, made here or
-    /// given.
-    pub code: Option<CodeChoice>,
+    /// `--code`: a secure session set up with a short code, and whether
+    /// this run made it (then it is shown, for the other person to type).
+    pub code: Option<(Code, bool)>,
     /// `--log FILE`.
     pub log: Option<PathBuf>,
     /// `--group`/`--broadcast`: chat with every member of this group
@@ -86,6 +86,34 @@ pub const HOLD_SENT_LINE: Duration = Duration::from_millis(150);
 
 /// What a keyed chat or listener says once, under its banner.
 pub const SEALED_NOTE: &str = "messages, receipts and hellos are sealed with the key file (XChaCha20-Poly1305); whatever is not sealed with it is refused and counted";
+
+/// The note of a keyed chat with a peer.
+pub const SESSION_NOTE: &str = "messages and receipts go only in a secure session: a handshake \
+    (Noise NNpsk0, from the key file or the code) gives keys of this run only, one per direction; \
+    what is typed before it completes waits; whatever is not secured in the session is refused and counted";
+
+/// What a side that made a code shows: the code, and the command the
+/// other person runs (this side's address as the peer can reach it).
+fn code_line(code: &Code, local: SocketAddr, peer: Option<SocketAddr>) -> String {
+    let reachable = match (local.ip().is_unspecified(), peer) {
+        (true, Some(peer)) => std::net::UdpSocket::bind(SocketAddr::new(local.ip(), 0))
+            .and_then(|probe| {
+                // No datagram goes out: connecting a UDP socket only
+                // picks the source address towards the peer.
+                probe.connect(peer)?;
+                probe.local_addr()
+            })
+            .map(|addr| shown(SocketAddr::new(addr.ip(), local.port())).to_string())
+            .unwrap_or_else(|_| format!("THIS_HOST:{}", local.port())),
+        (true, None) => format!("THIS_HOST:{}", local.port()),
+        (false, _) => shown(local).to_string(),
+    };
+    format!(
+        "code: {code} ({} bits of secret; one guess per run): the other person runs  \
+         dgram chat --peer {reachable} --code {code}",
+        code.secret_bits()
+    )
+}
 
 /// Where a chat's input comes from and its output goes.
 pub enum ChatIo {
@@ -137,9 +165,6 @@ fn open_log(path: &Path) -> Result<File, Error> {
 /// printed). Lines of a pipe too long for a datagram are skipped and make
 /// it fail at the end ([`Error::LinesNotSent`]).
 pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Summary, Error> {
-    if options.code.is_some() {
-        return Err(Error::CodeUnsupported);
-    }
     if let Some(peer) = options.peer {
         check_family(options.socket.bind, peer)?;
         check_not_self(options.socket.bind, peer)?;
@@ -296,8 +321,20 @@ fn banner(
         };
         let local = pipeline.local_addr();
         display.write(&[format!("chat on {}, {peer}: {how}", shown(local))])?;
-        if options.protocol.key.is_some() {
+        if options.protocol.key.is_some() && options.group.is_some() {
             display.write(&[SEALED_NOTE.to_string()])?;
+        } else if options.protocol.key.is_some() || options.code.is_some() {
+            display.write(&[SESSION_NOTE.to_string()])?;
+        }
+    }
+    if let Some((code, true)) = &options.code {
+        // The other person needs the code, whatever the output format:
+        // it goes to the terminal's error stream under --json.
+        let line = code_line(code, pipeline.local_addr(), options.peer);
+        if options.format == Format::Human {
+            display.write(&[line])?;
+        } else {
+            let _ = sink::stderr().write_lines(&[line]);
         }
     }
     Ok(Shown::Yes)
@@ -318,6 +355,11 @@ fn plan(
     let messenger = Driver::new(pipeline.outbox(), options.protocol.clone())?;
     if let (true, Some(peer)) = (options.plain_peer, options.peer) {
         messenger.assume_plain(peer);
+    }
+    if let Some(peer) = options.peer {
+        // A keyed chat secures its session at once, before anything is
+        // typed.
+        messenger.connect(peer);
     }
     if let Some(helper) = prepared.as_mut().and_then(|p| p.editor.helper_mut()) {
         helper.waiting = Some(messenger.clone());

@@ -272,7 +272,11 @@ mod tests {
         let sealed = a.seal(now, b"hello");
         assert_eq!(open(&mut b, &sealed), Ok(b"hello".to_vec()));
         assert_eq!(open(&mut b, &sealed), Err(Rejection::Replay));
-        assert_eq!(open(&mut a, &sealed), Err(Rejection::BadTag), "own datagram");
+        assert_eq!(
+            open(&mut a, &sealed),
+            Err(Rejection::BadTag),
+            "own datagram"
+        );
         let fresh = a.seal(now, b"again");
         for i in 0..fresh.len() {
             let mut flipped = fresh.clone();

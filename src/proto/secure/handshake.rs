@@ -237,10 +237,14 @@ fn spake_start(password: &[u8], seed: [u8; 32]) -> (Spake2<Ed25519Group>, Vec<u8
 /// What the initiator waits for.
 enum Waiting {
     /// Key files: the reply, to finish Noise.
-    KeyFile(HandshakeState),
+    KeyFile(Box<HandshakeState>),
     /// Codes: the reply, with the responder's SPAKE2 message.
     Code(Spake2<Ed25519Group>),
 }
+
+/// What taking a reply gives: the session's keys (none for a copy of a
+/// reply already taken), and the finish to send (codes).
+pub type Taken = (Option<Established>, Option<Vec<u8>>);
 
 /// One handshake begun by this side.
 pub struct Initiator {
@@ -277,7 +281,7 @@ impl Initiator {
             Secret::KeyFile(key) => {
                 let mut state = noise(key.as_bytes(), PROLOGUE_KEY_FILE, first_seed, true);
                 let first = write(&mut state, own);
-                (Waiting::KeyFile(state), first)
+                (Waiting::KeyFile(Box::new(state)), first)
             }
             Secret::Code(password) => {
                 let (spake, first) = spake_start(password, first_seed);
@@ -338,7 +342,7 @@ impl Initiator {
         reply: &[u8],
         now: Instant,
         limits: RekeyLimits,
-    ) -> Result<(Option<Established>, Option<Vec<u8>>), Refusal> {
+    ) -> Result<Taken, Refusal> {
         if let Some((taken, finish)) = &self.finished {
             return if taken == reply {
                 Ok((None, Some(finish.clone())))
@@ -347,8 +351,13 @@ impl Initiator {
             };
         }
         let decoded = wire::decode(reply).map_err(|_| Refusal::Unexpected)?;
-        let (Step::Reply { spake, noise: message }, true) =
-            (decoded.step, decoded.receiver == self.own)
+        let (
+            Step::Reply {
+                spake,
+                noise: message,
+            },
+            true,
+        ) = (decoded.step, decoded.receiver == self.own)
         else {
             return Err(Refusal::Unexpected);
         };
@@ -360,7 +369,7 @@ impl Initiator {
                     self.waiting = Some(Waiting::KeyFile(state));
                     return Err(refusal);
                 }
-                Ok((Some(finish(state, self.own, true, limits, now)), None))
+                Ok((Some(finish(*state, self.own, true, limits, now)), None))
             }
             Some(Waiting::Code(spake_state)) => {
                 let spake = spake.ok_or(Refusal::Unexpected)?;
@@ -567,14 +576,18 @@ mod tests {
     fn code_run(
         theirs: &[u8],
         mine: &[u8],
-    ) -> (Initiator, Result<(Option<Established>, Option<Vec<u8>>), Refusal>, CodeResponder) {
+    ) -> (Initiator, Result<Taken, Refusal>, CodeResponder) {
         let now = Instant::now();
         let mut initiator =
             Initiator::start(&Secret::Code(theirs.to_vec()), SessionId([1; 8]), [21; 32]);
         let init = initiator.init();
-        let responder =
-            CodeResponder::answer(mine, SessionId([2; 8]), &wire::decode(&init).unwrap(), [22; 32])
-                .unwrap();
+        let responder = CodeResponder::answer(
+            mine,
+            SessionId([2; 8]),
+            &wire::decode(&init).unwrap(),
+            [22; 32],
+        )
+        .unwrap();
         assert!(responder.reply.len() <= init.len(), "no amplification");
         let taken = initiator.take_reply(&responder.reply, now, RekeyLimits::default());
         (initiator, taken, responder)

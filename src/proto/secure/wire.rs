@@ -407,7 +407,11 @@ mod tests {
         let mut fail = init[..HEADER_LEN].to_vec();
         fail[3] = 5;
         fail[4] = Method::KeyFile as u8;
-        assert_eq!(decode(&fail), Err(BadHandshake::Unknown), "no fail step for key files");
+        assert_eq!(
+            decode(&fail),
+            Err(BadHandshake::Unknown),
+            "no fail step for key files"
+        );
     }
 
     /// A secured header splits back into its fields.
