@@ -134,6 +134,12 @@ pub enum Error {
     #[error("{limit} messages are waiting for receipts already")]
     TooManyPending { limit: usize },
 
+    /// No secure session can open with the peer (the code is spent).
+    #[error(
+        "no secure session with {peer}: the code was used up by a handshake that did not confirm"
+    )]
+    NoSecureSession { peer: SocketAddr },
+
     /// Messages sent were not delivered (a chat from a pipe ends so).
     #[error("{failed} of {messages} message{} not delivered", if *messages == 1 { "" } else { "s" })]
     NotDelivered {
@@ -392,6 +398,10 @@ impl Error {
             Error::BindControl { .. } => {
                 Some("pick another port, or port 0 to let the system choose".to_string())
             }
+            Error::NoSecureSession { .. } => Some(
+                "a code gives one guess per run: both sides start again, one with --code alone to make a new code"
+                    .to_string(),
+            ),
             Error::TooManyPending { .. } => Some(
                 "wait for their receipts or failures (/pending lists them)".to_string(),
             ),

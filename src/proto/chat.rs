@@ -162,6 +162,9 @@ pub enum SendError {
         /// The most that may wait.
         limit: usize,
     },
+    /// No secure session can open with the peer: the code was spent (on
+    /// a wrong guess, or on another peer).
+    NoSession,
     /// The message in its envelope would not fit in one datagram.
     TooLarge {
         /// The message's length.
@@ -599,6 +602,12 @@ impl Core {
         self.peers.len()
     }
 
+    /// State kept for secure-session handshakes and sessions (for tests
+    /// of the bound under a flood).
+    pub fn secure_state_held(&self) -> usize {
+        self.sessions.as_ref().map_or(0, Sessions::state_held)
+    }
+
     /// How many gaps (ranges of missing numbers) all sessions hold
     /// together (for tests of the memory bound).
     pub fn gaps_held(&self) -> usize {
@@ -687,12 +696,11 @@ impl Core {
         let id = self.peer_to(to, now);
         let addr = self.peers.addr(id).unwrap_or(to);
         let seq = self.outbound.next_seq(id);
-        if self
-            .sessions
-            .as_ref()
-            .is_some_and(|s| s.session_at(addr).is_none())
-        {
+        if self.sessions.as_ref().is_some_and(|s| !s.ready_at(addr)) {
             // No session yet: the message waits for it (and says so).
+            if !self.sessions.as_ref().is_some_and(|s| s.can_reach(addr)) {
+                return Err(SendError::NoSession);
+            }
             self.check_size(seq, payload, limit)?;
             let seq = self.outbound.take_seq(id);
             let sessions = self.sessions.as_mut().expect("checked");
@@ -1260,10 +1268,24 @@ impl Core {
         if kind != KIND_SECURED {
             return self.reject(from, wire_len, Rejection::Unsealed);
         }
-        let (session, inner) = match sessions.open(datagram.payload) {
-            Ok(opened) => opened,
+        let opened = match sessions.open(datagram.payload, datagram.at) {
+            Ok(Some(opened)) => opened,
+            // Held until the handshake it overtook completes.
+            Ok(None) => return,
             Err(reason) => return self.reject(from, wire_len, reason),
         };
+        if !opened.queued.is_empty() {
+            // The peer confirmed the keys: what waited goes out.
+            let id = self.peer_to(opened.addr, now);
+            for message in opened.queued {
+                self.send_queued(now, id, opened.addr, message);
+            }
+        }
+        if opened.inner.is_empty() {
+            // A keepalive: it only confirmed the keys.
+            return;
+        }
+        let inner = opened.inner;
         let inner_datagram = Incoming {
             payload: &inner,
             ..datagram
@@ -1271,7 +1293,7 @@ impl Core {
         match envelope::decode(&inner) {
             // The envelope speaks for the session that secured it, and
             // for no other.
-            Decoded::Envelope(envelope) if envelope_session(&envelope) == session => {
+            Decoded::Envelope(envelope) if envelope_session(&envelope) == opened.peer => {
                 self.on_envelope(now, inner_datagram, envelope, wire_len);
             }
             // Authenticated, yet not an envelope of its session: a faulty
@@ -1301,6 +1323,7 @@ impl Core {
                 verify,
                 initiator,
                 queued,
+                early,
             } => {
                 self.events
                     .push_back(ChatEvent::Secure(SecureEvent::Opened {
@@ -1311,8 +1334,29 @@ impl Core {
                         initiator,
                     }));
                 let id = self.heard_envelope(now, addr, peer, None);
+                if initiator && queued.is_empty() {
+                    // The responder sends nothing of its own until it
+                    // knows this side has the keys: a keepalive tells it.
+                    let sessions = self.sessions.as_mut().expect("keyed");
+                    if let Some(bytes) = sessions.seal_to(addr, now, &[]) {
+                        self.transmits.push_back(Transmit {
+                            to: addr,
+                            bytes,
+                            kind: SentKind::Handshake,
+                        });
+                    }
+                }
                 for message in queued {
                     self.send_queued(now, id, addr, message);
+                }
+                for (bytes, at) in early {
+                    let early = Incoming {
+                        at,
+                        from: addr,
+                        payload: &bytes,
+                        truncated: false,
+                    };
+                    self.on_secured(now, early);
                 }
             }
             sessions::Outcome::WrongCode { addr, queued } => {

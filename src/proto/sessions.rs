@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hmac::{Hmac, Mac};
 use rand_chacha::ChaCha20Rng;
@@ -31,6 +31,10 @@ pub const MAX_SESSIONS: usize = 256;
 
 /// The most messages that may wait for sessions, all peers together.
 pub const MAX_QUEUED: usize = 1024;
+
+/// The most secured datagrams held while a code handshake's finish is
+/// awaited (the initiator's first messages may overtake its finish).
+const MAX_EARLY: usize = 16;
 
 /// How long a cookie secret is used before the next; a cookie is taken
 /// for up to twice this.
@@ -54,7 +58,9 @@ pub struct Queued {
 pub enum Outcome {
     /// Nothing more (a copy answered, a cookie taken).
     Nothing,
-    /// A session is open with `peer` at `addr`: send what waited for it.
+    /// A session is open with `peer` at `addr`: send what waited for it
+    /// (`queued` is empty while the session is not confirmed: see
+    /// [`Opened::Confirmed`]).
     Opened {
         /// The peer's session.
         peer: SessionId,
@@ -66,6 +72,9 @@ pub enum Outcome {
         initiator: bool,
         /// The messages that waited for it, in the order typed.
         queued: Vec<Queued>,
+        /// Secured datagrams that came before the session opened (they
+        /// overtook the finish), with when they came: to be taken now.
+        early: Vec<(Vec<u8>, SystemTime)>,
     },
     /// The code did not confirm (this side's code, or the peer's, is not
     /// the same): the code is spent; `queued` fail.
@@ -77,6 +86,19 @@ pub enum Outcome {
     },
     /// Refused, for this reason (counted as a rejection).
     Refused(Rejection),
+}
+
+/// A secured datagram opened.
+#[derive(Debug)]
+pub struct Opened {
+    /// The peer's run session.
+    pub peer: SessionId,
+    /// Where the session's peer is.
+    pub addr: SocketAddr,
+    /// The envelope inside (empty: a keepalive).
+    pub inner: Vec<u8>,
+    /// Messages that waited for the peer to confirm the keys.
+    pub queued: Vec<Queued>,
 }
 
 /// A handshake this side began.
@@ -92,6 +114,12 @@ struct Begun {
 /// An open session.
 #[derive(Debug)]
 struct Live {
+    /// The peer's run session (its envelopes carry it).
+    peer: SessionId,
+    /// The peer has shown it holds the keys (a datagram of the session
+    /// came): until then a responder sends nothing of its own, since its
+    /// reply may have been lost.
+    confirmed: bool,
     channel: Channel,
     /// Where the peer is.
     addr: SocketAddr,
@@ -104,7 +132,7 @@ enum CodeUse {
     /// Not used yet.
     Unspent,
     /// Answered an init from `addr`; the finish is awaited.
-    Answered(Box<CodeResponder>, SocketAddr),
+    Answered(Box<CodeResponder>, SocketAddr, Vec<(Vec<u8>, SystemTime)>),
     /// Used: no other handshake runs on it.
     Spent,
 }
@@ -195,7 +223,7 @@ pub struct Sessions {
     /// Seeds every handshake's randomness.
     seeds: ChaCha20Rng,
     jitter: Rng,
-    /// Open sessions, by the peer's session.
+    /// Open sessions, by the secure session's id.
     live: HashMap<SessionId, Live>,
     /// Handshakes begun, by the address they went to.
     begun: HashMap<SocketAddr, Begun>,
@@ -260,50 +288,65 @@ impl Sessions {
         std::mem::take(&mut self.out)
     }
 
-    /// The open session at `addr`, if any: the peer's session.
-    pub fn session_at(&self, addr: SocketAddr) -> Option<SessionId> {
+    /// The open session at `addr`, if any: its id.
+    fn id_at(&self, addr: SocketAddr) -> Option<SessionId> {
         self.live
             .iter()
             .find(|(_, live)| live.addr == addr)
-            .map(|(session, _)| *session)
+            .map(|(id, _)| *id)
+    }
+
+    /// True when a session with `addr` is open and this side may send in
+    /// it (it began the handshake, or the peer confirmed the keys).
+    pub fn ready_at(&self, addr: SocketAddr) -> bool {
+        self.id_at(addr).is_some_and(|id| self.live[&id].confirmed)
     }
 
     /// The verification bytes of the session at `addr`.
     pub fn verify_at(&self, addr: SocketAddr) -> Option<[u8; 4]> {
-        self.session_at(addr).map(|s| self.live[&s].verify)
+        self.id_at(addr).map(|id| self.live[&id].verify)
     }
 
     /// Seals `inner` for the session at `addr`; `None` when none is open.
     pub fn seal_to(&mut self, addr: SocketAddr, now: Instant, inner: &[u8]) -> Option<Vec<u8>> {
-        let session = self.session_at(addr)?;
-        let live = self.live.get_mut(&session).expect("found");
+        let id = self.id_at(addr)?;
+        let live = self.live.get_mut(&id).expect("found");
         Some(live.channel.seal(now, inner))
     }
 
-    /// Opens a secured datagram: the sender's session and the inner bytes.
-    pub fn open(&mut self, bytes: &[u8]) -> Result<(SessionId, Vec<u8>), Rejection> {
+    /// Opens a secured datagram: the peer's run session, the inner bytes
+    /// (empty: a keepalive that confirms the keys), and the messages that
+    /// waited for the peer to confirm, when this datagram confirmed it.
+    /// `Ok(None)`: held until the handshake it overtook completes.
+    pub fn open(&mut self, bytes: &[u8], at: SystemTime) -> Result<Option<Opened>, Rejection> {
         let secured = wire::split_secured(bytes).ok_or(Rejection::Malformed)?;
-        if secured.sender == self.own {
-            return Err(Rejection::Reflected);
-        }
-        let live = self
-            .live
-            .get_mut(&secured.sender)
-            .ok_or(Rejection::UnknownSession)?;
+        let Some(live) = self.live.get_mut(&secured.sender) else {
+            if let CodeUse::Answered(_, _, early) = &mut self.code {
+                // The initiator's first datagrams may overtake its finish:
+                // held (a few) until the finish opens the session. A
+                // stranger's are dropped with the session if it never
+                // opens.
+                if early.len() < MAX_EARLY {
+                    early.push((bytes.to_vec(), at));
+                    return Ok(None);
+                }
+            }
+            return Err(Rejection::UnknownSession);
+        };
         let inner = live.channel.open(&secured)?;
-        Ok((secured.sender, inner))
-    }
-
-    /// Where the session `peer` is.
-    pub fn addr_of(&self, peer: SessionId) -> Option<SocketAddr> {
-        self.live.get(&peer).map(|l| l.addr)
-    }
-
-    /// The session `peer` moved to `addr`.
-    pub fn moved(&mut self, peer: SessionId, addr: SocketAddr) {
-        if let Some(live) = self.live.get_mut(&peer) {
-            live.addr = addr;
-        }
+        let confirmed_now = !live.confirmed;
+        live.confirmed = true;
+        let queued = if confirmed_now {
+            self.queued.remove(&live.addr).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Ok(Some(Opened {
+            peer: live.peer,
+            addr: live.addr,
+            inner,
+            queued,
+        }))
     }
 
     /// How many messages wait for sessions.
@@ -352,6 +395,19 @@ impl Sessions {
         self.connect(now, addr)
     }
 
+    /// True when a session with `addr` is open, under way, or may still
+    /// begin (a spent code begins none).
+    pub fn can_reach(&self, addr: SocketAddr) -> bool {
+        self.id_at(addr).is_some()
+            || self
+                .begun
+                .get(&addr)
+                .is_some_and(|b| b.initiator.is_waiting())
+            || matches!(&self.code, CodeUse::Answered(_, at, _) if *at == addr)
+            || self.secret.method() == Method::KeyFile
+            || matches!(self.code, CodeUse::Unspent)
+    }
+
     /// True when no more messages may wait.
     pub fn queue_full(&self) -> bool {
         self.queued_count() >= MAX_QUEUED
@@ -361,7 +417,7 @@ impl Sessions {
     /// one is under way; returns its init, to send now. A code begins no
     /// handshake once spent.
     pub fn connect(&mut self, now: Instant, addr: SocketAddr) -> Option<Vec<u8>> {
-        if self.session_at(addr).is_some() || self.begun.contains_key(&addr) {
+        if self.id_at(addr).is_some() || self.begun.contains_key(&addr) {
             return None;
         }
         if self.secret.method() == Method::Code && !matches!(self.code, CodeUse::Unspent) {
@@ -446,7 +502,7 @@ impl Sessions {
                 _ => Outcome::Refused(Rejection::Unexpected),
             },
             Step::Fail => match &self.code {
-                CodeUse::Answered(responder, addr)
+                CodeUse::Answered(responder, addr, _)
                     if *addr == from
                         && responder.peer() == handshake.sender
                         && handshake.receiver == self.own =>
@@ -514,7 +570,7 @@ impl Sessions {
                         self.answered
                             .insert(init.sender, (bytes.to_vec(), reply.clone(), now));
                         self.out.push((from, reply));
-                        self.open_session(init.sender, from, established, false)
+                        self.open_session(init.sender, from, established, false, false, Vec::new())
                     }
                     Err(_) => Outcome::Refused(Rejection::BadTag),
                 }
@@ -526,7 +582,7 @@ impl Sessions {
                 match CodeResponder::answer(password, self.own, init, seed) {
                     Ok(responder) => {
                         self.out.push((from, responder.reply.clone()));
-                        self.code = CodeUse::Answered(Box::new(responder), from);
+                        self.code = CodeUse::Answered(Box::new(responder), from, Vec::new());
                         Outcome::Nothing
                     }
                     Err(_) => Outcome::Refused(Rejection::Malformed),
@@ -538,7 +594,7 @@ impl Sessions {
     /// The answer already given to this very init, if it was answered.
     fn copy_answer(&self, from: SocketAddr, bytes: &[u8], init: &Handshake<'_>) -> Option<Vec<u8>> {
         match &self.code {
-            CodeUse::Answered(responder, addr)
+            CodeUse::Answered(responder, addr, _)
                 if *addr == from && responder.peer() == init.sender =>
             {
                 return Some(responder.reply.clone());
@@ -577,7 +633,7 @@ impl Sessions {
                     self.code = CodeUse::Spent;
                     begun.deadline = far_future(now);
                 }
-                self.open_session(reply.sender, from, established, true)
+                self.open_session(reply.sender, from, established, true, true, Vec::new())
             }
             Ok((None, Some(finish))) => {
                 self.out.push((from, finish));
@@ -606,7 +662,7 @@ impl Sessions {
         finish: &Handshake<'_>,
         noise: &[u8],
     ) -> Outcome {
-        let CodeUse::Answered(responder, addr) = &mut self.code else {
+        let CodeUse::Answered(responder, addr, _) = &mut self.code else {
             return Outcome::Refused(Rejection::Unexpected);
         };
         if *addr != from || responder.peer() != finish.sender || finish.receiver != self.own {
@@ -615,8 +671,13 @@ impl Sessions {
         match responder.take_finish(noise, now, self.limits) {
             Ok(established) => {
                 let peer = responder.peer();
-                self.code = CodeUse::Spent;
-                self.open_session(peer, from, established, false)
+                let early = match std::mem::replace(&mut self.code, CodeUse::Spent) {
+                    CodeUse::Answered(_, _, early) => early,
+                    _ => Vec::new(),
+                };
+                // The code's responder finished Noise as its initiator: the
+                // peer has the keys already.
+                self.open_session(peer, from, established, true, false, early)
             }
             Err(_) => Outcome::Refused(Rejection::BadTag),
         }
@@ -627,10 +688,12 @@ impl Sessions {
         peer: SessionId,
         addr: SocketAddr,
         established: Established,
+        confirmed: bool,
         initiator: bool,
+        early: Vec<(Vec<u8>, SystemTime)>,
     ) -> Outcome {
         // A peer that restarted at this address: its old session ends
-        // (what was sealed in it is refused from now on).
+        // (what was secured in it is refused from now on).
         self.live.retain(|_, live| live.addr != addr);
         if self.live.len() >= MAX_SESSIONS
             && let Some(oldest) = self.live.keys().next().copied()
@@ -639,19 +702,27 @@ impl Sessions {
         }
         let verify = established.verify;
         self.live.insert(
-            peer,
+            established.id,
             Live {
+                peer,
+                confirmed,
                 channel: established.channel,
                 addr,
                 verify,
             },
         );
+        let queued = if confirmed {
+            self.queued.remove(&addr).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         Outcome::Opened {
             peer,
             addr,
             verify,
             initiator,
-            queued: self.queued.remove(&addr).unwrap_or_default(),
+            queued,
+            early,
         }
     }
 

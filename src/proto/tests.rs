@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use super::chat::{ChatConfig, ChatEvent, Core, Entropy, Handover, Incoming, SentAs};
 use super::envelope::{self, SessionId};
 use super::random::Rng;
-use super::report::{MemberChange, Outcome};
+use super::report::{MemberChange, Outcome, SecureEvent};
 use super::rto::RtoConfig;
 use super::seal::{Key, Rejection};
 
@@ -1081,4 +1081,267 @@ fn all_sessions_together_keep_to_one_gap_budget() {
         held > super::peers::GAP_BUDGET / 2,
         "{held}: the budget is used, not wasted"
     );
+}
+
+// ----- Secure sessions (PROTOCOL.md section 10) -----
+
+fn code_configs(codes: &[&str]) -> Vec<ChatConfig> {
+    codes
+        .iter()
+        .enumerate()
+        .map(|(i, code)| ChatConfig {
+            code: Some(code.as_bytes().to_vec()),
+            ..config(i)
+        })
+        .collect()
+}
+
+/// Both sides of a pair begin their handshake at once, as two chats
+/// started together do.
+fn connect_both(net: &mut Net) {
+    let now = net.now;
+    net.nodes[0].core.connect(now, addr(1));
+    net.nodes[1].core.connect(now, addr(0));
+    net.collect();
+}
+
+fn opened(net: &Net, i: usize) -> Vec<[u8; 4]> {
+    net.events(i)
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Secure(SecureEvent::Opened { verify, .. }) => Some(*verify),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Key file and code, over a lossy network that reorders and duplicates:
+/// both sides begin at once, one session opens on each side with the
+/// same verification bytes, every message typed before and after it ends
+/// in exactly one final state, and each delivered one was shown exactly
+/// once.
+#[test]
+fn sessions_open_under_loss_and_every_message_settles() {
+    let link = Link {
+        delay: Duration::from_millis(5),
+        jitter: Duration::from_millis(20),
+        loss: 200,
+        dup: 50,
+    };
+    for seed in 0..12u64 {
+        let configs = if seed % 2 == 0 {
+            keyed_configs(2, &Key::from_bytes([9; 32]))
+        } else {
+            code_configs(&["7-clockwork-crossover", "7-clockwork-crossover"])
+        };
+        let mut net = Net::new(configs, link, seed);
+        connect_both(&mut net);
+        for n in 0..5u8 {
+            net.send(0, &[b'a', n], addr(1));
+            net.send(1, &[b'b', n], addr(0));
+            net.run_for(Duration::from_millis(30));
+        }
+        net.settle();
+        let (a, b) = (opened(&net, 0), opened(&net, 1));
+        if a.is_empty() {
+            // Every try of the handshake was lost: then nothing was shown
+            // and every message failed, once.
+            assert!(net.shown(1).is_empty(), "seed {seed}");
+            assert_eq!(net.receipts(0).len(), 5, "seed {seed}");
+            continue;
+        }
+        assert_eq!(a.len(), 1, "seed {seed}: one session");
+        assert_eq!(a, b, "seed {seed}: the same verification bytes");
+        for (sender, receiver) in [(0, 1), (1, 0)] {
+            let receipts = net.receipts(sender);
+            let finals: Vec<u64> = receipts
+                .iter()
+                .filter(|(_, o, _)| *o != Outcome::Late)
+                .map(|(seq, _, _)| *seq)
+                .collect();
+            let mut sorted = finals.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(
+                sorted,
+                (1..=5).collect::<Vec<_>>(),
+                "seed {seed}: {receipts:?}"
+            );
+            assert_eq!(finals.len(), 5, "seed {seed}: one final state each");
+            let shown: Vec<u64> = net
+                .shown(receiver)
+                .iter()
+                .filter(|(_, p)| p[0] == if sender == 0 { b'a' } else { b'b' })
+                .map(|(seq, _)| *seq)
+                .collect();
+            for (seq, outcome, _) in &receipts {
+                if *outcome == Outcome::Delivered {
+                    assert_eq!(
+                        shown.iter().filter(|s| *s == seq).count(),
+                        1,
+                        "seed {seed}: #{seq} shown once"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Different codes: both sides say so (wrong code), no session opens,
+/// nothing is shown, the messages typed fail, and a new message is
+/// refused at once (the code is spent).
+#[test]
+fn a_wrong_code_is_said_on_both_sides() {
+    let mut net = Net::new(
+        code_configs(&["7-clockwork-crossover", "8-clockwork-crossover"]),
+        Link::default(),
+        3,
+    );
+    connect_both(&mut net);
+    net.send(0, b"secret", addr(1));
+    net.settle();
+    for i in 0..2 {
+        let wrong = net
+            .events(i)
+            .iter()
+            .filter(|e| matches!(e, ChatEvent::Secure(SecureEvent::WrongCode { .. })))
+            .count();
+        assert_eq!(wrong, 1, "node {i}: {:?}", net.events(i));
+        assert!(opened(&net, i).is_empty());
+        assert!(net.shown(i).is_empty());
+    }
+    assert_eq!(net.receipts(0), vec![(1, Outcome::Failed, 0)]);
+    let now = net.now;
+    assert_eq!(
+        net.nodes[0].core.send(now, b"again", addr(1), 65507).err(),
+        Some(super::chat::SendError::NoSession)
+    );
+}
+
+/// Restarts: a secured datagram captured before either side restarted is
+/// refused after it (unknown session), counted and never shown; the new
+/// runs open a new session and talk.
+#[test]
+fn replays_across_restarts_are_refused() {
+    let key = Key::from_bytes([4; 32]);
+    for restarted in [0, 1] {
+        let mut net = Net::new(keyed_configs(2, &key), Link::default(), 11);
+        connect_both(&mut net);
+        net.settle();
+        let (from, captured) = capture_next(&mut net, 0, b"once", 1);
+        net.deliver(from, addr(1), &captured);
+        assert_eq!(net.shown(1).len(), 1);
+        // Node `restarted` runs again: a new session, the same address.
+        let mut config = keyed_configs(2, &key).remove(restarted);
+        config.session = SessionId([0x90 + restarted as u8; 8]);
+        let entropy = Entropy {
+            seed: 99,
+            prefix: [9; 16],
+            secret: [9; 32],
+            crypto: [0x99; 32],
+        };
+        let now = net.now;
+        net.nodes[restarted].core = Core::new(config, entropy, now);
+        net.nodes[restarted].events.clear();
+        net.nodes[1 - restarted].events.clear();
+        connect_both(&mut net);
+        net.settle();
+        assert_eq!(
+            opened(&net, 0).len(),
+            1,
+            "restarted {restarted}: a new session"
+        );
+        net.deliver(from, addr(1), &captured);
+        assert_eq!(
+            net.rejected(1),
+            vec![Rejection::UnknownSession],
+            "restarted {restarted}"
+        );
+        assert!(net.shown(1).is_empty(), "restarted {restarted}");
+        net.send(0, b"new run", addr(1));
+        net.settle();
+        let shown: Vec<Vec<u8>> = net.shown(1).into_iter().map(|(_, p)| p).collect();
+        assert_eq!(shown, vec![b"new run".to_vec()], "restarted {restarted}");
+    }
+}
+
+/// Keys replaced every 4 datagrams and every 200 ms under lossy traffic
+/// that reorders across a rekey: every message is delivered and no
+/// datagram is refused (the receiver follows the epochs, skipping those
+/// whose every datagram was lost, and keeps the one before for
+/// stragglers).
+#[test]
+fn rekeying_under_traffic_loses_nothing() {
+    let link = Link {
+        delay: Duration::from_millis(5),
+        jitter: Duration::from_millis(6),
+        loss: 100,
+        dup: 0,
+    };
+    let configs = keyed_configs(2, &Key::from_bytes([5; 32]))
+        .into_iter()
+        .map(|c| ChatConfig {
+            rekey: super::secure::RekeyLimits {
+                after: Duration::from_millis(200),
+                datagrams: 4,
+            },
+            ..c
+        })
+        .collect();
+    let mut net = Net::new(configs, link, 21);
+    connect_both(&mut net);
+    for n in 0..30u8 {
+        net.send(0, &[n], addr(1));
+        net.run_for(Duration::from_millis(7));
+    }
+    net.settle();
+    let delivered = net
+        .receipts(0)
+        .iter()
+        .filter(|(_, o, _)| *o == Outcome::Delivered)
+        .count();
+    assert_eq!(delivered, 30, "{:?}", net.receipts(0));
+    assert!(net.rejected(1).is_empty(), "{:?}", net.rejected(1));
+    assert!(net.rejected(0).is_empty(), "{:?}", net.rejected(0));
+}
+
+/// A flood of handshake inits from 5,000 spoofed sources (made with
+/// another key, and copies of a real init) at a keyed listener: it keeps
+/// no state for any of them (cookies are asked once inits come too fast),
+/// every answer is shorter than the init it answers, and the real peer
+/// still opens its session afterwards.
+#[test]
+fn a_handshake_flood_keeps_no_state_and_the_peer_connects() {
+    let key = Key::from_bytes([6; 32]);
+    let mut configs = keyed_configs(2, &key);
+    configs[1].handshake_rate = 5;
+    let mut net = Net::new(configs, Link::default(), 31);
+    let mut mallory = Net::new(
+        keyed_configs(1, &Key::from_bytes([7; 32])),
+        Link::default(),
+        1,
+    );
+    let now = mallory.now;
+    mallory.nodes[0].core.connect(now, addr(1));
+    let forged = mallory.nodes[0].core.poll_transmit().unwrap().bytes;
+    let mut sent_in = 0;
+    for i in 0..5000u32 {
+        let spoofed = SocketAddr::from(([172, 16, (i >> 8) as u8, i as u8], 5000));
+        net.deliver(spoofed, addr(1), &forged);
+        sent_in += forged.len();
+    }
+    net.run_for(Duration::from_millis(10));
+    let out: usize = net.elsewhere.values().sum();
+    assert!(out <= sent_in, "answers {out} B to {sent_in} B of inits");
+    assert!(
+        net.elsewhere.values().all(|&b| b <= forged.len()),
+        "no source got more than it sent"
+    );
+    assert_eq!(net.nodes[1].core.secure_state_held(), 0, "no state kept");
+    // The real peer, still within the flood's second: it is asked for a
+    // cookie, sends its init again with it, and connects.
+    connect_both(&mut net);
+    net.send(0, b"through", addr(1));
+    net.settle();
+    assert_eq!(net.shown(1), vec![(1, b"through".to_vec())]);
 }

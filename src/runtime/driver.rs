@@ -100,6 +100,7 @@ impl Driver {
             .send(Instant::now(), payload, to, payload_limit(&to).bytes)
             .map_err(|e| match e {
                 SendError::TooManyPending { limit } => Error::TooManyPending { limit },
+                SendError::NoSession => Error::NoSecureSession { peer: to },
                 SendError::TooLarge {
                     len,
                     limit,

@@ -42,6 +42,11 @@ impl Default for RekeyLimits {
     }
 }
 
+/// The most epochs a receiver moves ahead at once: a peer's rekeys while
+/// everything it sent was lost (at the default limits, 32 minutes of
+/// loss; the retries of a message give up long before).
+pub const MAX_SKIP: u64 = 16;
+
 /// A ChaChaPoly key. Its bytes never appear in `Debug` output.
 #[derive(Clone)]
 pub struct CipherKey([u8; 32]);
@@ -103,8 +108,9 @@ struct Receiving {
 /// Both directions of one session with one peer.
 #[derive(Debug)]
 pub struct Channel {
-    /// This side's session: the sender field of what it seals.
-    own: SessionId,
+    /// The secure session's id (the same on both sides): the first field
+    /// of what either seals.
+    id: SessionId,
     sending: Sending,
     current: Receiving,
     /// The epoch before `current`, kept so that datagrams sealed just
@@ -117,14 +123,14 @@ impl Channel {
     /// A channel sealing with `send` and opening with `receive` (the
     /// handshake's split, in this side's order), from `now`.
     pub fn new(
-        own: SessionId,
+        id: SessionId,
         send: CipherKey,
         receive: CipherKey,
         limits: RekeyLimits,
         now: Instant,
     ) -> Channel {
         Channel {
-            own,
+            id,
             sending: Sending {
                 key: send,
                 epoch: 0,
@@ -164,7 +170,7 @@ impl Channel {
             s.since = now;
         }
         s.counter += 1;
-        let header = wire::secured_header(self.own, s.epoch as u8, s.counter);
+        let header = wire::secured_header(self.id, s.epoch as u8, s.counter);
         let mut out = Vec::with_capacity(header.len() + inner.len() + TAG_LEN);
         out.extend_from_slice(&header);
         out.extend_from_slice(inner);
@@ -185,9 +191,16 @@ impl Channel {
         enum Which {
             Current,
             Previous,
-            Next(CipherKey),
+            /// `skip` epochs ahead of the current one, with that epoch's
+            /// key and the one before it.
+            Ahead {
+                skip: u64,
+                key: CipherKey,
+                before: CipherKey,
+            },
         }
-        let which = if secured.epoch == self.current.epoch as u8 {
+        let ahead = secured.epoch.wrapping_sub(self.current.epoch as u8);
+        let which = if ahead == 0 {
             Which::Current
         } else if self
             .previous
@@ -195,44 +208,88 @@ impl Channel {
             .is_some_and(|p| secured.epoch == p.epoch as u8)
         {
             Which::Previous
-        } else if secured.epoch == self.current.epoch.wrapping_add(1) as u8 {
-            Which::Next(self.current.key.rekey())
+        } else if u64::from(ahead) <= MAX_SKIP {
+            // The peer rekeyed, maybe more than once while everything it
+            // sent in between was lost.
+            let mut before = self.current.key.clone();
+            let mut key = before.rekey();
+            for _ in 1..ahead {
+                before = key;
+                key = before.rekey();
+            }
+            Which::Ahead {
+                skip: u64::from(ahead),
+                key,
+                before,
+            }
         } else {
             return Err(Rejection::TooOld);
         };
-        let (key, window) = match &which {
-            Which::Current => (&self.current.key, Some(&self.current.window)),
-            Which::Previous => {
-                let p = self.previous.as_ref().expect("matched");
-                (&p.key, Some(&p.window))
-            }
-            Which::Next(key) => (key, None),
+        let key = match &which {
+            Which::Current => &self.current.key,
+            Which::Previous => &self.previous.as_ref().expect("matched").key,
+            Which::Ahead { key, .. } => key,
         };
-        if let Some(window) = window {
-            window.check(secured.counter)?;
-        } else if secured.counter == 0 {
-            return Err(Rejection::TooOld);
-        }
-        let inner = decrypt(key, secured)?;
+        // Authenticated first, so that what fails is told apart: another
+        // key or altered (bad tag), this side's own (reflected), or a
+        // replay of what authenticated before.
+        let inner = match decrypt(key, secured) {
+            Ok(inner) => inner,
+            Err(reason) => return Err(self.why_not(secured, reason)),
+        };
         match which {
-            Which::Current => self.current.window.take(secured.counter),
-            Which::Previous => self
-                .previous
-                .as_mut()
-                .expect("matched")
-                .window
-                .take(secured.counter),
-            Which::Next(key) => {
+            Which::Current => take(&mut self.current.window, secured.counter)?,
+            Which::Previous => take(
+                &mut self.previous.as_mut().expect("matched").window,
+                secured.counter,
+            )?,
+            Which::Ahead { skip, key, before } => {
+                if secured.counter == 0 {
+                    return Err(Rejection::TooOld);
+                }
+                let epoch = self.current.epoch + skip;
                 let mut next = Receiving {
                     key,
-                    epoch: self.current.epoch + 1,
+                    epoch,
                     window: ReplayWindow::default(),
                 };
                 next.window.take(secured.counter);
-                self.previous = Some(std::mem::replace(&mut self.current, next));
+                let old = std::mem::replace(&mut self.current, next);
+                // The epoch just before the new one stays for stragglers;
+                // older keys are gone (nothing sealed under them opens).
+                self.previous = Some(if skip == 1 {
+                    old
+                } else {
+                    Receiving {
+                        key: before,
+                        epoch: epoch - 1,
+                        window: ReplayWindow::default(),
+                    }
+                });
             }
         }
         Ok(inner)
+    }
+}
+
+/// Takes `counter` in `window`, or says why not.
+fn take(window: &mut ReplayWindow, counter: u64) -> Result<(), Rejection> {
+    window.check(counter)?;
+    window.take(counter);
+    Ok(())
+}
+
+impl Channel {
+    /// Why a datagram of this session did not open: a reflection when it
+    /// opens with this side's own sending key (of the sender's epoch now),
+    /// else `reason`. Only failures pay for the second look.
+    fn why_not(&self, secured: &Secured<'_>, reason: Rejection) -> Rejection {
+        if secured.epoch == self.sending.epoch as u8 && decrypt(&self.sending.key, secured).is_ok()
+        {
+            Rejection::Reflected
+        } else {
+            reason
+        }
     }
 }
 
@@ -254,7 +311,7 @@ mod tests {
     fn pair(limits: RekeyLimits, now: Instant) -> (Channel, Channel) {
         let (k1, k2) = (CipherKey::new([1; 32]), CipherKey::new([2; 32]));
         let a = Channel::new(SessionId([0xA; 8]), k1.clone(), k2.clone(), limits, now);
-        let b = Channel::new(SessionId([0xB; 8]), k2, k1, limits, now);
+        let b = Channel::new(SessionId([0xA; 8]), k2, k1, limits, now);
         (a, b)
     }
 
@@ -274,7 +331,7 @@ mod tests {
         assert_eq!(open(&mut b, &sealed), Err(Rejection::Replay));
         assert_eq!(
             open(&mut a, &sealed),
-            Err(Rejection::BadTag),
+            Err(Rejection::Reflected),
             "own datagram"
         );
         let fresh = a.seal(now, b"again");
@@ -318,6 +375,31 @@ mod tests {
             Err(Rejection::TooOld),
             "two epochs old"
         );
+    }
+
+    /// Epochs whose every datagram was lost are skipped (up to
+    /// [`MAX_SKIP`]); the epoch before the new one still opens; further
+    /// ahead than that is refused.
+    #[test]
+    fn lost_epochs_are_skipped() {
+        let now = Instant::now();
+        let limits = RekeyLimits {
+            after: Duration::from_secs(10),
+            datagrams: 1,
+        };
+        let (mut a, mut b) = pair(limits, now);
+        let sealed: Vec<Vec<u8>> = (0..5).map(|i| a.seal(now, &[i])).collect();
+        assert_eq!(a.send_epoch(), 4);
+        assert_eq!(
+            open(&mut b, &sealed[4]),
+            Ok(vec![4]),
+            "three epochs skipped"
+        );
+        assert_eq!(b.receive_epoch(), 4);
+        assert_eq!(open(&mut b, &sealed[3]), Ok(vec![3]), "the epoch before");
+        assert_eq!(open(&mut b, &sealed[2]), Err(Rejection::TooOld));
+        let far: Vec<Vec<u8>> = (0..=MAX_SKIP + 1).map(|_| a.seal(now, b"x")).collect();
+        assert_eq!(open(&mut b, far.last().unwrap()), Err(Rejection::TooOld));
     }
 
     /// REKEY is Noise's: encrypting 32 zero bytes at nonce 2^64 - 1, and

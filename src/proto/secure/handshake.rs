@@ -52,6 +52,9 @@ pub const INFO_CODE_PSK: &[u8] = b"dgram 1 code psk";
 /// HKDF info turning the handshake hash into the verification bytes.
 pub const INFO_VERIFY: &[u8] = b"dgram 1 verify";
 
+/// HKDF info turning the handshake hash into the secure session's id.
+pub const INFO_SESSION_ID: &[u8] = b"dgram 1 session id";
+
 /// What a side proves it holds: a key file's key, or a code.
 #[derive(Clone)]
 pub enum Secret {
@@ -85,6 +88,9 @@ impl Secret {
 /// screens show to check that no one sits in the middle.
 #[derive(Debug)]
 pub struct Established {
+    /// The secure session's id, the same on both sides and new for every
+    /// handshake: secured datagrams carry it.
+    pub id: SessionId,
     /// The session's keys.
     pub channel: Channel,
     /// Four bytes from the handshake hash, the same on both sides (shown
@@ -180,7 +186,6 @@ fn read(state: &mut HandshakeState, message: &[u8], session: SessionId) -> Resul
 /// the side that was Noise's initiator (`noise_initiator`) or responder.
 fn finish(
     mut state: HandshakeState,
-    own: SessionId,
     noise_initiator: bool,
     limits: RekeyLimits,
     now: Instant,
@@ -192,13 +197,16 @@ fn finish(
     } else {
         (to_initiator, to_responder)
     };
-    let mut verify = [0u8; 4];
-    Hkdf::<Sha256>::new(None, &hash)
-        .expand(INFO_VERIFY, &mut verify)
+    let (mut verify, mut id) = ([0u8; 4], [0u8; 8]);
+    let hkdf = Hkdf::<Sha256>::new(None, &hash);
+    hkdf.expand(INFO_VERIFY, &mut verify)
         .expect("4 bytes are within HKDF's limit");
+    hkdf.expand(INFO_SESSION_ID, &mut id)
+        .expect("8 bytes are within HKDF's limit");
     Established {
+        id: SessionId(id),
         channel: Channel::new(
-            own,
+            SessionId(id),
             CipherKey::new(send),
             CipherKey::new(receive),
             limits,
@@ -369,7 +377,7 @@ impl Initiator {
                     self.waiting = Some(Waiting::KeyFile(state));
                     return Err(refusal);
                 }
-                Ok((Some(finish(*state, self.own, true, limits, now)), None))
+                Ok((Some(finish(*state, true, limits, now)), None))
             }
             Some(Waiting::Code(spake_state)) => {
                 let spake = spake.ok_or(Refusal::Unexpected)?;
@@ -386,7 +394,7 @@ impl Initiator {
                     step: Step::Finish { noise: &noise2 },
                 });
                 self.finished = Some((reply.to_vec(), finish_bytes.clone()));
-                let established = finish(state, self.own, false, limits, now);
+                let established = finish(state, false, limits, now);
                 Ok((Some(established), Some(finish_bytes)))
             }
             None => Err(Refusal::Unexpected),
@@ -435,7 +443,7 @@ pub fn respond_key_file(
             noise: &noise2,
         },
     });
-    Ok((reply, finish(state, own, false, limits, now)))
+    Ok((reply, finish(state, false, limits, now)))
 }
 
 /// A code handshake this side answered, waiting for the finish.
@@ -511,7 +519,7 @@ impl CodeResponder {
         let state = self.state.as_mut().ok_or(Refusal::Unexpected)?;
         read(state, finish_message, self.peer)?;
         let state = self.state.take().expect("just read");
-        Ok(finish(state, self.own, true, limits, now))
+        Ok(finish(state, true, limits, now))
     }
 }
 
@@ -573,10 +581,7 @@ mod tests {
         assert_eq!(refused.err(), Some(Refusal::Unauthentic));
     }
 
-    fn code_run(
-        theirs: &[u8],
-        mine: &[u8],
-    ) -> (Initiator, Result<Taken, Refusal>, CodeResponder) {
+    fn code_run(theirs: &[u8], mine: &[u8]) -> (Initiator, Result<Taken, Refusal>, CodeResponder) {
         let now = Instant::now();
         let mut initiator =
             Initiator::start(&Secret::Code(theirs.to_vec()), SessionId([1; 8]), [21; 32]);
