@@ -172,9 +172,15 @@ const PROTOCOL: &[&str] = &[
      with a token, directly, and it sends the token back. A message to the group is one \
      datagram; each member acknowledges it, and only members that have not are sent it \
      again.",
-    "With --key-file (a 256-bit key from dgram keygen, shared by both sides) every envelope \
-     is sealed with XChaCha20-Poly1305; whatever cannot be authenticated, is a replay, or \
-     was sealed by this side itself is refused, counted by reason and never answered.",
+    "With --key-file (a 256-bit key from dgram keygen, shared by both sides) or --code (a \
+     short code said to the other person) a chat with a peer first runs a handshake (Noise \
+     NNpsk0 with the key file as its pre-shared key, or SPAKE2 on the code and then Noise): \
+     its keys are new for every run and one per direction, so a key file stolen later opens \
+     nothing recorded, and a code gets one guess per run. Lines typed before it completes \
+     wait; /verify shows words that match on both screens unless someone sits in between. \
+     Whatever cannot be authenticated, is a replay, or was sent by this side itself is \
+     refused, counted by reason and never answered. A group with --key-file seals with the \
+     key itself (a room key: no forward secrecy yet).",
     "dgram never answers a datagram with more bytes than it had: an echo is the datagram, \
      a receipt is smaller than its message, a hello is answered by at most as long a hello.",
 ];

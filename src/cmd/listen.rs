@@ -162,7 +162,12 @@ pub fn run(
         return Ok(tally.snapshot().summary);
     }
     if options.key.is_some() && options.format == crate::output::Format::Human {
-        display.write(&[crate::cmd::chat::SEALED_NOTE.to_string()])?;
+        let note = if options.group.is_some() {
+            crate::cmd::chat::SEALED_NOTE
+        } else {
+            crate::cmd::chat::SESSION_NOTE
+        };
+        display.write(&[note.to_string()])?;
     }
     let plain: Box<dyn Handler> = match options.echo {
         Some(rate) => Box::new(Echo::new(pipeline.local_addr(), rate)),

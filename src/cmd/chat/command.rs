@@ -49,6 +49,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "everyone heard from or sent to: counts, loss, round trips, last heard",
     ),
     (
+        "/verify",
+        "",
+        "in a keyed chat: words from the session's keys, the same on both screens unless someone sits in between",
+    ),
+    (
         "/members",
         "",
         "in a group: its members, their addresses, when last heard",
@@ -122,6 +127,8 @@ pub enum Command {
     Dgram,
     /// `/peers`
     Peers,
+    /// `/verify`
+    Verify,
     /// `/members`
     Members,
     /// `/why`
@@ -192,6 +199,7 @@ pub fn parse(line: &str) -> Result<Input, String> {
         }
         "reply" => arity(0, 0).map(|_| Command::Reply)?,
         "pending" => arity(0, 0).map(|_| Command::Pending)?,
+        "verify" => arity(0, 0).map(|_| Command::Verify)?,
         "plain" => arity(0, 0).map(|_| Command::Plain)?,
         "dgram" => arity(0, 0).map(|_| Command::Dgram)?,
         "peers" => arity(0, 0).map(|_| Command::Peers)?,

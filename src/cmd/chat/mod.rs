@@ -85,7 +85,7 @@ pub struct ChatOptions {
 pub const HOLD_SENT_LINE: Duration = Duration::from_millis(150);
 
 /// What a keyed chat or listener says once, under its banner.
-pub const SEALED_NOTE: &str = "messages, receipts and hellos are sealed with the key file (XChaCha20-Poly1305); whatever is not sealed with it is refused and counted";
+pub const SEALED_NOTE: &str = "messages, receipts and hellos are sealed with the key file (the room key, XChaCha20-Poly1305; no forward secrecy in groups yet); whatever is not sealed with it is refused and counted";
 
 /// The note of a keyed chat with a peer.
 pub const SESSION_NOTE: &str = "messages and receipts go only in a secure session: a handshake \

@@ -17,6 +17,7 @@ use crate::output::render::{
     buffer_line, duration, label, message_counts, plural, sent_datagram_line, totals,
 };
 use crate::proto::SentAs;
+use crate::proto::code::verification_words;
 use crate::runtime::driver::Driver;
 use crate::runtime::{JobControl, Outbox};
 
@@ -161,6 +162,30 @@ impl Session {
         }
     }
 
+    /// `/verify`: the words of the secure session with the current peer,
+    /// to read to the other person (the same on both screens unless
+    /// someone sits in between), or why there are none.
+    fn verify(&self) -> String {
+        let Ok(peer) = self.peer() else {
+            return "no peer yet: /to ADDR first".to_string();
+        };
+        if !self.messenger.is_keyed() {
+            return "/verify is for keyed chats (--key-file or --code): this chat is not secured"
+                .to_string();
+        }
+        match self.messenger.verify(peer) {
+            Some(bytes) => format!(
+                "verify: {}  (read them to the other person: their /verify shows the same words \
+                 unless someone sits in between)",
+                verification_words(&bytes)
+            ),
+            None => format!(
+                "no secure session with {} yet: the handshake has not completed",
+                shown(peer)
+            ),
+        }
+    }
+
     /// Sends one plain datagram to the current peer. The error is a line to
     /// show; a refusal is not an error here (the display reports it).
     pub fn send(&self, payload: &[u8]) -> Result<(), String> {
@@ -221,6 +246,7 @@ impl Session {
             },
             Command::Peers => self.peers(),
             Command::Pending => self.pending(),
+            Command::Verify => vec![self.verify()],
             Command::Plain | Command::Dgram => match self.peer() {
                 Ok(peer) => {
                     // The display says what changed, as the user's choice
