@@ -185,6 +185,10 @@ enum Wire<'a> {
     WrongCode {
         peer: SocketAddr,
     },
+    PathChallenged {
+        peer: SocketAddr,
+        seen: SocketAddr,
+    },
     HandshakeFailed {
         peer: SocketAddr,
         method: &'static str,
@@ -590,6 +594,10 @@ pub fn to_line(event: &Event) -> String {
                 initiator: *initiator,
             },
             SecureEvent::WrongCode { peer } => Wire::WrongCode { peer: *peer },
+            SecureEvent::Challenged { peer, seen } => Wire::PathChallenged {
+                peer: *peer,
+                seen: *seen,
+            },
             SecureEvent::NoAnswer {
                 peer,
                 method,

@@ -356,6 +356,12 @@ fn secure_line(event: &SecureEvent) -> String {
              spent; start again with a new code (--code)",
             shown(*peer)
         ),
+        SecureEvent::Challenged { peer, seen } => format!(
+            "-- {} sees this side at {} now (a new address or NAT mapping) and checked it: the \
+             chat goes on there",
+            shown(*peer),
+            shown(*seen)
+        ),
         SecureEvent::NoAnswer {
             peer,
             method,

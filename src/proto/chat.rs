@@ -1268,12 +1268,17 @@ impl Core {
         if kind != KIND_SECURED {
             return self.reject(from, wire_len, Rejection::Unsealed);
         }
-        let opened = match sessions.open(datagram.payload, datagram.at) {
+        let opened = match sessions.open(now, from, datagram.payload, datagram.at) {
             Ok(Some(opened)) => opened,
             // Held until the handshake it overtook completes.
-            Ok(None) => return,
+            Ok(None) => {
+                self.flush_handshakes();
+                return;
+            }
             Err(reason) => return self.reject(from, wire_len, reason),
         };
+        // Path checks, and their answers, go out with what they answer.
+        self.flush_handshakes();
         if !opened.queued.is_empty() {
             // The peer confirmed the keys: what waited goes out.
             let id = self.peer_to(opened.addr, now);
@@ -1281,24 +1286,63 @@ impl Core {
                 self.send_queued(now, id, opened.addr, message);
             }
         }
+        if let Some(old) = opened.moved_from {
+            // The peer answered the challenge from its new address: the
+            // conversation moves there (and says so).
+            self.heard_envelope(now, opened.addr, opened.peer, None);
+            let _ = old;
+            return;
+        }
+        if let Some(seen) = opened.seen_as {
+            self.events
+                .push_back(ChatEvent::Secure(SecureEvent::Challenged {
+                    peer: from,
+                    seen,
+                }));
+            return;
+        }
         if opened.inner.is_empty() {
             // A keepalive: it only confirmed the keys.
             return;
         }
         let inner = opened.inner;
+        // Until a new path is validated, the peer is where it was: its
+        // table row does not move, and only answers that what came from
+        // the new address pays for go there.
         let inner_datagram = Incoming {
             payload: &inner,
+            from: opened.addr,
             ..datagram
         };
         match envelope::decode(&inner) {
             // The envelope speaks for the session that secured it, and
             // for no other.
             Decoded::Envelope(envelope) if envelope_session(&envelope) == opened.peer => {
+                let before = self.transmits.len();
                 self.on_envelope(now, inner_datagram, envelope, wire_len);
+                if let Some(new) = opened.new_path {
+                    self.answer_on_new_path(before, opened.addr, new);
+                }
             }
             // Authenticated, yet not an envelope of its session: a faulty
             // peer.
             _ => self.reject(from, wire_len, Rejection::Malformed),
+        }
+    }
+
+    /// Receipts just queued (from index `from`) for the peer at `addr`
+    /// go to its new, unvalidated address `new` instead, as far as the
+    /// bytes that came from there pay for them (the peer may have moved:
+    /// its old address may not reach it any more).
+    fn answer_on_new_path(&mut self, from: usize, addr: SocketAddr, new: SocketAddr) {
+        let sessions = self.sessions.as_mut().expect("keyed");
+        for transmit in self.transmits.iter_mut().skip(from) {
+            if transmit.to == addr
+                && matches!(transmit.kind, SentKind::Receipt { .. })
+                && sessions.spend(addr, new, transmit.bytes.len())
+            {
+                transmit.to = new;
+            }
         }
     }
 

@@ -167,6 +167,15 @@ pub enum SecureEvent {
         /// The peer.
         peer: SocketAddr,
     },
+    /// The peer challenged this side's address (it saw this side's
+    /// datagram come from a new one: this side moved, or a NAT gave it a
+    /// new mapping); the answer went back.
+    Challenged {
+        /// The peer.
+        peer: SocketAddr,
+        /// Where the peer sees this side now.
+        seen: SocketAddr,
+    },
     /// No answer to the handshake after `tries` tries.
     NoAnswer {
         /// The peer.

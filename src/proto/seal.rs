@@ -293,6 +293,11 @@ impl ReplayWindow {
         }
     }
 
+    /// The highest counter taken (0: none yet).
+    pub fn highest(&self) -> u64 {
+        self.highest
+    }
+
     /// Takes `counter` (after [`ReplayWindow::check`] and authentication).
     pub fn take(&mut self, counter: u64) {
         if counter > self.highest {

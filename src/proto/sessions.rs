@@ -21,7 +21,7 @@ use super::envelope::SessionId;
 use super::random::Rng;
 use super::rto::{Estimator, RtoConfig, backoff};
 use super::seal::Rejection;
-use super::secure::wire::{self, COOKIE_LEN, Handshake, Method, Step};
+use super::secure::wire::{self, COOKIE_LEN, Handshake, Method, PathCheck, Step};
 use super::secure::{
     Channel, CodeResponder, Established, Initiator, Refusal, RekeyLimits, Secret, respond_key_file,
 };
@@ -35,6 +35,9 @@ pub const MAX_QUEUED: usize = 1024;
 /// The most secured datagrams held while a code handshake's finish is
 /// awaited (the initiator's first messages may overtake its finish).
 const MAX_EARLY: usize = 16;
+
+/// The least time between two challenges of one new path.
+const CHALLENGE_EVERY: Duration = Duration::from_millis(250);
 
 /// How long a cookie secret is used before the next; a cookie is taken
 /// for up to twice this.
@@ -99,6 +102,26 @@ pub struct Opened {
     pub inner: Vec<u8>,
     /// Messages that waited for the peer to confirm the keys.
     pub queued: Vec<Queued>,
+    /// It came from an address the session has not validated (the peer
+    /// may have moved there): answers to it go there only as far as what
+    /// came from there pays for ([`Sessions::spend`]).
+    pub new_path: Option<SocketAddr>,
+    /// It answered this side's challenge: the session moved here from
+    /// this address.
+    pub moved_from: Option<SocketAddr>,
+    /// It challenged this side's path: the peer sees this side at this
+    /// address.
+    pub seen_as: Option<SocketAddr>,
+}
+
+/// A new address a session's peer was heard from, being checked.
+#[derive(Debug)]
+struct NewPath {
+    addr: SocketAddr,
+    token: [u8; 8],
+    /// Bytes received from it not yet matched by bytes sent to it.
+    credit: usize,
+    last_challenge: Option<Instant>,
 }
 
 /// A handshake this side began.
@@ -120,6 +143,8 @@ struct Live {
     /// came): until then a responder sends nothing of its own, since its
     /// reply may have been lost.
     confirmed: bool,
+    /// A new address being checked.
+    path: Option<NewPath>,
     channel: Channel,
     /// Where the peer is.
     addr: SocketAddr,
@@ -318,9 +343,16 @@ impl Sessions {
     /// (empty: a keepalive that confirms the keys), and the messages that
     /// waited for the peer to confirm, when this datagram confirmed it.
     /// `Ok(None)`: held until the handshake it overtook completes.
-    pub fn open(&mut self, bytes: &[u8], at: SystemTime) -> Result<Option<Opened>, Rejection> {
+    pub fn open(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+        at: SystemTime,
+    ) -> Result<Option<Opened>, Rejection> {
         let secured = wire::split_secured(bytes).ok_or(Rejection::Malformed)?;
-        let Some(live) = self.live.get_mut(&secured.sender) else {
+        let id = secured.sender;
+        let Some(live) = self.live.get_mut(&id) else {
             if let CodeUse::Answered(_, _, early) = &mut self.code {
                 // The initiator's first datagrams may overtake its finish:
                 // held (a few) until the finish opens the session. A
@@ -333,7 +365,7 @@ impl Sessions {
             }
             return Err(Rejection::UnknownSession);
         };
-        let inner = live.channel.open(&secured)?;
+        let (inner, newest) = live.channel.open(&secured)?;
         let confirmed_now = !live.confirmed;
         live.confirmed = true;
         let queued = if confirmed_now {
@@ -341,12 +373,103 @@ impl Sessions {
         } else {
             Vec::new()
         };
-        Ok(Some(Opened {
+        let mut opened = Opened {
             peer: live.peer,
             addr: live.addr,
             inner,
             queued,
-        }))
+            new_path: None,
+            moved_from: None,
+            seen_as: None,
+        };
+        match wire::decode_path(&opened.inner) {
+            Some(PathCheck::Response { token }) => {
+                if live
+                    .path
+                    .as_ref()
+                    .is_some_and(|p| p.addr == from && p.token == token)
+                {
+                    // The peer answered from its new address: it is there.
+                    live.path = None;
+                    opened.moved_from = Some(std::mem::replace(&mut live.addr, from));
+                    opened.addr = from;
+                }
+                opened.inner.clear();
+                return Ok(Some(opened));
+            }
+            Some(PathCheck::Challenge { token, seen }) => {
+                // Answered where it came from; the answer is shorter.
+                let response = wire::encode_path(&PathCheck::Response { token });
+                let sealed = live.channel.seal(now, &response);
+                self.out.push((from, sealed));
+                opened.seen_as = Some(seen);
+                opened.inner.clear();
+                return Ok(Some(opened));
+            }
+            None => {}
+        }
+        if from != live.addr {
+            opened.new_path = Some(from);
+            if newest {
+                self.new_path(id, from, bytes.len(), now);
+            } else if let Some(path) = live.path.as_mut().filter(|p| p.addr == from) {
+                path.credit += bytes.len();
+            }
+        }
+        Ok(Some(opened))
+    }
+
+    /// An authentic datagram, the newest of its session, came from `from`,
+    /// not where the session is: the peer may have moved. It is
+    /// challenged there (the challenge goes only when what came from there
+    /// pays for it); a replay or an older datagram never starts this.
+    fn new_path(&mut self, id: SessionId, from: SocketAddr, len: usize, now: Instant) {
+        let mut token = [0u8; 8];
+        self.seeds.fill_bytes(&mut token);
+        let live = self.live.get_mut(&id).expect("open");
+        let path = match &mut live.path {
+            Some(path) if path.addr == from => path,
+            other => other.insert(NewPath {
+                addr: from,
+                token,
+                credit: 0,
+                last_challenge: None,
+            }),
+        };
+        path.credit += len;
+        if path
+            .last_challenge
+            .is_some_and(|at| now.saturating_duration_since(at) < CHALLENGE_EVERY)
+        {
+            return;
+        }
+        let challenge = wire::encode_path(&PathCheck::Challenge {
+            token: path.token,
+            seen: from,
+        });
+        let len = challenge.len() + wire::SECURED_OVERHEAD;
+        if path.credit < len {
+            return;
+        }
+        path.credit -= len;
+        path.last_challenge = Some(now);
+        let sealed = live.channel.seal(now, &challenge);
+        self.out.push((from, sealed));
+    }
+
+    /// Whether `len` bytes may go to the unvalidated address `to` of the
+    /// session at `addr` (taken from what came from there, if so).
+    pub fn spend(&mut self, addr: SocketAddr, to: SocketAddr, len: usize) -> bool {
+        let Some(id) = self.id_at(addr) else {
+            return false;
+        };
+        match self.live.get_mut(&id).and_then(|l| l.path.as_mut()) {
+            Some(path) if path.addr == to && path.credit >= len => {
+                path.credit -= len;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// How many messages wait for sessions.
@@ -706,6 +829,7 @@ impl Sessions {
             Live {
                 peer,
                 confirmed,
+                path: None,
                 channel: established.channel,
                 addr,
                 verify,

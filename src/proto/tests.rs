@@ -1345,3 +1345,102 @@ fn a_handshake_flood_keeps_no_state_and_the_peer_connects() {
     net.settle();
     assert_eq!(net.shown(1), vec![(1, b"through".to_vec())]);
 }
+
+/// Roaming: node 1's address changes mid-chat. Its next message is shown
+/// at once and acknowledged at the new address (within what came from
+/// there); node 0 challenges the new address, node 1 answers from it, and
+/// only then the conversation moves there (both sides say so); node 0's
+/// next message goes to the new address and is delivered.
+#[test]
+fn a_moved_peer_is_checked_then_followed() {
+    let key = Key::from_bytes([8; 32]);
+    let mut net = Net::new(keyed_configs(2, &key), Link::default(), 41);
+    connect_both(&mut net);
+    net.send(1, b"before", addr(0));
+    net.settle();
+    let moved_to = SocketAddr::from(([10, 0, 9, 7], 4001));
+    net.nodes[1].addr = moved_to;
+    net.send(1, b"after the move", addr(0));
+    // What came from the new address pays for the challenge first (the
+    // receipt then goes to the old address); the next try is acknowledged
+    // at the new one, well within 1.5 s.
+    net.run_for(Duration::from_millis(1500));
+    assert_eq!(
+        net.shown(0),
+        vec![(1, b"before".to_vec()), (2, b"after the move".to_vec())],
+        "shown once"
+    );
+    let receipts = net.receipts(1);
+    assert!(
+        matches!(
+            receipts[..],
+            [(1, Outcome::Delivered, 1), (2, Outcome::Delivered, _)]
+        ),
+        "{receipts:?}"
+    );
+    let moves: Vec<(SocketAddr, SocketAddr)> = net
+        .events(0)
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Moved { from, to, .. } => Some((*from, *to)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moves, vec![(addr(1), moved_to)]);
+    let seen: Vec<SocketAddr> = net
+        .events(1)
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Secure(SecureEvent::Challenged { seen, .. }) => Some(*seen),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seen, vec![moved_to], "node 1 is told where it is seen");
+    net.send(0, b"to the new place", addr(1));
+    net.settle();
+    assert_eq!(net.shown(1), vec![(1, b"to the new place".to_vec())]);
+}
+
+/// An authentic datagram replayed from a third address is refused and
+/// moves nothing; one withheld by an attacker and sent first from a third
+/// address is shown but only challenged there: nobody can answer for the
+/// peer, so the conversation never moves, and the third address gets no
+/// more bytes than it sent.
+#[test]
+fn a_replay_or_a_withheld_datagram_never_moves_the_session() {
+    let key = Key::from_bytes([8; 32]);
+    let mut net = Net::new(keyed_configs(2, &key), Link::default(), 43);
+    connect_both(&mut net);
+    net.send(1, b"first", addr(0));
+    net.settle();
+    let third = SocketAddr::from(([10, 6, 6, 6], 6666));
+    // A replay of what node 0 took already.
+    net.flights.clear();
+    net.send(1, b"second", addr(0));
+    let (_, (_, _, second)) = net.flights.pop_first().unwrap();
+    net.deliver(addr(1), addr(0), &second);
+    net.deliver(third, addr(0), &second);
+    assert_eq!(net.rejected(0), vec![Rejection::Replay]);
+    // Withheld: node 1's third message, sent first from the attacker.
+    net.flights.clear();
+    net.send(1, b"third", addr(0));
+    let (_, (_, _, third_message)) = net.flights.pop_first().unwrap();
+    net.flights.clear();
+    net.deliver(third, addr(0), &third_message);
+    net.run_for(Duration::from_secs(2));
+    let moved = net
+        .events(0)
+        .iter()
+        .any(|e| matches!(e, ChatEvent::Moved { .. }));
+    assert!(!moved, "{:?}", net.events(0));
+    let to_third = net.elsewhere.get(&third).copied().unwrap_or(0);
+    assert!(
+        to_third <= third_message.len(),
+        "{to_third} B to the third address for {} B from it",
+        third_message.len()
+    );
+    // Node 0 still talks to node 1 where it is.
+    net.send(0, b"still here", addr(1));
+    net.settle();
+    assert_eq!(net.shown(1), vec![(1, b"still here".to_vec())]);
+}

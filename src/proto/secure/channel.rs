@@ -183,11 +183,12 @@ impl Channel {
         out
     }
 
-    /// Opens a secured datagram of this channel's peer: its inner bytes,
-    /// or why it is refused. The windows move only for what
+    /// Opens a secured datagram of this channel's peer: its inner bytes
+    /// and whether it is the newest yet (the highest counter of the
+    /// newest epoch), or why it is refused. The windows move only for what
     /// authenticated; a datagram of the peer's next epoch moves this side
     /// to it (the one before is kept for stragglers, the older forgotten).
-    pub fn open(&mut self, secured: &Secured<'_>) -> Result<Vec<u8>, Rejection> {
+    pub fn open(&mut self, secured: &Secured<'_>) -> Result<(Vec<u8>, bool), Rejection> {
         enum Which {
             Current,
             Previous,
@@ -237,6 +238,11 @@ impl Channel {
             Ok(inner) => inner,
             Err(reason) => return Err(self.why_not(secured, reason)),
         };
+        let newest = match which {
+            Which::Current => secured.counter > self.current.window.highest(),
+            Which::Previous => false,
+            Which::Ahead { .. } => true,
+        };
         match which {
             Which::Current => take(&mut self.current.window, secured.counter)?,
             Which::Previous => take(
@@ -268,7 +274,7 @@ impl Channel {
                 });
             }
         }
-        Ok(inner)
+        Ok((inner, newest))
     }
 }
 
@@ -316,7 +322,9 @@ mod tests {
     }
 
     fn open(channel: &mut Channel, bytes: &[u8]) -> Result<Vec<u8>, Rejection> {
-        channel.open(&split_secured(bytes).expect("a secured datagram"))
+        channel
+            .open(&split_secured(bytes).expect("a secured datagram"))
+            .map(|(inner, _)| inner)
     }
 
     /// What one side seals the other opens once; a replay is refused; the

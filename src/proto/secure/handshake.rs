@@ -531,10 +531,10 @@ mod tests {
     fn sealed_round_trip(a: &mut Established, b: &mut Established, now: Instant) {
         let sealed = a.channel.seal(now, b"ping");
         let opened = b.channel.open(&split_secured(&sealed).unwrap());
-        assert_eq!(opened, Ok(b"ping".to_vec()));
+        assert_eq!(opened, Ok((b"ping".to_vec(), true)));
         let sealed = b.channel.seal(now, b"pong");
         let opened = a.channel.open(&split_secured(&sealed).unwrap());
-        assert_eq!(opened, Ok(b"pong".to_vec()));
+        assert_eq!(opened, Ok((b"pong".to_vec(), true)));
     }
 
     /// A key-file handshake: one round trip; both sides get keys that

@@ -274,6 +274,84 @@ pub fn encode(handshake: &Handshake<'_>) -> Vec<u8> {
     out
 }
 
+/// Kind byte of a path challenge (only ever inside a secured datagram).
+pub const KIND_CHALLENGE: u8 = 8;
+
+/// Kind byte of a path response (only ever inside a secured datagram).
+pub const KIND_RESPONSE: u8 = 9;
+
+/// A path check, inside a secured datagram (PROTOCOL.md 10.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathCheck {
+    /// "Answer this token from where you are": sent to a peer's new
+    /// address, with that address as the challenger sees it.
+    Challenge {
+        /// The token to send back.
+        token: [u8; 8],
+        /// Where the challenger saw the peer's datagram come from.
+        seen: std::net::SocketAddr,
+    },
+    /// The token of a challenge, sent back.
+    Response {
+        /// The token.
+        token: [u8; 8],
+    },
+}
+
+/// Encodes a path check (an inner envelope).
+pub fn encode_path(check: &PathCheck) -> Vec<u8> {
+    match check {
+        PathCheck::Challenge { token, seen } => {
+            let mut out = vec![MAGIC, VERSION, KIND_CHALLENGE];
+            out.extend_from_slice(token);
+            match seen {
+                std::net::SocketAddr::V4(v4) => {
+                    out.push(4);
+                    out.extend_from_slice(&v4.ip().octets());
+                }
+                std::net::SocketAddr::V6(v6) => {
+                    out.push(6);
+                    out.extend_from_slice(&v6.ip().octets());
+                }
+            }
+            out.extend_from_slice(&seen.port().to_be_bytes());
+            out
+        }
+        PathCheck::Response { token } => {
+            let mut out = vec![MAGIC, VERSION, KIND_RESPONSE];
+            out.extend_from_slice(token);
+            out
+        }
+    }
+}
+
+/// Decodes a path check; `None` for anything else (or a malformed one).
+pub fn decode_path(inner: &[u8]) -> Option<PathCheck> {
+    let (head, rest) = inner.split_at_checked(3)?;
+    let token: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+    let rest = &rest[8..];
+    match head {
+        [MAGIC, VERSION, KIND_RESPONSE] if rest.is_empty() => Some(PathCheck::Response { token }),
+        [MAGIC, VERSION, KIND_CHALLENGE] => {
+            let ip: std::net::IpAddr = match rest {
+                [4, ip @ .., _, _] if ip.len() == 4 => {
+                    <[u8; 4]>::try_from(ip).ok().map(std::net::IpAddr::from)?
+                }
+                [6, ip @ .., _, _] if ip.len() == 16 => {
+                    <[u8; 16]>::try_from(ip).ok().map(std::net::IpAddr::from)?
+                }
+                _ => return None,
+            };
+            let port = u16::from_be_bytes([rest[rest.len() - 2], rest[rest.len() - 1]]);
+            Some(PathCheck::Challenge {
+                token,
+                seen: std::net::SocketAddr::new(ip, port),
+            })
+        }
+        _ => None,
+    }
+}
+
 /// A secured datagram's header fields; the rest is ciphertext and tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Secured<'a> {
@@ -412,6 +490,27 @@ mod tests {
             Err(BadHandshake::Unknown),
             "no fail step for key files"
         );
+    }
+
+    /// Path checks round-trip (both families); other bytes are not one.
+    #[test]
+    fn path_checks_round_trip() {
+        for check in [
+            PathCheck::Challenge {
+                token: [1; 8],
+                seen: "10.0.9.7:4000".parse().unwrap(),
+            },
+            PathCheck::Challenge {
+                token: [2; 8],
+                seen: "[2001:db8::1]:4000".parse().unwrap(),
+            },
+            PathCheck::Response { token: [3; 8] },
+        ] {
+            let bytes = encode_path(&check);
+            assert_eq!(decode_path(&bytes), Some(check));
+            assert_eq!(decode_path(&bytes[..bytes.len() - 1]), None);
+        }
+        assert_eq!(decode_path(&[MAGIC, VERSION, 1, 0, 0]), None);
     }
 
     /// A secured header splits back into its fields.
