@@ -225,8 +225,54 @@ pub fn code_psk(spake_key: &[u8]) -> [u8; 32] {
     psk
 }
 
-/// Two independent seeds from one.
-fn split_seed(seed: [u8; 32]) -> ([u8; 32], [u8; 32]) {
+/// The code handshake's Noise part at the responder, which begins it
+/// (it is Noise's initiator): its state and Noise message 1, with its
+/// session as the payload.
+pub fn code_noise_begin(
+    psk: &[u8; 32],
+    seed: [u8; 32],
+    own: SessionId,
+) -> (HandshakeState, Vec<u8>) {
+    let mut state = noise(psk, PROLOGUE_CODE, seed, true);
+    let message = write(&mut state, own);
+    (state, message)
+}
+
+/// The code handshake's Noise part at the initiator (Noise's
+/// responder): reads message 1 from `peer`, writes message 2 (its
+/// finish) and opens the session. Fails when the pre-shared keys differ.
+pub fn code_noise_answer(
+    psk: &[u8; 32],
+    seed: [u8; 32],
+    own: SessionId,
+    peer: SessionId,
+    message: &[u8],
+    now: Instant,
+    limits: RekeyLimits,
+) -> Result<(Vec<u8>, Established), Refusal> {
+    let mut state = noise(psk, PROLOGUE_CODE, seed, false);
+    read(&mut state, message, peer)?;
+    let answer = write(&mut state, own);
+    Ok((answer, finish(state, false, limits, now)))
+}
+
+/// The code handshake's last step at the responder: reads the finish's
+/// Noise message 2 from `peer` and opens the session.
+pub fn code_noise_finish(
+    mut state: HandshakeState,
+    peer: SessionId,
+    message: &[u8],
+    now: Instant,
+    limits: RekeyLimits,
+) -> Result<Established, Refusal> {
+    read(&mut state, message, peer)?;
+    Ok(finish(state, true, limits, now))
+}
+
+/// Two independent seeds from one: the first for the first message's
+/// randomness (SPAKE2's scalar, or a key file's Noise ephemeral), the
+/// second for a code's Noise ephemeral.
+pub fn split_seed(seed: [u8; 32]) -> ([u8; 32], [u8; 32]) {
     let mut stream = ChaCha20Rng::from_seed(seed);
     let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
     stream.fill_bytes(&mut a);
@@ -384,9 +430,16 @@ impl Initiator {
                 // The code is spent from here on, whatever follows: one
                 // guess per run.
                 let key = spake_state.finish(spake).map_err(|_| Refusal::WrongCode)?;
-                let mut state = noise(&code_psk(&key), PROLOGUE_CODE, self.noise_seed, false);
-                read(&mut state, message, peer).map_err(|_| Refusal::WrongCode)?;
-                let noise2 = write(&mut state, self.own);
+                let (noise2, established) = code_noise_answer(
+                    &code_psk(&key),
+                    self.noise_seed,
+                    self.own,
+                    peer,
+                    message,
+                    now,
+                    limits,
+                )
+                .map_err(|_| Refusal::WrongCode)?;
                 let finish_bytes = wire::encode(&Handshake {
                     method: Method::Code,
                     sender: self.own,
@@ -394,7 +447,6 @@ impl Initiator {
                     step: Step::Finish { noise: &noise2 },
                 });
                 self.finished = Some((reply.to_vec(), finish_bytes.clone()));
-                let established = finish(state, false, limits, now);
                 Ok((Some(established), Some(finish_bytes)))
             }
             None => Err(Refusal::Unexpected),
@@ -431,7 +483,7 @@ pub fn respond_key_file(
     else {
         return Err(Refusal::Unexpected);
     };
-    let mut state = noise(key.as_bytes(), PROLOGUE_KEY_FILE, seed, false);
+    let mut state = noise(key.as_bytes(), PROLOGUE_KEY_FILE, split_seed(seed).0, false);
     read(&mut state, message, init.sender)?;
     let noise2 = write(&mut state, own);
     let reply = wire::encode(&Handshake {
@@ -451,7 +503,7 @@ pub struct CodeResponder {
     own: SessionId,
     peer: SessionId,
     /// `None` once the finish was taken.
-    state: Option<HandshakeState>,
+    state: Option<Box<HandshakeState>>,
     /// The reply, to send again when the init comes again.
     pub reply: Vec<u8>,
 }
@@ -484,8 +536,7 @@ impl CodeResponder {
         let (spake_seed, noise_seed) = split_seed(seed);
         let (spake, ours) = spake_start(password, spake_seed);
         let key = spake.finish(theirs).map_err(|_| Refusal::Unexpected)?;
-        let mut state = noise(&code_psk(&key), PROLOGUE_CODE, noise_seed, true);
-        let noise1 = write(&mut state, own);
+        let (state, noise1) = code_noise_begin(&code_psk(&key), noise_seed, own);
         let reply = wire::encode(&Handshake {
             method: Method::Code,
             sender: own,
@@ -498,7 +549,7 @@ impl CodeResponder {
         Ok(CodeResponder {
             own,
             peer: init.sender,
-            state: Some(state),
+            state: Some(Box::new(state)),
             reply,
         })
     }
@@ -509,17 +560,18 @@ impl CodeResponder {
     }
 
     /// The finish came: the session's keys. A finish that does not
-    /// authenticate is refused and the responder keeps waiting.
+    /// authenticate is refused, and ends the handshake.
     pub fn take_finish(
         &mut self,
         finish_message: &[u8],
         now: Instant,
         limits: RekeyLimits,
     ) -> Result<Established, Refusal> {
-        let state = self.state.as_mut().ok_or(Refusal::Unexpected)?;
-        read(state, finish_message, self.peer)?;
-        let state = self.state.take().expect("just read");
-        Ok(finish(state, true, limits, now))
+        // A finish that fails leaves Noise's state changed: the handshake
+        // is over (only someone on the path, who knows both sessions,
+        // can send one; such a one could drop the datagrams anyway).
+        let state = self.state.take().ok_or(Refusal::Unexpected)?;
+        code_noise_finish(*state, self.peer, finish_message, now, limits)
     }
 }
 

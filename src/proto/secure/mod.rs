@@ -14,6 +14,9 @@ pub mod channel;
 pub mod handshake;
 pub mod wire;
 
+#[cfg(test)]
+mod vectors;
+
 pub use channel::{Channel, CipherKey, RekeyLimits};
 pub use handshake::{CodeResponder, Established, Initiator, Refusal, Secret, respond_key_file};
 pub use wire::{Handshake, Method, Step};
