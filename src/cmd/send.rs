@@ -10,7 +10,10 @@ use std::time::Duration;
 use clap::Args;
 use crossbeam_channel::select;
 
-use super::options::BufferArgs;
+use std::path::PathBuf;
+
+use super::chat::{self, ChatIo, ChatOptions};
+use super::options::{BufferArgs, load_key};
 use super::parse;
 use super::payload::{pattern, spawn_line_reader};
 use crate::Error;
@@ -20,6 +23,9 @@ use crate::net::addr::{PortState, any_port_for, check_family, check_not_self};
 use crate::net::limits::{check_payload, payload_limit};
 use crate::output::render::{buffer_line, plural};
 use crate::output::{Display, Format, Renderer, Shown, Sink, sink};
+use crate::proto::code::Code;
+use crate::proto::{ChatConfig, SessionId};
+use crate::runtime::entropy;
 use crate::runtime::{
     Job, JobControl, Outbox, Pipeline, Plan, Show, Shutdown, report, report_summary,
 };
@@ -62,6 +68,15 @@ pub struct SendArgs {
     /// Replies and reports as JSON lines (with a "sent" event per datagram).
     #[arg(long)]
     json: bool,
+    /// Open a secure session first (a handshake with the key file from
+    /// dgram keygen as its pre-shared key), then send TEXT (or each line of
+    /// stdin) as a chat message in it and wait for its receipt.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["empty", "size", "hex", "count", "code"])]
+    key_file: Option<PathBuf>,
+    /// Like --key-file, with a short code the other side was given
+    /// (SPAKE2): one guess per run.
+    #[arg(long, value_name = "CODE", value_parser = Code::parse, conflicts_with_all = ["empty", "size", "hex", "count"])]
+    code: Option<Code>,
     #[command(flatten)]
     buffers: BufferArgs,
 }
@@ -77,9 +92,58 @@ fn parse_hex(text: &str) -> Result<HexBytes, String> {
 /// `dgram send` as the command line asks for it: replies on stdout, the
 /// closing line on stderr; stdin's lines when no payload is given.
 pub fn main(args: SendArgs) -> Result<(), Error> {
+    if args.key_file.is_some() || args.code.is_some() {
+        return secure(args).map(|_| ());
+    }
     let options = SendOptions::from_args(args);
     let shutdown = Shutdown::from_signals()?;
     run(options, &shutdown, &mut sink::stdout(), &mut sink::stderr()).map(|_| ())
+}
+
+/// `send --key-file`/`--code`: a chat of one message (or one per line of
+/// stdin) in a secure session, from a pipe: the handshake, the messages,
+/// their receipts (up to all their tries), then the summary; it fails when
+/// a message was not delivered.
+fn secure(args: SendArgs) -> Result<crate::model::Summary, Error> {
+    let key = args.key_file.as_deref().map(load_key).transpose()?;
+    let input: Box<dyn BufRead + Send> = match args.text {
+        Some(text) => {
+            let mut line = os_bytes(text);
+            line.push(b'\n');
+            Box::new(io::Cursor::new(line))
+        }
+        None => Box::new(BufReader::new(io::stdin())),
+    };
+    let bind = args.bind.unwrap_or_else(|| any_port_for(&args.addr));
+    let options = ChatOptions {
+        socket: args.buffers.socket(bind),
+        peer: Some(args.addr),
+        max_size: args.buffers.max_size,
+        format: Format::json(args.json),
+        history: None,
+        linger: Duration::from_millis(args.wait),
+        protocol: ChatConfig {
+            key,
+            code: args.code.as_ref().map(Code::password),
+            announce_kinds: true,
+            ..ChatConfig::receiver(SessionId::from_random(entropy::seed()))
+        },
+        plain_peer: false,
+        code: args.code.map(|code| (code, false)),
+        log: None,
+        group: None,
+    };
+    let shutdown = Shutdown::from_signals()?;
+    chat::run(
+        &options,
+        &shutdown,
+        ChatIo::Streams {
+            input,
+            typed: false,
+            out: Box::new(sink::stdout()),
+            err: Box::new(sink::stderr()),
+        },
+    )
 }
 
 /// The bytes of an argument as the shell gave them (on Unix, any bytes;
