@@ -11,7 +11,7 @@ use clap::Args;
 use super::options::{BufferArgs, GroupArgs, load_key};
 use super::parse;
 use crate::Error;
-use crate::model::Summary;
+use crate::model::{Security, Summary};
 use crate::net::SocketOptions;
 use crate::net::group::{self, GroupOptions};
 use crate::output::{Display, Format, Renderer, Shown, Sink, sink};
@@ -153,7 +153,16 @@ pub fn run(
         display = display.coalesce(per_second);
     }
     let tally = pipeline.tally();
-    if report(&tally, &mut display, &pipeline.listening())? == Shown::ReaderGone {
+    if report(
+        &tally,
+        &mut display,
+        &pipeline.listening(Security::of(
+            options.key.is_some(),
+            false,
+            options.group.is_some(),
+        )),
+    )? == Shown::ReaderGone
+    {
         return Ok(tally.snapshot().summary);
     }
     if let Some(joined) = pipeline.joined()

@@ -17,7 +17,7 @@ use super::options::{BufferArgs, load_key};
 use super::parse;
 use super::payload::{pattern, spawn_line_reader};
 use crate::Error;
-use crate::model::{Event, Stats};
+use crate::model::{Event, Security, Stats};
 use crate::net::SocketOptions;
 use crate::net::addr::{PortState, any_port_for, check_family, check_not_self};
 use crate::net::limits::{check_payload, payload_limit};
@@ -260,7 +260,9 @@ pub fn run(
     let tally = pipeline.tally();
     match format {
         Format::Json => {
-            if report(&tally, &mut display, &pipeline.listening())? == Shown::ReaderGone {
+            if report(&tally, &mut display, &pipeline.listening(Security::None))?
+                == Shown::ReaderGone
+            {
                 return Ok(tally.snapshot());
             }
         }

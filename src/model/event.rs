@@ -30,6 +30,8 @@ pub enum Event {
         max_size: usize,
         /// Which platform extras are on.
         capabilities: Capabilities,
+        /// Whether, and how, what goes out is secured.
+        security: Security,
     },
     /// This side joined a group (after `Listening`): the group, the
     /// interface, TTL and loopback as applied.
@@ -402,6 +404,42 @@ impl Summary {
             | Event::Member(_)
             | Event::Joined(_)
             | Event::Summary { .. } => {}
+        }
+    }
+}
+
+/// How a run secures what it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Security {
+    /// Not at all.
+    #[default]
+    None,
+    /// Secure sessions from a key file (`--key-file`, with a peer).
+    KeyFile,
+    /// Secure sessions from a short code (`--code`).
+    Code,
+    /// A group's room key (`--key-file` in a group).
+    RoomKey,
+}
+
+impl Security {
+    /// Its name in `--json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Security::None => "none",
+            Security::KeyFile => "key_file",
+            Security::Code => "code",
+            Security::RoomKey => "room_key",
+        }
+    }
+
+    /// How a run with these options secures what it sends.
+    pub fn of(key: bool, code: bool, group: bool) -> Security {
+        match (key, code, group) {
+            (true, _, true) => Security::RoomKey,
+            (true, _, false) => Security::KeyFile,
+            (false, true, _) => Security::Code,
+            (false, false, _) => Security::None,
         }
     }
 }

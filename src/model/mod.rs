@@ -27,7 +27,7 @@ pub mod tally;
 
 pub use chat::{ChatMessage, Outcome, SentKind, Settled};
 pub use datagram::Datagram;
-pub use event::{EchoSkip, Event, PeerSummary, SecureEvent, Summary};
+pub use event::{EchoSkip, Event, PeerSummary, SecureEvent, Security, Summary};
 pub use peers::{Peer, PeerTable, Transition};
 pub use tally::Tally;
 

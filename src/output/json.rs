@@ -37,6 +37,7 @@ enum Wire<'a> {
         sndbuf: WireBuffer,
         max_size: usize,
         capabilities: WireCapabilities,
+        security: &'static str,
     },
     Datagram {
         time: String,
@@ -407,12 +408,14 @@ pub fn to_line(event: &Event) -> String {
             buffers,
             max_size,
             capabilities,
+            security,
         } => Wire::Listening {
             local: *local,
             rcvbuf: buffers.rcvbuf.into(),
             sndbuf: buffers.sndbuf.into(),
             max_size: *max_size,
             capabilities: (*capabilities).into(),
+            security: security.name(),
         },
         Event::Datagram(datagram) => {
             let (text, hex) = text_or_hex(&datagram.payload);
@@ -769,6 +772,7 @@ mod tests {
     //! Golden tests: one per event kind, pinning every field name, type
     //! and the order they are written in.
 
+    use crate::model::Security;
     use std::time::{Duration, SystemTime};
 
     use super::*;
@@ -803,10 +807,11 @@ mod tests {
                 icmp_errors: false,
                 kernel_timestamps: true,
             },
+            security: Security::KeyFile,
         };
         assert_eq!(
             to_line(&event),
-            r#"{"event":"listening","local":"127.0.0.1:9000","rcvbuf":{"requested":4096,"effective":8192,"clamped":false},"sndbuf":{"requested":null,"effective":212992,"clamped":false},"max_size":65535,"capabilities":{"true_length":true,"drop_count":true,"icmp_errors":false,"kernel_timestamps":true}}"#
+            r#"{"event":"listening","local":"127.0.0.1:9000","rcvbuf":{"requested":4096,"effective":8192,"clamped":false},"sndbuf":{"requested":null,"effective":212992,"clamped":false},"max_size":65535,"capabilities":{"true_length":true,"drop_count":true,"icmp_errors":false,"kernel_timestamps":true},"security":"key_file"}"#
         );
     }
 

@@ -130,6 +130,7 @@ impl Renderer {
                 buffers,
                 max_size,
                 capabilities,
+                ..
             } => {
                 lines.push(format!(
                     "listening on {} (UDP), receive buffer {max_size} bytes (--max-size)",

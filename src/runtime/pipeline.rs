@@ -26,7 +26,7 @@ use super::outbox::Outbox;
 use super::receiver::{self, Handler, ReceiverConfig, Receiving, Stop, Turn};
 use super::shutdown::{Shutdown, Signal};
 use crate::Error;
-use crate::model::{Event, Summary, Tally};
+use crate::model::{Event, Security, Summary, Tally};
 use crate::net::endpoint::READ_TIMEOUT;
 use crate::net::group::{self, GroupOptions};
 use crate::net::sys::Scratch;
@@ -258,12 +258,13 @@ impl Pipeline {
     }
 
     /// The `listening` event: address, buffers, receive size, capabilities.
-    pub fn listening(&self) -> Event {
+    pub fn listening(&self, security: Security) -> Event {
         Event::Listening {
             local: self.local_addr(),
             buffers: self.buffers,
             max_size: self.max_size,
             capabilities: self.outbox.endpoint().capabilities(),
+            security,
         }
     }
 

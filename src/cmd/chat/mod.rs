@@ -33,7 +33,7 @@ use self::terminal::{Mode, TerminalState};
 use crate::Error;
 use crate::cmd::files;
 use crate::cmd::payload::spawn_line_reader;
-use crate::model::{Summary, Tally};
+use crate::model::{Security, Summary, Tally};
 use crate::net::SocketOptions;
 use crate::net::addr::{check_family, check_not_self};
 use crate::net::group::GroupOptions;
@@ -298,7 +298,16 @@ fn banner(
     display: &mut Display<'_>,
 ) -> Result<Shown, Error> {
     let tally = pipeline.tally();
-    if report(&tally, display, &pipeline.listening())? == Shown::ReaderGone {
+    if report(
+        &tally,
+        display,
+        &pipeline.listening(Security::of(
+            options.protocol.key.is_some(),
+            options.protocol.code.is_some(),
+            options.group.is_some(),
+        )),
+    )? == Shown::ReaderGone
+    {
         return Ok(Shown::ReaderGone);
     }
     if let Some(joined) = pipeline.joined()
