@@ -6,6 +6,7 @@
 //! names other tools rely on cannot drift with these types.
 
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
 use super::chat::{ChatMessage, GroupReceipt, MemberEvent, Outcome, SentKind, Settled};
 use super::datagram::Datagram;
@@ -82,6 +83,8 @@ pub enum Event {
     /// A keyed side refused a datagram it could not authenticate (or a
     /// replay): never shown as a message, never answered.
     Rejected {
+        /// When it arrived.
+        at: SystemTime,
         /// Who sent it.
         from: SocketAddr,
         /// Why.
@@ -480,11 +483,13 @@ impl From<ChatEvent> for Event {
                 len,
             },
             ChatEvent::Rejected {
+                at,
                 from,
                 reason,
                 len,
                 first,
             } => Event::Rejected {
+                at,
                 from,
                 reason,
                 len,

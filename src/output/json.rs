@@ -141,6 +141,7 @@ enum Wire<'a> {
         len: usize,
     },
     Rejected {
+        time: String,
         from: SocketAddr,
         reason: &'static str,
         len: usize,
@@ -531,8 +532,13 @@ pub fn to_line(event: &Event) -> String {
             }
         }
         Event::Rejected {
-            from, reason, len, ..
+            at,
+            from,
+            reason,
+            len,
+            ..
         } => Wire::Rejected {
+            time: time(*at),
             from: *from,
             reason: reason.name(),
             len: *len,
@@ -1272,12 +1278,13 @@ mod tests {
     fn rejected_event() {
         assert_eq!(
             to_line(&Event::Rejected {
+                at: at(),
                 from: addr("10.77.0.9:4000"),
                 reason: Rejection::BadTag,
                 len: 60,
                 first: true,
             }),
-            r#"{"event":"rejected","from":"10.77.0.9:4000","reason":"bad_tag","len":60}"#
+            r#"{"event":"rejected","time":"2026-11-18T11:06:40.123456Z","from":"10.77.0.9:4000","reason":"bad_tag","len":60}"#
         );
     }
 }

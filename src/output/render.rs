@@ -213,6 +213,7 @@ impl Renderer {
                 reason,
                 len,
                 first: true,
+                ..
             } => lines.push(format!(
                 "!! refused {len} B from {}: {}; more from it for this reason are only counted",
                 shown(*from),

@@ -321,6 +321,8 @@ pub enum ChatEvent {
     Secure(SecureEvent),
     /// A keyed side refused a datagram.
     Rejected {
+        /// When it arrived.
+        at: SystemTime,
         /// Who sent it.
         from: SocketAddr,
         /// Why.
@@ -448,6 +450,8 @@ pub struct Core {
     secret: [u8; 32],
     events: VecDeque<ChatEvent>,
     transmits: VecDeque<Transmit>,
+    /// When the datagram being handled arrived (for its refusal's report).
+    arrival: SystemTime,
 }
 
 impl Core {
@@ -494,6 +498,7 @@ impl Core {
             secret: entropy.secret,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
+            arrival: SystemTime::UNIX_EPOCH,
             config,
         }
     }
@@ -1006,6 +1011,7 @@ impl Core {
     /// A datagram arrived at `now`. Says what the caller still has to do
     /// with it; the protocol's events and answers are queued.
     pub fn handle_datagram(&mut self, now: Instant, datagram: Incoming<'_>) -> Handover {
+        self.arrival = datagram.at;
         if self.sessions.is_some() {
             self.on_secured(now, datagram);
             return Handover::Taken;
@@ -1491,6 +1497,7 @@ impl Core {
         let noticed = self.refused.iter().filter(|(_, r)| *r == reason).count();
         let first = noticed < NOTICED_SENDERS && self.refused.insert((from, reason));
         self.events.push_back(ChatEvent::Rejected {
+            at: self.arrival,
             from,
             reason,
             len,
