@@ -183,6 +183,8 @@ enum Wire<'a> {
         method: &'static str,
         verify: String,
         initiator: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        handshake_ms: Option<f64>,
     },
     WrongCode {
         peer: SocketAddr,
@@ -595,12 +597,14 @@ pub fn to_line(event: &Event) -> String {
                 method,
                 verify,
                 initiator,
+                took,
             } => Wire::SessionOpened {
                 peer: *peer,
                 session: session.to_string(),
                 method: method.name(),
                 verify: verification_words(verify),
                 initiator: *initiator,
+                handshake_ms: took.map(millis),
             },
             SecureEvent::WrongCode { peer } => Wire::WrongCode { peer: *peer },
             SecureEvent::Challenged { peer, seen } => Wire::PathChallenged {
@@ -1270,6 +1274,59 @@ mod tests {
                 kind: SentKind::Presence { bye: true },
             }),
             r#"{"event":"sent","to":"239.1.2.3:5000","len":15,"echo":false,"kind":"bye"}"#
+        );
+    }
+
+    /// Secure sessions: every event of a handshake, pinned.
+    #[test]
+    fn secure_events() {
+        use crate::proto::secure::Method;
+        let peer = addr("127.0.0.1:9001");
+        let line = |event: SecureEvent| to_line(&Event::Secure(event));
+        assert_eq!(
+            line(SecureEvent::Began {
+                peer,
+                method: Method::KeyFile
+            }),
+            r#"{"event":"handshake_began","peer":"127.0.0.1:9001","method":"key_file"}"#
+        );
+        assert_eq!(
+            line(SecureEvent::Waiting {
+                peer,
+                seq: 1,
+                payload: std::sync::Arc::from(&b"hello"[..]),
+            }),
+            r#"{"event":"waiting_for_session","peer":"127.0.0.1:9001","seq":1,"len":5}"#
+        );
+        assert_eq!(
+            line(SecureEvent::Opened {
+                peer,
+                session: crate::proto::SessionId([0x60, 0xf8, 0x3f, 0xc7, 0x64, 0xde, 0x7e, 0x3a]),
+                method: Method::KeyFile,
+                verify: [0xfe, 0x54, 0x52, 0x1f],
+                initiator: true,
+                took: Some(Duration::from_micros(1234)),
+            }),
+            r#"{"event":"session_opened","peer":"127.0.0.1:9001","session":"60f83fc764de7e3a","method":"key_file","verify":"woodlark-equation-dupont-businessman","initiator":true,"handshake_ms":1.234}"#
+        );
+        assert_eq!(
+            line(SecureEvent::Challenged {
+                peer,
+                seen: addr("10.0.9.7:4000")
+            }),
+            r#"{"event":"path_challenged","peer":"127.0.0.1:9001","seen":"10.0.9.7:4000"}"#
+        );
+        assert_eq!(
+            line(SecureEvent::WrongCode { peer }),
+            r#"{"event":"wrong_code","peer":"127.0.0.1:9001"}"#
+        );
+        assert_eq!(
+            line(SecureEvent::NoAnswer {
+                peer,
+                method: Method::Code,
+                tries: 5
+            }),
+            r#"{"event":"handshake_failed","peer":"127.0.0.1:9001","method":"code","tries":5}"#
         );
     }
 

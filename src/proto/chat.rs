@@ -1372,6 +1372,7 @@ impl Core {
                 addr,
                 verify,
                 initiator,
+                took,
                 queued,
                 early,
             } => {
@@ -1382,6 +1383,7 @@ impl Core {
                         method,
                         verify,
                         initiator,
+                        took,
                     }));
                 let id = self.heard_envelope(now, addr, peer, None);
                 if initiator && queued.is_empty() {

@@ -160,6 +160,9 @@ pub enum SecureEvent {
         verify: [u8; 4],
         /// This side began the handshake.
         initiator: bool,
+        /// From this side's first init to the session (when it began):
+        /// the handshake's round trips, and its retries.
+        took: Option<Duration>,
     },
     /// The code did not confirm: the two sides' codes differ (or someone
     /// guessed wrong). The code is spent.

@@ -73,6 +73,8 @@ pub enum Outcome {
         verify: [u8; 4],
         /// This side began the handshake.
         initiator: bool,
+        /// From this side's first init to the session (when it began).
+        took: Option<Duration>,
         /// The messages that waited for it, in the order typed.
         queued: Vec<Queued>,
         /// Secured datagrams that came before the session opened (they
@@ -128,6 +130,8 @@ struct NewPath {
 #[derive(Debug)]
 struct Begun {
     initiator: Initiator,
+    /// When the first init went out.
+    started: Instant,
     /// Tries sent.
     tries: u8,
     /// When the next try goes, or the handshake fails.
@@ -554,6 +558,7 @@ impl Sessions {
             addr,
             Begun {
                 initiator,
+                started: now,
                 tries: 1,
                 deadline: now + timeout,
             },
@@ -748,6 +753,7 @@ impl Sessions {
                     self.out.push((from, finish));
                 }
                 let method = begun.initiator.method();
+                let took = now.saturating_duration_since(begun.started);
                 if method == Method::KeyFile {
                     self.begun.remove(&from);
                 } else {
@@ -756,7 +762,12 @@ impl Sessions {
                     self.code = CodeUse::Spent;
                     begun.deadline = far_future(now);
                 }
-                self.open_session(reply.sender, from, established, true, true, Vec::new())
+                let mut opened =
+                    self.open_session(reply.sender, from, established, true, true, Vec::new());
+                if let Outcome::Opened { took: t, .. } = &mut opened {
+                    *t = Some(took);
+                }
+                opened
             }
             Ok((None, Some(finish))) => {
                 self.out.push((from, finish));
@@ -845,6 +856,7 @@ impl Sessions {
             addr,
             verify,
             initiator,
+            took: None,
             queued,
             early,
         }
