@@ -383,6 +383,10 @@ impl Summary {
                 self.received += 1;
                 self.bytes += *len as u64;
             }
+            Event::Secure(SecureEvent::Control { len, .. }) => {
+                self.received += 1;
+                self.bytes += *len as u64;
+            }
             Event::Rejected { reason, len, .. } => {
                 self.received += 1;
                 self.bytes += *len as u64;

@@ -334,7 +334,7 @@ impl PeerTable {
             // its address), unless the new address has a row already.
             Event::PeerMoved { from, to, .. } => self.moved(*from, *to),
             // Said where it happens; no count of a peer's changes.
-            Event::CopyWithheld { .. } | Event::Secure(_) => {}
+            Event::CopyWithheld { .. } => {}
             Event::GroupReceipt(receipt) => {
                 let counts = &mut self.peer(receipt.group).outbound;
                 if receipt.missing.is_empty() && !receipt.delivered.is_empty() {
@@ -343,11 +343,13 @@ impl PeerTable {
                     counts.failed += 1;
                 }
             }
-            Event::Rejected { from, len, .. } => {
+            Event::Secure(crate::model::SecureEvent::Control { from, len, .. })
+            | Event::Rejected { from, len, .. } => {
                 let peer = self.peer(*from);
                 peer.received += 1;
                 peer.bytes += *len as u64;
             }
+            Event::Secure(_) => {}
             Event::Presence {
                 from, name, len, ..
             } => {

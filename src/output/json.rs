@@ -193,6 +193,11 @@ enum Wire<'a> {
         peer: SocketAddr,
         seen: SocketAddr,
     },
+    Control {
+        from: SocketAddr,
+        what: &'static str,
+        len: usize,
+    },
     HandshakeFailed {
         peer: SocketAddr,
         method: &'static str,
@@ -607,6 +612,11 @@ pub fn to_line(event: &Event) -> String {
                 handshake_ms: took.map(millis),
             },
             SecureEvent::WrongCode { peer } => Wire::WrongCode { peer: *peer },
+            SecureEvent::Control { from, what, len } => Wire::Control {
+                from: *from,
+                what,
+                len: *len,
+            },
             SecureEvent::Challenged { peer, seen } => Wire::PathChallenged {
                 peer: *peer,
                 seen: *seen,
@@ -1315,6 +1325,14 @@ mod tests {
                 seen: addr("10.0.9.7:4000")
             }),
             r#"{"event":"path_challenged","peer":"127.0.0.1:9001","seen":"10.0.9.7:4000"}"#
+        );
+        assert_eq!(
+            line(SecureEvent::Control {
+                from: peer,
+                what: "init",
+                len: 93
+            }),
+            r#"{"event":"control","from":"127.0.0.1:9001","what":"init","len":93}"#
         );
         assert_eq!(
             line(SecureEvent::WrongCode { peer }),

@@ -242,7 +242,7 @@ impl Renderer {
                  matched, and a member that cannot prove its address is sent no more than it sent",
                 shown(*peer)
             )),
-            Event::Secure(secure) => lines.push(secure_line(secure)),
+            Event::Secure(secure) => lines.extend(secure_line(secure)),
             Event::PeerMoved { name, from, to } => lines.push(format!(
                 "!! {} moved to {}: its session is now heard from there, and what is sent to it goes there",
                 label(*from, Some(name).filter(|n| !n.is_empty()).map(String::as_str)),
@@ -325,13 +325,15 @@ fn clock(at: std::time::SystemTime) -> impl std::fmt::Display {
 
 /// A peer as the lines name it: `alice (127.0.0.1:9001)` for a dgram peer
 /// that told its name, the address alone otherwise.
-/// The line for a secure session's handshake, or a message waiting for it.
-fn secure_line(event: &SecureEvent) -> String {
+/// The line for a secure session's handshake, or a message waiting for it
+/// (none for each datagram of the handshake: `session_opened` tells it).
+fn secure_line(event: &SecureEvent) -> Option<String> {
     let how = |method: Method| match method {
         Method::KeyFile => "key file",
         Method::Code => "code",
     };
-    match event {
+    Some(match event {
+        SecureEvent::Control { .. } => return None,
         SecureEvent::Began { peer, method } => format!(
             "-- securing the chat with {} ({}): handshake sent",
             shown(*peer),
@@ -374,7 +376,7 @@ fn secure_line(event: &SecureEvent) -> String {
             shown(*peer),
             how(*method)
         ),
-    }
+    })
 }
 
 pub fn label(addr: SocketAddr, name: Option<&str>) -> String {

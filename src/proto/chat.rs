@@ -1268,6 +1268,16 @@ impl Core {
         let sessions = self.sessions.as_mut().expect("keyed");
         if kind == KIND_HANDSHAKE {
             let outcome = sessions.handle(now, from, datagram.payload);
+            if !matches!(outcome, sessions::Outcome::Refused(_)) {
+                let what = match datagram.payload.get(3) {
+                    Some(1) => "init",
+                    Some(2) => "reply",
+                    Some(3) => "finish",
+                    Some(4) => "cookie",
+                    _ => "fail",
+                };
+                self.control(from, what, wire_len);
+            }
             self.after_handshake(now, from, wire_len, outcome);
             return;
         }
@@ -1291,6 +1301,9 @@ impl Core {
             for message in opened.queued {
                 self.send_queued(now, id, opened.addr, message);
             }
+        }
+        if let Some(what) = opened.control {
+            self.control(from, what, wire_len);
         }
         if let Some(old) = opened.moved_from {
             // The peer answered the challenge from its new address: the
@@ -1476,6 +1489,12 @@ impl Core {
             self.fail_queued(addr, queued, tries, Failure::NoSession);
         }
         self.flush_handshakes();
+    }
+
+    /// Reports a datagram of the sessions' own (counted, not shown).
+    fn control(&mut self, from: SocketAddr, what: &'static str, len: usize) {
+        self.events
+            .push_back(ChatEvent::Secure(SecureEvent::Control { from, what, len }));
     }
 
     /// Queues the handshake datagrams the sessions want sent.

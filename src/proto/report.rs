@@ -179,6 +179,18 @@ pub enum SecureEvent {
         /// Where the peer sees this side now.
         seen: SocketAddr,
     },
+    /// A datagram of the sessions' own came and was taken: a handshake
+    /// step, a keepalive, a path check (counted like every datagram; not
+    /// shown to people one by one).
+    Control {
+        /// Who sent it.
+        from: SocketAddr,
+        /// What it was: `init`, `reply`, `finish`, `cookie`, `fail`,
+        /// `keepalive`, `path_challenge`, `path_response`.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+    },
     /// No answer to the handshake after `tries` tries.
     NoAnswer {
         /// The peer.

@@ -114,6 +114,9 @@ pub struct Opened {
     /// It challenged this side's path: the peer sees this side at this
     /// address.
     pub seen_as: Option<SocketAddr>,
+    /// It was the sessions' own (`keepalive`, `path_challenge`,
+    /// `path_response`), not an envelope.
+    pub control: Option<&'static str>,
 }
 
 /// A new address a session's peer was heard from, being checked.
@@ -385,7 +388,11 @@ impl Sessions {
             new_path: None,
             moved_from: None,
             seen_as: None,
+            control: None,
         };
+        if opened.inner.is_empty() {
+            opened.control = Some("keepalive");
+        }
         match wire::decode_path(&opened.inner) {
             Some(PathCheck::Response { token }) => {
                 if live
@@ -399,6 +406,7 @@ impl Sessions {
                     opened.addr = from;
                 }
                 opened.inner.clear();
+                opened.control = Some("path_response");
                 return Ok(Some(opened));
             }
             Some(PathCheck::Challenge { token, seen }) => {
@@ -408,6 +416,7 @@ impl Sessions {
                 self.out.push((from, sealed));
                 opened.seen_as = Some(seen);
                 opened.inner.clear();
+                opened.control = Some("path_challenge");
                 return Ok(Some(opened));
             }
             None => {}
@@ -683,6 +692,12 @@ impl Sessions {
             });
             self.out.push((from, reply));
             return Outcome::Nothing;
+        }
+        // A run that has a session here already does not begin another: a
+        // peer that restarts has a new session id. (Its own init, left
+        // unanswered when both began at once, may be replayed later.)
+        if self.live.values().any(|live| live.peer == init.sender) {
+            return Outcome::Refused(Rejection::Replay);
         }
         let seed = self.seed();
         match &self.secret {

@@ -1444,3 +1444,37 @@ fn a_replay_or_a_withheld_datagram_never_moves_the_session() {
     net.settle();
     assert_eq!(net.shown(1), vec![(1, b"still here".to_vec())]);
 }
+
+/// Both sides began at once, so the side with the lower session left its
+/// own init unanswered; that init, replayed later to the other side, is
+/// refused (`replay`) and the live session goes on: no second session
+/// opens, and messages still flow both ways.
+#[test]
+fn a_replayed_unanswered_init_leaves_the_session_alone() {
+    let key = Key::from_bytes([10; 32]);
+    let mut net = Net::new(keyed_configs(2, &key), Link::default(), 51);
+    let now = net.now;
+    net.nodes[0].core.connect(now, addr(1));
+    net.nodes[1].core.connect(now, addr(0));
+    let mut inits = Vec::new();
+    for i in 0..2 {
+        while let Some(t) = net.nodes[i].core.poll_transmit() {
+            inits.push((net.nodes[i].addr, t.to, t.bytes));
+        }
+    }
+    for (from, to, bytes) in &inits {
+        net.launch(*from, *to, bytes.clone());
+    }
+    net.settle();
+    assert_eq!(opened(&net, 0).len(), 1);
+    // Node 0 (the lower session) yielded: its init went unanswered.
+    let (_, _, node0_init) = inits.iter().find(|(from, _, _)| *from == addr(0)).unwrap();
+    net.deliver(addr(0), addr(1), node0_init);
+    assert_eq!(net.rejected(1), vec![Rejection::Replay]);
+    assert_eq!(opened(&net, 1).len(), 1, "no second session");
+    net.send(0, b"to one", addr(1));
+    net.send(1, b"to zero", addr(0));
+    net.settle();
+    assert_eq!(net.shown(1), vec![(1, b"to one".to_vec())]);
+    assert_eq!(net.shown(0), vec![(1, b"to zero".to_vec())]);
+}
