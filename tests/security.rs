@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::util::{Proc, Pty, Relay, any_local_addr, run, temp_path, wait_for};
 
 /// A new key file (mode 0600) from `dgram keygen`.
-fn keygen(name: &str) -> PathBuf {
+pub(crate) fn keygen(name: &str) -> PathBuf {
     let path = temp_path(name);
     let proc = run(&["keygen", path.to_str().unwrap()]);
     assert!(proc.finish_ok(), "{}", proc.dump());
