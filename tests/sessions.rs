@@ -446,15 +446,18 @@ fn a_replayed_init_leaves_the_session_open() {
             chat.dump()
         );
     }
+    let mut replayed = 0;
     for side in 0..2 {
         for datagram in relay.seen(side) {
             if kind_of(&datagram) == Some(KIND_HANDSHAKE) && step(&datagram) == 1 {
                 relay.sockets[1 - side]
                     .send_to(&datagram, to[1 - side])
                     .unwrap();
+                replayed += 1;
             }
         }
     }
+    assert!(replayed >= 1, "no handshake init went through the relay");
     for (chat, _) in &mut chats {
         chat.write_line("after");
     }
