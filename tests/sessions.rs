@@ -395,7 +395,8 @@ fn a_flood_of_inits_gets_cookies_no_larger_than_the_inits() {
 /// came (a replay by someone on the path, or a spoofed source): the
 /// session goes on, and a line from each side is still delivered.
 ///
-/// FAILS on main at fb35998 (a bug in `src/proto/sessions.rs`, left for
+/// FAILS on main at fb35998 and at 529195e (a bug in
+/// `src/proto/sessions.rs`, left for
 /// its owner): both chats begin a handshake at start; the side with the
 /// lower session yields and answers, so its own init is never answered.
 /// Replayed later, that init is taken as a new one by the other side
