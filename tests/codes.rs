@@ -1,9 +1,10 @@
 //! `dgram chat --code`: short codes are checked as the command line is
-//! read (usage errors, status 2, saying what is wrong), and until the
-//! secure-session handshake is wired in, a chat with a code refuses to
-//! start rather than run without it.
+//! read (usage errors, status 2, saying what is wrong), and two chats
+//! given the same code talk in a secure session.
 
-use crate::util::run;
+use std::net::SocketAddr;
+
+use crate::util::{Proc, Relay, run};
 
 /// Runs dgram with `args` and checks that it exits with `status` and one
 /// line on stderr holding each of `messages`, nothing on stdout, no panic.
@@ -87,21 +88,70 @@ fn a_code_with_a_key_file_exits_2() {
     }
 }
 
-/// A well-formed code (given or to be made) is taken, and the chat then
-/// refuses to start, status 1, rather than chat unprotected: the handshake
-/// is not wired in yet. (Replace this when it is.)
+/// Two chats given the same code (written two ways: digits, case and
+/// separators as people type them) open a secure session and exchange a
+/// message each way, both delivered and shown on the other side.
 #[test]
-fn a_valid_code_is_refused_until_the_handshake_is_wired_in() {
-    for code in [
-        &["--code"][..],
-        &["--code", "007 Clockwork crossover RAGTIME"],
-    ] {
-        let args = [&["chat", "--peer", "127.0.0.1:9"][..], code].concat();
-        let stderr = refused(
-            &args,
-            1,
-            &["error: short codes need the secure-session handshake, which is not wired in yet"],
+fn two_chats_with_the_same_given_code_exchange_a_message() {
+    let mut relay = Relay::new();
+    let mut chats = Vec::new();
+    for (side, (name, code)) in [
+        ("ann", "7-clockwork-crossover-ragtime"),
+        ("bob", "007 Clockwork crossover RAGTIME"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut chat = Proc::dgram(&[
+            "chat",
+            "--bind",
+            "127.0.0.1:0",
+            "--peer",
+            &relay.addr(side).to_string(),
+            "--code",
+            code,
+            "--name",
+            name,
+            "--json",
+            "--no-history",
+            "--linger",
+            "200",
+        ]);
+        let local: SocketAddr = chat.expect("listening")["local"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        chats.push((chat, local, name));
+    }
+    relay.start([chats[0].1, chats[1].1]);
+    for (chat, _, name) in &mut chats {
+        chat.write_line(&format!("hello from {name}"));
+    }
+    for (chat, _, _) in &mut chats {
+        let receipt = chat.next("receipt");
+        assert_eq!(receipt["status"], "delivered", "{}", chat.dump());
+    }
+    for side in 0..2 {
+        let (chat, _, _) = &mut chats[side];
+        chat.close_stdin();
+        chat.finish();
+        assert!(chat.finish_ok(), "{}", chat.dump());
+        let shown: Vec<String> = chat
+            .events("message")
+            .iter()
+            .map(|m| m["text"].as_str().unwrap().to_string())
+            .collect();
+        let other = chats[1 - side].2;
+        assert_eq!(
+            shown,
+            [format!("hello from {other}")],
+            "{}",
+            chats[side].0.dump()
         );
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert_eq!(
+            chats[side].0.first_event("session_opened")["method"],
+            "code"
+        );
     }
 }

@@ -29,6 +29,7 @@ mod pipes;
 mod ports;
 mod protocol;
 mod security;
+mod sessions;
 mod signals;
 mod truncation;
 mod typing;

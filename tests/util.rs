@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -647,4 +648,94 @@ pub fn need_raw_sockets() -> bool {
     );
     eprintln!("SKIPPED: raw sockets (to spoof a source address) need root");
     false
+}
+
+/// Datagrams a relay saw go one way, in the order they came.
+type Seen = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// A UDP relay between two programs, to see (and keep) every datagram
+/// they exchange: each talks to its own relay socket, which forwards what
+/// comes in to the other program. Side 0 is the socket the first program
+/// talks to (its `--peer`), side 1 the second's.
+pub struct Relay {
+    /// The socket each side talks to.
+    pub sockets: [Arc<UdpSocket>; 2],
+    /// What came in on each socket (side 0: what the first program sent).
+    seen: [Seen; 2],
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Binds both sockets on 127.0.0.1 (ports from the system); nothing is
+    /// forwarded until [`Relay::start`], and what comes before waits in
+    /// the sockets' buffers.
+    pub fn new() -> Relay {
+        let sockets = [
+            Arc::new(UdpSocket::bind(any_local_addr()).unwrap()),
+            Arc::new(UdpSocket::bind(any_local_addr()).unwrap()),
+        ];
+        for socket in &sockets {
+            // Bounds each wait, so that the threads see `stop`.
+            socket
+                .set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+        }
+        Relay {
+            sockets,
+            seen: [Seen::default(), Seen::default()],
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+        }
+    }
+
+    /// The address side `side` talks to.
+    pub fn addr(&self, side: usize) -> SocketAddr {
+        self.sockets[side].local_addr().unwrap()
+    }
+
+    /// Forwards what comes in on side 0 to `to[1]` and what comes in on
+    /// side 1 to `to[0]`, each out of the other side's socket (so each
+    /// program sees the other at the address it talks to).
+    pub fn start(&mut self, to: [SocketAddr; 2]) {
+        for side in 0..2 {
+            let (inbound, outbound) = (
+                Arc::clone(&self.sockets[side]),
+                Arc::clone(&self.sockets[1 - side]),
+            );
+            let (seen, stop, to) = (
+                Arc::clone(&self.seen[side]),
+                Arc::clone(&self.stop),
+                to[1 - side],
+            );
+            self.threads.push(thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok((n, _)) = inbound.recv_from(&mut buf) {
+                        seen.lock().unwrap().push(buf[..n].to_vec());
+                        let _ = outbound.send_to(&buf[..n], to);
+                    }
+                }
+            }));
+        }
+    }
+
+    /// Everything that came in on side `side` so far.
+    pub fn seen(&self, side: usize) -> Vec<Vec<u8>> {
+        self.seen[side].lock().unwrap().clone()
+    }
+
+    /// Stops forwarding (what comes later stays in the sockets' buffers).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads.drain(..) {
+            thread.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
 }
