@@ -395,19 +395,12 @@ fn a_flood_of_inits_gets_cookies_no_larger_than_the_inits() {
 /// came (a replay by someone on the path, or a spoofed source): the
 /// session goes on, and a line from each side is still delivered.
 ///
-/// FAILS on main at fb35998 and at 529195e (a bug in
-/// `src/proto/sessions.rs`, left for
-/// its owner): both chats begin a handshake at start; the side with the
-/// lower session yields and answers, so its own init is never answered.
-/// Replayed later, that init is taken as a new one by the other side
-/// (`on_init` remembers only the inits it answered), which opens a new,
-/// unconfirmed session at the peer's address and drops the live one
-/// (`open_session`): the peer's datagrams are then refused as
-/// `unknown_session`, this side's messages wait for a confirmation that
-/// never comes, and the chat is dead both ways after one replayed
-/// datagram. Expected: a replayed init leaves a confirmed session alone
-/// (refused, e.g. as a replay or unexpected, or answered without
-/// replacing the session).
+/// This failed before 8f93e63: both chats begin a handshake at start; the
+/// side with the lower session yields and answers, so its own init is
+/// never answered, and replayed later it was taken as a new one by the
+/// other side, which replaced the live session at that address (the
+/// chat was dead both ways after one replayed datagram). Now an init of
+/// a run that has a session is refused as a replay.
 #[test]
 fn a_replayed_init_leaves_the_session_open() {
     let key = keygen("replayed-init-key");
