@@ -161,8 +161,10 @@ const PROTOCOL: &[&str] = &[
      reports numbers skipped (missing; lost if they never come); numbers before the first \
      one heard from a sender are not missing.",
     "A peer is known by its session: when the same session is heard from another address \
-     (a NAT's new mapping), the conversation goes on there and the move is reported. A new \
-     session at a known address is the peer restarted.",
+     (a NAT's new mapping), its messages are shown as its own. A keyed chat follows the \
+     move once the new address answers a challenge, and says so; a chat without keys does \
+     not (anyone could forge a move) and says that. A new session at a known address is \
+     the peer restarted.",
     "A peer that has only ever sent plain datagrams (nc, socat) is a plain peer: messages \
      to it go as the bytes typed (--eol adds a line ending), without receipts. /plain and \
      /dgram choose for a peer; --plain chooses for the first.",

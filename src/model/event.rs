@@ -138,6 +138,16 @@ pub enum Event {
     },
     /// A secure session's handshake, or a message waiting for it.
     Secure(SecureEvent),
+    /// A peer's session was heard from another address in a chat without
+    /// keys: not followed.
+    PeerNotFollowed {
+        /// Its name, if it said one.
+        name: String,
+        /// Where the conversation stays.
+        at: SocketAddr,
+        /// Where its session was heard.
+        heard: SocketAddr,
+    },
     /// A peer's session was heard from another address: it moved there.
     PeerMoved {
         /// Its name, if it said one.
@@ -406,6 +416,7 @@ impl Summary {
             | Event::PeerError { .. }
             | Event::PeerKind { .. }
             | Event::PeerMoved { .. }
+            | Event::PeerNotFollowed { .. }
             | Event::Secure(_)
             | Event::CopyWithheld { .. }
             | Event::Member(_)
@@ -471,6 +482,9 @@ impl From<ChatEvent> for Event {
             ChatEvent::StrayReceipt { from, seq, len } => Event::StrayReceipt { from, seq, len },
             ChatEvent::PeerKind { peer, plain } => Event::PeerKind { peer, plain },
             ChatEvent::Moved { name, from, to } => Event::PeerMoved { name, from, to },
+            ChatEvent::NotFollowed { name, at, heard } => {
+                Event::PeerNotFollowed { name, at, heard }
+            }
             ChatEvent::Withheld { peer, len, credit } => Event::CopyWithheld { peer, len, credit },
             ChatEvent::Member(member) => Event::Member(member),
             ChatEvent::Secure(secure) => Event::Secure(secure),

@@ -334,7 +334,7 @@ impl PeerTable {
             // its address), unless the new address has a row already.
             Event::PeerMoved { from, to, .. } => self.moved(*from, *to),
             // Said where it happens; no count of a peer's changes.
-            Event::CopyWithheld { .. } => {}
+            Event::CopyWithheld { .. } | Event::PeerNotFollowed { .. } => {}
             Event::GroupReceipt(receipt) => {
                 let counts = &mut self.peer(receipt.group).outbound;
                 if receipt.missing.is_empty() && !receipt.delivered.is_empty() {

@@ -168,6 +168,11 @@ enum Wire<'a> {
         from: SocketAddr,
         to: SocketAddr,
     },
+    PeerNotFollowed {
+        name: &'a str,
+        at: SocketAddr,
+        heard: SocketAddr,
+    },
     HandshakeBegan {
         peer: SocketAddr,
         method: &'static str,
@@ -585,6 +590,11 @@ pub fn to_line(event: &Event) -> String {
             name,
             from: *from,
             to: *to,
+        },
+        Event::PeerNotFollowed { name, at, heard } => Wire::PeerNotFollowed {
+            name,
+            at: *at,
+            heard: *heard,
         },
         Event::Secure(secure) => match secure {
             SecureEvent::Began { peer, method } => Wire::HandshakeBegan {

@@ -243,6 +243,15 @@ impl Renderer {
                 shown(*peer)
             )),
             Event::Secure(secure) => lines.extend(secure_line(secure)),
+            Event::PeerNotFollowed { name, at, heard } => lines.push(format!(
+                "!! {}'s session was heard from {}: not followed, since without keys anyone \
+                 could forge a move; messages still go to {} (/to {} to follow it, or chat \
+                 with --key-file or --code: a secure session follows a peer that moves)",
+                label(*at, Some(name).filter(|n| !n.is_empty()).map(String::as_str)),
+                shown(*heard),
+                shown(*at),
+                shown(*heard)
+            )),
             Event::PeerMoved { name, from, to } => lines.push(format!(
                 "!! {} moved to {}: its session is now heard from there, and what is sent to it goes there",
                 label(*from, Some(name).filter(|n| !n.is_empty()).map(String::as_str)),

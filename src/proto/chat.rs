@@ -292,6 +292,17 @@ pub enum ChatEvent {
         /// Where it is now.
         to: SocketAddr,
     },
+    /// A peer's session was heard from another address in a chat without
+    /// keys: not followed (anyone could forge a move); what is sent to the
+    /// peer still goes to `at`.
+    NotFollowed {
+        /// Its name, if it said one.
+        name: String,
+        /// Where the conversation stays.
+        at: SocketAddr,
+        /// Where its session was heard.
+        heard: SocketAddr,
+    },
     /// A copy of a group message to a plain member was not sent: it would
     /// have been more than the member has sent so far.
     Withheld {
@@ -452,6 +463,8 @@ pub struct Core {
     transmits: VecDeque<Transmit>,
     /// When the datagram being handled arrived (for its refusal's report).
     arrival: SystemTime,
+    /// Peers already said to be heard from an address not followed.
+    not_followed: HashSet<(PeerId, SocketAddr)>,
 }
 
 impl Core {
@@ -499,6 +512,7 @@ impl Core {
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             arrival: SystemTime::UNIX_EPOCH,
+            not_followed: HashSet::new(),
             config,
         }
     }
@@ -1126,12 +1140,32 @@ impl Core {
         session: SessionId,
         name: Option<&str>,
     ) -> PeerId {
-        let may_move = self.sealer.is_some() || self.group.is_none();
+        // Only keys make a move safe to follow: a secure session's peer
+        // moves once its new address answered a challenge (the caller
+        // passes that address), a keyed group's member with the room key.
+        // Without keys anyone could send a known session from anywhere.
+        let may_move = self.sealer.is_some() || self.sessions.is_some();
         let outbound = &self.outbound;
         let matched = self
             .peers
             .heard(from, session, may_move, now, |id| outbound.has_pending(id));
         let id = matched.id();
+        if !may_move
+            && self.group.is_none()
+            && let Some(at) = self.peers.addr(id).filter(|at| *at != from)
+        {
+            if self.not_followed.len() >= NOTICED_SENDERS * 512 {
+                self.not_followed.clear();
+            }
+            if self.not_followed.insert((id, from)) {
+                let name = self.name_of(id).unwrap_or_default();
+                self.events.push_back(ChatEvent::NotFollowed {
+                    name,
+                    at,
+                    heard: from,
+                });
+            }
+        }
         let announce = self.config.announce_kinds;
         let peer = self.peers.get_mut(id).expect("just heard");
         if let Some(name) = name.filter(|n| !n.is_empty()) {
