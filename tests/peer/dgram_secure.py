@@ -672,3 +672,381 @@ def worked_examples():
         assert str(e) == "reflected", e
     given = {k: v[k] for k in got}
     return got, given
+
+
+# ------------------------------------------------------------ a peer's side
+
+def read_key_file(path):
+    """A key file: 64 hex digits (surrounding white space allowed)."""
+    with open(path, "rb") as f:
+        text = f.read(4097)
+    try:
+        text = text.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ValueError("%s: not 64 hex digits" % path)
+    if len(text) != 64 or not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise ValueError("%s: not 64 hex digits" % path)
+    return bytes.fromhex(text)
+
+
+class SecurePeer:
+    """One side of secure sessions with one peer at a time (10.2 to 10.8).
+
+    `send_raw(data, addr)` puts a datagram on the wire, `emit(**fields)`
+    reports an event, `wait_for_try(k)` is the timer of section 5 for try k
+    of the handshake's first datagram. The caller feeds every datagram to
+    `receive`, calls `tick` when `deadline` passes, and seals its envelopes
+    with `send_envelope` once `ready_to_send()`.
+    """
+
+    def __init__(self, run_session, send_raw, emit, wait_for_try, max_tries,
+                 key=None, password=None):
+        assert (key is None) != (password is None)
+        self.run_session = run_session
+        self.method = METHOD_KEY_FILE if key is not None else METHOD_CODE
+        self.key = key
+        self.password = password
+        self.send_raw = send_raw
+        self.emit = emit
+        self.wait_for_try = wait_for_try
+        self.max_tries = max_tries
+        self.role = None            # "initiator" or "responder"
+        self.peer_addr = None
+        self.session = None         # a Session once open
+        self.confirmed = False      # the peer showed it holds the keys
+        self.failed = None          # why the handshake ended without a session
+        self.code_spent = False
+        # initiator
+        self.hs = None
+        self.spake = None
+        self.spake_message = None
+        self.init = None            # the init datagram sent
+        self.tries = 0
+        self.deadline = None
+        self.reply_taken = None     # the reply datagram that opened it
+        self.finish = None          # code: the finish sent
+        # responder
+        self.answered = {}          # init bytes -> reply bytes
+        self.answered_senders = set()
+        self.awaiting_finish = None  # code: (addr, sender) after the reply
+        self.held = []              # secured datagrams that overtook the finish
+
+    # -------------------------------------------------------- helpers
+
+    def method_name(self):
+        return METHOD_NAMES[self.method]
+
+    def ready_to_send(self):
+        """Open, and (10.6, who speaks first) a key-file responder only once
+        a datagram of the session came from the initiator."""
+        return self.session is not None and self.confirmed
+
+    def send_envelope(self, inner, addr, now):
+        self.send_raw(self.session.seal(inner, now), addr)
+
+    def _refuse(self, reason, addr):
+        self.emit(event="rejected", reason=reason, **{"from": "%s:%d" % addr})
+
+    def _open(self, hs, initiator_of_noise, peer_session, addr, now, initiator):
+        self.session = Session(hs, initiator_of_noise, peer_session, now)
+        self.peer_addr = addr
+        self.role = "initiator" if initiator else "responder"
+        self.deadline = None
+        self.emit(event="session_opened", peer="%s:%d" % addr,
+                  method=self.method_name(), initiator=initiator,
+                  session_id=self.session.session_id.hex(),
+                  session=peer_session.hex(),
+                  verify=self.session.verify.hex(),
+                  verify_words=verification_words(self.session.verify))
+
+    # -------------------------------------------------------- initiator
+
+    def begin(self, addr, now):
+        """Start a handshake with addr as its initiator."""
+        self.role = "initiator"
+        self.peer_addr = addr
+        if self.method == METHOD_KEY_FILE:
+            self.hs = HandshakeState(True, PROLOGUE_KEY_FILE, self.key)
+            self.first_message = self.hs.write_message(self.run_session)
+        else:
+            self.spake, self.spake_message = spake2_side(self.password)
+        self._send_init(bytes(COOKIE_LEN), now)
+        self.emit(event="handshake_began", peer="%s:%d" % addr,
+                  method=self.method_name())
+
+    def _init_body(self, cookie):
+        if self.method == METHOD_KEY_FILE:
+            return cookie + self.first_message
+        return cookie + self.spake_message + bytes(CODE_INIT_PADDING)
+
+    def _send_init(self, cookie, now):
+        self.init = encode_handshake(STEP_INIT, self.method, self.run_session,
+                                     NO_SESSION, self._init_body(cookie))
+        self.tries += 1
+        self.send_raw(self.init, self.peer_addr)
+        self.deadline = now + self.wait_for_try(self.tries)
+
+    def tick(self, now):
+        """The handshake's timer: the init again, or no answer."""
+        if self.deadline is None or now < self.deadline:
+            return
+        if self.tries >= self.max_tries:
+            self.deadline = None
+            self.failed = "no_answer"
+            self.emit(event="handshake_failed", peer="%s:%d" % self.peer_addr,
+                      method=self.method_name(), tries=self.tries)
+            return
+        self.tries += 1
+        self.send_raw(self.init, self.peer_addr)
+        self.deadline = now + self.wait_for_try(self.tries)
+
+    def _take_reply(self, d, data, addr, now):
+        if self.session is not None or self.failed is not None:
+            if data == self.reply_taken and self.finish is not None:
+                # Our finish was lost and the initiator's init went again.
+                self.send_raw(self.finish, addr)
+                return
+            if data == self.reply_taken:
+                return            # the answer to a copy of our init
+            self._refuse("unexpected", addr)
+            return
+        if (self.role != "initiator" or d["receiver"] != self.run_session
+                or addr != self.peer_addr):
+            self._refuse("unexpected", addr)
+            return
+        if self.method == METHOD_KEY_FILE:
+            trial = copy_state(self.hs)
+            try:
+                payload = trial.read_message(d["body"])
+            except InvalidTag:
+                self._refuse("bad_tag", addr)
+                return
+            if payload != d["sender"]:
+                self._refuse("malformed", addr)
+                return
+            self.reply_taken = data
+            self.confirmed = True
+            self._open(trial, True, d["sender"], addr, now, True)
+            return
+        # Code, 10.4 step 3.
+        try:
+            k = spake2_finish(self.spake, d["body"][:SPAKE2_MESSAGE_LEN])
+        except Refused as e:
+            self._refuse(str(e), addr)
+            return
+        hs = HandshakeState(False, PROLOGUE_CODE, code_psk(k))
+        self.code_spent = True
+        self.reply_taken = data
+        try:
+            payload = hs.read_message(d["body"][SPAKE2_MESSAGE_LEN:])
+            if payload != d["sender"]:
+                raise InvalidTag()
+        except InvalidTag:
+            self.send_raw(encode_handshake(STEP_FAIL, METHOD_CODE, self.run_session,
+                                           d["sender"], b""), addr)
+            self.deadline = None
+            self.failed = "wrong_code"
+            self.emit(event="wrong_code", peer="%s:%d" % addr)
+            return
+        self.finish = encode_handshake(STEP_FINISH, METHOD_CODE, self.run_session,
+                                       d["sender"], hs.write_message(self.run_session))
+        self.send_raw(self.finish, addr)
+        self.confirmed = True
+        self._open(hs, False, d["sender"], addr, now, True)
+
+    def _take_cookie(self, d, addr, now):
+        if (self.role != "initiator" or self.session is not None
+                or d["receiver"] != self.run_session or addr != self.peer_addr
+                or self.failed is not None):
+            self._refuse("unexpected", addr)
+            return
+        self.emit(event="cookie", peer="%s:%d" % addr)
+        self._send_init(d["body"], now)
+
+    # -------------------------------------------------------- responder
+
+    def _answer_init(self, d, data, addr, now):
+        if data in self.answered:
+            self.send_raw(self.answered[data], addr)   # the reply was lost
+            return
+        if self.role == "initiator" and self.session is None:
+            if addr != self.peer_addr:
+                self._refuse("unexpected", addr)
+                return
+            # Both began at once (10.4): the lower session id answers.
+            if not self.run_session < d["sender"]:
+                self.emit(event="simultaneous_init", peer="%s:%d" % addr,
+                          answered=False)
+                return
+            self.emit(event="simultaneous_init", peer="%s:%d" % addr,
+                      answered=True)
+            self.deadline = None
+        if d["sender"] in self.answered_senders:
+            self._refuse("replay", addr)
+            return
+        if self.method == METHOD_KEY_FILE:
+            hs = HandshakeState(False, PROLOGUE_KEY_FILE, self.key)
+            try:
+                payload = hs.read_message(d["body"][COOKIE_LEN:])
+            except InvalidTag:
+                self._refuse("bad_tag", addr)
+                return
+            if payload != d["sender"]:
+                self._refuse("malformed", addr)
+                return
+            reply = encode_handshake(STEP_REPLY, METHOD_KEY_FILE, self.run_session,
+                                     d["sender"], hs.write_message(self.run_session))
+            self.answered[data] = reply
+            self.answered_senders.add(d["sender"])
+            self.send_raw(reply, addr)
+            self.confirmed = False
+            self._open(hs, False, d["sender"], addr, now, False)
+            return
+        # Code, 10.4 step 2.
+        if self.code_spent:
+            self._refuse("code_spent", addr)
+            return
+        if d["body"][COOKIE_LEN + SPAKE2_MESSAGE_LEN:] != bytes(CODE_INIT_PADDING):
+            self._refuse("malformed", addr)
+            return
+        spake, message = spake2_side(self.password)
+        try:
+            k = spake2_finish(spake, d["body"][COOKIE_LEN:COOKIE_LEN + SPAKE2_MESSAGE_LEN])
+        except Refused as e:
+            self._refuse(str(e), addr)
+            return
+        self.code_spent = True
+        self.hs = HandshakeState(True, PROLOGUE_CODE, code_psk(k))
+        reply = encode_handshake(STEP_REPLY, METHOD_CODE, self.run_session, d["sender"],
+                                 message + self.hs.write_message(self.run_session))
+        self.answered[data] = reply
+        self.answered_senders.add(d["sender"])
+        self.role = "responder"
+        self.peer_addr = addr
+        self.awaiting_finish = (addr, d["sender"])
+        self.send_raw(reply, addr)
+
+    def _take_finish(self, d, addr, now):
+        if (self.awaiting_finish is None or d["receiver"] != self.run_session
+                or d["sender"] != self.awaiting_finish[1]):
+            self._refuse("unexpected", addr)
+            return []
+        trial = copy_state(self.hs)
+        try:
+            payload = trial.read_message(d["body"])
+        except InvalidTag:
+            self._refuse("bad_tag", addr)
+            return []
+        if payload != d["sender"]:
+            self._refuse("malformed", addr)
+            return []
+        self.awaiting_finish = None
+        self.confirmed = True
+        self._open(trial, True, d["sender"], addr, now, False)
+        out = []
+        held, self.held = self.held, []
+        for data, from_addr in held:
+            out += self._take_secured(data, from_addr, now)
+        return out
+
+    def _take_fail(self, d, addr):
+        if (self.awaiting_finish is None or d["receiver"] != self.run_session
+                or d["sender"] != self.awaiting_finish[1]):
+            self._refuse("unexpected", addr)
+            return
+        self.awaiting_finish = None
+        self.failed = "wrong_code"
+        self.emit(event="wrong_code", peer="%s:%d" % addr)
+
+    # -------------------------------------------------------- datagrams
+
+    def receive(self, data, addr, now):
+        """Take one datagram; returns the inner envelopes to handle, as
+        (bytes, addr) pairs (a keepalive is not one)."""
+        if len(data) == 0 or data[0] != MAGIC:
+            self._refuse("plain", addr)
+            return []
+        if len(data) < 3:
+            self._refuse("malformed", addr)
+            return []
+        if data[1] != VERSION:
+            self._refuse("unknown_version", addr)
+            return []
+        if data[2] == KIND_HANDSHAKE:
+            try:
+                d = decode_handshake(data)
+            except Refused as e:
+                self._refuse(str(e), addr)
+                return []
+            if d["method"] != self.method:
+                self._refuse("other_method", addr)
+                return []
+            step = d["step"]
+            if step == STEP_INIT:
+                self._answer_init(d, bytes(data), addr, now)
+            elif step == STEP_REPLY:
+                self._take_reply(d, bytes(data), addr, now)
+            elif step == STEP_FINISH:
+                return self._take_finish(d, addr, now)
+            elif step == STEP_COOKIE:
+                self._take_cookie(d, addr, now)
+            elif step == STEP_FAIL:
+                self._take_fail(d, addr)
+            return []
+        if data[2] == KIND_SECURED:
+            if self.session is None and self.awaiting_finish is not None:
+                if len(self.held) < HELD_BEFORE_FINISH:
+                    self.held.append((bytes(data), addr))
+                else:
+                    self._refuse("unexpected", addr)
+                return []
+            return self._take_secured(bytes(data), addr, now)
+        self._refuse("unsealed", addr)
+        return []
+
+    def _take_secured(self, data, addr, now):
+        if self.session is None:
+            self._refuse("unknown_session", addr)
+            return []
+        try:
+            inner, newest = self.session.open(data)
+        except Refused as e:
+            self._refuse(str(e), addr)
+            return []
+        if not self.confirmed:
+            self.confirmed = True
+            self.emit(event="session_confirmed", peer="%s:%d" % addr)
+        if newest and addr != self.peer_addr:
+            self.emit(event="peer_address", peer="%s:%d" % addr)
+        if len(inner) == 0:
+            self.emit(event="keepalive", **{"from": "%s:%d" % addr})
+            return []
+        try:
+            check = decode_path_check(inner)
+        except Refused as e:
+            self._refuse(str(e), addr)
+            return []
+        if check is not None:
+            what, token, seen = check
+            if what == "challenge":
+                # 10.8: answered from where we are, to where it came from.
+                self.emit(event="path_challenge", **{"from": "%s:%d" % addr},
+                          seen="%s:%d" % seen)
+                self.send_envelope(encode_path_response(token), addr, now)
+            else:
+                # This side challenges nobody: no response is awaited.
+                self._refuse("unexpected", addr)
+            return []
+        if (len(inner) < 11 or inner[0] != MAGIC or inner[1] != VERSION
+                or inner[2] not in (1, 2)
+                or bytes(inner[3:11]) != self.session.peer_session):
+            self._refuse("malformed", addr)
+            return []
+        return [(inner, addr)]
+
+
+def copy_state(hs):
+    """A copy of a handshake state to try a message on: a message that does
+    not authenticate leaves the original as it was."""
+    import copy
+    return copy.deepcopy(hs)
