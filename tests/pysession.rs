@@ -440,3 +440,63 @@ fn a_wrong_code_is_reported_by_both_sides() {
     chat.finish();
     assert!(chat.events("message").is_empty(), "{}", chat.dump());
 }
+
+/// Roaming (10.8) with the Python peer: after its first message is
+/// delivered it speaks from a new port (the old socket closed). The keyed
+/// listener shows the next message, challenges the new address inside the
+/// session (with the address it saw), the Python peer answers from there,
+/// and the listener reports the move from the old address to the new one;
+/// both messages are delivered.
+#[test]
+fn a_python_peer_that_moves_answers_the_path_check() {
+    need_python_crypto();
+    let key = keygen("py-roam.key");
+    let (mut listen, addr) = crate::util::listener(&["--key-file", key.to_str().unwrap()]);
+    let (mut python, bound) = start_python(&[
+        "--peer",
+        &addr.to_string(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--name",
+        "pyth",
+        "--send",
+        "before the move",
+        "--send",
+        "after the move",
+        "--move-after",
+        "1",
+    ]);
+    assert_eq!(python_exit(&mut python), Some(0), "{}", python.dump());
+    assert_eq!(
+        receipts(&python),
+        [(1, "delivered".to_string()), (2, "delivered".to_string())],
+        "{}",
+        python.dump()
+    );
+    let moved = python.first_event("moved");
+    assert_eq!(moved["from"], bound["local"], "{}", python.dump());
+    let challenge = python.first_event("path_challenge");
+    assert_eq!(
+        (challenge["from"].as_str(), &challenge["seen"]),
+        (Some(addr.to_string().as_str()), &moved["to"]),
+        "{}",
+        python.dump()
+    );
+    let peer_moved = listen.next("peer_moved");
+    assert_eq!(
+        (&peer_moved["from"], &peer_moved["to"]),
+        (&moved["from"], &moved["to"]),
+        "{}",
+        listen.dump()
+    );
+    crate::util::stop(&mut listen);
+    assert_eq!(
+        shown(&listen),
+        [
+            ("pyth".to_string(), "before the move".to_string()),
+            ("pyth".to_string(), "after the move".to_string())
+        ],
+        "{}",
+        listen.dump()
+    );
+}

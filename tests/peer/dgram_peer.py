@@ -7,7 +7,7 @@ Usage:
   python3 dgram_peer.py [--bind IP:PORT] [--peer IP:PORT | --reply]
                         [--name NAME] [--send TEXT]... [--expect N]
                         [--timeout SECONDS]
-                        [--key-file FILE | --code CODE]
+                        [--key-file FILE | --code CODE] [--move-after N]
   python3 dgram_peer.py --self-test
 
 Every event is one JSON line on stdout, flushed at once.
@@ -17,6 +17,10 @@ dgram_secure.py, which needs the PyPI packages `cryptography` and
 `spake2`): with --peer it begins the handshake (the initiator), with
 --reply it answers the first one (the responder). Without them it needs
 the standard library only.
+
+--move-after N plays a peer whose address changes (a NAT's new mapping):
+once its first N messages are delivered it sends the rest from a new
+socket (a new port) and closes the old one.
 """
 
 import argparse
@@ -376,7 +380,7 @@ def run(args):
     def start_sending(now):
         nonlocal started_sending
         started_sending = True
-        for m in outgoing:
+        for m in outgoing[:args.move_after]:
             send_copy(m, now)
 
     def settled():
@@ -468,8 +472,24 @@ def run(args):
             emit(event="late", seq=m.seq)
         # further receipts for a delivered message change nothing
 
+    moved = args.move_after is None
+
     while True:
         now = time.monotonic()
+        if (not moved and started_sending and all(
+                m.status == "delivered" for m in outgoing[:args.move_after])):
+            # The new mapping: a new socket, the old one closed, the rest
+            # of the messages from there.
+            moved = True
+            old = fmt_addr(sock.getsockname())
+            fresh = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            fresh.bind((args.bind[0], 0))
+            fresh.setblocking(False)
+            sock.close()
+            sock = fresh
+            emit(event="moved", **{"from": old, "to": fmt_addr(sock.getsockname())})
+            for m in outgoing[args.move_after:]:
+                send_copy(m, now)
         if secure is not None:
             secure.tick(now)
             if secure.failed is not None:
@@ -766,6 +786,7 @@ def main(argv=None):
     p.add_argument("--send", action="append", default=[])
     p.add_argument("--expect", type=int, default=0)
     p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--move-after", type=int, default=None)
     p.add_argument("--self-test", action="store_true")
     keyed = p.add_mutually_exclusive_group()
     keyed.add_argument("--key-file", help="a key file: 64 hex digits")
