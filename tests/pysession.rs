@@ -500,3 +500,72 @@ fn a_python_peer_that_moves_answers_the_path_check() {
         listen.dump()
     );
 }
+
+/// Cookies (10.5): a Python responder that answers no init without proof
+/// of address (`--inits-per-second 0`) sends a cookie instead; `dgram chat`
+/// sends its init again at once with the cookie in it and the session
+/// opens, with a key file and with a code; messages go both ways.
+#[test]
+fn a_chat_brings_back_the_python_responders_cookie() {
+    need_python_crypto();
+    let key = keygen("py-cookie.key");
+    let key = key.to_str().unwrap();
+    for (flag, secret, init_len) in [("--key-file", key, 93), ("--code", CODE, 110)] {
+        let (mut python, bound) = start_python(&[
+            "--reply",
+            flag,
+            secret,
+            "--inits-per-second",
+            "0",
+            "--name",
+            "pyth",
+            "--send",
+            "from python",
+            "--expect",
+            "1",
+        ]);
+        let peer = bound["local"].as_str().unwrap().to_string();
+        let mut chat = Proc::dgram(&[
+            "chat",
+            "--peer",
+            &peer,
+            flag,
+            secret,
+            "--name",
+            "rusty",
+            "--json",
+            "--no-history",
+            "--linger",
+            "2000",
+        ]);
+        chat.write_line("from dgram");
+        chat.close_stdin();
+        assert_eq!(python_exit(&mut python), Some(0), "{}", python.dump());
+        assert_eq!(chat.finish().code(), Some(0), "{}", chat.dump());
+        assert_eq!(python.events("cookie_sent").len(), 1, "{}", python.dump());
+        let inits = chat
+            .events("sent")
+            .iter()
+            .filter(|s| s["kind"] == "handshake" && s["len"] == init_len)
+            .count();
+        assert_eq!(inits, 2, "{}", chat.dump());
+        assert_eq!(
+            shown(&python),
+            [("rusty".to_string(), "from dgram".to_string())],
+            "{}",
+            python.dump()
+        );
+        assert_eq!(
+            shown(&chat),
+            [("pyth".to_string(), "from python".to_string())],
+            "{}",
+            chat.dump()
+        );
+        assert_eq!(
+            chat.first_event("summary")["delivered"],
+            1,
+            "{}",
+            chat.dump()
+        );
+    }
+}

@@ -8,6 +8,7 @@ Usage:
                         [--name NAME] [--send TEXT]... [--expect N]
                         [--timeout SECONDS]
                         [--key-file FILE | --code CODE] [--move-after N]
+                        [--inits-per-second N]
   python3 dgram_peer.py --self-test
 
 Every event is one JSON line on stdout, flushed at once.
@@ -368,7 +369,7 @@ def run(args):
     if key is not None or password is not None:
         secure = dgram_secure.SecurePeer(
             session, send_raw, emit, RttEstimator().wait_for_try, MAX_TRIES,
-            key=key, password=password)
+            key=key, password=password, inits_per_second=args.inits_per_second)
 
     def send_copy(m, now):
         m.tries += 1
@@ -787,6 +788,9 @@ def main(argv=None):
     p.add_argument("--expect", type=int, default=0)
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--move-after", type=int, default=None)
+    p.add_argument("--inits-per-second", type=float, default=20.0,
+                   help="inits answered without a cookie (10.5); 0: every "
+                        "init must bring one")
     p.add_argument("--self-test", action="store_true")
     keyed = p.add_mutually_exclusive_group()
     keyed.add_argument("--key-file", help="a key file: 64 hex digits")

@@ -66,6 +66,8 @@ REKEY_AFTER_DATAGRAMS = 1 << 20
 EPOCHS_AHEAD = 16
 WINDOW = 4096
 HELD_BEFORE_FINISH = 16
+INITS_PER_SECOND = 20          # answered without proof of address (10.5)
+COOKIE_SECRET_SECONDS = 120.0
 
 
 class Refused(Exception):
@@ -700,7 +702,7 @@ class SecurePeer:
     """
 
     def __init__(self, run_session, send_raw, emit, wait_for_try, max_tries,
-                 key=None, password=None):
+                 key=None, password=None, inits_per_second=INITS_PER_SECOND):
         assert (key is None) != (password is None)
         self.run_session = run_session
         self.method = METHOD_KEY_FILE if key is not None else METHOD_CODE
@@ -730,6 +732,14 @@ class SecurePeer:
         self.answered_senders = set()
         self.awaiting_finish = None  # code: (addr, sender) after the reply
         self.held = []              # secured datagrams that overtook the finish
+        # 10.5: a token bucket for inits without a cookie, and the cookie
+        # secrets (the one before is still taken).
+        self.rate = inits_per_second
+        self.tokens = float(inits_per_second)
+        self.tokens_at = None
+        self.secret = os.urandom(32)
+        self.secret_before = None
+        self.secret_at = None
 
     # -------------------------------------------------------- helpers
 
@@ -865,9 +875,46 @@ class SecurePeer:
 
     # -------------------------------------------------------- responder
 
+    def _cookie(self, secret, addr, initiator_session):
+        import ipaddress
+        h = hmac.HMAC(secret, hashes.SHA256())
+        h.update(b"dgram cookie" + ipaddress.ip_address(addr[0]).packed
+                 + addr[1].to_bytes(2, "big") + initiator_session)
+        return h.finalize()[:COOKIE_LEN]
+
+    def _proof_of_address(self, cookie, addr, initiator_session, now):
+        """10.5: True when the init may be answered: it carries a cookie
+        of the current or the previous secret, or the bucket has a token.
+        """
+        if self.secret_at is None:
+            self.secret_at = now
+        elif now - self.secret_at >= COOKIE_SECRET_SECONDS:
+            self.secret_before, self.secret = self.secret, os.urandom(32)
+            self.secret_at = now
+        if cookie != bytes(COOKIE_LEN):
+            for secret in (self.secret, self.secret_before):
+                if secret is not None and cookie == self._cookie(
+                        secret, addr, initiator_session):
+                    return True
+        if self.tokens_at is not None:
+            self.tokens = min(float(self.rate),
+                              self.tokens + (now - self.tokens_at) * self.rate)
+        self.tokens_at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
     def _answer_init(self, d, data, addr, now):
         if data in self.answered:
             self.send_raw(self.answered[data], addr)   # the reply was lost
+            return
+        if not self._proof_of_address(d["body"][:COOKIE_LEN], addr, d["sender"], now):
+            # Nothing kept: the cookie is recomputed when the init comes back.
+            self.send_raw(encode_handshake(
+                STEP_COOKIE, d["method"], self.run_session, d["sender"],
+                self._cookie(self.secret, addr, d["sender"])), addr)
+            self.emit(event="cookie_sent", peer="%s:%d" % addr)
             return
         if self.role == "initiator" and self.session is None:
             if addr != self.peer_addr:
