@@ -774,7 +774,76 @@ def secure_self_test():
     expect("init decodes", sec.ALICE, lambda: sec.decode_handshake(init)["sender"])
     expect("init + 1", "refused malformed", lambda: sec.decode_handshake(init + b"\0"))
     expect("init - 1", "refused malformed", lambda: sec.decode_handshake(init[:-1]))
+    handshakes_self_test(sec, expect)
     return out
+
+
+def handshakes_self_test(sec, expect):
+    """Two SecurePeers in this process, their datagrams carried by a list:
+    each method opens one session with the same ids and words on both
+    sides; a key-file responder waits for the keepalive; a wrong code is
+    reported by both; a responder without tokens asks for a cookie and
+    gets it back; two code initiators at once end in one session."""
+    A, B = ("127.0.0.1", 1001), ("127.0.0.1", 1002)
+
+    def run_pair(kw_a, kw_b, begin):
+        wire = []
+        events = {A: [], B: []}
+        peers = {}
+        for me, kw in ((A, kw_a), (B, kw_b)):
+            peers[me] = sec.SecurePeer(
+                os.urandom(8), (lambda me: lambda d, to: wire.append((d, me, to)))(me),
+                (lambda me: lambda **f: events[me].append(f["event"]))(me),
+                lambda k: 1.0, MAX_TRIES, **kw)
+        for me in begin:
+            peers[me].begin(B if me == A else A, 0.0)
+        for _ in range(50):
+            if not wire:
+                break
+            data, frm, to = wire.pop(0)
+            peers[to].receive(data, frm, 0.0)
+        return peers[A], peers[B], events
+
+    psk = os.urandom(32)
+    a, b, ev = run_pair({"key": psk}, {"key": psk}, [A])
+    expect("key file: same session", True,
+           lambda: a.session is not None and b.session is not None
+           and a.session.session_id == b.session.session_id
+           and a.session.verify == b.session.verify)
+    expect("key file: responder waits", (True, False),
+           lambda: (a.ready_to_send(), b.ready_to_send()))
+    a.send_envelope(b"", B, 0.0)
+    b.receive(b"", A, 0.0)     # a plain datagram changes nothing
+    expect("key file: responder still waits", False, lambda: b.ready_to_send())
+    b_keepalive = a.session.seal(b"", 0.0)
+    expect("key file: keepalive", [], lambda: b.receive(b_keepalive, A, 0.0))
+    expect("key file: responder may speak", True, lambda: b.ready_to_send())
+    a, b, ev = run_pair({"key": psk}, {"key": os.urandom(32)}, [A])
+    expect("another key: nothing opens", (None, None), lambda: (a.session, b.session))
+    expect("another key: refused", ["rejected"], lambda: ev[B])
+
+    code = sec.canonical_code("5-clockwork-crossover")
+    a, b, ev = run_pair({"password": code}, {"password": code}, [A])
+    expect("code: same session", True,
+           lambda: a.session is not None and b.session is not None
+           and a.session.session_id == b.session.session_id)
+    expect("code: both may speak", (True, True),
+           lambda: (a.ready_to_send(), b.ready_to_send()))
+    other = sec.canonical_code("5-clockwork-adroitness")
+    a, b, ev = run_pair({"password": code}, {"password": other}, [A])
+    expect("wrong code: both say so", ("wrong_code", "wrong_code"),
+           lambda: (a.failed, b.failed))
+
+    for kw in ({"key": psk}, {"password": code}):
+        a, b, ev = run_pair(dict(kw), dict(kw, inits_per_second=0), [A])
+        expect("cookie asked", True, lambda: "cookie_sent" in ev[B])
+        expect("cookie brought back", True,
+               lambda: a.session is not None and b.session is not None
+               and a.session.session_id == b.session.session_id)
+    a, b, ev = run_pair({"password": code}, {"password": code}, [A, B])
+    expect("both began: one session", True,
+           lambda: a.session is not None and b.session is not None
+           and a.session.session_id == b.session.session_id)
 
 
 def main(argv=None):
