@@ -1,12 +1,35 @@
 #!/usr/bin/env bash
 # setup-test-deps.sh: install the programs dgram's integration tests talk to
-# or drive (netcat-openbsd, socat, python3, tmux, nftables, iproute2).
+# or drive (netcat-openbsd, socat, python3, tmux, nftables, iproute2), and the
+# PyPI packages the independent Python peer's secure sessions need
+# (cryptography, spake2: tests/peer/dgram_secure.py).
 #
-# Idempotent and quiet: when everything is already on PATH it prints nothing
+# Idempotent and quiet: when everything is already there it prints nothing
 # and touches nothing. Otherwise it installs the missing Debian packages with
 # apt-get (root needed; these machines run as root, elsewhere sudo is used when
-# present). Prerequisite: a Debian-like system with apt-get.
+# present), then the missing Python packages with pip. Prerequisite: a
+# Debian-like system with apt-get.
 set -euo pipefail
+
+# The Python peer's packages, installed with `python3 -m pip` only when the
+# import fails.
+python_packages() {
+  python3 -c 'import spake2, cryptography' >/dev/null 2>&1 && return 0
+  local log
+  log=$(mktemp)
+  if ! python3 -m pip install --quiet spake2 cryptography >"$log" 2>&1; then
+    echo "setup-test-deps: installing the Python packages spake2 and cryptography failed:" >&2
+    cat "$log" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
+  if ! python3 -c 'import spake2, cryptography' >/dev/null 2>&1; then
+    echo "setup-test-deps: pip installed spake2 and cryptography, but python3 cannot import them" >&2
+    exit 1
+  fi
+  echo "setup-test-deps: installed the Python packages spake2 and cryptography"
+}
 
 # command on PATH -> Debian package that provides it
 declare -A wanted=(
@@ -29,7 +52,10 @@ for cmd in "${!wanted[@]}"; do
   missing+=("${wanted[$cmd]}")
 done
 
-((${#missing[@]} == 0)) && exit 0
+if ((${#missing[@]} == 0)); then
+  python_packages
+  exit 0
+fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "setup-test-deps: missing ${missing[*]} and no apt-get here: install them by hand" >&2
@@ -51,3 +77,4 @@ if ! { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq --
   exit 1
 fi
 echo "setup-test-deps: installed ${missing[*]}"
+python_packages

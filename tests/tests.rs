@@ -28,6 +28,7 @@ mod ping;
 mod pipes;
 mod ports;
 mod protocol;
+mod pysession;
 mod security;
 mod sessions;
 mod signals;

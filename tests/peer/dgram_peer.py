@@ -7,9 +7,21 @@ Usage:
   python3 dgram_peer.py [--bind IP:PORT] [--peer IP:PORT | --reply]
                         [--name NAME] [--send TEXT]... [--expect N]
                         [--timeout SECONDS]
+                        [--key-file FILE | --code CODE] [--move-after N]
+                        [--inits-per-second N]
   python3 dgram_peer.py --self-test
 
 Every event is one JSON line on stdout, flushed at once.
+
+With --key-file or --code it speaks only in a secure session (section 10,
+dgram_secure.py, which needs the PyPI packages `cryptography` and
+`spake2`): with --peer it begins the handshake (the initiator), with
+--reply it answers the first one (the responder). Without them it needs
+the standard library only.
+
+--move-after N plays a peer whose address changes (a NAT's new mapping):
+once its first N messages are delivered it sends the rest from a new
+socket (a new port) and closes the old one.
 """
 
 import argparse
@@ -311,11 +323,23 @@ def run(args):
         sys.stderr.write("name contains control characters\n")
         return 2
 
+    key = password = None
+    if args.key_file is not None or args.code is not None:
+        import dgram_secure
+        try:
+            if args.key_file is not None:
+                key = dgram_secure.read_key_file(args.key_file)
+            else:
+                password = dgram_secure.canonical_code(args.code)
+        except (OSError, ValueError) as e:
+            sys.stderr.write("%s\n" % e)
+            return 2
+
     session = os.urandom(8)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(args.bind)
     sock.setblocking(False)
-    emit(event="bound", local=fmt_addr(sock.getsockname()))
+    emit(event="bound", local=fmt_addr(sock.getsockname()), session=session.hex())
 
     start = time.monotonic()
     hard_deadline = start + args.timeout
@@ -328,28 +352,68 @@ def run(args):
     received_new = 0
     linger_until = None
     started_sending = False
+    secure = None
+
+    def send_raw(data, addr):
+        try:
+            sock.sendto(data, addr)
+        except OSError:
+            pass  # treated as a lost copy; the timers go on
+
+    def send_envelope(envelope, addr):
+        if secure is None:
+            send_raw(envelope, addr)
+        else:
+            secure.send_envelope(envelope, addr, time.monotonic())
+
+    if key is not None or password is not None:
+        secure = dgram_secure.SecurePeer(
+            session, send_raw, emit, RttEstimator().wait_for_try, MAX_TRIES,
+            key=key, password=password, inits_per_second=args.inits_per_second)
 
     def send_copy(m, now):
         m.tries += 1
         m.sent_at[m.tries] = now
-        dgram = encode_message(session, m.seq, m.tries, name_b, m.payload)
-        try:
-            sock.sendto(dgram, dest)
-        except OSError:
-            pass  # treated as a lost copy; the timer retries
+        send_envelope(encode_message(session, m.seq, m.tries, name_b, m.payload),
+                      dest)
         m.deadline = now + rtt.wait_for_try(m.tries)
 
     def start_sending(now):
         nonlocal started_sending
         started_sending = True
-        for m in outgoing:
+        for m in outgoing[:args.move_after]:
             send_copy(m, now)
 
     def settled():
         return all(m.status is not None for m in outgoing)
 
+    def secure_progress(now):
+        """Sends what waited for the session once it may (10.6): an
+        initiator with nothing to say sends a keepalive."""
+        nonlocal dest
+        if secure is None or started_sending or not secure.ready_to_send():
+            return
+        if dest is None:
+            dest = secure.peer_addr
+        start_sending(now)
+        if not outgoing and secure.role == "initiator":
+            secure.send_envelope(b"", dest, now)
+
+    def fail_all(now):
+        for m in outgoing:
+            if m.status is None:
+                m.status = "failed"
+                m.deadline = None
+                emit(event="receipt", seq=m.seq, status="failed",
+                     tries=m.tries, rtt_ms=None)
+
     if dest is not None:
-        start_sending(time.monotonic())
+        if secure is None:
+            start_sending(time.monotonic())
+        else:
+            for m in outgoing:
+                emit(event="waiting_for_session", seq=m.seq)
+            secure.begin(dest, time.monotonic())
 
     def handle(data, addr, truncated, now):
         nonlocal dest, received_new
@@ -366,10 +430,7 @@ def run(args):
             return
         if env["kind"] == KIND_MESSAGE:
             # acknowledge every copy, duplicates included
-            try:
-                sock.sendto(encode_receipt(session, env["seq"], env["try"]), addr)
-            except OSError:
-                pass
+            send_envelope(encode_receipt(session, env["seq"], env["try"]), addr)
             if dest is None and args.reply:
                 dest = addr
                 start_sending(now)
@@ -412,8 +473,29 @@ def run(args):
             emit(event="late", seq=m.seq)
         # further receipts for a delivered message change nothing
 
+    moved = args.move_after is None
+
     while True:
         now = time.monotonic()
+        if (not moved and started_sending and all(
+                m.status == "delivered" for m in outgoing[:args.move_after])):
+            # The new mapping: a new socket, the old one closed, the rest
+            # of the messages from there.
+            moved = True
+            old = fmt_addr(sock.getsockname())
+            fresh = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            fresh.bind((args.bind[0], 0))
+            fresh.setblocking(False)
+            sock.close()
+            sock = fresh
+            emit(event="moved", **{"from": old, "to": fmt_addr(sock.getsockname())})
+            for m in outgoing[args.move_after:]:
+                send_copy(m, now)
+        if secure is not None:
+            secure.tick(now)
+            if secure.failed is not None:
+                fail_all(now)
+                return 1
         # timers
         for m in outgoing:
             if m.status is None and m.deadline is not None and now >= m.deadline:
@@ -424,7 +506,8 @@ def run(args):
                          tries=m.tries, rtt_ms=None)
                 else:
                     send_copy(m, now)
-        if linger_until is None and settled() and received_new >= args.expect:
+        if (linger_until is None and settled() and received_new >= args.expect
+                and (secure is None or started_sending)):
             linger_until = now + LINGER
         if linger_until is not None and now >= linger_until:
             return 0
@@ -435,6 +518,8 @@ def run(args):
         wake = [hard_deadline if linger_until is None else linger_until]
         wake += [m.deadline for m in outgoing
                  if m.status is None and m.deadline is not None]
+        if secure is not None and secure.deadline is not None:
+            wake.append(secure.deadline)
         wait = max(0.0, min(wake) - now)
         ready, _, _ = select.select([sock], [], [], wait)
         if not ready:
@@ -449,8 +534,18 @@ def run(args):
                 continue  # ICMP error from an earlier send; ignore
             except OSError:
                 break
-            handle(data, addr[:2], bool(flags & socket.MSG_TRUNC),
-                   time.monotonic())
+            now = time.monotonic()
+            truncated = bool(flags & socket.MSG_TRUNC)
+            if secure is None:
+                handle(data, addr[:2], truncated, now)
+                continue
+            if truncated:
+                emit(event="rejected", reason="malformed",
+                     **{"from": fmt_addr(addr[:2])})
+                continue
+            for inner, at in secure.receive(data, addr[:2], now):
+                handle(inner, at, False, now)
+            secure_progress(now)
 
 
 # ---------------------------------------------------------------- self-test
@@ -591,8 +686,164 @@ def self_test():
     assert r3.rto() == RTO_MAX
     assert r3.wait_for_try(3) <= RTO_MAX * 1.25
 
+    differences = secure_self_test()
+    if differences:
+        emit(event="self-test", status="failed", differences=differences)
+        return 1
     emit(event="self-test", status="ok")
     return 0
+
+
+def secure_self_test():
+    """Section 10: every worked example of 10.9 recomputed from its inputs
+    (the ephemeral private keys and SPAKE2's key given), compared byte for
+    byte; then the receive rules of 10.6 on datagrams made here. Returns
+    what differs, as readable lines (empty: all agree)."""
+    import dgram_secure as sec
+    out = []
+    got, given = sec.worked_examples()
+    for name in given:
+        if got[name] != given[name]:
+            show = (lambda b: b if isinstance(b, str) else b.hex(" "))
+            out.append("%s: computed %s, the document says %s"
+                       % (name, show(got[name]), show(given[name])))
+
+    def expect(what, wanted, thunk):
+        try:
+            result = thunk()
+        except sec.Refused as e:
+            result = "refused %s" % e
+        if result != wanted:
+            out.append("%s: got %r, wanted %r" % (what, result, wanted))
+
+    # A pair of sessions from a fresh key-file handshake.
+    psk = bytes(range(32))
+    a = sec.HandshakeState(True, sec.PROLOGUE_KEY_FILE, psk)
+    b = sec.HandshakeState(False, sec.PROLOGUE_KEY_FILE, psk)
+    b.read_message(a.write_message(sec.ALICE))
+    a.read_message(b.write_message(sec.BOB))
+    sa = sec.Session(a, True, sec.BOB, 0.0)
+    sb = sec.Session(b, False, sec.ALICE, 0.0)
+    first = sa.seal(b"one", 0.0)
+    second = sa.seal(b"two", 0.0)
+    expect("in order", (b"one", True), lambda: sb.open(first))
+    expect("a replay", "refused replay", lambda: sb.open(first))
+    expect("the next", (b"two", True), lambda: sb.open(second))
+    expect("own datagram", "refused reflected", lambda: sa.open(first))
+    third = sa.seal(b"three", 0.0)
+    altered = third[:-1] + bytes([third[-1] ^ 1])
+    expect("altered", "refused bad_tag", lambda: sb.open(altered))
+    expect("another session", "refused unknown_session",
+           lambda: sb.open(third[:3] + bytes(8) + third[11:]))
+    expect("the altered one's original", (b"three", True), lambda: sb.open(third))
+    # Rekeying: 2 minutes later the sender is in epoch 1; a datagram of
+    # epoch 0 reordered across the rekey still opens, once.
+    late = sa.seal(b"late", 1.0)
+    rekeyed = sa.seal(b"after", 200.0)
+    expect("epoch byte", 1, lambda: rekeyed[11])
+    expect("rekeyed counter", 1, lambda: int.from_bytes(rekeyed[12:20], "big"))
+    expect("rekeyed", (b"after", True), lambda: sb.open(rekeyed))
+    expect("reordered across a rekey", (b"late", False), lambda: sb.open(late))
+    expect("that again", "refused replay", lambda: sb.open(late))
+    # REKEY is Noise's: the first 32 bytes of ENCRYPT(k, 2^64 − 1, "", 0^32).
+    expect("rekey", sec.rekey(sb.receive.previous[0]), lambda: sb.receive.key)
+    # Epochs skipped: a datagram three epochs ahead is followed.
+    for t in (400.0, 600.0, 800.0):
+        skipped = sa.seal(b"x", t)
+    expect("three epochs ahead", (b"x", True), lambda: sb.open(skipped))
+    expect("epoch now", 4, lambda: sb.receive.epoch)
+    expect("too old", "refused too_old", lambda: sb.open(late))
+    # The replay window: 4096 below the highest is too old.
+    w = sec.ReplayWindow()
+    w.take(5000)
+    expect("window edge", None, lambda: w.check(905))
+    expect("window too old", "refused too_old", lambda: w.check(904))
+    w.take(905)
+    expect("window replay", "refused replay", lambda: w.check(905))
+    # Codes: canonical form (10.1).
+    expect("canonical code", b"7-clockwork-crossover-ragtime",
+           lambda: sec.canonical_code("007 Clockwork  crossover-RAGTIME"))
+    # Path checks (10.8).
+    expect("path challenge", ("challenge", bytes(range(8)), ("127.0.0.1", 9000)),
+           lambda: sec.decode_path_check(
+               sec.encode_path_challenge(bytes(range(8)), ("127.0.0.1", 9000))))
+    expect("path challenge length", 3 + 8 + 1 + 4 + 2,
+           lambda: len(sec.encode_path_challenge(bytes(8), ("127.0.0.1", 1))))
+    # Handshake lengths (10.2): a byte more or less is malformed.
+    init = bytes.fromhex("".join(sec.VECTORS["key file init"].split()))
+    expect("init decodes", sec.ALICE, lambda: sec.decode_handshake(init)["sender"])
+    expect("init + 1", "refused malformed", lambda: sec.decode_handshake(init + b"\0"))
+    expect("init - 1", "refused malformed", lambda: sec.decode_handshake(init[:-1]))
+    handshakes_self_test(sec, expect)
+    return out
+
+
+def handshakes_self_test(sec, expect):
+    """Two SecurePeers in this process, their datagrams carried by a list:
+    each method opens one session with the same ids and words on both
+    sides; a key-file responder waits for the keepalive; a wrong code is
+    reported by both; a responder without tokens asks for a cookie and
+    gets it back; two code initiators at once end in one session."""
+    A, B = ("127.0.0.1", 1001), ("127.0.0.1", 1002)
+
+    def run_pair(kw_a, kw_b, begin):
+        wire = []
+        events = {A: [], B: []}
+        peers = {}
+        for me, kw in ((A, kw_a), (B, kw_b)):
+            peers[me] = sec.SecurePeer(
+                os.urandom(8), (lambda me: lambda d, to: wire.append((d, me, to)))(me),
+                (lambda me: lambda **f: events[me].append(f["event"]))(me),
+                lambda k: 1.0, MAX_TRIES, **kw)
+        for me in begin:
+            peers[me].begin(B if me == A else A, 0.0)
+        for _ in range(50):
+            if not wire:
+                break
+            data, frm, to = wire.pop(0)
+            peers[to].receive(data, frm, 0.0)
+        return peers[A], peers[B], events
+
+    psk = os.urandom(32)
+    a, b, ev = run_pair({"key": psk}, {"key": psk}, [A])
+    expect("key file: same session", True,
+           lambda: a.session is not None and b.session is not None
+           and a.session.session_id == b.session.session_id
+           and a.session.verify == b.session.verify)
+    expect("key file: responder waits", (True, False),
+           lambda: (a.ready_to_send(), b.ready_to_send()))
+    a.send_envelope(b"", B, 0.0)
+    b.receive(b"", A, 0.0)     # a plain datagram changes nothing
+    expect("key file: responder still waits", False, lambda: b.ready_to_send())
+    b_keepalive = a.session.seal(b"", 0.0)
+    expect("key file: keepalive", [], lambda: b.receive(b_keepalive, A, 0.0))
+    expect("key file: responder may speak", True, lambda: b.ready_to_send())
+    a, b, ev = run_pair({"key": psk}, {"key": os.urandom(32)}, [A])
+    expect("another key: nothing opens", (None, None), lambda: (a.session, b.session))
+    expect("another key: refused", ["rejected"], lambda: ev[B])
+
+    code = sec.canonical_code("5-clockwork-crossover")
+    a, b, ev = run_pair({"password": code}, {"password": code}, [A])
+    expect("code: same session", True,
+           lambda: a.session is not None and b.session is not None
+           and a.session.session_id == b.session.session_id)
+    expect("code: both may speak", (True, True),
+           lambda: (a.ready_to_send(), b.ready_to_send()))
+    other = sec.canonical_code("5-clockwork-adroitness")
+    a, b, ev = run_pair({"password": code}, {"password": other}, [A])
+    expect("wrong code: both say so", ("wrong_code", "wrong_code"),
+           lambda: (a.failed, b.failed))
+
+    for kw in ({"key": psk}, {"password": code}):
+        a, b, ev = run_pair(dict(kw), dict(kw, inits_per_second=0), [A])
+        expect("cookie asked", True, lambda: "cookie_sent" in ev[B])
+        expect("cookie brought back", True,
+               lambda: a.session is not None and b.session is not None
+               and a.session.session_id == b.session.session_id)
+    a, b, ev = run_pair({"password": code}, {"password": code}, [A, B])
+    expect("both began: one session", True,
+           lambda: a.session is not None and b.session is not None
+           and a.session.session_id == b.session.session_id)
 
 
 def main(argv=None):
@@ -605,7 +856,14 @@ def main(argv=None):
     p.add_argument("--send", action="append", default=[])
     p.add_argument("--expect", type=int, default=0)
     p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--move-after", type=int, default=None)
+    p.add_argument("--inits-per-second", type=float, default=20.0,
+                   help="inits answered without a cookie (10.5); 0: every "
+                        "init must bring one")
     p.add_argument("--self-test", action="store_true")
+    keyed = p.add_mutually_exclusive_group()
+    keyed.add_argument("--key-file", help="a key file: 64 hex digits")
+    keyed.add_argument("--code", help="a short code such as 7-clockwork-crossover-ragtime")
     args = p.parse_args(argv)
     if args.self_test:
         return self_test()
