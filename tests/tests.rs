@@ -28,6 +28,7 @@ mod ping;
 mod pipes;
 mod ports;
 mod protocol;
+mod roaming;
 mod security;
 mod signals;
 mod truncation;
