@@ -374,3 +374,199 @@ fn after_a_move_the_summary_has_one_row_for_the_peer() {
     assert_eq!(row["messages_sent"], 2, "{summary}");
     assert_eq!(row["delivered"], 2, "{summary}");
 }
+
+/// Prints every UDP datagram arriving on host 0's `eth0` as a JSON line
+/// (`from`, destination `port`, payload `hex`): a packet socket sees it
+/// before nftables does, so it sees the datagrams a rule then drops.
+const SNIFFER: &str = r#"
+import json, socket
+s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+s.bind(("eth0", 0))
+print("ready", flush=True)
+while True:
+    packet, where = s.recvfrom(65535)
+    if where[2] == socket.PACKET_OUTGOING or packet[9] != 17:
+        continue
+    start = (packet[0] & 15) * 4
+    udp = packet[start:int.from_bytes(packet[2:4], "big")]
+    source = "%s:%d" % (socket.inet_ntoa(packet[12:16]), int.from_bytes(udp[0:2], "big"))
+    port = int.from_bytes(udp[2:4], "big")
+    print(json.dumps({"from": source, "port": port, "hex": udp[8:].hex()}), flush=True)
+"#;
+
+/// On the third host: sends each hex line of its input from port 7000 to
+/// `argv[1]`, port 9000, and prints every datagram that comes to it (JSON:
+/// `from`, `len`) until its input ends.
+const THIRD_HOST: &str = r#"
+import json, socket, sys, threading
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("", 7000))
+def listen():
+    while True:
+        data, peer = s.recvfrom(65535)
+        print(json.dumps({"from": "%s:%d" % peer, "len": len(data)}), flush=True)
+threading.Thread(target=listen, daemon=True).start()
+print("ready", flush=True)
+for line in sys.stdin:
+    s.sendto(bytes.fromhex(line.strip()), (sys.argv[1], 9000))
+"#;
+
+/// The secured datagrams (kind 7) the sniffer saw come from `from` to port
+/// 9000, from the `skip`th line it printed on, as bytes in hex.
+fn captured(sniffer: &Proc, from: SocketAddr, skip: usize) -> Vec<String> {
+    sniffer
+        .stdout()
+        .lines()
+        .skip(skip)
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|d| d["from"] == from.to_string() && d["port"] == PORT)
+        .filter_map(|d| d["hex"].as_str().map(str::to_string))
+        .filter(|hex| hex.starts_with("f50107"))
+        .collect()
+}
+
+/// A third host sends ann copies of bob's authentic datagrams. A copy of
+/// one ann took already (a replay) is refused as `replay`, answered with
+/// nothing, and moves nothing. A copy of one withheld from ann (nftables
+/// drops everything from bob's host for a moment, after a packet socket
+/// saw it on the wire) and sent first from the third host is authentic and
+/// the newest: ann shows it and challenges the third host, which cannot
+/// answer for bob, so nothing moves there either: no `peer_moved`, no
+/// `path_challenged` at bob, the third host gets no more bytes than the
+/// withheld copy it sent, every message of ann's still goes to bob's own
+/// address and is delivered, and each message is shown exactly once.
+#[test]
+fn a_copy_sent_from_a_third_host_moves_nothing() {
+    let Some(lan) = Lan::or_skip(3) else {
+        return;
+    };
+    let mut sniffer = lan.spawn(0, "python3", &["-c", SNIFFER]);
+    sniffer.wait_stdout_contains("ready");
+    let ann_addr = at(lan.addr(0)).ip().to_string();
+    let mut third = lan.spawn(2, "python3", &["-c", THIRD_HOST, &ann_addr]);
+    third.wait_stdout_contains("ready");
+    let third_addr: SocketAddr = format!("{}:7000", lan.addr(2)).parse().unwrap();
+    let (mut ann, mut bob) = ann_and_bob(&lan, "spoof-key");
+    let bob_addr = at(lan.addr(1));
+
+    bob.write_line("bob first");
+    wait_shown(&ann, "bob first");
+    assert_eq!(wait_final(&bob, seq_of(&bob, "bob first")), "delivered");
+
+    // A replay: the longest (the message) of what ann took from bob.
+    let replay = captured(&sniffer, bob_addr, 0)
+        .into_iter()
+        .max_by_key(String::len)
+        .unwrap_or_else(|| panic!("nothing captured from bob\n{}", sniffer.dump()));
+    third.write_line(&replay);
+    let rejected = wait_for(
+        "ann to refuse the replay",
+        || both(&ann, &third),
+        || ann.events("rejected").into_iter().next(),
+    );
+    assert_eq!(rejected["reason"], "replay", "{}", ann.dump());
+    assert_eq!(rejected["from"], third_addr.to_string(), "{}", ann.dump());
+    assert_eq!(rejected["len"], replay.len() / 2, "{}", ann.dump());
+
+    // Withheld: bob's next message never reaches ann from bob; its first
+    // copy goes to ann from the third host.
+    lan.drop_arriving(0, &format!("ip saddr {}", lan.addr(1)))
+        .expect("nftables rule");
+    let seen_before = sniffer.stdout().lines().count();
+    bob.write_line("bob withheld");
+    let withheld = wait_for(
+        "bob's withheld message on the wire",
+        || sniffer.dump(),
+        || captured(&sniffer, bob_addr, seen_before).into_iter().next(),
+    );
+    third.write_line(&withheld);
+    wait_shown(&ann, "bob withheld");
+    // The third host was challenged (its copy was the newest), and that is
+    // all it can do.
+    wait_for(
+        "a challenge at the third host",
+        || third.dump(),
+        || {
+            third
+                .stdout()
+                .contains(&format!("\"from\": \"{ann_addr}:{PORT}\""))
+                .then_some(())
+        },
+    );
+    lan.command(0, "nft", &["delete", "table", "inet", "loss"])
+        .status()
+        .expect("nft runs");
+    assert_eq!(
+        wait_final(&bob, seq_of(&bob, "bob withheld")),
+        "delivered",
+        "{}",
+        both(&ann, &bob)
+    );
+    ann.write_line("ann still here");
+    wait_shown(&bob, "ann still here");
+    assert_eq!(
+        wait_final(&ann, seq_of(&ann, "ann still here")),
+        "delivered",
+        "{}",
+        both(&ann, &bob)
+    );
+    end(&mut bob);
+    end(&mut ann);
+    third.close_stdin();
+    third.finish();
+    sniffer.kill();
+
+    assert!(ann.events("peer_moved").is_empty(), "{}", both(&ann, &bob));
+    assert!(
+        bob.events("path_challenged").is_empty(),
+        "{}",
+        both(&ann, &bob)
+    );
+    let refused: Vec<Value> = ann.events("rejected");
+    assert_eq!(refused.len(), 1, "{}", ann.dump());
+    // What went to the third host: no more than the withheld copy paid
+    // for (the replay pays for nothing).
+    let to_third: u64 = third
+        .stdout()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .map(|d| d["len"].as_u64().unwrap())
+        .sum();
+    assert!(
+        to_third > 0 && to_third <= withheld.len() as u64 / 2,
+        "{to_third} bytes to the third host for a {}-byte copy\n{}",
+        withheld.len() / 2,
+        third.dump()
+    );
+    // Every message of ann's went to bob where bob is.
+    for sent in ann.events("sent") {
+        let to = sent["to"].as_str().unwrap();
+        assert!(
+            to == bob_addr.to_string()
+                || (to == third_addr.to_string() && sent["kind"] != "message"),
+            "ann sent {sent}\n{}",
+            ann.dump()
+        );
+    }
+    let from_bob = shown_once(&ann, "bob", &bob);
+    assert_eq!(
+        from_bob,
+        BTreeMap::from([
+            (1, "bob first".to_string()),
+            (2, "bob withheld".to_string())
+        ]),
+        "{}",
+        both(&ann, &bob)
+    );
+    assert_eq!(
+        shown_once(&bob, "ann", &ann),
+        BTreeMap::from([(1, "ann still here".to_string())]),
+        "{}",
+        both(&ann, &bob)
+    );
+    eprintln!(
+        "third host: a replay refused ({}), a withheld copy of {} bytes shown and challenged there; {to_third} bytes went back to it; no move",
+        rejected["reason"],
+        withheld.len() / 2
+    );
+}
