@@ -56,39 +56,51 @@ fn ip(lan: &Lan, i: usize, args: &[&str]) -> Result<String, String> {
 }
 
 /// A keyed chat on host `host` talking to `peer`, its input a pipe left
-/// open. Bound to the wildcard address (0.0.0.0, what `--peer` binds by
+/// open, printing JSON events (`json`) or what a person reads. Bound to the wildcard address (0.0.0.0, what `--peer` binds by
 /// default) so that its source address follows the host's; the port is
 /// fixed only so that the other side can name it.
-fn keyed_chat(lan: &Lan, host: usize, name: &str, key: &PathBuf, peer: SocketAddr) -> Proc {
+fn keyed_chat(
+    lan: &Lan,
+    host: usize,
+    name: &str,
+    key: &PathBuf,
+    peer: SocketAddr,
+    json: bool,
+) -> Proc {
     let bind = format!("0.0.0.0:{PORT}");
-    let mut proc = lan.dgram(
-        host,
-        &[
-            "chat",
-            "--bind",
-            &bind,
-            "--peer",
-            &peer.to_string(),
-            "--key-file",
-            key.to_str().unwrap(),
-            "--name",
-            name,
-            "--json",
-            "--no-history",
-            "--linger",
-            "500",
-        ],
-    );
-    let listening = proc.next("listening");
-    assert_eq!(listening["local"], bind, "{}", proc.dump());
+    let peer = peer.to_string();
+    let mut args = vec![
+        "chat",
+        "--bind",
+        &bind,
+        "--peer",
+        &peer,
+        "--key-file",
+        key.to_str().unwrap(),
+        "--name",
+        name,
+        "--no-history",
+        "--linger",
+        "500",
+    ];
+    if json {
+        args.push("--json");
+    }
+    let mut proc = lan.dgram(host, &args);
+    if json {
+        let listening = proc.next("listening");
+        assert_eq!(listening["local"], bind, "{}", proc.dump());
+    } else {
+        proc.wait_stdout_contains(&format!("chat on {bind}, peer {peer}"));
+    }
     proc
 }
 
 /// Ann on host 0 and bob on host 1, in a secure session from one key file.
 fn ann_and_bob(lan: &Lan, key_name: &str) -> (Proc, Proc) {
     let key = keygen(key_name);
-    let ann = keyed_chat(lan, 0, "ann", &key, at(lan.addr(1)));
-    let bob = keyed_chat(lan, 1, "bob", &key, at(lan.addr(0)));
+    let ann = keyed_chat(lan, 0, "ann", &key, at(lan.addr(1)), true);
+    let bob = keyed_chat(lan, 1, "bob", &key, at(lan.addr(0)), true);
     for proc in [&ann, &bob] {
         wait_for(
             "the secure session",
@@ -189,6 +201,28 @@ fn end(proc: &mut Proc) {
     assert!(status.success(), "{}", proc.dump());
 }
 
+/// Host 1 (bob's) changes its address: [`NEW_ADDR`] added on its veth,
+/// its own (10.77.0.2) removed.
+fn readdress_bob(lan: &Lan) {
+    // The old address is the interface's primary one: without this,
+    // deleting it deletes the new (secondary) one of the same subnet too.
+    let promote = "net.ipv4.conf.eth0.promote_secondaries=1";
+    let set = lan.command(1, "sysctl", &["-qw", promote]).status();
+    assert!(
+        set.as_ref().is_ok_and(|s| s.success()),
+        "sysctl -w {promote}: {set:?}"
+    );
+    let new_cidr = format!("{NEW_ADDR}/24");
+    let old_cidr = format!("{}/24", lan.addr(1));
+    ip(lan, 1, &["addr", "add", &new_cidr, "dev", "eth0"]).expect("new address");
+    ip(lan, 1, &["addr", "del", &old_cidr, "dev", "eth0"]).expect("old address removed");
+    let addrs = ip(lan, 1, &["-4", "-o", "addr", "show", "dev", "eth0"]).unwrap();
+    assert!(
+        addrs.contains(&new_cidr) && !addrs.contains(&old_cidr),
+        "B's addresses: {addrs}"
+    );
+}
+
 /// What [`move_bob`] measured, from the moment bob's first line after the
 /// move was typed.
 struct Move {
@@ -208,14 +242,6 @@ struct Move {
 /// each message is shown and delivered and that ann follows bob to its
 /// new address; returns the ended chats and the figures.
 fn move_bob(lan: &Lan, key_name: &str) -> (Proc, Proc, Move) {
-    // The old address is the interface's primary one: without this,
-    // deleting it deletes the new (secondary) one of the same subnet too.
-    let promote = "net.ipv4.conf.eth0.promote_secondaries=1";
-    let set = lan.command(1, "sysctl", &["-qw", promote]).status();
-    assert!(
-        set.as_ref().is_ok_and(|s| s.success()),
-        "sysctl -w {promote}: {set:?}"
-    );
     let (mut ann, mut bob) = ann_and_bob(lan, key_name);
     let (old, new) = (at(lan.addr(1)), at(NEW_ADDR));
 
@@ -232,15 +258,7 @@ fn move_bob(lan: &Lan, key_name: &str) -> (Proc, Proc, Move) {
         );
     }
 
-    let new_cidr = format!("{NEW_ADDR}/24");
-    let old_cidr = format!("{}/24", lan.addr(1));
-    ip(lan, 1, &["addr", "add", &new_cidr, "dev", "eth0"]).expect("new address");
-    ip(lan, 1, &["addr", "del", &old_cidr, "dev", "eth0"]).expect("old address removed");
-    let addrs = ip(lan, 1, &["-4", "-o", "addr", "show", "dev", "eth0"]).unwrap();
-    assert!(
-        addrs.contains(&new_cidr) && !addrs.contains(&old_cidr),
-        "B's addresses: {addrs}"
-    );
+    readdress_bob(lan);
 
     let typed = Instant::now();
     bob.write_line("bob after the move");
@@ -347,6 +365,50 @@ fn a_host_whose_address_changes_is_followed() {
         figures.followed.as_secs_f64() * 1000.0,
         figures.acknowledged.as_secs_f64() * 1000.0,
         figures.copies,
+    );
+}
+
+/// What people read: after host B's address changed and B said
+/// something, A's screen says B moved to its new address, and B's says A
+/// sees it there now and checked it (the lines of `peer_moved` and
+/// `path_challenged`).
+#[test]
+fn both_screens_say_who_moved() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let key = keygen("screens-key");
+    let mut ann = keyed_chat(&lan, 0, "ann", &key, at(lan.addr(1)), false);
+    let mut bob = keyed_chat(&lan, 1, "bob", &key, at(lan.addr(0)), false);
+    bob.write_line("bob before the move");
+    ann.wait_stdout_contains("bob before the move");
+    readdress_bob(&lan);
+    bob.write_line("bob after the move");
+    ann.wait_stdout_contains("bob after the move");
+    ann.wait_stdout_contains(&format!(
+        "!! bob ({}) moved to {}",
+        at(lan.addr(1)),
+        at(NEW_ADDR)
+    ));
+    bob.wait_stdout_contains(&format!(
+        "-- {} sees this side at {} now",
+        at(lan.addr(0)),
+        at(NEW_ADDR)
+    ));
+    end(&mut bob);
+    end(&mut ann);
+    // One move, said once, by the side that followed it.
+    assert_eq!(
+        ann.stdout().matches("moved to").count(),
+        1,
+        "{}",
+        ann.dump()
+    );
+    assert_eq!(
+        bob.stdout().matches("moved to").count(),
+        0,
+        "{}",
+        bob.dump()
     );
 }
 
