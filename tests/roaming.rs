@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -63,7 +63,7 @@ fn keyed_chat(
     lan: &Lan,
     host: usize,
     name: &str,
-    key: &PathBuf,
+    key: &Path,
     peer: SocketAddr,
     json: bool,
 ) -> Proc {
