@@ -1,8 +1,9 @@
 //! Roaming in a secure session, on hosts of our own (network namespaces,
 //! see [`crate::netns`]): a keyed chat's peer is its session, not its
 //! address. A host whose address changes mid-chat is checked at its new
-//! address (a path challenge inside the session) and followed there; a copy
-//! of an authentic datagram sent from a third host moves nothing.
+//! address (a path challenge inside the session) and followed there, and
+//! both screens say so; a copy of an authentic datagram sent from a third
+//! host moves nothing.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -56,9 +57,10 @@ fn ip(lan: &Lan, i: usize, args: &[&str]) -> Result<String, String> {
 }
 
 /// A keyed chat on host `host` talking to `peer`, its input a pipe left
-/// open, printing JSON events (`json`) or what a person reads. Bound to the wildcard address (0.0.0.0, what `--peer` binds by
-/// default) so that its source address follows the host's; the port is
-/// fixed only so that the other side can name it.
+/// open, printing JSON events (`json`) or what a person reads. Bound to
+/// the wildcard address (0.0.0.0, what `--peer` binds by default) so that
+/// its source address follows the host's; the port is fixed only so that
+/// the other side can name it.
 fn keyed_chat(
     lan: &Lan,
     host: usize,
@@ -169,8 +171,8 @@ fn seq_of(proc: &Proc, text: &str) -> u64 {
     )
 }
 
-/// Each message of `sender` that `receiver` showed, shown once: the
-/// numbers shown, as (seq, text), with no number twice.
+/// The messages of `sender` that `receiver` showed, by number; fails if
+/// a number was shown twice (a copy not marked as one).
 fn shown_once(receiver: &Proc, sender: &str, other: &Proc) -> BTreeMap<u64, String> {
     let mut by_seq = BTreeMap::new();
     for (name, seq, text) in shown(receiver) {
