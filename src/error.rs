@@ -414,7 +414,7 @@ impl Error {
                 "the receipt lines above say which and why; nothing is listening at {peer} (its host answered ICMP port unreachable): start the other side first, or check the address"
             )),
             Error::NotDelivered { keyed: true, .. } => Some(
-                "the receipt lines above say which and why; a keyed chat gets receipts only from peers with the same --key-file: check that the other side uses this key"
+                "the receipt lines above say which and why; a keyed chat gets receipts only in a secure session: check that the other side runs dgram with the same --key-file or --code (the lines above say whether a session opened)"
                     .to_string(),
             ),
             Error::NotDelivered { .. } => Some(

@@ -123,7 +123,8 @@ fn same_session(
         "{}",
         why()
     );
-    assert_eq!(ours["session"], python_bound["session"], "{}", why());
+    assert_eq!(ours["peer_session"], python_bound["session"], "{}", why());
+    assert_eq!(ours["session_id"], theirs["session_id"], "{}", why());
 }
 
 /// The Python peer opens a key-file session as its initiator with
@@ -546,7 +547,7 @@ fn a_chat_brings_back_the_python_responders_cookie() {
         let inits = chat
             .events("sent")
             .iter()
-            .filter(|s| s["kind"] == "handshake" && s["len"] == init_len)
+            .filter(|s| s["kind"] == "control" && s["len"] == init_len)
             .count();
         assert_eq!(inits, 2, "{}", chat.dump());
         assert_eq!(

@@ -414,14 +414,11 @@ fn both_screens_say_who_moved() {
     );
 }
 
-/// Bug: after a move, the summary counts one peer in two rows. Ann's
-/// `sent` event for the path challenge to bob's new address makes a peer
-/// row for that address before `peer_moved` comes, and the peer table
-/// (`src/model/peers.rs`, `moved`) moves a row only when the new address
-/// has none: ann's `summary` then has a row for 10.77.0.2:9000 (bob's
-/// messages, ann's first message) and one for 10.77.0.50:9000 (a
-/// duplicate, ann's second message, a fresh RTT). A peer is its session,
-/// not its address: one row, with everything bob sent and ann sent it.
+/// After a move, the summary has one row for the peer, at its new
+/// address, with everything it sent and was sent. (This failed before the
+/// peer table learned to merge rows: ann's `sent` event for the path
+/// challenge to bob's new address made a row for that address before
+/// `peer_moved` came, and the move left bob in two rows.)
 #[test]
 fn after_a_move_the_summary_has_one_row_for_the_peer() {
     let Some(lan) = Lan::or_skip(2) else {

@@ -364,6 +364,12 @@ impl Summary {
                     self.bytes += len as u64;
                     self.receipts += 1;
                 }
+                if receipt.tries == 0 && receipt.group.is_none() {
+                    // A message that never went out (it waited for a
+                    // secure session that did not open) is a message sent
+                    // all the same: it failed.
+                    self.messages_sent += 1;
+                }
                 match receipt.outcome {
                     _ if receipt.group.is_some() => {}
                     Outcome::Delivered => self.delivered += 1,

@@ -52,6 +52,33 @@ pub struct Peer {
     plain_hint_given: bool,
 }
 
+impl Peer {
+    /// Adds the counts of `newer`, a row of the same peer at the address it
+    /// moved to, to this one (its history).
+    fn absorb(&mut self, newer: Peer) {
+        let (i, o) = (&mut self.inbound, &newer.inbound);
+        i.messages += o.messages;
+        i.duplicates += o.duplicates;
+        i.reordered += o.reordered;
+        i.missing += o.missing;
+        let (i, o) = (&mut self.outbound, &newer.outbound);
+        i.messages += o.messages;
+        i.delivered += o.delivered;
+        i.failed += o.failed;
+        i.late += o.late;
+        i.retransmissions += o.retransmissions;
+        self.received += newer.received;
+        self.bytes += newer.bytes;
+        self.sent += newer.sent;
+        self.last_heard = self.last_heard.max(newer.last_heard);
+        self.down = newer.down;
+        self.dgram_heard |= newer.dgram_heard;
+        if self.name.is_none() {
+            self.name = newer.name;
+        }
+    }
+}
+
 /// What a peer's sequence numbers said, as received.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InboundCounts {
@@ -294,7 +321,9 @@ impl PeerTable {
                     }
                 }
                 let counts = &mut peer.outbound;
-                if receipt.group.is_some() && receipt.outcome != Outcome::Late {
+                if (receipt.group.is_some() && receipt.outcome != Outcome::Late)
+                    || receipt.tries == 0
+                {
                     // The message went to the group: this member's part
                     // of it is counted here.
                     counts.messages += 1;
@@ -447,6 +476,19 @@ impl PeerTable {
     /// now), when `to` has none.
     fn moved(&mut self, from: SocketAddr, to: SocketAddr) {
         if self.peers.contains_key(&to) {
+            // A row at the new address already (what went there while it
+            // was checked: a path challenge, a receipt): one peer, one
+            // row, with both rows' counts.
+            let Some((old_tick, old)) = self.peers.remove(&from) else {
+                return;
+            };
+            self.by_activity.remove(&old_tick);
+            let (_, at_new) = self.peers.get_mut(&to).expect("checked");
+            let newer = std::mem::replace(at_new, old);
+            at_new.absorb(newer);
+            if self.last_sender == Some(from) {
+                self.last_sender = Some(to);
+            }
             return;
         }
         if let Some((tick, peer)) = self.peers.remove(&from) {

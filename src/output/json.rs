@@ -184,7 +184,8 @@ enum Wire<'a> {
     },
     SessionOpened {
         peer: SocketAddr,
-        session: String,
+        session_id: String,
+        peer_session: String,
         method: &'static str,
         verify: String,
         initiator: bool,
@@ -451,7 +452,7 @@ pub fn to_line(event: &Event) -> String {
                 SentKind::Text { .. } => ("text", None, None),
                 SentKind::Presence { bye: false } => ("hello", None, None),
                 SentKind::Presence { bye: true } => ("bye", None, None),
-                SentKind::Handshake => ("handshake", None, None),
+                SentKind::Control => ("control", None, None),
             };
             let (text, hex) = match kind {
                 SentKind::Message { payload, .. } | SentKind::Text { payload } => {
@@ -608,14 +609,16 @@ pub fn to_line(event: &Event) -> String {
             },
             SecureEvent::Opened {
                 peer,
-                session,
+                id,
+                peer_session,
                 method,
                 verify,
                 initiator,
                 took,
             } => Wire::SessionOpened {
                 peer: *peer,
-                session: session.to_string(),
+                session_id: id.to_string(),
+                peer_session: peer_session.to_string(),
                 method: method.name(),
                 verify: verification_words(verify),
                 initiator: *initiator,
@@ -1321,13 +1324,16 @@ mod tests {
         assert_eq!(
             line(SecureEvent::Opened {
                 peer,
-                session: crate::proto::SessionId([0x60, 0xf8, 0x3f, 0xc7, 0x64, 0xde, 0x7e, 0x3a]),
+                id: crate::proto::SessionId([0x60, 0xf8, 0x3f, 0xc7, 0x64, 0xde, 0x7e, 0x3a]),
+                peer_session: crate::proto::SessionId([
+                    0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8
+                ]),
                 method: Method::KeyFile,
                 verify: [0xfe, 0x54, 0x52, 0x1f],
                 initiator: true,
                 took: Some(Duration::from_micros(1234)),
             }),
-            r#"{"event":"session_opened","peer":"127.0.0.1:9001","session":"60f83fc764de7e3a","method":"key_file","verify":"woodlark-equation-dupont-businessman","initiator":true,"handshake_ms":1.234}"#
+            r#"{"event":"session_opened","peer":"127.0.0.1:9001","session_id":"60f83fc764de7e3a","peer_session":"a1a2a3a4a5a6a7a8","method":"key_file","verify":"woodlark-equation-dupont-businessman","initiator":true,"handshake_ms":1.234}"#
         );
         assert_eq!(
             line(SecureEvent::Challenged {

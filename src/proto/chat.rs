@@ -213,8 +213,9 @@ pub enum SentKind {
         /// The destination's name, if it has told it.
         name: Option<String>,
     },
-    /// A handshake datagram (`--key-file`, `--code`).
-    Handshake,
+    /// A datagram of the secure sessions' own (`--key-file`, `--code`):
+    /// a handshake step, a keepalive, a path check.
+    Control,
     /// A chat message to a plain peer: the bytes typed (plus `--eol`), no
     /// envelope, no receipt.
     Text {
@@ -465,6 +466,9 @@ pub struct Core {
     arrival: SystemTime,
     /// Peers already said to be heard from an address not followed.
     not_followed: HashSet<(PeerId, SocketAddr)>,
+    /// The datagram being handled came from an address its secure session
+    /// has not validated: its peer does not move there (yet).
+    on_new_path: bool,
 }
 
 impl Core {
@@ -513,6 +517,7 @@ impl Core {
             transmits: VecDeque::new(),
             arrival: SystemTime::UNIX_EPOCH,
             not_followed: HashSet::new(),
+            on_new_path: false,
             config,
         }
     }
@@ -606,7 +611,7 @@ impl Core {
             self.transmits.push_back(Transmit {
                 to: peer,
                 bytes: init,
-                kind: SentKind::Handshake,
+                kind: SentKind::Control,
             });
         }
     }
@@ -739,7 +744,7 @@ impl Core {
             let first = init.map(|bytes| Transmit {
                 to: addr,
                 bytes,
-                kind: SentKind::Handshake,
+                kind: SentKind::Control,
             });
             return Ok((SentAs::Envelope(seq), first));
         }
@@ -1144,7 +1149,7 @@ impl Core {
         // moves once its new address answered a challenge (the caller
         // passes that address), a keyed group's member with the room key.
         // Without keys anyone could send a known session from anywhere.
-        let may_move = self.sealer.is_some() || self.sessions.is_some();
+        let may_move = (self.sealer.is_some() || self.sessions.is_some()) && !self.on_new_path;
         let outbound = &self.outbound;
         let matched = self
             .peers
@@ -1152,6 +1157,7 @@ impl Core {
         let id = matched.id();
         if !may_move
             && self.group.is_none()
+            && self.sessions.is_none()
             && let Some(at) = self.peers.addr(id).filter(|at| *at != from)
         {
             if self.not_followed.len() >= NOTICED_SENDERS * 512 {
@@ -1359,12 +1365,11 @@ impl Core {
             return;
         }
         let inner = opened.inner;
-        // Until a new path is validated, the peer is where it was: its
-        // table row does not move, and only answers that what came from
-        // the new address pays for go there.
+        // Until a new path is validated, the peer is where it was: it does
+        // not move, and only answers that what came from the new address
+        // pays for go there.
         let inner_datagram = Incoming {
             payload: &inner,
-            from: opened.addr,
             ..datagram
         };
         match envelope::decode(&inner) {
@@ -1372,7 +1377,9 @@ impl Core {
             // for no other.
             Decoded::Envelope(envelope) if envelope_session(&envelope) == opened.peer => {
                 let before = self.transmits.len();
+                self.on_new_path = opened.new_path.is_some();
                 self.on_envelope(now, inner_datagram, envelope, wire_len);
+                self.on_new_path = false;
                 if let Some(new) = opened.new_path {
                     self.answer_on_new_path(before, opened.addr, new);
                 }
@@ -1383,18 +1390,15 @@ impl Core {
         }
     }
 
-    /// Receipts just queued (from index `from`) for the peer at `addr`
-    /// go to its new, unvalidated address `new` instead, as far as the
-    /// bytes that came from there pay for them (the peer may have moved:
-    /// its old address may not reach it any more).
+    /// Receipts just queued (from index `from`) for the new, unvalidated
+    /// address `new` of the peer at `addr` go there as far as the bytes
+    /// that came from there pay for them (the peer may have moved: its old
+    /// address may not reach it any more); the others go to `addr`.
     fn answer_on_new_path(&mut self, from: usize, addr: SocketAddr, new: SocketAddr) {
         let sessions = self.sessions.as_mut().expect("keyed");
         for transmit in self.transmits.iter_mut().skip(from) {
-            if transmit.to == addr
-                && matches!(transmit.kind, SentKind::Receipt { .. })
-                && sessions.spend(addr, new, transmit.bytes.len())
-            {
-                transmit.to = new;
+            if transmit.to == new && !sessions.spend(addr, new, transmit.bytes.len()) {
+                transmit.to = addr;
             }
         }
     }
@@ -1415,6 +1419,7 @@ impl Core {
             sessions::Outcome::Nothing => {}
             sessions::Outcome::Refused(reason) => self.reject(from, wire_len, reason),
             sessions::Outcome::Opened {
+                id: session_id,
                 peer,
                 addr,
                 verify,
@@ -1426,13 +1431,18 @@ impl Core {
                 self.events
                     .push_back(ChatEvent::Secure(SecureEvent::Opened {
                         peer: addr,
-                        session: peer,
+                        id: session_id,
+                        peer_session: peer,
                         method,
                         verify,
                         initiator,
                         took,
                     }));
                 let id = self.heard_envelope(now, addr, peer, None);
+                // The handshake's last datagram (a code's finish) goes
+                // before the first messages, so that they do not overtake
+                // it.
+                self.flush_handshakes();
                 if initiator && queued.is_empty() {
                     // The responder sends nothing of its own until it
                     // knows this side has the keys: a keepalive tells it.
@@ -1441,7 +1451,7 @@ impl Core {
                         self.transmits.push_back(Transmit {
                             to: addr,
                             bytes,
-                            kind: SentKind::Handshake,
+                            kind: SentKind::Control,
                         });
                     }
                 }
@@ -1540,7 +1550,7 @@ impl Core {
             self.transmits.push_back(Transmit {
                 to,
                 bytes,
-                kind: SentKind::Handshake,
+                kind: SentKind::Control,
             });
         }
     }

@@ -151,8 +151,10 @@ pub enum SecureEvent {
     Opened {
         /// Where the peer is.
         peer: SocketAddr,
-        /// Its session.
-        session: SessionId,
+        /// The secure session's id (what its datagrams carry).
+        id: SessionId,
+        /// The peer's run session (what its envelopes carry).
+        peer_session: SessionId,
         /// Key file or code.
         method: Method,
         /// The verification bytes (the same on both screens when no one

@@ -65,6 +65,8 @@ pub enum Outcome {
     /// (`queued` is empty while the session is not confirmed: see
     /// [`Opened::Confirmed`]).
     Opened {
+        /// The secure session's id.
+        id: SessionId,
         /// The peer's session.
         peer: SessionId,
         /// Where it is.
@@ -341,7 +343,14 @@ impl Sessions {
 
     /// Seals `inner` for the session at `addr`; `None` when none is open.
     pub fn seal_to(&mut self, addr: SocketAddr, now: Instant, inner: &[u8]) -> Option<Vec<u8>> {
-        let id = self.id_at(addr)?;
+        // An answer to a datagram from a new address being checked is
+        // sealed in the session of that address's peer.
+        let id = self.id_at(addr).or_else(|| {
+            self.live
+                .iter()
+                .find(|(_, live)| live.path.as_ref().is_some_and(|p| p.addr == addr))
+                .map(|(id, _)| *id)
+        })?;
         let live = self.live.get_mut(&id).expect("found");
         Some(live.channel.seal(now, inner))
     }
@@ -849,9 +858,9 @@ impl Sessions {
         {
             self.live.remove(&oldest);
         }
-        let verify = established.verify;
+        let (verify, id) = (established.verify, established.id);
         self.live.insert(
-            established.id,
+            id,
             Live {
                 peer,
                 confirmed,
@@ -867,6 +876,7 @@ impl Sessions {
             Vec::new()
         };
         Outcome::Opened {
+            id,
             peer,
             addr,
             verify,

@@ -1382,6 +1382,15 @@ fn a_moved_peer_is_checked_then_followed() {
         ),
         "{receipts:?}"
     );
+    let from: Vec<SocketAddr> = net
+        .events(0)
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Message(m) if !m.duplicate => Some(m.from),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(from, vec![addr(1), moved_to], "shown from where it came");
     let moves: Vec<(SocketAddr, SocketAddr)> = net
         .events(0)
         .iter()

@@ -450,7 +450,7 @@ fn outcome(
         return Err(Error::NotDelivered {
             failed: summary.failed,
             messages: summary.messages_sent,
-            keyed: options.protocol.key.is_some(),
+            keyed: options.protocol.key.is_some() || options.protocol.code.is_some(),
             refused: options
                 .peer
                 .filter(|peer| tally.snapshot().peers.get(peer).is_some_and(|p| p.down)),
