@@ -191,7 +191,11 @@ fn malformed_envelopes_are_shown_and_counted() {
         ("f501", "shorter than the 3-byte header"),
         ("f5010101020304", "body does not decode"),
         ("f50101010203040506070801000000", "try 0"),
-        ("f5010701", "unknown kind 7"),
+        ("f5010a01", "unknown kind 10"),
+        (
+            "f5010701",
+            "secured in a session: needs --key-file or --code",
+        ),
     ];
     for (hex, reason) in cases {
         let mut send = Proc::dgram(&["send", &to, "--hex", hex, "--wait", "0"]);

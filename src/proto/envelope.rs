@@ -257,6 +257,13 @@ fn decode_body(version: u8, kind: u8, body: &[u8]) -> Result<Envelope, Malformed
         }
         // A sealed envelope (`--key-file`) opens only with the key.
         super::seal::KIND_SEALED => Err(Malformed::BadField("sealed: needs --key-file")),
+        // A secure session's datagrams, at a side without keys.
+        super::secure::wire::KIND_HANDSHAKE => Err(Malformed::BadField(
+            "a secure-session handshake: needs --key-file or --code",
+        )),
+        super::secure::wire::KIND_SECURED => Err(Malformed::BadField(
+            "secured in a session: needs --key-file or --code",
+        )),
         other => Err(Malformed::UnknownKind(other)),
     }
 }
@@ -391,9 +398,23 @@ mod tests {
             Decoded::Malformed(Malformed::UnknownVersion(9))
         );
         assert_eq!(
-            decode(&[0xF5, 1, 7]),
-            Decoded::Malformed(Malformed::UnknownKind(7))
+            decode(&[0xF5, 1, 10]),
+            Decoded::Malformed(Malformed::UnknownKind(10))
         );
+        assert_eq!(
+            decode(&[0xF5, 1, 8]),
+            Decoded::Malformed(Malformed::UnknownKind(8)),
+            "a path check outside a secured datagram"
+        );
+        for kind in [6, 7] {
+            assert!(
+                matches!(
+                    decode(&[0xF5, 1, kind]),
+                    Decoded::Malformed(Malformed::BadField(why)) if why.contains("--code")
+                ),
+                "kind {kind}"
+            );
+        }
         assert_eq!(
             decode(&[0xF5, 1, 1, 0, 0]),
             Decoded::Malformed(Malformed::Undecodable)
