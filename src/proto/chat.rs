@@ -454,7 +454,9 @@ pub struct Core {
     /// A replay window per sender run (its nonce prefix, whatever address
     /// its datagrams come from: a replay from another address is still a
     /// replay), with when it was last used.
-    windows: HashMap<[u8; 16], (ReplayWindow, Instant)>,
+    /// The session its envelopes carry is bound to the prefix the first
+    /// time one opens: a member cannot speak under another's prefix.
+    windows: HashMap<[u8; 16], (ReplayWindow, Instant, Option<SessionId>)>,
     /// Senders and reasons already shown refused (then only counted).
     refused: HashSet<(SocketAddr, Rejection)>,
     rng: Rng,
@@ -1256,12 +1258,12 @@ impl Core {
             }
             let key = opened.prefix;
             if !self.windows.contains_key(&key) && self.windows.len() >= MAX_WINDOWS {
-                forget_oldest(&mut self.windows, |(_, last)| *last);
+                forget_oldest(&mut self.windows, |(_, last, _)| *last);
             }
-            let (window, last) = self
+            let (window, last, _) = self
                 .windows
                 .entry(key)
-                .or_insert_with(|| (ReplayWindow::default(), now));
+                .or_insert_with(|| (ReplayWindow::default(), now, None));
             window.check(opened.counter)?;
             window.take(opened.counter);
             *last = now;
@@ -1282,6 +1284,17 @@ impl Core {
             Decoded::Envelope(envelope) => {
                 if self.group.is_none() && envelope_session(&envelope) == self.config.session {
                     return self.reject(datagram.from, wire_len, Rejection::Reflected);
+                }
+                // The sender is bound into what is authenticated: its
+                // prefix speaks for one session only.
+                let session = envelope_session(&envelope);
+                if let Some((_, _, bound)) = self.windows.get_mut(&opened.prefix) {
+                    match bound {
+                        Some(known) if *known != session => {
+                            return self.reject(datagram.from, wire_len, Rejection::Malformed);
+                        }
+                        _ => *bound = Some(session),
+                    }
                 }
                 self.on_envelope(now, inner, envelope, wire_len)
             }

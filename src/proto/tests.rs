@@ -1491,3 +1491,40 @@ fn a_replayed_unanswered_init_leaves_the_session_alone() {
     assert_eq!(net.shown(1), vec![(1, b"to one".to_vec())]);
     assert_eq!(net.shown(0), vec![(1, b"to zero".to_vec())]);
 }
+
+/// A keyed group binds each sender's prefix to its session: a datagram
+/// sealed with the room key under a member's prefix but speaking for
+/// another session (a member posing as another) is refused, counted and
+/// not shown.
+#[test]
+fn a_room_key_binds_the_sender() {
+    let key = Key::from_bytes([12; 32]);
+    let configs = keyed_configs(2, &key)
+        .into_iter()
+        .map(|c| ChatConfig {
+            group: Some(group()),
+            hello: Duration::from_secs(1),
+            ..c
+        })
+        .collect();
+    let mut net = Net::new(configs, Link::default(), 61);
+    net.run_for(Duration::from_millis(100));
+    net.send(1, b"from one", group());
+    net.settle();
+    assert_eq!(net.shown(0), vec![(1, b"from one".to_vec())]);
+    // Node 1's prefix (its entropy in `Net::new`) with another session.
+    let mut forger = super::seal::Sealer::with_prefix(&key, [2; 16]);
+    // Past the counters node 1 used, so not a replay.
+    for _ in 0..64 {
+        forger.seal(b"");
+    }
+    let posing = forger.seal(&message_bytes(
+        SessionId([0x77; 8]),
+        1,
+        "eve",
+        b"as another",
+    ));
+    net.deliver(addr(1), addr(0), &posing);
+    assert_eq!(net.rejected(0), vec![Rejection::Malformed]);
+    assert_eq!(net.shown(0), vec![(1, b"from one".to_vec())]);
+}
