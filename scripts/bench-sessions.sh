@@ -90,7 +90,7 @@ if [[ $SECTIONS == *handshake* ]]; then
   for i in $(seq 1 "$RUNS"); do
     port=$(free_port)
     code="$((i % 999 + 1))-clockwork-crossover-ragtime"
-    sleep 5 | "$dgram" chat --bind "127.0.0.1:$port" --code "$code" --json >/dev/null 2>&1 &
+    "$dgram" chat --bind "127.0.0.1:$port" --code "$code" --json < <(sleep 5) >/dev/null 2>&1 &
     responder=$!
     wait_bound "$port"
     "$dgram" send "127.0.0.1:$port" x --code "$code" --json --wait 0 2>/dev/null |
@@ -135,7 +135,7 @@ if [[ $SECTIONS == *answers* ]]; then
   pids+=($!)
   wait_bound "$port"
   cport=$(free_port)
-  sleep 30 | "$dgram" chat --bind "127.0.0.1:$cport" --code 7-clockwork-crossover-ragtime --json >/dev/null 2>&1 &
+  "$dgram" chat --bind "127.0.0.1:$cport" --code 7-clockwork-crossover-ragtime --json < <(sleep 30) >/dev/null 2>&1 &
   pids+=($!)
   wait_bound "$cport"
   # Real inits, captured: dgram sends its init to a socket that only
