@@ -1471,17 +1471,25 @@ impl Core {
                 for message in queued {
                     self.send_queued(now, id, addr, message);
                 }
-                for (bytes, at) in early {
+                for held in early {
                     let early = Incoming {
-                        at,
-                        from: addr,
-                        payload: &bytes,
+                        at: held.at,
+                        from: held.from,
+                        payload: &held.bytes,
                         truncated: false,
                     };
                     self.on_secured(now, early);
                 }
             }
-            sessions::Outcome::WrongCode { addr, queued } => {
+            sessions::Outcome::WrongCode {
+                addr,
+                queued,
+                early,
+            } => {
+                for held in early {
+                    self.arrival = held.at;
+                    self.reject(held.from, held.bytes.len(), Rejection::UnknownSession);
+                }
                 self.events
                     .push_back(ChatEvent::Secure(SecureEvent::WrongCode { peer: addr }));
                 self.fail_queued(addr, queued, 0, Failure::NoSession);

@@ -81,7 +81,7 @@ pub enum Outcome {
         queued: Vec<Queued>,
         /// Secured datagrams that came before the session opened (they
         /// overtook the finish), with when they came: to be taken now.
-        early: Vec<(Vec<u8>, SystemTime)>,
+        early: Vec<Early>,
     },
     /// The code did not confirm (this side's code, or the peer's, is not
     /// the same): the code is spent; `queued` fail.
@@ -90,9 +90,23 @@ pub enum Outcome {
         addr: SocketAddr,
         /// Messages that waited for the session.
         queued: Vec<Queued>,
+        /// Secured datagrams held for a session that will not open: refused
+        /// now (`unknown_session`).
+        early: Vec<Early>,
     },
     /// Refused, for this reason (counted as a rejection).
     Refused(Rejection),
+}
+
+/// A secured datagram held until the handshake it overtook completes.
+#[derive(Debug, Clone)]
+pub struct Early {
+    /// The datagram.
+    pub bytes: Vec<u8>,
+    /// When it came.
+    pub at: SystemTime,
+    /// Who sent it.
+    pub from: SocketAddr,
 }
 
 /// A secured datagram opened.
@@ -166,7 +180,7 @@ enum CodeUse {
     /// Not used yet.
     Unspent,
     /// Answered an init from `addr`; the finish is awaited.
-    Answered(Box<CodeResponder>, SocketAddr, Vec<(Vec<u8>, SystemTime)>),
+    Answered(Box<CodeResponder>, SocketAddr, Vec<Early>),
     /// Used: no other handshake runs on it.
     Spent,
 }
@@ -375,7 +389,11 @@ impl Sessions {
                 // stranger's are dropped with the session if it never
                 // opens.
                 if early.len() < MAX_EARLY {
-                    early.push((bytes.to_vec(), at));
+                    early.push(Early {
+                        bytes: bytes.to_vec(),
+                        at,
+                        from,
+                    });
                     return Ok(None);
                 }
             }
@@ -653,10 +671,14 @@ impl Sessions {
                         && responder.peer() == handshake.sender
                         && handshake.receiver == self.own =>
                 {
-                    self.code = CodeUse::Spent;
+                    let early = match std::mem::replace(&mut self.code, CodeUse::Spent) {
+                        CodeUse::Answered(_, _, early) => early,
+                        _ => Vec::new(),
+                    };
                     Outcome::WrongCode {
                         addr: from,
                         queued: self.queued.remove(&from).unwrap_or_default(),
+                        early,
                     }
                 }
                 _ => Outcome::Refused(Rejection::Unexpected),
@@ -806,6 +828,7 @@ impl Sessions {
                 Outcome::WrongCode {
                     addr: from,
                     queued: self.queued.remove(&from).unwrap_or_default(),
+                    early: Vec::new(),
                 }
             }
             Err(Refusal::Unauthentic) => Outcome::Refused(Rejection::BadTag),
@@ -848,7 +871,7 @@ impl Sessions {
         established: Established,
         confirmed: bool,
         initiator: bool,
-        early: Vec<(Vec<u8>, SystemTime)>,
+        early: Vec<Early>,
     ) -> Outcome {
         // A peer that restarted at this address: its old session ends
         // (what was secured in it is refused from now on).

@@ -1528,3 +1528,35 @@ fn a_room_key_binds_the_sender() {
     assert_eq!(net.rejected(0), vec![Rejection::Malformed]);
     assert_eq!(net.shown(0), vec![(1, b"from one".to_vec())]);
 }
+
+/// A code's responder holds secured datagrams that come before the finish
+/// (they may have overtaken it); when the handshake ends without a
+/// session (the codes differ), each one held is refused and counted
+/// (`unknown_session`), none is lost from the counts.
+#[test]
+fn datagrams_held_for_a_finish_that_never_comes_are_counted() {
+    let mut net = Net::new(
+        code_configs(&["7-clockwork-crossover", "8-clockwork-crossover"]),
+        Link::default(),
+        71,
+    );
+    let now = net.now;
+    net.nodes[0].core.connect(now, addr(1));
+    let init = net.nodes[0].core.poll_transmit().unwrap().bytes;
+    net.deliver(addr(0), addr(1), &init);
+    let (_, (_, _, reply)) = net.flights.pop_first().expect("the reply");
+    net.flights.clear();
+    let mut stray = vec![0xF5, 1, 7];
+    stray.extend_from_slice(&[0x42; 60]);
+    net.deliver(addr(5), addr(1), &stray);
+    assert!(net.rejected(1).is_empty(), "held, not refused yet");
+    net.deliver(addr(1), addr(0), &reply);
+    net.settle();
+    assert_eq!(net.rejected(1), vec![Rejection::UnknownSession]);
+    let wrong = net
+        .events(1)
+        .iter()
+        .filter(|e| matches!(e, ChatEvent::Secure(SecureEvent::WrongCode { .. })))
+        .count();
+    assert_eq!(wrong, 1);
+}
