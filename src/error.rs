@@ -261,11 +261,6 @@ pub enum Error {
         source: io::Error,
     },
 
-    /// `dgram chat --code`: the secure-session handshake a short code
-    /// feeds is not part of the chat yet.
-    #[error("short codes need the secure-session handshake, which is not wired in yet")]
-    CodeUnsupported,
-
     /// The interfaces of this host could not be listed (for `--iface`).
     #[error("could not list this host's network interfaces")]
     ListInterfaces { source: io::Error },
@@ -449,10 +444,6 @@ impl Error {
             }
             Error::LoadHistory { .. } => Some(
                 "the chat goes on without history; move it away, or pick another file with --history FILE"
-                    .to_string(),
-            ),
-            Error::CodeUnsupported => Some(
-                "for an encrypted chat now, share a key file: dgram keygen FILE, then --key-file FILE on both sides"
                     .to_string(),
             ),
             Error::ThreadPanicked { .. } => {
