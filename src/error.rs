@@ -136,7 +136,7 @@ pub enum Error {
 
     /// No secure session can open with the peer (the code is spent).
     #[error(
-        "no secure session with {peer}: the code was used up by a handshake that did not confirm"
+        "no secure session with {peer}: the code was used up (a code is good for one handshake per run)"
     )]
     NoSecureSession { peer: SocketAddr },
 
