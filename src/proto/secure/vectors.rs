@@ -51,7 +51,11 @@ fn public(private: &[u8; 32]) -> Vec<u8> {
 /// Every labelled value of the examples, in the document's order.
 fn examples() -> Vec<(&'static str, Vec<u8>)> {
     let now = Instant::now();
-    let limits = RekeyLimits::default();
+    // Every datagram under a new key, so that the examples show REKEY.
+    let limits = RekeyLimits {
+        after: std::time::Duration::from_secs(3600),
+        datagrams: 1,
+    };
     let (alice, bob) = (
         SessionId([0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8]),
         SessionId([0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8]),
@@ -111,6 +115,42 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
     out.push(("key file secured message", secured.clone()));
     let opened = b.channel.open(&split_secured(&secured).unwrap()).unwrap();
     assert_eq!(opened.0, message);
+    let again = envelope::encode_message(&Message {
+        session: alice,
+        seq: 2,
+        attempt: 1,
+        name: "al".into(),
+        payload: b"hi".to_vec(),
+    });
+    out.push(("second message envelope", again.clone()));
+    let rekeyed = a.channel.seal(now, &again);
+    out.push(("key file secured second message (epoch 1)", rekeyed.clone()));
+    assert_eq!(
+        b.channel.open(&split_secured(&rekeyed).unwrap()).unwrap().0,
+        again
+    );
+    let keepalive = b.channel.seal(now, &[]);
+    out.push(("key file keepalive from bob", keepalive.clone()));
+    assert!(
+        a.channel
+            .open(&split_secured(&keepalive).unwrap())
+            .unwrap()
+            .0
+            .is_empty()
+    );
+    let challenge = wire::encode_path(&wire::PathCheck::Challenge {
+        token: [1, 2, 3, 4, 5, 6, 7, 8],
+        seen: "10.0.9.7:4000".parse().unwrap(),
+    });
+    out.push(("path challenge", challenge.clone()));
+    out.push((
+        "path challenge secured by bob (epoch 1)",
+        b.channel.seal(now, &challenge),
+    ));
+    let response = wire::encode_path(&wire::PathCheck::Response {
+        token: [1, 2, 3, 4, 5, 6, 7, 8],
+    });
+    out.push(("path response", response));
 
     // Code: alice begins; the SPAKE2 key is given (SPAKE2 itself is
     // python-spake2's and the spake2 crate's, with random scalars).
@@ -167,6 +207,21 @@ fn code_examples() -> Vec<(&'static str, Vec<u8>)> {
     assert_eq!(a.verify, b.verify);
     out.push(("code session id", a.id.0.to_vec()));
     out.push(("code verify", a.verify.to_vec()));
+    let message = envelope::encode_message(&Message {
+        session: alice,
+        seq: 1,
+        attempt: 1,
+        name: "al".into(),
+        payload: b"hi".to_vec(),
+    });
+    let mut a = a;
+    let mut b = b;
+    let secured = a.channel.seal(now, &message);
+    out.push(("code secured message", secured.clone()));
+    assert_eq!(
+        b.channel.open(&split_secured(&secured).unwrap()).unwrap().0,
+        message
+    );
     out
 }
 
