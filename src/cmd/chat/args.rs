@@ -152,9 +152,11 @@ impl ChatOptions {
 
 impl ChatArgs {
     /// The history file: none with --no-history, nor in a keyed chat
-    /// (what is typed there is private) unless --history names one.
+    /// (`--key-file` or `--code`: what is typed there is private) unless
+    /// --history names one.
     fn history_file(&self) -> Option<PathBuf> {
-        if self.no_history || (self.key_file.is_some() && self.history.is_none()) {
+        let keyed = self.key_file.is_some() || self.code.is_some();
+        if self.no_history || (keyed && self.history.is_none()) {
             None
         } else {
             self.history.clone().or_else(default_history)
@@ -244,6 +246,11 @@ mod tests {
         );
         assert_eq!(args(&["--history", "chat.history"]).history_file(), named);
         assert_eq!(args(&["--no-history"]).history_file(), None);
+        assert_eq!(
+            args(&["--code", "7-clockwork-crossover"]).history_file(),
+            None,
+            "a code chat is keyed"
+        );
         assert_eq!(args(&[]).history_file(), default_history());
     }
 
