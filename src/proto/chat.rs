@@ -18,9 +18,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use super::envelope::{
     self, Ack, Decoded, Envelope, MAGIC, Message, NO_TOKEN, Presence, SessionId,
 };
@@ -1106,18 +1103,8 @@ impl Core {
     /// was sent to `addr` can answer it, and nothing needs to be kept
     /// until it is answered.
     fn token(&self, addr: SocketAddr, session: SessionId) -> [u8; 8] {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
-        mac.update(b"dgram hello token");
-        match addr {
-            SocketAddr::V4(v4) => mac.update(&v4.ip().octets()),
-            SocketAddr::V6(v6) => mac.update(&v6.ip().octets()),
-        }
-        mac.update(&addr.port().to_be_bytes());
-        mac.update(&session.0);
-        let tag = mac.finalize().into_bytes();
-        let mut token = [0; 8];
-        token.copy_from_slice(&tag[..8]);
+        let mut token: [u8; 8] =
+            super::tokens::for_address(&self.secret, b"dgram hello token", addr, session);
         if token == NO_TOKEN {
             token[0] = 1;
         }

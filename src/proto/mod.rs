@@ -23,6 +23,12 @@
 //!   members, group receipts), wrapped by [`crate::model`]'s events.
 //! - [`rto`]: RFC 6298 timers ([`Estimator`], [`backoff`]).
 //! - [`random`]: a seeded generator for jitter.
+//! - [`tokens`]: tokens bound to an address (hello challenges, cookies).
+//! - [`secure`]: secure sessions: the handshakes (Noise `NNpsk0` from a key
+//!   file or a code's SPAKE2), per-direction keys, secured datagrams.
+//! - [`sessions`]: a keyed side's sessions (handshakes begun and answered,
+//!   cookies, roaming path checks), fed by [`chat::Core`].
+//! - [`code`]: short codes people can say.
 //! - [`seal`]: sealed envelopes (`--key-file`): the key, XChaCha20-Poly1305,
 //!   the replay window, the reasons a keyed side refuses a datagram.
 
@@ -41,6 +47,7 @@ pub mod secure;
 pub mod sessions;
 #[cfg(test)]
 mod tests;
+pub mod tokens;
 
 pub use chat::{ChatConfig, ChatEvent, Core, Entropy, Eol, Handover, SendError, SentAs, Transmit};
 pub use envelope::{Ack, Decoded, Envelope, Malformed, Message, Presence, SessionId};

@@ -221,17 +221,7 @@ impl Cookies {
     }
 
     fn cookie(secret: &[u8; 32], addr: SocketAddr, session: SessionId) -> [u8; COOKIE_LEN] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
-        mac.update(b"dgram cookie");
-        match addr {
-            SocketAddr::V4(v4) => mac.update(&v4.ip().octets()),
-            SocketAddr::V6(v6) => mac.update(&v6.ip().octets()),
-        }
-        mac.update(&addr.port().to_be_bytes());
-        mac.update(&session.0);
-        let mut cookie = [0; COOKIE_LEN];
-        cookie.copy_from_slice(&mac.finalize().into_bytes()[..COOKIE_LEN]);
-        cookie
+        super::tokens::for_address(secret, b"dgram cookie", addr, session)
     }
 
     /// The cookie for `session` at `addr` now.

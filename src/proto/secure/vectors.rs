@@ -13,6 +13,17 @@ use super::RekeyLimits;
 use super::handshake::{self, Initiator, Secret, code_psk, split_seed};
 use super::wire::{self, Step, split_secured};
 
+/// Alice's message number `seq`, first try, name `al`, text `hi`.
+fn alice_says_hi(seq: u64) -> Vec<u8> {
+    envelope::encode_message(&Message {
+        session: SessionId([0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8]),
+        seq,
+        attempt: 1,
+        name: "al".into(),
+        payload: b"hi".to_vec(),
+    })
+}
+
 /// Lowercase hex, bytes separated by spaces, 16 to a line.
 fn hex(bytes: &[u8]) -> String {
     bytes
@@ -103,25 +114,13 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
     assert_eq!(a.verify, b.verify);
     out.push(("key file session id", a.id.0.to_vec()));
     out.push(("key file verify", a.verify.to_vec()));
-    let message = envelope::encode_message(&Message {
-        session: alice,
-        seq: 1,
-        attempt: 1,
-        name: "al".into(),
-        payload: b"hi".to_vec(),
-    });
+    let message = alice_says_hi(1);
     out.push(("message envelope", message.clone()));
     let secured = a.channel.seal(now, &message);
     out.push(("key file secured message", secured.clone()));
     let opened = b.channel.open(&split_secured(&secured).unwrap()).unwrap();
     assert_eq!(opened.0, message);
-    let again = envelope::encode_message(&Message {
-        session: alice,
-        seq: 2,
-        attempt: 1,
-        name: "al".into(),
-        payload: b"hi".to_vec(),
-    });
+    let again = alice_says_hi(2);
     out.push(("second message envelope", again.clone()));
     let rekeyed = a.channel.seal(now, &again);
     out.push(("key file secured second message (epoch 1)", rekeyed.clone()));
@@ -207,13 +206,7 @@ fn code_examples() -> Vec<(&'static str, Vec<u8>)> {
     assert_eq!(a.verify, b.verify);
     out.push(("code session id", a.id.0.to_vec()));
     out.push(("code verify", a.verify.to_vec()));
-    let message = envelope::encode_message(&Message {
-        session: alice,
-        seq: 1,
-        attempt: 1,
-        name: "al".into(),
-        payload: b"hi".to_vec(),
-    });
+    let message = alice_says_hi(1);
     let mut a = a;
     let mut b = b;
     let secured = a.channel.seal(now, &message);
