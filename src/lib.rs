@@ -40,7 +40,12 @@
 //!   the replay window, refusals), [`rto`](proto::rto) (RFC 6298 timers),
 //!   [`random`](proto::random) (a seeded generator for jitter),
 //!   [`code`](proto::code) (short codes people can say, `--code`: the
-//!   word list, making, parsing, the handshake's password).
+//!   word list, making, parsing, the handshake's password),
+//!   [`secure`](proto::secure) (secure sessions: handshake datagrams, Noise
+//!   `NNpsk0` from a key file or a code's SPAKE2, per-direction keys with
+//!   rekeying, path checks), [`sessions`](proto::sessions) (a keyed side's
+//!   sessions: handshakes, cookies, roaming), [`tokens`](proto::tokens)
+//!   (tokens bound to an address: hello challenges, cookies).
 //! - [`runtime`]: the moving parts. [`pipeline`](runtime::pipeline) (endpoint,
 //!   receiver, job, display loop, ordered stop; a plan without a job runs
 //!   on one thread), [`receiver`](runtime::receiver)
