@@ -62,8 +62,9 @@ pub enum Outcome {
     /// Nothing more (a copy answered, a cookie taken).
     Nothing,
     /// A session is open with `peer` at `addr`: send what waited for it
-    /// (`queued` is empty while the session is not confirmed: see
-    /// [`Opened::Confirmed`]).
+    /// (`queued` is empty while the peer has not confirmed the keys: the
+    /// messages then come in [`Opened::queued`] with the first datagram
+    /// of the session).
     Opened {
         /// The secure session's id.
         id: SessionId,
