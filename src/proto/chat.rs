@@ -103,6 +103,9 @@ pub struct ChatConfig {
     pub rekey: RekeyLimits,
     /// Handshake inits answered per second before a cookie is asked for.
     pub handshake_rate: u32,
+    /// `--keepalive`: a secure session with nothing else to send sends a
+    /// keepalive this often (so that a NAT's mapping stays open).
+    pub keepalive: Option<Duration>,
 }
 
 impl ChatConfig {
@@ -123,6 +126,7 @@ impl ChatConfig {
             code: None,
             rekey: RekeyLimits::default(),
             handshake_rate: sessions::DEFAULT_HANDSHAKE_RATE,
+            keepalive: None,
         }
     }
 }
@@ -495,6 +499,7 @@ impl Core {
                 entropy.crypto,
                 now,
             )
+            .with_keepalive(config.keepalive)
         });
         let mut rng = Rng::from_seed(entropy.seed);
         Core {

@@ -169,6 +169,8 @@ struct Live {
     confirmed: bool,
     /// A new address being checked.
     path: Option<NewPath>,
+    /// When this side last sent in the session (for keepalives).
+    last_sent: Instant,
     channel: Channel,
     /// Where the peer is.
     addr: SocketAddr,
@@ -276,6 +278,11 @@ pub struct Sessions {
     queued: HashMap<SocketAddr, Vec<Queued>>,
     /// Handshake datagrams to send: (to, bytes).
     out: Vec<(SocketAddr, Vec<u8>)>,
+    /// How often an idle session sends a keepalive (`None`: never).
+    keepalive: Option<Duration>,
+    /// The time of the latest call that had one (for the sessions it
+    /// opens).
+    now: Instant,
 }
 
 impl Sessions {
@@ -308,7 +315,16 @@ impl Sessions {
             cookies: Cookies::new(cookie_secret, handshake_rate.max(1), now),
             queued: HashMap::new(),
             out: Vec::new(),
+            keepalive: None,
+            now,
         }
+    }
+
+    /// Sessions that send a keepalive after `every` without sending
+    /// anything else.
+    pub fn with_keepalive(mut self, every: Option<Duration>) -> Sessions {
+        self.keepalive = every;
+        self
     }
 
     /// The handshake this side runs.
@@ -357,6 +373,7 @@ impl Sessions {
                 .map(|(id, _)| *id)
         })?;
         let live = self.live.get_mut(&id).expect("found");
+        live.last_sent = now;
         Some(live.channel.seal(now, inner))
     }
 
@@ -601,14 +618,36 @@ impl Sessions {
         )
     }
 
-    /// When [`Sessions::handle_timeout`] is next due.
+    /// When [`Sessions::handle_timeout`] is next due: an init to send
+    /// again, or a keepalive.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.begun.values().map(|b| b.deadline).min()
+        let keepalives = self.keepalive.and_then(|every| {
+            self.live
+                .values()
+                .filter(|live| live.confirmed)
+                .map(|live| live.last_sent + every)
+                .min()
+        });
+        self.begun
+            .values()
+            .map(|b| b.deadline)
+            .chain(keepalives)
+            .min()
     }
 
     /// Sends inits again whose time came; a handshake out of tries ends,
     /// and what waited for it is returned (it fails).
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<(SocketAddr, u8, Vec<Queued>)> {
+        self.now = now;
+        if let Some(every) = self.keepalive {
+            for live in self.live.values_mut() {
+                if live.confirmed && now.saturating_duration_since(live.last_sent) >= every {
+                    live.last_sent = now;
+                    let keepalive = live.channel.seal(now, &[]);
+                    self.out.push((live.addr, keepalive));
+                }
+            }
+        }
         let due: Vec<SocketAddr> = self
             .begun
             .iter()
@@ -635,6 +674,7 @@ impl Sessions {
 
     /// A handshake datagram came from `from` at `now`.
     pub fn handle(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Outcome {
+        self.now = now;
         let Ok(handshake) = wire::decode(bytes) else {
             return Outcome::Refused(Rejection::Malformed);
         };
@@ -879,6 +919,7 @@ impl Sessions {
                 peer,
                 confirmed,
                 path: None,
+                last_sent: self.now,
                 channel: established.channel,
                 addr,
                 verify,

@@ -1560,3 +1560,86 @@ fn datagrams_held_for_a_finish_that_never_comes_are_counted() {
         .count();
     assert_eq!(wrong, 1);
 }
+
+/// `--keepalive`: an idle secure session sends a keepalive each period
+/// from each side (counted at the other as `keepalive` control datagrams,
+/// nothing shown), and without the option an idle session sends nothing
+/// at all.
+#[test]
+fn keepalives_keep_an_idle_session_talking() {
+    let key = Key::from_bytes([13; 32]);
+    for every in [Some(Duration::from_secs(5)), None] {
+        let configs = keyed_configs(2, &key)
+            .into_iter()
+            .map(|c| ChatConfig {
+                keepalive: every,
+                ..c
+            })
+            .collect();
+        let mut net = Net::new(configs, Link::default(), 81);
+        connect_both(&mut net);
+        net.settle();
+        let sent_before = net.sent;
+        net.run_for(Duration::from_secs(21));
+        let keepalives = |net: &Net, i: usize| {
+            net.events(i)
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e,
+                        ChatEvent::Secure(SecureEvent::Control {
+                            what: "keepalive",
+                            ..
+                        })
+                    )
+                })
+                .count()
+        };
+        match every {
+            Some(_) => {
+                // 21 s at one per 5 s: 4 each way (the handshake's own
+                // keepalive, at the start, comes on top for one side).
+                assert!((4..=5).contains(&keepalives(&net, 0)), "{every:?}");
+                assert!((4..=5).contains(&keepalives(&net, 1)), "{every:?}");
+                assert_eq!(net.sent - sent_before, 8, "{every:?}");
+            }
+            None => assert_eq!(net.sent, sent_before, "an idle session is quiet"),
+        }
+        assert!(net.shown(0).is_empty() && net.shown(1).is_empty());
+    }
+}
+
+/// A message puts the next keepalive off: sent 3 s into a 5 s period, the
+/// sender's next keepalive comes 5 s after the message (its receipt does
+/// the same for the other side), not 2 s later.
+#[test]
+fn a_message_puts_the_keepalive_off() {
+    let key = Key::from_bytes([14; 32]);
+    let configs = keyed_configs(2, &key)
+        .into_iter()
+        .map(|c| ChatConfig {
+            keepalive: Some(Duration::from_secs(5)),
+            ..c
+        })
+        .collect();
+    let mut net = Net::new(configs, Link::default(), 83);
+    connect_both(&mut net);
+    net.settle();
+    let opened_at = net.now;
+    net.run_for(Duration::from_secs(3));
+    net.send(0, b"now", addr(1));
+    let sent_at = net.now;
+    net.run_for(Duration::from_millis(4500));
+    let quiet = net.sent;
+    assert!(
+        net.now.duration_since(opened_at) > Duration::from_secs(5),
+        "past the first period"
+    );
+    net.run_for(Duration::from_millis(1000));
+    assert!(net.now.duration_since(sent_at) > Duration::from_secs(5));
+    assert_eq!(
+        net.sent - quiet,
+        2,
+        "one keepalive each way, 5 s after the message"
+    );
+}

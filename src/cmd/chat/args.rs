@@ -96,6 +96,12 @@ pub struct ChatArgs {
     /// person to type; --code CODE uses the one they were told.
     #[arg(long, value_name = "CODE", num_args = 0..=1, value_parser = Code::parse, conflicts_with_all = ["key_file", "plain", "raw", "group", "broadcast"])]
     code: Option<Option<Code>>,
+    /// In a secure session (--key-file or --code with a peer): when
+    /// nothing else was sent for MS milliseconds, send a keepalive (36
+    /// bytes), so that a NAT's mapping for the chat stays open (many time
+    /// out after 30 s). Off by default: an idle chat sends nothing.
+    #[arg(long, value_name = "MS", value_parser = parse::millis(1000, 600_000))]
+    keepalive: Option<u64>,
     #[command(flatten)]
     buffers: BufferArgs,
 }
@@ -111,6 +117,15 @@ impl ChatOptions {
             return Err(Error::Usage { message });
         }
         let group = args.group.options()?;
+        if args.keepalive.is_some()
+            && (group.is_some() || (args.key_file.is_none() && args.code.is_none()))
+        {
+            return Err(Error::Usage {
+                message: "--keepalive keeps a secure session's path open: it needs --key-file or \
+                          --code, with a peer (not a group)"
+                    .to_string(),
+            });
+        }
         if let (Some(group), Some(peer)) = (&group, args.peer) {
             return Err(Error::Usage {
                 message: format!(
@@ -191,6 +206,7 @@ impl ChatArgs {
             code: code.map(Code::password),
             rekey: RekeyLimits::default(),
             handshake_rate: DEFAULT_HANDSHAKE_RATE,
+            keepalive: self.keepalive.map(Duration::from_millis),
         })
     }
 }
@@ -275,6 +291,41 @@ mod tests {
             given.protocol.code.as_deref(),
             Some(&b"7-clockwork-crossover"[..])
         );
+    }
+
+    /// `--keepalive` goes with a secure session only: with a key file or a
+    /// code and a peer it sets the period; without keys, or in a group
+    /// (a room key, no sessions), it is refused.
+    #[test]
+    fn keepalive_needs_a_secure_session() {
+        let options = ChatOptions::from_args(args(&[
+            "--peer",
+            "127.0.0.1:5",
+            "--code",
+            "7-clockwork-crossover",
+            "--keepalive",
+            "25s",
+        ]))
+        .expect("valid options");
+        assert_eq!(options.protocol.keepalive, Some(Duration::from_secs(25)));
+        for words in [
+            &["--peer", "127.0.0.1:5", "--keepalive", "25s"][..],
+            &[
+                "--group",
+                "239.1.2.3:5000",
+                "--key-file",
+                "/nonexistent.key",
+                "--keepalive",
+                "25s",
+            ],
+        ] {
+            match ChatOptions::from_args(args(words)) {
+                Err(Error::Usage { message }) => {
+                    assert!(message.contains("--keepalive"), "{message}")
+                }
+                other => panic!("{words:?}: {other:?}"),
+            }
+        }
     }
 
     /// A code is a secure session of two: it cannot go with a key file, a
