@@ -118,6 +118,11 @@ impl Lan {
         }
     }
 
+    /// Host `i`'s namespace.
+    pub fn name(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+
     /// Host `i`'s address on the LAN.
     pub fn addr(&self, i: usize) -> Ipv4Addr {
         format!("{SUBNET}.{}", i + 1).parse().unwrap()

@@ -22,6 +22,7 @@ mod lab;
 mod lines;
 mod loss;
 mod lossy;
+mod nat;
 mod netns;
 mod peers;
 mod ping;

@@ -1,0 +1,211 @@
+//! NAT in namespaces, the first piece of the NAT lab (issue 19): a home
+//! host behind a router namespace that masquerades onto a LAN of
+//! [`Lan`], with a home router's input policy (drop what is not an answer
+//! or from inside) and a short UDP conntrack timeout, so that a mapping
+//! that is not kept open expires within the test.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::netns::{Lan, sh};
+use crate::util::{Proc, dgram_path, run, temp_path};
+
+/// The home network behind a router.
+const HOME_NET: &str = "192.168.77";
+
+/// A host behind a NAT router, in a namespace of its own, removed on drop.
+struct Home {
+    name: String,
+}
+
+impl Home {
+    /// A home host behind LAN host `router`, which becomes its NAT: its
+    /// LAN side (`eth0`, the "internet") masquerades what the home sends,
+    /// its input and forward chains drop what is neither from the home nor
+    /// an answer, and UDP mappings expire after `timeout_s` seconds.
+    fn behind(lan: &Lan, router: usize, timeout_s: u32) -> Result<Home, String> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let home = Home {
+            name: format!("dgram-home-{}-{n}", std::process::id()),
+        };
+        let router_ns = lan.name(router);
+        sh(&["ip", "netns", "add", &home.name])?;
+        sh(&["ip", "-n", &home.name, "link", "set", "lo", "up"])?;
+        sh(&[
+            "ip", "-n", router_ns, "link", "add", "lan", "type", "veth", "peer", "name", "hh",
+        ])?;
+        sh(&[
+            "ip", "-n", router_ns, "link", "set", "hh", "netns", &home.name,
+        ])?;
+        sh(&["ip", "-n", &home.name, "link", "set", "hh", "name", "eth0"])?;
+        let router_lan = format!("{HOME_NET}.1/24");
+        let host = format!("{HOME_NET}.2/24");
+        sh(&[
+            "ip",
+            "-n",
+            router_ns,
+            "addr",
+            "add",
+            &router_lan,
+            "dev",
+            "lan",
+        ])?;
+        sh(&["ip", "-n", router_ns, "link", "set", "lan", "up"])?;
+        sh(&["ip", "-n", &home.name, "addr", "add", &host, "dev", "eth0"])?;
+        sh(&["ip", "-n", &home.name, "link", "set", "eth0", "up"])?;
+        let gateway = format!("{HOME_NET}.1");
+        sh(&[
+            "ip", "-n", &home.name, "route", "add", "default", "via", &gateway,
+        ])?;
+        // `fwd` is an nft keyword: the chain is called `forward`.
+        let rules = temp_path(&format!("{}.nft", home.name));
+        std::fs::write(
+            &rules,
+            "table ip nat {\n\
+               chain post { type nat hook postrouting priority srcnat; oifname \"eth0\" masquerade; }\n\
+             }\n\
+             table inet home {\n\
+               chain input { type filter hook input priority 0; policy drop;\n\
+                 iifname \"lo\" accept; iifname \"lan\" accept; ct state established,related accept; }\n\
+               chain forward { type filter hook forward priority 0; policy drop;\n\
+                 iifname \"lan\" accept; ct state established,related accept; }\n\
+             }\n",
+        )
+        .map_err(|e| format!("{}: {e}", rules.display()))?;
+        let rules = rules.to_str().unwrap().to_string();
+        sh(&["ip", "netns", "exec", router_ns, "nft", "-f", &rules])?;
+        // The conntrack sysctls exist once the rules above loaded it; a
+        // flow with answers is a "stream" and has its own timeout.
+        for key in [
+            "net.ipv4.ip_forward=1".to_string(),
+            format!("net.netfilter.nf_conntrack_udp_timeout={timeout_s}"),
+            format!("net.netfilter.nf_conntrack_udp_timeout_stream={timeout_s}"),
+        ] {
+            sh(&["ip", "netns", "exec", router_ns, "sysctl", "-qw", &key])?;
+        }
+        Ok(home)
+    }
+
+    /// Starts `dgram ARGS…` on the home host.
+    fn dgram(&self, args: &[&str]) -> Proc {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.name, dgram_path()])
+            .args(args);
+        Proc::start(command)
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "netns", "delete", &self.name]);
+    }
+}
+
+fn keygen(name: &str) -> PathBuf {
+    let path = temp_path(name);
+    let proc = run(&["keygen", path.to_str().unwrap()]);
+    assert!(proc.finish_ok(), "{}", proc.dump());
+    path
+}
+
+/// A keyed chat from a home host behind a NAT (UDP mappings expire after
+/// 3 s) to a host on the other side, which can reach it only through the
+/// router's mapping. Both idle for 7 s after the session opened; then the
+/// outside host sends a message. With `--keepalive 1s` at the home host
+/// the mapping stays open and the message arrives (and the outside host
+/// counted the keepalives); without it the mapping expired, the router
+/// drops the message, and it fails after its tries, never shown at home
+/// (the outside host saw at most the keepalive that confirms the keys).
+#[test]
+fn a_keepalive_keeps_the_nat_mapping_open() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let home = Home::behind(&lan, 0, 3).expect("a home behind host 0");
+    let key = keygen("nat-keepalive.key");
+    let key = key.to_str().unwrap();
+    let public = format!("{}:9001", lan.addr(0));
+    let outside = format!("{}:9000", lan.addr(1));
+    for keepalive in [true, false] {
+        let mut far = lan.dgram(
+            1,
+            &[
+                "chat",
+                "--bind",
+                "0.0.0.0:9000",
+                "--peer",
+                &public,
+                "--key-file",
+                key,
+                "--json",
+                "--no-history",
+                "--retries",
+                "1",
+                "--linger",
+                "0",
+            ],
+        );
+        lan.wait_bound(1, 9000, &far);
+        let mut args = vec![
+            "chat",
+            "--bind",
+            "0.0.0.0:9001",
+            "--peer",
+            &outside,
+            "--key-file",
+            key,
+            "--json",
+            "--no-history",
+            "--linger",
+            "0",
+        ];
+        if keepalive {
+            args.extend(["--keepalive", "1s"]);
+        }
+        let mut near = home.dgram(&args);
+        let opened = far.next("session_opened");
+        assert_eq!(
+            opened["peer"].as_str(),
+            Some(public.as_str()),
+            "the router kept the home's port\n{}",
+            far.dump()
+        );
+        near.next("session_opened");
+        // The idle time is what is tested: more than twice the mapping's
+        // timeout.
+        let idle = Instant::now();
+        std::thread::sleep(Duration::from_secs(7));
+        assert!(idle.elapsed() >= Duration::from_secs(7));
+        far.write_line("after the idle");
+        let receipt = far.next("receipt");
+        far.close_stdin();
+        near.close_stdin();
+        assert!(far.finish().code().is_some(), "{}", far.dump());
+        near.finish();
+        let shown: Vec<String> = near
+            .events("message")
+            .iter()
+            .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let keepalives = far
+            .events("control")
+            .iter()
+            .filter(|c| c["what"] == "keepalive")
+            .count();
+        if keepalive {
+            assert_eq!(receipt["status"], "delivered", "{}", far.dump());
+            assert_eq!(shown, ["after the idle"], "{}", near.dump());
+            assert!(keepalives >= 5, "{keepalives} keepalives\n{}", far.dump());
+        } else {
+            assert_eq!(receipt["status"], "failed", "{}", far.dump());
+            assert!(shown.is_empty(), "{}", near.dump());
+            // At most the one that confirms the keys when the home host
+            // began the handshake with nothing to send.
+            assert!(keepalives <= 1, "{keepalives} keepalives\n{}", far.dump());
+        }
+    }
+}
