@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::netns::{Lan, sh};
+use serde_json::Value;
+
 use crate::util::{Proc, dgram_path, run, temp_path};
 
 /// The home network behind a router.
@@ -208,4 +210,136 @@ fn a_keepalive_keeps_the_nat_mapping_open() {
             assert!(keepalives <= 1, "{keepalives} keepalives\n{}", far.dump());
         }
     }
+}
+
+/// A NAT that rebinds mid-chat: the home host's mapping expires while the
+/// chat is idle, and its old public port is taken (a socket on the router
+/// sends from it to the outside host, who refuses that plain datagram),
+/// so the router maps the home host's next datagram to another port. The outside host shows that message once, challenges the new
+/// address, the home host answers from it, and the conversation moves
+/// there (`peer_moved` outside, `path_challenged` at home); the outside
+/// host's next message reaches the home host through the new mapping.
+#[test]
+fn a_nat_that_rebinds_moves_the_peer() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    let home = Home::behind(&lan, 0, 2).expect("a home behind host 0");
+    let key = keygen("nat-rebind.key");
+    let key = key.to_str().unwrap();
+    let public = format!("{}:9001", lan.addr(0));
+    let outside = format!("{}:9000", lan.addr(1));
+    let mut far = lan.dgram(
+        1,
+        &[
+            "chat",
+            "--bind",
+            "0.0.0.0:9000",
+            "--peer",
+            &public,
+            "--key-file",
+            key,
+            "--json",
+            "--no-history",
+            "--retries",
+            "1",
+            "--linger",
+            "0",
+        ],
+    );
+    lan.wait_bound(1, 9000, &far);
+    let mut near = home.dgram(&[
+        "chat",
+        "--bind",
+        "0.0.0.0:9001",
+        "--peer",
+        &outside,
+        "--key-file",
+        key,
+        "--json",
+        "--no-history",
+        "--linger",
+        "0",
+    ]);
+    let opened = far.next("session_opened");
+    assert_eq!(
+        opened["peer"].as_str(),
+        Some(public.as_str()),
+        "{}",
+        far.dump()
+    );
+    near.next("session_opened");
+    // The mapping expires (2 s) while nobody sends; then something on the
+    // router takes its public port towards the outside host (a flow from
+    // that port to that host: the router has to map the home host to
+    // another port).
+    std::thread::sleep(Duration::from_secs(5));
+    let holder = lan.spawn(
+        0,
+        "python3",
+        &[
+            "-c",
+            &format!(
+                "import socket, time\n\
+                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                 s.bind(('{}', 9001))\n\
+                 s.sendto(b'x', ('{}', 9000))\n\
+                 print('bound', flush=True)\n\
+                 time.sleep(60)",
+                lan.addr(0),
+                lan.addr(1)
+            ),
+        ],
+    );
+    lan.wait_bound(0, 9001, &holder);
+    near.write_line("from a new mapping");
+    let message = far.next("message");
+    assert_eq!(message["text"], "from a new mapping", "{}", far.dump());
+    let moved = far.next("peer_moved");
+    let new_public = moved["to"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        moved["from"].as_str(),
+        Some(public.as_str()),
+        "{}",
+        far.dump()
+    );
+    assert_ne!(new_public, public, "{}", far.dump());
+    assert!(
+        new_public.starts_with(&format!("{}:", lan.addr(0))),
+        "{new_public}"
+    );
+    let challenged = near.next("path_challenged");
+    assert_eq!(
+        challenged["seen"].as_str(),
+        Some(new_public.as_str()),
+        "{}",
+        near.dump()
+    );
+    far.write_line("back through it");
+    let back = near.next("message");
+    assert_eq!(back["text"], "back through it", "{}", near.dump());
+    // The home host's message is acknowledged through the new mapping
+    // (its first receipt went to the old one: what came from the new
+    // address paid for the challenge first), before either side ends.
+    let receipt = near.next("receipt");
+    assert_eq!(receipt["status"], "delivered", "{}", near.dump());
+    near.close_stdin();
+    far.close_stdin();
+    assert!(near.finish().success(), "{}", near.dump());
+    assert!(far.finish().success(), "{}", far.dump());
+    let shown_far: Vec<Value> = far.events("message");
+    assert_eq!(
+        shown_far.iter().filter(|m| m["duplicate"] == false).count(),
+        1
+    );
+    for (proc, who) in [(&near, "near"), (&far, "far")] {
+        let receipts = proc.events("receipt");
+        assert!(
+            receipts.iter().all(|r| r["status"] == "delivered"),
+            "{who}: {}",
+            proc.dump()
+        );
+        assert_eq!(receipts.len(), 1, "{who}: {}", proc.dump());
+    }
+    drop(holder);
 }
