@@ -226,6 +226,21 @@ impl Proc {
         self.finish_within(DEADLINE)
     }
 
+    /// Waits at most `limit` for the program to exit: its status, or
+    /// `None` when it did not exit in time (it is killed then).
+    pub fn exit_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while self.status.is_none() && self.child.try_wait().unwrap().is_none() {
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return None;
+            }
+            thread::sleep(POLL);
+        }
+        Some(self.finish())
+    }
+
     /// Waits at most `limit` for the program to exit and returns its
     /// status.
     pub fn finish_within(&mut self, limit: Duration) -> ExitStatus {
