@@ -23,6 +23,8 @@
 //!   members, group receipts), wrapped by [`crate::model`]'s events.
 //! - [`rto`]: RFC 6298 timers ([`Estimator`], [`backoff`]).
 //! - [`random`]: a seeded generator for jitter.
+//! - [`stun`]: STUN Binding (RFC 8489): decoding, Binding requests and
+//!   responses, the 420 error, FINGERPRINT's CRC-32.
 //! - [`seal`]: sealed envelopes (`--key-file`): the key, XChaCha20-Poly1305,
 //!   the replay window, the reasons a keyed side refuses a datagram.
 
@@ -39,6 +41,7 @@ pub mod rto;
 pub mod seal;
 pub mod secure;
 pub mod sessions;
+pub mod stun;
 #[cfg(test)]
 mod tests;
 
