@@ -19,6 +19,9 @@
 //!   address is where it was last heard ([`Peers`]).
 //! - [`members`]: a group's members (hello, bye, silence) and each group
 //!   message's receipts member by member ([`Members`], [`GroupSends`]).
+//! - [`rendezvous`]: the rendezvous service (`dgram rendezvous`, section
+//!   12): registrations by a code's number, pairs, STUN on the same port,
+//!   its limits ([`rendezvous::Service`]).
 //! - [`report`]: what the protocol reports (messages, settled receipts,
 //!   members, group receipts), wrapped by [`crate::model`]'s events.
 //! - [`rto`]: RFC 6298 timers ([`Estimator`], [`backoff`]).
@@ -36,6 +39,7 @@ pub mod members;
 pub mod outbound;
 pub mod peers;
 pub mod random;
+pub mod rendezvous;
 pub mod report;
 pub mod rto;
 pub mod seal;
