@@ -1163,4 +1163,83 @@ mod tests {
             stun::BINDING_ERROR
         );
     }
+
+    /// Lowercase hex, bytes separated by spaces, 16 to a line (as
+    /// PROTOCOL.md writes them).
+    fn hex(bytes: &[u8]) -> String {
+        bytes
+            .chunks(16)
+            .map(|line| {
+                let bytes: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();
+                bytes.join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The worked examples of PROTOCOL.md section 12.7, computed here by
+    /// the service itself.
+    fn examples() -> Vec<(&'static str, Vec<u8>)> {
+        let alice_session = [0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8];
+        let bob_session = [0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8];
+        let alice_register =
+            encode_register(7, alice_session, &[addr("192.168.1.20:40000")]).unwrap();
+        let bob_register = encode_register(
+            7,
+            bob_session,
+            &[addr("10.0.0.5:50000"), addr("[fd00::5]:50000")],
+        )
+        .unwrap();
+        let (alice_seen, bob_seen) = (addr("198.51.100.1:40000"), addr("203.0.113.7:61000"));
+        let mut service = Service::new(Limits::default());
+        let t = Instant::now();
+        service.handle(t, alice_seen, &alice_register);
+        let waiting = service.poll_transmit().unwrap();
+        service.handle(t + Duration::from_secs(2), bob_seen, &bob_register);
+        let to_alice = service.poll_transmit().unwrap();
+        let to_bob = service.poll_transmit().unwrap();
+        assert_eq!(
+            (waiting.to, to_alice.to, to_bob.to),
+            (alice_seen, alice_seen, bob_seen)
+        );
+        let third = encode_register(7, [0xc1; 8], &[]).unwrap();
+        service.handle(t, addr("192.0.2.9:6000"), &third);
+        let taken = service.poll_transmit().unwrap();
+        let transaction = [
+            0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae,
+        ];
+        let stun_request = stun::binding_request(&transaction, 40);
+        service.handle(t, alice_seen, &stun_request);
+        let stun_response = service.poll_transmit().unwrap();
+        vec![
+            ("alice's registration", alice_register),
+            ("bob's registration", bob_register),
+            ("the answer to alice's registration", waiting.bytes),
+            ("the answer to bob's registration", to_bob.bytes),
+            (
+                "the rest of the answer to alice's registration",
+                to_alice.bytes,
+            ),
+            ("the answer to carol's registration", taken.bytes),
+            ("a STUN Binding request padded to 40 bytes", stun_request),
+            ("its response", stun_response.bytes),
+        ]
+    }
+
+    /// Every example in PROTOCOL.md section 12.7 is what this code
+    /// computes.
+    #[test]
+    fn protocol_md_examples_hold() {
+        let doc = include_str!("../../docs/PROTOCOL.md");
+        let missing: Vec<String> = examples()
+            .into_iter()
+            .map(|(label, bytes)| format!("{label}:\n{}\n", hex(&bytes)))
+            .filter(|block| !doc.contains(block))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not in PROTOCOL.md:\n{}",
+            missing.join("\n")
+        );
+    }
 }
