@@ -47,6 +47,10 @@ pub struct RendezvousArgs {
     /// summary.
     #[arg(long)]
     json: bool,
+    /// Seconds a number stays open without its pair after its last
+    /// registration (1 to 3600).
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = parse::count::<u64>(1, 3600))]
+    open_for: u64,
 }
 
 /// `dgram rendezvous` as the command line asks for it: on stdout, until
@@ -59,14 +63,11 @@ pub fn main(args: RendezvousArgs) -> Result<(), Error> {
     } else {
         Format::Human
     };
-    run(
-        args.addr,
-        format,
-        Limits::default(),
-        &shutdown,
-        &mut sink::stdout(),
-    )
-    .map(|_| ())
+    let limits = Limits {
+        open_for: Duration::from_secs(args.open_for),
+        ..Limits::default()
+    };
+    run(args.addr, format, limits, &shutdown, &mut sink::stdout()).map(|_| ())
 }
 
 /// Serves on `addr` until `shutdown` asks, writing its lines to `out`;
