@@ -296,6 +296,24 @@ fn usable(candidate: SocketAddr) -> bool {
         && ip != IpAddr::V4(Ipv4Addr::BROADCAST)
 }
 
+/// Whose bucket a source spends from: an IPv4 address (an IPv4-mapped
+/// IPv6 one as the IPv4 address it is), or an IPv6 address's /64, which
+/// one host or home usually holds whole: a bucket per IPv6 address would
+/// let it have as many buckets as it likes.
+fn bucket_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(Ipv6Addr::from(octets))
+            }
+        },
+    }
+}
+
 /// The service's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -427,7 +445,8 @@ pub enum Event {
     /// and uncounted in events (counted in [`Stats::rate_limited`]) until
     /// its bucket refills. Reported once per run of drops.
     RateLimited {
-        /// The source's IP address.
+        /// The source's IPv4 address, or its IPv6 address's /64 (the
+        /// rest zeros): what the bucket is kept for.
         source: IpAddr,
     },
 }
@@ -541,7 +560,7 @@ impl Service {
         self.stats.received += 1;
         self.stats.bytes_in += datagram.len() as u64;
         self.expire(now);
-        if !self.take_token(now, source.ip()) {
+        if !self.take_token(now, bucket_key(source.ip())) {
             self.stats.rate_limited += 1;
             return;
         }
@@ -992,6 +1011,33 @@ mod tests {
             service.handle(t1, addr(A), &register(3, 1, &[]));
         }
         assert_eq!(answers(&mut service).len(), limits.per_second as usize);
+    }
+
+    /// The addresses of one IPv6 /64 share a bucket; another /64 has its
+    /// own, and an IPv4-mapped source is its IPv4 address.
+    #[test]
+    fn an_ipv6_64_is_one_source() {
+        let limits = Limits::default();
+        let mut service = Service::new(limits);
+        let t = Instant::now();
+        for host in 0..100u16 {
+            let source = SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, host)),
+                4000,
+            );
+            service.handle(t, source, &register(3, 1, &[]));
+        }
+        assert_eq!(answers(&mut service).len(), limits.burst as usize);
+        service.handle(t, addr("[2001:db8:0:2::1]:4000"), &register(4, 2, &[]));
+        assert_eq!(answers(&mut service).len(), 1);
+        for _ in 0..limits.burst {
+            service.handle(t, addr("192.0.2.1:1"), &register(5, 3, &[]));
+        }
+        service.handle(t, addr("[::ffff:192.0.2.1]:2"), &register(5, 3, &[]));
+        assert_eq!(answers(&mut service).len(), limits.burst as usize);
+        assert!(events(&mut service).contains(&Event::RateLimited {
+            source: "2001:db8:0:1::".parse().unwrap()
+        }));
     }
 
     #[test]
