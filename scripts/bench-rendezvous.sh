@@ -110,7 +110,8 @@ wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
 print(f"pairings: {n} in {wall * 1000:.1f} ms of wall time: {n / wall:.0f} per second "
       f"(client-bound: Python, {window} at a time)")
 if cpu > 0:
-    print(f"          {cpu * 1000:.0f} ms of the service's CPU time: {n / cpu:.0f} pairings per CPU-second")
+    print(f"          {cpu * 1000:.0f} ms of the service's CPU time (read in clock ticks of "
+          f"{1000 / tick:.0f} ms): about {n / cpu:.0f} pairings per CPU-second")
 else:
     print(f"          under one clock tick ({1000 / tick:.0f} ms) of the service's CPU time")
 print(f"ceiling:  999 numbers, each held 30 s after its pairing: at most {999 / 30:.1f} "
