@@ -233,6 +233,48 @@ fn padded_stun_binding_is_answered() {
     stop(&mut service);
 }
 
+/// Over IPv6 the response needs 44 bytes (52 with FINGERPRINT): a
+/// 40-byte request is not answered, a 44- and a 52-byte one are, with the
+/// client's IPv6 address. On a dual-stack socket (`[::]`), an IPv4 client
+/// is told its IPv4 address, not the IPv4-mapped IPv6 one the socket sees.
+#[test]
+fn stun_over_ipv6_and_dual_stack() {
+    let mut service = Proc::dgram(&["rendezvous", "--json", "[::]:0"]);
+    let port = service.expect("rendezvous_start")["local"]
+        .as_str()
+        .unwrap()
+        .parse::<SocketAddr>()
+        .unwrap()
+        .port();
+    let v6 = UdpSocket::bind("[::1]:0").unwrap();
+    v6.set_read_timeout(Some(DEADLINE)).unwrap();
+    let at_v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let transaction = *b"dgram-test-6";
+    v6.send_to(&stun::binding_request(&transaction, 40), at_v6)
+        .unwrap();
+    let refused = service.next("refused");
+    assert_eq!(refused["reason"], "stun_too_small", "{}", service.dump());
+    assert!(drain(&v6).is_empty());
+    for (pad_to, fingerprint) in [(44, false), (52, true)] {
+        v6.send_to(&stun::binding_request(&transaction, pad_to), at_v6)
+            .unwrap();
+        let response = recv(&v6, &service);
+        assert_eq!(response.len(), pad_to);
+        let message = stun::decode(&response).unwrap();
+        assert_eq!(message.mapped, Some(v6.local_addr().unwrap()));
+        assert_eq!(message.fingerprint, fingerprint);
+    }
+    let v4 = client();
+    v4.send_to(
+        &stun::binding_request(&transaction, 40),
+        format!("127.0.0.1:{port}").parse::<SocketAddr>().unwrap(),
+    )
+    .unwrap();
+    let message = stun::decode(&recv(&v4, &service)).unwrap();
+    assert_eq!(message.mapped, Some(v4.local_addr().unwrap()));
+    stop(&mut service);
+}
+
 /// coturn's `turnutils_stunclient` sends a bare 20-byte Binding request:
 /// the service counts it as too small and does not answer (the trade-off
 /// of PROTOCOL.md 12.5). SKIPPED where the tool is not installed; the

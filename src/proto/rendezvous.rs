@@ -1192,17 +1192,20 @@ mod tests {
         let mut service = Service::new(Limits::default());
         let t = Instant::now();
         let transaction = [9u8; 12];
-        let mut request = stun::binding_request(&transaction, 0);
-        // Put an attribute 0x7777 (comprehension-required, unknown)
-        // before FINGERPRINT's place: rebuild by hand without FINGERPRINT.
-        request.truncate(20);
-        request.extend_from_slice(&[0x77, 0x77, 0, 4, 1, 2, 3, 4]);
-        request.extend_from_slice(&[0; 40]); // room for the answer
-        request[20 + 8..].fill(0);
-        // A PADDING attribute (understood) carries the room.
-        request[28..32].copy_from_slice(&[0x00, 0x26, 0, 36]);
-        let len = (request.len() - 20) as u16;
-        request[2..4].copy_from_slice(&len.to_be_bytes());
+        // The header, an attribute 0x7777 (comprehension-required,
+        // unknown to the service), and a PADDING (understood) that makes
+        // room for the error response: 20 + 8 + 40 bytes.
+        let mut request = [
+            &stun::BINDING_REQUEST.to_be_bytes()[..],
+            &48u16.to_be_bytes(),
+            &stun::MAGIC_COOKIE.to_be_bytes(),
+            &transaction,
+            &[0x77, 0x77, 0, 4, 1, 2, 3, 4],
+            &[0x00, 0x26, 0, 36],
+        ]
+        .concat();
+        request.resize(68, 0);
+        assert_eq!(stun::decode(&request).unwrap().unknown_required, [0x7777]);
         service.handle(t, addr(A), &request);
         let answer = service.poll_transmit().expect("a 420");
         assert!(answer.bytes.len() <= request.len());
