@@ -2,9 +2,8 @@
 //! of their code, and a STUN Binding server on the same port
 //! (`docs/PROTOCOL.md`, section 12).
 //!
-//! Thin: a socket, a loop that feeds the
-//! [`Service`](crate::proto::rendezvous::Service) what arrives and sends
-//! what it answers, and the lines an operator reads. Every rule (pairs,
+//! Thin: a socket, a loop that feeds the [`Service`] what arrives and
+//! sends what it answers, and the lines an operator reads. Every rule (pairs,
 //! limits, expiry, sizes) is the service's. One thread is enough: each
 //! datagram costs a lookup and at most two small answers.
 
