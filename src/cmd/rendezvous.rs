@@ -18,7 +18,7 @@ use super::parse;
 use crate::Error;
 use crate::output::render::{duration, plural};
 use crate::output::{Format, Sink, sink};
-use crate::proto::rendezvous::{Event, Limits, Service, Stats};
+use crate::proto::rendezvous::{Event, Limits, Refusal, Service, Stats};
 use crate::runtime::Shutdown;
 
 /// The port the service binds by default: STUN's (RFC 8489), so that
@@ -300,11 +300,18 @@ fn event_json(event: &Event) -> String {
             source,
             len,
             reason,
-        } => object(
-            "refused",
-            json!({ "from": source.to_string(), "len": len, "reason": reason.as_str(),
-            }),
-        ),
+        } => {
+            let number = match reason {
+                Refusal::Taken(number) | Refusal::Busy(number) => Some(number),
+                _ => None,
+            };
+            object(
+                "refused",
+                json!({ "from": source.to_string(), "len": len, "reason": reason.as_str(),
+                    "number": number,
+                }),
+            )
+        }
         Event::RateLimited { source } => object(
             "rate_limited",
             json!({ "source": source.to_string(),
@@ -315,7 +322,6 @@ fn event_json(event: &Event) -> String {
 
 /// An event's line for an operator, or none for what the summary counts.
 fn event_line(event: &Event) -> Option<String> {
-    use crate::proto::rendezvous::Refusal;
     match event {
         Event::Paired {
             number,
@@ -336,17 +342,17 @@ fn event_line(event: &Event) -> Option<String> {
         )),
         Event::Refused {
             source,
-            reason: Refusal::Taken,
+            reason: Refusal::Taken(number),
             ..
         } => Some(format!(
-            "taken: {source} is a third registrant for a paired number, refused"
+            "taken {number}: {source} is a third registrant of a paired number, refused"
         )),
         Event::Refused {
             source,
-            reason: Refusal::Busy,
+            reason: Refusal::Busy(number),
             ..
         } => Some(format!(
-            "busy: {source} asked for a new number, and every one is held"
+            "busy {number}: {source} asked for a new number, and every one is held"
         )),
         Event::RateLimited { source } => Some(format!(
             "rate-limited: {source} sends faster than allowed; its datagrams are dropped until it slows down"

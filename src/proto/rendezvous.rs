@@ -359,10 +359,10 @@ pub struct Transmit {
 /// Why a datagram got no answer or a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// A third registrant for a paired number (answered `taken`).
-    Taken,
-    /// No room for another number (answered `busy`).
-    Busy,
+    /// A third registrant for this paired number (answered `taken`).
+    Taken(u16),
+    /// No room for this new number (answered `busy`).
+    Busy(u16),
     /// A registration that is not well formed (not answered).
     Malformed(BadRegister),
     /// Bytes that start like STUN but are not a message (not answered).
@@ -380,8 +380,8 @@ impl Refusal {
     /// The reason, as `--json` shows it.
     pub fn as_str(self) -> &'static str {
         match self {
-            Refusal::Taken => "taken",
-            Refusal::Busy => "busy",
+            Refusal::Taken(_) => "taken",
+            Refusal::Busy(_) => "busy",
             Refusal::Malformed(bad) => bad.as_str(),
             Refusal::NotStun(_) => "not_stun",
             Refusal::StunTooSmall => "stun_too_small",
@@ -703,7 +703,7 @@ impl Service {
         };
         if !self.numbers.contains_key(&number) && self.numbers.len() >= self.limits.max_numbers {
             self.send(source, encode_answer(number, Status::Busy, &[]));
-            self.refuse(source, REGISTER_LEN, Refusal::Busy);
+            self.refuse(source, REGISTER_LEN, Refusal::Busy(number));
             return;
         }
         match self.numbers.get_mut(&number) {
@@ -764,7 +764,7 @@ impl Service {
                     encode_answer(number, Status::PairedSecond, &first.candidates())
                 } else {
                     self.send(source, encode_answer(number, Status::Taken, &[]));
-                    self.refuse(source, REGISTER_LEN, Refusal::Taken);
+                    self.refuse(source, REGISTER_LEN, Refusal::Taken(number));
                     return;
                 };
                 self.send(source, answer);
