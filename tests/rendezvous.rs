@@ -316,17 +316,38 @@ fn coturn_stunclient_is_counted_not_answered() {
     assert_eq!(summary["sent"], 0);
 }
 
-/// The SIGTERM that ends the service as a system service is a clean end:
-/// status 0 and a summary line for the operator.
+/// What an operator reads: a line per pairing with the number, both
+/// sources and the first one's wait; and the SIGTERM that ends the service
+/// as a system service is a clean end: status 0 and a summary line.
 #[test]
-fn sigterm_ends_with_a_summary() {
+fn an_operator_sees_each_pairing_and_a_summary() {
     let mut service = Proc::dgram(&["rendezvous", "127.0.0.1:0"]);
     service.wait_stdout_contains("rendezvous on 127.0.0.1:");
+    let at: SocketAddr = service
+        .stdout()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches(':')
+        .parse()
+        .unwrap();
+    let (alice, bob) = (client(), client());
+    alice.send_to(&register(42, 0xa1, &[]), at).unwrap();
+    answer(&alice, &service);
+    bob.send_to(&register(42, 0xb1, &[]), at).unwrap();
+    answer(&bob, &service);
+    service.wait_stdout_contains(&format!(
+        "paired 42: {} and {} (the first waited ",
+        alice.local_addr().unwrap(),
+        bob.local_addr().unwrap()
+    ));
     service.signal(Signal::SIGTERM);
     let status = service.finish_within(Duration::from_secs(5));
     assert!(status.success(), "{}", service.dump());
+    let summary = service.stdout().lines().last().unwrap().to_string();
     assert!(
-        service.stdout().contains("summary: 0 datagrams in"),
+        summary.starts_with("summary: 2 datagrams in (224 B), 3 out (")
+            && summary.contains("1 pairing,"),
         "{}",
         service.dump()
     );
