@@ -20,6 +20,7 @@ use crate::cmd::keyfile;
 use crate::cmd::lab::{self, LabArgs};
 use crate::cmd::listen::{self, ListenArgs};
 use crate::cmd::ping::{self, PingArgs};
+use crate::cmd::rendezvous::{self, RendezvousArgs};
 use crate::cmd::send::{self, SendArgs};
 use crate::error::report;
 use crate::output::escape::escape_line;
@@ -58,6 +59,10 @@ enum Commands {
     /// on loopback: each states a claim, predicts, measures, and gives a
     /// verdict with the evidence.
     Lab(LabArgs),
+    /// Serve the rendezvous two peers meet at by their code's number (and
+    /// STUN Binding requests on the same port): a line per pairing, until
+    /// SIGTERM or Ctrl-C.
+    Rendezvous(RendezvousArgs),
     /// Write a new random 256-bit key to FILE (mode 0600; never over an
     /// existing file), for --key-file: every member of a chat uses the
     /// same key file.
@@ -110,6 +115,7 @@ fn run(command: Commands) -> Result<(), Error> {
         Commands::Ping(args) => ping::main(args),
         Commands::Bench(args) => bench::main(args),
         Commands::Lab(args) => lab::main(args),
+        Commands::Rendezvous(args) => rendezvous::main(args),
         Commands::Keygen { file } => keyfile::keygen(&file),
         Commands::Completions { shell } => docs::print_completions(shell, Cli::command()),
         Commands::Man => docs::print_man_page(Cli::command()),

@@ -39,6 +39,9 @@
 //!   [`seal`](proto::seal) (sealed envelopes: the key, XChaCha20-Poly1305,
 //!   the replay window, refusals), [`rto`](proto::rto) (RFC 6298 timers),
 //!   [`random`](proto::random) (a seeded generator for jitter),
+//!   [`stun`](proto::stun) (STUN Binding, RFC 8489),
+//!   [`rendezvous`](proto::rendezvous) (the rendezvous service: pairs by a
+//!   code's number, STUN on the same port, its limits),
 //!   [`code`](proto::code) (short codes people can say, `--code`: the
 //!   word list, making, parsing, the handshake's password),
 //!   [`secure`](proto::secure) (secure sessions: handshake datagrams, Noise
@@ -67,14 +70,16 @@
 //!   [`json`](output::json) (the `--json` wire schema), [`sink`](output::sink)
 //!   (stdout, stderr, rustyline's printer, memory).
 //! - [`cmd`]: the commands (`listen`, `send` and `chat` on the pipeline;
-//!   `ping`, `bench` and `lab` on sockets of their own), each with its
+//!   `ping`, `bench`, `lab` and `rendezvous` on sockets of their own), each with its
 //!   command line (clap's `Args`), the checks clap cannot make and the
 //!   options they build.
 //!   [`listen`](cmd::listen), [`send`](cmd::send), [`chat`](cmd::chat)
 //!   (options, REPL, commands, session, terminal), [`ping`](cmd::ping) (round trips
 //!   on one thread), [`bench`](mod@cmd::bench) (throughput and loss: server,
 //!   client, loopback, GSO/GRO), [`lab`](mod@cmd::lab) (the experiments
-//!   of `dgram lab`, their text, Markdown and SVG), [`docs`](cmd::docs) (completions,
+//!   of `dgram lab`, their text, Markdown and SVG),
+//!   [`rendezvous`](cmd::rendezvous) (the rendezvous service on a
+//!   socket), [`docs`](cmd::docs) (completions,
 //!   the manual page), [`payload`](cmd::payload) (patterns, the line reader),
 //!   [`parse`](cmd::parse) (what users type), [`options`](cmd::options)
 //!   (the options several commands share: buffers, a group, a key file),

@@ -30,6 +30,7 @@ mod pipes;
 mod ports;
 mod protocol;
 mod pysession;
+mod rendezvous;
 mod roaming;
 mod security;
 mod sessions;

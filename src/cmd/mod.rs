@@ -13,6 +13,9 @@
 //! - [`bench`](mod@bench): `dgram bench`: throughput and loss, every datagram
 //!   accounted for (a server, a client, or both in one process).
 //! - [`lab`](mod@lab): `dgram lab`: the experiments.
+//! - [`rendezvous`]: `dgram rendezvous`: the service peers meet at by a
+//!   code's number, and STUN on the same port (a socket, a loop, the
+//!   operator's lines; the rules are [`crate::proto::rendezvous`]'s).
 //! - [`docs`]: `dgram completions` and `dgram man`.
 //! - [`options`]: the options several commands share (socket buffers, a
 //!   group, a key file).
@@ -34,4 +37,5 @@ pub mod options;
 pub mod parse;
 pub mod payload;
 pub mod ping;
+pub mod rendezvous;
 pub mod send;

@@ -19,6 +19,9 @@
 //!   address is where it was last heard ([`Peers`]).
 //! - [`members`]: a group's members (hello, bye, silence) and each group
 //!   message's receipts member by member ([`Members`], [`GroupSends`]).
+//! - [`rendezvous`]: the rendezvous service (`dgram rendezvous`, section
+//!   12): registrations by a code's number, pairs, STUN on the same port,
+//!   its limits ([`rendezvous::Service`]).
 //! - [`report`]: what the protocol reports (messages, settled receipts,
 //!   members, group receipts), wrapped by [`crate::model`]'s events.
 //! - [`rto`]: RFC 6298 timers ([`Estimator`], [`backoff`]).
@@ -29,6 +32,8 @@
 //! - [`sessions`]: a keyed side's sessions (handshakes begun and answered,
 //!   cookies, roaming path checks), fed by [`chat::Core`].
 //! - [`code`]: short codes people can say.
+//! - [`stun`]: STUN Binding (RFC 8489): decoding, Binding requests and
+//!   responses, the 420 error, FINGERPRINT's CRC-32.
 //! - [`seal`]: sealed envelopes (`--key-file`): the key, XChaCha20-Poly1305,
 //!   the replay window, the reasons a keyed side refuses a datagram.
 
@@ -40,11 +45,13 @@ pub mod members;
 pub mod outbound;
 pub mod peers;
 pub mod random;
+pub mod rendezvous;
 pub mod report;
 pub mod rto;
 pub mod seal;
 pub mod secure;
 pub mod sessions;
+pub mod stun;
 #[cfg(test)]
 mod tests;
 pub mod tokens;
