@@ -4,7 +4,6 @@
 //! or from inside) and a short UDP conntrack timeout, so that a mapping
 //! that is not kept open expires within the test.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::netns::{Lan, sh};
 use serde_json::Value;
 
-use crate::util::{Proc, dgram_path, run, temp_path};
+use crate::util::{Proc, dgram_path, keygen, temp_path};
 
 /// The home network behind a router.
 const HOME_NET: &str = "192.168.77";
@@ -107,11 +106,57 @@ impl Drop for Home {
     }
 }
 
-fn keygen(name: &str) -> PathBuf {
-    let path = temp_path(name);
-    let proc = run(&["keygen", path.to_str().unwrap()]);
-    assert!(proc.finish_ok(), "{}", proc.dump());
-    path
+/// A keyed chat between the home host (port 9001, with `near_extra`
+/// options) and LAN host 1 (port 9000, which has the home router's public
+/// address as its peer and tries its own handshake once), both piped with
+/// `--json`, once both said their session opened. Returns (outside host,
+/// home host, the home host's public address).
+fn keyed_pair(lan: &Lan, home: &Home, key: &str, near_extra: &[&str]) -> (Proc, Proc, String) {
+    let public = format!("{}:9001", lan.addr(0));
+    let outside = format!("{}:9000", lan.addr(1));
+    let mut far = lan.dgram(
+        1,
+        &[
+            "chat",
+            "--bind",
+            "0.0.0.0:9000",
+            "--peer",
+            &public,
+            "--key-file",
+            key,
+            "--json",
+            "--no-history",
+            "--retries",
+            "1",
+            "--linger",
+            "0",
+        ],
+    );
+    lan.wait_bound(1, 9000, &far);
+    let mut args = vec![
+        "chat",
+        "--bind",
+        "0.0.0.0:9001",
+        "--peer",
+        &outside,
+        "--key-file",
+        key,
+        "--json",
+        "--no-history",
+        "--linger",
+        "0",
+    ];
+    args.extend_from_slice(near_extra);
+    let mut near = home.dgram(&args);
+    let opened = far.next("session_opened");
+    assert_eq!(
+        opened["peer"].as_str(),
+        Some(public.as_str()),
+        "the router kept the home's port\n{}",
+        far.dump()
+    );
+    near.next("session_opened");
+    (far, near, public)
 }
 
 /// A keyed chat from a home host behind a NAT (UDP mappings expire after
@@ -130,53 +175,13 @@ fn a_keepalive_keeps_the_nat_mapping_open() {
     let home = Home::behind(&lan, 0, 3).expect("a home behind host 0");
     let key = keygen("nat-keepalive.key");
     let key = key.to_str().unwrap();
-    let public = format!("{}:9001", lan.addr(0));
-    let outside = format!("{}:9000", lan.addr(1));
     for keepalive in [true, false] {
-        let mut far = lan.dgram(
-            1,
-            &[
-                "chat",
-                "--bind",
-                "0.0.0.0:9000",
-                "--peer",
-                &public,
-                "--key-file",
-                key,
-                "--json",
-                "--no-history",
-                "--retries",
-                "1",
-                "--linger",
-                "0",
-            ],
-        );
-        lan.wait_bound(1, 9000, &far);
-        let mut args = vec![
-            "chat",
-            "--bind",
-            "0.0.0.0:9001",
-            "--peer",
-            &outside,
-            "--key-file",
-            key,
-            "--json",
-            "--no-history",
-            "--linger",
-            "0",
-        ];
-        if keepalive {
-            args.extend(["--keepalive", "1s"]);
-        }
-        let mut near = home.dgram(&args);
-        let opened = far.next("session_opened");
-        assert_eq!(
-            opened["peer"].as_str(),
-            Some(public.as_str()),
-            "the router kept the home's port\n{}",
-            far.dump()
-        );
-        near.next("session_opened");
+        let extra: &[&str] = if keepalive {
+            &["--keepalive", "1s"]
+        } else {
+            &[]
+        };
+        let (mut far, mut near, _) = keyed_pair(&lan, &home, key, extra);
         // The idle time is what is tested: more than twice the mapping's
         // timeout.
         let idle = Instant::now();
@@ -215,8 +220,8 @@ fn a_keepalive_keeps_the_nat_mapping_open() {
 /// A NAT that rebinds mid-chat: the home host's mapping expires while the
 /// chat is idle, and its old public port is taken (a socket on the router
 /// sends from it to the outside host, who refuses that plain datagram),
-/// so the router maps the home host's next datagram to another port. The outside host shows that message once, challenges the new
-/// address, the home host answers from it, and the conversation moves
+/// so the router maps the home host's next datagram to another port.
+/// The outside host shows that message once, challenges the new address, the home host answers from it, and the conversation moves
 /// there (`peer_moved` outside, `path_challenged` at home); the outside
 /// host's next message reaches the home host through the new mapping.
 #[test]
@@ -227,48 +232,7 @@ fn a_nat_that_rebinds_moves_the_peer() {
     let home = Home::behind(&lan, 0, 2).expect("a home behind host 0");
     let key = keygen("nat-rebind.key");
     let key = key.to_str().unwrap();
-    let public = format!("{}:9001", lan.addr(0));
-    let outside = format!("{}:9000", lan.addr(1));
-    let mut far = lan.dgram(
-        1,
-        &[
-            "chat",
-            "--bind",
-            "0.0.0.0:9000",
-            "--peer",
-            &public,
-            "--key-file",
-            key,
-            "--json",
-            "--no-history",
-            "--retries",
-            "1",
-            "--linger",
-            "0",
-        ],
-    );
-    lan.wait_bound(1, 9000, &far);
-    let mut near = home.dgram(&[
-        "chat",
-        "--bind",
-        "0.0.0.0:9001",
-        "--peer",
-        &outside,
-        "--key-file",
-        key,
-        "--json",
-        "--no-history",
-        "--linger",
-        "0",
-    ]);
-    let opened = far.next("session_opened");
-    assert_eq!(
-        opened["peer"].as_str(),
-        Some(public.as_str()),
-        "{}",
-        far.dump()
-    );
-    near.next("session_opened");
+    let (mut far, mut near, public) = keyed_pair(&lan, &home, key, &[]);
     // The mapping expires (2 s) while nobody sends; then something on the
     // router takes its public port towards the outside host (a flow from
     // that port to that host: the router has to map the home host to

@@ -4,13 +4,12 @@
 //! messages both ways inside the session, the same verification words on
 //! both sides, and a wrong code reported by both.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Proc, Pty, need, run, temp_path};
+use crate::util::{Proc, Pty, keygen, need};
 
 /// How long a Python peer may run; its own `--timeout` is shorter, so a
 /// hang ends as its `timeout` event, with a dump.
@@ -34,14 +33,6 @@ fn need_python_crypto() {
         status.success(),
         "the Python packages spake2 and cryptography are missing: run scripts/setup-test-deps.sh"
     );
-}
-
-/// A new key file (mode 0600) from `dgram keygen`.
-fn keygen(name: &str) -> PathBuf {
-    let path = temp_path(name);
-    let proc = run(&["keygen", path.to_str().unwrap()]);
-    assert!(proc.finish_ok(), "{}", proc.dump());
-    path
 }
 
 /// Starts the Python peer with `args` and returns it with its `bound`

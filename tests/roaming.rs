@@ -7,13 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::netns::Lan;
-use crate::util::{Proc, run, temp_path, wait_for};
+use crate::util::{Proc, keygen, wait_for};
 
 /// The port every chat of these tests binds (each LAN is a world of its
 /// own).
@@ -29,14 +29,6 @@ const NEW_ADDR: &str = "10.77.0.50";
 /// `ip:PORT`.
 fn at(ip: impl std::fmt::Display) -> SocketAddr {
     format!("{ip}:{PORT}").parse().unwrap()
-}
-
-/// A new key file from `dgram keygen`.
-fn keygen(name: &str) -> PathBuf {
-    let path = temp_path(name);
-    let proc = run(&["keygen", path.to_str().unwrap()]);
-    assert!(proc.finish_ok(), "{}", proc.dump());
-    path
 }
 
 /// Runs `ip ARGS…` in host `i`'s namespace; the error says what failed.

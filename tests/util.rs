@@ -506,6 +506,15 @@ pub fn has(name: &str) -> bool {
         .unwrap_or_else(|| panic!("no capability {name} in {}", capabilities()))
 }
 
+/// A new key file (mode 0600) from `dgram keygen`, in a fresh temporary
+/// directory.
+pub fn keygen(name: &str) -> PathBuf {
+    let path = temp_path(name);
+    let proc = run(&["keygen", path.to_str().unwrap()]);
+    assert!(proc.finish_ok(), "{}", proc.dump());
+    path
+}
+
 /// A path in a fresh temporary directory of this test process.
 pub fn temp_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dgram-test-{}-{name}", std::process::id()));
