@@ -26,6 +26,8 @@
 //!   members, group receipts), wrapped by [`crate::model`]'s events.
 //! - [`rto`]: RFC 6298 timers ([`Estimator`], [`backoff`]).
 //! - [`random`]: a seeded generator for jitter.
+//! - [`bucket`]: a token bucket (echo replies, handshakes without a
+//!   cookie, a rendezvous source's datagrams).
 //! - [`tokens`]: tokens bound to an address (hello challenges, cookies).
 //! - [`secure`]: secure sessions: the handshakes (Noise `NNpsk0` from a key
 //!   file or a code's SPAKE2), per-direction keys, secured datagrams.
@@ -37,6 +39,7 @@
 //! - [`seal`]: sealed envelopes (`--key-file`): the key, XChaCha20-Poly1305,
 //!   the replay window, the reasons a keyed side refuses a datagram.
 
+pub mod bucket;
 pub mod chat;
 pub mod code;
 pub mod envelope;

@@ -23,6 +23,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use super::bucket::TokenBucket;
 use super::envelope::{MAGIC, VERSION};
 use super::stun;
 
@@ -524,8 +525,7 @@ impl Slot {
 /// A source's token bucket.
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
-    tokens: f64,
-    at: Instant,
+    tokens: TokenBucket,
     /// Whether its last datagram was dropped (so that
     /// [`Event::RateLimited`] is reported once per run of drops).
     limited: bool,
@@ -640,31 +640,19 @@ impl Service {
     /// room for its bucket).
     fn take_token(&mut self, now: Instant, ip: IpAddr) -> bool {
         let limits = self.limits;
-        let burst = f64::from(limits.burst);
-        let refill = |bucket: &mut Bucket| {
-            let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-            bucket.tokens = (bucket.tokens + elapsed * f64::from(limits.per_second)).min(burst);
-            bucket.at = now;
-        };
         if !self.sources.contains_key(&ip) && self.sources.len() >= limits.max_sources {
             // Buckets that have refilled remember nothing a new one would
             // not: free them.
-            self.sources.retain(|_, bucket| {
-                refill(bucket);
-                bucket.tokens < burst
-            });
+            self.sources.retain(|_, bucket| !bucket.tokens.is_full(now));
             if self.sources.len() >= limits.max_sources {
                 return false;
             }
         }
-        let bucket = self.sources.entry(ip).or_insert(Bucket {
-            tokens: burst,
-            at: now,
+        let bucket = self.sources.entry(ip).or_insert_with(|| Bucket {
+            tokens: TokenBucket::full(f64::from(limits.per_second), f64::from(limits.burst), now),
             limited: false,
         });
-        refill(bucket);
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        if bucket.tokens.take(now) {
             bucket.limited = false;
             true
         } else {

@@ -17,6 +17,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use sha2::Sha256;
 
+use super::bucket::TokenBucket;
 use super::envelope::SessionId;
 use super::random::Rng;
 use super::rto::{Estimator, RtoConfig, backoff};
@@ -196,9 +197,7 @@ struct Cookies {
     previous: [u8; 32],
     rotated: Instant,
     /// Inits that may be answered without a cookie now.
-    tokens: f64,
-    last: Instant,
-    rate: f64,
+    budget: TokenBucket,
 }
 
 impl Cookies {
@@ -207,9 +206,7 @@ impl Cookies {
             secret,
             previous: secret,
             rotated: now,
-            tokens: f64::from(rate),
-            last: now,
-            rate: f64::from(rate),
+            budget: TokenBucket::full(f64::from(rate), f64::from(rate), now),
         }
     }
 
@@ -242,15 +239,7 @@ impl Cookies {
     /// Takes one init's worth of the budget: false when inits come too
     /// fast (cookies are asked for then).
     fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.budget.take(now)
     }
 }
 

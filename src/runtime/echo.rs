@@ -20,6 +20,7 @@ use super::receiver::Handler;
 use crate::error::report;
 use crate::model::{Datagram, EchoSkip, Event};
 use crate::net::addr::is_local;
+use crate::proto::bucket::TokenBucket;
 
 /// The default `--echo-rate`: replies per second to one peer.
 pub const DEFAULT_ECHO_RATE: u32 = 1000;
@@ -29,19 +30,12 @@ pub const DEFAULT_ECHO_RATE: u32 = 1000;
 /// longest quiet one, so that spoofed sources cannot grow memory.
 const MAX_BUCKETS: usize = 4096;
 
-/// A token bucket: `rate` tokens per second, holding at most `rate`.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
 /// Per-peer reply budgets.
 #[derive(Debug)]
 pub struct RateLimiter {
     /// Replies per second to one peer.
     rate: f64,
-    buckets: HashMap<SocketAddr, Bucket>,
+    buckets: HashMap<SocketAddr, TokenBucket>,
 }
 
 impl RateLimiter {
@@ -60,19 +54,10 @@ impl RateLimiter {
             self.make_room(now);
         }
         let rate = self.rate;
-        let bucket = self.buckets.entry(peer).or_insert(Bucket {
-            tokens: rate,
-            last: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.buckets
+            .entry(peer)
+            .or_insert_with(|| TokenBucket::full(rate, rate, now))
+            .take(now)
     }
 
     /// How many peers have a bucket.
@@ -86,16 +71,13 @@ impl RateLimiter {
     }
 
     fn make_room(&mut self, now: Instant) {
-        let rate = self.rate;
         // A bucket that would be full again is no different from a new one.
-        self.buckets.retain(|_, b| {
-            b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < rate
-        });
+        self.buckets.retain(|_, b| !b.is_full(now));
         if self.buckets.len() >= MAX_BUCKETS
             && let Some(oldest) = self
                 .buckets
                 .iter()
-                .min_by_key(|(_, b)| b.last)
+                .min_by_key(|(_, b)| b.last())
                 .map(|(addr, _)| *addr)
         {
             self.buckets.remove(&oldest);
