@@ -140,6 +140,10 @@ pub enum Error {
     )]
     NoSecureSession { peer: SocketAddr },
 
+    /// `chat --via` found no path to the other side of the code.
+    #[error("no path to the other side: {reason}")]
+    NoPath { reason: String },
+
     /// Messages sent were not delivered (a chat from a pipe ends so).
     #[error("{failed} of {messages} message{} not delivered", if *messages == 1 { "" } else { "s" })]
     NotDelivered {

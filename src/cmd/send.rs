@@ -132,6 +132,8 @@ fn secure(args: SendArgs) -> Result<crate::model::Summary, Error> {
         code: args.code.map(|code| (code, false)),
         log: None,
         group: None,
+        via: None,
+        passive: false,
     };
     let shutdown = Shutdown::from_signals()?;
     chat::run(

@@ -148,6 +148,15 @@ pub enum Event {
         /// Where its session was heard.
         heard: SocketAddr,
     },
+    /// How `chat --via` looks for its path through NATs
+    /// ([`crate::proto::traverse`]): the rendezvous, what STUN servers
+    /// saw, the pairing, the search, the path found or why none was.
+    Path {
+        /// When it happened.
+        at: std::time::SystemTime,
+        /// What happened.
+        event: crate::proto::traverse::TraverseEvent,
+    },
     /// A peer's session was heard from another address: it moved there.
     PeerMoved {
         /// Its name, if it said one.
@@ -423,6 +432,7 @@ impl Summary {
             | Event::PeerKind { .. }
             | Event::PeerMoved { .. }
             | Event::PeerNotFollowed { .. }
+            | Event::Path { .. }
             | Event::Secure(_)
             | Event::CopyWithheld { .. }
             | Event::Member(_)

@@ -363,7 +363,7 @@ impl PeerTable {
             // its address), unless the new address has a row already.
             Event::PeerMoved { from, to, .. } => self.moved(*from, *to),
             // Said where it happens; no count of a peer's changes.
-            Event::CopyWithheld { .. } | Event::PeerNotFollowed { .. } => {}
+            Event::CopyWithheld { .. } | Event::PeerNotFollowed { .. } | Event::Path { .. } => {}
             Event::GroupReceipt(receipt) => {
                 let counts = &mut self.peer(receipt.group).outbound;
                 if receipt.missing.is_empty() && !receipt.delivered.is_empty() {

@@ -436,6 +436,38 @@ impl Endpoint {
     }
 }
 
+/// Waits at most `wait` until any of `endpoints` has a datagram queued:
+/// which ones do (all false when none did in time). A group member's
+/// endpoint is looked at by its own socket only.
+#[cfg(unix)]
+pub fn wait_any(endpoints: &[&Endpoint], wait: Duration) -> io::Result<Vec<bool>> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds: Vec<PollFd<'_>> = endpoints
+        .iter()
+        .map(|e| PollFd::new(e.socket.as_fd(), PollFlags::POLLIN))
+        .collect();
+    let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(_) => Ok(fds
+            .iter()
+            .map(|fd| {
+                fd.revents()
+                    .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR))
+            })
+            .collect()),
+        Err(nix::errno::Errno::EINTR) => Ok(vec![false; endpoints.len()]),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Without `poll`, every endpoint is looked at after a millisecond.
+#[cfg(not(unix))]
+pub fn wait_any(endpoints: &[&Endpoint], wait: Duration) -> io::Result<Vec<bool>> {
+    std::thread::sleep(wait.min(Duration::from_millis(1)));
+    Ok(vec![true; endpoints.len()])
+}
+
 /// Sets `SO_RCVBUF` on `socket`.
 fn set_recv_buffer(socket: &Socket, size: usize) -> Result<(), Error> {
     socket

@@ -27,6 +27,7 @@ use crate::net::group::GroupKind;
 use crate::net::{BufferSize, Capabilities};
 use crate::proto::code::verification_words;
 use crate::proto::seal::Rejection;
+use crate::proto::traverse::TraverseEvent;
 
 #[derive(Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -167,6 +168,42 @@ enum Wire<'a> {
         name: &'a str,
         from: SocketAddr,
         to: SocketAddr,
+    },
+    RendezvousWaiting {
+        time: String,
+    },
+    NatMapped {
+        time: String,
+        server: SocketAddr,
+        mapped: SocketAddr,
+    },
+    Nat {
+        time: String,
+        kind: &'static str,
+    },
+    RendezvousPaired {
+        time: String,
+        first: bool,
+        candidates: &'a [SocketAddr],
+    },
+    PathSearch {
+        time: String,
+        hard: bool,
+    },
+    PathFound {
+        time: String,
+        path: &'static str,
+        description: String,
+        peer: SocketAddr,
+        took_ms: f64,
+        controlling: bool,
+        search_sockets: usize,
+        search_probes: usize,
+        tried: Vec<WireTried>,
+    },
+    PathFailed {
+        time: String,
+        reason: String,
     },
     PeerNotFollowed {
         name: &'a str,
@@ -592,6 +629,10 @@ pub fn to_line(event: &Event) -> String {
             from: *from,
             to: *to,
         },
+        Event::Path { at, event } => match path_wire(*at, event) {
+            Some(wire) => wire,
+            None => return String::new(),
+        },
         Event::PeerNotFollowed { name, at, heard } => Wire::PeerNotFollowed {
             name,
             at: *at,
@@ -725,6 +766,67 @@ pub(crate) fn string_literal(text: &str) -> String {
     text.serialize(&mut serializer)
         .expect("a string serialises");
     String::from_utf8(line).expect("serde_json writes UTF-8")
+}
+
+/// A candidate of the path search in `path_found`.
+#[derive(Serialize)]
+struct WireTried {
+    addr: SocketAddr,
+    origin: &'static str,
+    probes: u32,
+    answered_ms: Option<f64>,
+    heard: u32,
+    chosen: bool,
+}
+
+/// The path search's events; `None` for what is not shown.
+fn path_wire(at: std::time::SystemTime, event: &TraverseEvent) -> Option<Wire<'_>> {
+    let time = time(at);
+    Some(match event {
+        TraverseEvent::Waiting => Wire::RendezvousWaiting { time },
+        TraverseEvent::Mapped { server, mapped } => Wire::NatMapped {
+            time,
+            server: *server,
+            mapped: *mapped,
+        },
+        TraverseEvent::Nat(kind) => Wire::Nat {
+            time,
+            kind: kind.name(),
+        },
+        TraverseEvent::Paired { first, candidates } => Wire::RendezvousPaired {
+            time,
+            first: *first,
+            candidates,
+        },
+        TraverseEvent::OpenSockets(_) => return None,
+        TraverseEvent::Searching { hard } => Wire::PathSearch { time, hard: *hard },
+        TraverseEvent::Found(found) => Wire::PathFound {
+            time,
+            path: found.kind.name(),
+            description: found.kind.describe(),
+            peer: found.peer,
+            took_ms: millis(found.took),
+            controlling: found.controlling,
+            search_sockets: found.search.map_or(0, |s| s.sockets),
+            search_probes: found.search.map_or(0, |s| s.probes),
+            tried: found
+                .tried
+                .iter()
+                .map(|t| WireTried {
+                    addr: t.addr,
+                    origin: t.origin.name(),
+                    probes: t.probes,
+                    answered_ms: t.answered.map(millis),
+                    heard: t.heard,
+                    chosen: t.chosen,
+                })
+                .collect(),
+        },
+        TraverseEvent::Failed(failure) => Wire::PathFailed {
+            time,
+            reason: failure.describe(),
+        },
+    })
 }
 
 fn time(at: std::time::SystemTime) -> String {

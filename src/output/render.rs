@@ -21,6 +21,7 @@ use crate::net::{BufferSize, BufferVerdict, Capabilities};
 use crate::proto::code::verification_words;
 use crate::proto::seal::Rejection;
 use crate::proto::secure::Method;
+use crate::proto::traverse::{self, Found, TraverseEvent};
 
 /// Human-readable lines or JSON lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +119,13 @@ impl Renderer {
     /// The lines to show for `event`.
     pub fn render(&self, event: &Event, transitions: &[Transition]) -> Vec<String> {
         if self.format == Format::Json {
-            return vec![json::to_line(event)];
+            // Events with no JSON form (internal steps) come back empty.
+            let line = json::to_line(event);
+            return if line.is_empty() {
+                Vec::new()
+            } else {
+                vec![line]
+            };
         }
         let mut lines: Vec<String> = transitions
             .iter()
@@ -243,6 +250,7 @@ impl Renderer {
                 shown(*peer)
             )),
             Event::Secure(secure) => lines.extend(secure_line(secure)),
+            Event::Path { event, .. } => lines.extend(path_line(event)),
             Event::PeerNotFollowed { name, at, heard } => lines.push(format!(
                 "!! {}'s session was heard from {}: not followed, since without keys anyone \
                  could forge a move; messages still go to {} (/to {} to follow it, or chat \
@@ -336,6 +344,102 @@ fn clock(at: std::time::SystemTime) -> impl std::fmt::Display {
 /// that told its name, the address alone otherwise.
 /// The line for a secure session's handshake, or a message waiting for it
 /// (none for each datagram of the handshake: `session_opened` tells it).
+/// What `chat --via` says as it looks for its path.
+fn path_line(event: &TraverseEvent) -> Option<String> {
+    Some(match event {
+        TraverseEvent::Waiting => "rendezvous: the code's number is held; waiting for the other \
+            side to run the same code (Ctrl-C to stop)"
+            .to_string(),
+        TraverseEvent::Mapped { server, mapped } => {
+            format!("{} sees this side at {}", shown(*server), shown(*mapped))
+        }
+        TraverseEvent::Nat(kind) => format!("this side is {}", kind.describe()),
+        TraverseEvent::Paired { first, candidates } => {
+            let mut line = String::from("paired: the rendezvous saw the other side at ");
+            let mut all = candidates.iter();
+            if let Some(seen) = all.next() {
+                line.push_str(&shown(*seen).to_string());
+            }
+            let reported: Vec<String> = all.map(|c| shown(*c).to_string()).collect();
+            if !reported.is_empty() {
+                let _ = write!(line, "; it reports {}", reported.join(", "));
+            }
+            line.push_str(if *first {
+                "; probing every candidate (the other side chooses the path)"
+            } else {
+                "; probing every candidate (this side chooses the path)"
+            });
+            line
+        }
+        TraverseEvent::OpenSockets(_) => return None,
+        TraverseEvent::Searching { hard: true } => format!(
+            "port search: this side's NAT takes a new port for every destination, so {} sockets \
+             probe the other side, for its probes to random ports to meet one",
+            traverse::SEARCH_SOCKETS
+        ),
+        TraverseEvent::Searching { hard: false } => format!(
+            "port search: no probe answered yet; probing random ports of the other side's \
+             address ({} every {} ms, at most {}), in case its NAT takes a new port per destination",
+            traverse::SEARCH_BURST,
+            traverse::SEARCH_EVERY.as_millis(),
+            traverse::SEARCH_MAX
+        ),
+        TraverseEvent::Found(found) => {
+            let mut line = format!(
+                "path: {} to {}, found {:.1} ms after pairing ({} candidate{} tried",
+                found.kind.describe(),
+                shown(found.peer),
+                found.took.as_secs_f64() * 1e3,
+                found.tried.len(),
+                if found.tried.len() == 1 { "" } else { "s" },
+            );
+            if let Some(search) = found.search {
+                if search.sockets > 0 {
+                    let _ = write!(line, "; {} search sockets", search.sockets);
+                }
+                if search.probes > 0 {
+                    let _ = write!(line, "; {} random-port probes", search.probes);
+                }
+            }
+            line.push_str("; /path shows them)");
+            line
+        }
+        TraverseEvent::Failed(failure) => format!("!! {}", failure.describe()),
+    })
+}
+
+/// `/path`: the candidates of the path search and what each did.
+pub fn path_table(found: &Found) -> Vec<String> {
+    let mut lines = vec![format!(
+        "path: {} to {} ({})",
+        found.kind.describe(),
+        shown(found.peer),
+        if found.controlling {
+            "this side chose it"
+        } else {
+            "the other side chose it"
+        }
+    )];
+    for tried in &found.tried {
+        let answered = match tried.answered {
+            Some(rtt) => format!(
+                "answered (first round trip {:.1} ms)",
+                rtt.as_secs_f64() * 1e3
+            ),
+            None => "no answer".to_string(),
+        };
+        lines.push(format!(
+            "  {} {:<24} {:<26} {} probes, {answered}, {} heard from it",
+            if tried.chosen { "*" } else { " " },
+            shown(tried.addr).to_string(),
+            tried.origin.name(),
+            tried.probes,
+            tried.heard,
+        ));
+    }
+    lines
+}
+
 fn secure_line(event: &SecureEvent) -> Option<String> {
     let how = |method: Method| match method {
         Method::KeyFile => "key file",

@@ -36,6 +36,9 @@
 //! - [`code`]: short codes people can say.
 //! - [`stun`]: STUN Binding (RFC 8489): decoding, Binding requests and
 //!   responses, the 420 error, FINGERPRINT's CRC-32.
+//! - [`traverse`]: finding a path through NATs to the other side of a
+//!   code (`chat --via`): gathering, the rendezvous, probes, the port
+//!   search for a hard NAT, the choice ([`traverse::Traversal`]).
 //! - [`seal`]: sealed envelopes (`--key-file`): the key, XChaCha20-Poly1305,
 //!   the replay window, the reasons a keyed side refuses a datagram.
 
@@ -58,6 +61,7 @@ pub mod stun;
 #[cfg(test)]
 mod tests;
 pub mod tokens;
+pub mod traverse;
 
 pub use chat::{ChatConfig, ChatEvent, Core, Entropy, Eol, Handover, SendError, SentAs, Transmit};
 pub use envelope::{Ack, Decoded, Envelope, Malformed, Message, Presence, SessionId};

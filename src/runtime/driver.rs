@@ -20,10 +20,13 @@ use super::entropy;
 use super::outbox::{Closed, Outbox};
 use super::receiver::Handler;
 use crate::Error;
+use crate::model::SecureEvent;
 use crate::model::{Datagram, Event};
 use crate::net::limits::payload_limit;
+use crate::proto::chat::SentKind;
 use crate::proto::chat::{Incoming, Waiting};
 use crate::proto::envelope::MAGIC;
+use crate::proto::traverse::{self, Keeper};
 use crate::proto::{ChatConfig, ChatEvent, Core, Entropy, Handover, Member, SendError, SentAs};
 
 /// Sends chat messages and answers what arrives; cheap to clone (the
@@ -43,6 +46,9 @@ pub struct Driver {
     /// The core notes plain senders (a chat does; a listener does not):
     /// when it does not, a plain datagram need not reach the core at all.
     notes_plain: bool,
+    /// After `chat --via`: answers the path search's late probes, which
+    /// are not the core's.
+    keeper: Option<Arc<Keeper>>,
 }
 
 impl Driver {
@@ -73,7 +79,15 @@ impl Driver {
             keyed,
             in_group,
             notes_plain,
+            keeper: None,
         })
+    }
+
+    /// Answers the path search's late probes with `keeper` (after `chat
+    /// --via`).
+    pub fn with_keeper(mut self, keeper: Option<Keeper>) -> Driver {
+        self.keeper = keeper.map(Arc::new);
+        self
     }
 
     /// The handler to give the pipeline: it feeds the core what arrives,
@@ -277,6 +291,22 @@ pub struct ChatHandler {
 impl Handler for ChatHandler {
     fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
         let from = datagram.from;
+        if let Some(keeper) = &self.driver.keeper
+            && traverse::is_traversal(&datagram.payload)
+        {
+            // The path search's datagrams still in flight (probes, acks,
+            // a late STUN or rendezvous answer): a probe is acked, so
+            // that a nomination repeated after this side took the path
+            // is answered; all are counted, none is the chat's.
+            if let Some(ack) = keeper.answer(from, &datagram.payload, false) {
+                let _ = outbox.send_as(&ack, from, SentKind::Control);
+            }
+            return outbox.emit_received(Event::Secure(SecureEvent::Control {
+                from,
+                what: "path_probe",
+                len: datagram.payload.len(),
+            }));
+        }
         if !self.driver.keyed
             && self.driver.in_group
             && datagram.payload.first() != Some(&MAGIC)

@@ -13,6 +13,8 @@
 //! - [`shutdown`]: Ctrl-C, SIGTERM and SIGHUP as a channel ([`Shutdown`]).
 //! - [`sorting`]: what a failed receive (or send) means to its loop: retry,
 //!   idle, a report about a peer, or a failure; one place for every loop.
+//! - [`traverse`]: the path search of `chat --via` on its sockets, before
+//!   the chat's pipeline starts.
 
 pub mod driver;
 pub mod echo;
@@ -22,6 +24,7 @@ pub mod pipeline;
 pub mod receiver;
 pub mod shutdown;
 pub mod sorting;
+pub mod traverse;
 
 pub use outbox::{Closed, Outbox};
 pub use pipeline::{Ended, Job, JobControl, OnInterrupt, Pipeline, Plan, report, report_summary};

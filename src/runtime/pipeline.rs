@@ -235,15 +235,21 @@ impl Pipeline {
         Pipeline::with(Endpoint::open_group(&socket, &info)?, max_size)
     }
 
-    fn with((endpoint, buffers): (Endpoint, Buffers), max_size: usize) -> Result<Pipeline, Error> {
+    fn with(opened: (Endpoint, Buffers), max_size: usize) -> Result<Pipeline, Error> {
+        Ok(Pipeline::from_endpoint(opened, max_size))
+    }
+
+    /// A pipeline on an endpoint already open (the one `chat --via`
+    /// found its path on).
+    pub fn from_endpoint((endpoint, buffers): (Endpoint, Buffers), max_size: usize) -> Pipeline {
         let (events_tx, events) = bounded(EVENT_QUEUE);
-        Ok(Pipeline {
+        Pipeline {
             outbox: Outbox::new(Arc::new(endpoint), events_tx),
             buffers,
             max_size,
             events,
             tally: Tally::default(),
-        })
+        }
     }
 
     /// The run's counts (a handle: it stays current after

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::ChatOptions;
 use super::repl::default_history;
+use super::{ChatOptions, Via};
 use crate::Error;
 use crate::cmd::options::{BufferArgs, GroupArgs, load_key};
 use crate::cmd::parse;
@@ -102,9 +102,31 @@ pub struct ChatArgs {
     /// out after 30 s). Off by default: an idle chat sends nothing.
     #[arg(long, value_name = "MS", value_parser = parse::millis(1000, 600_000))]
     keepalive: Option<u64>,
+    /// Meet the other side of a --code at a rendezvous (dgram rendezvous
+    /// at HOST:PORT) by the code's number, then find a path through both
+    /// NATs: probes to every address either side has, a port search when
+    /// one NAT takes a new port per destination.
+    #[arg(long, value_name = "ADDR", value_parser = parse::peer_addr, requires = "code", conflicts_with_all = ["peer", "group", "broadcast"])]
+    via: Option<SocketAddr>,
+    /// With --via: a second STUN server (any, such as coturn), to see
+    /// whether this side's NAT takes a new port per destination.
+    #[arg(long, value_name = "ADDR", value_parser = parse::peer_addr, requires = "via")]
+    stun: Option<SocketAddr>,
+    /// With --via: how long, in milliseconds after the pairing, the search
+    /// for a path may take before the chat gives up.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_PATH_WAIT.as_millis() as u64, value_parser = parse::millis(1000, 120_000), requires = "via")]
+    path_wait: u64,
     #[command(flatten)]
     buffers: BufferArgs,
 }
+
+/// How long the path search may take after pairing, by default.
+pub const DEFAULT_PATH_WAIT: Duration = Duration::from_secs(10);
+
+/// The keepalive of a chat through NATs (`--via`), unless `--keepalive`
+/// says otherwise: within the 30 s a Linux NAT (and many home routers)
+/// keeps an idle UDP mapping, and no more often.
+pub const VIA_KEEPALIVE: Duration = Duration::from_secs(25);
 
 impl ChatOptions {
     /// The options of the command line, checked (the name; a group chat
@@ -134,10 +156,17 @@ impl ChatOptions {
                 ),
             });
         }
-        let bind = args.bind.unwrap_or_else(|| match (&group, &args.peer) {
-            (Some(group), _) => group::unicast_bind_for(group),
-            (None, Some(peer)) => any_port_for(peer),
-            (None, None) => SocketAddr::from(([127, 0, 0, 1], 9000)),
+        let bind = args
+            .bind
+            .unwrap_or_else(|| match (&group, args.peer.or(args.via)) {
+                (Some(group), _) => group::unicast_bind_for(group),
+                (None, Some(peer)) => any_port_for(&peer),
+                (None, None) => SocketAddr::from(([127, 0, 0, 1], 9000)),
+            });
+        let via = args.via.map(|rendezvous| Via {
+            rendezvous,
+            stun: args.stun,
+            path_wait: Duration::from_millis(args.path_wait),
         });
         // A code made here is drawn from the operating system's random
         // source, like a key.
@@ -161,6 +190,8 @@ impl ChatOptions {
             plain_peer: args.plain,
             code,
             log: args.log,
+            via,
+            passive: false,
         })
     }
 }
@@ -206,7 +237,10 @@ impl ChatArgs {
             code: code.map(Code::password),
             rekey: RekeyLimits::default(),
             handshake_rate: DEFAULT_HANDSHAKE_RATE,
-            keepalive: self.keepalive.map(Duration::from_millis),
+            keepalive: self
+                .keepalive
+                .map(Duration::from_millis)
+                .or(self.via.map(|_| VIA_KEEPALIVE)),
         })
     }
 }

@@ -54,6 +54,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "in a keyed chat: words from the session's keys, the same on both screens unless someone sits in between",
     ),
     (
+        "/path",
+        "",
+        "with --via: the path found, every candidate tried and what it did",
+    ),
+    (
         "/members",
         "",
         "in a group: its members, their addresses, when last heard",
@@ -129,6 +134,8 @@ pub enum Command {
     Peers,
     /// `/verify`
     Verify,
+    /// `/path`
+    Path,
     /// `/members`
     Members,
     /// `/why`
@@ -200,6 +207,7 @@ pub fn parse(line: &str) -> Result<Input, String> {
         "reply" => arity(0, 0).map(|_| Command::Reply)?,
         "pending" => arity(0, 0).map(|_| Command::Pending)?,
         "verify" => arity(0, 0).map(|_| Command::Verify)?,
+        "path" => arity(0, 0).map(|_| Command::Path)?,
         "plain" => arity(0, 0).map(|_| Command::Plain)?,
         "dgram" => arity(0, 0).map(|_| Command::Dgram)?,
         "peers" => arity(0, 0).map(|_| Command::Peers)?,

@@ -13,12 +13,14 @@
 //! - [`session`]: the sending side (current peer, commands run).
 //! - [`repl`]: the input loops of the three modes.
 //! - [`terminal`]: mode detection and the terminal settings to restore.
+//! - [`via`]: `--via`: the path through NATs, found before the chat.
 
 pub mod args;
 pub mod command;
 pub mod repl;
 pub mod session;
 pub mod terminal;
+pub mod via;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader};
@@ -43,6 +45,7 @@ use crate::output::sink::{self, PrinterSink};
 use crate::output::{Display, Format, Renderer, Shown, Sink};
 use crate::proto::ChatConfig;
 use crate::proto::code::Code;
+use crate::proto::traverse::{Found, Keeper};
 use crate::runtime::driver::Driver;
 use crate::runtime::receiver::ShowOthers;
 use crate::runtime::{
@@ -77,6 +80,23 @@ pub struct ChatOptions {
     /// `--group`/`--broadcast`: chat with every member of this group
     /// (`socket.bind` is then the member's own socket).
     pub group: Option<GroupOptions>,
+    /// `--via`: meet the other side of the code at a rendezvous and find
+    /// a path to it first.
+    pub via: Option<Via>,
+    /// The peer begins the session's handshake: this side only answers
+    /// (the side `--via` found the path for, that did not choose it).
+    pub passive: bool,
+}
+
+/// `--via` and what goes with it.
+#[derive(Debug, Clone)]
+pub struct Via {
+    /// The rendezvous service.
+    pub rendezvous: SocketAddr,
+    /// `--stun`: a second STUN server.
+    pub stun: Option<SocketAddr>,
+    /// `--path-wait`.
+    pub path_wait: Duration,
 }
 
 /// How long the line of a message sent waits for its receipt before it is
@@ -177,15 +197,43 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         input,
     } = Streams::of(io);
     let mut out = Some(out);
-    let pipeline = match &options.group {
-        Some(group) => Pipeline::open_group(&options.socket, options.max_size, group)?,
-        None => Pipeline::open(&options.socket, options.max_size)?,
-    };
     let mut prepared = match mode {
         Mode::Editor => Some(repl::editor(options.history.as_deref())?),
         Mode::Typed | Mode::Piped => None,
     };
     let mut display = display(options, prepared.as_mut(), &mut out)?;
+    let mut found_path = None;
+    let pipeline = match (&options.group, &options.via, &options.code) {
+        (Some(group), _, _) => Pipeline::open_group(&options.socket, options.max_size, group)?,
+        (None, Some(via), Some((code, _))) => {
+            if let Some((code, true)) = &options.code {
+                // The other person needs the code before anything can
+                // happen: shown first.
+                show_code_line(options, code, None, &mut display)?;
+            }
+            match via::find_path(options, via, code, shutdown, &mut display)? {
+                Some(path) => {
+                    let pipeline = path.pipeline;
+                    found_path = Some((path.found, path.keeper));
+                    pipeline
+                }
+                None => return Ok(Summary::default()),
+            }
+        }
+        (None, _, _) => Pipeline::open(&options.socket, options.max_size)?,
+    };
+    // After `--via`, the chat is one with the peer the path leads to.
+    let found_options;
+    let options = match &found_path {
+        Some((found, _)) => {
+            let mut with_peer = options.clone();
+            with_peer.peer = Some(found.peer);
+            with_peer.passive = !found.controlling;
+            found_options = with_peer;
+            &found_options
+        }
+        None => options,
+    };
 
     // The banner goes out before any thread can print.
     let tally = pipeline.tally();
@@ -199,7 +247,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
             .map_err(|source| Error::WriteOutput { source })?;
     }
 
-    let (plan, terminal) = plan(options, &pipeline, mode, prepared, input, err)?;
+    let (plan, terminal) = plan(options, &pipeline, mode, prepared, input, err, found_path)?;
     let ended = pipeline.run(&mut display, shutdown, plan);
     if let Some(terminal) = &terminal {
         // Unless the editor ended by itself, it may still be in raw mode,
@@ -336,17 +384,37 @@ fn banner(
             display.write(&[SESSION_NOTE.to_string()])?;
         }
     }
-    if let Some((code, true)) = &options.code {
-        // The other person needs the code, whatever the output format:
-        // it goes to the terminal's error stream under --json.
-        let line = code_line(code, pipeline.local_addr(), options.peer);
-        if options.format == Format::Human {
-            display.write(&[line])?;
-        } else {
-            let _ = sink::stderr().write_lines(&[line]);
-        }
+    if let (Some((code, true)), None) = (&options.code, &options.via) {
+        show_code_line(options, code, Some(pipeline.local_addr()), display)?;
     }
     Ok(Shown::Yes)
+}
+
+/// Shows a code made here with the command the other person runs, whatever
+/// the output format (under --json it goes to the terminal's error
+/// stream). `local`: this side's address, for a chat without `--via`.
+fn show_code_line(
+    options: &ChatOptions,
+    code: &Code,
+    local: Option<SocketAddr>,
+    display: &mut Display<'_>,
+) -> Result<(), Error> {
+    let line = match (&options.via, local) {
+        (Some(via), _) => format!(
+            "code: {code} ({} bits of secret; one guess per run): the other person runs  \
+             dgram chat --via {} --code {code}",
+            code.secret_bits(),
+            shown(via.rendezvous)
+        ),
+        (None, Some(local)) => code_line(code, local, options.peer),
+        (None, None) => return Ok(()),
+    };
+    if options.format == Format::Human {
+        display.write(&[line])?;
+    } else {
+        let _ = sink::stderr().write_lines(&[line]);
+    }
+    Ok(())
 }
 
 /// What the pipeline runs: the protocol (unless `--raw`) on what
@@ -359,15 +427,19 @@ fn plan(
     mut prepared: Option<Prepared>,
     input: Option<Box<dyn BufRead + Send>>,
     err: Box<dyn Sink>,
+    path: Option<(Found, Keeper)>,
 ) -> Result<(Plan, Option<TerminalState>), Error> {
     let local = pipeline.local_addr();
-    let messenger = Driver::new(pipeline.outbox(), options.protocol.clone())?;
+    let (found, keeper) = path.unzip();
+    let messenger = Driver::new(pipeline.outbox(), options.protocol.clone())?.with_keeper(keeper);
     if let (true, Some(peer)) = (options.plain_peer, options.peer) {
         messenger.assume_plain(peer);
     }
-    if let Some(peer) = options.peer {
+    if let Some(peer) = options.peer
+        && !options.passive
+    {
         // A keyed chat secures its session at once, before anything is
-        // typed.
+        // typed (after `--via`, the side that chose the path does).
         messenger.connect(peer);
     }
     if let Some(helper) = prepared.as_mut().and_then(|p| p.editor.helper_mut()) {
@@ -381,7 +453,8 @@ fn plan(
         peer,
         (options.socket.rcvbuf, options.socket.sndbuf),
         pipeline.tally(),
-    );
+    )
+    .with_path(found);
     let mut plan = if options.protocol.raw && options.group.is_some() {
         Plan::receive(ShowOthers { local })
     } else if options.protocol.raw {

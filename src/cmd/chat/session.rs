@@ -13,11 +13,13 @@ use crate::net::addr::{check_family, check_not_self};
 use crate::net::limits::check_payload;
 use crate::output::escape::{escape_line, preview};
 use crate::output::fast::shown;
+use crate::output::render::path_table;
 use crate::output::render::{
     buffer_line, duration, label, message_counts, plural, sent_datagram_line, totals,
 };
 use crate::proto::SentAs;
 use crate::proto::code::verification_words;
+use crate::proto::traverse::Found;
 use crate::runtime::driver::Driver;
 use crate::runtime::{JobControl, Outbox};
 
@@ -51,6 +53,8 @@ pub struct Session {
     /// The last message sent in an envelope, until its receipt is waited
     /// for ([`Session::wait_for_receipt`]).
     last_sent: std::cell::Cell<Option<(SocketAddr, u64)>>,
+    /// With `--via`: the path found (for `/path`).
+    path: Option<Found>,
 }
 
 impl Session {
@@ -72,7 +76,14 @@ impl Session {
             stats,
             empty_hint_given: false,
             last_sent: std::cell::Cell::new(None),
+            path: None,
         }
+    }
+
+    /// The path `--via` found, for `/path`.
+    pub fn with_path(mut self, found: Option<Found>) -> Self {
+        self.path = found;
+        self
     }
 
     /// The prompt: who a typed line goes to, and how many messages wait
@@ -247,6 +258,13 @@ impl Session {
             Command::Peers => self.peers(),
             Command::Pending => self.pending(),
             Command::Verify => vec![self.verify()],
+            Command::Path => match &self.path {
+                Some(found) => path_table(found),
+                None => vec![
+                    "/path is for chats that found their peer through a rendezvous (--via)"
+                        .to_string(),
+                ],
+            },
             Command::Plain | Command::Dgram => match self.peer() {
                 Ok(peer) => {
                     // The display says what changed, as the user's choice

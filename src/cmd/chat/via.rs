@@ -1,0 +1,89 @@
+//! `dgram chat --via`: before the chat begins, meet the other side of the
+//! code at the rendezvous and find a path to it
+//! ([`crate::runtime::traverse`]); the chat then runs on the socket the
+//! path is on, with the other side as its peer.
+
+use std::time::SystemTime;
+
+use super::{ChatOptions, Via};
+use crate::Error;
+use crate::model::{Event, Tally};
+use crate::net::Endpoint;
+use crate::output::{Display, Shown};
+use crate::proto::code::Code;
+use crate::proto::traverse::{Config, Found, Keeper, NatKind, TraverseEvent};
+use crate::runtime::traverse::{Outcome, find, host_candidates};
+use crate::runtime::{Pipeline, Shutdown, entropy, report};
+
+/// What the search left the chat: its pipeline on the path's socket, the
+/// path, and the keeper that answers late probes.
+pub struct Path {
+    /// The pipeline, on the socket the path is on.
+    pub pipeline: Pipeline,
+    /// The path.
+    pub found: Found,
+    /// Answers the other side's late probes during the chat.
+    pub keeper: Keeper,
+}
+
+/// Runs the search, showing each step; `None` when a stop was asked for
+/// (or the output's reader went away).
+pub fn find_path(
+    options: &ChatOptions,
+    via: &Via,
+    code: &Code,
+    shutdown: &Shutdown,
+    display: &mut Display<'_>,
+) -> Result<Option<Path>, Error> {
+    let main = Endpoint::open(&options.socket)?;
+    let local = main.0.local_addr();
+    let host = host_candidates(local).map_err(|source| Error::ListInterfaces { source })?;
+    let config = Config {
+        number: code.nameplate(),
+        registrant: entropy::secret().map_err(|source| Error::Randomness { source })?,
+        rendezvous: via.rendezvous,
+        stun: via.stun,
+        host,
+        relayed: None,
+        path_wait: via.path_wait,
+        seed: entropy::secret().map_err(|source| Error::Randomness { source })?,
+    };
+    // Nothing is counted before the chat: the steps are only shown.
+    let tally = Tally::default();
+    let mut failure = None;
+    let mut nat = None;
+    let mut gone = false;
+    let outcome = find(main, &options.socket, config, shutdown, &mut |event| {
+        match event {
+            TraverseEvent::Failed(why) => failure = Some(why.describe()),
+            TraverseEvent::Nat(kind) => nat = Some(*kind),
+            _ => {}
+        }
+        let event = Event::Path {
+            at: SystemTime::now(),
+            event: event.clone(),
+        };
+        if report(&tally, display, &event)? == Shown::ReaderGone {
+            gone = true;
+        }
+        Ok(())
+    })?;
+    if gone {
+        return Ok(None);
+    }
+    match outcome {
+        Outcome::Found(endpoint, buffers, found) => {
+            let behind = nat.is_some_and(|k| k != NatKind::None);
+            let keeper = Keeper::new(code.nameplate(), behind, &found);
+            Ok(Some(Path {
+                pipeline: Pipeline::from_endpoint((endpoint, buffers), options.max_size),
+                found,
+                keeper,
+            }))
+        }
+        Outcome::Stopped => Ok(None),
+        Outcome::Failed => Err(Error::NoPath {
+            reason: failure.unwrap_or_else(|| "the search ended".to_string()),
+        }),
+    }
+}

@@ -1,0 +1,1298 @@
+//! Finding a path to the other side of a code through NATs
+//! (`dgram chat --via`, `docs/PROTOCOL.md` section 13), as a state machine
+//! without input or output: datagrams in with the socket they came to,
+//! their source and the time; datagrams out with the socket to send them
+//! from; events out; the next time it must be woken.
+//!
+//! 1. **Gather.** This side's candidates are its interface addresses (the
+//!    caller lists them) and, learned here, what a STUN server sees: the
+//!    rendezvous, and a second server (`--stun`, or the TURN server) to
+//!    tell a NAT that keeps one port for every destination ("easy") from
+//!    one that takes a new port per destination ("hard"), as RFC 5780
+//!    does.
+//! 2. **Meet.** Register the code's number at the rendezvous (section 12)
+//!    about every second until it pairs this side with the other; the
+//!    answer gives the other's candidates and who came first.
+//! 3. **Probe.** Both sides send probes (kind 12) to every candidate of
+//!    the other at once, again and again; a probe is answered with an ack
+//!    (kind 13) carrying the probe's random token back, so a pair is
+//!    proven only by an answer to what this side sent. Probing out is
+//!    what opens this side's NAT for the other's probes in.
+//! 4. **Search** (one hard NAT): the hard side opens many sockets, each
+//!    probing the other's address, so its NAT makes many mappings; the
+//!    easy side probes random ports of the hard side's address, paced,
+//!    until one probe meets a mapping (the birthday paradox: 256 mappings
+//!    are hit by about 600 probes nine times in ten).
+//! 5. **Choose.** The side that came second ("controlling", as ICE calls
+//!    it) chooses: a pair to a LAN address at once, else the first proven
+//!    direct pair once LAN probes had [`LAN_GRACE`], else a relayed pair
+//!    after [`RELAY_AFTER`]; it nominates it with probes that carry the
+//!    nominate flag until one is acked with it. The other side takes the
+//!    pair a nomination came on, if it has proven that pair itself.
+//!
+//! Nothing here is secret and nothing authenticates the peer: the
+//! session's handshake does, on the chosen path. A probe only ever goes
+//! to an address the rendezvous gave (or, in the search, the same IP at
+//! another port), and an ack is no larger than its probe.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use super::envelope::{MAGIC, VERSION};
+use super::rendezvous::{self, Status};
+use super::stun;
+
+/// Kind byte of a probe.
+pub const KIND_PROBE: u8 = 12;
+/// Kind byte of a probe's ack.
+pub const KIND_ACK: u8 = 13;
+/// The exact length of a probe and of an ack.
+pub const PROBE_LEN: usize = 14;
+
+/// Flag: the sender is behind a NAT (what a STUN server saw of it is not
+/// one of its interface addresses).
+pub const FLAG_NAT: u8 = 0x01;
+/// Flag: this datagram went through the sender's TURN relay.
+pub const FLAG_RELAYED: u8 = 0x02;
+/// Flag: the controlling side chooses this pair (a probe), or the
+/// controlled side takes it (an ack).
+pub const FLAG_NOMINATE: u8 = 0x04;
+
+/// How often a registration is repeated until the number is paired.
+pub const REGISTER_EVERY: Duration = Duration::from_secs(1);
+/// How long the controlling side waits after pairing for a LAN pair
+/// before it chooses a punched one.
+pub const LAN_GRACE: Duration = Duration::from_millis(250);
+/// How long after pairing, without a direct pair, a relayed pair may be
+/// chosen.
+pub const RELAY_AFTER: Duration = Duration::from_secs(3);
+/// How long after pairing, without a proven pair, a side that knows its
+/// NAT is hard opens the search's sockets.
+pub const SEARCH_HARD_AFTER: Duration = Duration::from_millis(300);
+/// How long after pairing, without a proven pair, the other side starts
+/// probing random ports.
+pub const SEARCH_EASY_AFTER: Duration = Duration::from_millis(500);
+/// Sockets the hard side opens for the search (tailscale's figure).
+pub const SEARCH_SOCKETS: usize = 256;
+/// Random-port probes per second from the easy side: 20 every 50 ms.
+pub const SEARCH_BURST: usize = 20;
+/// The pace of the search's bursts.
+pub const SEARCH_EVERY: Duration = Duration::from_millis(50);
+/// The most random-port probes one search sends (10 s at its pace).
+pub const SEARCH_MAX: usize = 4000;
+/// The lowest port a Linux NAT picks when it remaps (it keeps ports
+/// below 1024 apart).
+const SEARCH_LOWEST_PORT: u16 = 1024;
+
+/// STUN requests are padded to this many bytes so that the rendezvous
+/// can answer with FINGERPRINT for either family (section 12.5).
+const STUN_PAD: usize = 64;
+/// STUN requests are repeated this often, this many times.
+const STUN_EVERY: Duration = Duration::from_millis(400);
+const STUN_TRIES: u32 = 5;
+
+/// What the caller sets up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The code's number (1 to 999).
+    pub number: u16,
+    /// Random, new for every run: the rendezvous's registrant id.
+    pub registrant: [u8; 8],
+    /// The rendezvous service.
+    pub rendezvous: SocketAddr,
+    /// A second STUN server, to see whether this side's NAT maps per
+    /// destination.
+    pub stun: Option<SocketAddr>,
+    /// This side's interface addresses (with the main socket's port), in
+    /// order of preference; at most 4 are reported (3 with a relay).
+    pub host: Vec<SocketAddr>,
+    /// This side's address at a TURN relay, reported as a candidate.
+    pub relayed: Option<SocketAddr>,
+    /// How long after pairing a path may take before the search gives up.
+    pub path_wait: Duration,
+    /// Seeds the probes' tokens, the STUN transaction ids and the search's
+    /// ports.
+    pub seed: [u8; 32],
+}
+
+/// One of the sockets: 0 is the main one, the search adds more.
+pub type SocketId = usize;
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The socket to send it from.
+    pub socket: SocketId,
+    /// Where to.
+    pub to: SocketAddr,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// Send it through this side's TURN relay (a pair to the other side
+    /// that it reached through the relay).
+    pub relayed: bool,
+}
+
+/// How a NAT maps one socket to different destinations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatKind {
+    /// A STUN server saw one of this side's interface addresses: no NAT.
+    None,
+    /// The same public address for every destination ("easy").
+    Easy,
+    /// A new public port per destination ("hard"): the search is needed.
+    Hard,
+    /// Behind a NAT, but only one server answered: its kind is unknown.
+    Unknown,
+}
+
+impl NatKind {
+    /// The words shown.
+    pub fn describe(self) -> &'static str {
+        match self {
+            NatKind::None => "no NAT (a STUN server sees an address of this host)",
+            NatKind::Easy => "behind a NAT that keeps one public port for every destination",
+            NatKind::Hard => "behind a NAT that takes a new public port for every destination",
+            NatKind::Unknown => {
+                "behind a NAT (whether it keeps its port is unknown: one STUN server answered)"
+            }
+        }
+    }
+
+    /// The JSON name.
+    pub fn name(self) -> &'static str {
+        match self {
+            NatKind::None => "none",
+            NatKind::Easy => "easy",
+            NatKind::Hard => "hard",
+            NatKind::Unknown => "unknown",
+        }
+    }
+
+    fn behind(self) -> bool {
+        !matches!(self, NatKind::None)
+    }
+}
+
+/// What kind of path was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathKind {
+    /// To an address the other side reported from its interfaces, not the
+    /// one the rendezvous saw: the two are on one network.
+    Lan,
+    /// Direct between the public addresses, through this side's NAT
+    /// and/or the other's.
+    Direct {
+        /// This side is behind a NAT.
+        here: bool,
+        /// The other side is behind a NAT.
+        there: bool,
+        /// Found by the search (one side's NAT is hard).
+        searched: bool,
+    },
+    /// Through a TURN relay at this address (this side's or the other's).
+    Relayed {
+        /// The relay's address on the path.
+        via: SocketAddr,
+    },
+}
+
+impl PathKind {
+    /// What the screen says.
+    pub fn describe(&self) -> String {
+        match self {
+            PathKind::Lan => "direct on the LAN".to_string(),
+            PathKind::Direct {
+                here,
+                there,
+                searched,
+            } => {
+                let through = match (here, there) {
+                    (true, true) => "direct through both NATs",
+                    (true, false) => "direct through this side's NAT",
+                    (false, true) => "direct through the other side's NAT",
+                    (false, false) => "direct (no NAT on the path)",
+                };
+                if *searched {
+                    format!("{through}, found by a port search (one NAT maps per destination)")
+                } else {
+                    through.to_string()
+                }
+            }
+            PathKind::Relayed { via } => format!("relayed via {via}"),
+        }
+    }
+
+    /// The JSON name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PathKind::Lan => "lan",
+            PathKind::Direct { .. } => "direct",
+            PathKind::Relayed { .. } => "relayed",
+        }
+    }
+}
+
+/// Where a candidate of the other side came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The address the rendezvous saw the other side at.
+    Seen,
+    /// An address the other side reported (an interface, or its relay).
+    Reported,
+    /// Found by the search: the other side's address at a port its NAT
+    /// picked for this side.
+    Searched,
+}
+
+impl Origin {
+    /// The JSON and `/path` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Seen => "seen by the rendezvous",
+            Origin::Reported => "reported by the other side",
+            Origin::Searched => "found by the search",
+        }
+    }
+}
+
+/// A candidate of the other side and what probing it did, for `/path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tried {
+    /// The address.
+    pub addr: SocketAddr,
+    /// Where it came from.
+    pub origin: Origin,
+    /// Probes sent to it.
+    pub probes: u32,
+    /// Acks that proved it, and the first one's round trip.
+    pub answered: Option<Duration>,
+    /// Probes it sent here.
+    pub heard: u32,
+    /// It is the path chosen.
+    pub chosen: bool,
+}
+
+/// The path found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The socket it is on.
+    pub socket: SocketId,
+    /// The other side's address on it.
+    pub peer: SocketAddr,
+    /// What kind of path it is.
+    pub kind: PathKind,
+    /// From pairing to the choice.
+    pub took: Duration,
+    /// Every candidate and what it did.
+    pub tried: Vec<Tried>,
+    /// This side chose (it came second to the rendezvous) and so begins
+    /// the handshake.
+    pub controlling: bool,
+    /// The search's figures, when it ran.
+    pub search: Option<SearchFigures>,
+}
+
+/// What the search did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SearchFigures {
+    /// Sockets this side opened (the hard side).
+    pub sockets: usize,
+    /// Random-port probes this side sent (the easy side).
+    pub probes: usize,
+}
+
+/// Why no path was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Another pair already holds the number.
+    Taken,
+    /// The rendezvous holds as many numbers as it may.
+    Busy,
+    /// The rendezvous never answered.
+    NoRendezvous {
+        /// Registrations sent.
+        tries: u32,
+    },
+    /// Paired, but no probe of either side got through in time.
+    NoPath {
+        /// Candidates tried.
+        candidates: usize,
+        /// Probes sent.
+        probes: u32,
+        /// Probes heard from the other side.
+        heard: u32,
+        /// This side's NAT.
+        nat: NatKind,
+    },
+}
+
+impl Failure {
+    /// What the screen says.
+    pub fn describe(&self) -> String {
+        match self {
+            Failure::Taken => "the rendezvous says this code's number is in use by two others: make a new code (dgram chat --via … --code)".to_string(),
+            Failure::Busy => "the rendezvous is full (it holds 999 numbers): try again later".to_string(),
+            Failure::NoRendezvous { tries } => format!("no answer from the rendezvous after {tries} registrations: is it running, and is its address right?"),
+            Failure::NoPath { candidates, probes, heard, nat } => {
+                let why = if *heard == 0 {
+                    "none of the other side's probes got in either: both NATs (or firewalls) drop what they did not ask for"
+                } else {
+                    "the other side's probes got in, but no answer to this side's did"
+                };
+                format!(
+                    "no direct path: {probes} probes to {candidates} candidates, {heard} heard from the other side; {why}; this side is {}; a relay (--turn user:pass@HOST:PORT) gets through any NAT",
+                    nat.describe()
+                )
+            }
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraverseEvent {
+    /// The rendezvous holds the number; waiting for the other side.
+    Waiting,
+    /// A STUN server saw this side at `mapped`.
+    Mapped {
+        /// The server asked.
+        server: SocketAddr,
+        /// What it saw.
+        mapped: SocketAddr,
+    },
+    /// This side's NAT, once both servers answered (or one did and the
+    /// other gave up).
+    Nat(NatKind),
+    /// Paired with the other side.
+    Paired {
+        /// This side came first (the other side chooses the path).
+        first: bool,
+        /// The other side's candidates, the address the rendezvous saw
+        /// first.
+        candidates: Vec<SocketAddr>,
+    },
+    /// The search begins: open this many more sockets and call
+    /// [`Traversal::sockets_opened`].
+    OpenSockets(usize),
+    /// The search began on this side.
+    Searching {
+        /// This side's NAT is the hard one (it opened sockets), or the
+        /// easy one (it probes random ports).
+        hard: bool,
+    },
+    /// The path.
+    Found(Found),
+    /// No path.
+    Failed(Failure),
+}
+
+/// A probe or an ack, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// [`KIND_PROBE`] or [`KIND_ACK`].
+    pub kind: u8,
+    /// The code's number.
+    pub number: u16,
+    /// [`FLAG_NAT`], [`FLAG_RELAYED`], [`FLAG_NOMINATE`].
+    pub flags: u8,
+    /// The probe's random token (an ack carries its probe's).
+    pub token: [u8; 8],
+}
+
+/// Encodes a probe or an ack: `F5 01 0C|0D`, number (2), flags (1),
+/// token (8).
+pub fn encode_probe(probe: &Probe) -> [u8; PROBE_LEN] {
+    let mut bytes = [0u8; PROBE_LEN];
+    bytes[..3].copy_from_slice(&[MAGIC, VERSION, probe.kind]);
+    bytes[3..5].copy_from_slice(&probe.number.to_be_bytes());
+    bytes[5] = probe.flags;
+    bytes[6..].copy_from_slice(&probe.token);
+    bytes
+}
+
+/// Decodes a probe or an ack; `None` when `datagram` is neither (wrong
+/// length, kind, or flags that are not defined).
+pub fn decode_probe(datagram: &[u8]) -> Option<Probe> {
+    if datagram.len() != PROBE_LEN
+        || datagram[..2] != [MAGIC, VERSION]
+        || !matches!(datagram[2], KIND_PROBE | KIND_ACK)
+        || datagram[5] & !(FLAG_NAT | FLAG_RELAYED | FLAG_NOMINATE) != 0
+    {
+        return None;
+    }
+    let mut token = [0u8; 8];
+    token.copy_from_slice(&datagram[6..]);
+    Some(Probe {
+        kind: datagram[2],
+        number: u16::from_be_bytes([datagram[3], datagram[4]]),
+        flags: datagram[5],
+        token,
+    })
+}
+
+/// True when `datagram` is one of the kinds this module owns (a
+/// registration's answer, a probe, an ack) or STUN: what a chat that went
+/// through the rendezvous hands here rather than to its protocol.
+pub fn is_traversal(datagram: &[u8]) -> bool {
+    matches!(
+        datagram,
+        [
+            MAGIC,
+            VERSION,
+            rendezvous::KIND_ANSWER | KIND_PROBE | KIND_ACK,
+            ..
+        ]
+    ) || stun::looks_like_stun(datagram)
+}
+
+/// A STUN request in flight.
+#[derive(Debug)]
+struct StunAsk {
+    server: SocketAddr,
+    transaction: [u8; 12],
+    tries: u32,
+    next: Instant,
+    mapped: Option<SocketAddr>,
+}
+
+/// A candidate of the other side, on one of this side's sockets.
+#[derive(Debug, Clone)]
+struct Pair {
+    socket: SocketId,
+    addr: SocketAddr,
+    origin: Origin,
+    token: [u8; 8],
+    probes: u32,
+    heard: u32,
+    answered: Option<Duration>,
+    /// When the last probe went (the round trip of the first ack).
+    last_probe: Option<Instant>,
+    next: Instant,
+    /// The other side said this pair went through its relay, or this side
+    /// heard it through its own.
+    relayed: bool,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Registering {
+        next: Instant,
+        tries: u32,
+        since: Instant,
+    },
+    Paired {
+        at: Instant,
+        first: bool,
+        seen: SocketAddr,
+    },
+    Done,
+}
+
+/// How long the rendezvous may stay silent before it is given up.
+pub const RENDEZVOUS_SILENT: Duration = Duration::from_secs(10);
+
+/// The traversal of one side.
+#[derive(Debug)]
+pub struct Traversal {
+    config: Config,
+    rng: ChaCha20Rng,
+    phase: Phase,
+    /// Heard anything at all from the rendezvous.
+    answered: bool,
+    /// [`TraverseEvent::Waiting`] was reported (once).
+    said_waiting: bool,
+    stun: Vec<StunAsk>,
+    nat: Option<NatKind>,
+    pairs: Vec<Pair>,
+    /// The other side is behind a NAT (a flag on its probes).
+    peer_nat: bool,
+    /// The pair nominated (controlling) and when it was last nominated.
+    nominated: Option<(usize, Instant)>,
+    /// The search: sockets opened (hard side) or random-port probes sent
+    /// (easy side), the next burst, the token its probes carry.
+    search_sockets: usize,
+    search_requested: bool,
+    search_probes: usize,
+    search_next: Option<Instant>,
+    search_token: [u8; 8],
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<TraverseEvent>,
+}
+
+impl Traversal {
+    /// Begins: registers and asks the STUN servers at once.
+    pub fn new(config: Config, now: Instant) -> Traversal {
+        let mut rng = ChaCha20Rng::from_seed(config.seed);
+        let mut stun = Vec::new();
+        for server in std::iter::once(config.rendezvous).chain(config.stun) {
+            let mut transaction = [0u8; 12];
+            rng.fill_bytes(&mut transaction);
+            stun.push(StunAsk {
+                server,
+                transaction,
+                tries: 0,
+                next: now,
+                mapped: None,
+            });
+        }
+        let mut search_token = [0u8; 8];
+        rng.fill_bytes(&mut search_token);
+        let mut traversal = Traversal {
+            config,
+            rng,
+            phase: Phase::Registering {
+                next: now,
+                tries: 0,
+                since: now,
+            },
+            answered: false,
+            said_waiting: false,
+            stun,
+            nat: None,
+            pairs: Vec::new(),
+            peer_nat: false,
+            nominated: None,
+            search_sockets: 0,
+            search_requested: false,
+            search_probes: 0,
+            search_next: None,
+            search_token,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        traversal.handle_timeout(now);
+        traversal
+    }
+
+    /// The candidates this side reports: interface addresses, then its
+    /// relay, at most [`rendezvous::MAX_REPORTED`].
+    pub fn reported(&self) -> Vec<SocketAddr> {
+        let room = rendezvous::MAX_REPORTED - usize::from(self.config.relayed.is_some());
+        let mut list: Vec<SocketAddr> = self.config.host.iter().copied().take(room).collect();
+        list.extend(self.config.relayed);
+        list
+    }
+
+    /// This side's NAT, once known.
+    pub fn nat(&self) -> Option<NatKind> {
+        self.nat
+    }
+
+    /// What a STUN server saw of the main socket, the rendezvous first.
+    pub fn mapped(&self) -> Vec<(SocketAddr, SocketAddr)> {
+        self.stun
+            .iter()
+            .filter_map(|ask| ask.mapped.map(|m| (ask.server, m)))
+            .collect()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<TraverseEvent> {
+        self.events.pop_front()
+    }
+
+    /// True once a path was found or the search failed.
+    pub fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done)
+    }
+
+    /// When [`Traversal::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        for ask in &self.stun {
+            if ask.mapped.is_none() && ask.tries < STUN_TRIES {
+                at(ask.next);
+            }
+        }
+        match &self.phase {
+            Phase::Registering { next, since, .. } => {
+                at(*next);
+                if !self.answered {
+                    at(*since + RENDEZVOUS_SILENT);
+                }
+            }
+            Phase::Paired { at: paired, .. } => {
+                for pair in &self.pairs {
+                    at(pair.next);
+                }
+                at(*paired + self.config.path_wait);
+                at(*paired + LAN_GRACE);
+                at(*paired + RELAY_AFTER);
+                at(*paired + SEARCH_HARD_AFTER);
+                at(*paired + SEARCH_EASY_AFTER);
+                if let Some(search) = self.search_next {
+                    at(search);
+                }
+                if let Some((_, last)) = self.nominated {
+                    at(last + NOMINATE_EVERY);
+                }
+            }
+            Phase::Done => return None,
+        }
+        next
+    }
+
+    /// The search's sockets were opened: ids `first..first + count`.
+    pub fn sockets_opened(&mut self, now: Instant, first: SocketId, count: usize) {
+        let Phase::Paired { seen, .. } = self.phase else {
+            return;
+        };
+        self.search_sockets = count;
+        for socket in first..first + count {
+            let pair = self.new_pair(socket, seen, Origin::Seen, now);
+            self.pairs.push(pair);
+        }
+        self.events
+            .push_back(TraverseEvent::Searching { hard: true });
+        self.handle_timeout(now);
+    }
+
+    /// A datagram that came to `socket` from `from`; `relayed`: it came
+    /// through this side's TURN relay. Returns false when it is not the
+    /// traversal's (the caller deals with it).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        from: SocketAddr,
+        datagram: &[u8],
+        relayed: bool,
+    ) -> bool {
+        if stun::looks_like_stun(datagram) {
+            return self.handle_stun(from, datagram);
+        }
+        if let Some(answer) = rendezvous::decode_answer(datagram) {
+            if from != self.config.rendezvous || answer.number != self.config.number {
+                return true;
+            }
+            self.handle_answer(now, answer);
+            return true;
+        }
+        let Some(probe) = decode_probe(datagram) else {
+            return false;
+        };
+        if probe.number != self.config.number {
+            return true;
+        }
+        match probe.kind {
+            KIND_PROBE => self.handle_probe(now, socket, from, probe, relayed),
+            _ => self.handle_ack(now, socket, from, probe, relayed),
+        }
+        true
+    }
+
+    fn handle_stun(&mut self, from: SocketAddr, datagram: &[u8]) -> bool {
+        let Ok(message) = stun::decode(datagram) else {
+            return false;
+        };
+        let Some(ask) = self
+            .stun
+            .iter_mut()
+            .find(|a| a.server == from && a.transaction == message.transaction)
+        else {
+            return false;
+        };
+        if message.kind != stun::BINDING_SUCCESS || ask.mapped.is_some() {
+            return true;
+        }
+        let Some(mapped) = message.mapped else {
+            return true;
+        };
+        ask.mapped = Some(mapped);
+        self.events.push_back(TraverseEvent::Mapped {
+            server: from,
+            mapped,
+        });
+        self.settle_nat();
+        true
+    }
+
+    /// The NAT's kind, once every server answered or gave up.
+    fn settle_nat(&mut self) {
+        if self.nat.is_some()
+            || self
+                .stun
+                .iter()
+                .any(|a| a.mapped.is_none() && a.tries < STUN_TRIES)
+        {
+            return;
+        }
+        let mapped: Vec<SocketAddr> = self.stun.iter().filter_map(|a| a.mapped).collect();
+        let Some(first) = mapped.first() else {
+            return;
+        };
+        // Seen at one of this host's addresses (or at loopback: the server
+        // is on this host), nothing between rewrote the address.
+        let kind =
+            if first.ip().is_loopback() || self.config.host.iter().any(|h| h.ip() == first.ip()) {
+                NatKind::None
+            } else if mapped.len() < 2 {
+                NatKind::Unknown
+            } else if mapped.iter().all(|m| m == first) {
+                NatKind::Easy
+            } else {
+                NatKind::Hard
+            };
+        self.nat = Some(kind);
+        self.events.push_back(TraverseEvent::Nat(kind));
+    }
+
+    fn handle_answer(&mut self, now: Instant, answer: rendezvous::Answer) {
+        self.answered = true;
+        let Phase::Registering { .. } = self.phase else {
+            return;
+        };
+        match answer.status {
+            Status::Waiting => {
+                if !self.said_waiting {
+                    self.said_waiting = true;
+                    self.events.push_back(TraverseEvent::Waiting);
+                }
+            }
+            Status::Taken => self.fail(Failure::Taken),
+            Status::Busy => self.fail(Failure::Busy),
+            Status::PairedFirst | Status::PairedSecond => {
+                let first = answer.status == Status::PairedFirst;
+                let Some(&seen) = answer.candidates.first() else {
+                    return;
+                };
+                self.phase = Phase::Paired {
+                    at: now,
+                    first,
+                    seen,
+                };
+                for (i, addr) in answer.candidates.iter().enumerate() {
+                    let origin = if i == 0 {
+                        Origin::Seen
+                    } else {
+                        Origin::Reported
+                    };
+                    if self.config.host.contains(addr) || Some(*addr) == self.config.relayed {
+                        // This side's own address (both on one host):
+                        // probing it would talk to itself.
+                        continue;
+                    }
+                    let pair = self.new_pair(0, *addr, origin, now);
+                    self.pairs.push(pair);
+                }
+                self.events.push_back(TraverseEvent::Paired {
+                    first,
+                    candidates: answer.candidates,
+                });
+                self.handle_timeout(now);
+            }
+        }
+    }
+
+    fn new_pair(
+        &mut self,
+        socket: SocketId,
+        addr: SocketAddr,
+        origin: Origin,
+        now: Instant,
+    ) -> Pair {
+        let mut token = [0u8; 8];
+        self.rng.fill_bytes(&mut token);
+        Pair {
+            socket,
+            addr,
+            origin,
+            token,
+            probes: 0,
+            heard: 0,
+            answered: None,
+            last_probe: None,
+            next: now,
+            relayed: false,
+        }
+    }
+
+    fn flags(&self) -> u8 {
+        if self.nat.is_some_and(NatKind::behind)
+            || self.stun.first().and_then(|a| a.mapped).is_some_and(|m| {
+                !m.ip().is_loopback() && !self.config.host.iter().any(|h| h.ip() == m.ip())
+            })
+        {
+            FLAG_NAT
+        } else {
+            0
+        }
+    }
+
+    /// The pair for a datagram from `from` on `socket`: a candidate, or
+    /// (the search) the other side's address at another port.
+    fn pair_for(&mut self, now: Instant, socket: SocketId, from: SocketAddr) -> Option<usize> {
+        if let Some(i) = self
+            .pairs
+            .iter()
+            .position(|p| p.socket == socket && p.addr == from)
+        {
+            return Some(i);
+        }
+        let Phase::Paired { seen, .. } = self.phase else {
+            return None;
+        };
+        // Only the search finds new ports, and only at the address the
+        // rendezvous saw: nothing else may steer the probes.
+        if from.ip() != seen.ip() {
+            return None;
+        }
+        let pair = self.new_pair(socket, from, Origin::Searched, now);
+        self.pairs.push(pair);
+        Some(self.pairs.len() - 1)
+    }
+
+    fn handle_probe(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        from: SocketAddr,
+        probe: Probe,
+        relayed: bool,
+    ) {
+        let Phase::Paired { first, .. } = self.phase else {
+            return;
+        };
+        let Some(i) = self.pair_for(now, socket, from) else {
+            return;
+        };
+        self.peer_nat |= probe.flags & FLAG_NAT != 0;
+        let pair = &mut self.pairs[i];
+        pair.heard += 1;
+        pair.relayed |= relayed || probe.flags & FLAG_RELAYED != 0;
+        let nominated = probe.flags & FLAG_NOMINATE != 0 && first && pair.answered.is_some();
+        let mut flags = self.flags();
+        if relayed {
+            flags |= FLAG_RELAYED;
+        }
+        if nominated {
+            flags |= FLAG_NOMINATE;
+        }
+        let ack = encode_probe(&Probe {
+            kind: KIND_ACK,
+            number: self.config.number,
+            flags,
+            token: probe.token,
+        });
+        let pair = &mut self.pairs[i];
+        self.transmits.push_back(Transmit {
+            socket,
+            to: from,
+            bytes: ack.to_vec(),
+            relayed,
+        });
+        if pair.answered.is_none() {
+            // A triggered check (ICE's term): the other side's probe got
+            // in, so this side's NAT now has the mapping; probe back at
+            // once rather than at the next round.
+            pair.next = now;
+        }
+        if nominated {
+            self.finish(now, i, first);
+        } else {
+            self.handle_timeout(now);
+        }
+    }
+
+    fn handle_ack(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        from: SocketAddr,
+        probe: Probe,
+        relayed: bool,
+    ) {
+        let Phase::Paired { first, .. } = self.phase else {
+            return;
+        };
+        let i = if probe.token == self.search_token && socket == 0 {
+            self.pair_for(now, socket, from)
+        } else {
+            self.pairs
+                .iter()
+                .position(|p| p.socket == socket && p.addr == from && p.token == probe.token)
+        };
+        let Some(i) = i else {
+            return;
+        };
+        self.peer_nat |= probe.flags & FLAG_NAT != 0;
+        let pair = &mut self.pairs[i];
+        pair.relayed |= relayed || probe.flags & FLAG_RELAYED != 0;
+        if pair.answered.is_none() {
+            pair.answered = Some(pair.last_probe.map_or(Duration::ZERO, |t| now - t));
+        }
+        if probe.flags & FLAG_NOMINATE != 0 && !first && self.nominated.is_some_and(|(n, _)| n == i)
+        {
+            self.finish(now, i, first);
+            return;
+        }
+        self.handle_timeout(now);
+    }
+
+    fn fail(&mut self, failure: Failure) {
+        self.phase = Phase::Done;
+        self.events.push_back(TraverseEvent::Failed(failure));
+    }
+
+    fn kind_of(&self, pair: &Pair) -> PathKind {
+        if pair.relayed {
+            return PathKind::Relayed {
+                via: if pair.origin == Origin::Reported {
+                    pair.addr
+                } else {
+                    self.config.relayed.unwrap_or(pair.addr)
+                },
+            };
+        }
+        if pair.origin == Origin::Reported {
+            return PathKind::Lan;
+        }
+        PathKind::Direct {
+            here: self.flags() & FLAG_NAT != 0,
+            there: self.peer_nat,
+            searched: pair.origin == Origin::Searched || pair.socket != 0,
+        }
+    }
+
+    fn finish(&mut self, now: Instant, chosen: usize, first: bool) {
+        let Phase::Paired { at, .. } = self.phase else {
+            return;
+        };
+        let pair = self.pairs[chosen].clone();
+        let kind = self.kind_of(&pair);
+        let tried = self
+            .pairs
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| {
+                *i == chosen
+                    || p.socket == 0 && (p.origin != Origin::Searched || p.answered.is_some())
+            })
+            .map(|(i, p)| Tried {
+                addr: p.addr,
+                origin: p.origin,
+                probes: p.probes,
+                answered: p.answered,
+                heard: p.heard,
+                chosen: i == chosen,
+            })
+            .collect();
+        let search = (self.search_sockets > 0 || self.search_probes > 0).then_some(SearchFigures {
+            sockets: self.search_sockets,
+            probes: self.search_probes,
+        });
+        self.phase = Phase::Done;
+        self.events.push_back(TraverseEvent::Found(Found {
+            socket: pair.socket,
+            peer: pair.addr,
+            kind,
+            took: now - at,
+            tried,
+            controlling: !first,
+            search,
+        }));
+    }
+
+    /// Sends what is due: STUN requests, registrations, probes, the
+    /// search's bursts, nominations; gives up when time is out.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.stun_due(now);
+        match self.phase {
+            Phase::Registering { next, tries, since } => {
+                if !self.answered && now >= since + RENDEZVOUS_SILENT {
+                    self.fail(Failure::NoRendezvous { tries });
+                    return;
+                }
+                if now >= next {
+                    let bytes = rendezvous::encode_register(
+                        self.config.number,
+                        self.config.registrant,
+                        &self.reported(),
+                    )
+                    .expect("the number was checked and the candidates capped");
+                    self.transmits.push_back(Transmit {
+                        socket: 0,
+                        to: self.config.rendezvous,
+                        bytes,
+                        relayed: false,
+                    });
+                    self.phase = Phase::Registering {
+                        next: now + REGISTER_EVERY,
+                        tries: tries + 1,
+                        since,
+                    };
+                }
+            }
+            Phase::Paired { at, first, seen } => self.paired_due(now, at, first, seen),
+            Phase::Done => {}
+        }
+    }
+
+    fn stun_due(&mut self, now: Instant) {
+        for ask in &mut self.stun {
+            if ask.mapped.is_none() && ask.tries < STUN_TRIES && now >= ask.next {
+                ask.tries += 1;
+                ask.next = now + STUN_EVERY;
+                self.transmits.push_back(Transmit {
+                    socket: 0,
+                    to: ask.server,
+                    bytes: stun::binding_request(&ask.transaction, STUN_PAD),
+                    relayed: false,
+                });
+            }
+        }
+        // A server that gave up its last try is done with.
+        if self.nat.is_none()
+            && self
+                .stun
+                .iter()
+                .all(|a| a.mapped.is_some() || (a.tries >= STUN_TRIES && now >= a.next))
+        {
+            for ask in &mut self.stun {
+                if ask.mapped.is_none() {
+                    ask.tries = STUN_TRIES;
+                }
+            }
+            self.settle_nat();
+        }
+    }
+
+    fn paired_due(&mut self, now: Instant, at: Instant, first: bool, seen: SocketAddr) {
+        let since = now - at;
+        let flags = self.flags();
+        let proven = self.pairs.iter().any(|p| p.answered.is_some());
+        for pair in &mut self.pairs {
+            if now < pair.next {
+                continue;
+            }
+            pair.probes += 1;
+            pair.last_probe = Some(now);
+            // Every 100 ms for the first second, then every 250 ms; the
+            // search's sockets every second (256 of them).
+            pair.next = now
+                + if pair.socket != 0 {
+                    Duration::from_secs(1)
+                } else if since < Duration::from_secs(1) {
+                    Duration::from_millis(100)
+                } else {
+                    Duration::from_millis(250)
+                };
+            let probe = encode_probe(&Probe {
+                kind: KIND_PROBE,
+                number: self.config.number,
+                flags,
+                token: pair.token,
+            });
+            self.transmits.push_back(Transmit {
+                socket: pair.socket,
+                to: pair.addr,
+                bytes: probe.to_vec(),
+                relayed: pair.relayed && pair.origin != Origin::Reported,
+            });
+        }
+        if !first {
+            self.nominate_due(now, since);
+            if self.is_done() {
+                return;
+            }
+        }
+        if !proven {
+            self.search_due(now, since, seen);
+        }
+        if since >= self.config.path_wait {
+            let probes = self.pairs.iter().map(|p| p.probes).sum::<u32>()
+                + u32::try_from(self.search_probes).unwrap_or(u32::MAX);
+            let heard = self.pairs.iter().map(|p| p.heard).sum();
+            let candidates = self
+                .pairs
+                .iter()
+                .filter(|p| p.socket == 0 && p.origin != Origin::Searched)
+                .count();
+            self.fail(Failure::NoPath {
+                candidates,
+                probes,
+                heard,
+                nat: self.nat.unwrap_or(NatKind::Unknown),
+            });
+        }
+    }
+
+    /// The controlling side's choice, and its nominations until acked.
+    fn nominate_due(&mut self, now: Instant, since: Duration) {
+        if let Some((i, last)) = self.nominated {
+            if now >= last + NOMINATE_EVERY {
+                self.send_nomination(now, i);
+            }
+            return;
+        }
+        let rank = |p: &Pair| -> Option<u8> {
+            p.answered?;
+            Some(match (p.relayed, p.origin) {
+                (true, _) => 3,
+                (false, Origin::Reported) => 0,
+                _ => 1,
+            })
+        };
+        let best = self
+            .pairs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| rank(p).map(|r| (r, p.answered, i)))
+            .min_by_key(|(r, rtt, _)| (*r, *rtt));
+        let Some((rank, _, i)) = best else {
+            return;
+        };
+        let ready = match rank {
+            0 => true,
+            3 => since >= RELAY_AFTER,
+            _ => since >= LAN_GRACE,
+        };
+        if ready {
+            self.send_nomination(now, i);
+        }
+    }
+
+    fn send_nomination(&mut self, now: Instant, i: usize) {
+        self.nominated = Some((i, now));
+        let pair = &self.pairs[i];
+        let probe = encode_probe(&Probe {
+            kind: KIND_PROBE,
+            number: self.config.number,
+            flags: self.flags() | FLAG_NOMINATE,
+            token: pair.token,
+        });
+        self.transmits.push_back(Transmit {
+            socket: pair.socket,
+            to: pair.addr,
+            bytes: probe.to_vec(),
+            relayed: pair.relayed && pair.origin != Origin::Reported,
+        });
+    }
+
+    /// The search, when no pair is proven: the hard side asks for
+    /// sockets; the other side sends bursts of random-port probes.
+    fn search_due(&mut self, now: Instant, since: Duration, seen: SocketAddr) {
+        let hard = self.nat == Some(NatKind::Hard);
+        if hard {
+            if since >= SEARCH_HARD_AFTER && !self.search_requested {
+                self.search_requested = true;
+                self.events
+                    .push_back(TraverseEvent::OpenSockets(SEARCH_SOCKETS));
+            }
+            return;
+        }
+        if since < SEARCH_EASY_AFTER || self.search_probes >= SEARCH_MAX {
+            return;
+        }
+        if self.search_next.is_none() {
+            self.events
+                .push_back(TraverseEvent::Searching { hard: false });
+        }
+        if self.search_next.is_some_and(|next| now < next) {
+            return;
+        }
+        self.search_next = Some(now + SEARCH_EVERY);
+        let flags = self.flags();
+        for _ in 0..SEARCH_BURST.min(SEARCH_MAX - self.search_probes) {
+            let span = u32::from(u16::MAX - SEARCH_LOWEST_PORT) + 1;
+            let port = SEARCH_LOWEST_PORT + (self.rng.next_u32() % span) as u16;
+            if port == seen.port() {
+                continue;
+            }
+            self.search_probes += 1;
+            let probe = encode_probe(&Probe {
+                kind: KIND_PROBE,
+                number: self.config.number,
+                flags,
+                token: self.search_token,
+            });
+            self.transmits.push_back(Transmit {
+                socket: 0,
+                to: SocketAddr::new(seen.ip(), port),
+                bytes: probe.to_vec(),
+                relayed: false,
+            });
+        }
+    }
+
+    /// The IP the other side was seen at, once paired.
+    pub fn peer_ip(&self) -> Option<IpAddr> {
+        match self.phase {
+            Phase::Paired { seen, .. } => Some(seen.ip()),
+            _ => None,
+        }
+    }
+}
+
+/// How often a nomination is repeated until it is acked.
+pub const NOMINATE_EVERY: Duration = Duration::from_millis(100);
+
+/// Answers probes after the path was found: a chat that went through the
+/// rendezvous keeps acking the other side's late probes and nominations
+/// (its own were acked, the other's may still be in flight) and counts
+/// the rest of the traversal's datagrams rather than refusing them.
+#[derive(Debug, Clone)]
+pub struct Keeper {
+    number: u16,
+    flags: u8,
+    /// The pair chosen: acks to nominations on it carry the flag back.
+    chosen: SocketAddr,
+    /// Probes are answered only from the other side's IP addresses.
+    peer_ips: Vec<IpAddr>,
+}
+
+impl Keeper {
+    /// A keeper for the path `found` of the code `number`.
+    pub fn new(number: u16, nat: bool, found: &Found) -> Keeper {
+        let mut peer_ips: Vec<IpAddr> = found.tried.iter().map(|t| t.addr.ip()).collect();
+        peer_ips.push(found.peer.ip());
+        peer_ips.sort();
+        peer_ips.dedup();
+        Keeper {
+            number,
+            flags: if nat { FLAG_NAT } else { 0 },
+            chosen: found.peer,
+            peer_ips,
+        }
+    }
+
+    /// The answer to `datagram` from `from`, if it is a probe to answer;
+    /// `relayed`: it came through this side's relay.
+    pub fn answer(
+        &self,
+        from: SocketAddr,
+        datagram: &[u8],
+        relayed: bool,
+    ) -> Option<[u8; PROBE_LEN]> {
+        let probe = decode_probe(datagram)?;
+        if probe.kind != KIND_PROBE
+            || probe.number != self.number
+            || !self.peer_ips.contains(&from.ip())
+        {
+            return None;
+        }
+        let mut flags = self.flags;
+        if relayed {
+            flags |= FLAG_RELAYED;
+        }
+        if probe.flags & FLAG_NOMINATE != 0 && from == self.chosen {
+            flags |= FLAG_NOMINATE;
+        }
+        Some(encode_probe(&Probe {
+            kind: KIND_ACK,
+            number: self.number,
+            flags,
+            token: probe.token,
+        }))
+    }
+}
