@@ -45,11 +45,6 @@ impl Namespaces {
         ip(&["-n", &name, "link", "set", "lo", "up"])?;
         Ok(name)
     }
-
-    /// The names of the namespaces made, in order.
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
 }
 
 impl Drop for Namespaces {

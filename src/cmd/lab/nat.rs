@@ -183,7 +183,7 @@ mod linux {
         other: UdpSocket,
         /// Last, so that the sockets above close before their namespaces
         /// go.
-        namespaces: Namespaces,
+        _namespaces: Namespaces,
     }
 
     const SERVER_ADDRS: [&str; 3] = [
@@ -441,7 +441,7 @@ mod linux {
             homes,
             servers,
             other,
-            namespaces,
+            _namespaces: namespaces,
         }))
     }
 
@@ -466,13 +466,15 @@ mod linux {
             Ok(world) => world,
             Err(why) => return Ok(super::not_measured(&why)),
         };
-        let reports = vec![
+        let mut reports = vec![
             mapping(&world, shutdown)?,
             filtering(&world, shutdown)?,
             lifetime(&world, shutdown)?,
             punching(&world, shutdown)?,
         ];
-        debug_assert!(!world.namespaces.names().is_empty());
+        for report in &mut reports {
+            report.fact("measured", true);
+        }
         Ok(reports)
     }
 
