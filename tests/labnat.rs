@@ -72,18 +72,30 @@ fn part<'a>(reports: &'a [Value], name: &str) -> &'a Value {
 /// with a 3 s UDP timeout an answer after 1 s gets in, one after 4.5 s
 /// does not, and one after 4.5 s with keepalives does; easy–easy punches
 /// through, easy–hard and hard–hard do not. Afterwards no namespace of the
-/// run is left.
+/// run is left, and one left by an ended run (as SIGKILL leaves them) is
+/// removed too.
 #[test]
 fn nat_lab_measures_mapping_filtering_lifetime_and_punching() {
     if !has("icmp_errors") || !can_measure() {
         // The portable build measures nothing: see the test below.
         return;
     }
+    // What a run killed with SIGKILL would leave: a namespace of a
+    // process that has ended.
+    let mut ended = Command::new("true").spawn().unwrap();
+    ended.wait().unwrap();
+    let stale = format!("dgram-labnat-{}-net", ended.id());
+    crate::netns::sh(&["ip", "netns", "add", &stale]).unwrap();
     let mut proc = Proc::dgram(&["lab", "nat", "--json"]);
     let status = proc.finish_within(Duration::from_secs(60));
+    let stale_left = !left_by(ended.id() as i32).is_empty();
+    if stale_left {
+        let _ = crate::netns::sh(&["ip", "netns", "delete", &stale]);
+    }
     assert!(status.success(), "{}", proc.dump());
     let pid = proc.pid().as_raw();
     assert_eq!(left_by(pid), Vec::<String>::new(), "{}", proc.dump());
+    assert!(!stale_left, "{stale} was left: {}", proc.dump());
     let reports = reports(&proc);
     let names: Vec<&str> = reports
         .iter()

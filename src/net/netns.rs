@@ -60,6 +60,36 @@ impl Drop for Namespaces {
     }
 }
 
+/// Removes the namespaces called `STEM-PID-…` whose process PID has ended:
+/// what a run killed by SIGKILL (which no guard survives) left behind.
+/// Those of live processes, and every other namespace, are left alone.
+/// Returns the names removed.
+pub fn remove_stale(stem: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return Vec::new();
+    };
+    let own = std::process::id();
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(stem)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != own
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && ip(&["netns", "delete", &name]).is_ok()
+        {
+            removed.push(name);
+        }
+    }
+    removed
+}
+
 /// Runs `PROGRAM ARGS…` with `input` on its standard input; a failure is
 /// an error naming the command and what it wrote on stderr.
 pub fn command(program: &str, args: &[&str], input: Option<&str>) -> Result<(), Error> {

@@ -125,6 +125,8 @@ mod linux {
     use crate::net::netns::{self, Namespaces, enter, ip};
     use crate::runtime::Shutdown;
 
+    /// The start of every namespace's name: `dgram-labnat-PID-…`.
+    const STEM: &str = "dgram-labnat";
     /// The lifetime part's router timeout, in seconds.
     const TIMEOUT_S: u64 = 3;
     /// How long to listen for what has not come: every hop here is a veth
@@ -353,7 +355,7 @@ mod linux {
     /// lab cannot run here (a container without the right, say): that is
     /// `Ok(Err(why))`, not a failure.
     fn build(shutdown: &Shutdown) -> Result<Result<World, String>, Error> {
-        let mut namespaces = Namespaces::new(format!("dgram-labnat-{}", std::process::id()));
+        let mut namespaces = Namespaces::new(format!("{STEM}-{}", std::process::id()));
         let switch = match namespaces.add("net") {
             Ok(name) => name,
             Err(e) => return Ok(Err(format!("could not make a network namespace: {e}"))),
@@ -462,6 +464,7 @@ mod linux {
 
     /// Builds the world, runs the parts, removes the world.
     pub fn measure(shutdown: &Shutdown) -> Result<Vec<LabReport>, Error> {
+        let stale = netns::remove_stale(STEM);
         let world = match build(shutdown)? {
             Ok(world) => world,
             Err(why) => return Ok(super::not_measured(&why)),
@@ -475,6 +478,7 @@ mod linux {
         for report in &mut reports {
             report.fact("measured", true);
         }
+        reports[0].fact("stale_namespaces_removed", stale);
         Ok(reports)
     }
 
