@@ -243,8 +243,9 @@ pub fn text(report: &LabReport) -> Vec<String> {
 
 /// The reports as one Markdown document.
 pub fn markdown(reports: &[LabReport]) -> String {
-    let mut md =
-        String::from("# dgram lab\n\nEvery claim tested on this machine, on loopback.\n\n");
+    let mut md = String::from(
+        "# dgram lab\n\nEvery claim tested on this machine: on loopback, or (nat) in network namespaces of its own.\n\n",
+    );
     let cell = |c: &str| c.replace('|', "\\|");
     for report in reports {
         let _ = writeln!(
