@@ -228,7 +228,10 @@ fn table_lines(table: &Table) -> Vec<String> {
 pub fn text(report: &LabReport) -> Vec<String> {
     let mut lines = vec![format!("== {}: {}", report.experiment, report.what)];
     lines.push(format!("prediction: {}", report.prediction));
-    lines.extend(table_lines(&report.table));
+    // A report that measured nothing has no table, not an empty line.
+    if !report.table.columns.is_empty() {
+        lines.extend(table_lines(&report.table));
+    }
     for finding in &report.findings {
         lines.push(format!("claim: \"{}\"", finding.claim));
         lines.push(format!(
@@ -254,24 +257,26 @@ pub fn markdown(reports: &[LabReport]) -> String {
             report.experiment, report.what, report.prediction
         );
         let t = &report.table;
-        let _ = writeln!(
-            md,
-            "| {} |",
-            t.columns
-                .iter()
-                .map(|c| cell(c))
-                .collect::<Vec<_>>()
-                .join(" | ")
-        );
-        let _ = writeln!(md, "|{}|", vec!["---"; t.columns.len()].join("|"));
-        for row in &t.rows {
+        if !t.columns.is_empty() {
             let _ = writeln!(
                 md,
                 "| {} |",
-                row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
+                t.columns
+                    .iter()
+                    .map(|c| cell(c))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
             );
+            let _ = writeln!(md, "|{}|", vec!["---"; t.columns.len()].join("|"));
+            for row in &t.rows {
+                let _ = writeln!(
+                    md,
+                    "| {} |",
+                    row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
+                );
+            }
+            md.push('\n');
         }
-        md.push('\n');
         for finding in &report.findings {
             let _ = writeln!(
                 md,

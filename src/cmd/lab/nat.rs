@@ -98,7 +98,11 @@ fn not_measured(why: &str) -> Vec<LabReport> {
         .map(|part| {
             let mut report = new_report(part);
             for claim in part.claims {
-                report.finding(claim, Verdict::NotMeasured(why.to_string()), String::new());
+                report.finding(
+                    claim,
+                    Verdict::NotMeasured(why.to_string()),
+                    "nothing was sent: the experiment measures in network namespaces it builds with ip and nft, as root".into(),
+                );
             }
             report.fact("measured", false);
             report
