@@ -116,6 +116,25 @@ fn nat_lab_measures_mapping_filtering_lifetime_and_punching() {
         proc.dump()
     );
     for report in &reports {
+        // The shape of every lab report (tests/lab.rs).
+        let keys: Vec<&str> = report
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "experiment",
+                "facts",
+                "findings",
+                "prediction",
+                "table",
+                "what"
+            ],
+            "{report}"
+        );
         assert_eq!(report["facts"]["measured"], true, "{report}");
         let columns = report["table"]["columns"].as_array().unwrap().len();
         let rows = report["table"]["rows"].as_array().unwrap();
@@ -218,6 +237,41 @@ fn nat_lab_removes_its_namespaces_when_stopped_by_a_signal() {
         );
         assert_eq!(left_by(pid), Vec::<String>::new(), "{}", proc.dump());
     }
+}
+
+/// Ctrl-C at a terminal signals the whole process group: dgram and the
+/// `ip` or `nft` it runs at that moment, which then fails. Sent while the
+/// namespaces are being made, it is still an interruption (status 130, not
+/// a setup error), and nothing is left.
+#[test]
+fn nat_lab_ctrl_c_during_setup_is_an_interruption() {
+    use std::os::unix::process::CommandExt as _;
+    if !has("icmp_errors") {
+        eprintln!("SKIPPED: the portable build makes no namespace");
+        return;
+    }
+    if !can_measure() {
+        return;
+    }
+    let mut command = Command::new(dgram_path());
+    command.args(["lab", "nat", "--json"]).process_group(0);
+    let mut proc = Proc::start(command);
+    let pid = proc.pid().as_raw();
+    wait_for(
+        "the NAT lab's first namespace",
+        || proc.dump(),
+        || (!left_by(pid).is_empty()).then_some(()),
+    );
+    nix::sys::signal::killpg(proc.pid(), Signal::SIGINT).unwrap();
+    let status = proc.finish_within(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(130), "{}", proc.dump());
+    assert!(
+        proc.stderr()
+            .contains("interrupted; its network namespaces are removed"),
+        "{}",
+        proc.dump()
+    );
+    assert_eq!(left_by(pid), Vec::<String>::new(), "{}", proc.dump());
 }
 
 /// Without root (dropped with setpriv when the tests run as root), or in

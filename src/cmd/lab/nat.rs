@@ -362,7 +362,11 @@ mod linux {
         let mut namespaces = Namespaces::new(format!("{STEM}-{}", std::process::id()));
         let switch = match namespaces.add("net") {
             Ok(name) => name,
-            Err(e) => return Ok(Err(format!("could not make a network namespace: {e}"))),
+            Err(e) => {
+                // An `ip` killed by Ctrl-C is no lack of rights.
+                check(shutdown)?;
+                return Ok(Err(format!("could not make a network namespace: {e}")));
+            }
         };
         ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", &switch, "link", "set", "br0", "up"])?;
@@ -466,8 +470,17 @@ mod linux {
         SocketAddrV4::new(Ipv4Addr::new(192, 168, home.n, 2), port).to_string()
     }
 
-    /// Builds the world, runs the parts, removes the world.
+    /// Builds the world, runs the parts, removes the world. Ctrl-C at a
+    /// terminal reaches the `ip` or `nft` running at that moment too, and
+    /// its failure is then the interruption, not an error of its own.
     pub fn measure(shutdown: &Shutdown) -> Result<Vec<LabReport>, Error> {
+        run_parts(shutdown).map_err(|e| match e {
+            Error::Interrupted { .. } => e,
+            e => check(shutdown).err().unwrap_or(e),
+        })
+    }
+
+    fn run_parts(shutdown: &Shutdown) -> Result<Vec<LabReport>, Error> {
         let stale = netns::remove_stale(STEM);
         let world = match build(shutdown)? {
             Ok(world) => world,
