@@ -57,7 +57,8 @@ enum Commands {
     Bench(BenchArgs),
     /// Run the experiments that test what socket courses say about UDP,
     /// on loopback: each states a claim, predicts, measures, and gives a
-    /// verdict with the evidence.
+    /// verdict with the evidence. `dgram lab nat` (root, only when named)
+    /// measures what a NAT does to UDP in network namespaces of its own.
     Lab(LabArgs),
     /// Serve the rendezvous two peers meet at by their code's number (and
     /// STUN Binding requests on the same port): a line per pairing, until

@@ -240,6 +240,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A command that builds `dgram lab nat`'s namespaces failed.
+    #[error("could not build the NAT lab: `{command}` failed: {detail}")]
+    LabSetup { command: String, detail: String },
+
+    /// A setting of a `dgram lab nat` namespace could not be written.
+    #[error("could not set {key} in the network namespace {namespace}")]
+    LabSysctl {
+        namespace: String,
+        key: String,
+        source: io::Error,
+    },
+
     /// A file could not be written (`--report`, `--chart`).
     #[error("could not write {}", path.display())]
     WriteFile {

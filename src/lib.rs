@@ -17,7 +17,9 @@
 //!   families, local addresses), [`limits`](net::limits) (payload and buffer
 //!   limits), [`group`](net::group) (multicast and broadcast groups: a
 //!   member's own socket and the shared group socket, interfaces, `/why`),
-//!   [`sys`](net::sys) (Linux extras and the portable fallback).
+//!   [`sys`](net::sys) (Linux extras and the portable fallback), `netns`
+//!   (Linux build only: network namespaces of dgram's own for
+//!   `dgram lab nat`, entered with `setns(2)`, removed on drop).
 //! - [`model`]: what dgram knows. [`datagram`](model::datagram),
 //!   [`chat`](model::chat) (messages, receipts, what was sent),
 //!   [`latency`](model::latency) (ping's probes, replies, percentiles),
@@ -77,7 +79,8 @@
 //!   (options, REPL, commands, session, terminal), [`ping`](cmd::ping) (round trips
 //!   on one thread), [`bench`](mod@cmd::bench) (throughput and loss: server,
 //!   client, loopback, GSO/GRO), [`lab`](mod@cmd::lab) (the experiments
-//!   of `dgram lab`, their text, Markdown and SVG),
+//!   of `dgram lab`, their text, Markdown and SVG; `lab nat` in network
+//!   namespaces),
 //!   [`rendezvous`](cmd::rendezvous) (the rendezvous service on a
 //!   socket), [`docs`](cmd::docs) (completions,
 //!   the manual page), [`payload`](cmd::payload) (patterns, the line reader),

@@ -19,6 +19,7 @@ mod foreign;
 mod group;
 mod in_process;
 mod lab;
+mod labnat;
 mod lines;
 mod loss;
 mod lossy;

@@ -8,11 +8,15 @@
 //! - [`group`]: multicast and broadcast groups (a member's two sockets,
 //!   interfaces, the `/why` diagnosis).
 //! - [`sys`]: the platform module (Linux extras, portable fallback).
+//! - `netns` (Linux build only): network namespaces of dgram's own for
+//!   `dgram lab nat`: made, entered with `setns(2)`, removed on drop.
 
 pub mod addr;
 pub mod endpoint;
 pub mod group;
 pub mod limits;
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
+pub mod netns;
 pub mod sys;
 
 pub use endpoint::{BufferSize, BufferVerdict, Buffers, Endpoint, SocketOptions};

@@ -11,6 +11,7 @@ use crate::model::lab::{LabReport, Table, Verdict};
 use crate::net::endpoint::{Endpoint, SocketOptions};
 use crate::net::limits::{MAX_PAYLOAD_V4, MAX_PAYLOAD_V6};
 use crate::net::sys::Scratch;
+use crate::runtime::Shutdown;
 use crate::runtime::sorting::{Class, classify};
 
 /// How long a read in an experiment waits for what must already be queued
@@ -24,7 +25,24 @@ pub struct Experiment {
     /// What it shows, in one line.
     pub what: &'static str,
     /// Runs it.
-    pub run: fn() -> Result<LabReport, Error>,
+    pub run: Run,
+}
+
+/// How an experiment runs.
+pub enum Run {
+    /// On loopback, with sockets of its own, in moments: one report.
+    Loopback(fn() -> Result<LabReport, Error>),
+    /// In network namespaces it builds and removes (root), for seconds: a
+    /// report per part; a signal stops it early, after the removal. Runs
+    /// only when named: `dgram lab` alone stays on loopback.
+    Namespaces(fn(&Shutdown) -> Result<Vec<LabReport>, Error>),
+}
+
+impl Experiment {
+    /// True when `dgram lab` without names runs it.
+    pub fn by_default(&self) -> bool {
+        matches!(self.run, Run::Loopback(_))
+    }
 }
 
 /// Every experiment, in the order `dgram lab` runs them.
@@ -32,37 +50,42 @@ pub const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "boundaries",
         what: "datagrams keep their boundaries; a TCP stream merges messages",
-        run: boundaries,
+        run: Run::Loopback(boundaries),
     },
     Experiment {
         name: "empty",
         what: "an empty datagram is a message; a stream cannot carry one",
-        run: empty,
+        run: Run::Loopback(empty),
     },
     Experiment {
         name: "truncation",
         what: "a datagram longer than the read buffer loses its tail",
-        run: truncation,
+        run: Run::Loopback(truncation),
     },
     Experiment {
         name: "max-payload",
         what: "the largest UDP payload over IPv4 and IPv6",
-        run: max_payload,
+        run: Run::Loopback(max_payload),
     },
     Experiment {
         name: "buffers",
         what: "default socket buffers, and what the kernel makes of a request",
-        run: buffers,
+        run: Run::Loopback(buffers),
     },
     Experiment {
         name: "loss",
         what: "a burst into a full receive buffer: every datagram received or counted dropped",
-        run: loss,
+        run: Run::Loopback(loss),
     },
     Experiment {
         name: "downed",
         what: "sending to a port nobody listens on",
-        run: downed,
+        run: Run::Loopback(downed),
+    },
+    Experiment {
+        name: "nat",
+        what: super::nat::WHAT,
+        run: Run::Namespaces(super::nat::run),
     },
 ];
 

@@ -3,10 +3,13 @@
 //! gives a verdict with the evidence.
 //!
 //! - [`experiments`]: the experiments ([`EXPERIMENTS`]).
+//! - [`nat`]: `dgram lab nat`, what a NAT does to UDP, in network
+//!   namespaces it builds and removes (root; only when named).
 //! - this module: choosing them, and showing their reports as text,
 //!   `--json`, a Markdown report and an SVG chart.
 
 pub mod experiments;
+pub mod nat;
 
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
@@ -15,16 +18,18 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use self::experiments::EXPERIMENTS;
+use self::experiments::{EXPERIMENTS, Run};
 use crate::Error;
 use crate::cmd::files;
 use crate::model::lab::{LabReport, Table};
 use crate::output::{Format, Sink, sink};
+use crate::runtime::Shutdown;
 
 /// The command line of `dgram lab`.
 #[derive(Debug, Args)]
 pub struct LabArgs {
-    /// Experiments to run (all when none is named; --list names them).
+    /// Experiments to run (all on loopback when none is named; nat runs
+    /// only when named; --list names them).
     #[arg(value_name = "EXPERIMENT")]
     names: Vec<String>,
     /// List the experiments and what each shows.
@@ -44,7 +49,15 @@ pub struct LabArgs {
 
 /// `dgram lab` as the command line asks for it, on stdout.
 pub fn main(args: LabArgs) -> Result<(), Error> {
-    run(&LabOptions::from_args(args), &mut sink::stdout()).map(|_| ())
+    let options = LabOptions::from_args(args);
+    // Only an experiment in namespaces catches signals, to remove them
+    // before the process ends; Ctrl-C ends the others at once, as ever.
+    let shutdown = if !options.list && chosen(&options.names)?.iter().any(|e| !e.by_default()) {
+        Shutdown::from_signals()?
+    } else {
+        Shutdown::never()
+    };
+    run(&options, &shutdown, &mut sink::stdout()).map(|_| ())
 }
 
 /// What `dgram lab` was asked to do.
@@ -76,11 +89,11 @@ impl LabOptions {
     }
 }
 
-/// The experiments named, in the order given, or every one; an unknown
+/// The experiments named, in the order given, or every one on loopback; an unknown
 /// name is a usage error that lists the known ones.
 fn chosen(names: &[String]) -> Result<Vec<&'static experiments::Experiment>, Error> {
     if names.is_empty() {
-        return Ok(EXPERIMENTS.iter().collect());
+        return Ok(EXPERIMENTS.iter().filter(|e| e.by_default()).collect());
     }
     names
         .iter()
@@ -103,7 +116,13 @@ fn chosen(names: &[String]) -> Result<Vec<&'static experiments::Experiment>, Err
 }
 
 /// Runs the experiments and shows each report as it comes; returns them.
-pub fn run(options: &LabOptions, out: &mut dyn Sink) -> Result<Vec<LabReport>, Error> {
+/// An experiment in namespaces stops early when `shutdown` asks (then
+/// the error is [`Error::Interrupted`], after a line on stderr).
+pub fn run(
+    options: &LabOptions,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+) -> Result<Vec<LabReport>, Error> {
     let experiments = chosen(&options.names)?;
     let write = |out: &mut dyn Sink, lines: &[String]| {
         out.write_lines(lines)
@@ -135,13 +154,25 @@ pub fn run(options: &LabOptions, out: &mut dyn Sink) -> Result<Vec<LabReport>, E
     }
     let mut reports = Vec::new();
     for experiment in experiments {
-        let report = (experiment.run)()?;
-        let lines = match options.format {
-            Format::Json => vec![serde_json::to_string(&report).expect("a report serialises")],
-            Format::Human => text(&report),
+        let made = match experiment.run {
+            Run::Loopback(run) => vec![run()?],
+            Run::Namespaces(run) => run(shutdown).inspect_err(|e| {
+                if matches!(e, Error::Interrupted { .. }) {
+                    let _ = sink::stderr().write_lines(&[format!(
+                        "{}: interrupted; its network namespaces are removed",
+                        experiment.name
+                    )]);
+                }
+            })?,
         };
-        write(out, &lines)?;
-        reports.push(report);
+        for report in made {
+            let lines = match options.format {
+                Format::Json => vec![serde_json::to_string(&report).expect("a report serialises")],
+                Format::Human => text(&report),
+            };
+            write(out, &lines)?;
+            reports.push(report);
+        }
     }
     if let Some(path) = &options.report {
         write_file(path, &markdown(&reports))?;
@@ -197,7 +228,10 @@ fn table_lines(table: &Table) -> Vec<String> {
 pub fn text(report: &LabReport) -> Vec<String> {
     let mut lines = vec![format!("== {}: {}", report.experiment, report.what)];
     lines.push(format!("prediction: {}", report.prediction));
-    lines.extend(table_lines(&report.table));
+    // A report that measured nothing has no table, not an empty line.
+    if !report.table.columns.is_empty() {
+        lines.extend(table_lines(&report.table));
+    }
     for finding in &report.findings {
         lines.push(format!("claim: \"{}\"", finding.claim));
         lines.push(format!(
@@ -212,8 +246,9 @@ pub fn text(report: &LabReport) -> Vec<String> {
 
 /// The reports as one Markdown document.
 pub fn markdown(reports: &[LabReport]) -> String {
-    let mut md =
-        String::from("# dgram lab\n\nEvery claim tested on this machine, on loopback.\n\n");
+    let mut md = String::from(
+        "# dgram lab\n\nEvery claim tested on this machine: on loopback, or (nat) in network namespaces of its own.\n\n",
+    );
     let cell = |c: &str| c.replace('|', "\\|");
     for report in reports {
         let _ = writeln!(
@@ -222,24 +257,26 @@ pub fn markdown(reports: &[LabReport]) -> String {
             report.experiment, report.what, report.prediction
         );
         let t = &report.table;
-        let _ = writeln!(
-            md,
-            "| {} |",
-            t.columns
-                .iter()
-                .map(|c| cell(c))
-                .collect::<Vec<_>>()
-                .join(" | ")
-        );
-        let _ = writeln!(md, "|{}|", vec!["---"; t.columns.len()].join("|"));
-        for row in &t.rows {
+        if !t.columns.is_empty() {
             let _ = writeln!(
                 md,
                 "| {} |",
-                row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
+                t.columns
+                    .iter()
+                    .map(|c| cell(c))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
             );
+            let _ = writeln!(md, "|{}|", vec!["---"; t.columns.len()].join("|"));
+            for row in &t.rows {
+                let _ = writeln!(
+                    md,
+                    "| {} |",
+                    row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
+                );
+            }
+            md.push('\n');
         }
-        md.push('\n');
         for finding in &report.findings {
             let _ = writeln!(
                 md,
