@@ -45,7 +45,7 @@ enum Commands {
     /// Chat with a peer: each line typed is one message (one datagram;
     /// another dgram acknowledges it, and it is sent again until it does);
     /// what arrives is shown above the prompt.
-    Chat(ChatArgs),
+    Chat(Box<ChatArgs>),
     /// Measure round trips to an echo server (dgram listen --echo, socat,
     /// a Python echo): loss, late, duplicated and reordered replies told
     /// apart, percentiles and a histogram.
@@ -112,7 +112,7 @@ fn run(command: Commands) -> Result<(), Error> {
     match command {
         Commands::Listen(args) => listen::main(args),
         Commands::Send(args) => send::main(args),
-        Commands::Chat(args) => chat::main(args),
+        Commands::Chat(args) => chat::main(*args),
         Commands::Ping(args) => ping::main(args),
         Commands::Bench(args) => bench::main(args),
         Commands::Lab(args) => lab::main(args),

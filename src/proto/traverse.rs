@@ -521,6 +521,8 @@ pub struct Traversal {
     search_token: [u8; 8],
     transmits: VecDeque<Transmit>,
     events: VecDeque<TraverseEvent>,
+    /// The time of the last [`Traversal::handle_timeout`].
+    last: Instant,
 }
 
 impl Traversal {
@@ -563,6 +565,7 @@ impl Traversal {
             search_token,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            last: now,
         };
         traversal.handle_timeout(now);
         traversal
@@ -608,7 +611,15 @@ impl Traversal {
     /// When [`Traversal::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
-        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        // What was due at the last call was done then (or is not to be
+        // done any more, such as the search's next burst once a pair is
+        // proven): only what lies after it wakes.
+        let last = self.last;
+        let mut at = |t: Instant| {
+            if t > last {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
         for ask in &self.stun {
             if ask.mapped.is_none() && ask.tries < STUN_TRIES {
                 at(ask.next);
@@ -626,10 +637,9 @@ impl Traversal {
                     at(pair.next);
                 }
                 at(*paired + self.config.path_wait);
-                at(*paired + LAN_GRACE);
-                at(*paired + RELAY_AFTER);
-                at(*paired + SEARCH_HARD_AFTER);
-                at(*paired + SEARCH_EASY_AFTER);
+                for milestone in [LAN_GRACE, RELAY_AFTER, SEARCH_HARD_AFTER, SEARCH_EASY_AFTER] {
+                    at(*paired + milestone);
+                }
                 if let Some(search) = self.search_next {
                     at(search);
                 }
@@ -1006,6 +1016,7 @@ impl Traversal {
     /// Sends what is due: STUN requests, registrations, probes, the
     /// search's bursts, nominations; gives up when time is out.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last = self.last.max(now);
         self.stun_due(now);
         match self.phase {
             Phase::Registering { next, tries, since } => {
@@ -1294,5 +1305,518 @@ impl Keeper {
             flags,
             token: probe.token,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The path search between two sides across simulated NATs, in
+    //! memory with a fake clock: a NAT maps as Linux's `masquerade` does
+    //! (one public port per socket, its own port kept: "easy") or as
+    //! `masquerade fully-random` (a random public port per destination:
+    //! "hard"), and lets in only what comes from an address and port a
+    //! mapping was made for (conntrack's filtering, a home router's input
+    //! policy), with no hairpin. The rendezvous is the real
+    //! [`rendezvous::Service`]; a second one serves as the second STUN
+    //! server.
+
+    use std::collections::HashMap;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    use super::*;
+    use crate::proto::rendezvous::{Limits, Service};
+
+    const LATENCY: Duration = Duration::from_millis(5);
+    const RENDEZVOUS: &str = "203.0.113.10:3478";
+    const STUN2: &str = "203.0.113.11:3478";
+
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    enum Nat {
+        Easy,
+        Hard,
+    }
+
+    /// A router: its public IP, its LAN's first three octets, its kind,
+    /// its mappings (private source, destination-or-any) -> public port,
+    /// and what each public port lets in.
+    struct Router {
+        public: Ipv4Addr,
+        lan: [u8; 3],
+        nat: Nat,
+        mappings: HashMap<(SocketAddr, Option<SocketAddr>), u16>,
+        /// public port -> (private address, remote addresses it sent to)
+        ports: HashMap<u16, (SocketAddr, Vec<SocketAddr>)>,
+        next_random: u64,
+    }
+
+    impl Router {
+        fn new(public: [u8; 4], lan: [u8; 3], nat: Nat, seed: u64) -> Router {
+            Router {
+                public: Ipv4Addr::from(public),
+                lan,
+                nat,
+                mappings: HashMap::new(),
+                ports: HashMap::new(),
+                next_random: seed,
+            }
+        }
+
+        fn on_lan(&self, ip: IpAddr) -> bool {
+            matches!(ip, IpAddr::V4(v4) if v4.octets()[..3] == self.lan)
+        }
+
+        /// The public source of a datagram going out, the mapping made.
+        fn out(&mut self, from: SocketAddr, to: SocketAddr) -> SocketAddr {
+            let key = match self.nat {
+                Nat::Easy => (from, None),
+                Nat::Hard => (from, Some(to)),
+            };
+            let port = match self.mappings.get(&key) {
+                Some(&port) => port,
+                None => {
+                    let mut port = from.port();
+                    while self.nat == Nat::Hard || self.ports.contains_key(&port) {
+                        // xorshift: a new random port (1024 and up).
+                        self.next_random ^= self.next_random << 13;
+                        self.next_random ^= self.next_random >> 7;
+                        self.next_random ^= self.next_random << 17;
+                        port = 1024 + (self.next_random % 64512) as u16;
+                        if !self.ports.contains_key(&port) {
+                            break;
+                        }
+                    }
+                    self.mappings.insert(key, port);
+                    self.ports.insert(port, (from, Vec::new()));
+                    port
+                }
+            };
+            let entry = self.ports.get_mut(&port).expect("mapped");
+            if !entry.1.contains(&to) {
+                entry.1.push(to);
+            }
+            SocketAddr::new(self.public.into(), port)
+        }
+
+        /// Where a datagram from `from` to the public `port` goes, if in.
+        fn inbound(&self, from: SocketAddr, port: u16) -> Option<SocketAddr> {
+            let (private, sent_to) = self.ports.get(&port)?;
+            sent_to.contains(&from).then_some(*private)
+        }
+    }
+
+    /// A side: its traversal and its sockets' private addresses.
+    struct Side {
+        traversal: Traversal,
+        sockets: Vec<SocketAddr>,
+        router: Option<usize>,
+        found: Option<Found>,
+        failed: Option<Failure>,
+        nat: Option<NatKind>,
+    }
+
+    struct Packet {
+        at: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        bytes: Vec<u8>,
+    }
+
+    struct World {
+        now: Instant,
+        routers: Vec<Router>,
+        sides: Vec<Side>,
+        servers: Vec<(SocketAddr, Service)>,
+        flight: Vec<Packet>,
+        /// Bytes the rendezvous received and sent.
+        rendezvous_bytes: (u64, u64),
+    }
+
+    impl World {
+        fn new(routers: Vec<Router>) -> World {
+            World {
+                now: Instant::now(),
+                routers,
+                sides: Vec::new(),
+                servers: [RENDEZVOUS, STUN2]
+                    .iter()
+                    .map(|a| (a.parse().unwrap(), Service::new(Limits::default())))
+                    .collect(),
+                flight: Vec::new(),
+                rendezvous_bytes: (0, 0),
+            }
+        }
+
+        /// Adds a side at `private` behind `router` (or public).
+        fn side(&mut self, private: &str, router: Option<usize>, seed: u8, stun: bool) {
+            let host: SocketAddr = private.parse().unwrap();
+            let config = Config {
+                number: 7,
+                registrant: [seed; 8],
+                rendezvous: RENDEZVOUS.parse().unwrap(),
+                stun: stun.then(|| STUN2.parse().unwrap()),
+                host: vec![host],
+                relayed: None,
+                path_wait: Duration::from_secs(10),
+                seed: [seed; 32],
+            };
+            self.sides.push(Side {
+                traversal: Traversal::new(config, self.now),
+                sockets: vec![host],
+                router,
+                found: None,
+                failed: None,
+                nat: None,
+            });
+        }
+
+        /// Routes a datagram leaving a side's socket.
+        fn send(&mut self, side: usize, transmit: Transmit) {
+            let from = self.sides[side].sockets[transmit.socket];
+            let source = match self.sides[side].router {
+                Some(r) if !self.routers[r].on_lan(transmit.to.ip()) => {
+                    self.routers[r].out(from, transmit.to)
+                }
+                _ => from,
+            };
+            self.flight.push(Packet {
+                at: self.now + LATENCY,
+                from: source,
+                to: transmit.to,
+                bytes: transmit.bytes,
+            });
+        }
+
+        /// Delivers a packet that arrived: to a server, a router's public
+        /// side, or a host directly.
+        fn deliver(&mut self, packet: Packet) {
+            if let Some(i) = self.servers.iter().position(|(a, _)| *a == packet.to) {
+                if i == 0 {
+                    self.rendezvous_bytes.0 += packet.bytes.len() as u64;
+                }
+                let service = &mut self.servers[i].1;
+                service.handle(self.now, packet.from, &packet.bytes);
+                let mut out = Vec::new();
+                while let Some(t) = service.poll_transmit() {
+                    out.push(t);
+                }
+                for t in out {
+                    if i == 0 {
+                        self.rendezvous_bytes.1 += t.bytes.len() as u64;
+                    }
+                    self.flight.push(Packet {
+                        at: self.now + LATENCY,
+                        from: packet.to,
+                        to: t.to,
+                        bytes: t.bytes,
+                    });
+                }
+                return;
+            }
+            let mut to = packet.to;
+            if let Some(router) = self
+                .routers
+                .iter()
+                .find(|r| IpAddr::V4(r.public) == to.ip())
+            {
+                match router.inbound(packet.from, to.port()) {
+                    Some(private) => to = private,
+                    None => return,
+                }
+            }
+            for side in 0..self.sides.len() {
+                if let Some(socket) = self.sides[side].sockets.iter().position(|s| *s == to) {
+                    let now = self.now;
+                    self.sides[side].traversal.handle_datagram(
+                        now,
+                        socket,
+                        packet.from,
+                        &packet.bytes,
+                        false,
+                    );
+                    return;
+                }
+            }
+        }
+
+        /// Runs until both sides are done or `limit` passes.
+        fn run(&mut self, limit: Duration) {
+            let end = self.now + limit;
+            loop {
+                for side in 0..self.sides.len() {
+                    loop {
+                        let mut progressed = false;
+                        while let Some(t) = self.sides[side].traversal.poll_transmit() {
+                            self.send(side, t);
+                            progressed = true;
+                        }
+                        while let Some(event) = self.sides[side].traversal.poll_event() {
+                            progressed = true;
+                            match event {
+                                TraverseEvent::OpenSockets(n) => {
+                                    let first = self.sides[side].sockets.len();
+                                    let ip = self.sides[side].sockets[0].ip();
+                                    for k in 0..n {
+                                        let port = 40000 + (first + k) as u16;
+                                        self.sides[side].sockets.push(SocketAddr::new(ip, port));
+                                    }
+                                    let now = self.now;
+                                    self.sides[side].traversal.sockets_opened(now, first, n);
+                                }
+                                TraverseEvent::Found(found) => self.sides[side].found = Some(found),
+                                TraverseEvent::Failed(f) => self.sides[side].failed = Some(f),
+                                TraverseEvent::Nat(kind) => self.sides[side].nat = Some(kind),
+                                _ => {}
+                            }
+                        }
+                        if !progressed {
+                            break;
+                        }
+                    }
+                }
+                if self.now >= end || self.sides.iter().all(|s| s.traversal.is_done()) {
+                    break;
+                }
+                let next_packet = self.flight.iter().map(|p| p.at).min();
+                let next_timer = self
+                    .sides
+                    .iter()
+                    .filter_map(|s| s.traversal.poll_timeout())
+                    .min();
+                let Some(next) = [next_packet, next_timer].into_iter().flatten().min() else {
+                    break;
+                };
+                self.now = self.now.max(next);
+                let (due, later): (Vec<Packet>, Vec<Packet>) =
+                    self.flight.drain(..).partition(|p| p.at <= self.now);
+                self.flight = later;
+                for packet in due {
+                    self.deliver(packet);
+                }
+                let now = self.now;
+                for side in &mut self.sides {
+                    side.traversal.handle_timeout(now);
+                }
+            }
+        }
+    }
+
+    /// Two homes behind their own routers, `a` and `b` of these kinds;
+    /// the second side starts 300 ms after the first.
+    fn two_homes(a: Nat, b: Nat, seed: u64) -> World {
+        let mut world = World::new(vec![
+            Router::new([198, 51, 100, 1], [192, 168, 1], a, seed),
+            Router::new(
+                [198, 51, 100, 2],
+                [192, 168, 2],
+                b,
+                seed.wrapping_mul(31) + 7,
+            ),
+        ]);
+        world.side("192.168.1.2:5000", Some(0), 1, true);
+        world.run(Duration::from_millis(300));
+        world.side("192.168.2.2:6000", Some(1), 2, true);
+        world.run(Duration::from_secs(15));
+        world
+    }
+
+    fn found(world: &World, side: usize) -> &Found {
+        world.sides[side]
+            .found
+            .as_ref()
+            .unwrap_or_else(|| panic!("side {side}: no path: {:?}", world.sides[side].failed))
+    }
+
+    /// Between two easy NATs both sides find the same direct path through
+    /// both NATs, without the search, within a few round trips; the one
+    /// that came second chooses; the rendezvous carried less than 1 KB.
+    #[test]
+    fn easy_nats_punch_directly() {
+        let world = two_homes(Nat::Easy, Nat::Easy, 1);
+        let (a, b) = (found(&world, 0), found(&world, 1));
+        assert_eq!(world.sides[0].nat, Some(NatKind::Easy));
+        let direct = PathKind::Direct {
+            here: true,
+            there: true,
+            searched: false,
+        };
+        assert_eq!((&a.kind, &b.kind), (&direct, &direct));
+        assert_eq!(a.peer, "198.51.100.2:6000".parse().unwrap());
+        assert_eq!(b.peer, "198.51.100.1:5000".parse().unwrap());
+        assert!(b.controlling && !a.controlling);
+        assert!(a.search.is_none() && b.search.is_none());
+        assert!(
+            b.took < LAN_GRACE + Duration::from_millis(100),
+            "{:?}",
+            b.took
+        );
+        let (into, out) = world.rendezvous_bytes;
+        assert!(into + out < 1024, "rendezvous carried {into} + {out} B");
+    }
+
+    /// With one hard NAT, the hard side (which knows it from two STUN
+    /// servers) opens the search's sockets and the easy side probes random
+    /// ports until one meets a mapping: both find the same direct path,
+    /// over many seeds, and both sockets agree on it.
+    #[test]
+    fn one_hard_nat_is_found_by_the_search() {
+        let mut took = Vec::new();
+        for seed in 1..=20u64 {
+            for (a, b) in [(Nat::Easy, Nat::Hard), (Nat::Hard, Nat::Easy)] {
+                let world = two_homes(a, b, seed * 1000 + 3);
+                let (fa, fb) = (found(&world, 0), found(&world, 1));
+                let hard = if a == Nat::Hard { 0 } else { 1 };
+                assert_eq!(world.sides[hard].nat, Some(NatKind::Hard));
+                assert_eq!(world.sides[1 - hard].nat, Some(NatKind::Easy));
+                for f in [fa, fb] {
+                    assert!(
+                        matches!(
+                            f.kind,
+                            PathKind::Direct {
+                                searched: true,
+                                here: true,
+                                there: true
+                            }
+                        ),
+                        "{:?}",
+                        f.kind
+                    );
+                }
+                let hard_found = if hard == 0 { fa } else { fb };
+                assert_ne!(
+                    hard_found.socket, 0,
+                    "the hard side's path is on a search socket"
+                );
+                assert_eq!(hard_found.search.map(|s| s.sockets), Some(SEARCH_SOCKETS));
+                // Each side's peer is the other's socket as its NAT maps it.
+                let easy_found = if hard == 0 { fb } else { fa };
+                assert_eq!(easy_found.peer.ip(), IpAddr::V4(world.routers[hard].public));
+                took.push(fb.took);
+            }
+        }
+        took.sort();
+        assert!(took[took.len() - 1] < Duration::from_secs(10));
+    }
+
+    /// Two hard NATs: no search can work (neither side's mapping can be
+    /// guessed from the other), so both sides give up after the path wait
+    /// with a reason, and nothing hangs.
+    #[test]
+    fn two_hard_nats_fail_with_a_reason() {
+        let world = two_homes(Nat::Hard, Nat::Hard, 9);
+        for side in 0..2 {
+            let failure = world.sides[side].failed.as_ref().expect("gave up");
+            assert!(
+                matches!(
+                    failure,
+                    Failure::NoPath {
+                        nat: NatKind::Hard,
+                        ..
+                    }
+                ),
+                "{failure:?}"
+            );
+            assert!(failure.describe().contains("--turn"));
+            assert!(world.sides[side].found.is_none());
+        }
+    }
+
+    /// Two hosts behind one router: the LAN addresses they report win
+    /// over anything through the NAT (which has no hairpin here anyway).
+    #[test]
+    fn hosts_behind_one_router_take_the_lan() {
+        let mut world = World::new(vec![Router::new(
+            [198, 51, 100, 1],
+            [192, 168, 1],
+            Nat::Easy,
+            5,
+        )]);
+        world.side("192.168.1.2:5000", Some(0), 1, true);
+        world.run(Duration::from_millis(300));
+        world.side("192.168.1.3:6000", Some(0), 2, true);
+        world.run(Duration::from_secs(15));
+        let (a, b) = (found(&world, 0), found(&world, 1));
+        assert_eq!((&a.kind, &b.kind), (&PathKind::Lan, &PathKind::Lan));
+        assert_eq!(a.peer, "192.168.1.3:6000".parse().unwrap());
+        assert_eq!(b.peer, "192.168.1.2:5000".parse().unwrap());
+    }
+
+    /// A third side with the same number is told the number is taken and
+    /// says so; a side whose rendezvous never answers gives up after
+    /// [`RENDEZVOUS_SILENT`] with the number of registrations sent.
+    #[test]
+    fn a_taken_number_and_a_silent_rendezvous_are_said() {
+        let mut world = World::new(Vec::new());
+        world.side("198.51.100.1:5000", None, 1, false);
+        world.side("198.51.100.2:5000", None, 2, false);
+        world.side("198.51.100.3:5000", None, 3, false);
+        world.run(Duration::from_secs(15));
+        assert!(world.sides[0].found.is_some() && world.sides[1].found.is_some());
+        assert_eq!(world.sides[2].failed, Some(Failure::Taken));
+        // No NAT: the path says so.
+        assert_eq!(
+            world.sides[1].found.as_ref().unwrap().kind,
+            PathKind::Direct {
+                here: false,
+                there: false,
+                searched: false
+            }
+        );
+
+        let mut config = Config {
+            number: 7,
+            registrant: [1; 8],
+            rendezvous: RENDEZVOUS.parse().unwrap(),
+            stun: None,
+            host: vec!["198.51.100.1:5000".parse().unwrap()],
+            relayed: None,
+            path_wait: Duration::from_secs(10),
+            seed: [1; 32],
+        };
+        config.number = 8;
+        let start = Instant::now();
+        let mut lone = Traversal::new(config, start);
+        let mut now = start;
+        let mut failure = None;
+        for _ in 0..1000 {
+            while lone.poll_transmit().is_some() {}
+            while let Some(event) = lone.poll_event() {
+                if let TraverseEvent::Failed(f) = event {
+                    failure = Some(f);
+                }
+            }
+            if failure.is_some() {
+                break;
+            }
+            now = lone.poll_timeout().expect("a timer while waiting");
+            lone.handle_timeout(now);
+        }
+        assert_eq!(failure, Some(Failure::NoRendezvous { tries: 10 }));
+        assert_eq!(now - start, RENDEZVOUS_SILENT);
+    }
+
+    /// Probes and acks are exactly [`PROBE_LEN`] bytes (an ack never
+    /// larger than its probe), round-trip, and anything else is refused.
+    #[test]
+    fn probes_round_trip_and_refuse_the_rest() {
+        let probe = Probe {
+            kind: KIND_PROBE,
+            number: 999,
+            flags: FLAG_NAT | FLAG_NOMINATE,
+            token: [1, 2, 3, 4, 5, 6, 7, 8],
+        };
+        let bytes = encode_probe(&probe);
+        assert_eq!(bytes.len(), PROBE_LEN);
+        assert_eq!(decode_probe(&bytes), Some(probe));
+        assert!(is_traversal(&bytes));
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert_eq!(decode_probe(&longer), None);
+        let mut bad_flags = bytes;
+        bad_flags[5] = 0x80;
+        assert_eq!(decode_probe(&bad_flags), None);
+        let mut other_kind = bytes;
+        other_kind[2] = 7;
+        assert_eq!(decode_probe(&other_kind), None);
+        assert!(!is_traversal(&other_kind));
     }
 }

@@ -23,7 +23,7 @@ const LOOK_EVERY: Duration = Duration::from_millis(50);
 pub enum Outcome {
     /// A path: the socket it is on (the main one or one of the search's),
     /// its buffers, and what was found.
-    Found(Endpoint, Buffers, Found),
+    Found(Box<(Endpoint, Buffers, Found)>),
     /// A stop was asked for.
     Stopped,
     /// No path (the event said why).
@@ -70,7 +70,7 @@ pub fn find(
                 }
                 TraverseEvent::Found(found) => {
                     let (endpoint, buffers) = sockets.swap_remove(found.socket);
-                    return Ok(Outcome::Found(endpoint, buffers, found));
+                    return Ok(Outcome::Found(Box::new((endpoint, buffers, found))));
                 }
                 TraverseEvent::Failed(_) => return Ok(Outcome::Failed),
                 _ => {}

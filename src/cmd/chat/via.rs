@@ -72,7 +72,8 @@ pub fn find_path(
         return Ok(None);
     }
     match outcome {
-        Outcome::Found(endpoint, buffers, found) => {
+        Outcome::Found(path) => {
+            let (endpoint, buffers, found) = *path;
             let behind = nat.is_some_and(|k| k != NatKind::None);
             let keeper = Keeper::new(code.nameplate(), behind, &found);
             Ok(Some(Path {
