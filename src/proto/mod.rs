@@ -36,6 +36,9 @@
 //! - [`code`]: short codes people can say.
 //! - [`stun`]: STUN Binding (RFC 8489): decoding, Binding requests and
 //!   responses, the 420 error, FINGERPRINT's CRC-32.
+//! - [`turn`]: a TURN client (RFC 8656, long-term credentials): allocate,
+//!   permit, bind channels, wrap and unwrap relayed datagrams, refresh
+//!   ([`turn::TurnClient`]).
 //! - [`seal`]: sealed envelopes (`--key-file`): the key, XChaCha20-Poly1305,
 //!   the replay window, the reasons a keyed side refuses a datagram.
 
@@ -58,6 +61,7 @@ pub mod stun;
 #[cfg(test)]
 mod tests;
 pub mod tokens;
+pub mod turn;
 
 pub use chat::{ChatConfig, ChatEvent, Core, Entropy, Eol, Handover, SendError, SentAs, Transmit};
 pub use envelope::{Ack, Decoded, Envelope, Malformed, Message, Presence, SessionId};
