@@ -229,8 +229,11 @@ pub enum TurnError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Request {
     Allocate,
-    /// `Some(0)` deallocates; `None` leaves the lifetime to the server.
-    Refresh(Option<u32>),
+    /// The lifetime asked for, seconds: the one last granted, so that a
+    /// refresh asks for no more than the server chose (the server still
+    /// decides: coturn 4.6 answers 600 s to anything less), or 0 to
+    /// deallocate.
+    Refresh(u32),
     Permission(IpAddr),
     ChannelBind {
         peer: SocketAddr,
@@ -324,6 +327,8 @@ pub struct TurnClient {
     /// When the allocation is refreshed; `None` while a Refresh is in
     /// flight or there is no allocation.
     refresh_due: Option<Instant>,
+    /// The allocation's lifetime as last granted.
+    lifetime: Duration,
     transactions: Vec<Transaction>,
     permissions: Vec<Permission>,
     channels: Vec<Channel>,
@@ -501,6 +506,7 @@ impl TurnClient {
             relayed: None,
             mapped: None,
             refresh_due: None,
+            lifetime: Duration::ZERO,
             transactions: Vec::new(),
             permissions: Vec::new(),
             channels: Vec::new(),
@@ -735,7 +741,7 @@ impl TurnClient {
         self.channels.clear();
         self.refresh_due = None;
         if was_allocated {
-            self.send(now, Request::Refresh(Some(0)), 0);
+            self.send(now, Request::Refresh(0), 0);
         }
     }
 
@@ -754,10 +760,9 @@ impl TurnClient {
                 // UDP (protocol 17), then three RFFU bytes.
                 writer.attribute(ATTR_REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
             }
-            Request::Refresh(Some(lifetime)) => {
+            Request::Refresh(lifetime) => {
                 writer.attribute(ATTR_LIFETIME, &lifetime.to_be_bytes());
             }
-            Request::Refresh(None) => {}
             Request::Permission(ip) => {
                 // The port is ignored (RFC 8656, 10.1).
                 let peer = SocketAddr::new(ip, 0);
@@ -796,7 +801,8 @@ impl TurnClient {
         }
         if self.refresh_due.is_some_and(|due| due <= now) {
             self.refresh_due = None;
-            self.send(now, Request::Refresh(None), 0);
+            let lifetime = u32::try_from(self.lifetime.as_secs()).unwrap_or(u32::MAX);
+            self.send(now, Request::Refresh(lifetime), 0);
         }
         let mut requests = Vec::new();
         for permission in &mut self.permissions {
@@ -841,6 +847,7 @@ impl TurnClient {
                 self.state = State::Allocated;
                 self.relayed = Some(relayed);
                 self.mapped = Some(mapped);
+                self.lifetime = lifetime;
                 self.refresh_due = Some(now + lifetime - refresh_margin(lifetime));
                 self.events.push_back(TurnEvent::Allocated {
                     relayed,
@@ -849,11 +856,12 @@ impl TurnClient {
                 });
                 self.send_due(now);
             }
-            Request::Refresh(Some(0)) => {}
+            Request::Refresh(0) => {}
             Request::Refresh(_) => {
                 let Some(lifetime) = lifetime(datagram) else {
                     return self.fail(request, "a success without LIFETIME".to_string());
                 };
+                self.lifetime = lifetime;
                 self.refresh_due = Some(now + lifetime - refresh_margin(lifetime));
                 self.events.push_back(TurnEvent::Refreshed { lifetime });
             }
@@ -919,7 +927,7 @@ impl TurnClient {
     fn fail(&mut self, request: Request, reason: String) {
         match request {
             // Closing: nothing is left to report to.
-            Request::Refresh(Some(0)) => return,
+            Request::Refresh(0) => return,
             Request::Allocate | Request::Refresh(_) => {
                 if self.state == State::Closed {
                     return;
@@ -1347,8 +1355,9 @@ mod tests {
 
     /// The allocation is refreshed a minute before it expires (540 s into
     /// 600 s), and half a lifetime before when that is under two minutes
-    /// (2 s into 4 s); each success reports the new lifetime and sets the
-    /// next refresh. Nothing is sent before it is due.
+    /// (2 s into 4 s), asking for the lifetime last granted; each success
+    /// reports the new lifetime and sets the next refresh. Nothing is sent
+    /// before it is due.
     #[test]
     fn refresh_timing() {
         assert_eq!(
@@ -1371,7 +1380,11 @@ mod tests {
         client.handle_timeout(due);
         let refresh = client.poll_transmit().unwrap();
         assert_eq!(stun::decode(&refresh).unwrap().kind, REFRESH);
-        assert_eq!(value(&refresh, ATTR_LIFETIME), None, "the server's default");
+        // The lifetime granted is asked for again.
+        assert_eq!(
+            value(&refresh, ATTR_LIFETIME),
+            Some(600u32.to_be_bytes().to_vec())
+        );
         assert_eq!(check_integrity(&refresh, &key()), Some(true));
         let answer = success(&refresh, &[(ATTR_LIFETIME, 4u32.to_be_bytes().to_vec())]);
         assert_eq!(client.handle_datagram(due, &answer), Received::Consumed);
@@ -1382,6 +1395,12 @@ mod tests {
             }]
         );
         assert_eq!(client.poll_timeout(), Some(due + Duration::from_secs(2)));
+        client.handle_timeout(due + Duration::from_secs(2));
+        let refresh = client.poll_transmit().unwrap();
+        assert_eq!(
+            value(&refresh, ATTR_LIFETIME),
+            Some(4u32.to_be_bytes().to_vec())
+        );
 
         let start = Instant::now();
         let client = allocated(start, 4);
