@@ -36,4 +36,5 @@ mod security;
 mod sessions;
 mod signals;
 mod truncation;
+mod turn;
 mod typing;
