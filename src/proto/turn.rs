@@ -552,17 +552,15 @@ impl TurnClient {
     /// retransmission, a give-up or a refresh.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let transactions = self.transactions.iter().map(|t| t.deadline);
-        let refreshes = if self.is_allocated() {
-            let permissions = self.permissions.iter().filter_map(|p| p.due);
-            let channels = self.channels.iter().filter_map(|c| c.due);
-            self.refresh_due
-                .into_iter()
-                .chain(permissions)
-                .chain(channels)
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // Refreshes wait for the allocation (permissions asked for before
+        // it are due at once, but sent only once it is made).
+        let allocated = self.is_allocated();
+        let refreshes = self
+            .refresh_due
+            .into_iter()
+            .chain(self.permissions.iter().filter_map(|p| p.due))
+            .chain(self.channels.iter().filter_map(|c| c.due))
+            .filter(|_| allocated);
         transactions.chain(refreshes).min()
     }
 
