@@ -35,8 +35,9 @@ fn coturn(name: &str, extra: &[&str]) -> Option<Coturn> {
     let dir = temp_path(name);
     std::fs::create_dir_all(&dir).unwrap();
     let port = closed_port().port();
-    // Relayed addresses come from a range that starts at a port that was
-    // free a moment ago; coturn skips ports it cannot bind.
+    // Relayed addresses come from 65 ports starting at one that was free
+    // a moment ago (other tests bind port 0 at the same time: a port
+    // cannot be reserved, only picked where it is likely free).
     let first = closed_port().port().min(65_535 - 64);
     let (port_arg, min, max) = (
         port.to_string(),
