@@ -54,7 +54,9 @@
 //!   it to the relayed address.
 //! - **Bounds**: at most [`MAX_PERMISSIONS`] permissions and
 //!   [`MAX_CHANNELS`] channels; nothing else grows with what a server or a
-//!   peer sends.
+//!   peer sends. A username over [`MAX_USERNAME`] bytes fails at once, and
+//!   a REALM or NONCE over [`MAX_REALM_OR_NONCE`] ends the request that
+//!   got it (either could make a request too long for STUN).
 //!
 //! What the relay forwards is up to the caller: dgram sends only sealed
 //! datagrams through it, so the relay sees ciphertext (PROTOCOL.md,
@@ -137,6 +139,12 @@ pub const TRIES: u32 = 7;
 pub const LAST_WAIT: Duration = Duration::from_millis(16 * 500);
 /// How many 438 (Stale Nonce) answers one request is retried after.
 pub const MAX_STALE_RETRIES: u8 = 3;
+/// The longest USERNAME (RFC 8489, 14.3: fewer than 509 bytes).
+pub const MAX_USERNAME: usize = 508;
+/// The longest REALM or NONCE taken from a server (RFC 8489, 14.9 and
+/// 14.10: fewer than 128 characters, at most 763 bytes), so that a server
+/// cannot make the requests it is sent grow past a STUN message's length.
+pub const MAX_REALM_OR_NONCE: usize = 763;
 /// The largest payload [`TurnClient::wrap`] takes: room for the Send
 /// indication's header and attributes in a 16-bit STUN length.
 pub const MAX_PAYLOAD: usize = 65_000;
@@ -514,7 +522,12 @@ impl TurnClient {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
-        client.send(now, Request::Allocate, 0);
+        if username.len() > MAX_USERNAME {
+            let reason = format!("a username longer than {MAX_USERNAME} bytes");
+            client.fail(Request::Allocate, reason);
+        } else {
+            client.send(now, Request::Allocate, 0);
+        }
         client
     }
 
@@ -894,6 +907,15 @@ impl TurnClient {
         let code = u16::from(value[2] & 7) * 100 + u16::from(value[3]);
         let realm = attribute(datagram, ATTR_REALM);
         let nonce = attribute(datagram, ATTR_NONCE);
+        if [realm, nonce]
+            .iter()
+            .flatten()
+            .any(|v| v.len() > MAX_REALM_OR_NONCE)
+        {
+            let reason =
+                format!("{code} with a REALM or NONCE longer than {MAX_REALM_OR_NONCE} bytes");
+            return self.fail(transaction.request, reason);
+        }
         match (code, realm, nonce) {
             // The challenge: now the credentials (RFC 8489, 9.2.5).
             (401, Some(realm), Some(nonce)) if !transaction.authenticated => {
@@ -1316,6 +1338,37 @@ mod tests {
                 }]
             );
         }
+    }
+
+    /// What would not fit a STUN message is refused, not sent: a username
+    /// over 508 bytes fails at once; a server's REALM or NONCE over 763
+    /// bytes ends the request that got it.
+    #[test]
+    fn oversized_credentials_fail() {
+        let now = Instant::now();
+        let long = "u".repeat(MAX_USERNAME + 1);
+        let mut client = TurnClient::new(SERVER.parse().unwrap(), &long, "p", [1; 32], now);
+        assert!(client.poll_transmit().is_none());
+        assert_eq!(
+            events(&mut client),
+            vec![TurnEvent::Failed {
+                what: "Allocate",
+                reason: "a username longer than 508 bytes".to_string(),
+            }]
+        );
+        let fits = "u".repeat(MAX_USERNAME);
+        let mut client = TurnClient::new(SERVER.parse().unwrap(), &fits, "p", [1; 32], now);
+        let first = client.poll_transmit().unwrap();
+        let nonce = vec![b'n'; 65_000];
+        client.handle_datagram(now, &challenge(&id_of(&first), &nonce));
+        assert!(client.poll_transmit().is_none());
+        assert_eq!(
+            events(&mut client),
+            vec![TurnEvent::Failed {
+                what: "Allocate",
+                reason: "401 with a REALM or NONCE longer than 763 bytes".to_string(),
+            }]
+        );
     }
 
     /// Unanswered, a request is sent 7 times, 0.5, 1, 2, 4, 8 and 16 s
