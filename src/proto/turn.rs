@@ -486,10 +486,18 @@ fn attribute(message: &[u8], kind: u16) -> Option<&[u8]> {
         .map(|(_, value)| value)
 }
 
-/// LIFETIME's value.
+/// The longest lifetime taken from a server: a longer one is refreshed
+/// as if it were this (early, which costs one request a day), so that a
+/// server's number cannot push a timer past what an `Instant` holds.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// LIFETIME's value, at most [`MAX_LIFETIME`]; `None` when it is missing
+/// or 0 (no allocation lives 0 s: a 0 would ask the next Refresh to
+/// deallocate).
 fn lifetime(message: &[u8]) -> Option<Duration> {
     let value: [u8; 4] = attribute(message, ATTR_LIFETIME)?.try_into().ok()?;
-    Some(Duration::from_secs(u64::from(u32::from_be_bytes(value))))
+    let seconds = u32::from_be_bytes(value);
+    (seconds > 0).then(|| Duration::from_secs(u64::from(seconds)).min(MAX_LIFETIME))
 }
 
 impl TurnClient {
@@ -852,7 +860,7 @@ impl TurnClient {
                     (relayed, mapped, lifetime(datagram))
                 else {
                     let reason =
-                        "a success without XOR-RELAYED-ADDRESS, XOR-MAPPED-ADDRESS or LIFETIME";
+                        "a success without XOR-RELAYED-ADDRESS, XOR-MAPPED-ADDRESS or a LIFETIME";
                     return self.fail(request, reason.to_string());
                 };
                 self.state = State::Allocated;
@@ -870,7 +878,7 @@ impl TurnClient {
             Request::Refresh(0) => {}
             Request::Refresh(_) => {
                 let Some(lifetime) = lifetime(datagram) else {
-                    return self.fail(request, "a success without LIFETIME".to_string());
+                    return self.fail(request, "a success without a LIFETIME".to_string());
                 };
                 self.lifetime = lifetime;
                 self.refresh_due = Some(now + lifetime - refresh_margin(lifetime));
@@ -1368,6 +1376,33 @@ mod tests {
                 what: "Allocate",
                 reason: "401 with a REALM or NONCE longer than 763 bytes".to_string(),
             }]
+        );
+    }
+
+    /// A server's LIFETIME: 0 is no allocation (the request fails rather
+    /// than refresh with 0, which would deallocate); over a day is taken
+    /// as a day.
+    #[test]
+    fn lifetimes_from_the_server_are_bounded() {
+        let now = Instant::now();
+        let mut client = client(now);
+        let first = client.poll_transmit().unwrap();
+        client.handle_datagram(now, &challenge(&id_of(&first), b"n"));
+        let second = client.poll_transmit().unwrap();
+        client.handle_datagram(now, &allocate_success(&id_of(&second), 0, &key()));
+        assert!(matches!(
+            &events(&mut client)[..],
+            [TurnEvent::Failed {
+                what: "Allocate",
+                ..
+            }]
+        ));
+        assert!(!client.is_allocated());
+
+        let client = allocated(now, u32::MAX);
+        assert_eq!(
+            client.poll_timeout(),
+            Some(now + MAX_LIFETIME - Duration::from_secs(60))
         );
     }
 
