@@ -1020,6 +1020,7 @@ impl TurnClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// RFC 5769, 2.4: a Binding request with long-term authentication
     /// (USERNAME "マトリックス", NONCE, REALM "example.org",
@@ -1763,5 +1764,51 @@ mod tests {
         assert_eq!(client.handle_datagram(now, &answer), Received::Consumed);
         assert!(events(&mut client).is_empty());
         assert_eq!(client.poll_timeout(), None);
+    }
+
+    proptest! {
+        /// Whatever a server sends (a response to a pending request of any
+        /// method and class, with any attributes, or any ChannelData or
+        /// bytes), the client does not panic, and it stays bounded.
+        #[test]
+        fn any_datagram_from_the_server_is_survived(
+            kind in prop::sample::select(vec![
+                ALLOCATE | SUCCESS, ALLOCATE | ERROR, REFRESH | SUCCESS, REFRESH | ERROR,
+                CREATE_PERMISSION | SUCCESS, CREATE_PERMISSION | ERROR, CHANNEL_BIND | SUCCESS,
+                CHANNEL_BIND | ERROR, DATA | INDICATION,
+            ]),
+            attrs in prop::collection::vec(
+                (prop::sample::select(vec![
+                    stun::ATTR_ERROR_CODE, ATTR_REALM, ATTR_NONCE, ATTR_LIFETIME,
+                    ATTR_XOR_RELAYED_ADDRESS, stun::ATTR_XOR_MAPPED_ADDRESS,
+                    ATTR_XOR_PEER_ADDRESS, ATTR_DATA, stun::ATTR_MESSAGE_INTEGRITY,
+                ]), prop::collection::vec(any::<u8>(), 0..40)),
+                0..6,
+            ),
+            with_key in any::<bool>(),
+            raw in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let now = Instant::now();
+            let mut client = allocated(now, 600);
+            client.permit(now, "203.0.113.9".parse().unwrap()).unwrap();
+            client.bind_channel(now, PEER.parse().unwrap()).unwrap();
+            client.handle_timeout(now + Duration::from_secs(540));
+            for request in transmits(&mut client) {
+                let method = u16::from_be_bytes([request[0], request[1]]);
+                let kind = if kind == DATA | INDICATION { kind } else { (kind & CLASS) | method };
+                let key = key();
+                let reply = message(kind, &id_of(&request), &attrs, with_key.then_some(&key[..]));
+                client.handle_datagram(now, &reply);
+            }
+            client.handle_datagram(now, &raw);
+            let mut channel = vec![0x40, 0x00];
+            channel.extend_from_slice(&raw);
+            client.handle_datagram(now, &channel);
+            client.handle_timeout(now + Duration::from_secs(600));
+            let _ = client.wrap(now, PEER.parse().unwrap(), &raw, &mut Vec::new());
+            prop_assert!(client.permissions.len() <= MAX_PERMISSIONS);
+            prop_assert!(client.channels.len() <= MAX_CHANNELS);
+            prop_assert!(client.events.len() <= 8);
+        }
     }
 }
