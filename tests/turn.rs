@@ -72,6 +72,9 @@ fn coturn(name: &str, extra: &[&str]) -> Option<Coturn> {
         "--log-file",
         "stdout",
         "--simple-log",
+        // A line per request handled: what the dumps show, and what says
+        // an allocation was deleted.
+        "--verbose",
         "--pidfile",
         &pidfile,
         "--userdb",
@@ -104,6 +107,8 @@ struct Client {
     relayed: Vec<Relayed>,
     /// 438 (Stale Nonce) answers seen on the wire.
     stale: usize,
+    /// The type of every STUN message the server sent, in order.
+    kinds: Vec<u16>,
 }
 
 impl Client {
@@ -117,6 +122,7 @@ impl Client {
             events: Vec::new(),
             relayed: Vec::new(),
             stale: 0,
+            kinds: Vec::new(),
         }
     }
 
@@ -145,8 +151,12 @@ impl Client {
             Ok((n, from)) => {
                 assert_eq!(from, self.server, "only the server writes to the client");
                 let datagram = &buf[..n];
-                if stun::looks_like_stun(datagram) && stun::error_code(datagram) == Some(438) {
-                    self.stale += 1;
+                if stun::looks_like_stun(datagram) {
+                    self.kinds
+                        .push(u16::from_be_bytes([datagram[0], datagram[1]]));
+                    if stun::error_code(datagram) == Some(438) {
+                        self.stale += 1;
+                    }
                 }
                 match self.turn.handle_datagram(Instant::now(), datagram) {
                     Received::Data { from, payload } => self.relayed.push(Relayed {
@@ -260,7 +270,7 @@ fn from_relay(peer: &Peer, relayed: SocketAddr, count: usize) -> Vec<Vec<u8>> {
 /// peer's address, each datagram whole (an empty one too); what the
 /// client wraps reaches the peer from the relayed address as exactly the
 /// payload, first through Send indications, then, once the channel is
-/// bound, as ChannelData both ways.
+/// bound, as ChannelData both ways; `close` deallocates.
 #[test]
 fn relays_both_ways_through_coturn() {
     let Some(server) = coturn("turn-relay", &[]) else {
@@ -339,9 +349,25 @@ fn relays_both_ways_through_coturn() {
             .all(|r| r.from == peer.addr() && r.channel)
     );
 
+    // Deallocated: coturn answers the Refresh with LIFETIME 0 with a
+    // success (0x0104) that checks, logs the lifetime 0, and nothing is
+    // left to send.
     client.turn.close(Instant::now());
-    client.flush();
     assert!(!client.turn.is_allocated());
+    client.kinds.clear();
+    client.until("the deallocation", &server, |c| {
+        c.turn.poll_timeout().is_none().then_some(())
+    });
+    assert_eq!(client.kinds, [0x0104]);
+    server
+        .proc
+        .wait_stdout_contains("refreshed, realm=<dgram.test>, username=<u>, lifetime=0");
+    assert!(
+        client
+            .events
+            .iter()
+            .all(|e| !matches!(e, TurnEvent::Failed { .. }))
+    );
 }
 
 /// A wrong password: coturn's 401 to the authenticated Allocate ends it
