@@ -58,8 +58,11 @@
 //!   a REALM or NONCE over [`MAX_REALM_OR_NONCE`] ends the request that
 //!   got it (either could make a request too long for STUN).
 //!
-//! What the relay forwards is up to the caller: dgram sends only sealed
-//! datagrams through it, so the relay sees ciphertext (PROTOCOL.md,
+//! `permit`, `bind_channel` and `wrap` say why they cannot ([`TurnError`]:
+//! no allocation, a table full, a payload too large); what the server
+//! refuses comes later as [`TurnEvent::Failed`]. What the relay forwards
+//! is up to the caller: dgram is to send only a secure session's sealed
+//! datagrams through it, so that the relay sees ciphertext (PROTOCOL.md,
 //! section 13).
 
 use std::collections::VecDeque;
