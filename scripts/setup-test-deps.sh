@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup-test-deps.sh: install the programs dgram's integration tests talk to
-# or drive (netcat-openbsd, socat, python3, tmux, nftables, iproute2), and the
-# PyPI packages the independent Python peer's secure sessions need
+# or drive (netcat-openbsd, socat, python3, tmux, nftables, iproute2, coturn),
+# and the PyPI packages the independent Python peer's secure sessions need
 # (cryptography, spake2: tests/peer/dgram_secure.py).
 #
 # Idempotent and quiet: when everything is already there it prints nothing
@@ -35,6 +35,23 @@ python_packages() {
   echo "setup-test-deps: installed the Python packages spake2 and cryptography"
 }
 
+# Debian's coturn package enables and starts a system service (coturn.service,
+# port 3478) where systemd runs; the tests start their own turnserver on free
+# ports and want no other. It is stopped and disabled once, quietly. Without
+# systemd the package's init script starts nothing unless /etc/default/coturn
+# sets TURNSERVER_ENABLED=1, so there is nothing to do.
+no_coturn_service() {
+  [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1 || return 0
+  systemctl is-enabled --quiet coturn 2>/dev/null || systemctl is-active --quiet coturn 2>/dev/null || return 0
+  local as_root=()
+  [[ $(id -u) -ne 0 ]] && as_root=(sudo)
+  if ! "${as_root[@]}" systemctl disable --now --quiet coturn >/dev/null 2>&1; then
+    echo "setup-test-deps: cannot stop the coturn system service (port 3478): systemctl disable --now coturn" >&2
+    exit 1
+  fi
+  echo "setup-test-deps: stopped and disabled the coturn system service (the tests run their own turnserver)"
+}
+
 # command on PATH -> Debian package that provides it
 declare -A wanted=(
   [nc]=netcat-openbsd
@@ -43,6 +60,7 @@ declare -A wanted=(
   [tmux]=tmux
   [nft]=nftables
   [ip]=iproute2
+  [turnserver]=coturn
 )
 
 missing=()
@@ -57,6 +75,7 @@ for cmd in "${!wanted[@]}"; do
 done
 
 if ((${#missing[@]} == 0)); then
+  no_coturn_service
   python_packages
   exit 0
 fi
@@ -81,4 +100,5 @@ if ! { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq --
   exit 1
 fi
 echo "setup-test-deps: installed ${missing[*]}"
+no_coturn_service
 python_packages

@@ -42,6 +42,8 @@
 //!   the replay window, refusals), [`rto`](proto::rto) (RFC 6298 timers),
 //!   [`random`](proto::random) (a seeded generator for jitter),
 //!   [`stun`](proto::stun) (STUN Binding, RFC 8489),
+//!   [`turn`](proto::turn) (a TURN client, RFC 8656: a relay's
+//!   allocation, permissions, channels),
 //!   [`rendezvous`](proto::rendezvous) (the rendezvous service: pairs by a
 //!   code's number, STUN on the same port, its limits),
 //!   [`code`](proto::code) (short codes people can say, `--code`: the

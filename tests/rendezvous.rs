@@ -288,9 +288,8 @@ fn stun_over_ipv6_and_dual_stack() {
 
 /// coturn's `turnutils_stunclient` sends a bare 20-byte Binding request:
 /// the service counts it as too small and does not answer (the trade-off
-/// of PROTOCOL.md 12.5). SKIPPED where the tool is not installed; the
-/// set-up script does not install coturn, so this never fails for its
-/// absence.
+/// of PROTOCOL.md 12.5). SKIPPED where the tool is not installed, a
+/// failure then under `CI=true` (the set-up script installs coturn).
 #[test]
 fn coturn_stunclient_is_counted_not_answered() {
     let setup_installs_coturn = include_str!("../scripts/setup-test-deps.sh").contains("coturn");

@@ -37,4 +37,5 @@ mod security;
 mod sessions;
 mod signals;
 mod truncation;
+mod turn;
 mod typing;

@@ -39,6 +39,9 @@
 //! - [`traverse`]: finding a path through NATs to the other side of a
 //!   code (`chat --via`): gathering, the rendezvous, probes, the port
 //!   search for a hard NAT, the choice ([`traverse::Traversal`]).
+//! - [`turn`]: a TURN client (RFC 8656, long-term credentials): allocate,
+//!   permit, bind channels, wrap and unwrap relayed datagrams, refresh
+//!   ([`turn::TurnClient`]).
 //! - [`seal`]: sealed envelopes (`--key-file`): the key, XChaCha20-Poly1305,
 //!   the replay window, the reasons a keyed side refuses a datagram.
 
@@ -62,6 +65,7 @@ pub mod stun;
 mod tests;
 pub mod tokens;
 pub mod traverse;
+pub mod turn;
 
 pub use chat::{ChatConfig, ChatEvent, Core, Entropy, Eol, Handover, SendError, SentAs, Transmit};
 pub use envelope::{Ack, Decoded, Envelope, Malformed, Message, Presence, SessionId};

@@ -371,6 +371,34 @@ pub fn error_code(datagram: &[u8]) -> Option<u16> {
     None
 }
 
+/// The attributes of a message [`decode`] accepted, as (type, value) in
+/// order; the padding is skipped. Stops at the first attribute that runs
+/// past the end (which [`decode`] would have refused). For TURN
+/// ([`super::turn`]), which reads attributes this module does not.
+pub fn attributes(message: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut at = HEADER_LEN;
+    std::iter::from_fn(move || {
+        let header = message.get(at..at + 4)?;
+        let attr = u16::from_be_bytes([header[0], header[1]]);
+        let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let value = message.get(at + 4..at + 4 + len)?;
+        at += 4 + len.next_multiple_of(4);
+        Some((attr, value))
+    })
+}
+
+/// Decodes the value of any XOR-…-ADDRESS attribute (XOR-MAPPED-ADDRESS,
+/// TURN's XOR-PEER-ADDRESS and XOR-RELAYED-ADDRESS share the layout).
+pub fn decode_xor_address(value: &[u8], transaction: &[u8; 12]) -> Option<SocketAddr> {
+    xor_address(value, transaction)
+}
+
+/// The value of an XOR-…-ADDRESS attribute for `addr` (an IPv4-mapped
+/// IPv6 address is written as the IPv4 address it is).
+pub fn encode_xor_address(addr: SocketAddr, transaction: &[u8; 12]) -> Vec<u8> {
+    xor_address_value(addr, transaction)
+}
+
 /// CRC-32 (ISO-HDLC, as zlib and RFC 1952), the one FINGERPRINT uses.
 pub fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
