@@ -190,6 +190,13 @@ enum Wire<'a> {
         time: String,
         hard: bool,
     },
+    Relay {
+        time: String,
+        server: SocketAddr,
+        relayed: Option<SocketAddr>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     PathFound {
         time: String,
         path: &'static str,
@@ -197,6 +204,7 @@ enum Wire<'a> {
         peer: SocketAddr,
         took_ms: f64,
         controlling: bool,
+        own_relay: bool,
         search_sockets: usize,
         search_probes: usize,
         tried: Vec<WireTried>,
@@ -799,6 +807,12 @@ fn path_wire(at: std::time::SystemTime, event: &TraverseEvent) -> Option<Wire<'_
             candidates,
         },
         TraverseEvent::OpenSockets(_) => return None,
+        TraverseEvent::Relay { server, relayed } => Wire::Relay {
+            time,
+            server: *server,
+            relayed: relayed.as_ref().ok().copied(),
+            error: relayed.as_ref().err().cloned(),
+        },
         TraverseEvent::Searching { hard } => Wire::PathSearch { time, hard: *hard },
         TraverseEvent::Found(found) => Wire::PathFound {
             time,
@@ -807,6 +821,7 @@ fn path_wire(at: std::time::SystemTime, event: &TraverseEvent) -> Option<Wire<'_
             peer: found.peer,
             took_ms: millis(found.took),
             controlling: found.controlling,
+            own_relay: found.own_relay,
             search_sockets: found.search.map_or(0, |s| s.sockets),
             search_probes: found.search.map_or(0, |s| s.probes),
             tried: found

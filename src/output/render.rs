@@ -21,7 +21,7 @@ use crate::net::{BufferSize, BufferVerdict, Capabilities};
 use crate::proto::code::verification_words;
 use crate::proto::seal::Rejection;
 use crate::proto::secure::Method;
-use crate::proto::traverse::{self, Found, TraverseEvent};
+use crate::proto::traverse::{self, Found, PathKind, TraverseEvent};
 
 /// Human-readable lines or JSON lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,6 +372,23 @@ fn path_line(event: &TraverseEvent) -> Option<String> {
             line
         }
         TraverseEvent::OpenSockets(_) => return None,
+        TraverseEvent::Relay {
+            server,
+            relayed: Ok(relayed),
+        } => format!(
+            "relay: the TURN server {} gave this side {} (offered to the other side, used only \
+             when no direct path is found; it sees only sealed datagrams)",
+            shown(*server),
+            shown(*relayed)
+        ),
+        TraverseEvent::Relay {
+            server,
+            relayed: Err(why),
+        } => format!(
+            "!! relay: no address from the TURN server {}: {}; looking for a direct path only",
+            shown(*server),
+            preview(why.as_bytes())
+        ),
         TraverseEvent::Searching { hard: true } => format!(
             "port search: this side's NAT takes a new port for every destination, so {} sockets \
              probe the other side, for its probes to random ports to meet one",
@@ -385,8 +402,13 @@ fn path_line(event: &TraverseEvent) -> Option<String> {
             traverse::SEARCH_MAX
         ),
         TraverseEvent::Found(found) => {
+            let whose = match &found.kind {
+                PathKind::Relayed { via } if *via == found.peer => " (the other side's TURN relay)",
+                PathKind::Relayed { .. } => " (this side's TURN relay)",
+                _ => "",
+            };
             let mut line = format!(
-                "path: {} to {}, found {:.1} ms after pairing ({} candidate{} tried",
+                "path: {}{whose} to {}, found {:.1} ms after pairing ({} candidate{} tried",
                 found.kind.describe(),
                 shown(found.peer),
                 found.took.as_secs_f64() * 1e3,

@@ -153,7 +153,7 @@ impl NatKind {
     /// The words shown.
     pub fn describe(self) -> &'static str {
         match self {
-            NatKind::None => "no NAT (a STUN server sees an address of this host)",
+            NatKind::None => "not behind a NAT (a STUN server sees an address of this host)",
             NatKind::Easy => "behind a NAT that keeps one public port for every destination",
             NatKind::Hard => "behind a NAT that takes a new public port for every destination",
             NatKind::Unknown => {
@@ -292,6 +292,9 @@ pub struct Found {
     /// This side chose (it came second to the rendezvous) and so begins
     /// the handshake.
     pub controlling: bool,
+    /// The path goes through this side's own TURN relay: what is sent to
+    /// the peer is wrapped for the relay.
+    pub own_relay: bool,
     /// The search's figures, when it ran.
     pub search: Option<SearchFigures>,
 }
@@ -384,6 +387,14 @@ pub enum TraverseEvent {
         /// easy one (it probes random ports).
         hard: bool,
     },
+    /// A TURN relay gave this side an address (reported to the other side
+    /// as a candidate), or could not.
+    Relay {
+        /// The TURN server.
+        server: SocketAddr,
+        /// This side's address at the relay, or why there is none.
+        relayed: Result<SocketAddr, String>,
+    },
     /// The path.
     Found(Found),
     /// No path.
@@ -472,9 +483,14 @@ struct Pair {
     /// When the last probe went (the round trip of the first ack).
     last_probe: Option<Instant>,
     next: Instant,
-    /// The other side said this pair went through its relay, or this side
-    /// heard it through its own.
-    relayed: bool,
+    /// This side reaches the address through its own TURN relay (it was
+    /// heard through it): part of the pair's identity, since the other
+    /// side's one socket may be heard both through the relay and
+    /// directly from the same address.
+    via_relay: bool,
+    /// The other side said the address is its relay (its probes and acks
+    /// from it carry [`FLAG_RELAYED`]).
+    peer_relay: bool,
 }
 
 #[derive(Debug)]
@@ -659,7 +675,7 @@ impl Traversal {
         };
         self.search_sockets = count;
         for socket in first..first + count {
-            let pair = self.new_pair(socket, seen, Origin::Seen, now);
+            let pair = self.new_pair(socket, seen, Origin::Seen, now, false);
             self.pairs.push(pair);
         }
         self.events
@@ -792,7 +808,7 @@ impl Traversal {
                         // probing it would talk to itself.
                         continue;
                     }
-                    let pair = self.new_pair(0, *addr, origin, now);
+                    let pair = self.new_pair(0, *addr, origin, now, false);
                     self.pairs.push(pair);
                 }
                 self.events.push_back(TraverseEvent::Paired {
@@ -810,6 +826,7 @@ impl Traversal {
         addr: SocketAddr,
         origin: Origin,
         now: Instant,
+        via_relay: bool,
     ) -> Pair {
         let mut token = [0u8; 8];
         self.rng.fill_bytes(&mut token);
@@ -823,7 +840,8 @@ impl Traversal {
             answered: None,
             last_probe: None,
             next: now,
-            relayed: false,
+            via_relay,
+            peer_relay: false,
         }
     }
 
@@ -841,11 +859,17 @@ impl Traversal {
 
     /// The pair for a datagram from `from` on `socket`: a candidate, or
     /// (the search) the other side's address at another port.
-    fn pair_for(&mut self, now: Instant, socket: SocketId, from: SocketAddr) -> Option<usize> {
+    fn pair_for(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        from: SocketAddr,
+        via_relay: bool,
+    ) -> Option<usize> {
         if let Some(i) = self
             .pairs
             .iter()
-            .position(|p| p.socket == socket && p.addr == from)
+            .position(|p| p.socket == socket && p.addr == from && p.via_relay == via_relay)
         {
             return Some(i);
         }
@@ -857,7 +881,12 @@ impl Traversal {
         if from.ip() != seen.ip() {
             return None;
         }
-        let pair = self.new_pair(socket, from, Origin::Searched, now);
+        let origin = if from == seen {
+            Origin::Seen
+        } else {
+            Origin::Searched
+        };
+        let pair = self.new_pair(socket, from, origin, now, via_relay);
         self.pairs.push(pair);
         Some(self.pairs.len() - 1)
     }
@@ -873,13 +902,13 @@ impl Traversal {
         let Phase::Paired { first, .. } = self.phase else {
             return;
         };
-        let Some(i) = self.pair_for(now, socket, from) else {
+        let Some(i) = self.pair_for(now, socket, from, relayed) else {
             return;
         };
         self.peer_nat |= probe.flags & FLAG_NAT != 0;
         let pair = &mut self.pairs[i];
         pair.heard += 1;
-        pair.relayed |= relayed || probe.flags & FLAG_RELAYED != 0;
+        pair.peer_relay |= probe.flags & FLAG_RELAYED != 0;
         let nominated = probe.flags & FLAG_NOMINATE != 0 && first && pair.answered.is_some();
         let mut flags = self.flags();
         if relayed {
@@ -925,19 +954,22 @@ impl Traversal {
         let Phase::Paired { first, .. } = self.phase else {
             return;
         };
-        let i = if probe.token == self.search_token && socket == 0 {
-            self.pair_for(now, socket, from)
+        let i = if probe.token == self.search_token && socket == 0 && !relayed {
+            self.pair_for(now, socket, from, false)
         } else {
-            self.pairs
-                .iter()
-                .position(|p| p.socket == socket && p.addr == from && p.token == probe.token)
+            self.pairs.iter().position(|p| {
+                p.socket == socket
+                    && p.addr == from
+                    && p.token == probe.token
+                    && p.via_relay == relayed
+            })
         };
         let Some(i) = i else {
             return;
         };
         self.peer_nat |= probe.flags & FLAG_NAT != 0;
         let pair = &mut self.pairs[i];
-        pair.relayed |= relayed || probe.flags & FLAG_RELAYED != 0;
+        pair.peer_relay |= probe.flags & FLAG_RELAYED != 0;
         if pair.answered.is_none() {
             pair.answered = Some(pair.last_probe.map_or(Duration::ZERO, |t| now - t));
         }
@@ -955,14 +987,13 @@ impl Traversal {
     }
 
     fn kind_of(&self, pair: &Pair) -> PathKind {
-        if pair.relayed {
+        if pair.via_relay {
             return PathKind::Relayed {
-                via: if pair.origin == Origin::Reported {
-                    pair.addr
-                } else {
-                    self.config.relayed.unwrap_or(pair.addr)
-                },
+                via: self.config.relayed.unwrap_or(pair.addr),
             };
+        }
+        if pair.peer_relay {
+            return PathKind::Relayed { via: pair.addr };
         }
         if pair.origin == Origin::Reported {
             return PathKind::Lan;
@@ -1009,6 +1040,7 @@ impl Traversal {
             took: now - at,
             tried,
             controlling: !first,
+            own_relay: pair.via_relay,
             search,
         }));
     }
@@ -1081,7 +1113,11 @@ impl Traversal {
     fn paired_due(&mut self, now: Instant, at: Instant, first: bool, seen: SocketAddr) {
         let since = now - at;
         let flags = self.flags();
-        let proven = self.pairs.iter().any(|p| p.answered.is_some());
+        // A relayed pair does not end the search: a direct one is better.
+        let proven = self
+            .pairs
+            .iter()
+            .any(|p| p.answered.is_some() && !p.via_relay && !p.peer_relay);
         for pair in &mut self.pairs {
             if now < pair.next {
                 continue;
@@ -1108,7 +1144,7 @@ impl Traversal {
                 socket: pair.socket,
                 to: pair.addr,
                 bytes: probe.to_vec(),
-                relayed: pair.relayed && pair.origin != Origin::Reported,
+                relayed: pair.via_relay,
             });
         }
         if !first {
@@ -1148,7 +1184,7 @@ impl Traversal {
         }
         let rank = |p: &Pair| -> Option<u8> {
             p.answered?;
-            Some(match (p.relayed, p.origin) {
+            Some(match (p.via_relay || p.peer_relay, p.origin) {
                 (true, _) => 3,
                 (false, Origin::Reported) => 0,
                 _ => 1,
@@ -1186,7 +1222,7 @@ impl Traversal {
             socket: pair.socket,
             to: pair.addr,
             bytes: probe.to_vec(),
-            relayed: pair.relayed && pair.origin != Origin::Reported,
+            relayed: pair.via_relay,
         });
     }
 

@@ -19,6 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::entropy;
 use super::outbox::{Closed, Outbox};
 use super::receiver::Handler;
+use super::relay::Unwrapped;
 use crate::Error;
 use crate::model::SecureEvent;
 use crate::model::{Datagram, Event};
@@ -289,7 +290,29 @@ pub struct ChatHandler {
 }
 
 impl Handler for ChatHandler {
-    fn on_datagram(&mut self, datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
+    fn on_datagram(&mut self, mut datagram: Datagram, outbox: &Outbox) -> Result<(), Closed> {
+        if let Some(relay) = outbox.relay()
+            && datagram.from == relay.server()
+        {
+            // Through this side's TURN relay: the peer's datagram comes
+            // out as the peer sent it, from the peer's address; the
+            // relay's own answers are its business.
+            match relay.unwrap(&datagram.payload) {
+                Unwrapped::Data { from, payload } => {
+                    datagram.from = from;
+                    datagram.payload = payload;
+                }
+                Unwrapped::Taken => {
+                    outbox.flush_relay();
+                    return outbox.emit_received(Event::Secure(SecureEvent::Control {
+                        from: datagram.from,
+                        what: "relay",
+                        len: datagram.payload.len(),
+                    }));
+                }
+                Unwrapped::NotRelayed => {}
+            }
+        }
         let from = datagram.from;
         if let Some(keeper) = &self.driver.keeper
             && traverse::is_traversal(&datagram.payload)
@@ -350,10 +373,18 @@ impl Handler for ChatHandler {
         if self.driver.outbox.has_refusals() {
             return Some(Instant::now());
         }
-        self.driver.lock().poll_timeout()
+        let core = self.driver.lock().poll_timeout();
+        match self.driver.outbox.relay().and_then(|r| r.poll_timeout()) {
+            Some(relay) => Some(core.map_or(relay, |c| c.min(relay))),
+            None => core,
+        }
     }
 
     fn on_wake(&mut self, outbox: &Outbox) -> Result<(), Closed> {
+        if let Some(relay) = outbox.relay() {
+            relay.handle_timeout();
+            outbox.flush_relay();
+        }
         let refused = outbox.take_refusals();
         self.driver.with_core(|core| {
             let now = Instant::now();
@@ -364,7 +395,14 @@ impl Handler for ChatHandler {
         })
     }
 
-    fn on_stop(&mut self, _outbox: &Outbox) -> Result<(), Closed> {
-        self.driver.with_core(|core| core.close(Instant::now()))
+    fn on_stop(&mut self, outbox: &Outbox) -> Result<(), Closed> {
+        let closed = self.driver.with_core(|core| core.close(Instant::now()));
+        if let Some(relay) = outbox.relay() {
+            // The chat's last datagrams went out above: give the
+            // allocation back rather than leave it to expire.
+            relay.close();
+            outbox.flush_relay();
+        }
+        closed
     }
 }

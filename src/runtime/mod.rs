@@ -10,6 +10,8 @@
 //! - [`entropy`]: randomness from the OS, handed to the protocol.
 //! - [`echo`]: the `--echo` handler and its per-peer rate limit.
 //! - [`outbox`]: the one send path ([`Outbox`]).
+//! - [`relay`]: a chat's path through its own TURN relay: wrap, unwrap,
+//!   refresh.
 //! - [`shutdown`]: Ctrl-C, SIGTERM and SIGHUP as a channel ([`Shutdown`]).
 //! - [`sorting`]: what a failed receive (or send) means to its loop: retry,
 //!   idle, a report about a peer, or a failure; one place for every loop.
@@ -22,6 +24,7 @@ pub mod entropy;
 pub mod outbox;
 pub mod pipeline;
 pub mod receiver;
+pub mod relay;
 pub mod shutdown;
 pub mod sorting;
 pub mod traverse;

@@ -10,10 +10,11 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::Sender;
 
+use super::relay::Relay;
 use crate::Error;
 use crate::model::{Datagram, Event, SentKind};
 use crate::net::addr::port_state;
@@ -34,6 +35,9 @@ pub struct Outbox {
     /// Peers that refused a datagram (ICMP port unreachable) since the
     /// protocol last looked: their pending messages fail at once.
     refused: Arc<Mutex<HashSet<SocketAddr>>>,
+    /// After `chat --via --turn` chose a relayed path: datagrams to the
+    /// peer go through this side's relay.
+    relay: Arc<OnceLock<Relay>>,
 }
 
 /// The most refusing peers remembered between two looks.
@@ -63,6 +67,51 @@ impl Outbox {
             events,
             order: Arc::default(),
             refused: Arc::default(),
+            relay: Arc::default(),
+        }
+    }
+
+    /// Sends what goes to the relay's peer through the relay from now on
+    /// (once; a second relay is ignored).
+    pub fn set_relay(&self, relay: Relay) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// The relay, if the chat's path goes through one.
+    pub fn relay(&self) -> Option<&Relay> {
+        self.relay.get()
+    }
+
+    /// Sends the relay's own datagrams (requests, refreshes) to its server.
+    pub fn flush_relay(&self) {
+        if let Some(relay) = self.relay.get() {
+            for datagram in relay.take_transmits() {
+                let mut drained = Vec::new();
+                let _ = self
+                    .endpoint
+                    .send_to(&datagram, relay.server(), &mut drained);
+            }
+        }
+    }
+
+    /// Sends `payload` to `to`, through the relay when `to` is reached
+    /// through it.
+    fn send_to(
+        &self,
+        payload: &[u8],
+        to: SocketAddr,
+        drained: &mut Vec<PeerError>,
+    ) -> Result<(), Error> {
+        match self.relay.get() {
+            Some(relay) if relay.routes(to) => {
+                let wrapped = relay.wrap(payload).ok_or_else(|| Error::Send {
+                    to,
+                    len: payload.len(),
+                    source: std::io::Error::other("the TURN relay cannot take it (its allocation is gone, or it is too large)"),
+                })?;
+                self.endpoint.send_to(&wrapped, relay.server(), drained)
+            }
+            _ => self.endpoint.send_to(payload, to, drained),
         }
     }
 
@@ -107,7 +156,7 @@ impl Outbox {
     /// [`Event::SentBatch`]); ICMP errors drained on the way are reported.
     pub fn send_counted(&self, payload: &[u8], to: SocketAddr) -> Result<(), Error> {
         let mut drained = Vec::new();
-        let sent = self.endpoint.send_to(payload, to, &mut drained);
+        let sent = self.send_to(payload, to, &mut drained);
         if !drained.is_empty() {
             let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
             for error in drained {
@@ -122,7 +171,7 @@ impl Outbox {
     pub fn send_as(&self, payload: &[u8], to: SocketAddr, kind: SentKind) -> Result<(), Error> {
         let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         let mut drained = Vec::new();
-        let sent = self.endpoint.send_to(payload, to, &mut drained);
+        let sent = self.send_to(payload, to, &mut drained);
         // Errors drained on the way are news whether or not the send went
         // out (they are about earlier datagrams).
         for error in drained {

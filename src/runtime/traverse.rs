@@ -13,17 +13,37 @@ use crate::net::endpoint::wait_any;
 use crate::net::sys::Scratch;
 use crate::net::{Buffers, Endpoint, SocketOptions};
 use crate::proto::traverse::{Config, Found, Transmit, Traversal, TraverseEvent};
+use crate::proto::turn::{Received, TurnClient, TurnEvent};
 use crate::runtime::Shutdown;
 use crate::runtime::sorting::{Sorted, sort};
 
 /// The longest the loop sleeps without looking at the stop requests.
 const LOOK_EVERY: Duration = Duration::from_millis(50);
 
+/// How long the TURN allocation may take before the search goes on
+/// without a relay.
+const ALLOCATE_WAIT: Duration = Duration::from_secs(3);
+
+/// `--turn USER:PASS@HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnSetup {
+    /// The TURN server.
+    pub server: SocketAddr,
+    /// The long-term credential's user name.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+}
+
+/// A path found: the socket it is on (the main one or one of the
+/// search's), its buffers, what was found, and this side's TURN client
+/// when the path goes through its relay.
+pub type FoundPath = (Endpoint, Buffers, Found, Option<TurnClient>);
+
 /// What the search ended with.
 pub enum Outcome {
-    /// A path: the socket it is on (the main one or one of the search's),
-    /// its buffers, and what was found.
-    Found(Box<(Endpoint, Buffers, Found)>),
+    /// A path.
+    Found(Box<FoundPath>),
     /// A stop was asked for.
     Stopped,
     /// No path (the event said why).
@@ -36,21 +56,64 @@ pub enum Outcome {
 pub fn find(
     main: (Endpoint, Buffers),
     socket: &SocketOptions,
-    config: Config,
+    mut config: Config,
+    turn: Option<&TurnSetup>,
     shutdown: &Shutdown,
     report: &mut dyn FnMut(&TraverseEvent) -> Result<(), Error>,
 ) -> Result<Outcome, Error> {
     let mut sockets = vec![main];
-    let mut traversal = Traversal::new(config, Instant::now());
     let mut buf = vec![0u8; 2048];
     let mut scratch = Scratch::default();
-    loop {
+    let mut turn = match turn {
+        Some(setup) => allocate(&sockets[0].0, setup, &mut config, shutdown, report)?,
+        None => None,
+    };
+    if shutdown.requests().try_recv().is_ok() {
+        close_turn(&sockets[0].0, turn.as_mut());
+        return Ok(Outcome::Stopped);
+    }
+    let mut traversal = Traversal::new(config, Instant::now());
+    let outcome = loop {
+        let now = Instant::now();
         while let Some(transmit) = traversal.poll_transmit() {
-            send(&sockets, &transmit);
+            match (&mut turn, transmit.relayed) {
+                (Some(client), true) => {
+                    let mut out = Vec::new();
+                    if client
+                        .wrap(now, transmit.to, &transmit.bytes, &mut out)
+                        .is_ok()
+                    {
+                        let server = client.server();
+                        send(
+                            &sockets,
+                            &Transmit {
+                                to: server,
+                                bytes: out,
+                                ..transmit
+                            },
+                        );
+                    }
+                }
+                _ => send(&sockets, &transmit),
+            }
         }
+        if let Some(client) = &mut turn {
+            flush_turn(&sockets[0].0, client);
+        }
+        let mut ended = None;
         while let Some(event) = traversal.poll_event() {
             report(&event)?;
             match event {
+                TraverseEvent::Paired { candidates, .. } => {
+                    // The relay forwards only from addresses permitted:
+                    // the other side's, as the rendezvous knows them.
+                    if let Some(client) = &mut turn {
+                        for candidate in &candidates {
+                            let _ = client.permit(now, candidate.ip());
+                        }
+                        flush_turn(&sockets[0].0, client);
+                    }
+                }
                 TraverseEvent::OpenSockets(count) => {
                     let first = sockets.len();
                     let mut extra = SocketOptions {
@@ -69,19 +132,36 @@ pub fn find(
                     traversal.sockets_opened(Instant::now(), first, sockets.len() - first);
                 }
                 TraverseEvent::Found(found) => {
+                    let own = found.own_relay;
+                    if !own {
+                        close_turn(&sockets[0].0, turn.as_mut());
+                    }
+                    let client = if own { turn.take() } else { None };
                     let (endpoint, buffers) = sockets.swap_remove(found.socket);
-                    return Ok(Outcome::Found(Box::new((endpoint, buffers, found))));
+                    ended = Some(Outcome::Found(Box::new((endpoint, buffers, found, client))));
                 }
-                TraverseEvent::Failed(_) => return Ok(Outcome::Failed),
+                TraverseEvent::Failed(_) => ended = Some(Outcome::Failed),
                 _ => {}
             }
+            if ended.is_some() {
+                break;
+            }
+        }
+        if let Some(outcome) = ended {
+            break outcome;
         }
         if shutdown.requests().try_recv().is_ok() {
-            return Ok(Outcome::Stopped);
+            break Outcome::Stopped;
         }
         let now = Instant::now();
-        let wait = traversal
-            .poll_timeout()
+        let next = [
+            traversal.poll_timeout(),
+            turn.as_ref().and_then(|c| c.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let wait = next
             .map_or(LOOK_EVERY, |t| t.saturating_duration_since(now))
             .min(LOOK_EVERY);
         let endpoints: Vec<&Endpoint> = sockets.iter().map(|(e, _)| e).collect();
@@ -98,13 +178,24 @@ pub fn find(
                 match sockets[id].0.try_recv(&mut buf, &mut scratch) {
                     Ok(received) => {
                         let from = crate::net::addr::canonical(received.from);
-                        traversal.handle_datagram(
-                            Instant::now(),
-                            id,
-                            from,
-                            &buf[..received.len],
-                            false,
-                        );
+                        let datagram = &buf[..received.len];
+                        let now = Instant::now();
+                        match &mut turn {
+                            Some(client) if id == 0 && from == client.server() => {
+                                match client.handle_datagram(now, datagram) {
+                                    Received::Data { from, payload } => {
+                                        traversal.handle_datagram(now, 0, from, &payload, true);
+                                    }
+                                    Received::NotTurn => {
+                                        traversal.handle_datagram(now, id, from, datagram, false);
+                                    }
+                                    Received::Consumed | Received::Refused(_) => {}
+                                }
+                            }
+                            _ => {
+                                traversal.handle_datagram(now, id, from, datagram, false);
+                            }
+                        }
                     }
                     Err(e) => match sort(e, &sockets[id].0) {
                         Sorted::Retry => continue,
@@ -123,7 +214,106 @@ pub fn find(
                 }
             }
         }
-        traversal.handle_timeout(Instant::now());
+        let now = Instant::now();
+        traversal.handle_timeout(now);
+        if let Some(client) = &mut turn {
+            client.handle_timeout(now);
+            while client.poll_event().is_some() {}
+        }
+    };
+    if !matches!(outcome, Outcome::Found(_)) {
+        close_turn(&sockets[0].0, turn.as_mut());
+    }
+    Ok(outcome)
+}
+
+/// Allocates at the TURN server before anything else, so that the relayed
+/// address is among the candidates the rendezvous passes on; reports the
+/// address, or why there is none (then the search goes on without it).
+fn allocate(
+    main: &Endpoint,
+    setup: &TurnSetup,
+    config: &mut Config,
+    shutdown: &Shutdown,
+    report: &mut dyn FnMut(&TraverseEvent) -> Result<(), Error>,
+) -> Result<Option<TurnClient>, Error> {
+    let start = Instant::now();
+    let seed = crate::runtime::entropy::secret().map_err(|source| Error::Randomness { source })?;
+    let mut client = TurnClient::new(setup.server, &setup.username, &setup.password, seed, start);
+    let mut buf = vec![0u8; 2048];
+    let mut scratch = Scratch::default();
+    let result = loop {
+        flush_turn(main, &mut client);
+        let mut result = None;
+        while let Some(event) = client.poll_event() {
+            match event {
+                TurnEvent::Allocated { relayed, .. } => result = Some(Ok(relayed)),
+                TurnEvent::Failed { reason, .. } => result = Some(Err(reason)),
+                _ => {}
+            }
+        }
+        if let Some(result) = result {
+            break result;
+        }
+        let now = Instant::now();
+        if now >= start + ALLOCATE_WAIT {
+            break Err(format!(
+                "no allocation within {} s",
+                ALLOCATE_WAIT.as_secs()
+            ));
+        }
+        if shutdown.requests().try_recv().is_ok() {
+            return Ok(Some(client));
+        }
+        let wait = client
+            .poll_timeout()
+            .map_or(LOOK_EVERY, |t| t.saturating_duration_since(now))
+            .min(LOOK_EVERY)
+            .min(start + ALLOCATE_WAIT - now);
+        if wait_any(&[main], wait).map_err(|source| Error::Receive {
+            local: main.local_addr(),
+            source,
+        })?[0]
+        {
+            while let Ok(received) = main.try_recv(&mut buf, &mut scratch) {
+                if crate::net::addr::canonical(received.from) == setup.server {
+                    client.handle_datagram(Instant::now(), &buf[..received.len]);
+                }
+            }
+            let _ = main.take_errors();
+        }
+        client.handle_timeout(Instant::now());
+    };
+    let relayed = match result {
+        Ok(relayed) => {
+            config.relayed = Some(relayed);
+            Some(client)
+        }
+        Err(_) => None,
+    };
+    report(&TraverseEvent::Relay {
+        server: setup.server,
+        relayed: result,
+    })?;
+    Ok(relayed)
+}
+
+/// Sends the TURN client's datagrams to its server.
+fn flush_turn(main: &Endpoint, client: &mut TurnClient) {
+    let server = client.server();
+    while let Some(datagram) = client.poll_transmit() {
+        let mut drained = Vec::new();
+        let _ = main.send_to(&datagram, server, &mut drained);
+    }
+}
+
+/// Gives an allocation not used back to its server.
+fn close_turn(main: &Endpoint, client: Option<&mut TurnClient>) {
+    if let Some(client) = client
+        && client.is_allocated()
+    {
+        client.close(Instant::now());
+        flush_turn(main, client);
     }
 }
 

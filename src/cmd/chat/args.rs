@@ -26,6 +26,7 @@ use crate::proto::secure::RekeyLimits;
 use crate::proto::sessions::DEFAULT_HANDSHAKE_RATE;
 use crate::proto::{ChatConfig, Eol};
 use crate::runtime::entropy;
+use crate::runtime::traverse::TurnSetup;
 
 /// The command line of `dgram chat`.
 #[derive(Debug, Args)]
@@ -116,8 +117,33 @@ pub struct ChatArgs {
     /// for a path may take before the chat gives up.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_PATH_WAIT.as_millis() as u64, value_parser = parse::millis(1000, 120_000), requires = "via")]
     path_wait: u64,
+    /// With --via: a TURN server (such as coturn) to relay through when no
+    /// direct path is found, with its long-term credential. The session
+    /// stays sealed end to end: the relay sees only ciphertext.
+    #[arg(long, value_name = "USER:PASS@HOST:PORT", value_parser = turn_server, requires = "via")]
+    turn: Option<TurnSetup>,
     #[command(flatten)]
     buffers: BufferArgs,
+}
+
+/// Parses `--turn USER:PASS@HOST:PORT` (the password may hold `:` and
+/// `@`: the address is after the last `@`, the user before the first
+/// `:`).
+fn turn_server(text: &str) -> Result<TurnSetup, String> {
+    let (credential, addr) = text
+        .rsplit_once('@')
+        .ok_or_else(|| format!("{text:?}: expected USER:PASS@HOST:PORT (a TURN server's long-term credential and address)"))?;
+    let (username, password) = credential.split_once(':').ok_or_else(|| {
+        "expected USER:PASS before the @ (the TURN server's long-term credential)".to_string()
+    })?;
+    if username.is_empty() {
+        return Err("the TURN user name is empty".to_string());
+    }
+    Ok(TurnSetup {
+        server: parse::peer_addr(addr)?,
+        username: username.to_string(),
+        password: password.to_string(),
+    })
 }
 
 /// How long the path search may take after pairing, by default.
@@ -167,6 +193,7 @@ impl ChatOptions {
             rendezvous,
             stun: args.stun,
             path_wait: Duration::from_millis(args.path_wait),
+            turn: args.turn.clone(),
         });
         // A code made here is drawn from the operating system's random
         // source, like a key.

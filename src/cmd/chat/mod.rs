@@ -48,6 +48,7 @@ use crate::proto::code::Code;
 use crate::proto::traverse::{Found, Keeper};
 use crate::runtime::driver::Driver;
 use crate::runtime::receiver::ShowOthers;
+use crate::runtime::traverse::TurnSetup;
 use crate::runtime::{
     Ended, Job, OnInterrupt, Pipeline, Plan, Show, Shutdown, report, report_summary,
 };
@@ -97,6 +98,8 @@ pub struct Via {
     pub stun: Option<SocketAddr>,
     /// `--path-wait`.
     pub path_wait: Duration,
+    /// `--turn`: a relay for when no direct path is found.
+    pub turn: Option<TurnSetup>,
 }
 
 /// How long the line of a message sent waits for its receipt before it is

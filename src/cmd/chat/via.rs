@@ -3,7 +3,7 @@
 //! ([`crate::runtime::traverse`]); the chat then runs on the socket the
 //! path is on, with the other side as its peer.
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use super::{ChatOptions, Via};
 use crate::Error;
@@ -12,6 +12,7 @@ use crate::net::Endpoint;
 use crate::output::{Display, Shown};
 use crate::proto::code::Code;
 use crate::proto::traverse::{Config, Found, Keeper, NatKind, TraverseEvent};
+use crate::runtime::relay::Relay;
 use crate::runtime::traverse::{Outcome, find, host_candidates};
 use crate::runtime::{Pipeline, Shutdown, entropy, report};
 
@@ -42,7 +43,9 @@ pub fn find_path(
         number: code.nameplate(),
         registrant: entropy::secret().map_err(|source| Error::Randomness { source })?,
         rendezvous: via.rendezvous,
-        stun: via.stun,
+        // The TURN server answers STUN too: the second server to tell an
+        // easy NAT from a hard one, when --stun names none.
+        stun: via.stun.or(via.turn.as_ref().map(|t| t.server)),
         host,
         relayed: None,
         path_wait: via.path_wait,
@@ -53,31 +56,46 @@ pub fn find_path(
     let mut failure = None;
     let mut nat = None;
     let mut gone = false;
-    let outcome = find(main, &options.socket, config, shutdown, &mut |event| {
-        match event {
-            TraverseEvent::Failed(why) => failure = Some(why.describe()),
-            TraverseEvent::Nat(kind) => nat = Some(*kind),
-            _ => {}
-        }
-        let event = Event::Path {
-            at: SystemTime::now(),
-            event: event.clone(),
-        };
-        if report(&tally, display, &event)? == Shown::ReaderGone {
-            gone = true;
-        }
-        Ok(())
-    })?;
+    let outcome = find(
+        main,
+        &options.socket,
+        config,
+        via.turn.as_ref(),
+        shutdown,
+        &mut |event| {
+            match event {
+                TraverseEvent::Failed(why) => failure = Some(why.describe()),
+                TraverseEvent::Nat(kind) => nat = Some(kind.to_owned()),
+                _ => {}
+            }
+            let event = Event::Path {
+                at: SystemTime::now(),
+                event: event.clone(),
+            };
+            if report(&tally, display, &event)? == Shown::ReaderGone {
+                gone = true;
+            }
+            Ok(())
+        },
+    )?;
     if gone {
         return Ok(None);
     }
     match outcome {
         Outcome::Found(path) => {
-            let (endpoint, buffers, found) = *path;
+            let (endpoint, buffers, found, client) = *path;
             let behind = nat.is_some_and(|k| k != NatKind::None);
             let keeper = Keeper::new(code.nameplate(), behind, &found);
+            let pipeline = Pipeline::from_endpoint((endpoint, buffers), options.max_size);
+            if let Some(client) = client {
+                // The path goes through this side's relay: so does what
+                // the chat sends to the peer.
+                let outbox = pipeline.outbox();
+                outbox.set_relay(Relay::new(client, found.peer, Instant::now()));
+                outbox.flush_relay();
+            }
             Ok(Some(Path {
-                pipeline: Pipeline::from_endpoint((endpoint, buffers), options.max_size),
+                pipeline,
                 found,
                 keeper,
             }))
