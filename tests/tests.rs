@@ -31,6 +31,7 @@ mod pipes;
 mod ports;
 mod protocol;
 mod pysession;
+mod relay;
 mod rendezvous;
 mod roaming;
 mod security;
