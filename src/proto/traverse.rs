@@ -1,5 +1,5 @@
 //! Finding a path to the other side of a code through NATs
-//! (`dgram chat --via`, `docs/PROTOCOL.md` section 13), as a state machine
+//! (`dgram chat --via`, `docs/PROTOCOL.md` section 14), as a state machine
 //! without input or output: datagrams in with the socket they came to,
 //! their source and the time; datagrams out with the socket to send them
 //! from; events out; the next time it must be woken.
@@ -1828,6 +1828,31 @@ mod tests {
         }
         assert_eq!(failure, Some(Failure::NoRendezvous { tries: 10 }));
         assert_eq!(now - start, RENDEZVOUS_SILENT);
+    }
+
+    /// The worked example of PROTOCOL.md section 14.5, byte for byte.
+    #[test]
+    fn protocol_md_example_holds() {
+        let doc = include_str!("../../docs/PROTOCOL.md");
+        let hex = |label: &str| -> Vec<u8> {
+            let line = doc
+                .lines()
+                .find(|l| l.starts_with(label))
+                .unwrap_or_else(|| panic!("no {label} line in section 14.5"));
+            line[label.len()..]
+                .split_whitespace()
+                .map(|b| u8::from_str_radix(b, 16).unwrap())
+                .collect()
+        };
+        let mut probe = Probe {
+            kind: KIND_PROBE,
+            number: 7,
+            flags: FLAG_NAT,
+            token: [1, 2, 3, 4, 5, 6, 7, 8],
+        };
+        assert_eq!(encode_probe(&probe).to_vec(), hex("probe:"));
+        probe.kind = KIND_ACK;
+        assert_eq!(encode_probe(&probe).to_vec(), hex("ack:"));
     }
 
     /// Probes and acks are exactly [`PROBE_LEN`] bytes (an ack never
