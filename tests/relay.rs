@@ -89,8 +89,11 @@ fn first(proc: &Proc, name: &str) -> Value {
 /// both take the relayed path (each side says whose relay it is), open
 /// the code's session with the same verify words, and deliver each
 /// other's message through coturn. Counters prove the direct probes were
-/// sent and dropped and that the chat's datagrams went through the relay;
-/// the relay's allocation is given back at the end.
+/// sent and dropped and that the chat's datagrams went through the relay.
+/// Then the direct path opens (the drop rules go): the chat leaves the
+/// relay for it (both sides say so, the other side moves after its path
+/// check) and the next messages go directly. The relay's allocation is
+/// given back at the end.
 #[test]
 fn a_chat_with_no_direct_path_is_relayed_through_coturn() {
     let Some(ns) = Ns::new("coturn") else {
@@ -102,10 +105,13 @@ fn a_chat_with_no_direct_path_is_relayed_through_coturn() {
         "table inet t {\n\
            counter direct_dropped {}\n\
            counter to_relay {}\n\
-           chain input {\n\
-             type filter hook input priority 0;\n\
+           chain block {\n\
+             type filter hook input priority -1;\n\
              ip saddr 127.0.0.2 ip daddr 127.0.0.3 udp sport 40002 counter name direct_dropped drop\n\
              ip saddr 127.0.0.3 ip daddr 127.0.0.2 udp sport 40003 counter name direct_dropped drop\n\
+           }\n\
+           chain input {\n\
+             type filter hook input priority 0;\n\
              ip saddr 127.0.0.3 ip daddr 127.0.0.1 udp sport 40003 udp dport >= 50000 counter name to_relay\n\
            }\n\
          }\n",
@@ -205,15 +211,6 @@ fn a_chat_with_no_direct_path_is_relayed_through_coturn() {
     let got_a = a.next("message");
     assert_eq!(got_b["text"], "through the relay from a");
     assert_eq!(got_a["text"], "through the relay from b");
-    a.close_stdin();
-    b.close_stdin();
-    assert!(a.finish().success(), "{}", a.dump());
-    assert!(b.finish().success(), "{}", b.dump());
-    for side in [&a, &b] {
-        let summary = first(side, "summary");
-        assert_eq!(summary["delivered"], 1, "{summary}");
-        assert_eq!(summary["failed"], 0, "{summary}");
-    }
     let (dropped, _) = ns.counter("direct_dropped");
     let (relayed_in, relayed_bytes) = ns.counter("to_relay");
     assert!(dropped > 0, "the direct probes were sent and dropped");
@@ -222,6 +219,43 @@ fn a_chat_with_no_direct_path_is_relayed_through_coturn() {
         "b's probes, handshake and message went to the relay: {relayed_in}"
     );
     assert!(relayed_bytes > 0);
+
+    // The direct path opens: within the watch's period both sides find it,
+    // b follows a to its own address (after the session's path check),
+    // and what is said next goes directly, not through the relay.
+    sh(&[
+        "ip", "netns", "exec", &ns.0, "nft", "flush", "chain", "inet", "t", "block",
+    ])
+    .unwrap();
+    let direct_a = a.next("path_direct");
+    let direct_b = b.next("path_direct");
+    assert_eq!(direct_a["to"], "127.0.0.3:40003");
+    assert_eq!(direct_b["to"], "127.0.0.2:40002");
+    let moved = b.next("peer_moved");
+    assert_eq!(moved["from"], relayed.as_str());
+    assert_eq!(moved["to"], "127.0.0.2:40002");
+    let (before, _) = ns.counter("to_relay");
+    a.write_line("directly from a");
+    b.write_line("directly from b");
+    assert_eq!(b.next("message")["text"], "directly from a");
+    assert_eq!(a.next("message")["text"], "directly from b");
+    assert_eq!(b.next("receipt")["status"], "delivered");
+    assert_eq!(a.next("receipt")["status"], "delivered");
+    let (after, _) = ns.counter("to_relay");
+    assert_eq!(
+        after, before,
+        "after the move nothing of b's went through the relay"
+    );
+
+    a.close_stdin();
+    b.close_stdin();
+    assert!(a.finish().success(), "{}", a.dump());
+    assert!(b.finish().success(), "{}", b.dump());
+    for side in [&a, &b] {
+        let summary = first(side, "summary");
+        assert_eq!(summary["delivered"], 2, "{summary}");
+        assert_eq!(summary["failed"], 0, "{summary}");
+    }
     // The allocation was given back (a Refresh with LIFETIME 0).
     let turn_log = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(

@@ -213,6 +213,10 @@ enum Wire<'a> {
         time: String,
         reason: String,
     },
+    PathDirect {
+        time: String,
+        to: SocketAddr,
+    },
     PeerNotFollowed {
         name: &'a str,
         at: SocketAddr,
@@ -837,6 +841,7 @@ fn path_wire(at: std::time::SystemTime, event: &TraverseEvent) -> Option<Wire<'_
                 })
                 .collect(),
         },
+        TraverseEvent::DirectAgain { to } => Wire::PathDirect { time, to: *to },
         TraverseEvent::Failed(failure) => Wire::PathFailed {
             time,
             reason: failure.describe(),

@@ -427,6 +427,10 @@ fn path_line(event: &TraverseEvent) -> Option<String> {
             line
         }
         TraverseEvent::Failed(failure) => format!("!! {}", failure.describe()),
+        TraverseEvent::DirectAgain { to } => format!(
+            "path: {} answered directly: the chat leaves the relay (the session checks the new path first)",
+            shown(*to)
+        ),
     })
 }
 

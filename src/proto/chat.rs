@@ -596,6 +596,19 @@ impl Core {
         self.sessions.as_ref()?.verify_at(peer)
     }
 
+    /// Offers the secure session with `peer` a new path: a keepalive to
+    /// `via`, which the peer checks and moves to, after which this side
+    /// hears it from there and follows (`chat --via` leaving a relay for
+    /// a direct path). False when there is no session with `peer`.
+    pub fn try_path(&mut self, now: Instant, peer: SocketAddr, via: SocketAddr) -> bool {
+        let Some(sessions) = self.sessions.as_mut() else {
+            return false;
+        };
+        let sent = sessions.keepalive_via(now, peer, via);
+        self.flush_handshakes();
+        sent
+    }
+
     /// True when this side opens secure sessions (`--key-file` or
     /// `--code` outside a group).
     pub fn has_sessions(&self) -> bool {

@@ -366,6 +366,24 @@ impl Sessions {
         Some(live.channel.seal(now, inner))
     }
 
+    /// Sends a keepalive of the session at `addr` to `via` instead: a
+    /// path that may now work (a direct one after a relayed path). The
+    /// peer checks the new address (section 10.8) before it moves there,
+    /// and then speaks from its side of it, which moves this side too.
+    /// False when no session at `addr` may send.
+    pub fn keepalive_via(&mut self, now: Instant, addr: SocketAddr, via: SocketAddr) -> bool {
+        let Some(id) = self.id_at(addr) else {
+            return false;
+        };
+        let live = self.live.get_mut(&id).expect("found");
+        if !live.confirmed {
+            return false;
+        }
+        let keepalive = live.channel.seal(now, &[]);
+        self.out.push((via, keepalive));
+        true
+    }
+
     /// Opens a secured datagram: the peer's run session, the inner bytes
     /// (empty: a keepalive that confirms the keys), and the messages that
     /// waited for the peer to confirm, when this datagram confirmed it.

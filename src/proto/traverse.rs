@@ -397,6 +397,12 @@ pub enum TraverseEvent {
     },
     /// The path.
     Found(Found),
+    /// During a relayed chat, a direct address of the other side
+    /// answered: the session is offered it and leaves the relay.
+    DirectAgain {
+        /// The address.
+        to: SocketAddr,
+    },
     /// No path.
     Failed(Failure),
 }
@@ -1284,10 +1290,19 @@ impl Traversal {
 /// How often a nomination is repeated until it is acked.
 pub const NOMINATE_EVERY: Duration = Duration::from_millis(100);
 
+/// How often a relayed chat probes the other side's direct addresses, to
+/// leave the relay when a direct path opens.
+pub const WATCH_EVERY: Duration = Duration::from_secs(5);
+
 /// Answers probes after the path was found: a chat that went through the
 /// rendezvous keeps acking the other side's late probes and nominations
 /// (its own were acked, the other's may still be in flight) and counts
 /// the rest of the traversal's datagrams rather than refusing them.
+///
+/// On a relayed path it also **watches** for a direct one: every
+/// [`WATCH_EVERY`] it probes the other side's direct candidates (both
+/// sides do, so both NATs open); the first ack names the direct address
+/// to offer the session ([`crate::proto::chat::Core::try_path`]).
 #[derive(Debug, Clone)]
 pub struct Keeper {
     number: u16,
@@ -1296,21 +1311,107 @@ pub struct Keeper {
     chosen: SocketAddr,
     /// Probes are answered only from the other side's IP addresses.
     peer_ips: Vec<IpAddr>,
+    /// On a relayed path: the direct addresses probed, the token, when
+    /// next.
+    watch: Option<Watch>,
+}
+
+#[derive(Debug, Clone)]
+struct Watch {
+    targets: Vec<SocketAddr>,
+    token: [u8; 8],
+    next: Instant,
 }
 
 impl Keeper {
-    /// A keeper for the path `found` of the code `number`.
-    pub fn new(number: u16, nat: bool, found: &Found) -> Keeper {
+    /// A keeper for the path `found` of the code `number`; `token` (random)
+    /// is its watch's probes' token.
+    pub fn new(number: u16, nat: bool, found: &Found, token: [u8; 8], now: Instant) -> Keeper {
         let mut peer_ips: Vec<IpAddr> = found.tried.iter().map(|t| t.addr.ip()).collect();
         peer_ips.push(found.peer.ip());
         peer_ips.sort();
         peer_ips.dedup();
+        let watch = match found.kind {
+            PathKind::Relayed { via } => {
+                let targets: Vec<SocketAddr> = found
+                    .tried
+                    .iter()
+                    .filter(|t| t.origin != Origin::Searched && t.addr != via)
+                    .map(|t| t.addr)
+                    .chain((found.peer != via).then_some(found.peer))
+                    .fold(Vec::new(), |mut all, a| {
+                        if !all.contains(&a) {
+                            all.push(a);
+                        }
+                        all
+                    });
+                (!targets.is_empty()).then(|| Watch {
+                    targets,
+                    token,
+                    next: now + WATCH_EVERY,
+                })
+            }
+            _ => None,
+        };
         Keeper {
             number,
             flags: if nat { FLAG_NAT } else { 0 },
             chosen: found.peer,
             peer_ips,
+            watch,
         }
+    }
+
+    /// The chat's peer as the path search left it.
+    pub fn peer(&self) -> SocketAddr {
+        self.chosen
+    }
+
+    /// When the watch probes next (`None`: not watching).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.watch.as_ref().map(|w| w.next)
+    }
+
+    /// The watch's probes due at `now`: (destination, probe). They go
+    /// straight from the socket, never through a relay.
+    pub fn due(&mut self, now: Instant) -> Vec<(SocketAddr, [u8; PROBE_LEN])> {
+        let Some(watch) = self.watch.as_mut() else {
+            return Vec::new();
+        };
+        if now < watch.next {
+            return Vec::new();
+        }
+        watch.next = now + WATCH_EVERY;
+        let probe = encode_probe(&Probe {
+            kind: KIND_PROBE,
+            number: self.number,
+            flags: self.flags,
+            token: watch.token,
+        });
+        watch.targets.iter().map(|t| (*t, probe)).collect()
+    }
+
+    /// An ack to the watch's probes from `from`: the direct address that
+    /// answered (the watch ends), else `None`.
+    pub fn on_ack(
+        &mut self,
+        from: SocketAddr,
+        datagram: &[u8],
+        relayed: bool,
+    ) -> Option<SocketAddr> {
+        let watch = self.watch.as_ref()?;
+        let ack = decode_probe(datagram)?;
+        if relayed
+            || ack.kind != KIND_ACK
+            || ack.number != self.number
+            || ack.token != watch.token
+            || ack.flags & FLAG_RELAYED != 0
+            || !watch.targets.contains(&from)
+        {
+            return None;
+        }
+        self.watch = None;
+        Some(from)
     }
 
     /// The answer to `datagram` from `from`, if it is a probe to answer;

@@ -27,7 +27,7 @@ use crate::net::limits::payload_limit;
 use crate::proto::chat::SentKind;
 use crate::proto::chat::{Incoming, Waiting};
 use crate::proto::envelope::MAGIC;
-use crate::proto::traverse::{self, Keeper};
+use crate::proto::traverse::{self, Keeper, TraverseEvent};
 use crate::proto::{ChatConfig, ChatEvent, Core, Entropy, Handover, Member, SendError, SentAs};
 
 /// Sends chat messages and answers what arrives; cheap to clone (the
@@ -49,7 +49,7 @@ pub struct Driver {
     notes_plain: bool,
     /// After `chat --via`: answers the path search's late probes, which
     /// are not the core's.
-    keeper: Option<Arc<Keeper>>,
+    keeper: Option<Arc<Mutex<Keeper>>>,
 }
 
 impl Driver {
@@ -84,10 +84,19 @@ impl Driver {
         })
     }
 
+    /// Offers the session with `peer` the path to `via` (see
+    /// [`Core::try_path`]).
+    pub fn try_path(&self, peer: SocketAddr, via: SocketAddr) -> bool {
+        let mut core = self.lock();
+        let sent = core.try_path(Instant::now(), peer, via);
+        let _ = self.flush(core);
+        sent
+    }
+
     /// Answers the path search's late probes with `keeper` (after `chat
     /// --via`).
     pub fn with_keeper(mut self, keeper: Option<Keeper>) -> Driver {
-        self.keeper = keeper.map(Arc::new);
+        self.keeper = keeper.map(|k| Arc::new(Mutex::new(k)));
         self
     }
 
@@ -321,8 +330,29 @@ impl Handler for ChatHandler {
             // a late STUN or rendezvous answer): a probe is acked, so
             // that a nomination repeated after this side took the path
             // is answered; all are counted, none is the chat's.
+            let mut keeper = keeper.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(ack) = keeper.answer(from, &datagram.payload, false) {
                 let _ = outbox.send_as(&ack, from, SentKind::Control);
+            }
+            if let Some(direct) = keeper.on_ack(from, &datagram.payload, false) {
+                // A direct path answered during a relayed chat: leave the
+                // relay for it. Sending there directly moves the other
+                // side (it checks the path first), and its answers from
+                // there move this side.
+                let peer = keeper.peer();
+                drop(keeper);
+                let _ = outbox.emit(Event::Path {
+                    at: std::time::SystemTime::now(),
+                    event: TraverseEvent::DirectAgain { to: direct },
+                });
+                // Through this side's relay, the peer's own address: stop
+                // wrapping. Either way a keepalive goes there directly,
+                // so that the other side hears this one from its own
+                // address and moves (after its path check).
+                if let Some(relay) = outbox.relay() {
+                    relay.go_direct(direct);
+                }
+                self.driver.try_path(peer, direct);
             }
             return outbox.emit_received(Event::Secure(SecureEvent::Control {
                 from,
@@ -374,6 +404,15 @@ impl Handler for ChatHandler {
             return Some(Instant::now());
         }
         let core = self.driver.lock().poll_timeout();
+        let watch = self
+            .driver
+            .keeper
+            .as_ref()
+            .and_then(|k| k.lock().unwrap_or_else(|e| e.into_inner()).poll_timeout());
+        let core = match watch {
+            Some(watch) => Some(core.map_or(watch, |c| c.min(watch))),
+            None => core,
+        };
         match self.driver.outbox.relay().and_then(|r| r.poll_timeout()) {
             Some(relay) => Some(core.map_or(relay, |c| c.min(relay))),
             None => core,
@@ -381,6 +420,17 @@ impl Handler for ChatHandler {
     }
 
     fn on_wake(&mut self, outbox: &Outbox) -> Result<(), Closed> {
+        if let Some(keeper) = &self.driver.keeper {
+            let due = keeper
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .due(Instant::now());
+            for (to, probe) in due {
+                // Straight from the socket: the point is the direct path.
+                let mut drained = Vec::new();
+                let _ = outbox.endpoint().send_to(&probe, to, &mut drained);
+            }
+        }
         if let Some(relay) = outbox.relay() {
             relay.handle_timeout();
             outbox.flush_relay();

@@ -18,6 +18,8 @@ pub struct Relay {
     client: Mutex<TurnClient>,
     server: SocketAddr,
     peer: SocketAddr,
+    /// A direct path to the peer answered: no more routing.
+    direct: std::sync::atomic::AtomicBool,
 }
 
 /// What a datagram from the TURN server was.
@@ -45,6 +47,7 @@ impl Relay {
             server: client.server(),
             client: Mutex::new(client),
             peer,
+            direct: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -55,7 +58,19 @@ impl Relay {
 
     /// True when datagrams to `to` go through the relay.
     pub fn routes(&self, to: SocketAddr) -> bool {
-        to == self.peer
+        to == self.peer && !self.direct.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The peer answered at its own address directly: send there without
+    /// the relay from now on (the allocation lives on until the end, for
+    /// what is still in flight through it).
+    pub fn go_direct(&self, to: SocketAddr) -> bool {
+        if to != self.peer {
+            return false;
+        }
+        self.direct
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        true
     }
 
     /// `payload` wrapped for the server; `None` when it cannot be (the

@@ -85,7 +85,8 @@ pub fn find_path(
         Outcome::Found(path) => {
             let (endpoint, buffers, found, client) = *path;
             let behind = nat.is_some_and(|k| k != NatKind::None);
-            let keeper = Keeper::new(code.nameplate(), behind, &found);
+            let token = entropy::secret().map_err(|source| Error::Randomness { source })?;
+            let keeper = Keeper::new(code.nameplate(), behind, &found, token, Instant::now());
             let pipeline = Pipeline::from_endpoint((endpoint, buffers), options.max_size);
             if let Some(client) = client {
                 // The path goes through this side's relay: so does what
