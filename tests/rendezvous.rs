@@ -244,6 +244,52 @@ fn padded_stun_binding_is_answered() {
     stop(&mut service);
 }
 
+/// The service answers STUN at a second port too, and says where in its
+/// answers (OTHER-ADDRESS, for a request with room for it): a client that
+/// asks both learns the same public address from each (no NAT here), and
+/// the second port registers no one. `--no-other-port` leaves it out.
+#[test]
+fn a_second_port_answers_stun_and_is_announced() {
+    let (mut service, at) = self::service(&[]);
+    let start = service.first_event("rendezvous_start");
+    let other: SocketAddr = start["other"]
+        .as_str()
+        .expect("a second port")
+        .parse()
+        .unwrap();
+    assert_eq!(other.ip(), at.ip());
+    assert_ne!(other.port(), at.port());
+    let socket = client();
+    socket
+        .send_to(&stun::binding_request(b"dgram-test-2", 80), at)
+        .unwrap();
+    let message = stun::decode(&recv(&socket, &service)).expect("a STUN message");
+    assert_eq!(message.other, Some(other));
+    assert_eq!(message.mapped, Some(socket.local_addr().unwrap()));
+    socket
+        .send_to(&stun::binding_request(b"dgram-test-3", 80), other)
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let (len, from) = socket.recv_from(&mut buf).unwrap();
+    assert_eq!(from, other, "answered from the second port");
+    let message = stun::decode(&buf[..len]).expect("a STUN message");
+    assert_eq!(message.mapped, Some(socket.local_addr().unwrap()));
+    assert_eq!(message.other, None);
+    socket.send_to(&register(7, 1, &[]), other).unwrap();
+    assert_eq!(service.next("refused")["reason"], "not_rendezvous");
+    assert!(drain(&socket).is_empty());
+    stop(&mut service);
+
+    let (mut lone, at) = self::service(&["--no-other-port"]);
+    assert!(lone.first_event("rendezvous_start")["other"].is_null());
+    socket
+        .send_to(&stun::binding_request(b"dgram-test-4", 80), at)
+        .unwrap();
+    let message = stun::decode(&recv(&socket, &lone)).expect("a STUN message");
+    assert_eq!(message.other, None);
+    stop(&mut lone);
+}
+
 /// Over IPv6 the response needs 44 bytes (52 with FINGERPRINT): a
 /// 40-byte request is not answered, a 44- and a 52-byte one are, with the
 /// client's IPv6 address. On a dual-stack socket (`[::]`), an IPv4 client

@@ -50,6 +50,16 @@ pub struct RendezvousArgs {
     /// registration (1 to 3600).
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = parse::count::<u64>(1, 3600))]
     open_for: u64,
+    /// A second port, on ADDR's address, that answers only STUN; the
+    /// first port's Binding responses announce it (OTHER-ADDRESS, RFC
+    /// 5780), so that a peer asks both and sees whether its NAT takes a
+    /// new port per destination (default: ADDR's port + 1; 0: any).
+    #[arg(long, value_name = "PORT", conflicts_with = "no_other_port")]
+    other_port: Option<u16>,
+    /// No second port (peers then need --stun or --turn to tell a hard
+    /// NAT).
+    #[arg(long)]
+    no_other_port: bool,
 }
 
 /// `dgram rendezvous` as the command line asks for it: on stdout, until
@@ -66,13 +76,29 @@ pub fn main(args: RendezvousArgs) -> Result<(), Error> {
         open_for: Duration::from_secs(args.open_for),
         ..Limits::default()
     };
-    run(args.addr, format, limits, &shutdown, &mut sink::stdout()).map(|_| ())
+    let other = (!args.no_other_port).then(|| {
+        let port = args.other_port.unwrap_or(match args.addr.port() {
+            0 | u16::MAX => 0,
+            port => port + 1,
+        });
+        SocketAddr::new(args.addr.ip(), port)
+    });
+    run(
+        args.addr,
+        other,
+        format,
+        limits,
+        &shutdown,
+        &mut sink::stdout(),
+    )
+    .map(|_| ())
 }
 
 /// Serves on `addr` until `shutdown` asks, writing its lines to `out`;
 /// returns what the service counted.
 pub fn run(
     addr: SocketAddr,
+    other: Option<SocketAddr>,
     format: Format,
     limits: Limits,
     shutdown: &Shutdown,
@@ -83,8 +109,28 @@ pub fn run(
         .local_addr()
         .map_err(|source| Error::LocalAddr { source })?;
     let mut service = Service::new(limits);
+    let second = match other {
+        Some(other) => {
+            let second = UdpSocket::bind(other).map_err(|source| Error::Bind {
+                addr: other,
+                source,
+            })?;
+            let second_local = second
+                .local_addr()
+                .map_err(|source| Error::LocalAddr { source })?;
+            second
+                .set_nonblocking(true)
+                .map_err(|source| Error::SetOption {
+                    option: "O_NONBLOCK",
+                    source,
+                })?;
+            service = service.with_other(second_local);
+            Some((second, second_local))
+        }
+        None => None,
+    };
     let mut display = Display { format, out };
-    display.start(local, &limits)?;
+    display.start(local, second.as_ref().map(|(_, a)| *a), &limits)?;
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut send_failed = 0u64;
     loop {
@@ -102,6 +148,33 @@ pub fn run(
                 option: "SO_RCVTIMEO",
                 source,
             })?;
+        if let Some((second, _)) = &second {
+            // Both ports: wait on either, then take what each has.
+            let ready = crate::net::group::wait_readable(
+                &socket2::SockRef::from(&socket),
+                &socket2::SockRef::from(second),
+                wait,
+            )
+            .map_err(|source| Error::Receive { local, source })?;
+            socket
+                .set_nonblocking(true)
+                .map_err(|source| Error::SetOption {
+                    option: "O_NONBLOCK",
+                    source,
+                })?;
+            if ready {
+                // Bounded: a flood at the second port cannot starve the
+                // first.
+                for _ in 0..64 {
+                    match second.recv_from(&mut buf) {
+                        Ok((len, from)) => {
+                            service.handle_other(Instant::now(), from, &buf[..len]);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
         match socket.recv_from(&mut buf) {
             Ok((len, from)) => service.handle(Instant::now(), from, &buf[..len]),
             Err(e)
@@ -119,9 +192,13 @@ pub fn run(
             Err(source) => return Err(Error::Receive { local, source }),
         }
         while let Some(transmit) = service.poll_transmit() {
+            let from = match (&second, transmit.from_other) {
+                (Some((second, _)), true) => second,
+                _ => &socket,
+            };
             // An answer that cannot be sent (its sender has gone, a route
             // is missing) is that peer's loss, never the service's end.
-            if socket.send_to(&transmit.bytes, transmit.to).is_err() {
+            if from.send_to(&transmit.bytes, transmit.to).is_err() {
                 send_failed += 1;
             }
         }
@@ -162,12 +239,18 @@ impl Display<'_> {
             .map_err(|source| Error::WriteOutput { source })
     }
 
-    fn start(&mut self, local: SocketAddr, limits: &Limits) -> Result<(), Error> {
+    fn start(
+        &mut self,
+        local: SocketAddr,
+        other: Option<SocketAddr>,
+        limits: &Limits,
+    ) -> Result<(), Error> {
         let line = match self.format {
             Format::Json => object(
                 "rendezvous_start",
                 json!({
                     "local": local.to_string(),
+                    "other": other.map(|o| o.to_string()),
                     "max_numbers": limits.max_numbers,
                     "max_sources": limits.max_sources,
                     "burst": limits.burst,
@@ -178,8 +261,17 @@ impl Display<'_> {
             ),
             Format::Human => format!(
                 "rendezvous on {local}: dgram registrations and STUN Binding requests \
-                 (at most {} numbers; {} datagrams at once and {} a second per source)",
-                limits.max_numbers, limits.burst, limits.per_second
+                 (at most {} numbers; {} datagrams at once and {} a second per source){}",
+                limits.max_numbers,
+                limits.burst,
+                limits.per_second,
+                match other {
+                    Some(other) => format!(
+                        "; STUN also on {other}, announced in the answers (OTHER-ADDRESS) so \
+                         that peers can tell a NAT that takes a new port per destination"
+                    ),
+                    None => String::new(),
+                }
             ),
         };
         self.write(line)

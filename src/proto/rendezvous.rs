@@ -355,6 +355,9 @@ pub struct Transmit {
     pub to: SocketAddr,
     /// The bytes.
     pub bytes: Vec<u8>,
+    /// Send it from the service's second address ([`Service::with_other`]):
+    /// it answers a datagram that came there.
+    pub from_other: bool,
 }
 
 /// Why a datagram got no answer or a refusal.
@@ -540,6 +543,8 @@ pub struct Service {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
+    /// The second address it answers STUN at, announced in responses.
+    other: Option<SocketAddr>,
 }
 
 impl Service {
@@ -552,6 +557,37 @@ impl Service {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            other: None,
+        }
+    }
+
+    /// The service also answers STUN at `other` (its second address):
+    /// its Binding responses say so (OTHER-ADDRESS, RFC 5780), so that a
+    /// peer can ask both and see whether its NAT maps per destination.
+    pub fn with_other(mut self, other: SocketAddr) -> Service {
+        self.other = Some(other);
+        self
+    }
+
+    /// Takes one datagram that came to the second address: a STUN Binding
+    /// request is answered from there (under the same rate limit), all
+    /// else is refused.
+    pub fn handle_other(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        self.stats.received += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+        if !self.take_token(now, bucket_key(source.ip())) {
+            self.stats.rate_limited += 1;
+            return;
+        }
+        if !matches!(datagram.first(), Some(0 | 1)) {
+            return self.refuse(source, datagram.len(), Refusal::Other);
+        }
+        let before = self.transmits.len();
+        let other = self.other.take();
+        self.stun(source, datagram);
+        self.other = other;
+        for transmit in self.transmits.iter_mut().skip(before) {
+            transmit.from_other = true;
         }
     }
 
@@ -674,7 +710,11 @@ impl Service {
     }
 
     fn send(&mut self, to: SocketAddr, bytes: Vec<u8>) {
-        self.transmits.push_back(Transmit { to, bytes });
+        self.transmits.push_back(Transmit {
+            to,
+            bytes,
+            from_other: false,
+        });
     }
 
     /// A well-formed registration (section 12.3).
@@ -772,7 +812,12 @@ impl Service {
         }
         let (answer, error) = if message.unknown_required.is_empty() {
             (
-                stun::binding_success(&message.transaction, source, datagram.len()),
+                stun::binding_success_other(
+                    &message.transaction,
+                    source,
+                    self.other,
+                    datagram.len(),
+                ),
                 0,
             )
         } else {
@@ -1264,6 +1309,37 @@ mod tests {
             ("a STUN Binding request padded to 40 bytes", stun_request),
             ("its response", stun_response.bytes),
         ]
+    }
+
+    /// A service with a second address announces it in its Binding
+    /// responses (when the request has room), answers STUN there from
+    /// there under the same rate limit, and refuses anything else there.
+    #[test]
+    fn the_second_address_answers_stun_only() {
+        let other: SocketAddr = "203.0.113.10:3479".parse().unwrap();
+        let mut service = Service::new(Limits::default()).with_other(other);
+        let now = Instant::now();
+        let source: SocketAddr = "198.51.100.1:40000".parse().unwrap();
+        let transaction = [3u8; 12];
+        service.handle(now, source, &stun::binding_request(&transaction, 80));
+        let answer = service.poll_transmit().unwrap();
+        assert!(!answer.from_other);
+        let message = stun::decode(&answer.bytes).unwrap();
+        assert_eq!((message.mapped, message.other), (Some(source), Some(other)));
+
+        service.handle_other(now, source, &stun::binding_request(&transaction, 80));
+        let answer = service.poll_transmit().unwrap();
+        assert!(answer.from_other);
+        let message = stun::decode(&answer.bytes).unwrap();
+        assert_eq!((message.mapped, message.other), (Some(source), None));
+
+        let register = encode_register(7, [1; 8], &[]).unwrap();
+        service.handle_other(now, source, &register);
+        assert!(
+            service.poll_transmit().is_none(),
+            "no registration at the second address"
+        );
+        assert_eq!(service.held(), 0);
     }
 
     /// Every example in PROTOCOL.md section 12.7 is what this code

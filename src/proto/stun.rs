@@ -53,6 +53,10 @@ pub const ATTR_PADDING: u16 = 0x0026;
 pub const ATTR_SOFTWARE: u16 = 0x8022;
 /// FINGERPRINT (RFC 8489, 14.7).
 pub const ATTR_FINGERPRINT: u16 = 0x8028;
+/// OTHER-ADDRESS (RFC 5780, 7.4): where else the server answers, so that a
+/// client can see whether its NAT maps per destination. Comprehension
+/// optional; encoded as MAPPED-ADDRESS is (not XORed).
+pub const ATTR_OTHER_ADDRESS: u16 = 0x802C;
 
 /// What FINGERPRINT's CRC-32 is XORed with ("STUN").
 const FINGERPRINT_XOR: u32 = 0x5354_554E;
@@ -103,6 +107,9 @@ pub struct Message {
     pub transaction: [u8; 12],
     /// XOR-MAPPED-ADDRESS, decoded (responses).
     pub mapped: Option<SocketAddr>,
+    /// OTHER-ADDRESS, decoded (responses of a server with a second
+    /// address).
+    pub other: Option<SocketAddr>,
     /// SOFTWARE, as sent (not escaped: escape before showing it).
     pub software: Option<Vec<u8>>,
     /// Whether a FINGERPRINT was present (it was checked: a wrong one is
@@ -143,6 +150,7 @@ pub fn decode(datagram: &[u8]) -> Result<Message, NotStun> {
         kind,
         transaction,
         mapped: None,
+        other: None,
         software: None,
         fingerprint: false,
         unknown_required: Vec::new(),
@@ -181,6 +189,7 @@ pub fn decode(datagram: &[u8]) -> Result<Message, NotStun> {
                 message.mapped = Some(xor_address(value, &transaction).ok_or(NotStun::Attribute)?);
             }
             ATTR_SOFTWARE => message.software = Some(value.to_vec()),
+            ATTR_OTHER_ADDRESS => message.other = plain_address(value),
             _ if attr < 0x8000 && !UNDERSTOOD.contains(&attr) => {
                 message.unknown_required.push(attr);
             }
@@ -189,6 +198,41 @@ pub fn decode(datagram: &[u8]) -> Result<Message, NotStun> {
         at = next;
     }
     Ok(message)
+}
+
+/// Decodes a MAPPED-ADDRESS-shaped value (RFC 8489, 14.1): reserved byte,
+/// family, port, address, none of it XORed.
+fn plain_address(value: &[u8]) -> Option<SocketAddr> {
+    let port = u16::from_be_bytes([*value.get(2)?, *value.get(3)?]);
+    match (value.first()?, value.get(1)?, value.len()) {
+        (0, 1, 8) => {
+            let ip: [u8; 4] = value[4..8].try_into().ok()?;
+            Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port))
+        }
+        (0, 2, 20) => {
+            let ip: [u8; 16] = value[4..20].try_into().ok()?;
+            Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port))
+        }
+        _ => None,
+    }
+}
+
+/// The value of a MAPPED-ADDRESS-shaped attribute for `addr`.
+fn plain_address_value(addr: SocketAddr) -> Vec<u8> {
+    let mut value = Vec::with_capacity(20);
+    match addr.ip() {
+        IpAddr::V4(v4) => {
+            value.extend_from_slice(&[0, 1]);
+            value.extend_from_slice(&addr.port().to_be_bytes());
+            value.extend_from_slice(&v4.octets());
+        }
+        IpAddr::V6(v6) => {
+            value.extend_from_slice(&[0, 2]);
+            value.extend_from_slice(&addr.port().to_be_bytes());
+            value.extend_from_slice(&v6.octets());
+        }
+    }
+    value
 }
 
 /// Decodes an XOR-MAPPED-ADDRESS value (RFC 8489, 14.2).
@@ -309,6 +353,18 @@ pub fn binding_success(
     source: SocketAddr,
     budget: usize,
 ) -> Option<Vec<u8>> {
+    binding_success_other(transaction, source, None, budget)
+}
+
+/// [`binding_success`] from a server that also answers at `other`:
+/// OTHER-ADDRESS (RFC 5780) goes in only when it fits with FINGERPRINT
+/// (a request padded to 52 bytes for IPv4, 76 for IPv6, or more).
+pub fn binding_success_other(
+    transaction: &[u8; 12],
+    source: SocketAddr,
+    other: Option<SocketAddr>,
+    budget: usize,
+) -> Option<Vec<u8>> {
     let mut builder = Builder::new(BINDING_SUCCESS, transaction);
     builder.attribute(
         ATTR_XOR_MAPPED_ADDRESS,
@@ -318,7 +374,13 @@ pub fn binding_success(
     if bare > budget {
         return None;
     }
-    if bare + 8 <= budget {
+    if let Some(other) = other {
+        let value = plain_address_value(other);
+        if bare + 4 + value.len() + 8 <= budget {
+            builder.attribute(ATTR_OTHER_ADDRESS, &value);
+        }
+    }
+    if builder.0.len() + 8 <= budget {
         builder.fingerprint();
     }
     Some(builder.finish())
@@ -628,5 +690,28 @@ mod tests {
             36
         );
         assert_eq!(unknown_attributes(&TRANSACTION, &[0x0024], 35), None);
+    }
+
+    /// OTHER-ADDRESS goes into a Binding response only with room for it
+    /// and FINGERPRINT (52 bytes for IPv4, 76 for IPv6), decodes to the
+    /// address given, and never makes the answer larger than the request.
+    #[test]
+    fn other_address_only_when_it_fits() {
+        let transaction = [7u8; 12];
+        let source: SocketAddr = "198.51.100.1:40000".parse().unwrap();
+        let other: SocketAddr = "203.0.113.10:3479".parse().unwrap();
+        for budget in [32usize, 40, 48, 52, 64, 80] {
+            let answer = binding_success_other(&transaction, source, Some(other), budget).unwrap();
+            assert!(answer.len() <= budget, "{budget}: {}", answer.len());
+            let message = decode(&answer).unwrap();
+            assert_eq!(message.mapped, Some(source));
+            assert_eq!(message.other, (budget >= 52).then_some(other), "{budget}");
+        }
+        let v6: SocketAddr = "[2001:db8::1]:40000".parse().unwrap();
+        let other6: SocketAddr = "[2001:db8::10]:3479".parse().unwrap();
+        let answer = binding_success_other(&transaction, v6, Some(other6), 76).unwrap();
+        assert_eq!(decode(&answer).unwrap().other, Some(other6));
+        let answer = binding_success_other(&transaction, v6, Some(other6), 75).unwrap();
+        assert_eq!(decode(&answer).unwrap().other, None);
     }
 }

@@ -89,8 +89,9 @@ pub const SEARCH_MAX: usize = 4000;
 const SEARCH_LOWEST_PORT: u16 = 1024;
 
 /// STUN requests are padded to this many bytes so that the rendezvous
-/// can answer with FINGERPRINT for either family (section 12.5).
-const STUN_PAD: usize = 64;
+/// can answer with OTHER-ADDRESS and FINGERPRINT for either family
+/// (section 12.5).
+const STUN_PAD: usize = 80;
 /// STUN requests are repeated this often, this many times.
 const STUN_EVERY: Duration = Duration::from_millis(400);
 const STUN_TRIES: u32 = 5;
@@ -701,7 +702,7 @@ impl Traversal {
         relayed: bool,
     ) -> bool {
         if stun::looks_like_stun(datagram) {
-            return self.handle_stun(from, datagram);
+            return self.handle_stun(now, from, datagram);
         }
         if let Some(answer) = rendezvous::decode_answer(datagram) {
             if from != self.config.rendezvous || answer.number != self.config.number {
@@ -723,7 +724,7 @@ impl Traversal {
         true
     }
 
-    fn handle_stun(&mut self, from: SocketAddr, datagram: &[u8]) -> bool {
+    fn handle_stun(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) -> bool {
         let Ok(message) = stun::decode(datagram) else {
             return false;
         };
@@ -745,6 +746,24 @@ impl Traversal {
             server: from,
             mapped,
         });
+        // The rendezvous answers at a second address too (OTHER-ADDRESS):
+        // without --stun, that is the second server to ask.
+        if let Some(other) = message.other
+            && from == self.config.rendezvous
+            && self.stun.len() == 1
+            && other != from
+        {
+            let mut transaction = [0u8; 12];
+            self.rng.fill_bytes(&mut transaction);
+            self.stun.push(StunAsk {
+                server: other,
+                transaction,
+                tries: 0,
+                next: now,
+                mapped: None,
+            });
+            self.stun_due(now);
+        }
         self.settle_nat();
         true
     }
@@ -1574,10 +1593,13 @@ mod tests {
                 now: Instant::now(),
                 routers,
                 sides: Vec::new(),
-                servers: [RENDEZVOUS, STUN2]
-                    .iter()
-                    .map(|a| (a.parse().unwrap(), Service::new(Limits::default())))
-                    .collect(),
+                servers: vec![
+                    (
+                        RENDEZVOUS.parse().unwrap(),
+                        Service::new(Limits::default()).with_other(STUN2.parse().unwrap()),
+                    ),
+                    (STUN2.parse().unwrap(), Service::new(Limits::default())),
+                ],
                 flight: Vec::new(),
                 rendezvous_bytes: (0, 0),
             }
@@ -1832,6 +1854,31 @@ mod tests {
         }
         took.sort();
         assert!(took[took.len() - 1] < Duration::from_secs(10));
+    }
+
+    /// Without `--stun`, the rendezvous's own second address (announced
+    /// in its STUN answers as OTHER-ADDRESS) is the second server: the
+    /// hard side still knows it is hard, and the search finds the path.
+    #[test]
+    fn the_rendezvous_second_address_tells_a_hard_nat() {
+        for seed in 1..=5u64 {
+            let mut world = World::new(vec![
+                Router::new([198, 51, 100, 1], [192, 168, 1], Nat::Easy, seed),
+                Router::new([198, 51, 100, 2], [192, 168, 2], Nat::Hard, seed + 77),
+            ]);
+            world.side("192.168.1.2:5000", Some(0), 1, false);
+            world.run(Duration::from_millis(300));
+            world.side("192.168.2.2:6000", Some(1), 2, false);
+            world.run(Duration::from_secs(15));
+            assert_eq!(world.sides[0].nat, Some(NatKind::Easy));
+            assert_eq!(world.sides[1].nat, Some(NatKind::Hard));
+            for side in 0..2 {
+                assert!(matches!(
+                    found(&world, side).kind,
+                    PathKind::Direct { searched: true, .. }
+                ));
+            }
+        }
     }
 
     /// Two hard NATs: no search can work (neither side's mapping can be
