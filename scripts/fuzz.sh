@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fuzz.sh SECONDS [TARGET...]: runs each cargo-fuzz target (all of them by
 # default: envelope, sealed, session, addr, numbers, hex, command, escape,
-# rendezvous) for SECONDS with libFuzzer, and prints, per target, the
+# rendezvous, traverse) for SECONDS with libFuzzer, and prints, per target, the
 # executions, the corpus grown and the crashes found (kept in
 # fuzz/artifacts/TARGET; make each a regression test). New inputs go to
 # fuzz/work/TARGET; the committed seeds in fuzz/corpus/TARGET are only
