@@ -384,7 +384,10 @@ mod tests {
     fn completion_and_help_cover_every_command() {
         assert_eq!(completions("/s"), vec!["/size", "/sndbuf", "/stats"]);
         assert_eq!(completions("/q"), vec!["/quit"]);
-        assert_eq!(completions("/p"), vec!["/pending", "/plain", "/peers"]);
+        assert_eq!(
+            completions("/p"),
+            vec!["/pending", "/plain", "/peers", "/path"]
+        );
         assert_eq!(help(false).len(), COMMANDS.len() + 2);
     }
 
