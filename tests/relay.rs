@@ -11,7 +11,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::netns::sh;
-use crate::util::{Proc, dgram_path, have, temp_path};
+use crate::util::{Proc, dgram_path, have, temp_path, wait_for};
 
 /// A namespace of its own, deleted (with whatever runs in it) on drop.
 struct Ns(String);
@@ -158,6 +158,21 @@ fn a_chat_with_no_direct_path_is_relayed_through_coturn() {
             log.to_str().unwrap(),
             "--verbose",
         ],
+    );
+    // Coturn is slow to start under a loaded suite: the chat's allocation
+    // waits 3 s, so the test waits for coturn's socket first (its
+    // /proc/PID/net/udp is the namespace's).
+    let udp = format!("/proc/{}/net/udp", turn.pid());
+    wait_for(
+        "coturn to bind 127.0.0.1:3478 in the namespace",
+        || turn.dump(),
+        || {
+            std::fs::read_to_string(&udp)
+                .ok()?
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some("0100007F:0D96"))
+                .then_some(())
+        },
     );
     let dgram = dgram_path();
     let mut rendezvous = ns.run(dgram, &["rendezvous", "127.0.0.1:3479", "--json"]);
