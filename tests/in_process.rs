@@ -130,6 +130,8 @@ fn chat_runs_with_given_streams() {
         code: None,
         log: None,
         group: None,
+        via: None,
+        passive: false,
     };
     let input = Cursor::new(b"hello\n\n/stats\n/quit\nnever sent\n".to_vec());
     let summary = chat::run(
