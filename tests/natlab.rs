@@ -852,3 +852,58 @@ fn a_router_that_rebinds_mid_chat_moves_the_peer() {
     drop(holder);
     world.assert_server_saw_no_chat();
 }
+
+/// `chat --via` on loopback, without namespaces or root: two chats of one
+/// code meet at a rendezvous on 127.0.0.1, each hears the other (the
+/// rendezvous's answers, STUN, the probes), both find a path and open the
+/// session with the same verify words, and a message is delivered. In
+/// the portable build (`--features portable`) the search heard nothing
+/// before (it received with `try_recv`, which never looks there), and
+/// every `chat --via` failed with "no answer from the rendezvous".
+#[test]
+fn chat_via_meets_on_loopback() {
+    let mut rendezvous = Proc::dgram(&["rendezvous", "--json", "127.0.0.1:0"]);
+    let addr = rendezvous.next("rendezvous_start")["local"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = "16-clockwork-crossover-ragtime";
+    let chat = || {
+        Proc::dgram(&[
+            "chat",
+            "--via",
+            &addr,
+            "--code",
+            code,
+            "--json",
+            "--no-history",
+            "--linger",
+            "0",
+        ])
+    };
+    let mut first = chat();
+    first.next("rendezvous_waiting");
+    let mut second = chat();
+    for proc in [&first, &second] {
+        let found = wait_event(proc, "path_found", |_| true);
+        assert!(
+            found["path"] == "lan" || found["path"] == "direct",
+            "{}",
+            proc.dump()
+        );
+    }
+    let opened = [
+        wait_event(&first, "session_opened", |_| true),
+        wait_event(&second, "session_opened", |_| true),
+    ];
+    assert_eq!(
+        opened[0]["verify"],
+        opened[1]["verify"],
+        "{}",
+        second.dump()
+    );
+    let receipt = deliver(&mut second, &first, "hello on loopback");
+    assert_eq!(receipt["status"], "delivered", "{}", second.dump());
+    Pair { first, second }.finish([&["hello on loopback"], &[]]);
+    rendezvous.kill();
+}

@@ -40,6 +40,11 @@ pub fn find(
     shutdown: &Shutdown,
     report: &mut dyn FnMut(&TraverseEvent) -> Result<(), Error>,
 ) -> Result<Outcome, Error> {
+    // Non-blocking while the search runs, so that a receive takes what is
+    // queued and never waits: `try_recv` cannot be used, since the portable
+    // build's never looks (it always says `WouldBlock`), and nothing would
+    // ever be heard there.
+    nonblocking(&main.0, true)?;
     let mut sockets = vec![main];
     let mut traversal = Traversal::new(config, Instant::now());
     let mut buf = vec![0u8; 2048];
@@ -61,15 +66,19 @@ pub fn find(
                     extra.sndbuf = None;
                     for _ in 0..count {
                         match Endpoint::open(&extra) {
-                            Ok(opened) => sockets.push(opened),
+                            Ok(opened) if opened.0.set_nonblocking(true).is_ok() => {
+                                sockets.push(opened);
+                            }
                             // Out of descriptors: search with what opened.
-                            Err(_) => break,
+                            _ => break,
                         }
                     }
                     traversal.sockets_opened(Instant::now(), first, sockets.len() - first);
                 }
                 TraverseEvent::Found(found) => {
                     let (endpoint, buffers) = sockets.swap_remove(found.socket);
+                    // The chat's receiver waits in its receives.
+                    nonblocking(&endpoint, false)?;
                     return Ok(Outcome::Found(endpoint, buffers, found));
                 }
                 TraverseEvent::Failed(_) => return Ok(Outcome::Failed),
@@ -95,7 +104,7 @@ pub fn find(
             }
             // Everything queued on a ready socket, then the next.
             for _ in 0..64 {
-                match sockets[id].0.try_recv(&mut buf, &mut scratch) {
+                match sockets[id].0.recv(&mut buf, &mut scratch) {
                     Ok(received) => {
                         let from = crate::net::addr::canonical(received.from);
                         traversal.handle_datagram(
@@ -125,6 +134,16 @@ pub fn find(
         }
         traversal.handle_timeout(Instant::now());
     }
+}
+
+/// Makes `endpoint`'s receives return at once (or wait again).
+fn nonblocking(endpoint: &Endpoint, on: bool) -> Result<(), Error> {
+    endpoint
+        .set_nonblocking(on)
+        .map_err(|source| Error::SetOption {
+            option: "O_NONBLOCK",
+            source,
+        })
 }
 
 /// Sends a transmit from its socket. A failure is one probe lost (a
