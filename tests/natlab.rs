@@ -771,6 +771,18 @@ fn keepalives_keep_the_path_through_a_router_that_times_out() {
             pair.second.close_stdin();
             pair.first.finish();
             pair.second.finish();
+            // One final state, and nothing shown late either.
+            assert_eq!(
+                pair.second.events("receipt").len(),
+                1,
+                "{}",
+                pair.second.dump()
+            );
+            assert!(
+                pair.first.events("message").is_empty(),
+                "{}",
+                pair.first.dump()
+            );
         }
     }
     world.assert_server_saw_no_chat();
