@@ -919,3 +919,110 @@ fn chat_via_meets_on_loopback() {
     Pair { first, second }.finish([&["hello on loopback"], &[]]);
     rendezvous.kill();
 }
+
+/// The hard side's account of a path its search found, driven in memory
+/// (`dgram::proto::traverse`, no sockets): the hard side (controlling)
+/// opened the search's sockets, and the other side's random-port probe
+/// happened to hit the mapping of its main socket (one of the 257 the
+/// search offers, seen about once in a hundred easy–hard runs), so the
+/// pair proven is the main socket's to the address the rendezvous saw.
+/// The path was found by the search all the same: the other side says
+/// so, and this side must too (it said "direct through both NATs"
+/// without "found by a port search" before).
+#[test]
+fn a_search_hit_on_the_main_socket_is_reported_as_searched() {
+    use dgram::proto::rendezvous::{Status, encode_answer};
+    use dgram::proto::stun;
+    use dgram::proto::traverse::{
+        Config, FLAG_NAT, FLAG_NOMINATE, KIND_ACK, KIND_PROBE, PathKind, Probe, Transmit,
+        Traversal, TraverseEvent, decode_probe, encode_probe,
+    };
+    let rendezvous: std::net::SocketAddr = RENDEZVOUS.parse().unwrap();
+    let second_stun: std::net::SocketAddr = STUN.parse().unwrap();
+    let easy: std::net::SocketAddr = "203.0.113.1:4000".parse().unwrap();
+    let start = Instant::now();
+    let mut hard = Traversal::new(
+        Config {
+            number: 5,
+            registrant: [1; 8],
+            rendezvous,
+            stun: Some(second_stun),
+            host: vec!["192.168.2.2:4000".parse().unwrap()],
+            relayed: None,
+            path_wait: Duration::from_secs(10),
+            seed: [7; 32],
+        },
+        start,
+    );
+    let drain =
+        |t: &mut Traversal| std::iter::from_fn(|| t.poll_transmit()).collect::<Vec<Transmit>>();
+    // Two servers, two different ports: a hard NAT.
+    for (i, request) in drain(&mut hard)
+        .into_iter()
+        .filter(|t| stun::looks_like_stun(&t.bytes))
+        .enumerate()
+    {
+        let transaction = stun::decode(&request.bytes).unwrap().transaction;
+        let mapped = std::net::SocketAddr::new("203.0.113.2".parse().unwrap(), 20_000 + i as u16);
+        let answer = stun::binding_success(&transaction, mapped, 64).unwrap();
+        assert!(hard.handle_datagram(start, 0, request.to, &answer, false));
+    }
+    let answer = encode_answer(5, Status::PairedSecond, &[easy]);
+    assert!(hard.handle_datagram(start, 0, rendezvous, &answer, false));
+    let events: Vec<TraverseEvent> = std::iter::from_fn(|| hard.poll_event()).collect();
+    assert!(
+        events.contains(&TraverseEvent::Nat(dgram::proto::traverse::NatKind::Hard)),
+        "{events:?}"
+    );
+    // The search's sockets open.
+    let now = start + Duration::from_millis(300);
+    hard.handle_timeout(now);
+    assert!(
+        std::iter::from_fn(|| hard.poll_event()).any(|e| e == TraverseEvent::OpenSockets(256)),
+        "the hard side opens the search's sockets"
+    );
+    hard.sockets_opened(now, 1, 256);
+    drain(&mut hard);
+    // The other side's search probe arrives on the main socket; the probe
+    // back (a triggered check) is acked; the nomination is acked with the
+    // flag.
+    let now = start + Duration::from_millis(400);
+    let probe = |kind, flags, token| {
+        encode_probe(&Probe {
+            kind,
+            number: 5,
+            flags,
+            token,
+        })
+    };
+    assert!(hard.handle_datagram(now, 0, easy, &probe(KIND_PROBE, FLAG_NAT, [9; 8]), false));
+    for _ in 0..2 {
+        for sent in drain(&mut hard) {
+            let Some(out) = decode_probe(&sent.bytes) else {
+                continue;
+            };
+            if sent.socket == 0 && sent.to == easy && out.kind == KIND_PROBE {
+                let flags = FLAG_NAT | (out.flags & FLAG_NOMINATE);
+                hard.handle_datagram(now, 0, easy, &probe(KIND_ACK, flags, out.token), false);
+            }
+        }
+        hard.handle_timeout(now);
+    }
+    let found = std::iter::from_fn(|| hard.poll_event())
+        .find_map(|e| match e {
+            TraverseEvent::Found(found) => Some(found),
+            _ => None,
+        })
+        .expect("the path is found");
+    assert_eq!((found.socket, found.peer), (0, easy));
+    assert_eq!(
+        found.kind,
+        PathKind::Direct {
+            here: true,
+            there: true,
+            searched: true
+        },
+        "{}",
+        found.kind.describe()
+    );
+}
