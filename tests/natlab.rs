@@ -588,8 +588,8 @@ fn easy_easy_is_direct_through_both_nats() {
 
 /// Easy–hard, with `--stun` so that each side knows its NAT: the hard
 /// side says its NAT is hard, the easy side that its NAT is easy; the
-/// path is direct, found by the port search (the hard side opened sockets
-/// or the easy side sent random-port probes), and the first message is
+/// path is direct, found by the port search (the hard side says so, and
+/// opened sockets or the easy side sent random-port probes), and the first message is
 /// delivered. The birthday search is random: its measured success rate
 /// is in docs/PERFORMANCE.md.
 #[test]
@@ -614,14 +614,18 @@ fn easy_hard_is_direct_by_the_port_search() {
     );
     for (side, found) in found.iter().enumerate() {
         assert_eq!(found["path"], "direct", "side {side}: {found}");
-        assert!(
-            found["description"]
-                .as_str()
-                .is_some_and(|d| d.contains("found by a port search")),
-            "side {side}: {found}"
-        );
     }
     let (easy, hard) = (&found[0], &found[1]);
+    // The hard side's account only: when one of its search sockets gets
+    // the very port its NAT showed the rendezvous (about 257 in 64,512),
+    // the easy side's plain probes to that address meet it, and the easy
+    // side cannot tell that from a path without a search.
+    assert!(
+        hard["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("found by a port search")),
+        "hard {hard}"
+    );
     assert!(
         hard["search_sockets"].as_u64() > Some(0) || easy["search_probes"].as_u64() > Some(0),
         "easy {easy}\nhard {hard}"
