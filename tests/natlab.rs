@@ -15,13 +15,15 @@
 //! an nft keyword); and, where a test needs one, a host with a public
 //! address (203.0.113.20).
 //!
-//! Every test checks, besides its path: every message sent has exactly
-//! one final state, nothing is shown twice, and no chat payload reached
-//! the server: nftables counters on the server's input count sealed
-//! datagrams (dgram kind 7, UDP payload `F5 01 07`) to any port and
-//! anything to the rendezvous's port that is neither a registration nor
-//! STUN, and both must be 0, while the registrations' counter (the
-//! positive control) must not be.
+//! Every test that builds the lab checks, besides its path: every message
+//! sent has exactly one final state, nothing is shown twice, and no chat
+//! payload reached the server: nftables counters on the server's input
+//! count sealed datagrams (dgram kind 7, UDP payload `F5 01 07`) to any
+//! port and anything to the rendezvous's port that is neither a
+//! registration nor STUN, and both must be 0, while the registrations'
+//! counter (the positive control) must not be. Two tests need no
+//! namespaces: `chat --via` on loopback, and the hard side's account of a
+//! search driven in memory.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -641,10 +643,10 @@ fn easy_hard_is_direct_by_the_port_search() {
 /// Hard–hard without a relay: no direct path exists (each NAT maps the
 /// other's probes to ports the other cannot guess, and drops what it did
 /// not ask for). Both sides give up once the path wait (3 s) has passed,
-/// not before (the events' clocks allow 0.1 s) and not much after, say why (`path_failed` with the
-/// reason, which names the relay option), and exit with status 1; the
-/// message typed never went anywhere. (`--turn` is not on main yet: the
-/// relayed hard–hard case is not tested here.)
+/// not before (the events' clocks allow 0.1 s) and not much after, say
+/// why (`path_failed` with the reason, which names the relay option), and
+/// exit with status 1; the message typed never went anywhere. (`--turn`
+/// is not on main yet: the relayed hard–hard case is not tested here.)
 #[test]
 fn hard_hard_without_a_relay_fails_with_the_reason() {
     let Some(world) = World::or_skip(&[Router::new(Nat::Hard), Router::new(Nat::Hard)], false)
