@@ -24,6 +24,7 @@ mod lines;
 mod loss;
 mod lossy;
 mod nat;
+mod natlab;
 mod netns;
 mod peers;
 mod ping;

@@ -1026,7 +1026,13 @@ impl Traversal {
         PathKind::Direct {
             here: self.flags() & FLAG_NAT != 0,
             there: self.peer_nat,
-            searched: pair.origin == Origin::Searched || pair.socket != 0,
+            // On the hard side, the main socket's pair to the address the
+            // rendezvous saw is the search's too once it ran: the other
+            // side (behind a NAT) found that mapping among the search's
+            // by probing random ports.
+            searched: pair.origin == Origin::Searched
+                || pair.socket != 0
+                || (self.search_sockets > 0 && self.peer_nat),
         }
     }
 

@@ -61,6 +61,11 @@ pub fn find(
     shutdown: &Shutdown,
     report: &mut dyn FnMut(&TraverseEvent) -> Result<(), Error>,
 ) -> Result<Outcome, Error> {
+    // Non-blocking while the search runs, so that a receive takes what is
+    // queued and never waits: `try_recv` cannot be used, since the portable
+    // build's never looks (it always says `WouldBlock`), and nothing would
+    // ever be heard there.
+    nonblocking(&main.0, true)?;
     let mut sockets = vec![main];
     let mut buf = vec![0u8; 2048];
     let mut scratch = Scratch::default();
@@ -124,9 +129,11 @@ pub fn find(
                     extra.sndbuf = None;
                     for _ in 0..count {
                         match Endpoint::open(&extra) {
-                            Ok(opened) => sockets.push(opened),
+                            Ok(opened) if opened.0.set_nonblocking(true).is_ok() => {
+                                sockets.push(opened);
+                            }
                             // Out of descriptors: search with what opened.
-                            Err(_) => break,
+                            _ => break,
                         }
                     }
                     traversal.sockets_opened(Instant::now(), first, sockets.len() - first);
@@ -138,6 +145,8 @@ pub fn find(
                     }
                     let client = if own { turn.take() } else { None };
                     let (endpoint, buffers) = sockets.swap_remove(found.socket);
+                    // The chat's receiver waits in its receives.
+                    nonblocking(&endpoint, false)?;
                     ended = Some(Outcome::Found(Box::new((endpoint, buffers, found, client))));
                 }
                 TraverseEvent::Failed(_) => ended = Some(Outcome::Failed),
@@ -175,7 +184,7 @@ pub fn find(
             }
             // Everything queued on a ready socket, then the next.
             for _ in 0..64 {
-                match sockets[id].0.try_recv(&mut buf, &mut scratch) {
+                match sockets[id].0.recv(&mut buf, &mut scratch) {
                     Ok(received) => {
                         let from = crate::net::addr::canonical(received.from);
                         let datagram = &buf[..received.len];
@@ -275,7 +284,7 @@ fn allocate(
             source,
         })?[0]
         {
-            while let Ok(received) = main.try_recv(&mut buf, &mut scratch) {
+            while let Ok(received) = main.recv(&mut buf, &mut scratch) {
                 if crate::net::addr::canonical(received.from) == setup.server {
                     client.handle_datagram(Instant::now(), &buf[..received.len]);
                 }
@@ -315,6 +324,16 @@ fn close_turn(main: &Endpoint, client: Option<&mut TurnClient>) {
         client.close(Instant::now());
         flush_turn(main, client);
     }
+}
+
+/// Makes `endpoint`'s receives return at once (or wait again).
+fn nonblocking(endpoint: &Endpoint, on: bool) -> Result<(), Error> {
+    endpoint
+        .set_nonblocking(on)
+        .map_err(|source| Error::SetOption {
+            option: "O_NONBLOCK",
+            source,
+        })
 }
 
 /// Sends a transmit from its socket. A failure is one probe lost (a
