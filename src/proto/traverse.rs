@@ -942,19 +942,8 @@ impl Traversal {
         if nominated {
             flags |= FLAG_NOMINATE;
         }
-        let ack = encode_probe(&Probe {
-            kind: KIND_ACK,
-            number: self.config.number,
-            flags,
-            token: probe.token,
-        });
+        self.push_probe(KIND_ACK, socket, from, flags, probe.token, relayed);
         let pair = &mut self.pairs[i];
-        self.transmits.push_back(Transmit {
-            socket,
-            to: from,
-            bytes: ack.to_vec(),
-            relayed,
-        });
         if pair.answered.is_none() {
             // A triggered check (ICE's term): the other side's probe got
             // in, so this side's NAT now has the mapping; probe back at
@@ -1149,6 +1138,7 @@ impl Traversal {
             .pairs
             .iter()
             .any(|p| p.answered.is_some() && !p.via_relay && !p.peer_relay);
+        let mut due = Vec::new();
         for pair in &mut self.pairs {
             if now < pair.next {
                 continue;
@@ -1165,18 +1155,10 @@ impl Traversal {
                 } else {
                     Duration::from_millis(250)
                 };
-            let probe = encode_probe(&Probe {
-                kind: KIND_PROBE,
-                number: self.config.number,
-                flags,
-                token: pair.token,
-            });
-            self.transmits.push_back(Transmit {
-                socket: pair.socket,
-                to: pair.addr,
-                bytes: probe.to_vec(),
-                relayed: pair.via_relay,
-            });
+            due.push((pair.socket, pair.addr, pair.token, pair.via_relay));
+        }
+        for (socket, to, token, relayed) in due {
+            self.push_probe(KIND_PROBE, socket, to, flags, token, relayed);
         }
         if !first {
             self.nominate_due(now, since);
@@ -1240,21 +1222,38 @@ impl Traversal {
         }
     }
 
-    fn send_nomination(&mut self, now: Instant, i: usize) {
-        self.nominated = Some((i, now));
-        let pair = &self.pairs[i];
-        let probe = encode_probe(&Probe {
-            kind: KIND_PROBE,
+    /// Queues a probe or an ack of this side's number.
+    fn push_probe(
+        &mut self,
+        kind: u8,
+        socket: SocketId,
+        to: SocketAddr,
+        flags: u8,
+        token: [u8; 8],
+        relayed: bool,
+    ) {
+        let bytes = encode_probe(&Probe {
+            kind,
             number: self.config.number,
-            flags: self.flags() | FLAG_NOMINATE,
-            token: pair.token,
+            flags,
+            token,
         });
         self.transmits.push_back(Transmit {
-            socket: pair.socket,
-            to: pair.addr,
-            bytes: probe.to_vec(),
-            relayed: pair.via_relay,
+            socket,
+            to,
+            bytes: bytes.to_vec(),
+            relayed,
         });
+    }
+
+    fn send_nomination(&mut self, now: Instant, i: usize) {
+        self.nominated = Some((i, now));
+        let (socket, to, token, relayed) = {
+            let pair = &self.pairs[i];
+            (pair.socket, pair.addr, pair.token, pair.via_relay)
+        };
+        let flags = self.flags() | FLAG_NOMINATE;
+        self.push_probe(KIND_PROBE, socket, to, flags, token, relayed);
     }
 
     /// The search, when no pair is proven: the hard side asks for
@@ -1288,18 +1287,15 @@ impl Traversal {
                 continue;
             }
             self.search_probes += 1;
-            let probe = encode_probe(&Probe {
-                kind: KIND_PROBE,
-                number: self.config.number,
+            let token = self.search_token;
+            self.push_probe(
+                KIND_PROBE,
+                0,
+                SocketAddr::new(seen.ip(), port),
                 flags,
-                token: self.search_token,
-            });
-            self.transmits.push_back(Transmit {
-                socket: 0,
-                to: SocketAddr::new(seen.ip(), port),
-                bytes: probe.to_vec(),
-                relayed: false,
-            });
+                token,
+                false,
+            );
         }
     }
 
