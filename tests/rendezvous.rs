@@ -290,6 +290,30 @@ fn a_second_port_answers_stun_and_is_announced() {
     stop(&mut lone);
 }
 
+/// `chat --via` to an address where no rendezvous listens says so within
+/// a second or two (the host's ICMP refusals), with exit status 1, rather
+/// than registering into the void.
+#[test]
+fn chat_via_a_closed_port_says_nothing_listens() {
+    let closed = crate::util::closed_port().to_string();
+    let mut chat = Proc::dgram(&[
+        "chat",
+        "--via",
+        &closed,
+        "--code",
+        "5-clockwork-crossover-ragtime",
+    ]);
+    chat.close_stdin();
+    let status = chat.exit_within(Duration::from_secs(5));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", chat.dump());
+    assert!(
+        chat.stderr()
+            .contains("nothing listens at the rendezvous's address"),
+        "{}",
+        chat.dump()
+    );
+}
+
 /// Over IPv6 the response needs 44 bytes (52 with FINGERPRINT): a
 /// 40-byte request is not answered, a 44- and a 52-byte one are, with the
 /// client's IPv6 address. On a dual-stack socket (`[::]`), an IPv4 client

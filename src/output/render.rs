@@ -426,7 +426,8 @@ fn path_line(event: &TraverseEvent) -> Option<String> {
             line.push_str("; /path shows them)");
             line
         }
-        TraverseEvent::Failed(failure) => format!("!! {}", failure.describe()),
+        // The chat ends with this as its error: said once, there.
+        TraverseEvent::Failed(_) => return None,
         TraverseEvent::DirectAgain { to } => format!(
             "path: {} answered directly: the chat leaves the relay (the session checks the new path first)",
             shown(*to)

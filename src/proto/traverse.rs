@@ -320,7 +320,13 @@ pub enum Failure {
     NoRendezvous {
         /// Registrations sent.
         tries: u32,
+        /// It answered STUN, though: a STUN server, not a rendezvous (or
+        /// a rendezvous's second, STUN-only port).
+        stun_only: bool,
     },
+    /// Nothing listens at the rendezvous's address: its host said so
+    /// (ICMP port unreachable) to [`REFUSALS_TO_FAIL`] registrations.
+    RendezvousRefused,
     /// Paired, but no probe of either side got through in time.
     NoPath {
         /// Candidates tried.
@@ -340,7 +346,9 @@ impl Failure {
         match self {
             Failure::Taken => "the rendezvous says this code's number is in use by two others: make a new code (dgram chat --via … --code)".to_string(),
             Failure::Busy => "the rendezvous is full (it holds 999 numbers): try again later".to_string(),
-            Failure::NoRendezvous { tries } => format!("no answer from the rendezvous after {tries} registrations: is it running, and is its address right?"),
+            Failure::NoRendezvous { tries, stun_only: false } => format!("no answer from the rendezvous after {tries} registrations: is it running, and is its address right?"),
+            Failure::NoRendezvous { tries, stun_only: true } => format!("no answer to {tries} registrations, though the address answers STUN: it is a STUN server, not a dgram rendezvous (or a rendezvous's second, STUN-only port: use its first)"),
+            Failure::RendezvousRefused => "nothing listens at the rendezvous's address (its host refused what was sent there: ICMP port unreachable): is dgram rendezvous running there, on that port?".to_string(),
             Failure::NoPath { candidates, probes, heard, nat } => {
                 let why = if *heard == 0 {
                     "none of the other side's probes got in either: both NATs (or firewalls) drop what they did not ask for"
@@ -515,6 +523,10 @@ enum Phase {
     Done,
 }
 
+/// How many refusals (ICMP port unreachable) from the rendezvous's
+/// address end the wait for it: one could be a restart in progress.
+pub const REFUSALS_TO_FAIL: u32 = 3;
+
 /// How long the rendezvous may stay silent before it is given up.
 pub const RENDEZVOUS_SILENT: Duration = Duration::from_secs(10);
 
@@ -528,6 +540,8 @@ pub struct Traversal {
     answered: bool,
     /// [`TraverseEvent::Waiting`] was reported (once).
     said_waiting: bool,
+    /// Refusals from the rendezvous's address while registering.
+    refusals: u32,
     stun: Vec<StunAsk>,
     nat: Option<NatKind>,
     pairs: Vec<Pair>,
@@ -576,6 +590,7 @@ impl Traversal {
             },
             answered: false,
             said_waiting: false,
+            refusals: 0,
             stun,
             nat: None,
             pairs: Vec::new(),
@@ -688,6 +703,22 @@ impl Traversal {
         self.events
             .push_back(TraverseEvent::Searching { hard: true });
         self.handle_timeout(now);
+    }
+
+    /// The host at `to` refused a datagram sent there (ICMP port
+    /// unreachable). Only the rendezvous's refusals matter: a candidate's
+    /// are what probing through NATs is made of.
+    pub fn handle_refused(&mut self, to: SocketAddr) {
+        if to != self.config.rendezvous
+            || self.answered
+            || !matches!(self.phase, Phase::Registering { .. })
+        {
+            return;
+        }
+        self.refusals += 1;
+        if self.refusals >= REFUSALS_TO_FAIL {
+            self.fail(Failure::RendezvousRefused);
+        }
     }
 
     /// A datagram that came to `socket` from `from`; `relayed`: it came
@@ -1073,7 +1104,8 @@ impl Traversal {
         match self.phase {
             Phase::Registering { next, tries, since } => {
                 if !self.answered && now >= since + RENDEZVOUS_SILENT {
-                    self.fail(Failure::NoRendezvous { tries });
+                    let stun_only = self.stun.first().is_some_and(|a| a.mapped.is_some());
+                    self.fail(Failure::NoRendezvous { tries, stun_only });
                     return;
                 }
                 if now >= next {
@@ -1976,7 +2008,13 @@ mod tests {
             now = lone.poll_timeout().expect("a timer while waiting");
             lone.handle_timeout(now);
         }
-        assert_eq!(failure, Some(Failure::NoRendezvous { tries: 10 }));
+        assert_eq!(
+            failure,
+            Some(Failure::NoRendezvous {
+                tries: 10,
+                stun_only: false
+            })
+        );
         assert_eq!(now - start, RENDEZVOUS_SILENT);
     }
 
@@ -2003,6 +2041,37 @@ mod tests {
         assert_eq!(encode_probe(&probe).to_vec(), hex("probe:"));
         probe.kind = KIND_ACK;
         assert_eq!(encode_probe(&probe).to_vec(), hex("ack:"));
+    }
+
+    /// Refusals from the rendezvous's address end the wait for it after
+    /// [`REFUSALS_TO_FAIL`] (one could be a restart); a candidate's
+    /// refusals are what probing is made of and end nothing.
+    #[test]
+    fn a_refusing_rendezvous_is_said_at_once() {
+        let rendezvous: SocketAddr = RENDEZVOUS.parse().unwrap();
+        let config = Config {
+            number: 7,
+            registrant: [1; 8],
+            rendezvous,
+            stun: None,
+            host: vec!["198.51.100.1:5000".parse().unwrap()],
+            relayed: None,
+            path_wait: Duration::from_secs(10),
+            seed: [1; 32],
+        };
+        let mut traversal = Traversal::new(config, Instant::now());
+        traversal.handle_refused("198.51.100.9:1".parse().unwrap());
+        for _ in 1..REFUSALS_TO_FAIL {
+            traversal.handle_refused(rendezvous);
+        }
+        assert!(!traversal.is_done());
+        traversal.handle_refused(rendezvous);
+        assert!(traversal.is_done());
+        let failed = std::iter::from_fn(|| traversal.poll_event()).find_map(|e| match e {
+            TraverseEvent::Failed(f) => Some(f),
+            _ => None,
+        });
+        assert_eq!(failed, Some(Failure::RendezvousRefused));
     }
 
     /// Probes and acks are exactly [`PROBE_LEN`] bytes (an ack never

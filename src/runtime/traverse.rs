@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use crate::Error;
 use crate::net::endpoint::wait_any;
 use crate::net::sys::Scratch;
-use crate::net::{Buffers, Endpoint, SocketOptions};
+use crate::net::{Buffers, Endpoint, PeerError, SocketOptions};
 use crate::proto::traverse::{Config, Found, Transmit, Traversal, TraverseEvent};
 use crate::proto::turn::{Received, TurnClient, TurnEvent};
-use crate::runtime::Shutdown;
 use crate::runtime::sorting::{Sorted, sort};
+use crate::runtime::{Shutdown, Signal};
 
 /// The longest the loop sleeps without looking at the stop requests.
 const LOOK_EVERY: Duration = Duration::from_millis(50);
@@ -44,8 +44,8 @@ pub type FoundPath = (Endpoint, Buffers, Found, Option<TurnClient>);
 pub enum Outcome {
     /// A path.
     Found(Box<FoundPath>),
-    /// A stop was asked for.
-    Stopped,
+    /// A stop was asked for (by this signal).
+    Stopped(Signal),
     /// No path (the event said why).
     Failed,
 }
@@ -70,36 +70,43 @@ pub fn find(
     let mut buf = vec![0u8; 2048];
     let mut scratch = Scratch::default();
     let mut turn = match turn {
-        Some(setup) => allocate(&sockets[0].0, setup, &mut config, shutdown, report)?,
+        Some(setup) => match allocate(&sockets[0].0, setup, &mut config, shutdown, report)? {
+            Ok(client) => client,
+            Err((mut client, signal)) => {
+                close_turn(&sockets[0].0, Some(&mut client));
+                return Ok(Outcome::Stopped(signal));
+            }
+        },
         None => None,
     };
-    if shutdown.requests().try_recv().is_ok() {
-        close_turn(&sockets[0].0, turn.as_mut());
-        return Ok(Outcome::Stopped);
-    }
     let mut traversal = Traversal::new(config, Instant::now());
     let outcome = loop {
         let now = Instant::now();
         while let Some(transmit) = traversal.poll_transmit() {
-            match (&mut turn, transmit.relayed) {
+            let drained = match (&mut turn, transmit.relayed) {
                 (Some(client), true) => {
                     let mut out = Vec::new();
-                    if client
-                        .wrap(now, transmit.to, &transmit.bytes, &mut out)
-                        .is_ok()
-                    {
-                        let server = client.server();
-                        send(
-                            &sockets,
-                            &Transmit {
-                                to: server,
-                                bytes: out,
-                                ..transmit
-                            },
-                        );
+                    match client.wrap(now, transmit.to, &transmit.bytes, &mut out) {
+                        Ok(()) => {
+                            let server = client.server();
+                            send(
+                                &sockets,
+                                &Transmit {
+                                    to: server,
+                                    bytes: out,
+                                    ..transmit
+                                },
+                            )
+                        }
+                        Err(_) => Vec::new(),
                     }
                 }
                 _ => send(&sockets, &transmit),
+            };
+            // A refusal (ICMP port unreachable) fails the next call on
+            // the socket, whatever its destination: the send drained it.
+            for error in drained.iter().filter(|e| e.is_refusal()) {
+                traversal.handle_refused(crate::net::addr::canonical(error.peer));
             }
         }
         if let Some(client) = &mut turn {
@@ -159,8 +166,8 @@ pub fn find(
         if let Some(outcome) = ended {
             break outcome;
         }
-        if shutdown.requests().try_recv().is_ok() {
-            break Outcome::Stopped;
+        if let Ok(signal) = shutdown.requests().try_recv() {
+            break Outcome::Stopped(signal);
         }
         let now = Instant::now();
         let next = [
@@ -212,7 +219,12 @@ pub fn find(
                         // An ICMP refusal says one probe's destination
                         // is closed: the probes go on, as they would
                         // across a NAT that says nothing.
-                        Sorted::Peers(_) => continue,
+                        Sorted::Peers(errors) => {
+                            for error in errors.iter().filter(|e| e.is_refusal()) {
+                                traversal.handle_refused(crate::net::addr::canonical(error.peer));
+                            }
+                            continue;
+                        }
                         Sorted::Failed(source) => {
                             return Err(Error::Receive {
                                 local: sockets[id].0.local_addr(),
@@ -236,6 +248,12 @@ pub fn find(
     Ok(outcome)
 }
 
+/// What [`allocate`] ended with: the client when it allocated (or `None`
+/// when it could not: the search goes on without a relay), or a stop
+/// asked for while it waited (with the client, to give back what it may
+/// have got).
+type Allocated = Result<Option<TurnClient>, (TurnClient, Signal)>;
+
 /// Allocates at the TURN server before anything else, so that the relayed
 /// address is among the candidates the rendezvous passes on; reports the
 /// address, or why there is none (then the search goes on without it).
@@ -245,7 +263,7 @@ fn allocate(
     config: &mut Config,
     shutdown: &Shutdown,
     report: &mut dyn FnMut(&TraverseEvent) -> Result<(), Error>,
-) -> Result<Option<TurnClient>, Error> {
+) -> Result<Allocated, Error> {
     let start = Instant::now();
     let seed = crate::runtime::entropy::secret().map_err(|source| Error::Randomness { source })?;
     let mut client = TurnClient::new(setup.server, &setup.username, &setup.password, seed, start);
@@ -271,8 +289,8 @@ fn allocate(
                 ALLOCATE_WAIT.as_secs()
             ));
         }
-        if shutdown.requests().try_recv().is_ok() {
-            return Ok(Some(client));
+        if let Ok(signal) = shutdown.requests().try_recv() {
+            return Ok(Err((client, signal)));
         }
         let wait = client
             .poll_timeout()
@@ -304,7 +322,7 @@ fn allocate(
         server: setup.server,
         relayed: result,
     })?;
-    Ok(relayed)
+    Ok(Ok(relayed))
 }
 
 /// Sends the TURN client's datagrams to its server.
@@ -339,12 +357,13 @@ fn nonblocking(endpoint: &Endpoint, on: bool) -> Result<(), Error> {
 /// Sends a transmit from its socket. A failure is one probe lost (a
 /// route not there yet, a full buffer): the probes are repeated, and the
 /// traversal reports what never got through.
-fn send(sockets: &[(Endpoint, Buffers)], transmit: &Transmit) {
+fn send(sockets: &[(Endpoint, Buffers)], transmit: &Transmit) -> Vec<PeerError> {
     let Some((endpoint, _)) = sockets.get(transmit.socket) else {
-        return;
+        return Vec::new();
     };
     let mut drained = Vec::new();
     let _ = endpoint.send_to(&transmit.bytes, transmit.to, &mut drained);
+    drained
 }
 
 /// This host's interface addresses that a peer might reach `local` at

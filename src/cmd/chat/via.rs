@@ -27,8 +27,8 @@ pub struct Path {
     pub keeper: Keeper,
 }
 
-/// Runs the search, showing each step; `None` when a stop was asked for
-/// (or the output's reader went away).
+/// Runs the search, showing each step; `None` when the output's reader
+/// went away; [`Error::Interrupted`] when a stop was asked for.
 pub fn find_path(
     options: &ChatOptions,
     via: &Via,
@@ -101,7 +101,7 @@ pub fn find_path(
                 keeper,
             }))
         }
-        Outcome::Stopped => Ok(None),
+        Outcome::Stopped(signal) => Err(Error::Interrupted { signal }),
         Outcome::Failed => Err(Error::NoPath {
             reason: failure.unwrap_or_else(|| "the search ended".to_string()),
         }),
