@@ -1367,6 +1367,8 @@ pub struct Keeper {
     /// On a relayed path: the direct addresses probed, the token, when
     /// next.
     watch: Option<Watch>,
+    /// The path is a relay (and no direct one answered yet).
+    relayed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -1412,12 +1414,19 @@ impl Keeper {
             chosen: found.peer,
             peer_ips,
             watch,
+            relayed: matches!(found.kind, PathKind::Relayed { .. }),
         }
     }
 
     /// The chat's peer as the path search left it.
     pub fn peer(&self) -> SocketAddr {
         self.chosen
+    }
+
+    /// True while the chat's path is a relay: until a direct address
+    /// answered the watch.
+    pub fn is_relayed(&self) -> bool {
+        self.relayed
     }
 
     /// When the watch probes next (`None`: not watching).
@@ -1464,6 +1473,7 @@ impl Keeper {
             return None;
         }
         self.watch = None;
+        self.relayed = false;
         Some(from)
     }
 

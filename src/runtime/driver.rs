@@ -84,6 +84,13 @@ impl Driver {
         })
     }
 
+    /// True while the chat's path (after `--via`) goes through a relay.
+    pub fn is_relayed(&self) -> bool {
+        self.keeper
+            .as_ref()
+            .is_some_and(|k| k.lock().unwrap_or_else(|e| e.into_inner()).is_relayed())
+    }
+
     /// Offers the session with `peer` the path to `via` (see
     /// [`Core::try_path`]).
     pub fn try_path(&self, peer: SocketAddr, via: SocketAddr) -> bool {

@@ -19,7 +19,7 @@ use crate::output::render::{
 };
 use crate::proto::SentAs;
 use crate::proto::code::verification_words;
-use crate::proto::traverse::Found;
+use crate::proto::traverse::{Found, PathKind};
 use crate::runtime::driver::Driver;
 use crate::runtime::{JobControl, Outbox};
 
@@ -90,11 +90,16 @@ impl Session {
     /// for receipts.
     pub fn prompt(&self) -> String {
         let waiting = self.messenger.pending_count();
-        let waiting = if waiting > 0 {
+        let mut waiting = if waiting > 0 {
             format!(" [{waiting} waiting]")
         } else {
             String::new()
         };
+        if self.messenger.is_relayed() {
+            // For as long as it is: a relay sees every datagram's size
+            // and time (never its content).
+            waiting.push_str(" (relayed)");
+        }
         match self.peer {
             Some(peer) if self.messenger.group() == Some(peer) => {
                 format!("group {}{waiting}> ", shown(peer))
@@ -259,7 +264,13 @@ impl Session {
             Command::Pending => self.pending(),
             Command::Verify => vec![self.verify()],
             Command::Path => match &self.path {
-                Some(found) => path_table(found),
+                Some(found) => {
+                    let mut lines = path_table(found);
+                    if matches!(found.kind, PathKind::Relayed { .. }) && !self.messenger.is_relayed() {
+                        lines.push("  since then: a direct path answered, and the chat left the relay".to_string());
+                    }
+                    lines
+                }
                 None => vec![
                     "/path is for chats that found their peer through a rendezvous (--via)"
                         .to_string(),
