@@ -314,6 +314,34 @@ fn chat_via_a_closed_port_says_nothing_listens() {
     );
 }
 
+/// A late-comer paired with a side that has gone (killed while it
+/// waited: its number still held) is told so within seconds from the
+/// ICMP refusals of the addresses it was given, exit status 1, instead of
+/// searching random ports of that host for ten seconds.
+#[test]
+fn chat_via_paired_with_a_side_that_left_says_so() {
+    let (mut service, at) = service(&[]);
+    let at = at.to_string();
+    let code = "6-clockwork-crossover-ragtime";
+    let mut first = Proc::dgram(&["chat", "--json", "--via", &at, "--code", code]);
+    first.next("rendezvous_waiting");
+    first.kill();
+    let mut second = Proc::dgram(&["chat", "--json", "--via", &at, "--code", code]);
+    second.close_stdin();
+    let status = second.exit_within(Duration::from_secs(8));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", second.dump());
+    let failed = second.first_event("path_failed");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("the other side is gone"),
+        "{failed}"
+    );
+    assert!(second.events("path_search").is_empty(), "{}", second.dump());
+    stop(&mut service);
+}
+
 /// Over IPv6 the response needs 44 bytes (52 with FINGERPRINT): a
 /// 40-byte request is not answered, a 44- and a 52-byte one are, with the
 /// client's IPv6 address. On a dual-stack socket (`[::]`), an IPv4 client

@@ -47,8 +47,9 @@ pub struct RendezvousArgs {
     #[arg(long)]
     json: bool,
     /// Seconds a number stays open without its pair after its last
-    /// registration (1 to 3600).
-    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = parse::count::<u64>(1, 3600))]
+    /// registration (1 to 3600; a waiting peer registers every second, so
+    /// a short time frees the number of one that left).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = parse::count::<u64>(1, 3600))]
     open_for: u64,
     /// A second port, on ADDR's address, that answers only STUN; the
     /// first port's Binding responses announce it (OTHER-ADDRESS, RFC

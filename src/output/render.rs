@@ -403,14 +403,17 @@ fn path_line(event: &TraverseEvent) -> Option<String> {
         ),
         TraverseEvent::Found(found) => {
             let whose = match &found.kind {
-                PathKind::Relayed { via } if *via == found.peer => " (the other side's TURN relay)",
-                PathKind::Relayed { .. } => " (this side's TURN relay)",
-                _ => "",
+                PathKind::Relayed { via } if *via == found.peer => {
+                    " (the other side's TURN relay)".to_string()
+                }
+                PathKind::Relayed { .. } => {
+                    format!(" (this side's TURN relay) to {}", shown(found.peer))
+                }
+                _ => format!(" to {}", shown(found.peer)),
             };
             let mut line = format!(
-                "path: {}{whose} to {}, found {:.1} ms after pairing ({} candidate{} tried",
+                "path: {}{whose}, found {:.1} ms after pairing ({} candidate{} tried",
                 found.kind.describe(),
-                shown(found.peer),
                 found.took.as_secs_f64() * 1e3,
                 found.tried.len(),
                 if found.tried.len() == 1 { "" } else { "s" },
@@ -437,10 +440,15 @@ fn path_line(event: &TraverseEvent) -> Option<String> {
 
 /// `/path`: the candidates of the path search and what each did.
 pub fn path_table(found: &Found) -> Vec<String> {
+    let to = match &found.kind {
+        PathKind::Relayed { via } if *via == found.peer => {
+            " (the other side's TURN relay)".to_string()
+        }
+        _ => format!(" to {}", shown(found.peer)),
+    };
     let mut lines = vec![format!(
-        "path: {} to {} ({})",
+        "path: {}{to} ({})",
         found.kind.describe(),
-        shown(found.peer),
         if found.controlling {
             "this side chose it"
         } else {

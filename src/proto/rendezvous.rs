@@ -342,7 +342,9 @@ impl Default for Limits {
             max_sources: 4096,
             burst: 20,
             per_second: 10,
-            open_for: Duration::from_secs(60),
+            // A waiting peer registers every second: ten missed in a row
+            // mean it has gone, and a late-comer must not be paired with it.
+            open_for: Duration::from_secs(10),
             paired_for: Duration::from_secs(30),
         }
     }
@@ -963,7 +965,7 @@ mod tests {
         let t0 = Instant::now();
         service.handle(t0, addr(A), &register(5, 1, &[]));
         // A refresh pushes the expiry back.
-        let t1 = t0 + Duration::from_secs(30);
+        let t1 = t0 + limits.open_for / 2;
         service.handle(t1, addr(A), &register(5, 1, &[]));
         assert_eq!(service.poll_timeout(), Some(t1 + limits.open_for));
         service.handle_timeout(t1 + limits.open_for - Duration::from_millis(1));
@@ -974,7 +976,7 @@ mod tests {
         assert!(events(&mut service).contains(&Event::Expired {
             number: 5,
             source: addr(A),
-            waited: Duration::from_secs(90),
+            waited: limits.open_for / 2 + limits.open_for,
         }));
         // Expired: the next registration opens it anew.
         service.handle(t1 + limits.open_for, addr(B), &register(5, 2, &[]));

@@ -247,6 +247,9 @@ pub enum Origin {
     /// Found by the search: the other side's address at a port its NAT
     /// picked for this side.
     Searched,
+    /// Heard through this side's own TURN relay: the other side's address
+    /// as the relay sees it.
+    Relay,
 }
 
 impl Origin {
@@ -256,6 +259,7 @@ impl Origin {
             Origin::Seen => "seen by the rendezvous",
             Origin::Reported => "reported by the other side",
             Origin::Searched => "found by the search",
+            Origin::Relay => "through this side's relay",
         }
     }
 }
@@ -331,13 +335,20 @@ pub enum Failure {
     NoPath {
         /// Candidates tried.
         candidates: usize,
-        /// Probes sent.
+        /// Probes sent to them.
         probes: u32,
+        /// Random-port probes of the search.
+        searched: usize,
         /// Probes heard from the other side.
         heard: u32,
         /// This side's NAT.
         nat: NatKind,
+        /// This side offered a relay (and it was not reached either).
+        relay: bool,
     },
+    /// Paired, but every address of the other side refused this side's
+    /// probes (ICMP port unreachable): nothing listens there any more.
+    PeerGone,
 }
 
 impl Failure {
@@ -349,17 +360,33 @@ impl Failure {
             Failure::NoRendezvous { tries, stun_only: false } => format!("no answer from the rendezvous after {tries} registrations: is it running, and is its address right?"),
             Failure::NoRendezvous { tries, stun_only: true } => format!("no answer to {tries} registrations, though the address answers STUN: it is a STUN server, not a dgram rendezvous (or a rendezvous's second, STUN-only port: use its first)"),
             Failure::RendezvousRefused => "nothing listens at the rendezvous's address (its host refused what was sent there: ICMP port unreachable): is dgram rendezvous running there, on that port?".to_string(),
-            Failure::NoPath { candidates, probes, heard, nat } => {
+            Failure::NoPath { candidates, probes, searched, heard, nat, relay } => {
                 let why = if *heard == 0 {
                     "none of the other side's probes got in either: both NATs (or firewalls) drop what they did not ask for"
                 } else {
                     "the other side's probes got in, but no answer to this side's did"
                 };
+                let search = if *searched > 0 {
+                    format!(" and {searched} to random ports of its address")
+                } else {
+                    String::new()
+                };
+                let hard = if *nat == NatKind::Hard {
+                    "; this side's NAT takes a new port per destination: if the other's does too, no search can find a path"
+                } else {
+                    ""
+                };
+                let relay = if *relay {
+                    "; the relay this side offered was not reached either"
+                } else {
+                    "; a relay (--turn user:pass@HOST:PORT) gets through any NAT"
+                };
                 format!(
-                    "no direct path: {probes} probes to {candidates} candidates, {heard} heard from the other side; {why}; this side is {}; a relay (--turn user:pass@HOST:PORT) gets through any NAT",
+                    "no direct path: {probes} probes to the other side's {candidates} candidates{search}, {heard} heard from it; {why}; this side is {}{hard}{relay}",
                     nat.describe()
                 )
             }
+            Failure::PeerGone => "the other side is gone: every address the rendezvous gave for it refused this side's probes (ICMP port unreachable); it may have left after registering: both start again (a new code)".to_string(),
         }
     }
 }
@@ -497,6 +524,8 @@ struct Pair {
     answered: Option<Duration>,
     /// When the last probe went (the round trip of the first ack).
     last_probe: Option<Instant>,
+    /// ICMP refusals (port unreachable) of probes sent to it.
+    refused: u32,
     next: Instant,
     /// This side reaches the address through its own TURN relay (it was
     /// heard through it): part of the pair's identity, since the other
@@ -708,16 +737,41 @@ impl Traversal {
     /// The host at `to` refused a datagram sent there (ICMP port
     /// unreachable). Only the rendezvous's refusals matter: a candidate's
     /// are what probing through NATs is made of.
+    ///
+    /// Once paired, the other side's refusals say it is gone: when every
+    /// address it has (not the search's guesses, not a relay's) refused
+    /// [`REFUSALS_TO_FAIL`] probes and none answered or was heard, the
+    /// search ends at once instead of probing a host with nothing there.
     pub fn handle_refused(&mut self, to: SocketAddr) {
-        if to != self.config.rendezvous
-            || self.answered
-            || !matches!(self.phase, Phase::Registering { .. })
-        {
-            return;
-        }
-        self.refusals += 1;
-        if self.refusals >= REFUSALS_TO_FAIL {
-            self.fail(Failure::RendezvousRefused);
+        match self.phase {
+            Phase::Registering { .. } if to == self.config.rendezvous && !self.answered => {
+                self.refusals += 1;
+                if self.refusals >= REFUSALS_TO_FAIL {
+                    self.fail(Failure::RendezvousRefused);
+                }
+            }
+            Phase::Paired { .. } => {
+                for pair in &mut self.pairs {
+                    if pair.addr == to && pair.socket == 0 && !pair.via_relay {
+                        pair.refused += 1;
+                    }
+                }
+                let known = self.pairs.iter().filter(|p| {
+                    p.socket == 0
+                        && !p.via_relay
+                        && matches!(p.origin, Origin::Seen | Origin::Reported)
+                });
+                let gone = known.clone().count() > 0
+                    && known.clone().all(|p| p.refused >= REFUSALS_TO_FAIL)
+                    && self
+                        .pairs
+                        .iter()
+                        .all(|p| p.answered.is_none() && p.heard == 0);
+                if gone {
+                    self.fail(Failure::PeerGone);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -781,8 +835,8 @@ impl Traversal {
         // without --stun, that is the second server to ask.
         if let Some(other) = message.other
             && from == self.config.rendezvous
-            && self.stun.len() == 1
             && other != from
+            && self.stun.iter().all(|a| a.server != other)
         {
             let mut transaction = [0u8; 12];
             self.rng.fill_bytes(&mut transaction);
@@ -895,6 +949,7 @@ impl Traversal {
             heard: 0,
             answered: None,
             last_probe: None,
+            refused: 0,
             next: now,
             via_relay,
             peer_relay: false,
@@ -937,7 +992,9 @@ impl Traversal {
         if from.ip() != seen.ip() {
             return None;
         }
-        let origin = if from == seen {
+        let origin = if via_relay {
+            Origin::Relay
+        } else if from == seen {
             Origin::Seen
         } else {
             Origin::Searched
@@ -1202,8 +1259,7 @@ impl Traversal {
             self.search_due(now, since, seen);
         }
         if since >= self.config.path_wait {
-            let probes = self.pairs.iter().map(|p| p.probes).sum::<u32>()
-                + u32::try_from(self.search_probes).unwrap_or(u32::MAX);
+            let probes = self.pairs.iter().map(|p| p.probes).sum::<u32>();
             let heard = self.pairs.iter().map(|p| p.heard).sum();
             let candidates = self
                 .pairs
@@ -1213,8 +1269,10 @@ impl Traversal {
             self.fail(Failure::NoPath {
                 candidates,
                 probes,
+                searched: self.search_probes,
                 heard,
                 nat: self.nat.unwrap_or(NatKind::Unknown),
+                relay: self.config.relayed.is_some(),
             });
         }
     }
@@ -1376,6 +1434,8 @@ struct Watch {
     targets: Vec<SocketAddr>,
     token: [u8; 8],
     next: Instant,
+    /// Probes sent so far.
+    sent: u32,
 }
 
 impl Keeper {
@@ -1391,9 +1451,12 @@ impl Keeper {
                 let targets: Vec<SocketAddr> = found
                     .tried
                     .iter()
-                    .filter(|t| t.origin != Origin::Searched && t.addr != via)
+                    // The other side's public address: the direct path
+                    // that may open later goes through its NAT (a LAN
+                    // address that did not answer in the search is not
+                    // on this side's network).
+                    .filter(|t| t.origin == Origin::Seen && t.addr != via)
                     .map(|t| t.addr)
-                    .chain((found.peer != via).then_some(found.peer))
                     .fold(Vec::new(), |mut all, a| {
                         if !all.contains(&a) {
                             all.push(a);
@@ -1404,6 +1467,7 @@ impl Keeper {
                     targets,
                     token,
                     next: now + WATCH_EVERY,
+                    sent: 0,
                 })
             }
             _ => None,
@@ -1421,6 +1485,12 @@ impl Keeper {
     /// The chat's peer as the path search left it.
     pub fn peer(&self) -> SocketAddr {
         self.chosen
+    }
+
+    /// While watching for a direct path: the addresses probed and the
+    /// probes sent so far.
+    pub fn watching(&self) -> Option<(Vec<SocketAddr>, u32)> {
+        self.watch.as_ref().map(|w| (w.targets.clone(), w.sent))
     }
 
     /// True while the chat's path is a relay: until a direct address
@@ -1444,6 +1514,7 @@ impl Keeper {
             return Vec::new();
         }
         watch.next = now + WATCH_EVERY;
+        watch.sent += u32::try_from(watch.targets.len()).unwrap_or(u32::MAX);
         let probe = encode_probe(&Probe {
             kind: KIND_PROBE,
             number: self.number,
@@ -1651,12 +1722,23 @@ mod tests {
 
         /// Adds a side at `private` behind `router` (or public).
         fn side(&mut self, private: &str, router: Option<usize>, seed: u8, stun: bool) {
+            self.side_with(private, router, seed, stun.then_some(STUN2));
+        }
+
+        /// Adds a side with `stun` as its second STUN server.
+        fn side_with(
+            &mut self,
+            private: &str,
+            router: Option<usize>,
+            seed: u8,
+            stun: Option<&str>,
+        ) {
             let host: SocketAddr = private.parse().unwrap();
             let config = Config {
                 number: 7,
                 registrant: [seed; 8],
                 rendezvous: RENDEZVOUS.parse().unwrap(),
-                stun: stun.then(|| STUN2.parse().unwrap()),
+                stun: stun.map(|s| s.parse().unwrap()),
                 host: vec![host],
                 relayed: None,
                 path_wait: Duration::from_secs(10),
@@ -1923,6 +2005,65 @@ mod tests {
                 ));
             }
         }
+    }
+
+    /// A second STUN server that never answers (a TURN server that is
+    /// down) does not hide a hard NAT: the rendezvous's second address
+    /// still tells it, and the search still finds the path.
+    #[test]
+    fn a_dead_second_server_does_not_hide_a_hard_nat() {
+        let mut world = World::new(vec![
+            Router::new([198, 51, 100, 1], [192, 168, 1], Nat::Easy, 11),
+            Router::new([198, 51, 100, 2], [192, 168, 2], Nat::Hard, 12),
+        ]);
+        world.side_with("192.168.1.2:5000", Some(0), 1, Some("203.0.113.99:3478"));
+        world.run(Duration::from_millis(300));
+        world.side_with("192.168.2.2:6000", Some(1), 2, Some("203.0.113.99:3478"));
+        world.run(Duration::from_secs(15));
+        assert_eq!(world.sides[1].nat, Some(NatKind::Hard));
+        assert!(matches!(
+            found(&world, 1).kind,
+            PathKind::Direct { searched: true, .. }
+        ));
+    }
+
+    /// A side paired with one that has gone (its number was still held)
+    /// learns it from the ICMP refusals of every address it was given,
+    /// and ends at once, without a search; refusals from only some
+    /// addresses end nothing.
+    #[test]
+    fn a_peer_that_left_is_said_from_its_refusals() {
+        let mut traversal = Traversal::new(
+            Config {
+                number: 7,
+                registrant: [1; 8],
+                rendezvous: RENDEZVOUS.parse().unwrap(),
+                stun: None,
+                host: vec!["198.51.100.1:5000".parse().unwrap()],
+                relayed: None,
+                path_wait: Duration::from_secs(10),
+                seed: [1; 32],
+            },
+            Instant::now(),
+        );
+        let gone: SocketAddr = "198.51.100.2:6000".parse().unwrap();
+        let lan: SocketAddr = "192.168.2.2:6000".parse().unwrap();
+        let answer = rendezvous::encode_answer(7, Status::PairedSecond, &[gone, lan]);
+        let now = Instant::now();
+        assert!(traversal.handle_datagram(now, 0, RENDEZVOUS.parse().unwrap(), &answer, false));
+        for _ in 0..REFUSALS_TO_FAIL {
+            traversal.handle_refused(gone);
+        }
+        assert!(!traversal.is_done(), "its LAN address has not refused");
+        for _ in 0..REFUSALS_TO_FAIL {
+            traversal.handle_refused(lan);
+        }
+        assert!(traversal.is_done());
+        let failed = std::iter::from_fn(|| traversal.poll_event()).find_map(|e| match e {
+            TraverseEvent::Failed(f) => Some(f),
+            _ => None,
+        });
+        assert_eq!(failed, Some(Failure::PeerGone));
     }
 
     /// Two hard NATs: no search can work (neither side's mapping can be

@@ -84,6 +84,14 @@ impl Driver {
         })
     }
 
+    /// While a relayed chat watches for a direct path: the addresses it
+    /// probes and the probes sent so far.
+    pub fn watching(&self) -> Option<(Vec<SocketAddr>, u32)> {
+        self.keeper
+            .as_ref()
+            .and_then(|k| k.lock().unwrap_or_else(|e| e.into_inner()).watching())
+    }
+
     /// True while the chat's path (after `--via`) goes through a relay.
     pub fn is_relayed(&self) -> bool {
         self.keeper

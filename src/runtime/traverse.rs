@@ -269,8 +269,18 @@ fn allocate(
     let mut client = TurnClient::new(setup.server, &setup.username, &setup.password, seed, start);
     let mut buf = vec![0u8; 2048];
     let mut scratch = Scratch::default();
+    let refused = |errors: &[PeerError]| {
+        errors
+            .iter()
+            .any(|e| e.is_refusal() && crate::net::addr::canonical(e.peer) == setup.server)
+    };
     let result = loop {
-        flush_turn(main, &mut client);
+        if refused(&flush_turn(main, &mut client)) {
+            break Err(format!(
+                "nothing listens at {} (ICMP port unreachable): is the TURN server running there, on that port?",
+                setup.server
+            ));
+        }
         let mut result = None;
         while let Some(event) = client.poll_event() {
             match event {
@@ -307,7 +317,12 @@ fn allocate(
                     client.handle_datagram(Instant::now(), &buf[..received.len]);
                 }
             }
-            let _ = main.take_errors();
+            if refused(&main.take_errors()) {
+                break Err(format!(
+                    "nothing listens at {} (ICMP port unreachable): is the TURN server running there, on that port?",
+                    setup.server
+                ));
+            }
         }
         client.handle_timeout(Instant::now());
     };
@@ -325,13 +340,15 @@ fn allocate(
     Ok(Ok(relayed))
 }
 
-/// Sends the TURN client's datagrams to its server.
-fn flush_turn(main: &Endpoint, client: &mut TurnClient) {
+/// Sends the TURN client's datagrams to its server; the ICMP reports
+/// drained on the way.
+fn flush_turn(main: &Endpoint, client: &mut TurnClient) -> Vec<PeerError> {
     let server = client.server();
+    let mut drained = Vec::new();
     while let Some(datagram) = client.poll_transmit() {
-        let mut drained = Vec::new();
         let _ = main.send_to(&datagram, server, &mut drained);
     }
+    drained
 }
 
 /// Gives an allocation not used back to its server.

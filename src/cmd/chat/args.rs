@@ -100,7 +100,8 @@ pub struct ChatArgs {
     /// In a secure session (--key-file or --code with a peer): when
     /// nothing else was sent for MS milliseconds, send a keepalive (36
     /// bytes), so that a NAT's mapping for the chat stays open (many time
-    /// out after 30 s). Off by default: an idle chat sends nothing.
+    /// out after 30 s). Off by default (an idle chat sends nothing), except
+    /// with --via: every 25000.
     #[arg(long, value_name = "MS", value_parser = parse::millis(1000, 600_000))]
     keepalive: Option<u64>,
     /// Meet the other side of a --code at a rendezvous (dgram rendezvous
@@ -111,16 +112,16 @@ pub struct ChatArgs {
     via: Option<SocketAddr>,
     /// With --via: a second STUN server (any, such as coturn), to see
     /// whether this side's NAT takes a new port per destination.
-    #[arg(long, value_name = "ADDR", value_parser = parse::peer_addr, requires = "via")]
+    #[arg(long, value_name = "ADDR", value_parser = parse::peer_addr)]
     stun: Option<SocketAddr>,
     /// With --via: how long, in milliseconds after the pairing, the search
-    /// for a path may take before the chat gives up.
-    #[arg(long, value_name = "MS", default_value_t = DEFAULT_PATH_WAIT.as_millis() as u64, value_parser = parse::millis(1000, 120_000), requires = "via")]
-    path_wait: u64,
+    /// for a path may take before the chat gives up (default 10000).
+    #[arg(long, value_name = "MS", value_parser = parse::millis(1000, 120_000))]
+    path_wait: Option<u64>,
     /// With --via: a TURN server (such as coturn) to relay through when no
     /// direct path is found, with its long-term credential. The session
     /// stays sealed end to end: the relay sees only ciphertext.
-    #[arg(long, value_name = "USER:PASS@HOST:PORT", value_parser = turn_server, requires = "via")]
+    #[arg(long, value_name = "USER:PASS@HOST:PORT", value_parser = turn_server)]
     turn: Option<TurnSetup>,
     #[command(flatten)]
     buffers: BufferArgs,
@@ -165,6 +166,27 @@ impl ChatOptions {
             return Err(Error::Usage { message });
         }
         let group = args.group.options()?;
+        // Checked here, not by clap: its `requires` is not enforced next
+        // to an option that conflicts with the one required (`--peer`).
+        if args.via.is_none() {
+            let given: Vec<&str> = [
+                (args.stun.is_some(), "--stun"),
+                (args.turn.is_some(), "--turn"),
+                (args.path_wait.is_some(), "--path-wait"),
+            ]
+            .into_iter()
+            .filter_map(|(given, name)| given.then_some(name))
+            .collect();
+            if !given.is_empty() {
+                return Err(Error::Usage {
+                    message: format!(
+                        "{} only work{} with --via (a chat that meets its peer at a rendezvous)",
+                        given.join(", "),
+                        if given.len() == 1 { "s" } else { "" }
+                    ),
+                });
+            }
+        }
         if args.keepalive.is_some()
             && (group.is_some() || (args.key_file.is_none() && args.code.is_none()))
         {
@@ -192,7 +214,9 @@ impl ChatOptions {
         let via = args.via.map(|rendezvous| Via {
             rendezvous,
             stun: args.stun,
-            path_wait: Duration::from_millis(args.path_wait),
+            path_wait: args
+                .path_wait
+                .map_or(DEFAULT_PATH_WAIT, Duration::from_millis),
             turn: args.turn.clone(),
         });
         // A code made here is drawn from the operating system's random

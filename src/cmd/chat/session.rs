@@ -266,8 +266,20 @@ impl Session {
             Command::Path => match &self.path {
                 Some(found) => {
                     let mut lines = path_table(found);
-                    if matches!(found.kind, PathKind::Relayed { .. }) && !self.messenger.is_relayed() {
-                        lines.push("  since then: a direct path answered, and the chat left the relay".to_string());
+                    if let Some((targets, sent)) = self.messenger.watching() {
+                        let targets: Vec<String> =
+                            targets.iter().map(|t| shown(*t).to_string()).collect();
+                        lines.push(format!(
+                            "  since then: watching for a direct path: {sent} probes to {} (one every 5 s), none answered yet",
+                            targets.join(", ")
+                        ));
+                    } else if matches!(found.kind, PathKind::Relayed { .. })
+                        && !self.messenger.is_relayed()
+                    {
+                        lines.push(
+                            "  since then: a direct path answered, and the chat left the relay"
+                                .to_string(),
+                        );
                     }
                     lines
                 }
