@@ -413,6 +413,44 @@ mod tests {
         }
     }
 
+    /// `--stun`, `--turn` and `--path-wait` belong to `--via`: without it
+    /// (even next to `--peer`, where clap's own check does not fire) they
+    /// are usage errors, not silently ignored; `--turn`'s password may
+    /// hold a colon and the chat through NATs keeps a 25 s keepalive.
+    #[test]
+    fn via_options_need_via() {
+        for option in [
+            &["--turn", "u:p@127.0.0.1:3478"][..],
+            &["--stun", "127.0.0.1:3478"],
+            &["--path-wait", "5000"],
+        ] {
+            let words = [&["--peer", "127.0.0.1:5", "--code"][..], option].concat();
+            match ChatOptions::from_args(args(&words)) {
+                Err(Error::Usage { message }) => {
+                    assert!(
+                        message.contains("only work") && message.contains("--via"),
+                        "{message}"
+                    )
+                }
+                other => panic!("{words:?}: {other:?}"),
+            }
+        }
+        let via = ChatOptions::from_args(args(&[
+            "--via",
+            "127.0.0.1:3478",
+            "--code",
+            "--turn",
+            "u:p:q@127.0.0.1:3478",
+        ]))
+        .expect("valid options");
+        assert_eq!(via.protocol.keepalive, Some(VIA_KEEPALIVE));
+        let turn = via.via.unwrap().turn.unwrap();
+        assert_eq!(
+            (turn.username.as_str(), turn.password.as_str()),
+            ("u", "p:q")
+        );
+    }
+
     /// A code is a secure session of two: it cannot go with a key file, a
     /// plain or raw chat, or a group, and a code that does not parse is
     /// refused as the command line is read.
