@@ -688,7 +688,9 @@ impl Traversal {
             }
         };
         for ask in &self.stun {
-            if ask.mapped.is_none() && ask.tries < STUN_TRIES {
+            // After the last try, its wait still ends: then the NAT's
+            // kind is settled without that server.
+            if ask.mapped.is_none() && (ask.tries < STUN_TRIES || self.nat.is_none()) {
                 at(ask.next);
             }
         }
