@@ -739,6 +739,98 @@ fn hard_hard_without_a_relay_fails_with_the_reason() {
     world.assert_server_saw_no_chat();
 }
 
+/// Both homes behind hard NATs (`masquerade fully-random`): no direct path
+/// can be punched (see the test above), so the chat goes through coturn's
+/// TURN relay on the server. Two rounds: only the first side has `--turn`
+/// (someone without credentials reaches someone who has them: the second
+/// side, which chooses, takes the pair to the first side's relayed
+/// address), then both have it (each offers its relayed address; the
+/// chooser takes one). Each round: every side with `--turn` got a relayed
+/// address, both `path_found` say `relayed` (one side's own relay, the
+/// other's not) after the 3 s a direct pair is given, the verify words
+/// match, a message is delivered each way, every message has exactly one
+/// final state and nothing is shown twice. The server's counters: sealed
+/// datagrams came to the relayed ports and wrapped for the relay to the
+/// TURN port, so the relay carried the chat, and it saw ciphertext only
+/// (the session is sealed end to end; the relay has no key); none came
+/// anywhere else, and the rendezvous's port got only registrations and
+/// STUN. SKIPPED without coturn (a failure under `CI=true`: the setup
+/// script installs it).
+#[test]
+fn hard_hard_is_relayed_through_coturn() {
+    if !have("turnserver") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the relayed NAT lab test needs coturn (turnserver) in CI"
+        );
+        eprintln!("SKIPPED: the relayed NAT lab test needs coturn (turnserver)");
+        return;
+    }
+    let Some(world) = World::or_skip(&[Router::new(Nat::Hard), Router::new(Nat::Hard)], false)
+    else {
+        return;
+    };
+    let turn: &[&str] = &["--turn", TURN];
+    for (round, first_turn, second_turn) in [(31, turn, &[][..]), (32, turn, turn)] {
+        let code = format!("{round}-clockwork-crossover-ragtime");
+        let relayed_before = world.counter("relayed").0;
+        let wrapped_before = world.counter("wrapped").0;
+        let (mut pair, found) =
+            Pair::connect(&world, &code, (home(0), first_turn), (home(1), second_turn));
+        let mut own = Vec::new();
+        for (proc, found, extra) in [
+            (&pair.first, &found[0], first_turn),
+            (&pair.second, &found[1], second_turn),
+        ] {
+            if !extra.is_empty() {
+                let relay = &proc.events("relay")[..];
+                assert!(
+                    relay.len() == 1
+                        && relay[0]["relayed"]
+                            .as_str()
+                            .is_some_and(|r| r.starts_with("203.0.113.10:50")),
+                    "round {round}: the allocation\n{}\n{}",
+                    proc.dump(),
+                    world.dump()
+                );
+            }
+            assert_eq!(found["path"], "relayed", "round {round}\n{}", proc.dump());
+            assert!(
+                found["description"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("relayed via 203.0.113.10:50")),
+                "round {round}: {found}"
+            );
+            own.push(found["own_relay"].as_bool());
+        }
+        if second_turn.is_empty() {
+            assert_eq!(own, [Some(true), Some(false)], "round {round}: {found:?}");
+        } else {
+            own.sort();
+            assert_eq!(own, [Some(false), Some(true)], "round {round}: {found:?}");
+        }
+        // The chooser gave a direct pair its time first.
+        assert!(
+            found[1]["took_ms"].as_f64().is_some_and(|t| t >= 3000.0),
+            "round {round}: {}",
+            found[1]
+        );
+        let there = format!("round {round} through the relay, there");
+        let back = format!("round {round} through the relay, back");
+        deliver(&mut pair.second, &pair.first, &there);
+        deliver(&mut pair.first, &pair.second, &back);
+        pair.finish([&[there.as_str()], &[back.as_str()]]);
+        let relayed = world.counter("relayed").0 - relayed_before;
+        let wrapped = world.counter("wrapped").0 - wrapped_before;
+        assert!(
+            relayed > 0 && wrapped > 0,
+            "round {round}: sealed datagrams to the relayed ports {relayed}, wrapped for the relay {wrapped}\n{}",
+            world.dump()
+        );
+    }
+    world.assert_rendezvous_saw_no_chat(true);
+}
+
 /// Both hosts behind the same router: the path is the LAN (each side
 /// reported its interface address), `direct on the LAN`, and the first
 /// message is delivered.
