@@ -5,9 +5,10 @@
 #
 # The world (as `dgram lab nat` and tests/natlab.rs build it): an
 # "internet" bridge; a server (203.0.113.10) running `dgram rendezvous` on
-# port 3478 and a second STUN server on port 3479 (coturn's turnserver when
-# installed, else a second `dgram rendezvous`), so that each side learns
-# whether its NAT takes a new port per destination; four homes, each a host
+# port 3478 and, on port 3479, coturn's turnserver as the second STUN
+# server (so that each side learns whether its NAT takes a new port per
+# destination) and as the TURN relay (long-term credentials u:p, realm
+# dgram.test, relayed addresses 203.0.113.10:50000-50999); four homes, each a host
 # (192.168.N.2) behind its router (203.0.113.N): 1 and 2 `masquerade`
 # ("easy": Linux keeps the port), 3 and 4 `masquerade fully-random`
 # ("hard"), all with a home router's input policy (drop; accept the LAN,
@@ -19,14 +20,21 @@
 # starts the first peer, waits until the rendezvous holds its number, starts
 # the second with one line on its stdin, and waits (PATH_WAIT ms, default
 # the chat's 10000, plus 15 s) for that message's receipt or the search's
-# failure. Printed per pair: how many connected directly (LAN / through the
+# failure. Both hard-hard peers run with `--turn u:p@203.0.113.10:3479`
+# (each allocates a relayed address and offers it; the side that came
+# second chooses a relayed pair when no direct one is proven 3 s after the
+# pairing). Printed per pair: how many connected directly (LAN / through the
 # NATs / by the port search), relayed or failed (with the reasons, numbers
 # replaced by N); the time from the second peer's start to its message's
 # delivery (median, p95, max); what the rendezvous carried per pairing
 # (nftables counters on the server's input and output for UDP port 3478,
-# IP bytes); the sealed chat datagrams that reached the server (dgram kind
-# 7: must be 0). There is no relay yet (`--turn` is not on main): hard-hard
-# has no path, and the relay column says so.
+# IP bytes); what the relay carried per pairing (nftables counters on the
+# server: TURN to and from port 3479 except STUN Binding, and everything to
+# and from the relayed ports 50000-50999, IP bytes); the sealed chat
+# datagrams that reached the server (dgram kind 7 at the start of the UDP
+# payload, or after a ChannelData header to port 3479): to the relay's ports
+# when a pairing is relayed (the relay sees ciphertext only), and never
+# anywhere else (must be 0).
 #
 # Figures only: nothing here asserts a time. Usage:
 #   sudo scripts/bench-nat.sh            (RUNS=100 PATH_WAIT=10000)
@@ -39,7 +47,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "bench-nat: needs root (it builds network namespaces)" >&2
   exit 1
 fi
-for tool in ip nft python3; do
+for tool in ip nft python3 turnserver; do
   command -v "$tool" >/dev/null || { echo "bench-nat: needs $tool" >&2; exit 1; }
 done
 cargo build --release --quiet
@@ -100,33 +108,47 @@ table inet home {
 EOF
   ip netns exec "$P-r$n" sysctl -qw net.ipv4.ip_forward=1
 done
-# The server's counters: what the rendezvous port carried each way, and any
-# sealed chat datagram (F5 01 07 at the start of the UDP payload) arriving.
+# The server's counters: what the rendezvous port and the relay carried
+# each way (the relay: TURN on port 3479 but not STUN Binding, type 0x0001
+# in and 0x0101 out, and the relayed ports), and any sealed chat datagram
+# arriving: F5 01 07 at the start of the UDP payload (to the relayed ports:
+# relayed; to any other port: must not happen), or after a 4-byte
+# ChannelData header to port 3479 (relayed).
 ip netns exec "$P-server" nft -f - <<'EOF'
 table inet watch {
   counter rendezvous_in {}
   counter rendezvous_out {}
+  counter relay_in {}
+  counter relay_out {}
+  counter sealed_relayed {}
+  counter sealed_channel {}
   counter sealed_in {}
   chain input { type filter hook input priority -10; policy accept;
     udp dport 3478 counter name "rendezvous_in";
-    meta l4proto udp @th,64,24 0xf50107 counter name "sealed_in"; }
+    udp dport 3479 @th,64,16 != 0x0001 counter name "relay_in";
+    udp dport 50000-50999 counter name "relay_in";
+    udp dport 50000-50999 @th,64,24 0xf50107 counter name "sealed_relayed";
+    udp dport 3479 @th,96,24 0xf50107 counter name "sealed_channel";
+    udp dport != 50000-50999 @th,64,24 0xf50107 counter name "sealed_in"; }
   chain output { type filter hook output priority -10; policy accept;
-    udp sport 3478 counter name "rendezvous_out"; }
+    udp sport 3478 counter name "rendezvous_out";
+    udp sport 3479 @th,64,16 != 0x0101 counter name "relay_out";
+    udp sport 50000-50999 counter name "relay_out"; }
 }
 EOF
 
-ip netns exec "$P-server" "$dgram" rendezvous --json 203.0.113.10:3478 >"$work/rendezvous" 2>&1 &
+# Without its own second port (3479 by default): that is coturn's, and
+# with the rendezvous on it coturn cannot bind and never relays.
+ip netns exec "$P-server" "$dgram" rendezvous --json --no-other-port 203.0.113.10:3478 >"$work/rendezvous" 2>&1 &
 echo $! >"$work/rendezvous.pid"
-if command -v turnserver >/dev/null; then
-  stun_kind="coturn (turnserver)"
-  ip netns exec "$P-server" turnserver -n --listening-ip 203.0.113.10 --listening-port 3479 \
-    --no-tls --no-dtls --no-tcp --no-tcp-relay --no-cli --no-auth \
-    --pidfile "$work/coturn.own-pid" --userdb "$work/turndb" \
-    --log-file stdout --simple-log >"$work/coturn" 2>&1 &
-else
-  stun_kind="a second dgram rendezvous"
-  ip netns exec "$P-server" "$dgram" rendezvous 203.0.113.10:3479 >"$work/stun2" 2>&1 &
-fi
+# STUN Binding needs no credentials; Allocate does (the long-term
+# mechanism). The relayed ports are a range of their own, for the counters.
+ip netns exec "$P-server" turnserver -n --listening-ip 203.0.113.10 --listening-port 3479 \
+  --relay-ip 203.0.113.10 --min-port 50000 --max-port 50999 \
+  --lt-cred-mech --user u:p --realm dgram.test \
+  --no-tls --no-dtls --no-tcp --no-tcp-relay --no-cli \
+  --pidfile "$work/coturn.own-pid" --userdb "$work/turndb" \
+  --log-file stdout --simple-log >"$work/coturn" 2>&1 &
 echo $! >"$work/stun2.pid"
 for _ in $(seq 200); do
   udp=$(ip netns exec "$P-server" cat /proc/net/udp)
@@ -134,11 +156,12 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 
-python3 - "$dgram" "$P" "$RUNS" "$PATH_WAIT" "$stun_kind" <<'PY'
+python3 - "$dgram" "$P" "$RUNS" "$PATH_WAIT" <<'PY'
 import json, queue, re, statistics, subprocess, sys, threading, time
 
-dgram, prefix, runs, path_wait, stun_kind = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+dgram, prefix, runs, path_wait = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 RENDEZVOUS, STUN = "203.0.113.10:3478", "203.0.113.10:3479"
+TURN = ["--turn", "u:p@203.0.113.10:3479"]
 
 def counter(name):
     out = subprocess.run(["ip", "netns", "exec", f"{prefix}-server", "nft", "list", "counter", "inet", "watch", name],
@@ -147,9 +170,9 @@ def counter(name):
     return int(m.group(1)), int(m.group(2))
 
 class Peer:
-    def __init__(self, home, code, line=None):
+    def __init__(self, home, code, extra, line=None):
         args = ["ip", "netns", "exec", f"{prefix}-h{home}", dgram, "chat", "--via", RENDEZVOUS, "--stun", STUN,
-                "--code", code, "--json", "--no-history", "--linger", "0", "--path-wait", str(path_wait)]
+                "--code", code, "--json", "--no-history", "--linger", "0", "--path-wait", str(path_wait)] + extra
         self.start = time.monotonic()
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if line is not None:
@@ -196,17 +219,19 @@ class Peer:
             self.proc.wait()
 
 number = 0
-def run(first_home, second_home):
-    """One pairing: (outcome, detail, seconds to delivery or None, rendezvous bytes in, out, search)."""
+BYTES = ["rendezvous_in", "rendezvous_out", "relay_in", "relay_out"]
+
+def run(first_home, second_home, extra):
+    """One pairing: (outcome, detail, seconds to delivery or None, bytes per counter of BYTES, search)."""
     global number
     number = number % 999 + 1
     code = f"{number}-clockwork-crossover-ragtime"
-    before = (counter("rendezvous_in")[1], counter("rendezvous_out")[1])
-    first = Peer(first_home, code)
+    before = [counter(name)[1] for name in BYTES]
+    first = Peer(first_home, code, extra)
     if first.until({"rendezvous_waiting"}, time.monotonic() + 10) is None:
         first.end()
-        return "failed", "the first peer never waited at the rendezvous: " + first.proc.stderr.read().strip(), None, 0, 0, None
-    second = Peer(second_home, code, f"hello {number}")
+        return "failed", "the first peer never waited at the rendezvous: " + first.proc.stderr.read().strip(), None, [0] * len(BYTES), None
+    second = Peer(second_home, code, extra, f"hello {number}")
     deadline = time.monotonic() + path_wait / 1000 + 15
     outcome, detail, took, search = "failed", "no path and no failure within the deadline", None, None
     got = second.until({"path_found", "path_failed"}, deadline)
@@ -231,21 +256,23 @@ def run(first_home, second_home):
             other = got[1] if got is not None else None
         if other is not None:
             search = (search[0] + other["search_sockets"], search[1] + other["search_probes"])
-    after = (counter("rendezvous_in")[1], counter("rendezvous_out")[1])
-    return outcome, detail, took, after[0] - before[0], after[1] - before[1], search
+    # The relay's allocations are given back as the peers end: counted too.
+    after = [counter(name)[1] for name in BYTES]
+    return outcome, detail, took, [a - b for a, b in zip(after, before)], search
 
 def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
-print(f"dgram chat --via across NATs: {runs} runs per pair, --path-wait {path_wait} ms; second STUN server: {stun_kind}")
+print(f"dgram chat --via across NATs: {runs} runs per pair, --path-wait {path_wait} ms; "
+      f"second STUN server and TURN relay: coturn (turnserver); hard–hard with {' '.join(TURN)}")
 rows = []
-for label, homes in [("easy–easy", (1, 2)), ("easy–hard", (1, 3)), ("hard–hard", (3, 4))]:
-    outcomes, reasons, times, rin, rout, searched = {}, {}, [], [], [], []
+for label, homes, extra in [("easy–easy", (1, 2), []), ("easy–hard", (1, 3), []), ("hard–hard", (3, 4), TURN)]:
+    outcomes, reasons, times, carried, searched = {}, {}, [], [], []
     started = time.monotonic()
     for i in range(runs):
         a, b = homes if i % 2 == 0 or label != "easy–hard" else homes[::-1]
-        outcome, detail, took, bytes_in, bytes_out, search = run(a, b)
+        outcome, detail, took, bytes_each, search = run(a, b, extra)
         if outcome == "direct" and "port search" in detail:
             outcome = "direct (port search)"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
@@ -256,15 +283,17 @@ for label, homes in [("easy–easy", (1, 2)), ("easy–hard", (1, 3)), ("hard–
             times.append(took)
         if search is not None and search != (0, 0):
             searched.append(search)
-        rin.append(bytes_in)
-        rout.append(bytes_out)
-    rows.append((label, outcomes, reasons, times, rin, rout, searched, time.monotonic() - started))
+        carried.append(bytes_each)
+    rows.append((label, outcomes, reasons, times, carried, searched, time.monotonic() - started))
 
 sealed = counter("sealed_in")
+sealed_relayed = counter("sealed_relayed")
+sealed_channel = counter("sealed_channel")
 print()
-print("| NAT pair | runs | direct | relayed | failed | to the first delivery: median | p95 | max | rendezvous bytes per pairing (in / out, median) | relay bytes |")
+print("| NAT pair | runs | direct | relayed | failed | to the first delivery: median | p95 | max | rendezvous bytes per pairing (in / out, median) | relay bytes per pairing (in / out, median) |")
 print("|---|---|---|---|---|---|---|---|---|---|")
-for label, outcomes, reasons, times, rin, rout, searched, _ in rows:
+for label, outcomes, reasons, times, carried, searched, _ in rows:
+    median = lambda k: statistics.median(c[k] for c in carried)
     direct = sum(n for k, n in outcomes.items() if k in ("lan", "direct", "direct (port search)"))
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(outcomes.items()) if k not in ("failed", "relayed"))
     relayed = outcomes.get("relayed", 0)
@@ -272,15 +301,19 @@ for label, outcomes, reasons, times, rin, rout, searched, _ in rows:
     fmt = lambda s: f"{s:.2f} s"
     timing = [fmt(statistics.median(times)), fmt(pct(times, 95)), fmt(max(times))] if times else ["–"] * 3
     print(f"| {label} | {runs} | {direct} ({100 * direct / runs:.0f}%{'; ' + kinds if kinds else ''}) | {relayed} | {failed} ({100 * failed / runs:.0f}%) | "
-          f"{timing[0]} | {timing[1]} | {timing[2]} | {statistics.median(rin):.0f} / {statistics.median(rout):.0f} | no relay (--turn is not on main) |")
+          f"{timing[0]} | {timing[1]} | {timing[2]} | {median(0):.0f} / {median(1):.0f} | {median(2):.0f} / {median(3):.0f} |")
 print()
-for label, outcomes, reasons, times, rin, rout, searched, wall in rows:
-    print(f"{label}: {wall:.0f} s for {runs} runs; rendezvous bytes per pairing in+out max {max(a + b for a, b in zip(rin, rout))}")
+for label, outcomes, reasons, times, carried, searched, wall in rows:
+    within = lambda s: sum(1 for t in times if t <= s)
+    print(f"{label}: {wall:.0f} s for {runs} runs; delivered within 2 s: {within(2)}, within 5 s: {within(5)}; "
+          f"rendezvous bytes per pairing in+out max {max(c[0] + c[1] for c in carried)}; "
+          f"relay bytes per pairing in+out max {max(c[2] + c[3] for c in carried)}")
     if searched:
         print(f"  port searches: {len(searched)}; sockets opened (hard side) median {statistics.median(s[0] for s in searched):.0f}, "
               f"random-port probes (easy side) median {statistics.median(s[1] for s in searched):.0f}, max {max(s[1] for s in searched)}")
     for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
         print(f"  failed {n}×: {reason}")
 print()
-print(f"sealed chat datagrams (kind 7) that reached the server: {sealed[0]}")
+print(f"sealed chat datagrams (kind 7) that reached the server: {sealed_relayed[0]} to the relayed ports, "
+      f"{sealed_channel[0]} in ChannelData to the TURN port, {sealed[0]} anywhere else (must be 0)")
 PY
