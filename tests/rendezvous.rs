@@ -342,6 +342,39 @@ fn chat_via_paired_with_a_side_that_left_says_so() {
     stop(&mut service);
 }
 
+/// The default second port (the next one) may be taken by another
+/// service (a coturn beside it): the rendezvous then runs without it and
+/// says so; a second port asked for by `--other-port` that cannot be
+/// bound fails the start instead (exit 1).
+#[test]
+fn a_taken_default_second_port_is_done_without() {
+    // A blocker on some port B, the service on B - 1 (retried while B - 1
+    // happens to be taken too).
+    let mut started = None;
+    for _ in 0..20 {
+        let blocker = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = blocker.local_addr().unwrap().port() - 1;
+        // Free a moment ago (another test may take it: then try again).
+        if UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let proc = Proc::dgram(&["rendezvous", "--json", &format!("127.0.0.1:{port}")]);
+        started = Some((proc, blocker));
+        break;
+    }
+    let (mut service, blocker) = started.expect("a free port below a taken one");
+    let start = service.next("rendezvous_start");
+    assert!(start["other"].is_null(), "{start}");
+    let skipped = service.next("rendezvous_no_other_port");
+    assert_eq!(skipped["other"], blocker.local_addr().unwrap().to_string());
+    stop(&mut service);
+
+    let taken = blocker.local_addr().unwrap().port().to_string();
+    let mut asked = Proc::dgram(&["rendezvous", "127.0.0.1:0", "--other-port", &taken]);
+    let status = asked.exit_within(DEADLINE);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", asked.dump());
+}
+
 /// Over IPv6 the response needs 44 bytes (52 with FINGERPRINT): a
 /// 40-byte request is not answered, a 44- and a 52-byte one are, with the
 /// client's IPv6 address. On a dual-stack socket (`[::]`), an IPv4 client

@@ -82,7 +82,10 @@ pub fn main(args: RendezvousArgs) -> Result<(), Error> {
             0 | u16::MAX => 0,
             port => port + 1,
         });
-        SocketAddr::new(args.addr.ip(), port)
+        SecondPort {
+            addr: SocketAddr::new(args.addr.ip(), port),
+            asked: args.other_port.is_some(),
+        }
     });
     run(
         args.addr,
@@ -95,11 +98,23 @@ pub fn main(args: RendezvousArgs) -> Result<(), Error> {
     .map(|_| ())
 }
 
+/// The second, STUN-only port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecondPort {
+    /// Where.
+    pub addr: SocketAddr,
+    /// `--other-port` named it: failing to bind it fails the service. The
+    /// default (the next port) may be taken by another service, such as
+    /// a coturn next to it: then the rendezvous runs without it and says
+    /// so.
+    pub asked: bool,
+}
+
 /// Serves on `addr` until `shutdown` asks, writing its lines to `out`;
 /// returns what the service counted.
 pub fn run(
     addr: SocketAddr,
-    other: Option<SocketAddr>,
+    other: Option<SecondPort>,
     format: Format,
     limits: Limits,
     shutdown: &Shutdown,
@@ -110,10 +125,17 @@ pub fn run(
         .local_addr()
         .map_err(|source| Error::LocalAddr { source })?;
     let mut service = Service::new(limits);
-    let second = match other {
-        Some(other) => {
-            let second = UdpSocket::bind(other).map_err(|source| Error::Bind {
-                addr: other,
+    let mut display = Display { format, out };
+    let mut skipped = None;
+    let second = match other.map(|o| (o, UdpSocket::bind(o.addr))) {
+        None => None,
+        Some((other, Err(source))) if !other.asked => {
+            skipped = Some((other.addr, source));
+            None
+        }
+        Some((other, bound)) => {
+            let second = bound.map_err(|source| Error::Bind {
+                addr: other.addr,
                 source,
             })?;
             let second_local = second
@@ -128,10 +150,21 @@ pub fn run(
             service = service.with_other(second_local);
             Some((second, second_local))
         }
-        None => None,
     };
-    let mut display = Display { format, out };
     display.start(local, second.as_ref().map(|(_, a)| *a), &limits)?;
+    if let Some((other, source)) = skipped {
+        let line = match display.format {
+            Format::Json => object(
+                "rendezvous_no_other_port",
+                json!({ "other": other.to_string(), "error": source.to_string() }),
+            ),
+            Format::Human => format!(
+                "no second STUN port: {other} is not free ({source}); peers need --stun or --turn \
+                 to tell a NAT that takes a new port per destination (--other-port PORT picks another)"
+            ),
+        };
+        display.write(line)?;
+    }
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut send_failed = 0u64;
     loop {
