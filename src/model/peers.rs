@@ -102,6 +102,11 @@ impl InboundCounts {
         }
         if message.reordered {
             self.reordered += 1;
+        }
+        // Only a gap counted missing is filled: a message from before the
+        // first number heard was never counted (taking one off for it
+        // made a summary say 0 lost with one never shown).
+        if message.filled_gap {
             self.missing = self.missing.saturating_sub(1);
         }
     }
@@ -536,6 +541,39 @@ mod tests {
             truncated: false,
             original_len: None,
         })
+    }
+
+    /// Only a message that filled a gap counted missing takes one off the
+    /// lost count: a message from before the first number heard (seen as
+    /// reordered, never counted missing) leaves it, so a summary cannot
+    /// say 0 lost while a number in a gap was never shown (seen in a
+    /// 20%-loss run: message 1 came after message 2, and 62 never came).
+    #[test]
+    fn only_a_filled_gap_is_taken_off_the_lost_count() {
+        let message =
+            |seq: u64, reordered: bool, filled_gap: bool| crate::proto::report::ChatMessage {
+                at: SystemTime::UNIX_EPOCH,
+                from: addr(1),
+                name: String::new(),
+                session: crate::proto::SessionId([1; 8]),
+                seq,
+                attempt: 1,
+                payload: Vec::new(),
+                duplicate: false,
+                duplicates: 0,
+                reordered,
+                filled_gap,
+                wire_len: 30,
+            };
+        let mut counts = InboundCounts::default();
+        counts.count(&message(2, false, false));
+        counts.missing += 2; // the gap 62..=63 of the run above
+        counts.count(&message(1, true, false));
+        counts.count(&message(63, true, true));
+        assert_eq!(
+            (counts.messages, counts.reordered, counts.missing),
+            (3, 2, 1)
+        );
     }
 
     /// A refusal is a transition once, not once per report; hearing from

@@ -664,6 +664,7 @@ mod tests {
                 duplicate: false,
                 duplicates: 0,
                 reordered: false,
+                filled_gap: false,
                 wire_len: 20,
             })),
         )

@@ -1225,6 +1225,7 @@ mod tests {
                 duplicate,
                 duplicates: u64::from(duplicate),
                 reordered,
+                filled_gap: reordered,
                 wire_len: 30,
             }))
         };

@@ -1037,6 +1037,7 @@ mod tests {
             duplicate: false,
             duplicates: 0,
             reordered: true,
+            filled_gap: false,
             wire_len: 20,
         };
         let line = message_line(&message);

@@ -1638,7 +1638,8 @@ impl Core {
                 payload: message.payload,
                 duplicate: arrival == Arrival::Duplicate,
                 duplicates,
-                reordered: arrival == Arrival::Reordered,
+                reordered: matches!(arrival, Arrival::Reordered { .. }),
+                filled_gap: arrival == Arrival::Reordered { filled: true },
                 wire_len,
             })));
         if self.config.silent {

@@ -30,7 +30,11 @@ pub enum Arrival {
     },
     /// New, but after a later one: it fills a gap (reordered), or it is
     /// from before the first number heard.
-    Reordered,
+    Reordered {
+        /// It filled a gap counted missing (not one from before the
+        /// first number heard, which was never counted).
+        filled: bool,
+    },
     /// A copy of one already received (or given up on).
     Duplicate,
 }
@@ -86,7 +90,8 @@ impl Arrivals {
             return Arrival::Duplicate;
         };
         let (a, b) = self.gaps[i];
-        if seq >= self.first {
+        let filled = seq >= self.first;
+        if filled {
             self.open -= 1;
         }
         match (a == seq, b == seq) {
@@ -106,7 +111,7 @@ impl Arrivals {
                 }
             }
         }
-        Arrival::Reordered
+        Arrival::Reordered { filled }
     }
 
     /// How many of the numbers `a..=b` count as missing (those from the
@@ -156,7 +161,7 @@ mod tests {
         assert_eq!(a.record(1), Arrival::New { gap: None });
         assert_eq!(a.record(4), Arrival::New { gap: Some((2, 3)) });
         assert_eq!(a.missing(), 2);
-        assert_eq!(a.record(3), Arrival::Reordered);
+        assert_eq!(a.record(3), Arrival::Reordered { filled: true });
         assert_eq!(a.record(3), Arrival::Duplicate);
         assert_eq!(a.record(4), Arrival::Duplicate);
         assert_eq!(a.missing(), 1);
@@ -171,7 +176,7 @@ mod tests {
         a.record(1_000_000);
         assert_eq!(a.missing(), 999_998);
         assert_eq!(a.gaps(), 1);
-        assert_eq!(a.record(999_999), Arrival::Reordered);
+        assert_eq!(a.record(999_999), Arrival::Reordered { filled: true });
         assert_eq!(a.missing(), 999_997);
         // A sender skipping one number at a time, for ever: the gaps held
         // stay bounded, and every number skipped is still counted.
@@ -190,7 +195,7 @@ mod tests {
         let mut a = Arrivals::default();
         assert_eq!(a.record(5), Arrival::New { gap: None });
         assert_eq!(a.missing(), 0);
-        assert_eq!(a.record(2), Arrival::Reordered);
+        assert_eq!(a.record(2), Arrival::Reordered { filled: false });
         assert_eq!(a.record(2), Arrival::Duplicate);
         assert_eq!(a.record(7), Arrival::New { gap: Some((6, 6)) });
         assert_eq!(a.missing(), 1);
@@ -232,7 +237,7 @@ mod tests {
             for &seq in &arrivals {
                 match accounting.record(seq) {
                     Arrival::New { .. } => new += 1,
-                    Arrival::Reordered => { new += 1; reordered += 1 }
+                    Arrival::Reordered { .. } => { new += 1; reordered += 1 }
                     Arrival::Duplicate => dup += 1,
                 }
             }

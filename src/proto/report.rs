@@ -35,6 +35,9 @@ pub struct ChatMessage {
     pub duplicates: u64,
     /// It came after a later one (it fills a gap).
     pub reordered: bool,
+    /// It filled a gap counted missing (a reordered message from before
+    /// the first number heard from its session was never counted).
+    pub filled_gap: bool,
     /// The datagram's length (envelope included).
     pub wire_len: usize,
 }
