@@ -84,6 +84,16 @@ fn first(proc: &Proc, name: &str) -> Value {
     proc.first_event(name)
 }
 
+/// Waits (with the harness's deadline) for an event named `name` that
+/// `wanted` accepts, anywhere in what `proc` printed.
+fn event(proc: &Proc, name: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    wait_for(
+        &format!("a {name} event"),
+        || proc.dump(),
+        || proc.events(name).into_iter().find(|e| wanted(e)),
+    )
+}
+
 /// Two chats whose direct datagrams are dropped both ways meet at the
 /// rendezvous; one has a TURN relay: after the 3 s a direct path is given,
 /// both take the relayed path (each side says whose relay it is), open
@@ -242,20 +252,24 @@ fn a_chat_with_no_direct_path_is_relayed_through_coturn() {
         "ip", "netns", "exec", &ns.0, "nft", "flush", "chain", "inet", "t", "block",
     ])
     .unwrap();
-    let direct_a = a.next("path_direct");
-    let direct_b = b.next("path_direct");
+    // Events of the two sides interleave in any order (a receipt may come
+    // before the other side's message): each is waited for wherever it is.
+    let direct_a = event(&a, "path_direct", |_| true);
+    let direct_b = event(&b, "path_direct", |_| true);
     assert_eq!(direct_a["to"], "127.0.0.3:40003");
     assert_eq!(direct_b["to"], "127.0.0.2:40002");
-    let moved = b.next("peer_moved");
+    let moved = event(&b, "peer_moved", |_| true);
     assert_eq!(moved["from"], relayed.as_str());
     assert_eq!(moved["to"], "127.0.0.2:40002");
     let (before, _) = ns.counter("to_relay");
     a.write_line("directly from a");
     b.write_line("directly from b");
-    assert_eq!(b.next("message")["text"], "directly from a");
-    assert_eq!(a.next("message")["text"], "directly from b");
-    assert_eq!(b.next("receipt")["status"], "delivered");
-    assert_eq!(a.next("receipt")["status"], "delivered");
+    event(&b, "message", |m| m["text"] == "directly from a");
+    event(&a, "message", |m| m["text"] == "directly from b");
+    for side in [&a, &b] {
+        let receipt = event(side, "receipt", |r| r["seq"] == 2);
+        assert_eq!(receipt["status"], "delivered", "{}", side.dump());
+    }
     let (after, _) = ns.counter("to_relay");
     assert_eq!(
         after, before,

@@ -366,7 +366,7 @@ impl Sessions {
         Some(live.channel.seal(now, inner))
     }
 
-    /// Sends a keepalive of the session at `addr` to `via` instead: a
+    /// Sends keepalives of the session at `addr` to `via` instead: a
     /// path that may now work (a direct one after a relayed path). The
     /// peer checks the new address (section 10.8) before it moves there,
     /// and then speaks from its side of it, which moves this side too.
@@ -379,8 +379,12 @@ impl Sessions {
         if !live.confirmed {
             return false;
         }
-        let keepalive = live.channel.seal(now, &[]);
-        self.out.push((via, keepalive));
+        // Two: the peer's challenge there (54 bytes) is paid for by what
+        // came from there (section 10.8), and one keepalive is 36.
+        for _ in 0..2 {
+            let keepalive = live.channel.seal(now, &[]);
+            self.out.push((via, keepalive));
+        }
         true
     }
 
