@@ -1906,6 +1906,32 @@ mod tests {
         world
     }
 
+    /// A side of its own, public, with no second STUN server, begun at
+    /// `now`.
+    fn lone(number: u16, now: Instant) -> Traversal {
+        Traversal::new(
+            Config {
+                number,
+                registrant: [1; 8],
+                rendezvous: RENDEZVOUS.parse().unwrap(),
+                stun: None,
+                host: vec!["198.51.100.1:5000".parse().unwrap()],
+                relayed: None,
+                path_wait: Duration::from_secs(10),
+                seed: [1; 32],
+            },
+            now,
+        )
+    }
+
+    /// The failure among the events queued, if any.
+    fn failure(traversal: &mut Traversal) -> Option<Failure> {
+        std::iter::from_fn(|| traversal.poll_event()).find_map(|e| match e {
+            TraverseEvent::Failed(f) => Some(f),
+            _ => None,
+        })
+    }
+
     fn found(world: &World, side: usize) -> &Found {
         world.sides[side]
             .found
@@ -2035,19 +2061,7 @@ mod tests {
     /// addresses end nothing.
     #[test]
     fn a_peer_that_left_is_said_from_its_refusals() {
-        let mut traversal = Traversal::new(
-            Config {
-                number: 7,
-                registrant: [1; 8],
-                rendezvous: RENDEZVOUS.parse().unwrap(),
-                stun: None,
-                host: vec!["198.51.100.1:5000".parse().unwrap()],
-                relayed: None,
-                path_wait: Duration::from_secs(10),
-                seed: [1; 32],
-            },
-            Instant::now(),
-        );
+        let mut traversal = lone(7, Instant::now());
         let gone: SocketAddr = "198.51.100.2:6000".parse().unwrap();
         let lan: SocketAddr = "192.168.2.2:6000".parse().unwrap();
         let answer = rendezvous::encode_answer(7, Status::PairedSecond, &[gone, lan]);
@@ -2061,11 +2075,7 @@ mod tests {
             traversal.handle_refused(lan);
         }
         assert!(traversal.is_done());
-        let failed = std::iter::from_fn(|| traversal.poll_event()).find_map(|e| match e {
-            TraverseEvent::Failed(f) => Some(f),
-            _ => None,
-        });
-        assert_eq!(failed, Some(Failure::PeerGone));
+        assert_eq!(failure(&mut traversal), Some(Failure::PeerGone));
     }
 
     /// Two hard NATs: no search can work (neither side's mapping can be
@@ -2133,36 +2143,25 @@ mod tests {
             }
         );
 
-        let mut config = Config {
-            number: 7,
-            registrant: [1; 8],
-            rendezvous: RENDEZVOUS.parse().unwrap(),
-            stun: None,
-            host: vec!["198.51.100.1:5000".parse().unwrap()],
-            relayed: None,
-            path_wait: Duration::from_secs(10),
-            seed: [1; 32],
-        };
-        config.number = 8;
         let start = Instant::now();
-        let mut lone = Traversal::new(config, start);
+        let mut lone = lone(8, start);
         let mut now = start;
-        let mut failure = None;
+        let mut failed = None;
         for _ in 0..1000 {
             while lone.poll_transmit().is_some() {}
             while let Some(event) = lone.poll_event() {
                 if let TraverseEvent::Failed(f) = event {
-                    failure = Some(f);
+                    failed = Some(f);
                 }
             }
-            if failure.is_some() {
+            if failed.is_some() {
                 break;
             }
             now = lone.poll_timeout().expect("a timer while waiting");
             lone.handle_timeout(now);
         }
         assert_eq!(
-            failure,
+            failed,
             Some(Failure::NoRendezvous {
                 tries: 10,
                 stun_only: false
@@ -2202,17 +2201,7 @@ mod tests {
     #[test]
     fn a_refusing_rendezvous_is_said_at_once() {
         let rendezvous: SocketAddr = RENDEZVOUS.parse().unwrap();
-        let config = Config {
-            number: 7,
-            registrant: [1; 8],
-            rendezvous,
-            stun: None,
-            host: vec!["198.51.100.1:5000".parse().unwrap()],
-            relayed: None,
-            path_wait: Duration::from_secs(10),
-            seed: [1; 32],
-        };
-        let mut traversal = Traversal::new(config, Instant::now());
+        let mut traversal = lone(7, Instant::now());
         traversal.handle_refused("198.51.100.9:1".parse().unwrap());
         for _ in 1..REFUSALS_TO_FAIL {
             traversal.handle_refused(rendezvous);
@@ -2220,11 +2209,7 @@ mod tests {
         assert!(!traversal.is_done());
         traversal.handle_refused(rendezvous);
         assert!(traversal.is_done());
-        let failed = std::iter::from_fn(|| traversal.poll_event()).find_map(|e| match e {
-            TraverseEvent::Failed(f) => Some(f),
-            _ => None,
-        });
-        assert_eq!(failed, Some(Failure::RendezvousRefused));
+        assert_eq!(failure(&mut traversal), Some(Failure::RendezvousRefused));
     }
 
     /// Probes and acks are exactly [`PROBE_LEN`] bytes (an ack never
