@@ -235,53 +235,41 @@ fn plain_address_value(addr: SocketAddr) -> Vec<u8> {
     value
 }
 
+/// XORs a MAPPED-ADDRESS-shaped value in place with what RFC 8489 (14.2)
+/// keys it with: the port with the cookie's high 16 bits, the address
+/// with the cookie (and, for IPv6, the transaction id after it). Its own
+/// inverse.
+fn xor_value(value: &mut [u8], transaction: &[u8; 12]) {
+    let key: Vec<u8> = MAGIC_COOKIE
+        .to_be_bytes()
+        .into_iter()
+        .chain(*transaction)
+        .collect();
+    // Only the 20 bytes an IPv6 value has: a longer one is malformed and
+    // refused by its decoder anyway.
+    for (i, byte) in value.iter_mut().enumerate().take(20).skip(2) {
+        *byte ^= if i < 4 { key[i - 2] } else { key[i - 4] };
+    }
+}
+
 /// Decodes an XOR-MAPPED-ADDRESS value (RFC 8489, 14.2).
 fn xor_address(value: &[u8], transaction: &[u8; 12]) -> Option<SocketAddr> {
-    let cookie = MAGIC_COOKIE.to_be_bytes();
-    let port = u16::from_be_bytes([*value.get(2)?, *value.get(3)?]) ^ 0x2112;
-    match (value.first()?, value.get(1)?, value.len()) {
-        (0, 1, 8) => {
-            let mut ip = [0u8; 4];
-            for (i, byte) in ip.iter_mut().enumerate() {
-                *byte = value[4 + i] ^ cookie[i];
-            }
-            Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port))
-        }
-        (0, 2, 20) => {
-            let mut ip = [0u8; 16];
-            for (i, byte) in ip.iter_mut().enumerate() {
-                let key = if i < 4 { cookie[i] } else { transaction[i - 4] };
-                *byte = value[4 + i] ^ key;
-            }
-            Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port))
-        }
-        _ => None,
-    }
+    let mut plain = value.to_vec();
+    xor_value(&mut plain, transaction);
+    plain_address(&plain)
 }
 
 /// The value of an XOR-MAPPED-ADDRESS for `addr`. An IPv4-mapped IPv6
 /// source (a dual-stack socket) is given as the IPv4 address it is.
 fn xor_address_value(addr: SocketAddr, transaction: &[u8; 12]) -> Vec<u8> {
-    let cookie = MAGIC_COOKIE.to_be_bytes();
-    let port = addr.port() ^ 0x2112;
-    let ip = match addr.ip() {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
+    let addr = match addr.ip() {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(addr, |v4| SocketAddr::new(v4.into(), addr.port())),
+        IpAddr::V4(_) => addr,
     };
-    let mut value = Vec::with_capacity(20);
-    match ip {
-        IpAddr::V4(v4) => {
-            value.extend_from_slice(&[0, 1]);
-            value.extend_from_slice(&port.to_be_bytes());
-            value.extend(v4.octets().iter().zip(cookie).map(|(b, k)| b ^ k));
-        }
-        IpAddr::V6(v6) => {
-            value.extend_from_slice(&[0, 2]);
-            value.extend_from_slice(&port.to_be_bytes());
-            let key = cookie.iter().chain(transaction.iter());
-            value.extend(v6.octets().iter().zip(key).map(|(b, k)| b ^ k));
-        }
-    }
+    let mut value = plain_address_value(addr);
+    xor_value(&mut value, transaction);
     value
 }
 
