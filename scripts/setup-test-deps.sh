@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # setup-test-deps.sh: install the programs dgram's integration tests talk to
-# or drive (netcat-openbsd, socat, python3, tmux, nftables, iproute2, coturn),
+# or drive (netcat-openbsd, socat, python3, tmux, nftables, iproute2, coturn,
+# tshark with text2pcap for the capture files and the Wireshark dissector),
 # and the PyPI packages the independent Python peer's secure sessions need
 # (cryptography, spake2: tests/peer/dgram_secure.py).
 #
@@ -61,6 +62,8 @@ declare -A wanted=(
   [nft]=nftables
   [ip]=iproute2
   [turnserver]=coturn
+  [tshark]=tshark
+  [text2pcap]=wireshark-common
 )
 
 missing=()
