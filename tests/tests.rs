@@ -10,6 +10,7 @@ mod boundaries;
 mod chat;
 mod codes;
 mod display;
+mod dissector;
 mod docs;
 mod downed;
 mod echo;
