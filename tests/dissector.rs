@@ -139,8 +139,9 @@ fn tshark(pcap: &Path) -> Vec<Row> {
 }
 
 /// Writes `datagrams` as a pcap file of IPv4/UDP packets from
-/// 127.0.0.1:40000 to 127.0.0.2:40001 (LINKTYPE_IPV4), one a second.
-fn write_pcap(path: &Path, datagrams: &[Vec<u8>]) {
+/// 127.0.0.1:`ports.0` to 127.0.0.2:`ports.1` (LINKTYPE_IPV4), one a
+/// second.
+fn write_pcap(path: &Path, datagrams: &[Vec<u8>], ports: (u16, u16)) {
     let mut out = Vec::new();
     out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes()); // microseconds
     out.extend_from_slice(&2u16.to_le_bytes());
@@ -162,8 +163,8 @@ fn write_pcap(path: &Path, datagrams: &[Vec<u8>]) {
         let folded = (sum & 0xffff) + (sum >> 16);
         let checksum = !(((folded & 0xffff) + (folded >> 16)) as u16);
         ip[10..12].copy_from_slice(&checksum.to_be_bytes());
-        ip.extend_from_slice(&40_000u16.to_be_bytes());
-        ip.extend_from_slice(&40_001u16.to_be_bytes());
+        ip.extend_from_slice(&ports.0.to_be_bytes());
+        ip.extend_from_slice(&ports.1.to_be_bytes());
         ip.extend_from_slice(&((8 + datagram.len()) as u16).to_be_bytes());
         ip.extend_from_slice(&[0, 0]); // no UDP checksum
         ip.extend_from_slice(datagram);
@@ -176,11 +177,17 @@ fn write_pcap(path: &Path, datagrams: &[Vec<u8>]) {
     std::fs::write(path, out).unwrap();
 }
 
-/// Writes `datagrams` to a pcap file and has tshark decode it: one row
-/// per datagram, in order.
+/// Writes `datagrams` to a pcap file (ports 40000 to 40001, which no
+/// dissector of Wireshark's claims) and has tshark decode it: one row per
+/// datagram, in order.
 fn dissect(name: &str, datagrams: &[Vec<u8>]) -> Vec<Row> {
+    dissect_between(name, datagrams, (40_000, 40_001))
+}
+
+/// [`dissect`] between other ports.
+fn dissect_between(name: &str, datagrams: &[Vec<u8>], ports: (u16, u16)) -> Vec<Row> {
     let path = temp_path(&format!("{name}.pcap"));
-    write_pcap(&path, datagrams);
+    write_pcap(&path, datagrams, ports);
     let rows = tshark(&path);
     assert_eq!(
         rows.len(),
@@ -522,7 +529,15 @@ fn check_row(label: &str, bytes: &[u8], row: &Row) {
 fn the_worked_examples_decode_as_dgram_reads_them() {
     let examples = worked_examples();
     let kinds: std::collections::BTreeSet<u8> = examples.iter().map(|e| e.bytes[2]).collect();
-    for kind in [1, 2, 6, 7, 8, 9, 10, 11, 12, 13] {
+    let spec =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/PROTOCOL.md"))
+            .unwrap();
+    let mut want = vec![1, 2, 6, 7, 8, 9, 10, 11, 12, 13];
+    // The MTU probes' section (15) comes with `dgram mtu`.
+    if spec.contains("Probe (kind 14) and answer (kind 15)") {
+        want.extend([14, 15]);
+    }
+    for kind in want {
         assert!(
             kinds.contains(&kind),
             "PROTOCOL.md's examples read here lack kind {kind}: {:?}",
@@ -912,6 +927,37 @@ fn plain_datagrams_and_stun_are_left_alone() {
         rows[3]["frame.protocols"].ends_with(":stun"),
         "{:#?}",
         rows[3]
+    );
+}
+
+/// An envelope relayed by a TURN server (PROTOCOL.md 13) in a
+/// ChannelData message from port 3478 (TURN's) is handed by Wireshark's
+/// STUN dissector to this one, and decodes as dgram reads it.
+#[test]
+fn an_envelope_in_turn_channel_data_decodes() {
+    let message = envelope::encode_message(&Message {
+        session: SessionId([1, 2, 3, 4, 5, 6, 7, 8]),
+        seq: 5,
+        attempt: 2,
+        name: "bob".into(),
+        payload: b"through the relay".to_vec(),
+    });
+    // Channel 0x4000, the length, the datagram, zeros to 4 bytes (RFC
+    // 8656 section 12.4).
+    let mut channel_data = vec![0x40, 0x00];
+    channel_data.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    channel_data.extend_from_slice(&message);
+    channel_data.resize(channel_data.len().next_multiple_of(4), 0);
+    let rows = dissect_between("channel-data", &[channel_data], (3478, 40_000));
+    let mut want = expected(&message);
+    want.remove("udp.length");
+    for (field, value) in &want {
+        assert_eq!(rows[0].get(*field), Some(value), "{field}: {:#?}", rows[0]);
+    }
+    assert!(
+        rows[0]["frame.protocols"].ends_with(":stun:dgram"),
+        "{:#?}",
+        rows[0]
     );
 }
 

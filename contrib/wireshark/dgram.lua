@@ -747,4 +747,7 @@ local function heuristic(tvb, pinfo, tree)
 end
 
 dgram:register_heuristic("udp", heuristic)
+-- What goes through a TURN relay (PROTOCOL.md 13): Wireshark's STUN
+-- dissector hands ChannelData and DATA attributes to this list.
+dgram:register_heuristic("stun", heuristic)
 DissectorTable.get("udp.port"):add_for_decode_as(dgram)
