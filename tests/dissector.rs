@@ -140,8 +140,9 @@ fn tshark(pcap: &Path) -> Vec<Row> {
 
 /// Writes `datagrams` as a pcap file of IPv4/UDP packets from
 /// 127.0.0.1:`ports.0` to 127.0.0.2:`ports.1` (LINKTYPE_IPV4), one a
-/// second.
-fn write_pcap(path: &Path, datagrams: &[Vec<u8>], ports: (u16, u16)) {
+/// second; with `snap`, a packet longer than that keeps only `snap` bytes
+/// (the IP and UDP headers still say its whole length).
+fn write_pcap(path: &Path, datagrams: &[Vec<u8>], ports: (u16, u16), snap: Option<usize>) {
     let mut out = Vec::new();
     out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes()); // microseconds
     out.extend_from_slice(&2u16.to_le_bytes());
@@ -168,11 +169,12 @@ fn write_pcap(path: &Path, datagrams: &[Vec<u8>], ports: (u16, u16)) {
         ip.extend_from_slice(&((8 + datagram.len()) as u16).to_be_bytes());
         ip.extend_from_slice(&[0, 0]); // no UDP checksum
         ip.extend_from_slice(datagram);
+        let captured = total.min(snap.unwrap_or(total));
         out.extend_from_slice(&(i as u32).to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(captured as u32).to_le_bytes());
         out.extend_from_slice(&(total as u32).to_le_bytes());
-        out.extend_from_slice(&(total as u32).to_le_bytes());
-        out.extend_from_slice(&ip);
+        out.extend_from_slice(&ip[..captured]);
     }
     std::fs::write(path, out).unwrap();
 }
@@ -187,7 +189,7 @@ fn dissect(name: &str, datagrams: &[Vec<u8>]) -> Vec<Row> {
 /// [`dissect`] between other ports.
 fn dissect_between(name: &str, datagrams: &[Vec<u8>], ports: (u16, u16)) -> Vec<Row> {
     let path = temp_path(&format!("{name}.pcap"));
-    write_pcap(&path, datagrams, ports);
+    write_pcap(&path, datagrams, ports, None);
     let rows = tshark(&path);
     assert_eq!(
         rows.len(),
@@ -902,6 +904,47 @@ fn edit_at(bytes: &[u8], at: usize, byte: u8) -> Vec<u8> {
     let mut out = bytes.to_vec();
     out[at] = byte;
     out
+}
+
+/// An envelope of which the capture kept only part (a listener's
+/// `--max-size` under `--pcap`, or a snap length) is flagged as cut short,
+/// as dgram calls an envelope cut short by its buffer malformed, and none
+/// of its fields past the header is read; a whole one in the same file
+/// is not.
+#[test]
+fn an_envelope_cut_short_in_the_capture_is_flagged() {
+    let message = envelope::encode_message(&Message {
+        session: SessionId([1, 2, 3, 4, 5, 6, 7, 8]),
+        seq: 1,
+        attempt: 1,
+        name: String::new(),
+        payload: vec![b'x'; 40],
+    });
+    let short = message[..20].to_vec();
+    let path = temp_path("cut.pcap");
+    write_pcap(
+        &path,
+        &[message.clone(), short.clone(), vec![0xF5, 1]],
+        (40_000, 40_001),
+        Some(20 + 8 + 20),
+    );
+    let rows = tshark(&path);
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    let reasons = [
+        format!("cut short: 20 of its {} bytes captured", message.len()),
+        chat_reason(&short),
+        chat_reason(&[0xF5, 1]),
+    ];
+    for (row, reason) in rows.iter().zip(&reasons) {
+        assert_eq!(
+            row.get("dgram.malformed").map(String::as_str),
+            Some("1"),
+            "{row:#?}"
+        );
+        let message = &row["_ws.expert.message"];
+        assert!(message.contains(reason.as_str()), "{reason:?} in {row:#?}");
+    }
+    assert_eq!(rows[0].get("dgram.seq"), None, "{:#?}", rows[0]);
 }
 
 /// What is not an envelope is not claimed: text (what `dgram send` and

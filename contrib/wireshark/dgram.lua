@@ -678,13 +678,26 @@ local function dissect_envelope(tvb, pinfo, tree)
     local r = reader(tvb, 0)
     local ok, err = pcall(function()
         item:add(f.magic, r.take(1))
-        if tvb:len() < 3 then
+        if tvb:reported_len() < 3 then
             malformed("shorter than the 3-byte header")
+        end
+        -- A capture that kept less than the datagram (dgram's --pcap of a
+        -- listener with --max-size, or a snap length): like dgram, which
+        -- calls an envelope cut short by its buffer malformed, trust none
+        -- of its fields.
+        local cut = string.format(
+            "cut short: %d of its %d bytes captured (a listener's --max-size or the snap length)",
+            tvb:len(), tvb:reported_len())
+        if tvb:len() < 3 then
+            malformed(cut)
         end
         local version = r.take(1)
         item:add(f.version, version)
         local kind = r.take(1)
         item:add(f.kind, kind)
+        if tvb:len() < tvb:reported_len() then
+            malformed(cut)
+        end
         if version:uint() ~= VERSION then
             malformed("unknown version " .. version:uint())
         end
