@@ -561,6 +561,15 @@ fn the_worked_examples_decode_as_dgram_reads_them() {
 /// decode in tshark to what dgram's decoders read in them.
 #[test]
 fn every_kind_dgram_makes_decodes_as_dgram_reads_it() {
+    let datagrams = made_datagrams();
+    let rows = dissect("made", &datagrams);
+    for (bytes, row) in datagrams.iter().zip(&rows) {
+        check_row("made by dgram", bytes, row);
+    }
+}
+
+/// Datagrams of every kind made by dgram's own encoders.
+fn made_datagrams() -> Vec<Vec<u8>> {
     let alice = SessionId([0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8]);
     let bob = SessionId([0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8]);
     let presence = |challenge: [u8; 8], answer: [u8; 8]| Presence {
@@ -649,10 +658,143 @@ fn every_kind_dgram_makes_decodes_as_dgram_reads_it() {
     }
     datagrams.push(handshake(Method::Code, Step::Finish { noise: &noise }));
     datagrams.push(handshake(Method::Code, Step::Fail));
-    let rows = dissect("made", &datagrams);
-    for (bytes, row) in datagrams.iter().zip(&rows) {
-        check_row("made by dgram", bytes, row);
+    datagrams
+}
+
+/// A xorshift generator: the same "random" datagrams on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
     }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// A byte, often one at a boundary of some field.
+    fn byte(&mut self) -> u8 {
+        const EDGES: [u8; 10] = [0, 1, 2, 4, 5, 6, 0x7f, 0x80, 0xff, 0xf5];
+        match self.below(2) {
+            0 => EDGES[self.below(EDGES.len())],
+            _ => self.next() as u8,
+        }
+    }
+}
+
+/// What dgram's own decoders say of a datagram that starts with `0xF5`.
+#[derive(Debug)]
+enum Verdict {
+    Valid,
+    /// Malformed, with dgram's words when its decoder has them.
+    Malformed(Option<String>),
+    /// No decoder in this build (the MTU kinds before `dgram mtu`).
+    Unjudged,
+}
+
+fn verdict(bytes: &[u8]) -> Verdict {
+    let valid = |ok: bool| match ok {
+        true => Verdict::Valid,
+        false => Verdict::Malformed(None),
+    };
+    if bytes.len() < 3
+        || bytes[1] != 1
+        || matches!(bytes[2], 1..=4)
+        || bytes[2] > 15
+        || bytes[2] == 0
+    {
+        return match envelope::decode(bytes) {
+            Decoded::Envelope(_) => Verdict::Valid,
+            Decoded::Malformed(why) => Verdict::Malformed(Some(why.to_string())),
+            Decoded::Plain => panic!("{} starts with 0xF5", hex(bytes)),
+        };
+    }
+    match bytes[2] {
+        5 => valid(bytes.len() >= dgram::proto::seal::OVERHEAD),
+        6 => match wire::decode(bytes) {
+            Ok(_) => Verdict::Valid,
+            Err(wire::BadHandshake::NotHandshake) => Verdict::Malformed(None),
+            Err(why) => Verdict::Malformed(Some(why.describe().to_string())),
+        },
+        7 => valid(wire::split_secured(bytes).is_some()),
+        8 | 9 => valid(wire::decode_path(bytes).is_some()),
+        10 => match rendezvous::decode_register(bytes) {
+            Ok(_) => Verdict::Valid,
+            Err(why) => Verdict::Malformed(Some(why.as_str().to_string())),
+        },
+        11 => valid(rendezvous::decode_answer(bytes).is_some()),
+        12 | 13 => valid(traverse::decode_probe(bytes).is_some()),
+        _ => Verdict::Unjudged,
+    }
+}
+
+/// Thousands of datagrams that start with `0xF5`: dgram's own datagrams
+/// and PROTOCOL.md's examples cut, lengthened and with bytes changed, and
+/// random bodies after every header. The dissector never fails (no Lua
+/// error), and calls each one valid or malformed as dgram's decoders do,
+/// with dgram's reason where dgram words one.
+#[test]
+fn the_dissector_judges_mangled_datagrams_as_dgram_does() {
+    let mut seeds = made_datagrams();
+    seeds.extend(worked_examples().into_iter().map(|e| e.bytes));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut datagrams = Vec::new();
+    for _ in 0..3000 {
+        let mut bytes = seeds[rng.below(seeds.len())].clone();
+        match rng.below(5) {
+            0 => bytes.truncate(1 + rng.below(bytes.len())),
+            1 => (0..1 + rng.below(20)).for_each(|_| bytes.push(rng.byte())),
+            2 | 3 => {
+                for _ in 0..1 + rng.below(3) {
+                    let at = rng.below(bytes.len());
+                    bytes[at] = rng.byte();
+                }
+            }
+            _ => {
+                let kind = rng.below(17) as u8;
+                bytes = vec![0xF5, 1, kind];
+                let len = [0, 5, 11, 14, 18, 21, 36, 43, 77, 93, 110, 112][rng.below(12)];
+                (0..len).for_each(|_| bytes.push(rng.byte()));
+            }
+        }
+        if bytes.first() == Some(&0xF5) {
+            datagrams.push(bytes);
+        }
+    }
+    let rows = dissect("mangled", &datagrams);
+    let (mut valid, mut malformed) = (0, 0);
+    for (bytes, row) in datagrams.iter().zip(&rows) {
+        let message = row.get("_ws.expert.message").cloned().unwrap_or_default();
+        assert!(!message.contains("Lua Error"), "{}: {row:#?}", hex(bytes));
+        let flagged = row.get("dgram.malformed").is_some();
+        match verdict(bytes) {
+            Verdict::Valid => {
+                valid += 1;
+                assert!(!flagged, "dgram takes {} as valid: {row:#?}", hex(bytes));
+            }
+            Verdict::Malformed(reason) => {
+                malformed += 1;
+                assert!(flagged, "dgram calls {} malformed: {row:#?}", hex(bytes));
+                if let Some(reason) = reason {
+                    assert!(
+                        message.contains(&reason),
+                        "{}: dgram's reason {reason:?} in {row:#?}",
+                        hex(bytes)
+                    );
+                }
+            }
+            Verdict::Unjudged => {}
+        }
+    }
+    // Both sides of the line were tried, not only one.
+    assert!(
+        valid > 300 && malformed > 300,
+        "{valid} valid, {malformed} malformed"
+    );
 }
 
 /// A malformed datagram for the test below, with the reason the

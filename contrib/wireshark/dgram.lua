@@ -253,7 +253,7 @@ local function length_prefixed(r, tree, len_field)
     return range, range:raw()
 end
 
--- A name (a string field): UTF-8, at most 64 bytes.
+-- A name (a string field): UTF-8 (its length is checked by check_name).
 local function name_field(r, tree)
     local range, raw = length_prefixed(r, tree, f.name_len)
     if not is_utf8(raw) then
@@ -264,10 +264,24 @@ local function name_field(r, tree)
     else
         tree:add(f.name, r.tvb:range(r.at - 1, 1), ""):set_text("name: (none)")
     end
-    if #raw > MAX_NAME then
+    return raw
+end
+
+-- dgram checks the fields' ranges only once the whole body decoded (a
+-- message with seq 0 that ends early "does not decode"): so do these.
+local function check_name(name)
+    if #name > MAX_NAME then
         malformed("name longer than 64 bytes")
     end
-    return raw
+end
+
+local function check_seq(seq, try)
+    if seq == UInt64(0) or seq > UInt64(0xFFFFFFFF, 0x1FFFFF) then
+        malformed("sequence number out of range")
+    end
+    if try == 0 then
+        malformed("try 0")
+    end
 end
 
 -- Text for the Info column: quoted, control characters escaped, cut.
@@ -301,12 +315,6 @@ local function seq_and_try(r, tree)
     tree:add(f.seq, seq_range, seq)
     local try_range = r.take(1)
     tree:add(f.try, try_range)
-    if seq == UInt64(0) or seq > UInt64(0xFFFFFFFF, 0x1FFFFF) then
-        malformed("sequence number out of range")
-    end
-    if try_range:uint() == 0 then
-        malformed("try 0")
-    end
     return seq, try_range:uint()
 end
 
@@ -318,6 +326,8 @@ decoders[1] = function(r, tree)
     if range then
         tree:add(f.payload, range)
     end
+    check_seq(seq, try)
+    check_name(name)
     local shown
     if is_utf8(raw) then
         if range then
@@ -338,6 +348,7 @@ end
 decoders[2] = function(r, tree)
     tree:add(f.session, r.take(8))
     local seq, try = seq_and_try(r, tree)
+    check_seq(seq, try)
     trailing(r, tree)
     return string.format("receipt seq=%s try=%d", tostring(seq), try)
 end
@@ -346,6 +357,7 @@ local function presence(word)
     return function(r, tree)
         tree:add(f.session, r.take(8))
         local name = name_field(r, tree)
+        check_name(name)
         local tokens = ""
         if r.left() >= 16 then
             local challenge, answer = r.take(8), r.take(8)
