@@ -996,7 +996,8 @@ fn malformed_envelopes_are_flagged_with_dgrams_reasons() {
         });
     }
     // MTU probes that PROTOCOL.md 15.2 calls malformed, and answers that
-    // do not have the length their direction gives them.
+    // do not have the length their direction gives them, with the words
+    // of `dgram mtu`.
     let mtu = |kind: u8, direction: u8, size: u16, len: usize| {
         let mut out = vec![0xF5, 1, kind, direction, 1, 2, 3, 4, 5, 6, 7, 8];
         out.extend_from_slice(&size.to_be_bytes());
@@ -1004,14 +1005,39 @@ fn malformed_envelopes_are_flagged_with_dgrams_reasons() {
         out
     };
     for (bytes, reason) in [
-        (mtu(14, 1, 24, 24)[..13].to_vec(), "shorter than 14 bytes"),
-        (mtu(14, 3, 24, 24), "unknown direction 3"),
-        (mtu(14, 1, 25, 24), "is not its length"),
-        (mtu(14, 2, 13, 24), "below 14 or above its length"),
-        (mtu(14, 2, 25, 24), "below 14 or above its length"),
-        (edit_at(&mtu(14, 1, 24, 24), 23, 1), "padding is not zeros"),
-        (mtu(15, 1, 24, 15), "not 14"),
-        (mtu(15, 2, 16, 17), "is not its length"),
+        (
+            mtu(14, 1, 24, 24)[..13].to_vec(),
+            "MTU probe shorter than its 14-byte head",
+        ),
+        (mtu(14, 3, 24, 24), "MTU probe with unknown direction 3"),
+        (
+            mtu(14, 1, 25, 24),
+            "MTU probe's size 25 does not fit its 24 bytes",
+        ),
+        (
+            mtu(14, 2, 13, 24),
+            "MTU probe's size 13 does not fit its 24 bytes",
+        ),
+        (
+            mtu(14, 2, 25, 24),
+            "MTU probe's size 25 does not fit its 24 bytes",
+        ),
+        (
+            edit_at(&mtu(14, 1, 24, 24), 23, 1),
+            "MTU probe with non-zero padding",
+        ),
+        (
+            mtu(15, 1, 24, 15),
+            "MTU probe's size 24 does not fit its 15 bytes",
+        ),
+        (
+            mtu(15, 1, 13, 14),
+            "MTU probe's size 13 does not fit its 14 bytes",
+        ),
+        (
+            mtu(15, 2, 16, 17),
+            "MTU probe's size 16 does not fit its 17 bytes",
+        ),
     ] {
         bad.push(Bad {
             bytes,

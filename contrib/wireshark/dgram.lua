@@ -636,12 +636,14 @@ decoders[13] = probe("path ack")
 
 -- MTU probes and answers (PROTOCOL.md section 15): direction, token,
 -- size, zero padding; what `size` must be depends on kind and direction.
+-- The reasons are `dgram mtu`'s (src/proto/mtu.rs), which says "MTU
+-- probe" of answers too.
 local function mtu(kind)
     return function(r, tree)
         local word = kinds[kind]
         local total = r.tvb:len()
         if total < 14 then
-            malformed(string.format("an %s shorter than 14 bytes", word))
+            malformed("MTU probe shorter than its 14-byte head")
         end
         local direction = r.take(1)
         tree:add(f.direction, direction)
@@ -656,24 +658,24 @@ local function mtu(kind)
         end
         local way, size = directions[direction:uint()], size_range:uint()
         if not way then
-            malformed(string.format("an %s of unknown direction %d", word, direction:uint()))
+            malformed(string.format("MTU probe with unknown direction %d", direction:uint()))
         end
-        if kind == 14 and way == "forward" and size ~= total then
-            malformed(string.format("a forward MTU probe whose size (%d) is not its length (%d)", size, total))
+        local fits
+        if kind == 14 and way == "forward" then
+            fits = size == total
+        elseif kind == 15 and way == "forward" then
+            fits = total == 14 and size >= 14
+        elseif kind == 14 then
+            fits = size >= 14 and size <= total
+        else
+            fits = size == total
         end
-        if kind == 14 and way == "reverse" and (size < 14 or size > total) then
-            malformed(string.format(
-                "a reverse MTU probe whose size (%d) is below 14 or above its length (%d)", size, total))
-        end
-        if kind == 15 and way == "forward" and total ~= 14 then
-            malformed(string.format("a forward MTU answer of %d bytes, not 14", total))
-        end
-        if kind == 15 and way == "reverse" and size ~= total then
-            malformed(string.format("a reverse MTU answer whose size (%d) is not its length (%d)", size, total))
+        if not fits then
+            malformed(string.format("MTU probe's size %d does not fit its %d bytes", size, total))
         end
         for i = 0, (padding and padding:len() or 0) - 1 do
             if padding:range(i, 1):uint() ~= 0 then
-                malformed(string.format("an %s whose padding is not zeros", word))
+                malformed("MTU probe with non-zero padding")
             end
         end
         return string.format("%s %s size=%d token=%s", word, way, size, hex(token))
