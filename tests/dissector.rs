@@ -1115,6 +1115,49 @@ fn an_envelope_cut_short_in_the_capture_is_flagged() {
     assert_eq!(rows[0].get("dgram.seq"), None, "{:#?}", rows[0]);
 }
 
+/// docs/wireshark.md's installation works: with the plugin copied into
+/// `~/.local/lib/wireshark/plugins/` of a fresh home, tshark (run by
+/// whoever runs the suite: root in CI) lists it among its plugins and
+/// decodes an envelope with no `-X`.
+#[test]
+fn the_personal_plugin_folder_installs_it() {
+    need("tshark");
+    let home = temp_path("home");
+    let plugins = home.join(".local/lib/wireshark/plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(plugin(), plugins.join("dgram.lua")).unwrap();
+    let message = worked_examples().remove(0).bytes;
+    let pcap = home.join("one.pcap");
+    write_pcap(
+        &pcap,
+        std::slice::from_ref(&message),
+        (40_000, 40_001),
+        None,
+    );
+    let tshark = |args: &[&str]| {
+        let mut command = std::process::Command::new("tshark");
+        command.env("HOME", &home).args(args);
+        let mut proc = Proc::start(command);
+        assert!(proc.finish_within(DEADLINE).success(), "{}", proc.dump());
+        proc.stdout()
+    };
+    let listed = tshark(&["-G", "plugins"]);
+    assert!(
+        listed.lines().any(|line| line.starts_with("dgram.lua")),
+        "{listed}"
+    );
+    let seq = tshark(&[
+        "-n",
+        "-r",
+        pcap.to_str().unwrap(),
+        "-T",
+        "fields",
+        "-e",
+        "dgram.seq",
+    ]);
+    assert_eq!(seq.trim(), expected(&message)["dgram.seq"], "{seq}");
+}
+
 /// What is not an envelope is not claimed: text (what `dgram send` and
 /// nc send), the empty datagram, and a STUN Binding request (PROTOCOL.md
 /// 12.7's, which shares a rendezvous's port) that Wireshark's own STUN
