@@ -1317,45 +1317,62 @@ fn sorted<T: Ord>(mut list: Vec<T>) -> Vec<T> {
     list
 }
 
-/// A plain chat (`dgram chat --json`, no key) sends three lines to a
-/// listener while dumpcap captures loopback, and a plain `dgram send`
-/// datagram goes to the listener too. tshark with the dissector decodes
-/// every message to the session, seq, try, name and text the listener's
-/// `message` events report and to the seq, try and length of the chat's
-/// `sent` events, every receipt to the listener's `sent` receipts, and
-/// leaves the plain datagram unclaimed.
-#[test]
-fn a_captured_plain_chat_decodes_to_what_the_chat_reports() {
-    let (mut listen, addr) = listener(&[]);
-    let capture = Capture::start("plain-chat", addr.port());
-    let mut chat = Proc::dgram(&[
-        "chat",
-        "--peer",
-        &addr.to_string(),
-        "--json",
-        "--no-history",
-    ]);
+/// A finished chat with a listener: both processes (exited) and where
+/// they were.
+struct ChatRun {
+    listen: Proc,
+    chat: Proc,
+    listen_port: u16,
+    chat_port: u16,
+}
+
+/// The lines the plain chat sends.
+const PLAIN_LINES: [&str; 3] = ["hi", "ünïcödé", "a \"quoted\" line"];
+
+/// A plain chat (`dgram chat --json`, with `chat_extra`) sends
+/// [`PLAIN_LINES`] to `listen` and waits for their receipts, then a plain
+/// `dgram send` datagram goes to the listener, which is stopped.
+fn plain_chat(listen: (Proc, SocketAddr), chat_extra: &[&str]) -> ChatRun {
+    let (mut listen, addr) = listen;
+    let peer = addr.to_string();
+    let mut args = vec!["chat", "--peer", &peer, "--json", "--no-history"];
+    args.extend_from_slice(chat_extra);
+    let mut chat = Proc::dgram(&args);
     let chat_port = port_of(&chat.expect("listening"));
-    let lines = ["hi", "ünïcödé", "a \"quoted\" line"];
-    for line in lines {
+    for line in PLAIN_LINES {
         chat.write_line(line);
     }
-    for _ in lines {
-        assert_eq!(
-            chat.next("receipt")["status"],
-            "delivered",
-            "{}",
-            chat.dump()
-        );
+    for _ in PLAIN_LINES {
+        let receipt = chat.next("receipt");
+        assert_eq!(receipt["status"], "delivered", "{}", chat.dump());
     }
     chat.close_stdin();
     assert!(chat.finish().success(), "{}", chat.dump());
-    let mut send = Proc::dgram(&["send", &addr.to_string(), "plain text"]);
+    let mut send = Proc::dgram(&["send", &peer, "plain text"]);
     assert!(send.finish().success(), "{}", send.dump());
     listen.wait_stdout_contains("plain text");
     stop(&mut listen);
-    let rows = capture.finish();
+    ChatRun {
+        listen,
+        chat,
+        listen_port: addr.port(),
+        chat_port,
+    }
+}
 
+/// Checks a capture of [`plain_chat`] (`with_plain`: it holds the plain
+/// datagram, as the listener's side does): every message decodes to the
+/// session, seq, try, name and text the listener's `message` events
+/// report and to the seq, try and length of the chat's `sent` events;
+/// every receipt to the listener's `sent` receipts; the plain datagram is
+/// left unclaimed.
+fn check_plain_chat(run: &ChatRun, rows: &[Row], with_plain: bool) {
+    let ChatRun {
+        listen,
+        chat,
+        listen_port,
+        chat_port,
+    } = run;
     let envelopes: Vec<&Row> = rows
         .iter()
         .filter(|r| r.contains_key("dgram.kind"))
@@ -1364,8 +1381,13 @@ fn a_captured_plain_chat_decodes_to_what_the_chat_reports() {
         .iter()
         .filter(|r| !r.contains_key("dgram.kind"))
         .collect();
-    assert_eq!(plain.len(), 1, "the plain datagram only: {rows:#?}");
-    assert!(!plain[0]["frame.protocols"].contains("dgram"), "{rows:#?}");
+    assert_eq!(plain.len(), usize::from(with_plain), "{rows:#?}");
+    assert!(
+        plain
+            .iter()
+            .all(|r| !r["frame.protocols"].contains("dgram")),
+        "{rows:#?}"
+    );
     assert!(
         envelopes.iter().all(|r| !r.contains_key("dgram.malformed")),
         "{rows:#?}"
@@ -1373,7 +1395,7 @@ fn a_captured_plain_chat_decodes_to_what_the_chat_reports() {
 
     let field = |row: &Row, name: &str| row.get(name).cloned().unwrap_or_default();
     let decoded_messages = sorted(
-        from(&rows, chat_port)
+        from(rows, *chat_port)
             .into_iter()
             .map(|r| {
                 assert_eq!(
@@ -1406,7 +1428,7 @@ fn a_captured_plain_chat_decodes_to_what_the_chat_reports() {
             })
             .collect(),
     );
-    assert_eq!(decoded_messages.len(), lines.len(), "{rows:#?}");
+    assert_eq!(decoded_messages.len(), PLAIN_LINES.len(), "{rows:#?}");
     assert_eq!(decoded_messages, shown, "{}", listen.dump());
 
     let sent = |proc: &Proc| {
@@ -1425,7 +1447,7 @@ fn a_captured_plain_chat_decodes_to_what_the_chat_reports() {
     };
     let decoded = |port: u16| {
         sorted(
-            from(&rows, port)
+            from(rows, port)
                 .into_iter()
                 .map(|r| {
                     (
@@ -1437,89 +1459,109 @@ fn a_captured_plain_chat_decodes_to_what_the_chat_reports() {
                 .collect::<Vec<_>>(),
         )
     };
-    assert_eq!(decoded(chat_port), sent(&chat), "{}", chat.dump());
-    let receipts: Vec<&Row> = from(&rows, addr.port());
+    assert_eq!(decoded(*chat_port), sent(chat), "{}", chat.dump());
+    let receipts: Vec<&Row> = from(rows, *listen_port);
     assert!(
         receipts.iter().all(|r| field(r, "dgram.kind") == "2"),
         "the listener sends receipts: {rows:#?}"
     );
-    assert_eq!(decoded(addr.port()), sent(&listen), "{}", listen.dump());
+    assert_eq!(decoded(*listen_port), sent(listen), "{}", listen.dump());
 }
 
-/// A keyed chat (`--key-file`) with a keyed listener, captured by
-/// dumpcap: tshark decodes the handshake (init from the chat, reply from
-/// the listener) to the run sessions the two report in `session_opened`,
-/// and every secured datagram to the session id both report, with its
-/// length and sealed size as their `sent` events give them, counters
-/// rising from 1 in each direction.
+/// A plain chat (`dgram chat --json`, no key) sends three lines to a
+/// listener while dumpcap captures loopback (the kernel's view, apart
+/// from dgram's own code), and a plain `dgram send` datagram goes to the
+/// listener too. tshark with the dissector decodes every message to what
+/// the listener's `message` events and the chat's `sent` events report,
+/// every receipt to the listener's `sent` receipts, and leaves the plain
+/// datagram unclaimed.
 #[test]
-fn a_captured_keyed_chat_decodes_to_what_the_chat_reports() {
-    let key = keygen("dissector-key");
-    let key = key.to_str().unwrap();
-    let (mut listen, addr) = listener(&["--key-file", key]);
-    let capture = Capture::start("keyed-chat", addr.port());
-    let mut chat = Proc::dgram(&[
+fn a_captured_plain_chat_decodes_to_what_the_chat_reports() {
+    let (listen, addr) = listener(&[]);
+    let capture = Capture::start("plain-chat", addr.port());
+    let run = plain_chat((listen, addr), &[]);
+    check_plain_chat(&run, &capture.finish(), true);
+}
+
+/// A keyed chat (`--key-file`, with `chat_extra`) sends two lines to
+/// `listen` (a keyed listener) and waits for their receipts; the listener
+/// is stopped.
+fn keyed_chat(listen: (Proc, SocketAddr), key: &str, chat_extra: &[&str]) -> ChatRun {
+    let (mut listen, addr) = listen;
+    let peer = addr.to_string();
+    let mut args = vec![
         "chat",
         "--peer",
-        &addr.to_string(),
+        &peer,
         "--key-file",
         key,
         "--json",
         "--no-history",
-    ]);
+    ];
+    args.extend_from_slice(chat_extra);
+    let mut chat = Proc::dgram(&args);
     let chat_port = port_of(&chat.expect("listening"));
     for line in ["one", "two"] {
         chat.write_line(line);
     }
     for _ in 0..2 {
-        assert_eq!(
-            chat.next("receipt")["status"],
-            "delivered",
-            "{}",
-            chat.dump()
-        );
+        let receipt = chat.next("receipt");
+        assert_eq!(receipt["status"], "delivered", "{}", chat.dump());
     }
     chat.close_stdin();
     assert!(chat.finish().success(), "{}", chat.dump());
     stop(&mut listen);
-    let rows = capture.finish();
+    ChatRun {
+        listen,
+        chat,
+        listen_port: addr.port(),
+        chat_port,
+    }
+}
+
+/// Checks a capture of [`keyed_chat`]: the handshake (init from the chat,
+/// reply from the listener) decodes to the run sessions the two report in
+/// `session_opened`, and every secured datagram to the session id both
+/// report, with its length and sealed size as their `sent` events give
+/// them, counters rising from 1 in each direction.
+fn check_keyed_chat(run: &ChatRun, rows: &[Row]) {
+    let ChatRun {
+        listen,
+        chat,
+        listen_port,
+        chat_port,
+    } = run;
     assert!(
         rows.iter()
             .all(|r| r.contains_key("dgram.kind") && !r.contains_key("dgram.malformed")),
         "{rows:#?}"
     );
-
     let (opened, answered) = (
         chat.first_event("session_opened"),
         listen.first_event("session_opened"),
     );
     let field = |row: &Row, name: &str| row.get(name).cloned().unwrap_or_default();
     let handshakes = |port: u16| -> Vec<&Row> {
-        from(&rows, port)
+        from(rows, port)
             .into_iter()
             .filter(|r| field(r, "dgram.kind") == "6")
             .collect()
     };
-    let (inits, replies) = (handshakes(chat_port), handshakes(addr.port()));
+    let (inits, replies) = (handshakes(*chat_port), handshakes(*listen_port));
     assert_eq!((inits.len(), replies.len()), (1, 1), "{rows:#?}");
     let (init, reply) = (inits[0], replies[0]);
     assert_eq!(field(init, "dgram.step"), "1");
     assert_eq!(field(init, "dgram.method"), "1");
-    assert_eq!(
-        field(init, "dgram.sender"),
-        answered["peer_session"].as_str().unwrap()
-    );
+    let peer_session = |event: &Value| event["peer_session"].as_str().unwrap().to_string();
+    assert_eq!(field(init, "dgram.sender"), peer_session(&answered));
     assert_eq!(field(init, "dgram.receiver"), "0000000000000000");
     assert_eq!(field(reply, "dgram.step"), "2");
-    assert_eq!(
-        field(reply, "dgram.sender"),
-        opened["peer_session"].as_str().unwrap()
-    );
+    assert_eq!(field(reply, "dgram.sender"), peer_session(&opened));
     assert_eq!(field(reply, "dgram.receiver"), field(init, "dgram.sender"));
 
     assert_eq!(opened["session_id"], answered["session_id"]);
-    for (proc, port) in [(&chat, chat_port), (&listen, addr.port())] {
-        let secured: Vec<&Row> = from(&rows, port)
+    for (proc, port) in [(chat, *chat_port), (listen, *listen_port)] {
+        let secured: Vec<&Row> = from(rows, port)
             .into_iter()
             .filter(|r| field(r, "dgram.kind") == "7")
             .collect();
@@ -1541,7 +1583,7 @@ fn a_captured_keyed_chat_decodes_to_what_the_chat_reports() {
         let rising: Vec<String> = (1..=secured.len()).map(|n| n.to_string()).collect();
         assert_eq!(counters, rising, "{rows:#?}");
         let lengths = sorted(
-            from(&rows, port)
+            from(rows, port)
                 .into_iter()
                 .map(|r| field(r, "udp.length").parse::<u64>().unwrap() - 8)
                 .collect(),
@@ -1554,4 +1596,15 @@ fn a_captured_keyed_chat_decodes_to_what_the_chat_reports() {
         );
         assert_eq!(lengths, reported, "{}\n{rows:#?}", proc.dump());
     }
+}
+
+/// A keyed chat (`--key-file`) with a keyed listener, captured by dumpcap
+/// on loopback: see [`check_keyed_chat`].
+#[test]
+fn a_captured_keyed_chat_decodes_to_what_the_chat_reports() {
+    let key = keygen("dissector-key");
+    let (listen, addr) = listener(&["--key-file", key.to_str().unwrap()]);
+    let capture = Capture::start("keyed-chat", addr.port());
+    let run = keyed_chat((listen, addr), key.to_str().unwrap(), &[]);
+    check_keyed_chat(&run, &capture.finish());
 }
