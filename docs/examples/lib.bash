@@ -27,9 +27,9 @@ show() {
 
 # quote WORD...: the words as one command line, quoted only where needed.
 quote() {
-    local out=() word
+    local out=() word safe='^[][A-Za-z0-9_./:@%+=,-]+$'
     for word in "$@"; do
-        if [[ "$word" =~ ^[A-Za-z0-9_./:@%+=,\[\]-]+$ ]]; then
+        if [[ $word =~ $safe ]]; then
             out+=("$word")
         else
             out+=("'${word//\'/\'\\\'\'}'")

@@ -10,7 +10,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
 
-addr=127.0.0.1:20000
+addr=127.0.0.1:20010
 echo "\$ dgram listen $addr --rcvbuf 4096 --max-size 64"
 background listener dgram listen "$addr" --rcvbuf 4096 --max-size 64
 wait_for listener '^reports:'
