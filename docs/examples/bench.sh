@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # docs/examples/bench.sh: dgram bench against dgram bench --serve, paced at
-# 10,000 datagrams a second for half a second. Prints the block after
+# 2,000 datagrams a second for half a second. Prints the block after
 # <!-- example: bench -->.
 # Rates and the counts of send and receive calls depend on the machine:
 # docs-mask: [0-9,.]+/s
@@ -13,7 +13,7 @@ addr=127.0.0.1:20080
 echo "\$ dgram bench --serve $addr &"
 background server dgram bench --serve "$addr"
 wait_for server "$addr"
-show dgram bench "$addr" --duration 0.5 --rate 10k
+show dgram bench "$addr" --duration 0.5 --rate 2k
 kill -INT "$(pid server)"
 finish server
 echo
