@@ -1,6 +1,7 @@
 //! The conventions users expect: shell completions and a manual page; and
 //! the documentation, whose examples are the program's real output.
 
+use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
 
@@ -74,4 +75,50 @@ fn documentation_examples_are_the_programs_output() {
     let mut proc = Proc::start(command);
     let status = proc.finish_within(Duration::from_secs(120));
     assert!(status.success(), "{}", proc.dump());
+}
+
+/// The catalogue in docs/json.md (the block after `<!-- golden:
+/// src/output/json.rs -->`) holds only lines that the golden tests of
+/// `src/output/json.rs` expect byte for byte from the serializer, and
+/// shows every event kind those tests pin: a renamed field or a new kind
+/// that the page does not show fails here.
+#[test]
+fn json_page_shows_the_serializers_golden_lines() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let source = std::fs::read_to_string(format!("{root}/src/output/json.rs")).unwrap();
+    let golden: Vec<&str> = source
+        .split("r#\"")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("\"#").map(|(line, _)| line))
+        .filter(|line| line.starts_with("{\"event\":") && line.ends_with('}'))
+        .collect();
+    assert!(golden.len() > 20, "golden lines not found: {golden:?}");
+    let page = std::fs::read_to_string(format!("{root}/docs/json.md")).unwrap();
+    let (_, after) = page
+        .split_once("<!-- golden: src/output/json.rs -->\n")
+        .expect("docs/json.md has no golden block");
+    let block: Vec<&str> = after
+        .lines()
+        .skip(1)
+        .take_while(|line| !line.starts_with("```"))
+        .collect();
+    let kind = |line: &str| {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+        value["event"].as_str().unwrap().to_string()
+    };
+    for line in &block {
+        assert!(
+            golden.contains(line),
+            "docs/json.md shows a line no golden test expects: {line}"
+        );
+    }
+    let shown: HashSet<String> = block.iter().map(|line| kind(line)).collect();
+    for line in &golden {
+        assert!(
+            shown.contains(&kind(line)),
+            "docs/json.md does not show the event {}: {line}",
+            kind(line)
+        );
+    }
 }
