@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # docs/examples/keys.sh: a keyed chat. keygen makes a key file; a keyed
 # listener refuses a plain datagram and takes the message of a chat that
-# has the key, after the handshake; both show the same verify words.
+# has the key, after the handshake (ann types her line once it is open);
+# both show the same verify words.
 # Prints the block after <!-- example: keys -->.
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
@@ -16,13 +17,19 @@ background listener dgram listen "$addr" --key-file team.key
 wait_for listener '^messages and receipts'
 dgram send "$addr" "plain hello" --wait 0 2>/dev/null
 wait_for listener '^!! refused'
-echo "meet at noon" >"$DOCS_TMP/line"
-dgram chat --peer "$addr" --key-file team.key --name ann --no-history <"$DOCS_TMP/line" >"$DOCS_TMP/ann.out" 2>&1
+# ann types once the session is open (a line given before waits for it,
+# and goes out with the handshake's last step).
+background ann dgram chat --peer "$addr" --key-file team.key --name ann --no-history
+wait_for ann '^-- secure session'
+type_line ann "meet at noon"
 wait_for listener '"meet at noon"'
+wait_for ann '"meet at noon"  ok'
+close_input ann
+finish ann
 kill -INT "$(pid listener)"
 finish listener
 output listener | sed 's/^summary/^Csummary/'
 echo
 echo "terminal 2:"
-echo "\$ echo 'meet at noon' | dgram chat --peer $addr --key-file team.key --name ann"
+echo "\$ dgram chat --peer $addr --key-file team.key --name ann"
 output ann
