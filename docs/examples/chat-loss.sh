@@ -9,14 +9,14 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
 
-a=127.0.0.1:20024
-b=127.0.0.1:20025
+a=127.0.0.1:20120
+b=127.0.0.1:20121
 background relay python3 -c '
 import select, socket
 to_bob = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-to_bob.bind(("127.0.0.1", 20026))  # alice sends here; bob hears alice from 20027
+to_bob.bind(("127.0.0.1", 20122))  # alice sends here; bob hears alice from 20123
 to_alice = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-to_alice.bind(("127.0.0.1", 20027))
+to_alice.bind(("127.0.0.1", 20123))
 print("relaying", flush=True)
 seen = set()
 while True:
@@ -27,13 +27,13 @@ while True:
             if b"lost" in data or (b"retried" in data and b"retried" not in seen):
                 seen.add(b"retried")
                 continue
-            to_alice.sendto(data, ("127.0.0.1", 20025))
+            to_alice.sendto(data, ("127.0.0.1", 20121))
         else:
-            to_bob.sendto(data, ("127.0.0.1", 20024))
+            to_bob.sendto(data, ("127.0.0.1", 20120))
 '
 wait_for relay '^relaying'
-background alice dgram chat --bind "$a" --peer 127.0.0.1:20026 --name alice --retries 1 --no-history
-background bob dgram chat --bind "$b" --peer 127.0.0.1:20027 --name bob --no-history
+background alice dgram chat --bind "$a" --peer 127.0.0.1:20122 --name alice --retries 1 --no-history
+background bob dgram chat --bind "$b" --peer 127.0.0.1:20123 --name bob --no-history
 wait_for alice '^chat on'
 wait_for bob '^chat on'
 type_line alice "one"
@@ -50,9 +50,9 @@ finish bob
 close_input alice
 finish alice
 echo "terminal 1:"
-echo "\$ dgram chat --bind $a --peer 127.0.0.1:20026 --name alice --retries 1"
+echo "\$ dgram chat --bind $a --peer 127.0.0.1:20122 --name alice --retries 1"
 output alice
 echo
 echo "terminal 2:"
-echo "\$ dgram chat --bind $b --peer 127.0.0.1:20027 --name bob"
+echo "\$ dgram chat --bind $b --peer 127.0.0.1:20123 --name bob"
 output bob

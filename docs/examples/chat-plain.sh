@@ -5,7 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
 
-port=20091
+port=20190
 background nc nc -u -l 127.0.0.1 "$port"
 # nc prints nothing until a datagram comes: wait until its port is bound.
 for ((i = 0; i < 250; i++)); do

@@ -6,7 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
 
-addr=127.0.0.1:20111
+addr=127.0.0.1:20210
 background echo dgram listen "$addr" --echo --echo-rate 0
 wait_for echo '^reports:'
 show dgram ping "$addr" --count 2 --interval 100 --json

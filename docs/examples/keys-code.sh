@@ -5,8 +5,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
 
-a=127.0.0.1:20031
-b=127.0.0.1:20032
+a=127.0.0.1:20130
+b=127.0.0.1:20131
 background ann dgram chat --bind "$a" --code --name ann --no-history
 wait_for ann '^code: '
 code=$(grep -oE '[0-9]+-[a-z]+-[a-z]+-[a-z]+' "$DOCS_TMP/ann.out" | head -1)

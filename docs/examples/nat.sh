@@ -8,7 +8,7 @@
 # docs-needs: root
 # The second STUN server's answer (and the NAT kind it tells) races the
 # rendezvous's: its two lines come before or after the registration's.
-# docs-ignore: (?m)^\S+:20046 sees this side at \S+\nthis side is behind a NAT[^\n]*\n
+# docs-ignore: (?m)^\S+:20141 sees this side at \S+\nthis side is behind a NAT[^\n]*\n
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
 
@@ -60,7 +60,7 @@ NFT
     ip netns exec "$P-r$n" sysctl -qw net.ipv4.ip_forward=1
 done
 
-rv=203.0.113.10:20045
+rv=203.0.113.10:20140
 background rendezvous ip netns exec "$P-server" dgram rendezvous "$rv"
 wait_for rendezvous '^rendezvous on'
 background ann ip netns exec "$P-h1" dgram chat --via "$rv" --code --name ann --no-history

@@ -7,11 +7,11 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
 
-addr=127.0.0.1:20071
+addr=127.0.0.1:20170
 background echo python3 -c '
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 20071))
+s.bind(("127.0.0.1", 20170))
 print("bound", flush=True)
 n = 0
 while True:

@@ -6,11 +6,11 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
 
-addr=127.0.0.1:20062
+addr=127.0.0.1:20160
 background onepeer python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 20062))
+s.bind(("127.0.0.1", 20160))
 print("bound", flush=True)
 data, peer = s.recvfrom(65535)
 s.connect(peer)
