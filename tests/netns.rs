@@ -191,6 +191,26 @@ impl Lan {
             .unwrap_or(0)
     }
 
+    /// The UDP datagrams host `i`'s kernel dropped because a socket's
+    /// receive buffer was full (`RcvbufErrors` in the namespace's own
+    /// `/proc/net/snmp`): counted whatever the program could see, so a
+    /// build without `SO_RXQ_OVFL` (the portable one) can be checked too.
+    pub fn rcvbuf_errors(&self, i: usize) -> u64 {
+        let output = Command::new("ip")
+            .args(["netns", "exec", &self.names[i], "cat", "/proc/net/snmp"])
+            .output()
+            .expect("cat /proc/net/snmp runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut udp = text.lines().filter(|line| line.starts_with("Udp: "));
+        let (names, values) = (udp.next().unwrap_or(""), udp.next().unwrap_or(""));
+        names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .find(|(name, _)| *name == "RcvbufErrors")
+            .and_then(|(_, value)| value.parse().ok())
+            .unwrap_or_else(|| panic!("no Udp RcvbufErrors in /proc/net/snmp:\n{text}"))
+    }
+
     /// `program ARGS…` to be run in host `i`'s namespace.
     pub fn command(&self, i: usize, program: &str, args: &[&str]) -> Command {
         let mut command = Command::new("ip");

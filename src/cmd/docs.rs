@@ -89,27 +89,10 @@ pub fn man_page(mut cli: Command) -> Vec<u8> {
         roff.text([roman(*paragraph)]).control("PP", []);
     }
     roff.control("SH", ["EXIT STATUS"]);
-    for (status, what) in [
-        (
-            "0",
-            "success (listen and chat also end this way on Ctrl-C or SIGTERM)",
-        ),
-        (
-            "1",
-            "a runtime error: port in use, peer unreachable, lines not sent, a piped chat's message not delivered, output that cannot be written",
-        ),
-        (
-            "2",
-            "a usage error: bad address, size or flag, a payload over the limit, a peer of the other address family",
-        ),
-        (
-            "130, 143, 129",
-            "send cut short by Ctrl-C, SIGTERM or SIGHUP",
-        ),
-    ] {
+    for (status, what) in EXIT_STATUSES {
         roff.control("TP", [])
-            .text([bold(status)])
-            .text([roman(what)]);
+            .text([bold(*status)])
+            .text([roman(*what)]);
     }
     roff.control("SH", ["EXAMPLES"]);
     for (example, what) in [
@@ -144,6 +127,35 @@ pub fn man_page(mut cli: Command) -> Vec<u8> {
     roff.to_writer(&mut page).ok();
     page
 }
+
+/// Every exit status and what it means: the manual page's EXIT STATUS
+/// section, which `docs/exit-status.md` shows (its example script reads it
+/// from `dgram man`, so the two cannot differ).
+const EXIT_STATUSES: &[(&str, &str)] = &[
+    (
+        "0",
+        "success. listen, chat and rendezvous also end this way on Ctrl-C or SIGTERM, and every \
+         command does when the reader of its output has gone away (dgram listen | head -3): \
+         listen notices within 0.1 s even while no datagram comes",
+    ),
+    (
+        "1",
+        "a runtime error: port in use, peer unreachable, lines not sent, a piped chat's message \
+         not delivered (in a group: not to every member), a ping without a single reply, a bench \
+         with no server at ADDR, a chat --via that found no path, output that cannot be written",
+    ),
+    (
+        "2",
+        "a usage error: bad address, size or flag, a payload over the limit, a peer of the other \
+         address family, a bad group option, a missing or malformed key file, a short code that \
+         does not parse, a --log, --report or --chart file that is not a regular file",
+    ),
+    (
+        "130, 143, 129",
+        "send cut short by Ctrl-C, SIGTERM or SIGHUP; and a chat --via still waiting at the \
+         rendezvous, cut short by Ctrl-C (130)",
+    ),
+];
 
 /// What a user needs of the chat protocol, for the manual page (the byte
 /// by byte specification, with worked examples, is `docs/PROTOCOL.md` in
