@@ -6,6 +6,7 @@
 # listener; tshark reads the capture with contrib/wireshark/dgram.lua.
 # Needs: dgram on PATH, dumpcap (as root, or with the capture
 # capabilities), tshark. Ports 24700-24709 on 127.0.0.1.
+# docs-needs: root
 set -euo pipefail
 
 plugin=$(cd "$(dirname "$0")/../.." && pwd)/contrib/wireshark/dgram.lua
