@@ -456,3 +456,6 @@ pub fn take_path_errors(socket: &Socket) -> Vec<PathError> {
     }
     errors
 }
+
+/// `EMSGSIZE`: "too big", from the interface and from an ICMP report.
+pub const EMSGSIZE: i32 = libc::EMSGSIZE;

@@ -28,9 +28,9 @@ use std::time::SystemTime;
 mod imp;
 
 pub use imp::{
-    LOOKS_WITHOUT_WAITING, Scratch, check_gso, enable_extras, group_memberships, kernel_drops,
-    recv, route_to, send_segments, set_gro, set_pmtu_mode, take_errors, take_path_errors,
-    udp_table_entry,
+    EMSGSIZE, LOOKS_WITHOUT_WAITING, Scratch, check_gso, enable_extras, group_memberships,
+    kernel_drops, recv, route_to, send_segments, set_gro, set_pmtu_mode, take_errors,
+    take_path_errors, udp_table_entry,
 };
 
 /// A UDP socket's line of the kernel's table (`/proc/net/udp` on Linux).

@@ -120,3 +120,10 @@ pub fn set_pmtu_mode(_socket: &Socket, _mode: super::PmtuMode) -> io::Result<sup
 pub fn take_path_errors(_socket: &Socket) -> Vec<super::PathError> {
     Vec::new()
 }
+
+/// `EMSGSIZE`: "too big" (only compared with, never produced, here).
+#[cfg(unix)]
+pub const EMSGSIZE: i32 = nix::errno::Errno::EMSGSIZE as i32;
+/// `WSAEMSGSIZE`: "too big" (only compared with, never produced, here).
+#[cfg(not(unix))]
+pub const EMSGSIZE: i32 = 10040;
