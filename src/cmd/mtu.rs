@@ -156,13 +156,15 @@ pub fn run(
         local_limit: None,
     };
     prober.start()?;
-    let forward = prober.search(Direction::Forward, MAX_PAYLOAD)?;
+    let forward = prober.search(Direction::Forward, MAX_PAYLOAD, None)?;
     let mut results = vec![forward];
     if prober.peer == Some(Peer::Listener) {
         // Nothing larger than this side's interface carries can arrive
         // whole through it either: the reverse search's top.
         let max = prober.local_limit.unwrap_or(MAX_PAYLOAD);
-        results.push(prober.search(Direction::Reverse, max)?);
+        // Paths are often symmetric: the forward answer is the reverse
+        // search's first hint (probed like any other).
+        results.push(prober.search(Direction::Reverse, max, Some(forward.payload))?);
     }
     let peer = prober.peer.unwrap_or(Peer::Listener);
     prober.summary(peer, &results)?;
@@ -259,7 +261,13 @@ impl Prober<'_> {
     }
 
     fn sort_error(&mut self, error: PathError) -> Option<Heard> {
-        if canonical(error.peer) != canonical(self.to) {
+        // A local error names the destination without its port on an
+        // unconnected socket; an ICMP one names it whole.
+        let about_target = match error.origin {
+            ErrorOrigin::Local => canonical(error.peer).ip() == canonical(self.to).ip(),
+            _ => canonical(error.peer) == canonical(self.to),
+        };
+        if !about_target {
             return None;
         }
         if error.errno == sys::EMSGSIZE {
@@ -277,9 +285,17 @@ impl Prober<'_> {
     }
 
     /// One direction's search, every step shown.
-    fn search(&mut self, direction: Direction, max: usize) -> Result<DirectionResult, Error> {
+    fn search(
+        &mut self,
+        direction: Direction,
+        max: usize,
+        hint: Option<usize>,
+    ) -> Result<DirectionResult, Error> {
         let started = Instant::now();
         let mut search = Search::new(SearchConfig::new(direction, self.overhead, max));
+        if let Some(hint) = hint {
+            search.hint(hint);
+        }
         let arrow = match direction {
             Direction::Forward => format!("here -> {}", self.to),
             Direction::Reverse => format!("{} -> here", self.to),
@@ -499,7 +515,7 @@ impl Prober<'_> {
                         .unwrap_or_default();
                     let said = mtu.map_or_else(
                         || "no MTU named".to_string(),
-                        |m| format!("MTU {m}: next try {} B", m.saturating_sub(overhead)),
+                        |m| format!("MTU {m} (= {} B payload)", m.saturating_sub(overhead)),
                     );
                     (
                         Some(format!("  {size:>5} B  ICMP too big{from}, {said}")),

@@ -440,11 +440,15 @@ impl Search {
     /// halfway.
     fn next_size(&self) -> usize {
         let low = self.confirmed.unwrap_or(HEAD - 1);
-        if let Some(hint) = self.hint
-            && hint > low
-            && hint < self.failed
-        {
-            return hint;
+        if let Some(hint) = self.hint {
+            if hint > low && hint < self.failed {
+                return hint;
+            }
+            // The hint is confirmed: one byte more is all that is left to
+            // fail, if the hint was right.
+            if Some(hint) == self.confirmed && hint + 1 < self.failed {
+                return hint + 1;
+            }
         }
         if self.confirmed.is_none() && self.config.base < self.failed {
             return self.config.base;
@@ -529,6 +533,15 @@ impl Search {
         }
         self.take_hint(mtu);
         self.fail(probe.size);
+    }
+
+    /// Takes `payload` as a hint before the search begins (the forward
+    /// answer for the reverse search: paths are often symmetric). Like
+    /// any hint it is probed, never believed.
+    pub fn hint(&mut self, payload: usize) {
+        if (HEAD..=self.config.max).contains(&payload) {
+            self.hint = Some(payload);
+        }
     }
 
     fn take_hint(&mut self, mtu: Option<usize>) {
@@ -735,6 +748,53 @@ mod tests {
             mtu: Some(1400)
         }));
         assert!(took < Duration::from_millis(100), "{took:?}");
+        let sent: Vec<usize> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Sent { size, .. } => Some(*size),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            sent,
+            [1172, MAX_PAYLOAD, 1472, 1372, 1373],
+            "base, the largest, the interface's hint, the router's hint, one more"
+        );
+    }
+
+    /// A hint that is wrong either way (the reverse search seeded with a
+    /// forward answer that does not hold back) still ends at the exact
+    /// answer.
+    #[test]
+    fn a_wrong_hint_is_only_a_detour() {
+        for (mtu, hint) in [(1400, 1200), (1400, 1450), (1300, 1372), (1400, 1372)] {
+            let mut search = Search::new(SearchConfig::new(Direction::Reverse, OVERHEAD_V4, 1472));
+            search.hint(hint);
+            let start = Instant::now();
+            let mut now = start;
+            for i in 0..1000u32 {
+                if search.outcome().is_some() {
+                    break;
+                }
+                if let Some((size, token)) = search.poll_transmit(now, [i as u8; 8]) {
+                    if size + OVERHEAD_V4 <= mtu {
+                        now += Duration::from_micros(300);
+                        search.on_answer(now, token, size);
+                    }
+                } else if let Some(wake) = search.poll_timeout() {
+                    now = wake;
+                    search.handle_timeout(now);
+                }
+            }
+            assert_eq!(
+                search.outcome(),
+                Some(Outcome::Found {
+                    size: mtu - OVERHEAD_V4,
+                    at_max: false
+                }),
+                "path {mtu}, hint {hint}"
+            );
+        }
     }
 
     /// A black hole (no ICMP): the same exact answer, by probing alone,
