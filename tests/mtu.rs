@@ -247,11 +247,10 @@ fn mtu_across_a_1400_link_with_icmp() {
     assert_eq!((found[1].0.as_str(), found[1].1), ("reverse", 1372));
     assert!(found[0].2, "the forward search saw ICMP: {events:?}");
     assert!(
-        events.iter().any(|e| e["event"] == "too_big"
-            && e["mtu"] == 1400
-            && e["from"] == "10.78.2.1"
-            || e["event"] == "too_big" && e["mtu"] == 1400 && e["from"] == "10.78.1.2"),
-        "R reported MTU 1400: {events:?}"
+        events
+            .iter()
+            .any(|e| e["event"] == "too_big" && e["mtu"] == 1400 && e["from"] == "10.78.1.2"),
+        "R (10.78.1.2 on A's side) reported MTU 1400: {events:?}"
     );
     for (direction, size) in [("forward", 1372), ("reverse", 1372)] {
         assert!(

@@ -429,10 +429,11 @@ impl Prober<'_> {
                 let now = Instant::now();
                 match (wire.answer, wire.direction) {
                     // An echo: the probe itself, back as it went.
-                    (false, Direction::Forward) if direction == Direction::Forward => {
-                        if search.on_answer(now, wire.token, wire.len) {
-                            self.peer.get_or_insert(Peer::Echo);
-                        }
+                    (false, Direction::Forward)
+                        if direction == Direction::Forward
+                            && search.on_answer(now, wire.token, wire.len) =>
+                    {
+                        self.peer.get_or_insert(Peer::Echo);
                     }
                     (true, d) if d == direction => {
                         let size = match d {

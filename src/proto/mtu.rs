@@ -564,13 +564,13 @@ impl Search {
     }
 
     fn check_done(&mut self) {
-        if let Some(size) = self.confirmed {
-            if size + 1 >= self.failed {
-                self.outcome = Some(Outcome::Found {
-                    size,
-                    at_max: size == self.config.max,
-                });
-            }
+        if let Some(size) = self.confirmed
+            && size + 1 >= self.failed
+        {
+            self.outcome = Some(Outcome::Found {
+                size,
+                at_max: size == self.config.max,
+            });
         }
     }
 }
@@ -691,7 +691,7 @@ mod tests {
                     if path.icmp {
                         search.on_too_big(Some(path.mtu));
                     }
-                } else if path.answers && path.lose.is_none_or(|n| sent % n != 0) {
+                } else if path.answers && path.lose.is_none_or(|n| !sent.is_multiple_of(n)) {
                     now += path.rtt;
                     search.on_answer(now, token, size);
                 }
