@@ -66,7 +66,9 @@ enum Commands {
     /// Run the experiments that test what socket courses say about UDP,
     /// on loopback: each states a claim, predicts, measures, and gives a
     /// verdict with the evidence. `dgram lab nat` (root, only when named)
-    /// measures what a NAT does to UDP in network namespaces of its own.
+    /// measures what a NAT does to UDP in network namespaces of its own;
+    /// `dgram lab fragments` (root, only when named) how one lost IP
+    /// fragment loses a whole datagram larger than the path MTU.
     Lab(LabArgs),
     /// Serve the rendezvous two peers meet at by their code's number (and
     /// STUN Binding requests on the same port): a line per pairing, until

@@ -307,7 +307,19 @@ impl Prober<'_> {
         let mut refused = false;
         while search.outcome().is_none() {
             match self.shutdown.requests().try_recv() {
-                Ok(signal) => return Err(Error::Interrupted { signal }),
+                Ok(signal) => {
+                    // Said here: the caller prints nothing for an
+                    // interruption.
+                    self.line(
+                        format!(
+                            "{}: interrupted after {} probes",
+                            direction.name(),
+                            self.sent
+                        ),
+                        json!({"event": "interrupted", "direction": direction.name(), "probes": self.sent}),
+                    )?;
+                    return Err(Error::Interrupted { signal });
+                }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => {}
             }
             let now = Instant::now();
