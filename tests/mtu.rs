@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::netns::sh;
-use crate::util::{Proc, dgram_path, has};
+use crate::util::{Proc, dgram_path, has, wait_for};
 
 /// Namespaces `A`, `R`, `B` of one test, removed on drop.
 struct Line {
@@ -427,4 +427,79 @@ fn lab_fragments_counts_add_up() {
         !String::from_utf8_lossy(&left.stdout).contains(&prefix),
         "its namespaces are removed"
     );
+}
+
+/// A probe of kind 14 as PROTOCOL.md section 15.1 lays it out: header,
+/// direction, token, size (big endian), zero padding up to `len`.
+fn raw_probe(direction: u8, token: u8, size: u16, len: usize) -> Vec<u8> {
+    let mut probe = vec![0u8; len];
+    probe[..4].copy_from_slice(&[0xF5, 1, 14, direction]);
+    probe[4..12].copy_from_slice(&[token; 8]);
+    probe[12..14].copy_from_slice(&size.to_be_bytes());
+    probe
+}
+
+/// On loopback, a listener answers a forward probe with 14 bytes naming
+/// the length that arrived, and a reverse probe with exactly the size it
+/// asked for; a reverse probe asking for more than it is long (an
+/// amplifier's request) is shown malformed and never answered, nor is a
+/// keyed (`--key-file`) or `--raw` listener's probe answered.
+#[test]
+fn listener_answers_probes_and_never_amplifies() {
+    let peer = crate::util::Peer::bind();
+    peer.socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let (mut listen, addr) = crate::util::listener(&[]);
+    let quiet = |what: &str| {
+        let mut buf = [0u8; 2048];
+        if let Ok((n, _)) = peer.socket.recv_from(&mut buf) {
+            panic!("{what} was answered with {n} bytes");
+        }
+    };
+    peer.socket
+        .send_to(&raw_probe(1, 7, 100, 100), addr)
+        .unwrap();
+    let answer = peer.recv();
+    assert_eq!(answer.len(), 14);
+    assert_eq!(&answer[..4], &[0xF5, 1, 15, 1]);
+    assert_eq!(&answer[4..12], &[7; 8]);
+    assert_eq!(u16::from_be_bytes([answer[12], answer[13]]), 100);
+
+    peer.socket
+        .send_to(&raw_probe(2, 8, 600, 1000), addr)
+        .unwrap();
+    let answer = peer.recv();
+    assert_eq!(answer.len(), 600, "the size asked for, no more");
+    assert_eq!(&answer[..4], &[0xF5, 1, 15, 2]);
+
+    peer.socket
+        .send_to(&raw_probe(2, 9, 1000, 100), addr)
+        .unwrap();
+    assert_eq!(
+        listen.next("malformed")["len"],
+        100,
+        "shown malformed: {}",
+        listen.dump()
+    );
+    quiet("a reverse probe asking for 1000 bytes in 100");
+    let summary = crate::util::stop(&mut listen);
+    assert_eq!(summary["malformed"], 1, "{summary}");
+
+    for extra in [
+        &["--raw"][..],
+        &["--key-file", crate::util::keygen("mtu").to_str().unwrap()],
+    ] {
+        let (mut listen, addr) = crate::util::listener(extra);
+        peer.socket
+            .send_to(&raw_probe(1, 7, 100, 100), addr)
+            .unwrap();
+        wait_for(
+            "the probe to be seen",
+            || listen.dump(),
+            || (listen.stdout().lines().count() > 1).then_some(()),
+        );
+        quiet(&format!("a probe to listen {extra:?}"));
+        listen.kill();
+    }
 }
