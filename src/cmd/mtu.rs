@@ -221,7 +221,9 @@ struct Prober<'a> {
 /// What the error queue said.
 enum Heard {
     Nothing,
-    TooBig(Option<usize>),
+    /// An ICMP too-big naming an MTU, about the probe with this token
+    /// when the ICMP quoted enough to tell.
+    TooBig(Option<usize>, Option<[u8; 8]>),
     LocalTooBig(Option<usize>),
     Refused,
 }
@@ -275,7 +277,10 @@ impl Prober<'_> {
                 ErrorOrigin::Local => Heard::LocalTooBig(error.mtu),
                 _ => {
                     self.reporter = error.reporter;
-                    Heard::TooBig(error.mtu)
+                    Heard::TooBig(
+                        error.mtu,
+                        error.quoted.map(|q| q[4..12].try_into().expect("8 bytes")),
+                    )
                 }
             });
         }
@@ -396,7 +401,7 @@ impl Prober<'_> {
                             search.on_local_too_big(mtu);
                             return Ok(());
                         }
-                        Heard::TooBig(_) => continue,
+                        Heard::TooBig(..) => continue,
                         Heard::Refused => continue,
                         Heard::Nothing if e.raw_os_error() == Some(sys::EMSGSIZE) => {
                             search.on_local_too_big(None);
@@ -471,8 +476,16 @@ impl Prober<'_> {
                 Ok(false)
             }
             Err(e) => match self.hear_errors() {
-                Heard::TooBig(mtu) => {
-                    search.on_too_big(mtu);
+                Heard::TooBig(mtu, token) => {
+                    // A late report about an earlier probe (already
+                    // counted) must not fail the one in flight.
+                    let about_current = match (token, search.in_flight()) {
+                        (Some(token), Some((_, current))) => token == current,
+                        _ => true,
+                    };
+                    if about_current {
+                        search.on_too_big(mtu);
+                    }
                     Ok(false)
                 }
                 Heard::LocalTooBig(mtu) => {

@@ -2,7 +2,7 @@
 //! `IP_RECVERR` and the socket error queue, `IP_MTU_DISCOVER`.
 
 use std::io::{self, IoSliceMut};
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +12,9 @@ use nix::sys::socket::{
 };
 use socket2::{Domain, Socket};
 
-use super::{Capabilities, ErrorOrigin, PathError, PeerError, PmtuMode, Received, UdpTableEntry};
+use super::{
+    Capabilities, ErrorOrigin, PathError, PeerError, PmtuMode, QUOTED, Received, UdpTableEntry,
+};
 use crate::net::addr::canonical;
 
 /// The most error-queue entries read in one call, so that a flood of ICMP
@@ -406,39 +408,49 @@ pub fn take_path_errors(socket: &Socket) -> Vec<PathError> {
     );
     let mut payload = [0u8; 64];
     for _ in 0..MAX_ERRORS_PER_CALL {
-        let mut iov = [IoSliceMut::new(&mut payload)];
-        let msg = match recvmsg::<SockaddrStorage>(
-            fd,
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(msg) => msg,
-            Err(Errno::EINTR) => continue,
-            Err(_) => break,
-        };
-        let Some(peer) = msg.address.as_ref().and_then(to_socket_addr) else {
-            continue;
-        };
-        let Ok(cmsgs) = msg.cmsgs() else { continue };
-        for cmsg in cmsgs {
-            let (err, reporter) = match cmsg {
-                ControlMessageOwned::Ipv4RecvErr(err, from) => (
-                    err,
-                    from.map(|a| {
-                        std::net::IpAddr::from(std::net::Ipv4Addr::from(u32::from_be(
-                            a.sin_addr.s_addr,
-                        )))
-                    }),
-                ),
-                ControlMessageOwned::Ipv6RecvErr(err, from) => (
-                    err,
-                    from.map(|a| {
-                        std::net::IpAddr::from(std::net::Ipv6Addr::from(a.sin6_addr.s6_addr))
-                    }),
-                ),
-                _ => continue,
+        // Read whole first (the message borrows the payload buffer), then
+        // sorted.
+        let mut found = Vec::new();
+        let (peer, quoted) = {
+            let mut iov = [IoSliceMut::new(&mut payload)];
+            let msg = match recvmsg::<SockaddrStorage>(
+                fd,
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(msg) => msg,
+                Err(Errno::EINTR) => continue,
+                Err(_) => break,
             };
+            if let Ok(cmsgs) = msg.cmsgs() {
+                for cmsg in cmsgs {
+                    match cmsg {
+                        ControlMessageOwned::Ipv4RecvErr(err, from) => found.push((
+                            err,
+                            from.map(|a| {
+                                IpAddr::from(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))
+                            }),
+                        )),
+                        ControlMessageOwned::Ipv6RecvErr(err, from) => found.push((
+                            err,
+                            from.map(|a| IpAddr::from(Ipv6Addr::from(a.sin6_addr.s6_addr))),
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            // The data of an error-queue entry is the offending datagram's
+            // payload, as much of it as the ICMP quoted.
+            (msg.address.as_ref().and_then(to_socket_addr), msg.bytes)
+        };
+        let Some(peer) = peer else { continue };
+        let head = (quoted >= QUOTED).then(|| {
+            let mut head = [0u8; QUOTED];
+            head.copy_from_slice(&payload[..QUOTED]);
+            head
+        });
+        for (err, reporter) in found {
             let origin = match err.ee_origin {
                 libc::SO_EE_ORIGIN_LOCAL => ErrorOrigin::Local,
                 libc::SO_EE_ORIGIN_ICMP | libc::SO_EE_ORIGIN_ICMP6 => ErrorOrigin::Icmp,
@@ -451,6 +463,7 @@ pub fn take_path_errors(socket: &Socket) -> Vec<PathError> {
                 origin,
                 mtu: (errno == libc::EMSGSIZE && err.ee_info > 0).then_some(err.ee_info as usize),
                 reporter: reporter.filter(|ip| !ip.is_unspecified()),
+                quoted: head,
             });
         }
     }

@@ -173,4 +173,11 @@ pub struct PathError {
     pub mtu: Option<usize>,
     /// The router (or host) that sent the ICMP, where known.
     pub reporter: Option<std::net::IpAddr>,
+    /// The first [`QUOTED`] bytes of the offending datagram's payload, when
+    /// the ICMP quoted that much (RFC 792 asks only for the UDP header;
+    /// Linux routers quote more): they tell which probe it was about.
+    pub quoted: Option<[u8; QUOTED]>,
 }
+
+/// How many bytes of an offending datagram [`PathError`] keeps.
+pub const QUOTED: usize = 14;
