@@ -4,22 +4,45 @@
 //! A valid probe is answered at once and shown as the datagram it is; a
 //! reverse probe's answer goes out with the don't-fragment flag
 //! (`IP_PMTUDISC_PROBE`), so that it measures the path back instead of
-//! being fragmented on it. Everything else goes on to the inner handler.
+//! being fragmented on it. A peer gets at most [`ANSWERS_PER_SECOND`]
+//! answers a second. Everything else goes on to the inner handler.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use crate::model::{Datagram, Event, SentKind};
 use crate::net::sys::PmtuMode;
 use crate::proto::mtu::{self, Direction};
+use crate::runtime::echo::RateLimiter;
 use crate::runtime::{Closed, Handler, Outbox};
+
+/// Answers a peer gets a second, in bursts of as many: `dgram mtu` sends
+/// a few dozen probes in all, one at a time, so only a flood (a spoofed
+/// source, however unamplified) meets the limit.
+pub const ANSWERS_PER_SECOND: u32 = 200;
+
+/// The most peers told that their probes are held back; beyond it, no
+/// more are told (the probes are still shown), so that spoofed sources
+/// cannot grow memory.
+const MAX_TOLD: usize = 4096;
 
 /// Answers MTU probes, hands the rest to `inner`.
 pub struct MtuAnswers {
     inner: Box<dyn Handler>,
+    limiter: RateLimiter,
+    /// Peers already told (once each) that their probes are held back.
+    told: HashSet<SocketAddr>,
 }
 
 impl MtuAnswers {
     /// Answers probes in front of `inner`.
     pub fn new(inner: Box<dyn Handler>) -> Self {
-        MtuAnswers { inner }
+        MtuAnswers {
+            inner,
+            limiter: RateLimiter::new(ANSWERS_PER_SECOND),
+            told: HashSet::new(),
+        }
     }
 }
 
@@ -81,6 +104,17 @@ impl Handler for MtuAnswers {
         let from = datagram.from;
         // The datagram is shown first, then the answer's `sent` event.
         outbox.emit_received(Event::Datagram(datagram))?;
+        if !wire.answer && !self.limiter.allow(from, Instant::now()) {
+            if self.told.len() < MAX_TOLD && self.told.insert(from) {
+                outbox.emit(Event::PeerError {
+                    peer: from,
+                    error: format!(
+                        "MTU probes over {ANSWERS_PER_SECOND} a second from this peer: the rest are shown, not answered"
+                    ),
+                })?;
+            }
+            return Ok(());
+        }
         if let Some(answer) = mtu::answer(&wire) {
             match wire.direction {
                 Direction::Forward => {
