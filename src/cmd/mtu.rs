@@ -479,10 +479,7 @@ impl Prober<'_> {
                 Heard::TooBig(mtu, token) => {
                     // A late report about an earlier probe (already
                     // counted) must not fail the one in flight.
-                    let about_current = match (token, search.in_flight()) {
-                        (Some(token), Some((_, current))) => token == current,
-                        _ => true,
-                    };
+                    let about_current = token.is_none_or(|token| search.is_current(token));
                     if about_current {
                         search.on_too_big(mtu);
                     }

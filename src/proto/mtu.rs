@@ -334,6 +334,9 @@ pub struct Search {
     /// The size being probed and how many probes of it went unanswered.
     current: Option<(usize, u8)>,
     in_flight: Option<InFlight>,
+    /// The tokens and send times of the earlier, unanswered probes of the
+    /// size in flight: a late answer to one of them still confirms it.
+    earlier: Vec<([u8; 8], Instant)>,
     /// The longest round trip seen: the waits follow it.
     rtt: Option<Duration>,
     steps: VecDeque<Step>,
@@ -355,6 +358,7 @@ impl Search {
             hint: None,
             current: None,
             in_flight: None,
+            earlier: Vec::new(),
             rtt: None,
             steps: VecDeque::new(),
             icmp_seen: false,
@@ -477,29 +481,51 @@ impl Search {
             // through at all); searching lower would only find the same.
             if self.confirmed.is_none() && probe.size == self.config.base {
                 self.current = None;
+                self.earlier.clear();
                 self.outcome = Some(Outcome::NoAnswer);
                 return;
             }
             self.fail(probe.size);
         } else {
             self.current = Some((probe.size, probe.attempt));
+            self.earlier.push((probe.token, probe.sent));
         }
     }
 
+    /// True when `token` is the probe in flight's, or an earlier try's of
+    /// the same size (an ICMP report or an answer about it is news).
+    pub fn is_current(&self, token: [u8; 8]) -> bool {
+        self.sent_at(token).is_some()
+    }
+
+    fn sent_at(&self, token: [u8; 8]) -> Option<Instant> {
+        let probe = self.in_flight?;
+        if probe.token == token {
+            return Some(probe.sent);
+        }
+        self.earlier
+            .iter()
+            .find(|(earlier, _)| *earlier == token)
+            .map(|(_, sent)| *sent)
+    }
+
     /// An answer with `token` for a probe of `size` came at `now`. An
-    /// answer that is not for the probe in flight (late, duplicated) is
-    /// ignored: its probe was already counted.
+    /// answer to the probe in flight, or late to an earlier try of the
+    /// same size, confirms it; any other (a size already settled,
+    /// duplicated) is ignored.
     pub fn on_answer(&mut self, now: Instant, token: [u8; 8], size: usize) -> bool {
         let Some(probe) = self.in_flight else {
             return false;
         };
-        if probe.token != token || probe.size != size {
+        let Some(sent) = self.sent_at(token).filter(|_| probe.size == size) else {
             return false;
-        }
-        let rtt = now.saturating_duration_since(probe.sent);
+        };
+        // A late answer's round trip is long: the waits grow with it.
+        let rtt = now.saturating_duration_since(sent);
         self.rtt = Some(self.rtt.map_or(rtt, |seen| seen.max(rtt)));
         self.in_flight = None;
         self.current = None;
+        self.earlier.clear();
         self.steps.push_back(Step::Answered { size, rtt });
         self.confirmed = Some(self.confirmed.map_or(size, |c| c.max(size)));
         self.check_done();
@@ -555,6 +581,7 @@ impl Search {
     fn fail(&mut self, size: usize) {
         self.in_flight = None;
         self.current = None;
+        self.earlier.clear();
         self.failed = self.failed.min(size);
         if self.failed <= HEAD {
             self.outcome = Some(Outcome::NoAnswer);
@@ -850,6 +877,36 @@ mod tests {
                 "every {lose}th lost"
             );
         }
+    }
+
+    /// On a path slower than the first wait (500 ms until a round trip is
+    /// measured), the first try's answer comes during the second: it
+    /// still confirms the size, and the waits grow to the round trip.
+    #[test]
+    fn a_late_answer_to_an_earlier_try_confirms() {
+        let mut search = Search::new(SearchConfig::new(Direction::Forward, OVERHEAD_V4, 1472));
+        let start = Instant::now();
+        let (size, first) = search.poll_transmit(start, [1; 8]).unwrap();
+        assert_eq!(size, 1172);
+        let later = start + Duration::from_millis(500);
+        search.handle_timeout(later);
+        let (again, second) = search.poll_transmit(later, [2; 8]).unwrap();
+        assert_eq!((again, search.is_current(first)), (1172, true));
+        assert!(search.on_answer(start + Duration::from_millis(700), first, 1172));
+        assert!(
+            !search.on_answer(start + Duration::from_millis(900), second, 1172),
+            "settled"
+        );
+        let (next, _) = search.poll_transmit(later, [3; 8]).unwrap();
+        assert_eq!(next, 1472);
+        assert!(
+            search.poll_timeout().unwrap() - later >= Duration::from_millis(500),
+            "the wait follows the 700 ms round trip (capped at the first wait)"
+        );
+        assert!(
+            !search.is_current(first),
+            "a new size: old tokens are no news"
+        );
     }
 
     /// Nobody answering ends the search after MAX_PROBES base probes; a
