@@ -246,6 +246,23 @@ fn mtu_across_a_1400_link_with_icmp() {
     assert_eq!((found[0].0.as_str(), found[0].1), ("forward", 1372));
     assert_eq!((found[1].0.as_str(), found[1].1), ("reverse", 1372));
     assert!(found[0].2, "the forward search saw ICMP: {events:?}");
+    let forward: Vec<u64> = events
+        .iter()
+        .filter(|e| e["event"] == "probe" && e["direction"] == "forward")
+        .map(|e| e["size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        forward,
+        [1172, 65507, 1472, 1372, 1373],
+        "the base, the largest (refused by A's 1500 interface, which names its MTU), \
+         that hint (R's ICMP names 1400), that hint confirmed, one byte more: {events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "local_too_big" && e["size"] == 65507 && e["mtu"] == 1500),
+        "{events:?}"
+    );
     assert!(
         events
             .iter()
