@@ -64,5 +64,5 @@ for _ in $(seq 100); do
     ip netns exec "$P-b" ss -Hlun "sport = :$PORT" | grep -q . && break
     sleep 0.05
 done
-echo "\$ dgram mtu 10.78.2.2:$PORT"
-ip netns exec "$P-a" timeout 20 dgram mtu "10.78.2.2:$PORT"
+echo "\$ dgram mtu 10.78.2.2:$PORT --bind 0.0.0.0:$((PORT + 1))"
+ip netns exec "$P-a" timeout 20 dgram mtu "10.78.2.2:$PORT" --bind "0.0.0.0:$((PORT + 1))"

@@ -4,8 +4,8 @@
 //! (Linux, root), joined by a veth link of MTU 1400: datagrams of 1000 B
 //! (one packet) and 3000 B (three fragments: 1376 + 1376 + 256 bytes of
 //! UDP datagram behind 20-byte IP headers) cross it while nftables on the
-//! receiver drops the middle fragment of about one datagram in four, and
-//! counts each drop.
+//! receiver drops the middle fragment of one datagram in four (those
+//! marked by a byte there), and counts each drop.
 //!
 //! The rule sits on the receiver's `prerouting` hook at priority −450,
 //! before the kernel's defragmentation (−400): its `input` hook only ever
@@ -25,7 +25,7 @@ pub const WHAT: &str = "a datagram larger than the path MTU is sent as fragments
 const CLAIM: &str = "a UDP datagram is delivered whole or not at all, whatever its size";
 
 /// The prediction.
-const PREDICTION: &str = "over a 1400-byte MTU a 3000-byte datagram leaves as 3 IP fragments; every datagram whose middle fragment nftables drops never reaches the socket (lost = fragments dropped); 1000-byte datagrams are not fragmented and none is lost";
+const PREDICTION: &str = "over a 1400-byte MTU a 3000-byte datagram leaves as 3 IP fragments; the 50 datagrams of 200 whose middle fragment nftables drops never reach the socket, though their other 100 fragments arrive (lost = fragments dropped); 1000-byte datagrams are not fragmented and none is lost";
 
 fn new_report() -> LabReport {
     LabReport::new("fragments", WHAT, PREDICTION.to_string())
@@ -89,17 +89,27 @@ mod linux {
     const SIZES: [usize; 2] = [1000, 3000];
     /// The receiver's address.
     const RX: &str = "10.79.0.2:4000";
+    /// The byte that marks a datagram for the rule: written at UDP
+    /// payload offset [`MARK_AT`] of every fourth 3000-byte datagram.
+    const MARK: u8 = 0xd0;
+    /// Where the middle fragment's data begins in the UDP payload: 1376
+    /// bytes of UDP datagram in the first fragment, less the 8-byte UDP
+    /// header.
+    const MARK_AT: usize = 1368;
+    /// One datagram in this many is marked.
+    const MARK_EVERY: u32 = 4;
     /// How long the receiver waits for stragglers after the last send
     /// (every hop is a veth in this machine, crossed in microseconds).
     const QUIET: Duration = Duration::from_millis(300);
 
     /// The receiver's rules: at prerouting before defragmentation, drop
-    /// the middle fragment (offset 1376 B = 172 × 8) of about one
-    /// datagram in four, counted.
+    /// the middle fragment (offset 1376 B = 172 × 8) of every datagram
+    /// whose byte there (the fragment's first, right after its 20-byte IP
+    /// header: `@nh,160,8`) is the [`MARK`], counted.
     const RULES: &str = "table ip labfrag {
   chain pre {
     type filter hook prerouting priority -450; policy accept;
-    ip saddr 10.79.0.1 ip frag-off & 0x1fff == 172 numgen random mod 4 == 0 counter drop
+    ip saddr 10.79.0.1 ip frag-off & 0x1fff == 172 @nh,160,8 == 0xd0 counter drop
   }
 }
 ";
@@ -243,6 +253,9 @@ mod linux {
             check(shutdown)?;
             let mut datagram = vec![0x5a; size];
             datagram[..4].copy_from_slice(&n.to_be_bytes());
+            if size > MARK_AT && n % MARK_EVERY == 0 {
+                datagram[MARK_AT] = MARK;
+            }
             tx.send_to(&datagram, to).map_err(|source| Error::Send {
                 to,
                 len: size,
@@ -349,6 +362,7 @@ mod linux {
         );
         report.fact("measured", true);
         report.fact("mtu", 1400);
+        report.fact("marked", large.sent.div_ceil(MARK_EVERY));
         report.fact("sent", large.sent);
         report.fact("fragments_dropped", large.dropped);
         report.fact("received", large.received);
