@@ -246,6 +246,15 @@ fn mtu_across_a_1400_link_with_icmp() {
     assert_eq!((found[0].0.as_str(), found[0].1), ("forward", 1372));
     assert_eq!((found[1].0.as_str(), found[1].1), ("reverse", 1372));
     assert!(found[0].2, "the forward search saw ICMP: {events:?}");
+    let results: Vec<&Value> = events.iter().filter(|e| e["event"] == "result").collect();
+    assert_eq!(
+        results[0]["one_more"], "icmp",
+        "1373 got R's ICMP: {events:?}"
+    );
+    assert_eq!(
+        results[1]["one_more"], "lost",
+        "B refused to send 1373: {events:?}"
+    );
     let forward: Vec<u64> = events
         .iter()
         .filter(|e| e["event"] == "probe" && e["direction"] == "forward")
@@ -307,6 +316,12 @@ fn mtu_through_a_black_hole() {
         "no ICMP got through: {events:?}"
     );
     assert!(!events.iter().any(|e| e["event"] == "too_big"));
+    for result in events.iter().filter(|e| e["event"] == "result") {
+        assert_eq!(
+            result["one_more"], "lost",
+            "1373 failed by loss: {events:?}"
+        );
+    }
     assert!(
         events.iter().any(|e| e["event"] == "lost"
             && e["direction"] == "forward"

@@ -29,7 +29,8 @@ use crate::net::addr::{
 use crate::net::sys::{self, ErrorOrigin, PathError, PmtuMode, Scratch};
 use crate::output::{Format, Sink, sink};
 use crate::proto::mtu::{
-    self, Direction, MAX_PAYLOAD, OVERHEAD_V4, OVERHEAD_V6, Outcome, Search, SearchConfig, Step,
+    self, Direction, Failure, MAX_PAYLOAD, OVERHEAD_V4, OVERHEAD_V6, Outcome, Search, SearchConfig,
+    Step,
 };
 use crate::runtime::Shutdown;
 use crate::runtime::entropy::seed;
@@ -101,6 +102,8 @@ pub struct DirectionResult {
     pub at_max: bool,
     /// An ICMP too-big came from the path.
     pub icmp_seen: bool,
+    /// How one byte more failed (`None` when the answer is the maximum).
+    pub failed_how: Option<Failure>,
     /// How long the search took.
     pub took: Duration,
 }
@@ -352,6 +355,7 @@ impl Prober<'_> {
                     payload: size,
                     at_max,
                     icmp_seen: search.icmp_seen(),
+                    failed_how: (!at_max).then(|| search.failed_how()).flatten(),
                     took,
                 };
                 self.local_limit = self.local_limit.or(search.local_limit());
@@ -571,12 +575,15 @@ impl Prober<'_> {
         } else {
             result.direction.name()
         };
-        let how = if result.at_max {
-            "the most this side can send"
-        } else if result.icmp_seen {
-            "1 B more got ICMP too big or was lost"
-        } else {
-            "1 B more was lost, no ICMP seen"
+        let how = match (result.at_max, result.failed_how) {
+            (true, _) if result.direction == Direction::Reverse => {
+                "no more can arrive whole through this side's interface"
+            }
+            (true, _) => "the largest UDP payload there is",
+            (false, Some(Failure::Icmp)) => "1 B more got ICMP too big",
+            (false, Some(Failure::Local)) => "1 B more is over this side's interface MTU",
+            (false, _) if result.icmp_seen => "1 B more was lost (3 tries)",
+            (false, _) => "1 B more was lost (3 tries), no ICMP seen",
         };
         self.line(
             format!(
@@ -585,7 +592,7 @@ impl Prober<'_> {
                 result.payload,
                 result.took.as_secs_f64() * 1e3
             ),
-            json!({"event": "result", "direction": name, "payload": result.payload, "packet": packet, "at_max": result.at_max, "icmp_seen": result.icmp_seen, "ms": result.took.as_secs_f64() * 1e3}),
+            json!({"event": "result", "direction": name, "payload": result.payload, "packet": packet, "at_max": result.at_max, "icmp_seen": result.icmp_seen, "one_more": result.failed_how.map(|f| match f { Failure::Lost => "lost", Failure::Icmp => "icmp", Failure::Local => "local" }), "ms": result.took.as_secs_f64() * 1e3}),
         )
     }
 
@@ -606,9 +613,10 @@ impl Prober<'_> {
             }
             Peer::Echo => {
                 let r = results[0];
-                let forward = if r.icmp_seen && !r.at_max {
+                let exact = matches!(r.failed_how, Some(Failure::Icmp | Failure::Local));
+                let forward = if exact {
                     format!(
-                        "forward exactly {} B (ICMP too big answered the larger probe)",
+                        "forward exactly {} B (1 B more got ICMP too big or was over this side's interface)",
                         r.payload
                     )
                 } else {
@@ -621,7 +629,7 @@ impl Prober<'_> {
                         self.sent,
                         total.as_secs_f64() * 1e3
                     ),
-                    json!({"event": "summary", "peer": "echo", "round_trip": r.payload, "forward_exact": r.icmp_seen && !r.at_max, "forward_at_least": r.payload, "reverse": null, "probes": self.sent, "ms": total.as_secs_f64() * 1e3}),
+                    json!({"event": "summary", "peer": "echo", "round_trip": r.payload, "forward_exact": exact, "forward_at_least": r.payload, "reverse": null, "probes": self.sent, "ms": total.as_secs_f64() * 1e3}),
                 )
             }
         }

@@ -295,6 +295,17 @@ pub enum Step {
     },
 }
 
+/// How a size failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// [`MAX_PROBES`] probes of it went unanswered.
+    Lost,
+    /// An ICMP too-big came back for it.
+    Icmp,
+    /// The local interface refused to send it whole.
+    Local,
+}
+
 /// How a search ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -345,6 +356,8 @@ pub struct Search {
     icmp_seen: bool,
     /// The local interface's limit, learned from an `EMSGSIZE`.
     local_limit: Option<usize>,
+    /// How the smallest failed size failed.
+    failed_how: Option<Failure>,
     outcome: Option<Outcome>,
 }
 
@@ -363,6 +376,7 @@ impl Search {
             steps: VecDeque::new(),
             icmp_seen: false,
             local_limit: None,
+            failed_how: None,
             outcome: None,
         }
     }
@@ -385,6 +399,12 @@ impl Search {
     /// The local interface's largest payload, when a send told it.
     pub fn local_limit(&self) -> Option<usize> {
         self.local_limit
+    }
+
+    /// How the smallest size that failed failed (once one has): with
+    /// [`Outcome::Found`], how one byte more than the answer failed.
+    pub fn failed_how(&self) -> Option<Failure> {
+        self.failed_how
     }
 
     /// The next step to show.
@@ -485,7 +505,7 @@ impl Search {
                 self.outcome = Some(Outcome::NoAnswer);
                 return;
             }
-            self.fail(probe.size);
+            self.fail(probe.size, Failure::Lost);
         } else {
             self.current = Some((probe.size, probe.attempt));
             self.earlier.push((probe.token, probe.sent));
@@ -543,7 +563,7 @@ impl Search {
             mtu,
         });
         self.take_hint(mtu);
-        self.fail(probe.size);
+        self.fail(probe.size, Failure::Icmp);
     }
 
     /// The local interface refused to send the probe in flight whole
@@ -558,7 +578,7 @@ impl Search {
             self.local_limit = Some(payload);
         }
         self.take_hint(mtu);
-        self.fail(probe.size);
+        self.fail(probe.size, Failure::Local);
     }
 
     /// Takes `payload` as a hint before the search begins (the forward
@@ -578,11 +598,14 @@ impl Search {
         }
     }
 
-    fn fail(&mut self, size: usize) {
+    fn fail(&mut self, size: usize, how: Failure) {
         self.in_flight = None;
         self.current = None;
         self.earlier.clear();
-        self.failed = self.failed.min(size);
+        if size < self.failed {
+            self.failed = size;
+            self.failed_how = Some(how);
+        }
         if self.failed <= HEAD {
             self.outcome = Some(Outcome::NoAnswer);
             return;
@@ -746,6 +769,46 @@ mod tests {
             answers: true,
             rtt: Duration::from_micros(200),
         }
+    }
+
+    /// The search's own record of how one byte more failed: by ICMP, by
+    /// loss, or at the local interface.
+    #[test]
+    fn how_one_byte_more_failed_is_kept() {
+        let how = |mtu: usize, icmp: bool, local: usize| {
+            let mut p = path(mtu, icmp);
+            p.local = local;
+            let mut search = Search::new(SearchConfig::new(
+                Direction::Forward,
+                OVERHEAD_V4,
+                MAX_PAYLOAD,
+            ));
+            let mut now = Instant::now();
+            for i in 0..1000u32 {
+                if search.outcome().is_some() {
+                    break;
+                }
+                if let Some((size, token)) = search.poll_transmit(now, [i as u8; 8]) {
+                    if size + OVERHEAD_V4 > p.local {
+                        search.on_local_too_big(Some(p.local));
+                    } else if size + OVERHEAD_V4 > p.mtu {
+                        if p.icmp {
+                            search.on_too_big(Some(p.mtu));
+                        }
+                    } else {
+                        now += p.rtt;
+                        search.on_answer(now, token, size);
+                    }
+                } else if let Some(wake) = search.poll_timeout() {
+                    now = wake;
+                    search.handle_timeout(now);
+                }
+            }
+            search.failed_how()
+        };
+        assert_eq!(how(1400, true, 1500), Some(Failure::Icmp));
+        assert_eq!(how(1400, false, 1500), Some(Failure::Lost));
+        assert_eq!(how(1500, true, 1500), Some(Failure::Local));
     }
 
     /// With ICMP, a 1400-byte path gives 1372 exactly, from the hint
