@@ -154,7 +154,8 @@ pub fn run(
         peer: None,
         sent: 0,
         scratch: Scratch::default(),
-        buf: vec![0u8; MAX_PAYLOAD + 1],
+        // Room for any UDP payload (IPv6 allows 65,527 bytes).
+        buf: vec![0u8; 65_536],
         reporter: None,
         local_limit: None,
     };
