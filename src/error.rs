@@ -241,7 +241,7 @@ pub enum Error {
     },
 
     /// A command that builds `dgram lab nat`'s namespaces failed.
-    #[error("could not build the NAT lab: `{command}` failed: {detail}")]
+    #[error("could not build the lab's network namespaces: `{command}` failed: {detail}")]
     LabSetup { command: String, detail: String },
 
     /// A setting of a `dgram lab nat` namespace could not be written.

@@ -23,6 +23,7 @@ mod labnat;
 mod lines;
 mod loss;
 mod lossy;
+mod mtu;
 mod nat;
 mod natlab;
 mod netns;

@@ -1,6 +1,6 @@
 //! `dgram listen`: bind, show every datagram as it arrives (dgram chat
-//! messages decoded and acknowledged), optionally echo plain datagrams
-//! back, and print a summary on exit.
+//! messages decoded and acknowledged, `dgram mtu`'s probes answered),
+//! optionally echo plain datagrams back, and print a summary on exit.
 
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
@@ -20,6 +20,7 @@ use crate::proto::{ChatConfig, SessionId};
 use crate::runtime::driver::Driver;
 use crate::runtime::echo::{DEFAULT_ECHO_RATE, Echo};
 use crate::runtime::entropy;
+use crate::runtime::mtu::MtuAnswers;
 use crate::runtime::{Handler, Pipeline, Plan, Show, Shutdown, report, report_summary};
 
 /// The command line of `dgram listen`.
@@ -49,7 +50,7 @@ pub struct ListenArgs {
     #[arg(long)]
     echo: bool,
     /// No chat protocol: show dgram envelopes as the raw datagrams they
-    /// are, and send no receipts.
+    /// are, and send no receipts (nor answers to dgram mtu's probes).
     #[arg(long)]
     raw: bool,
     /// With --echo: at most N replies per second to each peer (bursts of
@@ -192,7 +193,16 @@ pub fn run(
         receiver.silent = options.group.is_some();
         receiver.key = options.key.clone();
         let driver = Driver::new(pipeline.outbox(), receiver)?;
-        Box::new(driver.handler(plain))
+        let chat: Box<dyn Handler> = Box::new(driver.handler(plain));
+        if options.key.is_some() {
+            // A keyed listener takes only sealed envelopes: probes are
+            // refused like any other clear datagram.
+            chat
+        } else {
+            // `dgram mtu`'s probes (kinds 14 and 15) are answered before
+            // the chat protocol sees them.
+            Box::new(MtuAnswers::new(chat))
+        }
     };
     plan.limit = options.count;
     pipeline.run(&mut display, shutdown, plan)?;

@@ -376,6 +376,13 @@ impl Endpoint {
         sys::set_gro(&self.socket, on)
     }
 
+    /// Sets the socket's path MTU discovery mode (`IP_MTU_DISCOVER`) and
+    /// returns the mode it had: a listener sends its answer to a reverse
+    /// MTU probe in `PmtuMode::Probe` (don't fragment).
+    pub fn set_pmtu_mode(&self, mode: sys::PmtuMode) -> io::Result<sys::PmtuMode> {
+        sys::set_pmtu_mode(&self.socket, mode)
+    }
+
     /// Drains the ICMP errors queued on the socket.
     pub fn take_errors(&self) -> Vec<PeerError> {
         sys::take_errors(&self.socket)

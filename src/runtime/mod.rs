@@ -9,6 +9,8 @@
 //!   transmits out through the outbox, waiters woken on changes.
 //! - [`entropy`]: randomness from the OS, handed to the protocol.
 //! - [`echo`]: the `--echo` handler and its per-peer rate limit.
+//! - [`mtu`]: a listener's answers to `dgram mtu`'s probes (kinds 14
+//!   and 15), in front of the chat handler.
 //! - [`outbox`]: the one send path ([`Outbox`]).
 //! - [`relay`]: a chat's path through its own TURN relay: wrap, unwrap,
 //!   refresh.
@@ -21,6 +23,7 @@
 pub mod driver;
 pub mod echo;
 pub mod entropy;
+pub mod mtu;
 pub mod outbox;
 pub mod pipeline;
 pub mod receiver;
