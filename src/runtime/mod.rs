@@ -10,6 +10,7 @@
 //! - [`entropy`]: randomness from the OS, handed to the protocol.
 //! - [`echo`]: the `--echo` handler and its per-peer rate limit.
 //! - [`outbox`]: the one send path ([`Outbox`]).
+//! - [`pacing`]: waiting for a paced send's due time (sleep, then spin).
 //! - [`relay`]: a chat's path through its own TURN relay: wrap, unwrap,
 //!   refresh.
 //! - [`shutdown`]: Ctrl-C, SIGTERM and SIGHUP as a channel ([`Shutdown`]).
@@ -22,6 +23,7 @@ pub mod driver;
 pub mod echo;
 pub mod entropy;
 pub mod outbox;
+pub mod pacing;
 pub mod pipeline;
 pub mod receiver;
 pub mod relay;
