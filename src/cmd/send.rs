@@ -17,12 +17,12 @@ use super::options::{BufferArgs, load_key};
 use super::parse;
 use super::payload::{pattern, spawn_line_reader};
 use crate::Error;
-use crate::model::pacing::{PacingReport, Schedule};
+use crate::model::pacing::Schedule;
 use crate::model::{Event, Security, Stats};
 use crate::net::SocketOptions;
 use crate::net::addr::{PortState, any_port_for, check_family, check_not_self};
 use crate::net::limits::{check_payload, payload_limit};
-use crate::output::render::{buffer_line, plural};
+use crate::output::render::{buffer_line, pacing_line, plural};
 use crate::output::{Display, Format, Renderer, Shown, Sink, sink};
 use crate::proto::code::Code;
 use crate::proto::{ChatConfig, SessionId};
@@ -428,32 +428,6 @@ impl Drop for Batch<'_> {
     fn drop(&mut self) {
         self.flush();
     }
-}
-
-/// For people: how a paced send kept its schedule.
-fn pacing_line(p: &PacingReport) -> String {
-    let us = |ns: u64| ns as f64 / 1e3;
-    format!(
-        "paced at {}/s: achieved {}; deviation from schedule p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs; {} late (more than one interval behind{})",
-        p.rate,
-        p.achieved_rate()
-            .map_or("- (one datagram)".to_string(), |r| format!(
-                "{r:.1}/s over {:.3} s",
-                p.elapsed_ns as f64 / 1e9
-            )),
-        us(p.p50_ns),
-        us(p.p99_ns),
-        us(p.max_ns),
-        p.late,
-        if p.late > 0 {
-            format!(
-                "; the schedule moved back {:.1} µs in all, no burst to catch up",
-                us(p.slipped_ns)
-            )
-        } else {
-            String::new()
-        },
-    )
 }
 
 /// Sends every payload, each `count` times, until done or stopped; every
