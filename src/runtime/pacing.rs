@@ -1,6 +1,7 @@
-//! The clock side of a paced sender ([`crate::model::pacing`] keeps the
-//! schedule): waiting for a send's due time, precisely enough that the
-//! schedule is kept to microseconds.
+//! Waits that spin instead of sleeping in the kernel: a paced sender's
+//! wait for a send's due time ([`crate::model::pacing`] keeps the
+//! schedule), kept to microseconds, and a busy-polled receive
+//! ([`busy_recv`]: `ping --busy-poll`, `listen --busy-poll`).
 //!
 //! A sleep alone overshoots by tens of microseconds (`nanosleep` and
 //! futex waits wake late by the timer slack and the scheduler's latency:
@@ -8,7 +9,11 @@
 //! per second. So the wait sleeps until [`SPIN`] before the due time and
 //! spins the rest: a CPU is busy for at most that long per datagram.
 
+use std::io;
 use std::time::{Duration, Instant};
+
+use crate::net::Endpoint;
+use crate::net::sys::{Received, Scratch};
 
 /// How long before a due time the wait stops sleeping and spins. Longer
 /// than a sleep's usual overshoot here (see `scripts/bench-pacing.sh` and
@@ -35,6 +40,33 @@ pub fn wait_until(due: Instant, mut sleep: impl FnMut(Duration) -> bool) -> bool
                 std::hint::spin_loop();
             }
             return true;
+        }
+    }
+}
+
+/// Receives by looking at the socket's queue again and again (a receive
+/// that does not wait) until a datagram, an error or `deadline` comes:
+/// `WouldBlock` at the deadline, as a timed-out blocking receive says.
+/// The datagram is taken the moment it is queued, with no wake-up of a
+/// sleeping thread in between, at the price of a CPU kept busy. Only
+/// where a receive can look without waiting
+/// ([`LOOKS_WITHOUT_WAITING`](crate::net::sys::LOOKS_WITHOUT_WAITING)):
+/// elsewhere it would see nothing until the deadline.
+pub fn busy_recv(
+    endpoint: &Endpoint,
+    buf: &mut [u8],
+    scratch: &mut Scratch,
+    deadline: Instant,
+) -> io::Result<Received> {
+    loop {
+        match endpoint.try_recv(buf, scratch) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    return Err(e);
+                }
+                std::hint::spin_loop();
+            }
+            other => return other,
         }
     }
 }
