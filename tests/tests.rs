@@ -26,6 +26,7 @@ mod lossy;
 mod nat;
 mod natlab;
 mod netns;
+mod pacing;
 mod peers;
 mod ping;
 mod pipes;
