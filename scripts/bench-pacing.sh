@@ -5,7 +5,9 @@
 # measured the same way from outside (issue 20, part 4).
 #
 # Each sender sends N datagrams of SIZE bytes at RATE datagrams/s to a
-# receiver on 127.0.0.1 while tshark captures them on lo: the capture's
+# receiver on 127.0.0.1 (iperf3's own server; for dgram the plainest C
+# receive loop, scripts/bench/recvloop.c, so that the receiver takes as
+# little CPU from the sender as it can) while tshark captures them on lo: the capture's
 # timestamps are the datagrams' departure times. From them, for both:
 #   gap deviation       |gap between two datagrams - 1/RATE|: p50, p99, max
 #   schedule deviation  departure - (t0 + k/RATE), t0 the earliest anchor
@@ -17,7 +19,7 @@
 # call from its due time, p50/p99/max, and the sends that fell more than
 # one interval behind).
 #
-# Prerequisites: Linux, root (tshark captures on lo), python3, cargo,
+# Prerequisites: Linux, root (tshark captures on lo), python3, cargo, gcc,
 # tshark; installs iperf3 with apt-get when missing. Talks only on
 # 127.0.0.1. Takes about ROUNDS x 10 s. Environment: RATE (10000), N
 # (10000), SIZE (100), ROUNDS (3).
@@ -42,6 +44,7 @@ cleanup() {
 trap cleanup EXIT
 cargo build --release --quiet
 dgram=$PWD/target/release/dgram
+gcc -O2 -o "$work/recvloop" scripts/bench/recvloop.c
 
 free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -53,7 +56,8 @@ capture() {
   tshark_pid=$!
   pids+=("$tshark_pid")
   for _ in $(seq 1 200); do
-    grep -q "Capturing on" "$work/tshark.err" 2>/dev/null && return 0
+    # It says so a moment before the first packet is written.
+    grep -q "Capturing on" "$work/tshark.err" 2>/dev/null && sleep 0.5 && return 0
     sleep 0.05
   done
   echo "bench-pacing: tshark did not start capturing:" >&2
@@ -96,20 +100,21 @@ print(f"| {name} | {run} | {len(t)} | {achieved:.0f} | {us(pct(gap_dev, 50)):.1f
 rows=()
 internal=()
 for round in $(seq 1 "$ROUNDS"); do
-  # dgram: send --count N --rate R to a dgram listener.
+  # dgram: send --count N --rate R to the C receive loop (it ends 500 ms
+  # after the last datagram).
   port=$(free_port)
-  "$dgram" listen "127.0.0.1:$port" --json >/dev/null 2>&1 &
+  "$work/recvloop" "$port" >/dev/null 2>&1 &
   listener=$!
   pids+=("$listener")
   capture "$port"
   "$dgram" send "127.0.0.1:$port" --size "$SIZE" --count "$N" --rate "$RATE" --wait 0 --json >"$work/send.json"
   rows+=("$(departures | analyse "dgram send --rate" "$round")")
-  kill "$listener" 2>/dev/null || true
   wait "$listener" 2>/dev/null || true
   internal+=("$(tail -1 "$work/send.json" | python3 -c '
 import json, sys
 p = json.load(sys.stdin)["pacing"]
-print(f"| {sys.argv[1]} | {p[\"datagrams\"]} | {p[\"achieved_rate\"]:.0f} | {p[\"deviation_p50_us\"]:.1f} | {p[\"deviation_p99_us\"]:.1f} | {p[\"deviation_max_us\"]:.1f} | {p[\"late\"]} |")
+print("| %s | %d | %.0f | %.1f | %.1f | %.1f | %d |" % (sys.argv[1], p["datagrams"], p["achieved_rate"],
+      p["deviation_p50_us"], p["deviation_p99_us"], p["deviation_max_us"], p["late"]))
 ' "$round")")
 
   # iperf3: -b so that SIZE-byte datagrams go at RATE per second, for as
