@@ -195,7 +195,12 @@ pub struct BenchArgs {
     #[arg(long, short = 't', value_name = "SECS", default_value_t = 3.0, value_parser = parse::seconds)]
     duration: f64,
     /// Datagrams per second (k and M suffixes: 10k, 1.5M); default: as fast
-    /// as the kernel takes them.
+    /// as the kernel takes them. Paced on a schedule (datagram i due i/N
+    /// seconds after the first; one try each, rate × duration in all), and
+    /// the report says how far the sends deviated from it (p50, p99, max)
+    /// and how many fell more than one interval behind: those move the
+    /// schedule back rather than go out in a burst, so a run can take up
+    /// to twice the duration.
     #[arg(long, short = 'r', value_name = "N", value_parser = parse::rate)]
     rate: Option<u64>,
     /// Hand the kernel up to 64 datagrams per send (UDP_SEGMENT) and let
