@@ -39,8 +39,7 @@ pub struct Schedule {
     samples: Vec<u64>,
     /// The largest deviation.
     max_ns: u64,
-    /// When the first and the last send happened.
-    first_ns: Option<u64>,
+    /// When the last send happened.
     last_ns: u64,
     /// The reservoir's generator (xorshift; any fixed seed does).
     random: u64,
@@ -56,7 +55,6 @@ impl Schedule {
             sent: 0,
             samples: Vec::new(),
             max_ns: 0,
-            first_ns: None,
             last_ns: 0,
             random: 0x9e37_79b9_7f4a_7c15,
         }
@@ -83,8 +81,7 @@ impl Schedule {
     pub fn record(&mut self, i: u64, at_ns: u64) -> bool {
         let deviation = at_ns.saturating_sub(self.due_ns(i));
         self.sent += 1;
-        self.first_ns.get_or_insert(at_ns);
-        self.last_ns = at_ns;
+        self.last_ns = self.last_ns.max(at_ns);
         self.max_ns = self.max_ns.max(deviation);
         if self.samples.len() < MAX_SAMPLES {
             self.samples.push(deviation);
@@ -109,7 +106,6 @@ impl Schedule {
     /// How the sends kept the schedule; `None` before the first send.
     pub fn report(&self) -> Option<PacingReport> {
         let stats = super::latency::RttStats::of(&self.samples)?;
-        let first = self.first_ns.unwrap_or(0);
         Some(PacingReport {
             rate: self.rate,
             datagrams: self.sent,
@@ -118,7 +114,7 @@ impl Schedule {
             p50_ns: stats.p50.as_nanos() as u64,
             p99_ns: stats.p99.as_nanos() as u64,
             max_ns: self.max_ns,
-            elapsed_ns: self.last_ns.saturating_sub(first),
+            elapsed_ns: self.last_ns,
         })
     }
 }
@@ -142,14 +138,16 @@ pub struct PacingReport {
     pub p99_ns: u64,
     /// Largest deviation (nanoseconds).
     pub max_ns: u64,
-    /// From the first send to the last (nanoseconds).
+    /// From the schedule's start (the first datagram's due time) to the
+    /// last send (nanoseconds).
     pub elapsed_ns: u64,
 }
 
 impl PacingReport {
     /// Datagrams per second achieved: the intervals between the first
-    /// send and the last, over the time between them; `None` for fewer
-    /// than two sends.
+    /// datagram and the last, over the time from the first one's due time
+    /// to the last send (never more than the rate: no send is early);
+    /// `None` for fewer than two sends.
     pub fn achieved_rate(&self) -> Option<f64> {
         (self.datagrams >= 2 && self.elapsed_ns > 0)
             .then(|| (self.datagrams - 1) as f64 * 1e9 / self.elapsed_ns as f64)
@@ -215,7 +213,7 @@ mod tests {
         assert_eq!(report.p99_ns, 30_000);
         assert_eq!(report.max_ns, 30_000);
         // 99 intervals of 100 µs, the last send 30 µs late.
-        assert_eq!(report.elapsed_ns, 99 * 100_000 + 30_000 - 1_000);
+        assert_eq!(report.elapsed_ns, 99 * 100_000 + 30_000);
         let rate = report.achieved_rate().unwrap();
         assert!((rate - 99.0 * 1e9 / report.elapsed_ns as f64).abs() < 1e-6);
     }
