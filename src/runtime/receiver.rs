@@ -380,6 +380,9 @@ impl Receiving {
         if self.outbox.endpoint().set_nonblocking(true).is_err() {
             return Ok(());
         }
+        // What is queued is read at once: a busy-polled receive would spin
+        // until its deadline before it said the queue is empty.
+        let busy_poll = std::mem::replace(&mut self.config.busy_poll, false);
         let mut result = Ok(());
         for _ in 0..DRAIN_LIMIT {
             let turn = self.step(buf, scratch);
@@ -397,6 +400,7 @@ impl Receiving {
             }
         }
         let _ = self.outbox.endpoint().set_nonblocking(false);
+        self.config.busy_poll = busy_poll;
         result
     }
 
