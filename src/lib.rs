@@ -23,7 +23,8 @@
 //! - [`model`]: what dgram knows. [`datagram`](model::datagram),
 //!   [`chat`](model::chat) (messages, receipts, what was sent),
 //!   [`latency`](model::latency) (ping's probes, replies, percentiles),
-//!   [`bench`](mod@model::bench) (bench datagrams, sequence tracking, the
+//!   [`pacing`](model::pacing) (a paced sender's schedule and its
+//!   deviations), [`bench`](mod@model::bench) (bench datagrams, sequence tracking, the
 //!   report's accounting), [`lab`](mod@model::lab) (an experiment's claim,
 //!   table, verdict and facts),
 //!   [`event`](model::event) (events and the summary), [`peers`](model::peers)
@@ -66,6 +67,7 @@
 //!   [`echo`](runtime::echo) (the echo handler and its rate limit),
 //!   [`mtu`](runtime::mtu) (a listener's answers to `dgram mtu`'s probes),
 //!   [`outbox`](runtime::outbox) (the one send path),
+//!   [`pacing`](runtime::pacing) (waiting for a paced send's due time),
 //!   [`shutdown`](runtime::shutdown) (signals as a channel),
 //!   [`sorting`](runtime::sorting) (what a failed receive means: retry,
 //!   idle, a peer's report, a failure; for every receive loop).

@@ -46,6 +46,7 @@ fn start_listener() -> (
         coalesce: None,
         group: None,
         key: None,
+        busy_poll: false,
     };
     let mut sink = out.clone();
     let listening = thread::spawn(move || listen::run(&options, &shutdown, &mut sink).unwrap());
@@ -76,6 +77,7 @@ fn listen_and_send_run_side_by_side() {
             to: addr,
             payloads: Payloads::Fixed(b"in-process".to_vec()),
             count: 2,
+            rate: None,
             wait: Duration::from_millis(2000),
             max_size: 65535,
             format: Format::Human,

@@ -27,6 +27,7 @@ mod mtu;
 mod nat;
 mod natlab;
 mod netns;
+mod pacing;
 mod peers;
 mod ping;
 mod pipes;

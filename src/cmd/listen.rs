@@ -58,6 +58,12 @@ pub struct ListenArgs {
     /// echo servers cannot keep each other busy. 0: no limit.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_ECHO_RATE, requires = "echo", value_parser = parse::count::<u32>(0, parse::MAX_RATE))]
     echo_rate: u32,
+    /// Wait for datagrams by spinning on a non-blocking receive instead of
+    /// sleeping in the kernel: an echo answers without a wake-up on the
+    /// round trip (the other side of `ping --busy-poll`), for a whole CPU
+    /// kept busy while it runs. Linux; elsewhere receives wait as usual.
+    #[arg(long)]
+    busy_poll: bool,
     #[command(flatten)]
     buffers: BufferArgs,
 }
@@ -95,6 +101,8 @@ pub struct ListenOptions {
     pub coalesce: Option<u32>,
     /// `--key-file`: take only sealed envelopes, seal the receipts.
     pub key: Option<Key>,
+    /// `--busy-poll`: spin on the socket instead of sleeping in a receive.
+    pub busy_poll: bool,
 }
 
 impl ListenOptions {
@@ -129,6 +137,7 @@ impl ListenOptions {
             coalesce: (!args.json && io::stdout().is_terminal())
                 .then_some(TERMINAL_LINES_PER_SECOND),
             key: args.key_file.as_deref().map(load_key).transpose()?,
+            busy_poll: args.busy_poll,
         })
     }
 }
@@ -205,6 +214,7 @@ pub fn run(
         }
     };
     plan.limit = options.count;
+    plan.busy_poll = options.busy_poll;
     pipeline.run(&mut display, shutdown, plan)?;
     report_summary(&tally, &mut display)
 }

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use crossbeam_channel::select;
@@ -17,15 +17,17 @@ use super::options::{BufferArgs, load_key};
 use super::parse;
 use super::payload::{pattern, spawn_line_reader};
 use crate::Error;
+use crate::model::pacing::Schedule;
 use crate::model::{Event, Security, Stats};
 use crate::net::SocketOptions;
 use crate::net::addr::{PortState, any_port_for, check_family, check_not_self};
 use crate::net::limits::{check_payload, payload_limit};
-use crate::output::render::{buffer_line, plural};
+use crate::output::render::{buffer_line, pacing_line, plural};
 use crate::output::{Display, Format, Renderer, Shown, Sink, sink};
 use crate::proto::code::Code;
 use crate::proto::{ChatConfig, SessionId};
 use crate::runtime::entropy;
+use crate::runtime::pacing::wait_until;
 use crate::runtime::{
     Job, JobControl, Outbox, Pipeline, Plan, Show, Shutdown, report, report_summary,
 };
@@ -57,6 +59,16 @@ pub struct SendArgs {
     /// Send each datagram N times.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse::count::<u64>(1, parse::MAX_COUNT))]
     count: u64,
+    /// Pace the datagrams at N per second (k and M suffixes: 10k, 1.5M):
+    /// datagram i is due i/N seconds after the first, whatever the ones
+    /// before it did, and the summary says how far the sends deviated
+    /// from that schedule (p50, p99, max) and the rate achieved. A send
+    /// more than one interval late goes out at once and is counted late;
+    /// the schedule moves back instead of catching up in a burst. Paces
+    /// every datagram: each --count repeat and each line of stdin (a line
+    /// that comes after its due time counts late).
+    #[arg(long, value_name = "N", value_parser = parse::rate)]
+    rate: Option<u64>,
     /// Local address to send from (default: any address of ADDR's family,
     /// a port the system chooses).
     #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
@@ -71,11 +83,11 @@ pub struct SendArgs {
     /// Open a secure session first (a handshake with the key file from
     /// dgram keygen as its pre-shared key), then send TEXT (or each line of
     /// stdin) as a chat message in it and wait for its receipt.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["empty", "size", "hex", "count", "code"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["empty", "size", "hex", "count", "rate", "code"])]
     key_file: Option<PathBuf>,
     /// Like --key-file, with a short code the other side was given
     /// (SPAKE2): one guess per run.
-    #[arg(long, value_name = "CODE", value_parser = Code::parse, conflicts_with_all = ["empty", "size", "hex", "count"])]
+    #[arg(long, value_name = "CODE", value_parser = Code::parse, conflicts_with_all = ["empty", "size", "hex", "count", "rate"])]
     code: Option<Code>,
     #[command(flatten)]
     buffers: BufferArgs,
@@ -187,6 +199,8 @@ pub struct SendOptions {
     pub payloads: Payloads,
     /// How many times each payload is sent.
     pub count: u64,
+    /// Datagrams per second, on a schedule (`None`: as fast as they go).
+    pub rate: Option<u64>,
     /// How long to listen for replies and ICMP errors after the last send.
     pub wait: Duration,
     /// The receive buffer for replies (`--max-size`).
@@ -221,6 +235,7 @@ impl SendOptions {
             to: args.addr,
             payloads,
             count: args.count,
+            rate: args.rate,
             wait: Duration::from_millis(args.wait),
             max_size: args.buffers.max_size,
             format: Format::json(args.json),
@@ -246,6 +261,7 @@ pub fn run(
         to,
         payloads,
         count,
+        rate,
         wait,
         max_size,
         format,
@@ -297,8 +313,22 @@ pub fn run(
     // hands the display a batch now and then instead of an event each. The
     // JSON stream has its `sent` event per datagram.
     let batched = format == Format::Human;
+    let paced = tally.clone();
     plan.job = Some(Job::new("sender", move |control| {
-        send_all(&outbox, &control, to, job_input, count, batched)?;
+        let mut schedule = rate.map(Schedule::new);
+        let sent = send_all(
+            &outbox,
+            &control,
+            to,
+            job_input,
+            count,
+            batched,
+            schedule.as_mut(),
+        );
+        // The summary says how the schedule was kept, however the sending
+        // ended.
+        paced.lock().summary.pacing = schedule.and_then(|s| s.report());
+        sent?;
         // The listening window: replies and ICMP errors arrive now.
         control.pause(wait);
         Ok(())
@@ -324,7 +354,9 @@ pub fn run(
         if ended.signal.is_some() {
             line.push_str(" (interrupted)");
         }
-        write_notes(err, &[line])?;
+        let mut lines = vec![line];
+        lines.extend(stats.summary.pacing.as_ref().map(pacing_line));
+        write_notes(err, &lines)?;
     }
     if let Some(Err(error)) = ended.job {
         return Err(error);
@@ -400,7 +432,8 @@ impl Drop for Batch<'_> {
 
 /// Sends every payload, each `count` times, until done or stopped; every
 /// datagram sent is a `Sent` event (or, `batched`, counted in a
-/// `SentBatch`) and every line skipped a `LineSkipped`.
+/// `SentBatch`) and every line skipped a `LineSkipped`. With a `schedule`,
+/// each datagram waits for its due time, and its send is recorded there.
 fn send_all(
     outbox: &Outbox,
     control: &JobControl,
@@ -408,7 +441,12 @@ fn send_all(
     input: JobInput,
     count: u64,
     batched: bool,
+    mut schedule: Option<&mut Schedule>,
 ) -> Result<(), Error> {
+    // Datagram 0 is due when it is ready: the schedule starts there.
+    let mut start: Option<Instant> = None;
+    let mut next = 0u64;
+
     let batch = std::cell::RefCell::new(Batch {
         outbox,
         to,
@@ -416,10 +454,21 @@ fn send_all(
         bytes: 0,
         since: std::time::Instant::now(),
     });
-    let send = |payload: &[u8]| -> Result<bool, Error> {
+    let mut send = |payload: &[u8]| -> Result<bool, Error> {
         for _ in 0..count {
             if control.interrupted() {
                 return Ok(false);
+            }
+            if let Some(schedule) = schedule.as_deref_mut() {
+                let start = *start.get_or_insert_with(Instant::now);
+                let due = start + Duration::from_nanos(schedule.due_ns(next));
+                if !wait_until(due, |ahead| control.pause(ahead)) {
+                    return Ok(false);
+                }
+                // The moment the send call begins is what the schedule
+                // asked for.
+                schedule.record(next, start.elapsed().as_nanos() as u64);
+                next += 1;
             }
             if batched {
                 outbox.send_counted(payload, to)?;

@@ -90,6 +90,9 @@ pub struct Plan {
     pub on_interrupt: OnInterrupt,
     /// After the job ends, keep receiving this long (replies on their way).
     pub linger: Duration,
+    /// Wait for datagrams by spinning instead of sleeping in the kernel
+    /// (`--busy-poll`; see [`ReceiverConfig::busy_poll`]).
+    pub busy_poll: bool,
 }
 
 impl Plan {
@@ -101,6 +104,7 @@ impl Plan {
             job: None,
             on_interrupt: OnInterrupt::Stop,
             linger: Duration::ZERO,
+            busy_poll: false,
         }
     }
 }
@@ -309,6 +313,7 @@ impl Pipeline {
         let config = ReceiverConfig {
             max_size: self.max_size,
             limit: plan.limit,
+            busy_poll: plan.busy_poll,
         };
         let receiver = receiver::spawn(outbox.clone(), config, plan.handler, stop)?;
         let mut run = Run {
@@ -446,6 +451,7 @@ impl Pipeline {
         let config = ReceiverConfig {
             max_size: self.max_size,
             limit: plan.limit,
+            busy_poll: plan.busy_poll,
         };
         let mut receiving = Receiving::new(outbox.clone(), config, plan.handler);
         let mut buf = vec![0u8; self.max_size];
