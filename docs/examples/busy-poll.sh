@@ -2,6 +2,12 @@
 # busy-poll.sh: the example of docs/pacing.md "Busy polling": ping and
 # its echo both spinning, each on a CPU of its own. Ports 27350-27359 on
 # 127.0.0.1.
+# A paced sender keeps its schedule only as well as the machine lets it: the
+# rate achieved, the sends that fell behind and the time taken vary with load:
+# docs-mask: achieved [0-9.,]+/s
+# docs-mask: [0-9]+ late \(
+# docs-mask: "(achieved_rate|elapsed_s)":[0-9.e+-]+
+# docs-mask: "late":[0-9]+(?=,"(slipped_us|rate)")
 set -euo pipefail
 echo_pid=
 trap '[[ -n $echo_pid ]] && kill "$echo_pid" 2>/dev/null || true' EXIT
