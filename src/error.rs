@@ -259,6 +259,21 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The `--pcap` path cannot take a capture: not a regular file, in a
+    /// directory that does not exist, or a link to nothing.
+    #[error("cannot write the capture {}: {reason}", path.display())]
+    PcapFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+
+    /// The `--pcap` capture file could not be created or written.
+    #[error("could not write the capture {}", path.display())]
+    WritePcap {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+
     /// The operating system gave no randomness (for a key or a nonce).
     #[error("the operating system gave no randomness")]
     Randomness { source: std::io::Error },
@@ -304,7 +319,8 @@ impl Error {
             | Error::FamilyMismatch { .. }
             | Error::Usage { .. }
             | Error::KeyFile { .. }
-            | Error::LogFile { .. } => 2,
+            | Error::LogFile { .. }
+            | Error::PcapFile { .. } => 2,
             Error::Interrupted { signal } => signal.exit_code(),
             _ => 1,
         }
