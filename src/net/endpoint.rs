@@ -238,6 +238,12 @@ impl Endpoint {
         }
     }
 
+    /// The capture this endpoint records into, for the sockets opened
+    /// beside it (`chat --via`'s search).
+    pub fn capture(&self) -> Option<Arc<Capture>> {
+        self.capture.get().cloned()
+    }
+
     /// Records a datagram received on `socket` (this endpoint's own, or
     /// its group's, whose datagrams were sent to the group's address).
     fn captured(
