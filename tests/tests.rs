@@ -26,6 +26,7 @@ mod lossy;
 mod nat;
 mod natlab;
 mod netns;
+mod pcap;
 mod peers;
 mod ping;
 mod pipes;
