@@ -126,9 +126,9 @@ pub struct PcapArgs {
 }
 
 /// Creates (or truncates) the `--pcap` file and writes its header. Only a
-/// regular file, or a new one in a directory that exists: a FIFO or a
-/// device is refused before it is opened, `-` too (standard output
-/// carries the events), and no directory is made.
+/// regular file, or a new one in a directory that exists, or the null
+/// device: a FIFO or another device is refused before it is opened, `-`
+/// too (standard output carries the events), and no directory is made.
 pub fn open_capture(path: Option<&Path>) -> Result<Option<Arc<Capture>>, Error> {
     let Some(path) = path else {
         return Ok(None);
@@ -142,13 +142,20 @@ pub fn open_capture(path: Option<&Path>) -> Result<Option<Arc<Capture>>, Error> 
             "standard output carries the events: give a file name".to_string(),
         ));
     }
-    files::check_target(path).map_err(|e| refuse(e.to_string()))?;
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    let file = files::open_regular(path, &mut options).map_err(|source| Error::WritePcap {
+    let failed = |source| Error::WritePcap {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let file = if files::is_null_device(path) {
+        // Keeps nothing, as for shells: what the capture itself costs,
+        // without the file's writes (docs/PERFORMANCE.md).
+        OpenOptions::new().write(true).open(path).map_err(failed)?
+    } else {
+        files::check_target(path).map_err(|e| refuse(e.to_string()))?;
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        files::open_regular(path, &mut options).map_err(failed)?
+    };
     Ok(Some(Arc::new(Capture::new(path, Box::new(file))?)))
 }
 
