@@ -47,14 +47,11 @@ fn main() -> Result<(), dgram::Error> {
             capture.finish()?;
             let took = start.elapsed();
             let bytes = RECORDS * (16 + 20 + 8 + size);
-            #[allow(clippy::print_stdout)]
-            {
-                println!(
-                    "{size:>5}-byte datagrams into {name:<7}: {:>5.0} ns per record, {:>6.0} MB/s of pcap",
-                    took.as_nanos() as f64 / RECORDS as f64,
-                    bytes as f64 / took.as_secs_f64() / 1e6
-                );
-            }
+            println!(
+                "{size:>5}-byte datagrams into {name:<7}: {:>5.0} ns per record, {:>6.0} MB/s of pcap",
+                took.as_nanos() as f64 / RECORDS as f64,
+                bytes as f64 / took.as_secs_f64() / 1e6
+            );
         }
     }
     let _ = std::fs::remove_file(&path);
