@@ -294,6 +294,9 @@ fn a_ping_capture_equals_its_events() {
         "5",
         "-s",
         "100",
+        // However slow the machine, every reply is a reply, not a loss.
+        "-W",
+        "5000",
         "--json",
         "--pcap",
         ping_pcap.to_str().unwrap(),
