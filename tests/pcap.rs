@@ -434,3 +434,73 @@ fn unusable_capture_paths_are_refused() {
         );
     }
 }
+
+/// `chat --via`: the search's datagrams (STUN and the registration to the
+/// rendezvous, the path probes) are in the capture with the chat's own,
+/// tshark reads it with no error (and knows the STUN requests), and every
+/// `sent` event of the chat is a record from its socket to its peer. (The
+/// search has no `sent` events, only `path` ones; see docs/pcap.md.)
+#[test]
+fn a_chat_via_capture_holds_the_search() {
+    if !have_tshark("a_chat_via_capture_holds_the_search") {
+        return;
+    }
+    let mut service = Proc::dgram(&["rendezvous", "--json", "127.0.0.1:0"]);
+    let at = service.expect("rendezvous_start")["local"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rendezvous_port: u16 = at.rsplit(':').next().unwrap().parse().unwrap();
+    let code = "7-clockwork-crossover-ragtime";
+    let mut sides = Vec::new();
+    for name in ["ann", "bob"] {
+        let pcap = temp_path(&format!("via-{name}.pcap"));
+        let mut chat = Proc::dgram(&[
+            "chat",
+            "--json",
+            "--via",
+            &at,
+            "--code",
+            code,
+            "--name",
+            name,
+            "--linger",
+            "1500",
+            "--no-history",
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ]);
+        chat.write_line(&format!("from {name}"));
+        chat.close_stdin();
+        if name == "ann" {
+            chat.next("rendezvous_waiting");
+        }
+        sides.push((chat, pcap));
+    }
+    for (chat, pcap) in &mut sides {
+        assert!(chat.finish().success(), "{}", chat.dump());
+        let found = chat.first_event("path_found");
+        let peer_port = port(&found, "peer");
+        let own = port(&chat.first_event("listening"), "local");
+        let rows = tshark(pcap);
+        assert!(
+            rows.iter()
+                .any(|r| r.sport == own && r.dport == rendezvous_port),
+            "the registration and STUN to the rendezvous: {rows:?}"
+        );
+        let mut to_peer: Vec<usize> = rows
+            .iter()
+            .filter(|r| r.sport == own && r.dport == peer_port)
+            .map(|r| r.len)
+            .collect();
+        for len in sent_lengths(chat) {
+            let at = to_peer.iter().position(|&l| l == len);
+            assert!(at.is_some(), "a sent event of {len} bytes has no record");
+            to_peer.remove(at.unwrap());
+        }
+        assert_eq!(chat.events("receipt").len(), 1, "{}", chat.dump());
+    }
+    service.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(service.next("rendezvous_summary")["pairings"], 1);
+    service.finish();
+}
