@@ -341,6 +341,9 @@ impl Error {
             return Some(hint);
         }
         match self {
+            Error::WritePcap { source, .. } if source.kind() == io::ErrorKind::StorageFull => {
+                Some("the disk is full, and the records after the failure are missing: write the capture where there is room (a tmpfs such as /dev/shm is also faster)".to_string())
+            }
             Error::WriteKey { source, .. } if source.kind() == io::ErrorKind::NotFound => Some(
                 "its directory does not exist: create it first (mkdir -p)".to_string(),
             ),

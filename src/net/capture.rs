@@ -503,6 +503,10 @@ mod tests {
         let err = capture.finish().unwrap_err();
         assert!(matches!(err, Error::WritePcap { .. }), "{err}");
         assert!(err.to_string().contains("full.pcap"), "{err}");
+        assert!(
+            err.hint().is_some_and(|h| h.contains("disk is full")),
+            "{err}"
+        );
         assert!(capture.finish().is_ok());
     }
 }
