@@ -12,12 +12,13 @@
 //! `0xa1b23c4d`, and link type `LINKTYPE_RAW` (101): each record is an IPv4
 //! or an IPv6 packet (the version nibble tells which), so both families fit
 //! in one file. The 24-byte file header and the 16-byte record header are
-//! written here by hand: they are fixed since libpcap 0.9, and the one
-//! crate for them, `pcap-file`, has had no stable release since 2.0 (2022;
-//! 3.0 is still a release candidate) and would add a copy per record. The
-//! IPv4, IPv6 and UDP headers are `etherparse`'s (maintained, MIT/Apache,
-//! no dependencies of weight), with the IPv4 header checksum and the UDP
-//! checksum computed as a kernel would.
+//! written here by hand: their layout has not changed since libpcap 0.4
+//! (format 2.4), and the crate for them, `pcap-file`, has 2.0.0 as its
+//! last stable release (the 3.0 line is still release candidates): a
+//! dependency for 40 bytes of fixed layout would buy nothing. The IPv4, IPv6 and UDP headers are
+//! `etherparse`'s (maintained, MIT/Apache, no dependencies of weight),
+//! with the IPv4 header checksum and the UDP checksum computed as a
+//! kernel would.
 //!
 //! # What a record says
 //! - Received datagrams carry the kernel's receive time (`SO_TIMESTAMPNS`)
