@@ -47,7 +47,7 @@ use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use etherparse::{IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header, UdpHeader};
 
@@ -65,6 +65,9 @@ const SNAPLEN: u32 = 262_144;
 const TTL: u8 = 64;
 /// How much the writer buffers before it writes to the file.
 const BUFFER: usize = 1 << 20;
+/// How old the oldest buffered record may be when another comes: a slow
+/// trickle (a chat) reaches the file within about this, not only at exit.
+const FLUSH_AFTER: Duration = Duration::from_secs(1);
 
 /// A capture file being written: shared by every socket of a command.
 pub struct Capture {
@@ -91,6 +94,9 @@ struct State {
     failed: Option<io::Error>,
     /// Set once the failure has been reported, so that it is reported once.
     reported: bool,
+    /// When the buffer was last written out (by the records' own times:
+    /// no clock is read for it).
+    flushed: SystemTime,
     /// A wildcard socket's own address towards each peer address.
     routes: HashMap<IpAddr, IpAddr>,
 }
@@ -135,6 +141,7 @@ impl Capture {
                 record: Vec::with_capacity(65_535 + 64),
                 failed: None,
                 reported: false,
+                flushed: SystemTime::now(),
                 routes: HashMap::new(),
             }),
         })
@@ -268,7 +275,13 @@ impl State {
         header[4..8].copy_from_slice(&since.subsec_nanos().to_le_bytes());
         header[8..12].copy_from_slice(&(captured as u32).to_le_bytes());
         header[12..16].copy_from_slice(&(wire_len as u32).to_le_bytes());
-        if let Err(e) = self.out.write_all(&self.record) {
+        let mut written = self.out.write_all(&self.record);
+        let age = packet.time.duration_since(self.flushed).unwrap_or_default();
+        if written.is_ok() && age >= FLUSH_AFTER {
+            written = self.out.flush();
+            self.flushed = packet.time;
+        }
+        if let Err(e) = written {
             self.failed = Some(e);
         }
     }
@@ -491,6 +504,23 @@ mod tests {
             at += 16 + captured;
         }
         assert_eq!(lengths, [100, 100, 50]);
+    }
+
+    /// Records are buffered, and written out when one comes a second or
+    /// more after the last write: a trickle reaches the file while the
+    /// command runs, not only at its end.
+    #[test]
+    fn a_trickle_reaches_the_file_while_the_command_runs() {
+        let file = Shared::default();
+        let capture = Capture::new(Path::new("t.pcap"), Box::new(file.clone())).unwrap();
+        let written = || file.0.lock().unwrap().len();
+        let (local, peer) = (addr("127.0.0.1:1"), addr("127.0.0.1:2"));
+        let now = SystemTime::now();
+        capture.received(local, peer, b"one", 3, Some(now));
+        assert_eq!(written(), 24, "the first record waits in the buffer");
+        let later = now + std::time::Duration::from_secs(2);
+        capture.received(local, peer, b"two", 3, Some(later));
+        assert_eq!(written(), 24 + 2 * (16 + 28 + 3));
     }
 
     /// A write that fails is reported once, as the capture's error; the
