@@ -504,3 +504,69 @@ fn a_chat_via_capture_holds_the_search() {
     assert_eq!(service.next("rendezvous_summary")["pairings"], 1);
     service.finish();
 }
+
+/// Two group members on `lo` (multicast to a group, receipts to each
+/// other): each capture holds the datagrams the member's `sent` events
+/// say, to the group's address or the other member, and the ones its
+/// summary counts as received; the kernel's loopback of the member's own
+/// multicast is not recorded a second time.
+#[test]
+fn a_group_members_capture_equals_its_events() {
+    if !have_tshark("a_group_members_capture_equals_its_events") {
+        return;
+    }
+    let group = format!("239.77.0.1:{}", crate::util::closed_port().port());
+    let member = |name: &str, pcap: &Path| {
+        let mut proc = Proc::dgram(&[
+            "chat",
+            "--group",
+            &group,
+            "--iface",
+            "lo",
+            "--bind",
+            "127.0.0.1:0",
+            "--name",
+            name,
+            "--json",
+            "--no-history",
+            "--linger",
+            "1000",
+            "--hello",
+            "300",
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ]);
+        let own = port(&proc.expect("listening"), "local");
+        proc.next("joined");
+        (proc, own)
+    };
+    let (ann_pcap, bob_pcap) = (temp_path("group-ann.pcap"), temp_path("group-bob.pcap"));
+    let (mut bob, bob_port) = member("bob", &bob_pcap);
+    let (mut ann, ann_port) = member("ann", &ann_pcap);
+    crate::util::wait_for(
+        "ann to meet bob",
+        || ann.dump(),
+        || {
+            ann.events("member")
+                .iter()
+                .any(|m| m["name"] == "bob")
+                .then_some(())
+        },
+    );
+    ann.write_line("to the group");
+    ann.close_stdin();
+    assert!(ann.finish().success(), "{}", ann.dump());
+    assert_eq!(ann.events("receipt").len(), 1, "{}", ann.dump());
+    bob.close_stdin();
+    assert!(bob.finish().success(), "{}", bob.dump());
+    let group_port: u16 = group.rsplit(':').next().unwrap().parse().unwrap();
+    for (proc, pcap, own) in [(&ann, &ann_pcap, ann_port), (&bob, &bob_pcap, bob_port)] {
+        let rows = tshark(pcap);
+        check_side("group", proc, &proc.first_event("summary"), &rows, own);
+        assert!(
+            rows.iter()
+                .any(|r| r.sport == own && r.dst == "239.77.0.1" && r.dport == group_port),
+            "{rows:?}"
+        );
+    }
+}

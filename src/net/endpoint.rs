@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::addr::{check_family, family_name, sendto_target};
+use super::addr::{check_family, family_name, is_own, sendto_target};
 use super::capture::Capture;
 use super::group::{self, GroupInfo};
 use super::limits::check_payload;
@@ -254,6 +254,10 @@ impl Endpoint {
     ) -> io::Result<Received> {
         if let (Ok(r), Some(capture)) = (&received, self.capture.get()) {
             let local = match (&self.group, group_socket) {
+                // This member's own datagram, looped back by the kernel
+                // (multicast loopback, a broadcast): recorded once, as
+                // sent, as it was once on the wire.
+                (Some(_), true) if is_own(r.from, self.local) => return received,
                 (Some(group), true) => group.info.addr,
                 _ => self.local,
             };
