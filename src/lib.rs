@@ -13,7 +13,9 @@
 //!
 //! - [`net`]: the socket and what the kernel allows.
 //!   [`endpoint`](net::endpoint) (the socket2 socket, buffers set and read
-//!   back, a send that survives ICMP refusals), [`addr`](net::addr) (address
+//!   back, a send that survives ICMP refusals), [`capture`](net::capture)
+//!   (`--pcap`: every datagram in and out as a pcap file),
+//!   [`addr`](net::addr) (address
 //!   families, local addresses), [`limits`](net::limits) (payload and buffer
 //!   limits), [`group`](net::group) (multicast and broadcast groups: a
 //!   member's own socket and the shared group socket, interfaces, `/why`),

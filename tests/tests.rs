@@ -28,6 +28,7 @@ mod nat;
 mod natlab;
 mod netns;
 mod pacing;
+mod pcap;
 mod peers;
 mod ping;
 mod pipes;

@@ -39,6 +39,7 @@
 
 use std::io::{self, BufRead, BufReader, IsTerminal, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
@@ -51,7 +52,7 @@ use crossbeam_channel::{
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::options::BufferArgs;
+use super::options::{self, BufferArgs, PcapArgs};
 use super::parse;
 use crate::Error;
 use crate::model::bench::{
@@ -60,6 +61,7 @@ use crate::model::bench::{
 };
 use crate::model::pacing::{PacingReport, Schedule};
 use crate::net::addr::any_port_for;
+use crate::net::capture::Capture;
 use crate::net::sys::Scratch;
 use crate::net::{Buffers, Endpoint, SocketOptions};
 use crate::output::render::{duration, pacing_line};
@@ -216,6 +218,8 @@ pub struct BenchArgs {
     json: bool,
     #[command(flatten)]
     buffers: BufferArgs,
+    #[command(flatten)]
+    pcap: PcapArgs,
 }
 
 /// `dgram bench` as the command line asks for it: a server (`--serve`),
@@ -253,6 +257,7 @@ impl ServeOptions {
         ServeOptions {
             socket: args.buffers.socket(addr),
             format: Format::json(args.json),
+            pcap: args.pcap.pcap.clone(),
         }
     }
 }
@@ -286,6 +291,7 @@ impl BenchOptions {
             rate: args.rate,
             gso: args.gso,
             format: Format::json(args.json),
+            pcap: args.pcap.pcap.clone(),
         })
     }
 }
@@ -297,6 +303,8 @@ pub struct ServeOptions {
     pub socket: SocketOptions,
     /// Human lines or JSON lines.
     pub format: Format,
+    /// `--pcap`: where every datagram received is recorded.
+    pub pcap: Option<PathBuf>,
 }
 
 /// What `dgram bench ADDR` was asked to do.
@@ -316,6 +324,9 @@ pub struct BenchOptions {
     pub gso: bool,
     /// Human lines or JSON lines.
     pub format: Format,
+    /// `--pcap`: where every datagram sent (and with `--loopback`, every
+    /// one the server received) is recorded.
+    pub pcap: Option<PathBuf>,
 }
 
 /// A request from the control thread to the server's receive loop.
@@ -366,6 +377,11 @@ impl Server {
             listener,
             format: options.format,
         })
+    }
+
+    /// Records every datagram the server receives in `capture`.
+    pub fn capture_to(&self, capture: Option<Arc<Capture>>) {
+        self.endpoint.capture_to(capture);
     }
 
     /// The address the server receives on.
@@ -806,22 +822,43 @@ fn signal_name(signal: Signal) -> &'static str {
 
 /// `dgram bench --serve`: serves until Ctrl-C.
 pub fn serve(options: &ServeOptions, shutdown: &Shutdown, out: &mut dyn Sink) -> Result<(), Error> {
-    Server::open(options)?.run(shutdown, out)
+    let capture = options::open_capture(options.pcap.as_deref())?;
+    let result = Server::open(options).and_then(|server| {
+        server.capture_to(capture.clone());
+        server.run(shutdown, out)
+    });
+    options::finish_capture(capture.as_ref(), result)
 }
 
 /// `dgram bench --loopback`: a server on 127.0.0.1 (port chosen by the
 /// system, with `server_socket`'s buffers) in this process, and a run
-/// against it; only the client's lines are shown.
+/// against it; only the client's lines are shown. Both ends record into
+/// one `--pcap` file: each datagram as sent, and again as received.
 pub fn loopback(
     options: &BenchOptions,
     server_socket: SocketOptions,
     shutdown: &Shutdown,
     out: &mut dyn Sink,
 ) -> Result<BenchReport, Error> {
+    let capture = options::open_capture(options.pcap.as_deref())?;
+    let result = loopback_with(options, server_socket, capture.clone(), shutdown, out);
+    options::finish_capture(capture.as_ref(), result)
+}
+
+/// [`loopback`] with the capture open.
+fn loopback_with(
+    options: &BenchOptions,
+    server_socket: SocketOptions,
+    capture: Option<Arc<Capture>>,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+) -> Result<BenchReport, Error> {
     let server = Server::open(&ServeOptions {
         socket: server_socket,
         format: Format::Json,
+        pcap: None,
     })?;
+    server.capture_to(capture.clone());
     let to = server.local_addr();
     let (stop_server, server_shutdown) = Shutdown::manual();
     let handle = thread::Builder::new()
@@ -835,7 +872,7 @@ pub fn loopback(
         to,
         ..options.clone()
     };
-    let result = run(&options, shutdown, out);
+    let result = run_with(&options, capture, shutdown, out);
     stop_server.send(crate::runtime::Signal::Terminate);
     let served = handle.join().unwrap_or(Err(Error::ThreadPanicked {
         name: "bench-server",
@@ -868,6 +905,18 @@ pub fn run(
     shutdown: &Shutdown,
     out: &mut dyn Sink,
 ) -> Result<BenchReport, Error> {
+    let capture = options::open_capture(options.pcap.as_deref())?;
+    let result = run_with(options, capture.clone(), shutdown, out);
+    options::finish_capture(capture.as_ref(), result)
+}
+
+/// [`run`] with the capture open.
+fn run_with(
+    options: &BenchOptions,
+    capture: Option<Arc<Capture>>,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+) -> Result<BenchReport, Error> {
     let to = options.to;
     let control_error = |source: io::Error| Error::BenchControl {
         to,
@@ -881,6 +930,7 @@ pub fn run(
     let mut conn = ControlConn::new(stream).map_err(control_error)?;
 
     let (endpoint, buffers) = Endpoint::open(&options.socket)?;
+    endpoint.capture_to(capture);
     endpoint
         .connect(to)
         .map_err(|source| Error::Send { to, len: 0, source })?;

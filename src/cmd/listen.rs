@@ -5,14 +5,16 @@
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 
-use super::options::{BufferArgs, GroupArgs, load_key};
+use super::options::{self, BufferArgs, GroupArgs, PcapArgs, load_key};
 use super::parse;
 use crate::Error;
 use crate::model::{Security, Summary};
 use crate::net::SocketOptions;
+use crate::net::capture::Capture;
 use crate::net::group::{self, GroupOptions};
 use crate::output::{Display, Format, Renderer, Shown, Sink, sink};
 use crate::proto::seal::Key;
@@ -66,6 +68,8 @@ pub struct ListenArgs {
     busy_poll: bool,
     #[command(flatten)]
     buffers: BufferArgs,
+    #[command(flatten)]
+    pcap: PcapArgs,
 }
 
 /// `dgram listen` as the command line asks for it: on stdout, until
@@ -103,6 +107,8 @@ pub struct ListenOptions {
     pub key: Option<Key>,
     /// `--busy-poll`: spin on the socket instead of sleeping in a receive.
     pub busy_poll: bool,
+    /// `--pcap`: where every datagram in and out is recorded.
+    pub pcap: Option<PathBuf>,
 }
 
 impl ListenOptions {
@@ -138,6 +144,7 @@ impl ListenOptions {
                 .then_some(TERMINAL_LINES_PER_SECOND),
             key: args.key_file.as_deref().map(load_key).transpose()?,
             busy_poll: args.busy_poll,
+            pcap: args.pcap.pcap.clone(),
         })
     }
 }
@@ -154,10 +161,23 @@ pub fn run(
     shutdown: &Shutdown,
     out: &mut dyn Sink,
 ) -> Result<Summary, Error> {
+    let capture = options::open_capture(options.pcap.as_deref())?;
+    let result = listen(options, capture.clone(), shutdown, out);
+    options::finish_capture(capture.as_ref(), result)
+}
+
+/// [`run`] with the capture open.
+fn listen(
+    options: &ListenOptions,
+    capture: Option<Arc<Capture>>,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+) -> Result<Summary, Error> {
     let pipeline = match &options.group {
         Some(group) => Pipeline::open_group(&options.socket, options.max_size, group)?,
         None => Pipeline::open(&options.socket, options.max_size)?,
     };
+    pipeline.capture_to(capture);
     let mut display = Display::new(Renderer::new(options.format), out);
     if let Some(per_second) = options.coalesce {
         display = display.coalesce(per_second);

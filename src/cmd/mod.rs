@@ -20,7 +20,7 @@
 //!   operator's lines; the rules are [`crate::proto::rendezvous`]'s).
 //! - [`docs`]: `dgram completions` and `dgram man`.
 //! - [`options`]: the options several commands share (socket buffers, a
-//!   group, a key file).
+//!   group, a key file, a `--pcap` capture).
 //! - [`payload`]: the `--size` pattern and the line reader.
 //! - [`parse`]: what users type: addresses, sizes, hex.
 //! - [`keyfile`]: key files (`--key-file`, `dgram keygen`), new keys and

@@ -11,17 +11,20 @@
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use crossbeam_channel::TryRecvError;
 use serde::Serialize;
 
-use super::options::BufferArgs;
+use super::options::{self, BufferArgs, PcapArgs};
 use super::parse;
 use crate::Error;
 use crate::model::latency::{MIN_PROBE, Probe, Replies, Reply, RttStats};
 use crate::net::addr::{any_port_for, check_family, check_not_self, port_state};
+use crate::net::capture::Capture;
 use crate::net::endpoint::READ_TIMEOUT;
 use crate::net::sys::{LOOKS_WITHOUT_WAITING, PeerError, Scratch};
 use crate::net::{Endpoint, SocketOptions};
@@ -83,6 +86,8 @@ pub struct PingArgs {
     busy_poll: bool,
     #[command(flatten)]
     buffers: BufferArgs,
+    #[command(flatten)]
+    pcap: PcapArgs,
 }
 
 /// `dgram ping` as the command line asks for it: on stdout, until
@@ -114,6 +119,8 @@ pub struct PingOptions {
     pub format: Format,
     /// Spin on a non-blocking receive instead of a blocking one.
     pub busy_poll: bool,
+    /// `--pcap`: where every probe and reply is recorded.
+    pub pcap: Option<PathBuf>,
 }
 
 impl PingOptions {
@@ -138,6 +145,7 @@ impl PingOptions {
             timeout: Duration::from_millis(args.timeout),
             format: Format::json(args.json),
             busy_poll: args.busy_poll,
+            pcap: args.pcap.pcap.clone(),
         })
     }
 }
@@ -263,9 +271,22 @@ pub fn run(
     shutdown: &Shutdown,
     out: &mut dyn Sink,
 ) -> Result<PingReport, Error> {
+    let capture = options::open_capture(options.pcap.as_deref())?;
+    let result = probe(options, capture.clone(), shutdown, out);
+    options::finish_capture(capture.as_ref(), result)
+}
+
+/// [`run`] with the capture open.
+fn probe(
+    options: &PingOptions,
+    capture: Option<Arc<Capture>>,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+) -> Result<PingReport, Error> {
     check_family(options.socket.bind, options.to)?;
     check_not_self(options.socket.bind, options.to)?;
     let (endpoint, _) = Endpoint::open(&options.socket)?;
+    endpoint.capture_to(capture);
     let size = options.size.max(MIN_PROBE);
     let mut ping = Ping {
         options,

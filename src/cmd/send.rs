@@ -11,9 +11,10 @@ use clap::Args;
 use crossbeam_channel::select;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::chat::{self, ChatIo, ChatOptions};
-use super::options::{BufferArgs, load_key};
+use super::options::{self, BufferArgs, PcapArgs, load_key};
 use super::parse;
 use super::payload::{pattern, spawn_line_reader};
 use crate::Error;
@@ -21,6 +22,7 @@ use crate::model::pacing::Schedule;
 use crate::model::{Event, Security, Stats};
 use crate::net::SocketOptions;
 use crate::net::addr::{PortState, any_port_for, check_family, check_not_self};
+use crate::net::capture::Capture;
 use crate::net::limits::{check_payload, payload_limit};
 use crate::output::render::{buffer_line, pacing_line, plural};
 use crate::output::{Display, Format, Renderer, Shown, Sink, sink};
@@ -91,6 +93,8 @@ pub struct SendArgs {
     code: Option<Code>,
     #[command(flatten)]
     buffers: BufferArgs,
+    #[command(flatten)]
+    pcap: PcapArgs,
 }
 
 /// Raw bytes from `--hex` (a newtype, so that clap takes one value).
@@ -146,6 +150,7 @@ fn secure(args: SendArgs) -> Result<crate::model::Summary, Error> {
         group: None,
         via: None,
         passive: false,
+        pcap: args.pcap.pcap,
     };
     let shutdown = Shutdown::from_signals()?;
     chat::run(
@@ -207,6 +212,8 @@ pub struct SendOptions {
     pub max_size: usize,
     /// Human lines or JSON lines (replies and reports on `out`).
     pub format: Format,
+    /// `--pcap`: where every datagram in and out is recorded.
+    pub pcap: Option<PathBuf>,
 }
 
 impl SendOptions {
@@ -239,6 +246,7 @@ impl SendOptions {
             wait: Duration::from_millis(args.wait),
             max_size: args.buffers.max_size,
             format: Format::json(args.json),
+            pcap: args.pcap.pcap,
         }
     }
 }
@@ -256,6 +264,19 @@ pub fn run(
     out: &mut dyn Sink,
     err: &mut dyn Sink,
 ) -> Result<Stats, Error> {
+    let capture = options::open_capture(options.pcap.as_deref())?;
+    let result = send(options, capture.clone(), shutdown, out, err);
+    options::finish_capture(capture.as_ref(), result)
+}
+
+/// [`run`] with the capture open.
+fn send(
+    options: SendOptions,
+    capture: Option<Arc<Capture>>,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+    err: &mut dyn Sink,
+) -> Result<Stats, Error> {
     let SendOptions {
         socket,
         to,
@@ -265,6 +286,7 @@ pub fn run(
         wait,
         max_size,
         format,
+        pcap: _,
     } = options;
     check_family(socket.bind, to)?;
     check_not_self(socket.bind, to)?;
@@ -272,6 +294,7 @@ pub fn run(
         check_payload(payload.len(), &to)?;
     }
     let pipeline = Pipeline::open(&socket, max_size)?;
+    pipeline.capture_to(capture);
     let local = pipeline.local_addr();
     let mut display = Display::new(Renderer::new(format).quiet_about(to), out);
     let mut notes = Vec::new();

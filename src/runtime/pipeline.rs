@@ -256,6 +256,12 @@ impl Pipeline {
         }
     }
 
+    /// Records every datagram of this pipeline's endpoint in `capture`
+    /// (`--pcap`; see [`Endpoint::capture_to`]).
+    pub fn capture_to(&self, capture: Option<Arc<crate::net::capture::Capture>>) {
+        self.outbox.endpoint().capture_to(capture);
+    }
+
     /// The run's counts (a handle: it stays current after
     /// [`Pipeline::run`] has taken the pipeline).
     pub fn tally(&self) -> Tally {
