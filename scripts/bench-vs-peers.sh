@@ -14,6 +14,18 @@
 #                                  the table doubles it
 # each with both ends on one CPU (taskset -c 0) and on two (0 and 1).
 #
+# Then busy polling (section "busy", issue 20): the same ping-pong across
+# CPUs (server on 0, client on 1), every end spinning on a receive that
+# does not wait instead of sleeping in the kernel; each figure the median
+# over ROUNDS rounds (rotated) of the p50 of N exchanges:
+#   busy C ping -> busy C echo     the baseline (scripts/bench/busy_*.c:
+#                                  recv with MSG_DONTWAIT in a loop)
+#   dgram ping --busy-poll -> dgram listen --echo --busy-poll
+#                                  target: within 1.10x of the baseline
+#   dgram ping --busy-poll -> busy C echo
+#   C ping -> C echo, dgram ping -> dgram listen --echo
+#                                  blocking, for scale
+#
 # Then receive rates (section "rx"), each the median over RX_ROUNDS rounds
 # (rotated) of one RX_SECONDS flood, at 64 B and 1400 B, unpinned:
 #   iperf3 -u -b 0 pair            the target: received datagrams/s
@@ -30,7 +42,7 @@
 #
 # Prerequisites: Linux, gcc, python3, cargo; installs iperf3 and sockperf
 # with apt-get when missing (root). Talks only on 127.0.0.1. Takes about
-# four minutes with the defaults. Environment: SECTIONS ("rtt rx term"),
+# five minutes with the defaults. Environment: SECTIONS ("rtt busy rx term"),
 # ROUNDS (5), N (20000), RX_ROUNDS (3), RX_SECONDS (2), TERM_ROUNDS (3),
 # TERM_COUNT (1000000).
 set -euo pipefail
@@ -59,7 +71,9 @@ gcc -O2 -o "$work/echo" scripts/bench/echo.c
 gcc -O2 -o "$work/pingpong" scripts/bench/pingpong.c
 gcc -O2 -o "$work/flood" scripts/bench/flood.c
 gcc -O2 -o "$work/recvloop" scripts/bench/recvloop.c
-SECTIONS=${SECTIONS:-rtt rx term}
+gcc -O2 -o "$work/busy_echo" scripts/bench/busy_echo.c
+gcc -O2 -o "$work/busy_pingpong" scripts/bench/busy_pingpong.c
+SECTIONS=${SECTIONS:-rtt busy rx term}
 RX_ROUNDS=${RX_ROUNDS:-3}
 RX_SECONDS=${RX_SECONDS:-2}
 cargo build --release --quiet
@@ -118,6 +132,19 @@ measure() {
     c_python)
       start "$spin" python3 -c "$python_echo" "$PORT"
       p50=$(taskset -c "$cpin" "$work/pingpong" "$PORT" "$N" 64 | awk '{print $2}') ;;
+    busy_c_c)
+      start "$spin" "$work/busy_echo" "$PORT"
+      p50=$(taskset -c "$cpin" "$work/busy_pingpong" "$PORT" "$N" 64 | awk '{print $2}') ;;
+    busy_dgram_dgram|busy_dgram_c|dgram_dgram)
+      local flag=(--busy-poll)
+      [[ $row == dgram_dgram ]] && flag=()
+      if [[ $row == busy_dgram_c ]]; then
+        start "$spin" "$work/busy_echo" "$PORT"
+      else
+        start "$spin" "$dgram" listen "127.0.0.1:$PORT" --echo --echo-rate 0 --json "${flag[@]}"
+      fi
+      p50=$(taskset -c "$cpin" "$dgram" ping "127.0.0.1:$PORT" --count "$N" --interval 0 --json "${flag[@]}" |
+        python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["rtt"]["p50_ns"] / 1000)') ;;
     sockperf)
       start "$spin" sockperf server -i 127.0.0.1 -p "$PORT"
       p50=$(taskset -c "$cpin" sockperf ping-pong -i 127.0.0.1 -p "$PORT" -m 64 -t "$SOCKPERF_SECONDS" 2>&1 |
@@ -170,6 +197,39 @@ for pinning in one two; do
     echo "  $pinning CPU(s), ${label[$row]}: ${results[$pinning,$row]}"
   done
 done
+fi
+
+if [[ " $SECTIONS " == *" busy "* ]]; then
+  busy_rows=(busy_c_c busy_dgram_dgram busy_dgram_c c_c dgram_dgram)
+  declare -A busy_label=(
+    [busy_c_c]="busy C ping -> busy C echo"
+    [busy_dgram_dgram]="dgram ping --busy-poll -> dgram listen --echo --busy-poll"
+    [busy_dgram_c]="dgram ping --busy-poll -> busy C echo"
+    [c_c]="C ping -> C echo (blocking)"
+    [dgram_dgram]="dgram ping -> dgram listen --echo (blocking)"
+  )
+  declare -A busy
+  for round in $(seq 1 "$ROUNDS"); do
+    for i in "${!busy_rows[@]}"; do
+      row=${busy_rows[$(((i + round) % ${#busy_rows[@]}))]}
+      busy[$row]+="$(measure "$row" 0 1) "
+    done
+  done
+  echo
+  echo "busy polling: p50 round trip across CPUs (server on 0, client on 1), 64 B, $N exchanges per run, median of $ROUNDS runs ($(nproc) CPUs, $(uname -r))"
+  echo
+  echo "| | p50 (µs) | vs busy C pair |"
+  echo "|---|---:|---:|"
+  base=$(echo "${busy[busy_c_c]}" | median)
+  for row in "${busy_rows[@]}"; do
+    m=$(echo "${busy[$row]}" | median)
+    printf '| %s | %.1f | %.2fx |\n' "${busy_label[$row]}" "$m" "$(echo "$m / $base" | bc -l)"
+  done
+  echo
+  echo "runs (µs):"
+  for row in "${busy_rows[@]}"; do
+    echo "  ${busy_label[$row]}: ${busy[$row]}"
+  done
 fi
 
 # Prints the received datagrams per second of one receive-rate row.

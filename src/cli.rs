@@ -19,6 +19,7 @@ use crate::cmd::docs;
 use crate::cmd::keyfile;
 use crate::cmd::lab::{self, LabArgs};
 use crate::cmd::listen::{self, ListenArgs};
+use crate::cmd::mtu::{self, MtuArgs};
 use crate::cmd::ping::{self, PingArgs};
 use crate::cmd::rendezvous::{self, RendezvousArgs};
 use crate::cmd::send::{self, SendArgs};
@@ -50,6 +51,13 @@ enum Commands {
     /// a Python echo): loss, late, duplicated and reordered replies told
     /// apart, percentiles and a histogram.
     Ping(PingArgs),
+    /// Find the largest UDP payload that reaches ADDR without IP
+    /// fragmentation, each way: don't-fragment probes (IP_PMTUDISC_PROBE),
+    /// ICMP "fragmentation needed"/"packet too big" taken as hints and
+    /// confirmed by probes, probing alone where no ICMP comes (RFC 8899).
+    /// Against dgram listen: forward and reverse; against any other echo
+    /// server: the round trip only.
+    Mtu(MtuArgs),
     /// Measure throughput and loss: dgram bench --serve ADDR receives,
     /// dgram bench ADDR sends; --loopback runs both. Every datagram is
     /// accounted for: received, dropped by the receiver's kernel, or lost
@@ -58,7 +66,9 @@ enum Commands {
     /// Run the experiments that test what socket courses say about UDP,
     /// on loopback: each states a claim, predicts, measures, and gives a
     /// verdict with the evidence. `dgram lab nat` (root, only when named)
-    /// measures what a NAT does to UDP in network namespaces of its own.
+    /// measures what a NAT does to UDP in network namespaces of its own;
+    /// `dgram lab fragments` (root, only when named) how one lost IP
+    /// fragment loses a whole datagram larger than the path MTU.
     Lab(LabArgs),
     /// Serve the rendezvous two peers meet at by their code's number (and
     /// STUN Binding requests on the same port): a line per pairing, until
@@ -114,6 +124,7 @@ fn run(command: Commands) -> Result<(), Error> {
         Commands::Send(args) => send::main(args),
         Commands::Chat(args) => chat::main(*args),
         Commands::Ping(args) => ping::main(args),
+        Commands::Mtu(args) => mtu::main(args),
         Commands::Bench(args) => bench::main(args),
         Commands::Lab(args) => lab::main(args),
         Commands::Rendezvous(args) => rendezvous::main(args),

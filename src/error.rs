@@ -241,7 +241,7 @@ pub enum Error {
     },
 
     /// A command that builds `dgram lab nat`'s namespaces failed.
-    #[error("could not build the NAT lab: `{command}` failed: {detail}")]
+    #[error("could not build the lab's network namespaces: `{command}` failed: {detail}")]
     LabSetup { command: String, detail: String },
 
     /// A setting of a `dgram lab nat` namespace could not be written.
@@ -257,6 +257,21 @@ pub enum Error {
     WriteFile {
         path: std::path::PathBuf,
         source: std::io::Error,
+    },
+
+    /// The `--pcap` path cannot take a capture: not a regular file, in a
+    /// directory that does not exist, or a link to nothing.
+    #[error("cannot write the capture {}: {reason}", path.display())]
+    PcapFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+
+    /// The `--pcap` capture file could not be created or written.
+    #[error("could not write the capture {}", path.display())]
+    WritePcap {
+        path: std::path::PathBuf,
+        source: io::Error,
     },
 
     /// The operating system gave no randomness (for a key or a nonce).
@@ -304,7 +319,8 @@ impl Error {
             | Error::FamilyMismatch { .. }
             | Error::Usage { .. }
             | Error::KeyFile { .. }
-            | Error::LogFile { .. } => 2,
+            | Error::LogFile { .. }
+            | Error::PcapFile { .. } => 2,
             Error::Interrupted { signal } => signal.exit_code(),
             _ => 1,
         }
@@ -325,6 +341,9 @@ impl Error {
             return Some(hint);
         }
         match self {
+            Error::WritePcap { source, .. } if source.kind() == io::ErrorKind::StorageFull => {
+                Some("the disk is full, and the records after the failure are missing: write the capture where there is room (a tmpfs such as /dev/shm is also faster)".to_string())
+            }
             Error::WriteKey { source, .. } if source.kind() == io::ErrorKind::NotFound => Some(
                 "its directory does not exist: create it first (mkdir -p)".to_string(),
             ),

@@ -13,17 +13,20 @@
 //!
 //! - [`net`]: the socket and what the kernel allows.
 //!   [`endpoint`](net::endpoint) (the socket2 socket, buffers set and read
-//!   back, a send that survives ICMP refusals), [`addr`](net::addr) (address
+//!   back, a send that survives ICMP refusals), [`capture`](net::capture)
+//!   (`--pcap`: every datagram in and out as a pcap file),
+//!   [`addr`](net::addr) (address
 //!   families, local addresses), [`limits`](net::limits) (payload and buffer
 //!   limits), [`group`](net::group) (multicast and broadcast groups: a
 //!   member's own socket and the shared group socket, interfaces, `/why`),
 //!   [`sys`](net::sys) (Linux extras and the portable fallback), `netns`
 //!   (Linux build only: network namespaces of dgram's own for
-//!   `dgram lab nat`, entered with `setns(2)`, removed on drop).
+//!   `dgram lab nat` and `lab fragments`, entered with `setns(2)`, removed on drop).
 //! - [`model`]: what dgram knows. [`datagram`](model::datagram),
 //!   [`chat`](model::chat) (messages, receipts, what was sent),
 //!   [`latency`](model::latency) (ping's probes, replies, percentiles),
-//!   [`bench`](mod@model::bench) (bench datagrams, sequence tracking, the
+//!   [`pacing`](model::pacing) (a paced sender's schedule and its
+//!   deviations), [`bench`](mod@model::bench) (bench datagrams, sequence tracking, the
 //!   report's accounting), [`lab`](mod@model::lab) (an experiment's claim,
 //!   table, verdict and facts),
 //!   [`event`](model::event) (events and the summary), [`peers`](model::peers)
@@ -46,6 +49,8 @@
 //!   allocation, permissions, channels),
 //!   [`rendezvous`](proto::rendezvous) (the rendezvous service: pairs by a
 //!   code's number, STUN on the same port, its limits),
+//!   [`mtu`](proto::mtu) (path MTU probes, kinds 14 and 15: their wire
+//!   form, a listener's answer, the prober's RFC 8899 search),
 //!   [`code`](proto::code) (short codes people can say, `--code`: the
 //!   word list, making, parsing, the handshake's password),
 //!   [`secure`](proto::secure) (secure sessions: handshake datagrams, Noise
@@ -62,7 +67,9 @@
 //!   [`entropy`](runtime::entropy) (randomness from the OS, handed to the
 //!   protocol),
 //!   [`echo`](runtime::echo) (the echo handler and its rate limit),
+//!   [`mtu`](runtime::mtu) (a listener's answers to `dgram mtu`'s probes),
 //!   [`outbox`](runtime::outbox) (the one send path),
+//!   [`pacing`](runtime::pacing) (waiting for a paced send's due time),
 //!   [`shutdown`](runtime::shutdown) (signals as a channel),
 //!   [`sorting`](runtime::sorting) (what a failed receive means: retry,
 //!   idle, a peer's report, a failure; for every receive loop).
@@ -74,15 +81,16 @@
 //!   [`json`](output::json) (the `--json` wire schema), [`sink`](output::sink)
 //!   (stdout, stderr, rustyline's printer, memory).
 //! - [`cmd`]: the commands (`listen`, `send` and `chat` on the pipeline;
-//!   `ping`, `bench`, `lab` and `rendezvous` on sockets of their own), each with its
+//!   `ping`, `mtu`, `bench`, `lab` and `rendezvous` on sockets of their own), each with its
 //!   command line (clap's `Args`), the checks clap cannot make and the
 //!   options they build.
 //!   [`listen`](cmd::listen), [`send`](cmd::send), [`chat`](cmd::chat)
 //!   (options, REPL, commands, session, terminal), [`ping`](cmd::ping) (round trips
-//!   on one thread), [`bench`](mod@cmd::bench) (throughput and loss: server,
+//!   on one thread), [`mtu`](cmd::mtu) (the largest datagram that crosses
+//!   whole, each way), [`bench`](mod@cmd::bench) (throughput and loss: server,
 //!   client, loopback, GSO/GRO), [`lab`](mod@cmd::lab) (the experiments
-//!   of `dgram lab`, their text, Markdown and SVG; `lab nat` in network
-//!   namespaces),
+//!   of `dgram lab`, their text, Markdown and SVG; `lab nat` and `lab
+//!   fragments` in network namespaces),
 //!   [`rendezvous`](cmd::rendezvous) (the rendezvous service on a
 //!   socket), [`docs`](cmd::docs) (completions,
 //!   the manual page), [`payload`](cmd::payload) (patterns, the line reader),

@@ -46,6 +46,8 @@ fn start_listener() -> (
         coalesce: None,
         group: None,
         key: None,
+        busy_poll: false,
+        pcap: None,
     };
     let mut sink = out.clone();
     let listening = thread::spawn(move || listen::run(&options, &shutdown, &mut sink).unwrap());
@@ -76,9 +78,11 @@ fn listen_and_send_run_side_by_side() {
             to: addr,
             payloads: Payloads::Fixed(b"in-process".to_vec()),
             count: 2,
+            rate: None,
             wait: Duration::from_millis(2000),
             max_size: 65535,
             format: Format::Human,
+            pcap: None,
         },
         &Shutdown::never(),
         &mut send_out,
@@ -132,6 +136,7 @@ fn chat_runs_with_given_streams() {
         group: None,
         via: None,
         passive: false,
+        pcap: None,
     };
     let input = Cursor::new(b"hello\n\n/stats\n/quit\nnever sent\n".to_vec());
     let summary = chat::run(

@@ -104,6 +104,8 @@ fn listen_ends_at_the_first_write_after_the_reader_goes() {
         coalesce: None,
         group: None,
         key: None,
+        busy_poll: false,
+        pcap: None,
     };
     let listening = thread::spawn(move || listen::run(&options, &shutdown, &mut sink));
     let addr: SocketAddr = wait_for(

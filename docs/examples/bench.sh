@@ -6,6 +6,12 @@
 # docs-mask: [0-9,.]+/s
 # docs-mask: [0-9.]+ MB/s
 # docs-mask: [0-9,]+ (send|receive) calls
+# A paced sender keeps its schedule only as well as the machine lets it: the
+# rate achieved, the sends that fell behind and the time taken vary with load:
+# docs-mask: achieved [0-9.,]+/s
+# docs-mask: [0-9]+ late \(
+# docs-mask: "(achieved_rate|elapsed_s)":[0-9.e+-]+
+# docs-mask: "late":[0-9]+(?=,"(slipped_us|rate)")
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
 

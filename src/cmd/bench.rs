@@ -39,6 +39,7 @@
 
 use std::io::{self, BufRead, BufReader, IsTerminal, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
@@ -51,20 +52,23 @@ use crossbeam_channel::{
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::options::BufferArgs;
+use super::options::{self, BufferArgs, PcapArgs};
 use super::parse;
 use crate::Error;
 use crate::model::bench::{
     BenchReport, HEADER, LOST_ELSEWHERE_UNKNOWN, ReceiverCounts, SenderCounts, Sequence, per_sec,
     read_header, write_header,
 };
+use crate::model::pacing::{PacingReport, Schedule};
 use crate::net::addr::any_port_for;
+use crate::net::capture::Capture;
 use crate::net::sys::Scratch;
 use crate::net::{Buffers, Endpoint, SocketOptions};
-use crate::output::render::duration;
+use crate::output::render::{duration, pacing_line};
 use crate::output::sink::MemorySink;
 use crate::output::{Format, Sink, sink};
 use crate::runtime::entropy::seed;
+use crate::runtime::pacing::wait_until;
 use crate::runtime::sorting::{Sorted, sort};
 use crate::runtime::{Shutdown, Signal};
 
@@ -193,7 +197,12 @@ pub struct BenchArgs {
     #[arg(long, short = 't', value_name = "SECS", default_value_t = 3.0, value_parser = parse::seconds)]
     duration: f64,
     /// Datagrams per second (k and M suffixes: 10k, 1.5M); default: as fast
-    /// as the kernel takes them.
+    /// as the kernel takes them. Paced on a schedule (datagram i due i/N
+    /// seconds after the first; one try each, rate × duration in all), and
+    /// the report says how far the sends deviated from it (p50, p99, max)
+    /// and how many fell more than one interval behind: those move the
+    /// schedule back rather than go out in a burst, so a run can take up
+    /// to twice the duration.
     #[arg(long, short = 'r', value_name = "N", value_parser = parse::rate)]
     rate: Option<u64>,
     /// Hand the kernel up to 64 datagrams per send (UDP_SEGMENT) and let
@@ -209,6 +218,8 @@ pub struct BenchArgs {
     json: bool,
     #[command(flatten)]
     buffers: BufferArgs,
+    #[command(flatten)]
+    pcap: PcapArgs,
 }
 
 /// `dgram bench` as the command line asks for it: a server (`--serve`),
@@ -246,6 +257,7 @@ impl ServeOptions {
         ServeOptions {
             socket: args.buffers.socket(addr),
             format: Format::json(args.json),
+            pcap: args.pcap.pcap.clone(),
         }
     }
 }
@@ -279,6 +291,7 @@ impl BenchOptions {
             rate: args.rate,
             gso: args.gso,
             format: Format::json(args.json),
+            pcap: args.pcap.pcap.clone(),
         })
     }
 }
@@ -290,6 +303,8 @@ pub struct ServeOptions {
     pub socket: SocketOptions,
     /// Human lines or JSON lines.
     pub format: Format,
+    /// `--pcap`: where every datagram received is recorded.
+    pub pcap: Option<PathBuf>,
 }
 
 /// What `dgram bench ADDR` was asked to do.
@@ -309,6 +324,9 @@ pub struct BenchOptions {
     pub gso: bool,
     /// Human lines or JSON lines.
     pub format: Format,
+    /// `--pcap`: where every datagram sent (and with `--loopback`, every
+    /// one the server received) is recorded.
+    pub pcap: Option<PathBuf>,
 }
 
 /// A request from the control thread to the server's receive loop.
@@ -359,6 +377,11 @@ impl Server {
             listener,
             format: options.format,
         })
+    }
+
+    /// Records every datagram the server receives in `capture`.
+    pub fn capture_to(&self, capture: Option<Arc<Capture>>) {
+        self.endpoint.capture_to(capture);
     }
 
     /// The address the server receives on.
@@ -799,22 +822,43 @@ fn signal_name(signal: Signal) -> &'static str {
 
 /// `dgram bench --serve`: serves until Ctrl-C.
 pub fn serve(options: &ServeOptions, shutdown: &Shutdown, out: &mut dyn Sink) -> Result<(), Error> {
-    Server::open(options)?.run(shutdown, out)
+    let capture = options::open_capture(options.pcap.as_deref())?;
+    let result = Server::open(options).and_then(|server| {
+        server.capture_to(capture.clone());
+        server.run(shutdown, out)
+    });
+    options::finish_capture(capture.as_ref(), result)
 }
 
 /// `dgram bench --loopback`: a server on 127.0.0.1 (port chosen by the
 /// system, with `server_socket`'s buffers) in this process, and a run
-/// against it; only the client's lines are shown.
+/// against it; only the client's lines are shown. Both ends record into
+/// one `--pcap` file: each datagram as sent, and again as received.
 pub fn loopback(
     options: &BenchOptions,
     server_socket: SocketOptions,
     shutdown: &Shutdown,
     out: &mut dyn Sink,
 ) -> Result<BenchReport, Error> {
+    let capture = options::open_capture(options.pcap.as_deref())?;
+    let result = loopback_with(options, server_socket, capture.clone(), shutdown, out);
+    options::finish_capture(capture.as_ref(), result)
+}
+
+/// [`loopback`] with the capture open.
+fn loopback_with(
+    options: &BenchOptions,
+    server_socket: SocketOptions,
+    capture: Option<Arc<Capture>>,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+) -> Result<BenchReport, Error> {
     let server = Server::open(&ServeOptions {
         socket: server_socket,
         format: Format::Json,
+        pcap: None,
     })?;
+    server.capture_to(capture.clone());
     let to = server.local_addr();
     let (stop_server, server_shutdown) = Shutdown::manual();
     let handle = thread::Builder::new()
@@ -828,7 +872,7 @@ pub fn loopback(
         to,
         ..options.clone()
     };
-    let result = run(&options, shutdown, out);
+    let result = run_with(&options, capture, shutdown, out);
     stop_server.send(crate::runtime::Signal::Terminate);
     let served = handle.join().unwrap_or(Err(Error::ThreadPanicked {
         name: "bench-server",
@@ -850,12 +894,26 @@ struct Progress {
     sent: AtomicU64,
     bytes: AtomicU64,
     not_sent: AtomicU64,
+    /// How a paced sender kept its schedule, once it is done.
+    pacing: std::sync::Mutex<Option<PacingReport>>,
 }
 
 /// `dgram bench ADDR`: one run against a bench server; returns its report
 /// (already shown).
 pub fn run(
     options: &BenchOptions,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+) -> Result<BenchReport, Error> {
+    let capture = options::open_capture(options.pcap.as_deref())?;
+    let result = run_with(options, capture.clone(), shutdown, out);
+    options::finish_capture(capture.as_ref(), result)
+}
+
+/// [`run`] with the capture open.
+fn run_with(
+    options: &BenchOptions,
+    capture: Option<Arc<Capture>>,
     shutdown: &Shutdown,
     out: &mut dyn Sink,
 ) -> Result<BenchReport, Error> {
@@ -872,6 +930,7 @@ pub fn run(
     let mut conn = ControlConn::new(stream).map_err(control_error)?;
 
     let (endpoint, buffers) = Endpoint::open(&options.socket)?;
+    endpoint.capture_to(capture);
     endpoint
         .connect(to)
         .map_err(|source| Error::Send { to, len: 0, source })?;
@@ -993,7 +1052,8 @@ pub fn run(
             Err(_) => return Err(control_error(io::ErrorKind::UnexpectedEof.into())),
         }
     };
-    let report = BenchReport::new(options.size, segments as u16, gro, sender_counts, receiver);
+    let mut report = BenchReport::new(options.size, segments as u16, gro, sender_counts, receiver);
+    report.pacing = *progress.pacing.lock().unwrap_or_else(|e| e.into_inner());
     write_report(out, options.format, &format!("bench to {to}"), &report)?;
     Ok(report)
 }
@@ -1071,17 +1131,30 @@ fn send_run(
         ..SenderCounts::default()
     };
     let mut seq = 0u64;
+    // The schedule's place: datagrams due so far, sent or not.
+    let mut slot = 0u64;
     let start = Instant::now();
     let end = start + options.duration;
-    let gap = options
-        .rate
-        .map(|rate| Duration::from_secs_f64(1.0 / rate as f64));
+    // Paced: `rate × duration` datagrams, due at 0, 1/rate, 2/rate, … (the
+    // one due at the very end is not the run's), each call due when its
+    // first datagram is. A sender that falls behind moves the schedule
+    // back (see `model::pacing`) and so takes longer than the duration,
+    // but never more than twice as long: past that, the rate is beyond
+    // what it can do, and the run ends as an unpaced one would.
+    let mut schedule = options.rate.map(Schedule::new);
+    let planned = options.rate.map(|rate| {
+        let duration_ns = options.duration.as_nanos();
+        // The datagrams due before the end: ⌈rate × duration⌉.
+        (u128::from(rate) * duration_ns).div_ceil(1_000_000_000) as u64
+    });
+    let last_end = end + options.duration;
     loop {
         if counts.calls.is_multiple_of(SENDER_CHECK) {
             progress.sent.store(counts.sent, Ordering::Relaxed);
             progress.bytes.store(counts.bytes, Ordering::Relaxed);
             progress.not_sent.store(counts.not_sent, Ordering::Relaxed);
-            if Instant::now() >= end {
+            let now = Instant::now();
+            if now >= last_end || (schedule.is_none() && now >= end) {
                 break;
             }
             if stopped(stop) {
@@ -1089,28 +1162,22 @@ fn send_run(
                 break;
             }
         }
-        if let Some(gap) = gap {
-            // `rate × duration` datagrams, due at 0, gap, 2·gap, …: the
-            // one due at the end is not the run's.
-            let due = start + gap.mul_f64(seq as f64);
-            if due >= end {
+        if let Some(schedule) = schedule.as_mut() {
+            if planned.is_some_and(|planned| slot >= planned) {
                 break;
             }
-            let now = Instant::now();
-            if due > now {
-                let ahead = due - now;
-                if ahead > Duration::from_micros(200) {
-                    // A long gap (a slow rate) must not hold a stop up.
-                    if !matches!(stop.recv_timeout(ahead), Err(RecvTimeoutError::Timeout)) {
-                        counts.cut_short = true;
-                        break;
-                    }
-                } else {
-                    while Instant::now() < due {
-                        std::hint::spin_loop();
-                    }
-                }
+            let due = start + Duration::from_nanos(schedule.due_ns(slot));
+            // A long gap (a slow rate) must not hold a stop up.
+            if !wait_until(due, |ahead| {
+                matches!(stop.recv_timeout(ahead), Err(RecvTimeoutError::Timeout))
+            }) {
+                counts.cut_short = true;
+                break;
             }
+            schedule.record(slot, start.elapsed().as_nanos() as u64);
+            // Each due time gets one try: a datagram the kernel did not
+            // take is counted not sent, and the next is due when it was.
+            slot += segments as u64;
         }
         for (i, datagram) in buf.chunks_mut(size).enumerate() {
             write_header(datagram, run, seq + i as u64);
@@ -1153,6 +1220,7 @@ fn send_run(
     // last send: its end is the last send's time.
     counts.active_us = start.elapsed().as_micros() as u64;
     progress.sent.store(counts.sent, Ordering::Relaxed);
+    *progress.pacing.lock().unwrap_or_else(|e| e.into_inner()) = schedule.and_then(|s| s.report());
     Ok(counts)
 }
 
@@ -1425,6 +1493,9 @@ fn write_report(
             ),
         },
     ];
+    if let Some(pacing) = &report.pacing {
+        lines.insert(2, format!("  {}", pacing_line(pacing)));
+    }
     if format == Format::Json {
         lines.clear();
     }

@@ -142,7 +142,8 @@ const EXIT_STATUSES: &[(&str, &str)] = &[
         "1",
         "a runtime error: port in use, peer unreachable, lines not sent, a piped chat's message \
          not delivered (in a group: not to every member), a ping without a single reply, a bench \
-         with no server at ADDR, a chat --via that found no path, output that cannot be written",
+         with no server at ADDR, a chat --via that found no path, an mtu search that got no answer, output that cannot be \
+         written",
     ),
     (
         "2",
@@ -152,8 +153,8 @@ const EXIT_STATUSES: &[(&str, &str)] = &[
     ),
     (
         "130, 143, 129",
-        "send cut short by Ctrl-C, SIGTERM or SIGHUP; and a chat --via still waiting at the \
-         rendezvous, cut short by Ctrl-C (130)",
+        "send and mtu cut short by Ctrl-C, SIGTERM or SIGHUP; and a chat --via still waiting at \
+         the rendezvous, cut short by Ctrl-C (130)",
     ),
 ];
 

@@ -1,18 +1,20 @@
 //! `dgram listen`: bind, show every datagram as it arrives (dgram chat
-//! messages decoded and acknowledged), optionally echo plain datagrams
-//! back, and print a summary on exit.
+//! messages decoded and acknowledged, `dgram mtu`'s probes answered),
+//! optionally echo plain datagrams back, and print a summary on exit.
 
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 
-use super::options::{BufferArgs, GroupArgs, load_key};
+use super::options::{self, BufferArgs, GroupArgs, PcapArgs, load_key};
 use super::parse;
 use crate::Error;
 use crate::model::{Security, Summary};
 use crate::net::SocketOptions;
+use crate::net::capture::Capture;
 use crate::net::group::{self, GroupOptions};
 use crate::output::{Display, Format, Renderer, Shown, Sink, sink};
 use crate::proto::seal::Key;
@@ -20,6 +22,7 @@ use crate::proto::{ChatConfig, SessionId};
 use crate::runtime::driver::Driver;
 use crate::runtime::echo::{DEFAULT_ECHO_RATE, Echo};
 use crate::runtime::entropy;
+use crate::runtime::mtu::MtuAnswers;
 use crate::runtime::{Handler, Pipeline, Plan, Show, Shutdown, report, report_summary};
 
 /// The command line of `dgram listen`.
@@ -49,7 +52,7 @@ pub struct ListenArgs {
     #[arg(long)]
     echo: bool,
     /// No chat protocol: show dgram envelopes as the raw datagrams they
-    /// are, and send no receipts.
+    /// are, and send no receipts (nor answers to dgram mtu's probes).
     #[arg(long)]
     raw: bool,
     /// With --echo: at most N replies per second to each peer (bursts of
@@ -57,8 +60,16 @@ pub struct ListenArgs {
     /// echo servers cannot keep each other busy. 0: no limit.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_ECHO_RATE, requires = "echo", value_parser = parse::count::<u32>(0, parse::MAX_RATE))]
     echo_rate: u32,
+    /// Wait for datagrams by spinning on a non-blocking receive instead of
+    /// sleeping in the kernel: an echo answers without a wake-up on the
+    /// round trip (the other side of `ping --busy-poll`), for a whole CPU
+    /// kept busy while it runs. Linux; elsewhere receives wait as usual.
+    #[arg(long)]
+    busy_poll: bool,
     #[command(flatten)]
     buffers: BufferArgs,
+    #[command(flatten)]
+    pcap: PcapArgs,
 }
 
 /// `dgram listen` as the command line asks for it: on stdout, until
@@ -94,6 +105,10 @@ pub struct ListenOptions {
     pub coalesce: Option<u32>,
     /// `--key-file`: take only sealed envelopes, seal the receipts.
     pub key: Option<Key>,
+    /// `--busy-poll`: spin on the socket instead of sleeping in a receive.
+    pub busy_poll: bool,
+    /// `--pcap`: where every datagram in and out is recorded.
+    pub pcap: Option<PathBuf>,
 }
 
 impl ListenOptions {
@@ -128,6 +143,8 @@ impl ListenOptions {
             coalesce: (!args.json && io::stdout().is_terminal())
                 .then_some(TERMINAL_LINES_PER_SECOND),
             key: args.key_file.as_deref().map(load_key).transpose()?,
+            busy_poll: args.busy_poll,
+            pcap: args.pcap.pcap.clone(),
         })
     }
 }
@@ -144,10 +161,23 @@ pub fn run(
     shutdown: &Shutdown,
     out: &mut dyn Sink,
 ) -> Result<Summary, Error> {
+    let capture = options::open_capture(options.pcap.as_deref())?;
+    let result = listen(options, capture.clone(), shutdown, out);
+    options::finish_capture(capture.as_ref(), result)
+}
+
+/// [`run`] with the capture open.
+fn listen(
+    options: &ListenOptions,
+    capture: Option<Arc<Capture>>,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+) -> Result<Summary, Error> {
     let pipeline = match &options.group {
         Some(group) => Pipeline::open_group(&options.socket, options.max_size, group)?,
         None => Pipeline::open(&options.socket, options.max_size)?,
     };
+    pipeline.capture_to(capture);
     let mut display = Display::new(Renderer::new(options.format), out);
     if let Some(per_second) = options.coalesce {
         display = display.coalesce(per_second);
@@ -192,9 +222,19 @@ pub fn run(
         receiver.silent = options.group.is_some();
         receiver.key = options.key.clone();
         let driver = Driver::new(pipeline.outbox(), receiver)?;
-        Box::new(driver.handler(plain))
+        let chat: Box<dyn Handler> = Box::new(driver.handler(plain));
+        if options.key.is_some() {
+            // A keyed listener takes only sealed envelopes: probes are
+            // refused like any other clear datagram.
+            chat
+        } else {
+            // `dgram mtu`'s probes (kinds 14 and 15) are answered before
+            // the chat protocol sees them.
+            Box::new(MtuAnswers::new(chat))
+        }
     };
     plan.limit = options.count;
+    plan.busy_poll = options.busy_poll;
     pipeline.run(&mut display, shutdown, plan)?;
     report_summary(&tally, &mut display)
 }

@@ -13,12 +13,14 @@
 //! - [`bench`](mod@bench): `dgram bench`: throughput and loss, every datagram
 //!   accounted for (a server, a client, or both in one process).
 //! - [`lab`](mod@lab): `dgram lab`: the experiments.
+//! - [`mtu`]: `dgram mtu`: the largest UDP payload that crosses a path
+//!   whole, each way (the search is [`crate::proto::mtu`]'s).
 //! - [`rendezvous`]: `dgram rendezvous`: the service peers meet at by a
 //!   code's number, and STUN on the same port (a socket, a loop, the
 //!   operator's lines; the rules are [`crate::proto::rendezvous`]'s).
 //! - [`docs`]: `dgram completions` and `dgram man`.
 //! - [`options`]: the options several commands share (socket buffers, a
-//!   group, a key file).
+//!   group, a key file, a `--pcap` capture).
 //! - [`payload`]: the `--size` pattern and the line reader.
 //! - [`parse`]: what users type: addresses, sizes, hex.
 //! - [`keyfile`]: key files (`--key-file`, `dgram keygen`), new keys and
@@ -33,6 +35,7 @@ pub mod files;
 pub mod keyfile;
 pub mod lab;
 pub mod listen;
+pub mod mtu;
 pub mod options;
 pub mod parse;
 pub mod payload;

@@ -1,17 +1,22 @@
 //! The options several commands share, as clap defines them and as the
 //! commands take them: socket buffers ([`BufferArgs`]), a group
-//! ([`GroupArgs`]), a key file ([`load_key`]).
+//! ([`GroupArgs`]), a key file ([`load_key`]), a capture file
+//! ([`PcapArgs`], [`open_capture`]).
 
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 
+use super::files;
 use super::keyfile;
 use super::parse;
 use crate::Error;
 use crate::net::SocketOptions;
+use crate::net::capture::Capture;
 use crate::net::group::{self, GroupKind, GroupOptions, Iface};
 use crate::output::escape::escape_line;
 use crate::proto::seal::Key;
@@ -107,4 +112,61 @@ pub fn load_key(path: &Path) -> Result<Key, Error> {
         let _ = writeln!(io::stderr(), "warning: {}", escape_line(&warning));
     }
     Ok(key)
+}
+
+/// `--pcap FILE`, shared by listen, send, chat, ping and bench.
+#[derive(Debug, Args)]
+pub struct PcapArgs {
+    /// Write every datagram sent and received, as it was on the wire, to
+    /// FILE in the classic pcap format (IPv4/IPv6 and UDP headers, kernel
+    /// receive timestamps where given) for tshark or Wireshark. The file
+    /// is created or truncated at the start; see docs/pcap.md.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+}
+
+/// Creates (or truncates) the `--pcap` file and writes its header. Only a
+/// regular file, or a new one in a directory that exists, or the null
+/// device: a FIFO or another device is refused before it is opened, `-`
+/// too (standard output carries the events), and no directory is made.
+pub fn open_capture(path: Option<&Path>) -> Result<Option<Arc<Capture>>, Error> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let refuse = |reason: String| Error::PcapFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if path.as_os_str() == "-" {
+        return Err(refuse(
+            "standard output carries the events: give a file name".to_string(),
+        ));
+    }
+    let failed = |source| Error::WritePcap {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = if files::is_null_device(path) {
+        // Keeps nothing, as for shells: what the capture itself costs,
+        // without the file's writes (docs/PERFORMANCE.md).
+        OpenOptions::new().write(true).open(path).map_err(failed)?
+    } else {
+        files::check_target(path).map_err(|e| refuse(e.to_string()))?;
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        files::open_regular(path, &mut options).map_err(failed)?
+    };
+    Ok(Some(Arc::new(Capture::new(path, Box::new(file))?)))
+}
+
+/// Flushes the capture, if there is one, once a command's run is over:
+/// the run's own error comes first; a capture that could not be written
+/// fails a run that went well.
+pub fn finish_capture<T>(
+    capture: Option<&Arc<Capture>>,
+    result: Result<T, Error>,
+) -> Result<T, Error> {
+    let flushed = capture.map_or(Ok(()), |capture| capture.finish());
+    let value = result?;
+    flushed.map(|()| value)
 }

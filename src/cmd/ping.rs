@@ -11,24 +11,28 @@
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use crossbeam_channel::TryRecvError;
 use serde::Serialize;
 
-use super::options::BufferArgs;
+use super::options::{self, BufferArgs, PcapArgs};
 use super::parse;
 use crate::Error;
 use crate::model::latency::{MIN_PROBE, Probe, Replies, Reply, RttStats};
 use crate::net::addr::{any_port_for, check_family, check_not_self, port_state};
+use crate::net::capture::Capture;
 use crate::net::endpoint::READ_TIMEOUT;
-use crate::net::sys::{PeerError, Scratch};
+use crate::net::sys::{LOOKS_WITHOUT_WAITING, PeerError, Scratch};
 use crate::net::{Endpoint, SocketOptions};
 use crate::output::render::{duration, plural};
 use crate::output::{Format, Sink, sink};
 use crate::runtime::Shutdown;
 use crate::runtime::entropy::seed;
+use crate::runtime::pacing::busy_recv;
 use crate::runtime::sorting::{Sorted, sort};
 
 /// Probes sent at a longer interval than this are each shown on a line of
@@ -72,8 +76,18 @@ pub struct PingArgs {
     /// One JSON object per line: each reply, each timeout, the summary.
     #[arg(long)]
     json: bool,
+    /// Wait for replies by spinning on a non-blocking receive instead of
+    /// sleeping in the kernel (as sockperf's busy polling does): no wake-up
+    /// on the round trip, so shorter and steadier round trips, for a whole
+    /// CPU kept busy for the run. Pair it with `listen --echo --busy-poll`.
+    /// Linux; elsewhere a receive cannot look without waiting, and ping
+    /// waits as usual.
+    #[arg(long)]
+    busy_poll: bool,
     #[command(flatten)]
     buffers: BufferArgs,
+    #[command(flatten)]
+    pcap: PcapArgs,
 }
 
 /// `dgram ping` as the command line asks for it: on stdout, until
@@ -103,6 +117,10 @@ pub struct PingOptions {
     pub timeout: Duration,
     /// Human lines or JSON lines.
     pub format: Format,
+    /// Spin on a non-blocking receive instead of a blocking one.
+    pub busy_poll: bool,
+    /// `--pcap`: where every probe and reply is recorded.
+    pub pcap: Option<PathBuf>,
 }
 
 impl PingOptions {
@@ -126,6 +144,8 @@ impl PingOptions {
             size: args.size,
             timeout: Duration::from_millis(args.timeout),
             format: Format::json(args.json),
+            busy_poll: args.busy_poll,
+            pcap: args.pcap.pcap.clone(),
         })
     }
 }
@@ -150,6 +170,8 @@ enum PingWire {
         size: usize,
         interval_ms: f64,
         timeout_ms: f64,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        busy_poll: bool,
     },
     Reply {
         seq: u64,
@@ -249,9 +271,22 @@ pub fn run(
     shutdown: &Shutdown,
     out: &mut dyn Sink,
 ) -> Result<PingReport, Error> {
+    let capture = options::open_capture(options.pcap.as_deref())?;
+    let result = probe(options, capture.clone(), shutdown, out);
+    options::finish_capture(capture.as_ref(), result)
+}
+
+/// [`run`] with the capture open.
+fn probe(
+    options: &PingOptions,
+    capture: Option<Arc<Capture>>,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+) -> Result<PingReport, Error> {
     check_family(options.socket.bind, options.to)?;
     check_not_self(options.socket.bind, options.to)?;
     let (endpoint, _) = Endpoint::open(&options.socket)?;
+    endpoint.capture_to(capture);
     let size = options.size.max(MIN_PROBE);
     let mut ping = Ping {
         options,
@@ -360,8 +395,18 @@ impl Ping<'_> {
                     w.saturating_duration_since(Instant::now())
                 })
                 .clamp(Duration::from_micros(100), READ_TIMEOUT);
-            self.set_wait(until);
-            match self.endpoint.recv(&mut buf, &mut scratch) {
+            let got = if self.busy_poll() {
+                busy_recv(
+                    &self.endpoint,
+                    &mut buf,
+                    &mut scratch,
+                    Instant::now() + until,
+                )
+            } else {
+                self.set_wait(until);
+                self.endpoint.recv(&mut buf, &mut scratch)
+            };
+            match got {
                 Ok(got) => {
                     let rtt_base = self.start.elapsed();
                     self.on_reply(got.from, &buf[..got.len], rtt_base)?;
@@ -567,6 +612,11 @@ impl Ping<'_> {
             .map_err(|source| Error::WriteOutput { source })
     }
 
+    /// Replies are waited for by spinning (asked, and possible here).
+    fn busy_poll(&self) -> bool {
+        self.options.busy_poll && LOOKS_WITHOUT_WAITING
+    }
+
     fn say_start(&mut self) -> Result<(), Error> {
         let o = self.options;
         let local = self.endpoint.local_addr();
@@ -577,9 +627,10 @@ impl Ping<'_> {
                 size: self.size,
                 interval_ms: ms(o.interval),
                 timeout_ms: ms(o.timeout),
+                busy_poll: self.busy_poll(),
             }),
             Format::Human => format!(
-                "ping {} from {local}: {}-byte probes, {}, timeout {}",
+                "ping {} from {local}: {}-byte probes, {}, timeout {}{}",
                 o.to,
                 self.size,
                 if o.interval.is_zero() {
@@ -587,7 +638,14 @@ impl Ping<'_> {
                 } else {
                     format!("one every {}", duration(o.interval))
                 },
-                duration(o.timeout)
+                duration(o.timeout),
+                match (o.busy_poll, self.busy_poll()) {
+                    (false, _) => "",
+                    (true, true) => ", busy polling (a CPU spins)",
+                    (true, false) => {
+                        ", no busy polling here (a receive cannot look without waiting): blocking receives"
+                    }
+                }
             ),
         };
         self.line(line)

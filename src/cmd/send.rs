@@ -5,27 +5,31 @@
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use crossbeam_channel::select;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::chat::{self, ChatIo, ChatOptions};
-use super::options::{BufferArgs, load_key};
+use super::options::{self, BufferArgs, PcapArgs, load_key};
 use super::parse;
 use super::payload::{pattern, spawn_line_reader};
 use crate::Error;
+use crate::model::pacing::Schedule;
 use crate::model::{Event, Security, Stats};
 use crate::net::SocketOptions;
 use crate::net::addr::{PortState, any_port_for, check_family, check_not_self};
+use crate::net::capture::Capture;
 use crate::net::limits::{check_payload, payload_limit};
-use crate::output::render::{buffer_line, plural};
+use crate::output::render::{buffer_line, pacing_line, plural};
 use crate::output::{Display, Format, Renderer, Shown, Sink, sink};
 use crate::proto::code::Code;
 use crate::proto::{ChatConfig, SessionId};
 use crate::runtime::entropy;
+use crate::runtime::pacing::wait_until;
 use crate::runtime::{
     Job, JobControl, Outbox, Pipeline, Plan, Show, Shutdown, report, report_summary,
 };
@@ -57,6 +61,16 @@ pub struct SendArgs {
     /// Send each datagram N times.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse::count::<u64>(1, parse::MAX_COUNT))]
     count: u64,
+    /// Pace the datagrams at N per second (k and M suffixes: 10k, 1.5M):
+    /// datagram i is due i/N seconds after the first, whatever the ones
+    /// before it did, and the summary says how far the sends deviated
+    /// from that schedule (p50, p99, max) and the rate achieved. A send
+    /// more than one interval late goes out at once and is counted late;
+    /// the schedule moves back instead of catching up in a burst. Paces
+    /// every datagram: each --count repeat and each line of stdin (a line
+    /// that comes after its due time counts late).
+    #[arg(long, value_name = "N", value_parser = parse::rate)]
+    rate: Option<u64>,
     /// Local address to send from (default: any address of ADDR's family,
     /// a port the system chooses).
     #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
@@ -71,14 +85,16 @@ pub struct SendArgs {
     /// Open a secure session first (a handshake with the key file from
     /// dgram keygen as its pre-shared key), then send TEXT (or each line of
     /// stdin) as a chat message in it and wait for its receipt.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["empty", "size", "hex", "count", "code"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["empty", "size", "hex", "count", "rate", "code"])]
     key_file: Option<PathBuf>,
     /// Like --key-file, with a short code the other side was given
     /// (SPAKE2): one guess per run.
-    #[arg(long, value_name = "CODE", value_parser = Code::parse, conflicts_with_all = ["empty", "size", "hex", "count"])]
+    #[arg(long, value_name = "CODE", value_parser = Code::parse, conflicts_with_all = ["empty", "size", "hex", "count", "rate"])]
     code: Option<Code>,
     #[command(flatten)]
     buffers: BufferArgs,
+    #[command(flatten)]
+    pcap: PcapArgs,
 }
 
 /// Raw bytes from `--hex` (a newtype, so that clap takes one value).
@@ -134,6 +150,7 @@ fn secure(args: SendArgs) -> Result<crate::model::Summary, Error> {
         group: None,
         via: None,
         passive: false,
+        pcap: args.pcap.pcap,
     };
     let shutdown = Shutdown::from_signals()?;
     chat::run(
@@ -187,12 +204,16 @@ pub struct SendOptions {
     pub payloads: Payloads,
     /// How many times each payload is sent.
     pub count: u64,
+    /// Datagrams per second, on a schedule (`None`: as fast as they go).
+    pub rate: Option<u64>,
     /// How long to listen for replies and ICMP errors after the last send.
     pub wait: Duration,
     /// The receive buffer for replies (`--max-size`).
     pub max_size: usize,
     /// Human lines or JSON lines (replies and reports on `out`).
     pub format: Format,
+    /// `--pcap`: where every datagram in and out is recorded.
+    pub pcap: Option<PathBuf>,
 }
 
 impl SendOptions {
@@ -221,9 +242,11 @@ impl SendOptions {
             to: args.addr,
             payloads,
             count: args.count,
+            rate: args.rate,
             wait: Duration::from_millis(args.wait),
             max_size: args.buffers.max_size,
             format: Format::json(args.json),
+            pcap: args.pcap.pcap,
         }
     }
 }
@@ -241,14 +264,29 @@ pub fn run(
     out: &mut dyn Sink,
     err: &mut dyn Sink,
 ) -> Result<Stats, Error> {
+    let capture = options::open_capture(options.pcap.as_deref())?;
+    let result = send(options, capture.clone(), shutdown, out, err);
+    options::finish_capture(capture.as_ref(), result)
+}
+
+/// [`run`] with the capture open.
+fn send(
+    options: SendOptions,
+    capture: Option<Arc<Capture>>,
+    shutdown: &Shutdown,
+    out: &mut dyn Sink,
+    err: &mut dyn Sink,
+) -> Result<Stats, Error> {
     let SendOptions {
         socket,
         to,
         payloads,
         count,
+        rate,
         wait,
         max_size,
         format,
+        pcap: _,
     } = options;
     check_family(socket.bind, to)?;
     check_not_self(socket.bind, to)?;
@@ -256,6 +294,7 @@ pub fn run(
         check_payload(payload.len(), &to)?;
     }
     let pipeline = Pipeline::open(&socket, max_size)?;
+    pipeline.capture_to(capture);
     let local = pipeline.local_addr();
     let mut display = Display::new(Renderer::new(format).quiet_about(to), out);
     let mut notes = Vec::new();
@@ -297,8 +336,22 @@ pub fn run(
     // hands the display a batch now and then instead of an event each. The
     // JSON stream has its `sent` event per datagram.
     let batched = format == Format::Human;
+    let paced = tally.clone();
     plan.job = Some(Job::new("sender", move |control| {
-        send_all(&outbox, &control, to, job_input, count, batched)?;
+        let mut schedule = rate.map(Schedule::new);
+        let sent = send_all(
+            &outbox,
+            &control,
+            to,
+            job_input,
+            count,
+            batched,
+            schedule.as_mut(),
+        );
+        // The summary says how the schedule was kept, however the sending
+        // ended.
+        paced.lock().summary.pacing = schedule.and_then(|s| s.report());
+        sent?;
         // The listening window: replies and ICMP errors arrive now.
         control.pause(wait);
         Ok(())
@@ -324,7 +377,9 @@ pub fn run(
         if ended.signal.is_some() {
             line.push_str(" (interrupted)");
         }
-        write_notes(err, &[line])?;
+        let mut lines = vec![line];
+        lines.extend(stats.summary.pacing.as_ref().map(pacing_line));
+        write_notes(err, &lines)?;
     }
     if let Some(Err(error)) = ended.job {
         return Err(error);
@@ -400,7 +455,8 @@ impl Drop for Batch<'_> {
 
 /// Sends every payload, each `count` times, until done or stopped; every
 /// datagram sent is a `Sent` event (or, `batched`, counted in a
-/// `SentBatch`) and every line skipped a `LineSkipped`.
+/// `SentBatch`) and every line skipped a `LineSkipped`. With a `schedule`,
+/// each datagram waits for its due time, and its send is recorded there.
 fn send_all(
     outbox: &Outbox,
     control: &JobControl,
@@ -408,7 +464,12 @@ fn send_all(
     input: JobInput,
     count: u64,
     batched: bool,
+    mut schedule: Option<&mut Schedule>,
 ) -> Result<(), Error> {
+    // Datagram 0 is due when it is ready: the schedule starts there.
+    let mut start: Option<Instant> = None;
+    let mut next = 0u64;
+
     let batch = std::cell::RefCell::new(Batch {
         outbox,
         to,
@@ -416,10 +477,21 @@ fn send_all(
         bytes: 0,
         since: std::time::Instant::now(),
     });
-    let send = |payload: &[u8]| -> Result<bool, Error> {
+    let mut send = |payload: &[u8]| -> Result<bool, Error> {
         for _ in 0..count {
             if control.interrupted() {
                 return Ok(false);
+            }
+            if let Some(schedule) = schedule.as_deref_mut() {
+                let start = *start.get_or_insert_with(Instant::now);
+                let due = start + Duration::from_nanos(schedule.due_ns(next));
+                if !wait_until(due, |ahead| control.pause(ahead)) {
+                    return Ok(false);
+                }
+                // The moment the send call begins is what the schedule
+                // asked for.
+                schedule.record(next, start.elapsed().as_nanos() as u64);
+                next += 1;
             }
             if batched {
                 outbox.send_counted(payload, to)?;

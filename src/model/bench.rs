@@ -218,6 +218,10 @@ pub struct BenchReport {
     pub sent_per_sec: f64,
     /// Share of the datagrams sent that were not received, in percent.
     pub loss_percent: f64,
+    /// How a paced sender (`--rate`) kept its schedule (the client's
+    /// report only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<super::pacing::PacingReport>,
 }
 
 /// Why [`BenchReport::lost_elsewhere`] is not known, for people.
@@ -262,6 +266,7 @@ impl BenchReport {
             100.0 * not_received as f64 / sender.sent as f64
         };
         BenchReport {
+            pacing: None,
             size,
             gso_segments,
             gro,

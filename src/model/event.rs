@@ -306,6 +306,9 @@ pub struct Summary {
     pub not_shown: u64,
     /// Datagrams a keyed side refused, by reason.
     pub rejected: Rejections,
+    /// How a paced sender (`send --rate`) kept its schedule: set by the
+    /// sender when it is done, not counted from events.
+    pub pacing: Option<super::pacing::PacingReport>,
 }
 
 /// Refusals by reason ([`Rejection::ALL`] order).

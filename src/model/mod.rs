@@ -7,6 +7,8 @@
 //!   the run's totals ([`Summary`]).
 //! - [`latency`]: `dgram ping`'s probes, replies and round-trip
 //!   statistics.
+//! - [`pacing`]: a paced sender's schedule and its deviations from it
+//!   (`send --rate`, `bench --rate`).
 //! - [`peers`]: the one peer table, and the changes of state
 //!   ([`Transition`]) it reports.
 //! - [`tally`]: the run's outcome ([`Tally`]): its events counted, shared
@@ -22,6 +24,7 @@ pub mod datagram;
 pub mod event;
 pub mod lab;
 pub mod latency;
+pub mod pacing;
 pub mod peers;
 pub mod tally;
 

@@ -1,15 +1,19 @@
 //! The socket2 UDP socket every command uses ([`Endpoint`]): bound without
 //! sharing its port, with `SO_RCVBUF`/`SO_SNDBUF` set and read back, the
 //! platform extras turned on, and a send that survives ICMP refusals.
+//! Every datagram that goes in or out through it is also written to the
+//! `--pcap` capture, when there is one ([`Endpoint::capture_to`]).
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::addr::{check_family, family_name, sendto_target};
+use super::addr::{check_family, family_name, is_own, sendto_target};
+use super::capture::Capture;
 use super::group::{self, GroupInfo};
 use super::limits::check_payload;
 use super::sys::{self, Capabilities, PeerError, Received, Scratch};
@@ -107,6 +111,13 @@ pub struct Endpoint {
     capabilities: Capabilities,
     /// A group member's shared group socket, polled with the main one.
     group: Option<GroupSide>,
+    /// Where every datagram in and out is recorded (`--pcap`); set once,
+    /// before the first datagram, by whoever opened the endpoint.
+    capture: OnceLock<Arc<Capture>>,
+    /// The peer of [`Endpoint::connect`], for the capture of
+    /// [`Endpoint::send_connected`] (the kernel knows it; the record needs
+    /// it too).
+    connected: Mutex<Option<SocketAddr>>,
 }
 
 /// The group side of a member's endpoint ([`crate::net::group`]).
@@ -158,6 +169,8 @@ impl Endpoint {
             local: options.bind,
             capabilities,
             group: None,
+            capture: OnceLock::new(),
+            connected: Mutex::new(None),
         };
         // Buffers are set before bind so that no datagram arrives into a
         // default-sized buffer.
@@ -214,6 +227,69 @@ impl Endpoint {
             nonblocking: AtomicBool::new(false),
         });
         Ok((endpoint, buffers))
+    }
+
+    /// Records every datagram sent or received from now on in `capture`
+    /// (`--pcap`); `None` records nothing. A second capture is ignored: an
+    /// endpoint writes to one file.
+    pub fn capture_to(&self, capture: Option<Arc<Capture>>) {
+        if let Some(capture) = capture {
+            let _ = self.capture.set(capture);
+        }
+    }
+
+    /// The capture this endpoint records into, for the sockets opened
+    /// beside it (`chat --via`'s search).
+    pub fn capture(&self) -> Option<Arc<Capture>> {
+        self.capture.get().cloned()
+    }
+
+    /// Records a datagram received on `socket` (this endpoint's own, or
+    /// its group's, whose datagrams were sent to the group's address).
+    fn captured(
+        &self,
+        received: io::Result<Received>,
+        buf: &[u8],
+        group_socket: bool,
+    ) -> io::Result<Received> {
+        if let (Ok(r), Some(capture)) = (&received, self.capture.get()) {
+            let local = match (&self.group, group_socket) {
+                // This member's own datagram, looped back by the kernel
+                // (multicast loopback, a broadcast): recorded once, as
+                // sent, as it was once on the wire.
+                (Some(_), true) if is_own(r.from, self.local) => return received,
+                (Some(group), true) => group.info.addr,
+                _ => self.local,
+            };
+            let data = &buf[..r.len];
+            match r.segment {
+                // A coalesced receive (GRO, bench only) was several
+                // datagrams on the wire, each of `size` bytes but the last.
+                Some(size) if size < data.len() => {
+                    for chunk in data.chunks(size) {
+                        capture.received(local, r.from, chunk, chunk.len(), r.timestamp);
+                    }
+                }
+                _ => {
+                    let len = r.original_len.unwrap_or(r.len);
+                    capture.received(local, r.from, data, len, r.timestamp);
+                }
+            }
+        }
+        received
+    }
+
+    /// Records a datagram sent to `to`.
+    fn record_sent(&self, to: SocketAddr, payload: &[u8]) {
+        if let Some(capture) = self.capture.get() {
+            capture.sent(self.local, to, payload);
+        }
+    }
+
+    /// The peer of [`Endpoint::connect`], if the capture needs it.
+    fn connected_peer(&self) -> Option<SocketAddr> {
+        self.capture.get()?;
+        *self.connected.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The group this endpoint is a member of.
@@ -299,12 +375,13 @@ impl Endpoint {
     /// look without waiting).
     pub fn try_recv(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
         let Some(group) = &self.group else {
-            return sys::recv(&self.socket, buf, scratch, false);
+            let received = sys::recv(&self.socket, buf, scratch, false);
+            return self.captured(received, buf, false);
         };
-        for socket in [&self.socket, &group.socket] {
+        for (socket, group_socket) in [(&self.socket, false), (&group.socket, true)] {
             match sys::recv(socket, buf, scratch, false) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                other => return other,
+                other => return self.captured(other, buf, group_socket),
             }
         }
         Err(io::ErrorKind::WouldBlock.into())
@@ -315,13 +392,14 @@ impl Endpoint {
     /// own first (receipts).
     pub fn recv(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
         let Some(group) = &self.group else {
-            return sys::recv(&self.socket, buf, scratch, true);
+            let received = sys::recv(&self.socket, buf, scratch, true);
+            return self.captured(received, buf, false);
         };
         for look in 0..2 {
-            for socket in [&self.socket, &group.socket] {
+            for (socket, group_socket) in [(&self.socket, false), (&group.socket, true)] {
                 match sys::recv(socket, buf, scratch, true) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    other => return other,
+                    other => return self.captured(other, buf, group_socket),
                 }
             }
             if look == 1 || group.nonblocking.load(Ordering::Relaxed) {
@@ -350,19 +428,34 @@ impl Endpoint {
     /// not per datagram.
     pub fn connect(&self, to: SocketAddr) -> io::Result<()> {
         check_family(self.local, to).map_err(io::Error::other)?;
-        self.socket.connect(&sendto_target(self.local, to))
+        self.socket.connect(&sendto_target(self.local, to))?;
+        *self.connected.lock().unwrap_or_else(|p| p.into_inner()) = Some(to);
+        Ok(())
     }
 
     /// Sends one datagram to the connected peer; the error is the kernel's
     /// as it is (`EAGAIN`, `ENOBUFS`, a pending ICMP error).
     pub fn send_connected(&self, payload: &[u8]) -> io::Result<usize> {
-        self.socket.send(payload)
+        let sent = self.socket.send(payload)?;
+        if let Some(peer) = self.connected_peer() {
+            self.record_sent(peer, &payload[..sent]);
+        }
+        Ok(sent)
     }
 
     /// Sends `buf` to the connected peer as datagrams of `segment` bytes,
     /// in one call (GSO; Linux only).
     pub fn send_segments(&self, buf: &[u8], segment: u16) -> io::Result<usize> {
-        sys::send_segments(&self.socket, buf, segment)
+        let sent = sys::send_segments(&self.socket, buf, segment)?;
+        if let (Some(peer), Some(capture)) = (self.connected_peer(), self.capture.get()) {
+            capture.sent_segments(
+                self.local,
+                peer,
+                &buf[..sent.min(buf.len())],
+                segment.into(),
+            );
+        }
+        Ok(sent)
     }
 
     /// Whether sends of `segment`-byte datagrams may be coalesced into one
@@ -374,6 +467,13 @@ impl Endpoint {
     /// Turns receive coalescing (GRO; Linux only) on or off.
     pub fn set_gro(&self, on: bool) -> io::Result<()> {
         sys::set_gro(&self.socket, on)
+    }
+
+    /// Sets the socket's path MTU discovery mode (`IP_MTU_DISCOVER`) and
+    /// returns the mode it had: a listener sends its answer to a reverse
+    /// MTU probe in `PmtuMode::Probe` (don't fragment).
+    pub fn set_pmtu_mode(&self, mode: sys::PmtuMode) -> io::Result<sys::PmtuMode> {
+        sys::set_pmtu_mode(&self.socket, mode)
     }
 
     /// Drains the ICMP errors queued on the socket.
@@ -411,7 +511,10 @@ impl Endpoint {
         let mut last_error = None;
         for _ in 0..SEND_RETRIES {
             match self.socket.send_to(payload, &target) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.record_sent(to, payload);
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let errors = self.take_errors();

@@ -2,6 +2,8 @@
 //!
 //! - [`endpoint`]: the socket2 UDP socket ([`Endpoint`]): bind, buffer sizes
 //!   set and read back, a send that survives ICMP refusals.
+//! - [`capture`]: `--pcap`: every datagram in and out, as it was on the
+//!   wire, in a pcap file shared by a command's sockets.
 //! - [`addr`]: how addresses are shown, which local address reaches which
 //!   peer, and whether an address is this machine's.
 //! - [`limits`]: payload and buffer limits, checked before allocating.
@@ -12,6 +14,7 @@
 //!   `dgram lab nat`: made, entered with `setns(2)`, removed on drop.
 
 pub mod addr;
+pub mod capture;
 pub mod endpoint;
 pub mod group;
 pub mod limits;

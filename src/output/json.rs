@@ -19,6 +19,7 @@ use super::escape::{is_hidden, to_hex};
 use super::fast::{Clock, push_addr, push_json_str, push_uint};
 use crate::model::SecureEvent;
 use crate::model::chat::MemberChange;
+use crate::model::pacing::PacingReport;
 use crate::model::{
     ChatMessage, Datagram, EchoSkip, Event, Outcome, PeerSummary, SentKind, Summary,
 };
@@ -373,6 +374,8 @@ struct WireSummary {
     peers_forgotten: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     rejected: Option<std::collections::BTreeMap<&'static str, u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pacing: Option<PacingReport>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     peers: Vec<WirePeer>,
 }
@@ -458,6 +461,7 @@ impl From<Summary> for WireSummary {
                     .map(|r| (r.name(), s.rejected.get(*r)))
                     .collect()
             }),
+            pacing: s.pacing,
             peers: Vec::new(),
         }
     }
@@ -1155,6 +1159,7 @@ mod tests {
             peers_forgotten: 12,
             not_shown: 0,
             rejected: Default::default(),
+            pacing: None,
         };
         let event = Event::Summary {
             totals: Box::new(totals),
@@ -1176,6 +1181,34 @@ mod tests {
         assert!(
             line.ends_with(r#""peers_forgotten":12,"rejected":{"bad_tag":2,"code_spent":0,"malformed":0,"other_method":0,"plain":0,"reflected":0,"replay":1,"too_old":0,"unexpected":0,"unknown_session":0,"unknown_version":0,"unsealed":0}}"#),
             "{line}"
+        );
+    }
+
+    /// The summary of a paced `send` carries how the sends kept their
+    /// schedule.
+    #[test]
+    fn summary_with_pacing() {
+        let totals = Summary {
+            sent: 10_000,
+            sent_bytes: 1_000_000,
+            pacing: Some(PacingReport {
+                rate: 10_000,
+                datagrams: 10_000,
+                late: 1,
+                slipped_ns: 150_000,
+                p50_ns: 2_100,
+                p99_ns: 38_250,
+                max_ns: 150_000,
+                elapsed_ns: 1_000_050_000,
+            }),
+            ..Summary::default()
+        };
+        assert_eq!(
+            to_line(&Event::Summary {
+                totals: Box::new(totals),
+                peers: Vec::new(),
+            }),
+            r#"{"event":"summary","received":0,"bytes":0,"empty":0,"truncated":0,"dropped":0,"unreachable":0,"sent":10000,"sent_bytes":1000000,"echo_skipped":0,"skipped_lines":0,"messages":0,"duplicates":0,"reordered":0,"lost":0,"malformed":0,"messages_sent":0,"delivered":0,"failed":0,"late":0,"retransmissions":0,"receipts":0,"pacing":{"rate":10000,"datagrams":10000,"late":1,"slipped_us":150.0,"deviation_p50_us":2.1,"deviation_p99_us":38.25,"deviation_max_us":150.0,"elapsed_s":1.00005,"achieved_rate":9998.5}}"#
         );
     }
 

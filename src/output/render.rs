@@ -859,6 +859,33 @@ pub fn totals(summary: &Summary) -> String {
     text
 }
 
+/// For people: how a paced sender (`send --rate`, `bench --rate`) kept
+/// its schedule.
+pub fn pacing_line(p: &crate::model::pacing::PacingReport) -> String {
+    let us = |ns: u64| ns as f64 / 1e3;
+    format!(
+        "paced at {}/s: achieved {}; deviation from schedule p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs; {} late (more than one interval behind{})",
+        p.rate,
+        p.achieved_rate()
+            .map_or("- (one datagram)".to_string(), |r| format!(
+                "{r:.1}/s over {:.3} s",
+                p.elapsed_ns as f64 / 1e9
+            )),
+        us(p.p50_ns),
+        us(p.p99_ns),
+        us(p.max_ns),
+        p.late,
+        if p.late > 0 {
+            format!(
+                "; the schedule moved back {:.1} µs in all, no burst to catch up",
+                us(p.slipped_ns)
+            )
+        } else {
+            String::new()
+        },
+    )
+}
+
 /// "s" unless `n` is 1.
 pub fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }

@@ -17,6 +17,8 @@
 //!   retransmission and final states ([`Outbound`]).
 //! - [`peers`]: the one peer table: a peer is known by its session, its
 //!   address is where it was last heard ([`Peers`]).
+//! - [`mtu`]: path MTU probes (kinds 14 and 15, section 15): their wire
+//!   form, a listener's answer, the prober's search ([`mtu::Search`]).
 //! - [`members`]: a group's members (hello, bye, silence) and each group
 //!   message's receipts member by member ([`Members`], [`GroupSends`]).
 //! - [`rendezvous`]: the rendezvous service (`dgram rendezvous`, section
@@ -51,6 +53,7 @@ pub mod code;
 pub mod envelope;
 pub mod inbound;
 pub mod members;
+pub mod mtu;
 pub mod outbound;
 pub mod peers;
 pub mod random;

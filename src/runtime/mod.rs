@@ -9,7 +9,10 @@
 //!   transmits out through the outbox, waiters woken on changes.
 //! - [`entropy`]: randomness from the OS, handed to the protocol.
 //! - [`echo`]: the `--echo` handler and its per-peer rate limit.
+//! - [`mtu`]: a listener's answers to `dgram mtu`'s probes (kinds 14
+//!   and 15), in front of the chat handler.
 //! - [`outbox`]: the one send path ([`Outbox`]).
+//! - [`pacing`]: waiting for a paced send's due time (sleep, then spin).
 //! - [`relay`]: a chat's path through its own TURN relay: wrap, unwrap,
 //!   refresh.
 //! - [`shutdown`]: Ctrl-C, SIGTERM and SIGHUP as a channel ([`Shutdown`]).
@@ -21,7 +24,9 @@
 pub mod driver;
 pub mod echo;
 pub mod entropy;
+pub mod mtu;
 pub mod outbox;
+pub mod pacing;
 pub mod pipeline;
 pub mod receiver;
 pub mod relay;

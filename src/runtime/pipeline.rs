@@ -90,6 +90,9 @@ pub struct Plan {
     pub on_interrupt: OnInterrupt,
     /// After the job ends, keep receiving this long (replies on their way).
     pub linger: Duration,
+    /// Wait for datagrams by spinning instead of sleeping in the kernel
+    /// (`--busy-poll`; see [`ReceiverConfig::busy_poll`]).
+    pub busy_poll: bool,
 }
 
 impl Plan {
@@ -101,6 +104,7 @@ impl Plan {
             job: None,
             on_interrupt: OnInterrupt::Stop,
             linger: Duration::ZERO,
+            busy_poll: false,
         }
     }
 }
@@ -252,6 +256,12 @@ impl Pipeline {
         }
     }
 
+    /// Records every datagram of this pipeline's endpoint in `capture`
+    /// (`--pcap`; see [`Endpoint::capture_to`]).
+    pub fn capture_to(&self, capture: Option<Arc<crate::net::capture::Capture>>) {
+        self.outbox.endpoint().capture_to(capture);
+    }
+
     /// The run's counts (a handle: it stays current after
     /// [`Pipeline::run`] has taken the pipeline).
     pub fn tally(&self) -> Tally {
@@ -309,6 +319,7 @@ impl Pipeline {
         let config = ReceiverConfig {
             max_size: self.max_size,
             limit: plan.limit,
+            busy_poll: plan.busy_poll,
         };
         let receiver = receiver::spawn(outbox.clone(), config, plan.handler, stop)?;
         let mut run = Run {
@@ -446,6 +457,7 @@ impl Pipeline {
         let config = ReceiverConfig {
             max_size: self.max_size,
             limit: plan.limit,
+            busy_poll: plan.busy_poll,
         };
         let mut receiving = Receiving::new(outbox.clone(), config, plan.handler);
         let mut buf = vec![0u8; self.max_size];

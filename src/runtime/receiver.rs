@@ -13,11 +13,12 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::outbox::{Closed, Outbox};
+use super::pacing::busy_recv;
 use super::sorting::{Sorted, sort};
 use crate::Error;
 use crate::model::{Datagram, Event};
 use crate::net::endpoint::READ_TIMEOUT;
-use crate::net::sys::{Received, Scratch};
+use crate::net::sys::{LOOKS_WITHOUT_WAITING, Received, Scratch};
 
 /// How often the drop counter is read while datagrams keep arriving (it is
 /// also read whenever the socket goes idle, and once more before stopping).
@@ -111,6 +112,9 @@ pub struct ReceiverConfig {
     pub max_size: usize,
     /// Stop after this many datagrams.
     pub limit: Option<u64>,
+    /// Wait for datagrams by spinning on a receive that does not wait
+    /// (see [`busy_recv`]), where a receive can look without waiting.
+    pub busy_poll: bool,
 }
 
 /// Starts the receiver thread (named `dgram-receiver`).
@@ -295,7 +299,9 @@ impl Receiving {
             self.wake_handler()?;
         }
         let endpoint = self.outbox.endpoint();
-        let got = if wait {
+        let got = if wait && self.config.busy_poll && LOOKS_WITHOUT_WAITING {
+            busy_recv(endpoint, buf, scratch, Instant::now() + self.wait)
+        } else if wait {
             endpoint.recv(buf, scratch)
         } else {
             endpoint.try_recv(buf, scratch)
@@ -374,6 +380,9 @@ impl Receiving {
         if self.outbox.endpoint().set_nonblocking(true).is_err() {
             return Ok(());
         }
+        // What is queued is read at once: a busy-polled receive would spin
+        // until its deadline before it said the queue is empty.
+        let busy_poll = std::mem::replace(&mut self.config.busy_poll, false);
         let mut result = Ok(());
         for _ in 0..DRAIN_LIMIT {
             let turn = self.step(buf, scratch);
@@ -391,6 +400,7 @@ impl Receiving {
             }
         }
         let _ = self.outbox.endpoint().set_nonblocking(false);
+        self.config.busy_poll = busy_poll;
         result
     }
 

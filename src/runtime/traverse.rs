@@ -137,6 +137,9 @@ pub fn find(
                     for _ in 0..count {
                         match Endpoint::open(&extra) {
                             Ok(opened) if opened.0.set_nonblocking(true).is_ok() => {
+                                // What they send and receive is on the
+                                // wire too: into the main socket's capture.
+                                opened.0.capture_to(sockets[0].0.capture());
                                 sockets.push(opened);
                             }
                             // Out of descriptors: search with what opened.

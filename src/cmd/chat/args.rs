@@ -12,7 +12,7 @@ use clap::Args;
 use super::repl::default_history;
 use super::{ChatOptions, Via};
 use crate::Error;
-use crate::cmd::options::{BufferArgs, GroupArgs, load_key};
+use crate::cmd::options::{BufferArgs, GroupArgs, PcapArgs, load_key};
 use crate::cmd::parse;
 use crate::net::addr::any_port_for;
 use crate::net::group::{self, GroupOptions};
@@ -125,6 +125,8 @@ pub struct ChatArgs {
     turn: Option<TurnSetup>,
     #[command(flatten)]
     buffers: BufferArgs,
+    #[command(flatten)]
+    pcap: PcapArgs,
 }
 
 /// Parses `--turn USER:PASS@HOST:PORT` (the password may hold `:` and
@@ -243,6 +245,7 @@ impl ChatOptions {
             log: args.log,
             via,
             passive: false,
+            pcap: args.pcap.pcap,
         })
     }
 }

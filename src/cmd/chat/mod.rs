@@ -26,6 +26,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::args::ChatArgs;
@@ -38,6 +39,7 @@ use crate::cmd::payload::spawn_line_reader;
 use crate::model::{Security, Summary, Tally};
 use crate::net::SocketOptions;
 use crate::net::addr::{check_family, check_not_self};
+use crate::net::capture::Capture;
 use crate::net::group::GroupOptions;
 use crate::net::limits::MAX_PAYLOAD_V4;
 use crate::output::fast::shown;
@@ -87,6 +89,9 @@ pub struct ChatOptions {
     /// The peer begins the session's handshake: this side only answers
     /// (the side `--via` found the path for, that did not choose it).
     pub passive: bool,
+    /// `--pcap`: where every datagram in and out is recorded (the search
+    /// of `--via` included).
+    pub pcap: Option<PathBuf>,
 }
 
 /// `--via` and what goes with it.
@@ -188,6 +193,18 @@ fn open_log(path: &Path) -> Result<File, Error> {
 /// printed). Lines of a pipe too long for a datagram are skipped and make
 /// it fail at the end ([`Error::LinesNotSent`]).
 pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Summary, Error> {
+    let capture = crate::cmd::options::open_capture(options.pcap.as_deref())?;
+    let result = chat(options, capture.clone(), shutdown, io);
+    crate::cmd::options::finish_capture(capture.as_ref(), result)
+}
+
+/// [`run`] with the capture open.
+fn chat(
+    options: &ChatOptions,
+    capture: Option<Arc<Capture>>,
+    shutdown: &Shutdown,
+    io: ChatIo,
+) -> Result<Summary, Error> {
     if let Some(peer) = options.peer {
         check_family(options.socket.bind, peer)?;
         check_not_self(options.socket.bind, peer)?;
@@ -214,7 +231,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
                 // happen: shown first.
                 show_code_line(options, code, None, &mut display)?;
             }
-            match via::find_path(options, via, code, shutdown, &mut display)? {
+            match via::find_path(options, via, code, capture.clone(), shutdown, &mut display)? {
                 Some(path) => {
                     let pipeline = path.pipeline;
                     found_path = Some((path.found, path.keeper));
@@ -225,6 +242,7 @@ pub fn run(options: &ChatOptions, shutdown: &Shutdown, io: ChatIo) -> Result<Sum
         }
         (None, _, _) => Pipeline::open(&options.socket, options.max_size)?,
     };
+    pipeline.capture_to(capture);
     // After `--via`, the chat is one with the peer the path leads to.
     let found_options;
     let options = match &found_path {

@@ -3,12 +3,14 @@
 //! ([`crate::runtime::traverse`]); the chat then runs on the socket the
 //! path is on, with the other side as its peer.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use super::{ChatOptions, Via};
 use crate::Error;
 use crate::model::{Event, Tally};
 use crate::net::Endpoint;
+use crate::net::capture::Capture;
 use crate::output::{Display, Shown};
 use crate::proto::code::Code;
 use crate::proto::traverse::{Config, Found, Keeper, NatKind, TraverseEvent};
@@ -33,10 +35,13 @@ pub fn find_path(
     options: &ChatOptions,
     via: &Via,
     code: &Code,
+    capture: Option<Arc<Capture>>,
     shutdown: &Shutdown,
     display: &mut Display<'_>,
 ) -> Result<Option<Path>, Error> {
     let main = Endpoint::open(&options.socket)?;
+    // The search's sockets record into the same capture as this one.
+    main.0.capture_to(capture);
     let local = main.0.local_addr();
     let host = host_candidates(local).map_err(|source| Error::ListInterfaces { source })?;
     let config = Config {

@@ -87,6 +87,11 @@ pub const EXPERIMENTS: &[Experiment] = &[
         what: super::nat::WHAT,
         run: Run::Namespaces(super::nat::run),
     },
+    Experiment {
+        name: "fragments",
+        what: super::fragments::WHAT,
+        run: Run::Namespaces(super::fragments::run),
+    },
 ];
 
 fn io_error(what: &'static str) -> impl Fn(io::Error) -> Error {

@@ -3,12 +3,16 @@
 //! gives a verdict with the evidence.
 //!
 //! - [`experiments`]: the experiments ([`EXPERIMENTS`]).
+//! - [`fragments`]: `dgram lab fragments`, a datagram above the path MTU
+//!   sent as IP fragments and lost whole with one of them (root; network
+//!   namespaces of its own; only when named).
 //! - [`nat`]: `dgram lab nat`, what a NAT does to UDP, in network
 //!   namespaces it builds and removes (root; only when named).
 //! - this module: choosing them, and showing their reports as text,
 //!   `--json`, a Markdown report and an SVG chart.
 
 pub mod experiments;
+pub mod fragments;
 pub mod nat;
 
 use std::fmt::Write as _;

@@ -1,8 +1,8 @@
 //! Linux: `MSG_TRUNC`, `SO_RXQ_OVFL`, `SO_MEMINFO`, `SO_TIMESTAMPNS`,
-//! `IP_RECVERR` and the socket error queue.
+//! `IP_RECVERR` and the socket error queue, `IP_MTU_DISCOVER`.
 
 use std::io::{self, IoSliceMut};
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +12,9 @@ use nix::sys::socket::{
 };
 use socket2::{Domain, Socket};
 
-use super::{Capabilities, PeerError, Received, UdpTableEntry};
+use super::{
+    Capabilities, ErrorOrigin, PathError, PeerError, PmtuMode, QUOTED, Received, UdpTableEntry,
+};
 use crate::net::addr::canonical;
 
 /// The most error-queue entries read in one call, so that a flood of ICMP
@@ -320,3 +322,153 @@ pub fn route_to(dest: std::net::Ipv4Addr) -> Option<Option<(String, Option<std::
         (iface, gateway)
     }))
 }
+
+/// Sets the socket's path MTU discovery mode (`IP_MTU_DISCOVER`, and
+/// `IPV6_MTU_DISCOVER` too on an IPv6 socket, which may carry IPv4) and
+/// returns the mode it had. `PmtuMode::Probe` is `IP_PMTUDISC_PROBE`: the
+/// don't-fragment flag set, the kernel's learned path MTU ignored, so a
+/// datagram larger than that still leaves (and one larger than the
+/// interface's MTU fails with `EMSGSIZE`).
+pub fn set_pmtu_mode(socket: &Socket, mode: PmtuMode) -> io::Result<PmtuMode> {
+    let is_v6 = socket.domain().map(|d| d == Domain::IPV6).unwrap_or(false);
+    let (level, name) = if is_v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
+    };
+    let before = get_int(socket, level, name)?;
+    set_int(socket, level, name, mode.value())?;
+    if is_v6 {
+        // IPv4-mapped traffic on a dual-stack socket follows the IPv4
+        // option; an IPV6_V6ONLY socket may refuse it, which is harmless.
+        let _ = set_int(
+            socket,
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            mode.value(),
+        );
+    }
+    Ok(PmtuMode::from_value(before))
+}
+
+fn get_int(socket: &Socket, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the buffer is a c_int and `len` says so.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn set_int(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the option value is a c_int and its length says so.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Drains the socket's error queue like [`take_errors`], keeping what a
+/// path MTU search needs: who reported the error (the local stack or a
+/// router's ICMP) and the MTU it named (`ee_info` of an `EMSGSIZE`).
+pub fn take_path_errors(socket: &Socket) -> Vec<PathError> {
+    let fd = socket.as_raw_fd();
+    let mut errors = Vec::new();
+    let mut cmsg = nix::cmsg_space!(
+        libc::sock_extended_err,
+        libc::sockaddr_in6,
+        nix::sys::time::TimeSpec,
+        [u64; 4]
+    );
+    let mut payload = [0u8; 64];
+    for _ in 0..MAX_ERRORS_PER_CALL {
+        // Read whole first (the message borrows the payload buffer), then
+        // sorted.
+        let mut found = Vec::new();
+        let (peer, quoted) = {
+            let mut iov = [IoSliceMut::new(&mut payload)];
+            let msg = match recvmsg::<SockaddrStorage>(
+                fd,
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(msg) => msg,
+                Err(Errno::EINTR) => continue,
+                Err(_) => break,
+            };
+            if let Ok(cmsgs) = msg.cmsgs() {
+                for cmsg in cmsgs {
+                    match cmsg {
+                        ControlMessageOwned::Ipv4RecvErr(err, from) => found.push((
+                            err,
+                            from.map(|a| {
+                                IpAddr::from(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))
+                            }),
+                        )),
+                        ControlMessageOwned::Ipv6RecvErr(err, from) => found.push((
+                            err,
+                            from.map(|a| IpAddr::from(Ipv6Addr::from(a.sin6_addr.s6_addr))),
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            // The data of an error-queue entry is the offending datagram's
+            // payload, as much of it as the ICMP quoted.
+            (msg.address.as_ref().and_then(to_socket_addr), msg.bytes)
+        };
+        let Some(peer) = peer else { continue };
+        let head = (quoted >= QUOTED).then(|| {
+            let mut head = [0u8; QUOTED];
+            head.copy_from_slice(&payload[..QUOTED]);
+            head
+        });
+        for (err, reporter) in found {
+            let origin = match err.ee_origin {
+                libc::SO_EE_ORIGIN_LOCAL => ErrorOrigin::Local,
+                libc::SO_EE_ORIGIN_ICMP | libc::SO_EE_ORIGIN_ICMP6 => ErrorOrigin::Icmp,
+                _ => ErrorOrigin::Other,
+            };
+            let errno = err.ee_errno as i32;
+            errors.push(PathError {
+                peer: canonical(peer),
+                errno,
+                origin,
+                mtu: (errno == libc::EMSGSIZE && err.ee_info > 0).then_some(err.ee_info as usize),
+                reporter: reporter.filter(|ip| !ip.is_unspecified()),
+                quoted: head,
+            });
+        }
+    }
+    errors
+}
+
+/// `EMSGSIZE`: "too big", from the interface and from an ICMP report.
+pub const EMSGSIZE: i32 = libc::EMSGSIZE;

@@ -9,6 +9,10 @@
 //! The kernel's own table of UDP sockets (`/proc/net/udp`: queue and drops,
 //! seen from outside the socket) is read here too, for `dgram lab`.
 //!
+//! `dgram mtu` sets `IP_MTU_DISCOVER`/`IPV6_MTU_DISCOVER` ([`set_pmtu_mode`])
+//! and reads the MTU an ICMP "too big" or a local `EMSGSIZE` names from the
+//! error queue ([`take_path_errors`]).
+//!
 //! Everywhere else (and on Linux with the `portable` feature) the fallback
 //! uses plain socket2 calls: truncation is still flagged, the rest is absent
 //! and [`Capabilities`] says so.
@@ -24,8 +28,9 @@ use std::time::SystemTime;
 mod imp;
 
 pub use imp::{
-    LOOKS_WITHOUT_WAITING, Scratch, check_gso, enable_extras, group_memberships, kernel_drops,
-    recv, route_to, send_segments, set_gro, take_errors, udp_table_entry,
+    EMSGSIZE, LOOKS_WITHOUT_WAITING, Scratch, check_gso, enable_extras, group_memberships,
+    kernel_drops, recv, route_to, send_segments, set_gro, set_pmtu_mode, take_errors,
+    take_path_errors, udp_table_entry,
 };
 
 /// A UDP socket's line of the kernel's table (`/proc/net/udp` on Linux).
@@ -99,3 +104,80 @@ impl PeerError {
         }
     }
 }
+
+/// A socket's path MTU discovery mode (`IP_MTU_DISCOVER` values, the same
+/// numbers as `IPV6_MTU_DISCOVER`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PmtuMode {
+    /// `IP_PMTUDISC_DONT`: no don't-fragment flag; the kernel fragments.
+    Dont,
+    /// `IP_PMTUDISC_WANT`: Linux's default for UDP.
+    Want,
+    /// `IP_PMTUDISC_DO`: the flag set, sends limited to the learned MTU.
+    Do,
+    /// `IP_PMTUDISC_PROBE`: the flag set, the learned MTU ignored.
+    Probe,
+    /// A value this code does not name (`IP_PMTUDISC_INTERFACE`, …).
+    Other(i32),
+}
+
+impl PmtuMode {
+    /// The option's value.
+    pub fn value(self) -> i32 {
+        match self {
+            PmtuMode::Dont => 0,
+            PmtuMode::Want => 1,
+            PmtuMode::Do => 2,
+            PmtuMode::Probe => 3,
+            PmtuMode::Other(value) => value,
+        }
+    }
+
+    /// The mode of an option value.
+    pub fn from_value(value: i32) -> Self {
+        match value {
+            0 => PmtuMode::Dont,
+            1 => PmtuMode::Want,
+            2 => PmtuMode::Do,
+            3 => PmtuMode::Probe,
+            other => PmtuMode::Other(other),
+        }
+    }
+}
+
+/// Who queued an error on the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorOrigin {
+    /// This machine's stack (`SO_EE_ORIGIN_LOCAL`): a send larger than the
+    /// interface's MTU.
+    Local,
+    /// An ICMP or ICMPv6 message from the path.
+    Icmp,
+    /// Anything else.
+    Other,
+}
+
+/// An error from the socket's error queue, with what a path MTU search
+/// needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathError {
+    /// The destination of the datagram that provoked it.
+    pub peer: SocketAddr,
+    /// The error number (`EMSGSIZE` for "too big", `ECONNREFUSED` for port
+    /// unreachable).
+    pub errno: i32,
+    /// Who reported it.
+    pub origin: ErrorOrigin,
+    /// The MTU named with an `EMSGSIZE` (the router's next hop, or the
+    /// local interface's).
+    pub mtu: Option<usize>,
+    /// The router (or host) that sent the ICMP, where known.
+    pub reporter: Option<std::net::IpAddr>,
+    /// The first [`QUOTED`] bytes of the offending datagram's payload, when
+    /// the ICMP quoted that much (RFC 792 asks only for the UDP header;
+    /// Linux routers quote more): they tell which probe it was about.
+    pub quoted: Option<[u8; QUOTED]>,
+}
+
+/// How many bytes of an offending datagram [`PathError`] keeps.
+pub const QUOTED: usize = 14;

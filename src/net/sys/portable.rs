@@ -106,3 +106,24 @@ pub fn route_to(_dest: std::net::Ipv4Addr) -> Option<Option<(String, Option<std:
 pub fn udp_table_entry(_local: std::net::SocketAddrV4) -> Option<super::UdpTableEntry> {
     None
 }
+
+/// The don't-fragment flag cannot be set here: `dgram mtu` needs Linux.
+pub fn set_pmtu_mode(_socket: &Socket, _mode: super::PmtuMode) -> io::Result<super::PmtuMode> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "IP_MTU_DISCOVER (the don't-fragment flag) is set only on Linux",
+    ))
+}
+
+/// No error queue here: neither ICMP "too big" nor local `EMSGSIZE`
+/// reports are read.
+pub fn take_path_errors(_socket: &Socket) -> Vec<super::PathError> {
+    Vec::new()
+}
+
+/// `EMSGSIZE`: "too big" (only compared with, never produced, here).
+#[cfg(unix)]
+pub const EMSGSIZE: i32 = nix::errno::Errno::EMSGSIZE as i32;
+/// `WSAEMSGSIZE`: "too big" (only compared with, never produced, here).
+#[cfg(not(unix))]
+pub const EMSGSIZE: i32 = 10040;
