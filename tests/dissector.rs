@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dgram::proto::envelope::{self, Ack, Decoded, Envelope, Message, Presence, SessionId};
+use dgram::proto::mtu;
 use dgram::proto::rendezvous::{self, Status};
 use dgram::proto::seal::{Key, Sealer};
 use dgram::proto::secure::wire::{self, Handshake, Method, PathCheck, Step};
@@ -473,12 +474,15 @@ fn expected(bytes: &[u8]) -> BTreeMap<&'static str, String> {
             want.insert("dgram.token", hex(&probe.token));
         }
         14 | 15 => {
-            want.insert("dgram.direction", bytes[3].to_string());
-            want.insert("dgram.token", hex(&bytes[4..12]));
-            want.insert(
-                "dgram.size",
-                u16::from_be_bytes([bytes[12], bytes[13]]).to_string(),
-            );
+            let probe = mtu::parse(bytes)
+                .unwrap_or_else(|e| panic!("dgram does not decode {}: {e}", hex(bytes)));
+            let direction = match probe.direction {
+                mtu::Direction::Forward => 1,
+                mtu::Direction::Reverse => 2,
+            };
+            want.insert("dgram.direction", direction.to_string());
+            want.insert("dgram.token", hex(&probe.token));
+            want.insert("dgram.size", probe.size.to_string());
         }
         other => panic!("no worked example can have kind {other}"),
     }
@@ -658,6 +662,14 @@ fn made_datagrams() -> Vec<Vec<u8>> {
     }
     datagrams.push(handshake(Method::Code, Step::Finish { noise: &noise }));
     datagrams.push(handshake(Method::Code, Step::Fail));
+    // `dgram mtu`'s probes and the listener's answers to them.
+    for probe in [
+        mtu::forward_probe([0x14; 8], 1372),
+        mtu::reverse_probe([0x15; 8], 1200),
+    ] {
+        let answer = mtu::answer(&mtu::parse(&probe).unwrap()).unwrap();
+        datagrams.extend([probe, answer]);
+    }
     datagrams
 }
 
@@ -692,8 +704,6 @@ enum Verdict {
     Valid,
     /// Malformed, with dgram's words when its decoder has them.
     Malformed(Option<String>),
-    /// No decoder in this build (the MTU kinds before `dgram mtu`).
-    Unjudged,
 }
 
 fn verdict(bytes: &[u8]) -> Verdict {
@@ -728,7 +738,10 @@ fn verdict(bytes: &[u8]) -> Verdict {
         },
         11 => valid(rendezvous::decode_answer(bytes).is_some()),
         12 | 13 => valid(traverse::decode_probe(bytes).is_some()),
-        _ => Verdict::Unjudged,
+        _ => match mtu::parse(bytes) {
+            Ok(_) => Verdict::Valid,
+            Err(why) => Verdict::Malformed(Some(why.to_string())),
+        },
     }
 }
 
@@ -787,7 +800,6 @@ fn the_dissector_judges_mangled_datagrams_as_dgram_does() {
                     );
                 }
             }
-            Verdict::Unjudged => {}
         }
     }
     // Both sides of the line were tried, not only one.
@@ -997,52 +1009,28 @@ fn malformed_envelopes_are_flagged_with_dgrams_reasons() {
     }
     // MTU probes that PROTOCOL.md 15.2 calls malformed, and answers that
     // do not have the length their direction gives them, with the words
-    // of `dgram mtu`.
-    let mtu = |kind: u8, direction: u8, size: u16, len: usize| {
+    // of `dgram mtu` (its parser's).
+    let probe = |kind: u8, direction: u8, size: u16, len: usize| {
         let mut out = vec![0xF5, 1, kind, direction, 1, 2, 3, 4, 5, 6, 7, 8];
         out.extend_from_slice(&size.to_be_bytes());
         out.resize(len, 0);
         out
     };
-    for (bytes, reason) in [
-        (
-            mtu(14, 1, 24, 24)[..13].to_vec(),
-            "MTU probe shorter than its 14-byte head",
-        ),
-        (mtu(14, 3, 24, 24), "MTU probe with unknown direction 3"),
-        (
-            mtu(14, 1, 25, 24),
-            "MTU probe's size 25 does not fit its 24 bytes",
-        ),
-        (
-            mtu(14, 2, 13, 24),
-            "MTU probe's size 13 does not fit its 24 bytes",
-        ),
-        (
-            mtu(14, 2, 25, 24),
-            "MTU probe's size 25 does not fit its 24 bytes",
-        ),
-        (
-            edit_at(&mtu(14, 1, 24, 24), 23, 1),
-            "MTU probe with non-zero padding",
-        ),
-        (
-            mtu(15, 1, 24, 15),
-            "MTU probe's size 24 does not fit its 15 bytes",
-        ),
-        (
-            mtu(15, 1, 13, 14),
-            "MTU probe's size 13 does not fit its 14 bytes",
-        ),
-        (
-            mtu(15, 2, 16, 17),
-            "MTU probe's size 16 does not fit its 17 bytes",
-        ),
+    for bytes in [
+        probe(14, 1, 24, 24)[..13].to_vec(),
+        probe(14, 3, 24, 24),
+        probe(14, 1, 25, 24),
+        probe(14, 2, 13, 24),
+        probe(14, 2, 25, 24),
+        edit_at(&probe(14, 1, 24, 24), 23, 1),
+        probe(15, 1, 24, 15),
+        probe(15, 1, 13, 14),
+        probe(15, 2, 16, 17),
     ] {
-        bad.push(Bad {
-            bytes,
-            reason: reason.into(),
-        });
+        let reason = mtu::parse(&bytes)
+            .expect_err("a malformed MTU probe")
+            .to_string();
+        bad.push(Bad { bytes, reason });
     }
 
     let datagrams: Vec<Vec<u8>> = bad.iter().map(|b| b.bytes.clone()).collect();
