@@ -1596,3 +1596,84 @@ fn a_captured_keyed_chat_decodes_to_what_the_chat_reports() {
     let run = keyed_chat((listen, addr), key.to_str().unwrap(), &[]);
     check_keyed_chat(&run, &capture.finish());
 }
+
+/// The rows of `rows` that are envelopes, without what differs between
+/// two captures of the same datagrams (nothing here: the fields read are
+/// the datagrams' own and their ports).
+fn envelopes(rows: &[Row]) -> Vec<Row> {
+    sorted(
+        rows.iter()
+            .filter(|r| r.contains_key("dgram.kind"))
+            .cloned()
+            .collect(),
+    )
+}
+
+/// The plain chat recorded by dgram itself, `--pcap` on the listener and
+/// on the chat: each file decodes as [`check_plain_chat`] requires (the
+/// chat's holds no plain datagram: that one was not the chat's), and the
+/// two hold the same envelopes, decoded the same.
+#[test]
+fn a_plain_chat_recorded_with_pcap_decodes_to_what_it_reports() {
+    let (heard, said) = (temp_path("listen.pcap"), temp_path("chat.pcap"));
+    let listen = listener(&["--pcap", heard.to_str().unwrap()]);
+    let run = plain_chat(listen, &["--pcap", said.to_str().unwrap()]);
+    let (heard, said) = (tshark(&heard), tshark(&said));
+    check_plain_chat(&run, &heard, true);
+    check_plain_chat(&run, &said, false);
+    assert_eq!(envelopes(&heard), envelopes(&said));
+}
+
+/// The keyed chat recorded by dgram itself, `--pcap` on the keyed
+/// listener and on the chat: each file decodes as [`check_keyed_chat`]
+/// requires, and the two hold the same datagrams, decoded the same.
+#[test]
+fn a_keyed_chat_recorded_with_pcap_decodes_to_what_it_reports() {
+    let key = keygen("dissector-pcap-key");
+    let key = key.to_str().unwrap();
+    let (heard, said) = (temp_path("keyed-listen.pcap"), temp_path("keyed-chat.pcap"));
+    let listen = listener(&["--key-file", key, "--pcap", heard.to_str().unwrap()]);
+    let run = keyed_chat(listen, key, &["--pcap", said.to_str().unwrap()]);
+    let (heard, said) = (tshark(&heard), tshark(&said));
+    check_keyed_chat(&run, &heard);
+    check_keyed_chat(&run, &said);
+    assert_eq!(envelopes(&heard), envelopes(&said));
+}
+
+/// A listener with `--max-size 16` and `--pcap` records a 40-byte
+/// message as the 16 bytes it received, with its true length: the
+/// dissector flags it cut short, as the listener's own `malformed` event
+/// does ("cut short by --max-size"), and reads none of its fields.
+#[test]
+fn an_envelope_cut_by_max_size_in_dgrams_capture_is_flagged() {
+    let path = temp_path("max-size.pcap");
+    let (mut listen, addr) = listener(&["--max-size", "16", "--pcap", path.to_str().unwrap()]);
+    let message = envelope::encode_message(&Message {
+        session: SessionId([1, 2, 3, 4, 5, 6, 7, 8]),
+        seq: 1,
+        attempt: 1,
+        name: "al".into(),
+        payload: vec![b'x'; 20],
+    });
+    let mut send = Proc::dgram(&["send", &addr.to_string(), "--hex", &hex(&message)]);
+    assert!(send.finish().success(), "{}", send.dump());
+    let event = listen.next("malformed");
+    assert_eq!(event["truncated"], true, "{event}");
+    stop(&mut listen);
+    let rows = tshark(&path);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let row = &rows[0];
+    assert_eq!(
+        row.get("dgram.malformed").map(String::as_str),
+        Some("1"),
+        "{row:#?}"
+    );
+    assert!(
+        row["_ws.expert.message"].contains(&format!(
+            "cut short: 16 of its {} bytes captured",
+            message.len()
+        )),
+        "{row:#?}\n{event}"
+    );
+    assert_eq!(row.get("dgram.seq"), None, "{row:#?}");
+}
