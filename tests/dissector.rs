@@ -27,7 +27,8 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use crate::util::{
-    DEADLINE, Proc, any_local_addr, closed_port, keygen, listener, need, stop, temp_path, wait_for,
+    DEADLINE, Proc, any_local_addr, closed_port, has, keygen, listener, need, stop, temp_path,
+    wait_for,
 };
 
 /// The Lua plugin under test.
@@ -1676,4 +1677,62 @@ fn an_envelope_cut_by_max_size_in_dgrams_capture_is_flagged() {
         "{row:#?}\n{event}"
     );
     assert_eq!(row.get("dgram.seq"), None, "{row:#?}");
+}
+
+/// `dgram mtu --json` against a listener that records with `--pcap`:
+/// every probe the listener received decodes (kind 14, direction, size)
+/// to a `probe` event of the run, and every answer it sent (kind 15) to
+/// an `answered` event, none malformed. (The portable build cannot set
+/// the don't-fragment flag and has no `dgram mtu` to run: skipped there,
+/// as in tests/mtu.rs.)
+#[test]
+fn a_dgram_mtu_run_decodes_to_its_events() {
+    if !has("icmp_errors") {
+        eprintln!("SKIPPED: the portable build cannot probe the path MTU (no IP_MTU_DISCOVER)");
+        return;
+    }
+    let path = temp_path("mtu.pcap");
+    let (mut listen, addr) = listener(&["--pcap", path.to_str().unwrap()]);
+    let mut run = Proc::dgram(&["mtu", &addr.to_string(), "--json"]);
+    assert!(run.finish().success(), "{}", run.dump());
+    stop(&mut listen);
+    let rows = tshark(&path);
+    assert!(
+        rows.iter().all(|r| !r.contains_key("dgram.malformed")),
+        "{rows:#?}"
+    );
+    let direction = |name: &Value| match name.as_str() {
+        Some("forward") => "1".to_string(),
+        Some("reverse") => "2".to_string(),
+        other => panic!("direction {other:?}"),
+    };
+    let decoded = |kind: &str| {
+        sorted(
+            rows.iter()
+                .filter(|r| r.get("dgram.kind").map(String::as_str) == Some(kind))
+                .map(|r| (r["dgram.direction"].clone(), r["dgram.size"].clone()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let reported = |event: &str| {
+        sorted(
+            run.events(event)
+                .iter()
+                .map(|e| (direction(&e["direction"]), e["size"].to_string()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert!(!reported("probe").is_empty(), "{}", run.dump());
+    assert_eq!(
+        decoded("14"),
+        reported("probe"),
+        "{}\n{rows:#?}",
+        run.dump()
+    );
+    assert_eq!(
+        decoded("15"),
+        reported("answered"),
+        "{}\n{rows:#?}",
+        run.dump()
+    );
 }
