@@ -77,7 +77,6 @@ const FIELDS: &[&str] = &[
     "dgram.direction",
     "dgram.size",
     "dgram.malformed",
-    "dgram.outside",
     "dgram.encrypted",
     "_ws.expert.message",
 ];
@@ -498,8 +497,8 @@ fn candidates(list: &[SocketAddr]) -> String {
 }
 
 /// Checks that `row` holds every value `want` names, and no malformed
-/// mark unless `malformed` (kinds 8 and 9, which exist only inside a
-/// secured datagram, are marked `dgram.outside` instead).
+/// mark but for kinds 8 and 9: they exist only inside a secured datagram,
+/// and dgram calls one on the wire malformed ("unknown kind 8").
 fn check_row(label: &str, bytes: &[u8], row: &Row) {
     let want = expected(bytes);
     for (field, value) in &want {
@@ -510,17 +509,19 @@ fn check_row(label: &str, bytes: &[u8], row: &Row) {
             hex(bytes)
         );
     }
-    assert_eq!(
-        row.get("dgram.malformed"),
-        None,
-        "{label} is valid: {row:#?}"
-    );
-    let outside = matches!(bytes[2], 8 | 9);
-    assert_eq!(
-        row.get("dgram.outside").is_some(),
-        outside,
-        "{label}: only kinds 8 and 9 are out of place on the wire: {row:#?}"
-    );
+    if matches!(bytes[2], 8 | 9) {
+        let message = row.get("_ws.expert.message").cloned().unwrap_or_default();
+        assert!(
+            row.contains_key("dgram.malformed") && message.contains(&chat_reason(bytes)),
+            "{label} on the wire is malformed: {row:#?}"
+        );
+    } else {
+        assert_eq!(
+            row.get("dgram.malformed"),
+            None,
+            "{label} is valid: {row:#?}"
+        );
+    }
     assert_eq!(
         row.get("dgram.encrypted").is_some(),
         matches!(bytes[2], 5 | 7),
@@ -699,7 +700,8 @@ impl Rng {
     }
 }
 
-/// What dgram's own decoders say of a datagram that starts with `0xF5`.
+/// What dgram's own decoders say of a datagram that starts with `0xF5`
+/// (a path check, kind 8 or 9, by a chat's: on the wire it is malformed).
 #[derive(Debug)]
 enum Verdict {
     Valid,
@@ -714,7 +716,7 @@ fn verdict(bytes: &[u8]) -> Verdict {
     };
     if bytes.len() < 3
         || bytes[1] != 1
-        || matches!(bytes[2], 1..=4)
+        || matches!(bytes[2], 1..=4 | 8 | 9)
         || bytes[2] > 15
         || bytes[2] == 0
     {
@@ -732,7 +734,6 @@ fn verdict(bytes: &[u8]) -> Verdict {
             Err(why) => Verdict::Malformed(Some(why.describe().to_string())),
         },
         7 => valid(wire::split_secured(bytes).is_some()),
-        8 | 9 => valid(wire::decode_path(bytes).is_some()),
         10 => match rendezvous::decode_register(bytes) {
             Ok(_) => Verdict::Valid,
             Err(why) => Verdict::Malformed(Some(why.as_str().to_string())),
@@ -974,10 +975,16 @@ fn malformed_envelopes_are_flagged_with_dgrams_reasons() {
     }
     let response = wire::encode_path(&PathCheck::Response { token: [1; 8] });
     for bytes in [response[..10].to_vec(), cat(&response, &[0])] {
+        // A chat's reason ("unknown kind 9"), and that the body does not
+        // decode as a path response either.
         assert_eq!(wire::decode_path(&bytes), None, "{}", hex(&bytes));
         bad.push(Bad {
+            reason: format!("{}: a path response", chat_reason(&bytes)),
+            bytes: bytes.clone(),
+        });
+        bad.push(Bad {
+            reason: "its body does not decode either".into(),
             bytes,
-            reason: chat_reason(&[0xF5, 1, 1, 0]),
         });
     }
     // Secured and sealed datagrams too short for their header and tag:

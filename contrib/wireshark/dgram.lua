@@ -144,10 +144,8 @@ local e = {
         expert.group.MALFORMED, expert.severity.ERROR),
     encrypted = ProtoExpert.new("dgram.encrypted", "encrypted: cannot be decoded without the keys",
         expert.group.UNDECODED, expert.severity.NOTE),
-    outside = ProtoExpert.new("dgram.outside", "exists only inside a secured datagram",
-        expert.group.MALFORMED, expert.severity.ERROR),
 }
-dgram.experts = { e.malformed, e.encrypted, e.outside }
+dgram.experts = { e.malformed, e.encrypted }
 
 -- Raised inside a kind's decoder: the envelope is malformed for `reason`.
 local Malformed = {}
@@ -480,7 +478,7 @@ end
 
 -- The path challenge's and response's fields (PROTOCOL.md 10.8). They are
 -- malformed on the wire (only a secured datagram holds them), but their
--- fields are still shown: the worked examples print them in the clear.
+-- fields are still shown (see dissect_envelope).
 decoders[8] = function(r, tree)
     tree:add(f.token, r.take(8))
     local family = r.take(1)
@@ -719,14 +717,25 @@ local function dissect_envelope(tvb, pinfo, tree)
         if not decoder then
             malformed("unknown kind " .. kind:uint())
         end
-        info = decoder(r, item)
         item:append_text(", " .. kinds[kind:uint()])
-        if kind:uint() == 8 or kind:uint() == 9 then
-            item:add_proto_expert_info(e.outside, string.format(
-                "unknown kind %d: a %s exists only inside a secured datagram (kind 7)",
-                kind:uint(), kinds[kind:uint()]))
-            info = info .. " [only inside a secured datagram]"
+        if kind:uint() ~= 8 and kind:uint() ~= 9 then
+            info = decoder(r, item)
+            return
         end
+        -- A path check exists only inside a secured datagram: on the wire
+        -- dgram calls it malformed ("unknown kind 8"), and so does this,
+        -- after showing its fields (the worked examples print them).
+        local reason = string.format(
+            "unknown kind %d: a %s exists only inside a secured datagram (kind 7)",
+            kind:uint(), kinds[kind:uint()])
+        local decoded, why = pcall(decoder, r, item)
+        if not decoded then
+            if getmetatable(why) ~= Malformed then
+                error(why, 0)
+            end
+            reason = reason .. "; its body does not decode either"
+        end
+        malformed(reason)
     end)
     if not ok then
         if getmetatable(err) ~= Malformed then
