@@ -11,7 +11,7 @@
 //! port some other dissector registered cannot take an ephemeral port's
 //! datagrams before the heuristic sees them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -536,7 +536,7 @@ fn check_row(label: &str, bytes: &[u8], row: &Row) {
 #[test]
 fn the_worked_examples_decode_as_dgram_reads_them() {
     let examples = worked_examples();
-    let kinds: std::collections::BTreeSet<u8> = examples.iter().map(|e| e.bytes[2]).collect();
+    let kinds: BTreeSet<u8> = examples.iter().map(|e| e.bytes[2]).collect();
     let spec =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/PROTOCOL.md"))
             .unwrap();
@@ -1750,4 +1750,138 @@ fn a_dgram_mtu_run_decodes_to_its_events() {
         "{}\n{rows:#?}",
         run.dump()
     );
+}
+
+/// Two group members in network namespaces (`chat --group`), each
+/// recording with `--pcap`; bob says a line and both leave. In ann's
+/// file, bob's hellos and his bye decode (kinds 3 and 4) with the name and
+/// port ann's `member` event gives him; the join's proof of address is
+/// there, a challenge token one side sent coming back as the other's
+/// answer; and bob's message decodes to ann's `message` event.
+#[test]
+fn a_group_recorded_with_pcap_decodes_to_what_its_members_report() {
+    let Some(lan) = crate::netns::Lan::or_skip(2) else {
+        return;
+    };
+    let files = [temp_path("ann.pcap"), temp_path("bob.pcap")];
+    let member = |host: usize, name: &str| {
+        let pcap = files[host].to_str().unwrap();
+        let args = [
+            "chat",
+            "--group",
+            "239.1.2.3:5000",
+            "--iface",
+            "eth0",
+            "--name",
+            name,
+            "--json",
+            "--no-history",
+            "--hello",
+            "300",
+            "--linger",
+            "1000",
+            "--pcap",
+            pcap,
+        ];
+        let proc = lan.dgram(host, &args);
+        proc.wait_stdout_contains("\"event\":\"joined\"");
+        proc
+    };
+    let (mut ann, mut bob) = (member(0, "ann"), member(1, "bob"));
+    for proc in [&ann, &bob] {
+        wait_for(
+            "the members to meet",
+            || proc.dump(),
+            || (!proc.events("member").is_empty()).then_some(()),
+        );
+    }
+    bob.write_line("hello, group");
+    ann.wait_stdout_contains("hello, group");
+    bob.close_stdin();
+    assert!(bob.finish_within(DEADLINE).success(), "{}", bob.dump());
+    wait_for(
+        "ann to see bob leave",
+        || ann.dump(),
+        || {
+            ann.events("member")
+                .iter()
+                .any(|e| e["change"] == "left")
+                .then_some(())
+        },
+    );
+    ann.close_stdin();
+    assert!(ann.finish_within(DEADLINE).success(), "{}", ann.dump());
+
+    let rows = tshark(&files[0]);
+    assert!(
+        rows.iter().all(|r| !r.contains_key("dgram.malformed")),
+        "{rows:#?}"
+    );
+    let joined = ann.first_event("member");
+    let bob_port = joined["member"]
+        .as_str()
+        .unwrap()
+        .parse::<SocketAddr>()
+        .unwrap()
+        .port();
+    let field = |row: &Row, name: &str| row.get(name).cloned().unwrap_or_default();
+    let of_kind = |kind: &str| -> Vec<&Row> {
+        from(&rows, bob_port)
+            .into_iter()
+            .filter(|r| field(r, "dgram.kind") == kind)
+            .collect()
+    };
+    let (hellos, byes) = (of_kind("3"), of_kind("4"));
+    assert!(!hellos.is_empty() && byes.len() == 1, "{rows:#?}");
+    for row in hellos.iter().chain(&byes) {
+        assert_eq!(
+            field(row, "dgram.name"),
+            joined["name"].as_str().unwrap(),
+            "{row:#?}"
+        );
+    }
+    // Proof of address: a token ann sent bob as a challenge comes back
+    // from bob as his answer (and the other way round).
+    let port_of_member = |event: &Value| {
+        event["member"]
+            .as_str()
+            .unwrap()
+            .parse::<SocketAddr>()
+            .unwrap()
+            .port()
+    };
+    let ann_port = port_of_member(&bob.first_event("member"));
+    let tokens = |port: u16, name: &str| -> BTreeSet<String> {
+        from(&rows, port)
+            .into_iter()
+            .filter(|r| field(r, "dgram.kind") == "3")
+            .map(|r| field(r, name))
+            .filter(|t| !t.is_empty() && t != "0000000000000000")
+            .collect()
+    };
+    for (asker, answerer) in [(ann_port, bob_port), (bob_port, ann_port)] {
+        let (asked, answered) = (
+            tokens(asker, "dgram.challenge"),
+            tokens(answerer, "dgram.answer"),
+        );
+        assert!(
+            !asked.is_empty() && asked.intersection(&answered).next().is_some(),
+            "challenges from {asker} {asked:?}, answers from {answerer} {answered:?}\n{rows:#?}"
+        );
+    }
+    let message = ann.first_event("message");
+    let decoded = of_kind("1");
+    assert_eq!(decoded.len(), 1, "{rows:#?}");
+    for (name, key) in [
+        ("dgram.session", "session"),
+        ("dgram.name", "name"),
+        ("dgram.text", "text"),
+    ] {
+        assert_eq!(
+            field(decoded[0], name),
+            message[key].as_str().unwrap(),
+            "{message}"
+        );
+    }
+    assert_eq!(field(decoded[0], "dgram.seq"), message["seq"].to_string());
 }
