@@ -437,9 +437,10 @@ fn unusable_capture_paths_are_refused() {
 
 /// `chat --via`: the search's datagrams (STUN and the registration to the
 /// rendezvous, the path probes) are in the capture with the chat's own,
-/// tshark reads it with no error (and knows the STUN requests), and every
-/// `sent` event of the chat is a record from its socket to its peer. (The
-/// search has no `sent` events, only `path` ones; see docs/pcap.md.)
+/// tshark reads it with no error (and knows the STUN requests), every
+/// `sent` event of the chat is a record from its socket to its peer, and
+/// the records add up exactly to the search's `path_traffic` counts plus
+/// the chat's `sent` events and its summary's received datagrams and bytes.
 #[test]
 fn a_chat_via_capture_holds_the_search() {
     if !have_tshark("a_chat_via_capture_holds_the_search") {
@@ -499,6 +500,30 @@ fn a_chat_via_capture_holds_the_search() {
             to_peer.remove(at.unwrap());
         }
         assert_eq!(chat.events("receipt").len(), 1, "{}", chat.dump());
+        // Exactly: the capture is the search's traffic (path_traffic),
+        // then the chat's (its sent events, its summary's received).
+        let search = chat.first_event("path_traffic");
+        let summary = chat.first_event("summary");
+        let (sent, received) = split(&rows, own);
+        let sent_events = sent_lengths(chat);
+        assert_eq!(
+            (sent.len(), sent.iter().sum::<usize>()),
+            (
+                num(&search, "sent") + sent_events.len(),
+                num(&search, "sent_bytes") + sent_events.iter().sum::<usize>()
+            ),
+            "datagrams sent in the capture vs path_traffic and sent events\n{}",
+            chat.dump()
+        );
+        assert_eq!(
+            (received.len(), received.iter().sum::<usize>()),
+            (
+                num(&search, "received") + num(&summary, "received"),
+                num(&search, "received_bytes") + num(&summary, "bytes")
+            ),
+            "datagrams received in the capture vs path_traffic and the summary\n{}",
+            chat.dump()
+        );
     }
     service.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(service.next("rendezvous_summary")["pairings"], 1);

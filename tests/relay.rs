@@ -206,7 +206,16 @@ fn a_chat_with_no_direct_path_is_relayed_through_coturn() {
     };
     // Coturn answers once it listens; the chat waits 3 s for its
     // allocation, so a slow start is not a failure.
-    let mut a = chat("127.0.0.2:40002", &["--turn", "u:p@127.0.0.1:3478"]);
+    let pcap = temp_path(&format!("{}.a.pcap", ns.0));
+    let mut a = chat(
+        "127.0.0.2:40002",
+        &[
+            "--turn",
+            "u:p@127.0.0.1:3478",
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ],
+    );
     let relay = a.next("relay");
     let relayed = relay["relayed"]
         .as_str()
@@ -285,6 +294,7 @@ fn a_chat_with_no_direct_path_is_relayed_through_coturn() {
         assert_eq!(summary["delivered"], 2, "{summary}");
         assert_eq!(summary["failed"], 0, "{summary}");
     }
+    capture_adds_up(&a, &pcap, 40002);
     // The allocation was given back (a Refresh with LIFETIME 0).
     let turn_log = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
@@ -293,4 +303,65 @@ fn a_chat_with_no_direct_path_is_relayed_through_coturn() {
     );
     turn.kill();
     rendezvous.kill();
+}
+
+/// The relayed side's `--pcap` file against its events: every datagram
+/// from its port is one of the search's (`path_traffic`) or has a `sent`
+/// event, with the length the wire saw (`relay.len` for what went wrapped
+/// through the relay, the TURN client's refreshes as `control` events);
+/// every datagram to it is the search's or in the summary's `received`
+/// (whose bytes count what came through the relay unwrapped).
+fn capture_adds_up(side: &Proc, pcap: &std::path::Path, port: u16) {
+    let output = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-T", "fields", "-e", "udp.srcport", "-e", "udp.dstport"])
+        .args(["-e", "udp.length"])
+        .output()
+        .expect("tshark runs");
+    assert!(output.status.success(), "tshark: {output:?}");
+    let rows: Vec<(u16, usize)> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let length: usize = fields[2].parse().unwrap();
+            (fields[0].parse().unwrap(), length - 8)
+        })
+        .collect();
+    let sum = |lens: &[usize]| (lens.len(), lens.iter().sum::<usize>());
+    let out: Vec<usize> = rows.iter().filter(|r| r.0 == port).map(|r| r.1).collect();
+    let inbound: Vec<usize> = rows.iter().filter(|r| r.0 != port).map(|r| r.1).collect();
+    let search = first(side, "path_traffic");
+    let summary = first(side, "summary");
+    let n = |v: &Value, f: &str| v[f].as_u64().unwrap() as usize;
+    let sent: Vec<usize> = side
+        .events("sent")
+        .iter()
+        .map(|e| n(e.get("relay").unwrap_or(e), "len"))
+        .collect();
+    let (count, bytes) = sum(&sent);
+    assert_eq!(
+        sum(&out),
+        (n(&search, "sent") + count, n(&search, "sent_bytes") + bytes),
+        "datagrams sent in the capture vs path_traffic and the sent events\n{}",
+        side.dump()
+    );
+    // What came through the relay is counted in the summary unwrapped,
+    // as the chat datagram it carried: its record is longer by the TURN
+    // header (4 bytes of ChannelData, or a Data indication's attributes).
+    let (count, bytes) = sum(&inbound);
+    let from_relay = rows.iter().filter(|r| r.0 == 3478).count();
+    let counted = n(&search, "received_bytes") + n(&summary, "bytes");
+    assert_eq!(
+        count,
+        n(&search, "received") + n(&summary, "received"),
+        "datagrams received in the capture vs path_traffic and the summary\n{}",
+        side.dump()
+    );
+    assert!(
+        bytes >= counted && bytes - counted <= 36 * from_relay,
+        "bytes received in the capture ({bytes}) vs path_traffic and the summary ({counted}), \
+         {from_relay} datagrams from the relay\n{}",
+        side.dump()
+    );
 }

@@ -9,6 +9,8 @@
 # The second STUN server's answer (and the NAT kind it tells) races the
 # rendezvous's: its two lines come before or after the registration's.
 # docs-ignore: (?m)^\S+:20141 sees this side at \S+\nthis side is behind a NAT[^\n]*\n
+# How many probes and acks the search took depends on timing:
+# docs-mask: the search sent [0-9]+ datagrams \([0-9]+ B\) and received [0-9]+ \([0-9]+ B\)
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
 

@@ -47,6 +47,9 @@ pub enum Event {
         len: usize,
         /// What it was.
         kind: SentKind,
+        /// Sent through this side's TURN relay (`chat --via --turn`): to
+        /// the relay's server, wrapped, so that on the wire it is longer.
+        relay: Option<Wrapped>,
     },
     /// Plain datagrams sent and counted by their sender rather than one
     /// event each (`dgram send` for people: only the totals are shown, so
@@ -157,6 +160,10 @@ pub enum Event {
         /// What happened.
         event: crate::proto::traverse::TraverseEvent,
     },
+    /// What the search of `chat --via` put on the wire and took from it,
+    /// over all its sockets (STUN, TURN, the rendezvous, probes and acks):
+    /// the datagrams a `--pcap` file holds before the chat's own.
+    SearchTraffic(Traffic),
     /// A peer's session was heard from another address: it moved there.
     PeerMoved {
         /// Its name, if it said one.
@@ -436,6 +443,7 @@ impl Summary {
             | Event::PeerMoved { .. }
             | Event::PeerNotFollowed { .. }
             | Event::Path { .. }
+            | Event::SearchTraffic(_)
             | Event::Secure(_)
             | Event::CopyWithheld { .. }
             | Event::Member(_)
@@ -534,4 +542,42 @@ impl From<ChatEvent> for Event {
             },
         }
     }
+}
+
+/// Datagrams and bytes sent and received, counted where the socket calls
+/// succeed (the lengths are UDP payloads, as on the wire).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Datagrams sent.
+    pub sent: u64,
+    /// Their bytes.
+    pub sent_bytes: u64,
+    /// Datagrams received.
+    pub received: u64,
+    /// Their bytes (true lengths, also of a datagram cut short).
+    pub received_bytes: u64,
+}
+
+impl Traffic {
+    /// Counts a datagram of `len` bytes sent.
+    pub fn out(&mut self, len: usize) {
+        self.sent += 1;
+        self.sent_bytes += len as u64;
+    }
+
+    /// Counts a datagram of `len` bytes received.
+    pub fn inbound(&mut self, len: usize) {
+        self.received += 1;
+        self.received_bytes += len as u64;
+    }
+}
+
+/// A datagram as the TURN relay's server was sent it: `len` bytes (the
+/// chat's datagram in ChannelData or a Send indication).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wrapped {
+    /// The relay's server.
+    pub server: SocketAddr,
+    /// The wrapped datagram's length.
+    pub len: usize,
 }

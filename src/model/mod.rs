@@ -30,7 +30,7 @@ pub mod tally;
 
 pub use chat::{ChatMessage, Outcome, SentKind, Settled};
 pub use datagram::Datagram;
-pub use event::{EchoSkip, Event, PeerSummary, SecureEvent, Security, Summary};
+pub use event::{EchoSkip, Event, PeerSummary, SecureEvent, Security, Summary, Traffic, Wrapped};
 pub use peers::{Peer, PeerTable, Transition};
 pub use tally::Tally;
 

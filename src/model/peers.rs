@@ -368,7 +368,10 @@ impl PeerTable {
             // its address), unless the new address has a row already.
             Event::PeerMoved { from, to, .. } => self.moved(*from, *to),
             // Said where it happens; no count of a peer's changes.
-            Event::CopyWithheld { .. } | Event::PeerNotFollowed { .. } | Event::Path { .. } => {}
+            Event::CopyWithheld { .. }
+            | Event::PeerNotFollowed { .. }
+            | Event::Path { .. }
+            | Event::SearchTraffic(_) => {}
             Event::GroupReceipt(receipt) => {
                 let counts = &mut self.peer(receipt.group).outbound;
                 if receipt.missing.is_empty() && !receipt.delivered.is_empty() {
@@ -614,6 +617,7 @@ mod tests {
             to: a,
             len: 2,
             kind: SentKind::Echo,
+            relay: None,
         };
         assert_eq!(table.record(&skipped), [Transition::EchoLimited(a)]);
         assert_eq!(table.record(&skipped), []);
@@ -657,6 +661,7 @@ mod tests {
                 payload: std::sync::Arc::from(&b"hi"[..]),
                 name: None,
             },
+            relay: None,
         }
     }
 
@@ -760,6 +765,7 @@ mod tests {
             to: a,
             len: 5,
             kind: SentKind::Datagram,
+            relay: None,
         });
         assert_eq!(table.last_sender(), Some(b));
         let peer_a = table.get(&a).unwrap();

@@ -10,6 +10,7 @@
 //! namespaces without a process per host.
 
 use std::io::{self, Write as _};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 
 use nix::sched::{CloneFlags, setns};
@@ -192,4 +193,28 @@ pub fn on_path(program: &str) -> bool {
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
     })
+}
+
+/// What an experiment in network namespaces of its own lacks here, as
+/// "needs …" (root, `ip`, `nft`); `None` when it can run.
+pub fn lab_missing() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root (it builds network namespaces)".into());
+    }
+    for (program, package) in [("ip", "iproute2"), ("nft", "nftables")] {
+        if !on_path(program) {
+            return Some(format!("needs {program} ({package})"));
+        }
+    }
+    None
+}
+
+/// A non-blocking UDP socket bound to `addr` in namespace `name`.
+pub fn udp_socket_in(name: &str, addr: SocketAddr) -> Result<UdpSocket, Error> {
+    enter(name, || {
+        let socket = UdpSocket::bind(addr)?;
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    })
+    .map_err(|source| Error::Bind { addr, source })
 }

@@ -552,6 +552,7 @@ mod tests {
                 payload: Arc::from(format!("m{seq}").as_bytes()),
                 name: None,
             },
+            relay: None,
         }
     }
 

@@ -66,6 +66,10 @@ enum Wire<'a> {
         text: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         hex: Option<String>,
+        /// Through this side's TURN relay: the server and the wrapped
+        /// length, as a capture shows the datagram.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        relay: Option<RelayHop>,
     },
     Message {
         time: String,
@@ -217,6 +221,12 @@ enum Wire<'a> {
     PathDirect {
         time: String,
         to: SocketAddr,
+    },
+    PathTraffic {
+        sent: u64,
+        sent_bytes: u64,
+        received: u64,
+        received_bytes: u64,
     },
     PeerNotFollowed {
         name: &'a str,
@@ -496,7 +506,12 @@ pub fn to_line(event: &Event) -> String {
                 hex,
             }
         }
-        Event::Sent { to, len, kind } => {
+        Event::Sent {
+            to,
+            len,
+            kind,
+            relay,
+        } => {
             let (name, seq, attempt) = match kind {
                 SentKind::Datagram => ("datagram", None, None),
                 SentKind::Echo => ("echo", None, None),
@@ -522,6 +537,10 @@ pub fn to_line(event: &Event) -> String {
                 attempt,
                 text,
                 hex,
+                relay: relay.map(|hop| RelayHop {
+                    server: hop.server,
+                    len: hop.len,
+                }),
             }
         }
         Event::Message(message) => message_wire(message),
@@ -648,6 +667,12 @@ pub fn to_line(event: &Event) -> String {
         Event::Path { at, event } => match path_wire(*at, event) {
             Some(wire) => wire,
             None => return String::new(),
+        },
+        Event::SearchTraffic(traffic) => Wire::PathTraffic {
+            sent: traffic.sent,
+            sent_bytes: traffic.sent_bytes,
+            received: traffic.received,
+            received_bytes: traffic.received_bytes,
         },
         Event::PeerNotFollowed { name, at, heard } => Wire::PeerNotFollowed {
             name,
@@ -782,6 +807,13 @@ pub(crate) fn string_literal(text: &str) -> String {
     text.serialize(&mut serializer)
         .expect("a string serialises");
     String::from_utf8(line).expect("serde_json writes UTF-8")
+}
+
+/// A `sent` datagram's hop through this side's TURN relay.
+#[derive(Serialize)]
+struct RelayHop {
+    server: SocketAddr,
+    len: usize,
 }
 
 /// A candidate of the path search in `path_found`.
@@ -1025,6 +1057,7 @@ mod tests {
             to: addr("127.0.0.1:9"),
             len: 5,
             kind,
+            relay: None,
         };
         assert_eq!(
             to_line(&event(SentKind::Echo)),
@@ -1087,6 +1120,37 @@ mod tests {
         assert_eq!(
             to_line(&event),
             r#"{"event":"line_skipped","line":2,"len":70000,"limit":65507}"#
+        );
+    }
+
+    #[test]
+    fn sent_through_the_relay() {
+        let event = Event::Sent {
+            to: addr("198.51.100.7:41000"),
+            len: 40,
+            kind: SentKind::Control,
+            relay: Some(crate::model::Wrapped {
+                server: addr("203.0.113.5:3478"),
+                len: 44,
+            }),
+        };
+        assert_eq!(
+            to_line(&event),
+            r#"{"event":"sent","to":"198.51.100.7:41000","len":40,"echo":false,"kind":"control","relay":{"server":"203.0.113.5:3478","len":44}}"#
+        );
+    }
+
+    #[test]
+    fn path_traffic() {
+        let event = Event::SearchTraffic(crate::model::Traffic {
+            sent: 14,
+            sent_bytes: 530,
+            received: 9,
+            received_bytes: 402,
+        });
+        assert_eq!(
+            to_line(&event),
+            r#"{"event":"path_traffic","sent":14,"sent_bytes":530,"received":9,"received_bytes":402}"#
         );
     }
 
@@ -1451,6 +1515,7 @@ mod tests {
                 to: addr("239.1.2.3:5000"),
                 len: 15,
                 kind: SentKind::Presence { bye: true },
+                relay: None,
             }),
             r#"{"event":"sent","to":"239.1.2.3:5000","len":15,"echo":false,"kind":"bye"}"#
         );

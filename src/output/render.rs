@@ -251,6 +251,10 @@ impl Renderer {
             )),
             Event::Secure(secure) => lines.extend(secure_line(secure)),
             Event::Path { event, .. } => lines.extend(path_line(event)),
+            Event::SearchTraffic(traffic) => lines.push(format!(
+                "the search sent {} datagrams ({} B) and received {} ({} B), over all its sockets",
+                traffic.sent, traffic.sent_bytes, traffic.received, traffic.received_bytes
+            )),
             Event::PeerNotFollowed { name, at, heard } => lines.push(format!(
                 "!! {}'s session was heard from {}: not followed, since without keys anyone \
                  could forge a move; messages still go to {} (/to {} to follow it, or chat \

@@ -442,8 +442,7 @@ impl Handler for ChatHandler {
                 .due(Instant::now());
             for (to, probe) in due {
                 // Straight from the socket: the point is the direct path.
-                let mut drained = Vec::new();
-                let _ = outbox.endpoint().send_to(&probe, to, &mut drained);
+                let _ = outbox.send_direct_as(&probe, to, SentKind::Control);
             }
         }
         if let Some(relay) = outbox.relay() {

@@ -16,7 +16,7 @@ use crossbeam_channel::Sender;
 
 use super::relay::Relay;
 use crate::Error;
-use crate::model::{Datagram, Event, SentKind};
+use crate::model::{Datagram, Event, SentKind, Wrapped};
 use crate::net::addr::port_state;
 use crate::net::{Endpoint, PeerError};
 
@@ -82,26 +82,39 @@ impl Outbox {
         self.relay.get()
     }
 
-    /// Sends the relay's own datagrams (requests, refreshes) to its server.
+    /// Sends the relay's own datagrams (requests, refreshes) to its server,
+    /// each with its `sent` event (kind control), like every datagram.
     pub fn flush_relay(&self) {
         if let Some(relay) = self.relay.get() {
             for datagram in relay.take_transmits() {
+                let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
                 let mut drained = Vec::new();
-                let _ = self
+                let sent = self
                     .endpoint
                     .send_to(&datagram, relay.server(), &mut drained);
+                for error in drained {
+                    let _ = self.emit(self.peer_event(error));
+                }
+                if sent.is_ok() {
+                    let _ = self.emit(Event::Sent {
+                        to: relay.server(),
+                        len: datagram.len(),
+                        kind: SentKind::Control,
+                        relay: None,
+                    });
+                }
             }
         }
     }
 
     /// Sends `payload` to `to`, through the relay when `to` is reached
-    /// through it.
+    /// through it (then says how it went on the wire).
     fn send_to(
         &self,
         payload: &[u8],
         to: SocketAddr,
         drained: &mut Vec<PeerError>,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Wrapped>, Error> {
         match self.relay.get() {
             Some(relay) if relay.routes(to) => {
                 let wrapped = relay.wrap(payload).ok_or_else(|| Error::Send {
@@ -109,9 +122,13 @@ impl Outbox {
                     len: payload.len(),
                     source: std::io::Error::other("the TURN relay cannot take it (its allocation is gone, or it is too large)"),
                 })?;
-                self.endpoint.send_to(&wrapped, relay.server(), drained)
+                self.endpoint.send_to(&wrapped, relay.server(), drained)?;
+                Ok(Some(Wrapped {
+                    server: relay.server(),
+                    len: wrapped.len(),
+                }))
             }
-            _ => self.endpoint.send_to(payload, to, drained),
+            _ => self.endpoint.send_to(payload, to, drained).map(|()| None),
         }
     }
 
@@ -163,7 +180,7 @@ impl Outbox {
                 let _ = self.emit(self.peer_event(error));
             }
         }
-        sent
+        sent.map(drop)
     }
 
     /// Sends one datagram whose `sent` event says what it was (a message in
@@ -177,11 +194,36 @@ impl Outbox {
         for error in drained {
             let _ = self.emit(self.peer_event(error));
         }
+        let relay = sent?;
+        let _ = self.emit(Event::Sent {
+            to,
+            len: payload.len(),
+            kind,
+            relay,
+        });
+        Ok(())
+    }
+
+    /// Sends one datagram from the socket itself, never through the relay
+    /// (a relayed chat's watch for a direct path), with its `sent` event.
+    pub fn send_direct_as(
+        &self,
+        payload: &[u8],
+        to: SocketAddr,
+        kind: SentKind,
+    ) -> Result<(), Error> {
+        let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        let mut drained = Vec::new();
+        let sent = self.endpoint.send_to(payload, to, &mut drained);
+        for error in drained {
+            let _ = self.emit(self.peer_event(error));
+        }
         sent?;
         let _ = self.emit(Event::Sent {
             to,
             len: payload.len(),
             kind,
+            relay: None,
         });
         Ok(())
     }
@@ -212,6 +254,7 @@ impl Outbox {
             to,
             len,
             kind: SentKind::Echo,
+            relay: None,
         })?;
         Ok(Ok(()))
     }

@@ -96,6 +96,15 @@ impl Shutdown {
     pub fn requests(&self) -> &Receiver<Signal> {
         &self.requests
     }
+
+    /// [`Error::Interrupted`] if a stop was asked for since the last look:
+    /// for a loop that looks between its steps.
+    pub fn check(&self) -> Result<(), Error> {
+        match self.requests.try_recv() {
+            Ok(signal) => Err(Error::Interrupted { signal }),
+            Err(_) => Ok(()),
+        }
+    }
 }
 
 #[cfg(unix)]

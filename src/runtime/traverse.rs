@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::Error;
+use crate::model::Traffic;
 use crate::net::endpoint::wait_any;
 use crate::net::sys::Scratch;
 use crate::net::{Buffers, Endpoint, PeerError, SocketOptions};
@@ -59,6 +60,7 @@ pub fn find(
     mut config: Config,
     turn: Option<&TurnSetup>,
     shutdown: &Shutdown,
+    traffic: &mut Traffic,
     report: &mut dyn FnMut(&TraverseEvent) -> Result<(), Error>,
 ) -> Result<Outcome, Error> {
     // Non-blocking while the search runs, so that a receive takes what is
@@ -70,13 +72,15 @@ pub fn find(
     let mut buf = vec![0u8; 2048];
     let mut scratch = Scratch::default();
     let mut turn = match turn {
-        Some(setup) => match allocate(&sockets[0].0, setup, &mut config, shutdown, report)? {
-            Ok(client) => client,
-            Err((mut client, signal)) => {
-                close_turn(&sockets[0].0, Some(&mut client));
-                return Ok(Outcome::Stopped(signal));
+        Some(setup) => {
+            match allocate(&sockets[0].0, setup, &mut config, shutdown, traffic, report)? {
+                Ok(client) => client,
+                Err((mut client, signal)) => {
+                    close_turn(&sockets[0].0, Some(&mut client), traffic);
+                    return Ok(Outcome::Stopped(signal));
+                }
             }
-        },
+        }
         None => None,
     };
     let mut traversal = Traversal::new(config, Instant::now());
@@ -96,12 +100,13 @@ pub fn find(
                                     bytes: out,
                                     ..transmit
                                 },
+                                traffic,
                             )
                         }
                         Err(_) => Vec::new(),
                     }
                 }
-                _ => send(&sockets, &transmit),
+                _ => send(&sockets, &transmit, traffic),
             };
             // A refusal (ICMP port unreachable) fails the next call on
             // the socket, whatever its destination: the send drained it.
@@ -110,7 +115,7 @@ pub fn find(
             }
         }
         if let Some(client) = &mut turn {
-            flush_turn(&sockets[0].0, client);
+            flush_turn(&sockets[0].0, client, traffic);
         }
         let mut ended = None;
         while let Some(event) = traversal.poll_event() {
@@ -123,7 +128,7 @@ pub fn find(
                         for candidate in &candidates {
                             let _ = client.permit(now, candidate.ip());
                         }
-                        flush_turn(&sockets[0].0, client);
+                        flush_turn(&sockets[0].0, client, traffic);
                     }
                 }
                 TraverseEvent::OpenSockets(count) => {
@@ -151,7 +156,7 @@ pub fn find(
                 TraverseEvent::Found(found) => {
                     let own = found.own_relay;
                     if !own {
-                        close_turn(&sockets[0].0, turn.as_mut());
+                        close_turn(&sockets[0].0, turn.as_mut(), traffic);
                     }
                     let client = if own { turn.take() } else { None };
                     let (endpoint, buffers) = sockets.swap_remove(found.socket);
@@ -196,6 +201,7 @@ pub fn find(
             for _ in 0..64 {
                 match sockets[id].0.recv(&mut buf, &mut scratch) {
                     Ok(received) => {
+                        traffic.inbound(received.original_len.unwrap_or(received.len));
                         let from = crate::net::addr::canonical(received.from);
                         let datagram = &buf[..received.len];
                         let now = Instant::now();
@@ -246,7 +252,7 @@ pub fn find(
         }
     };
     if !matches!(outcome, Outcome::Found(_)) {
-        close_turn(&sockets[0].0, turn.as_mut());
+        close_turn(&sockets[0].0, turn.as_mut(), traffic);
     }
     Ok(outcome)
 }
@@ -265,6 +271,7 @@ fn allocate(
     setup: &TurnSetup,
     config: &mut Config,
     shutdown: &Shutdown,
+    traffic: &mut Traffic,
     report: &mut dyn FnMut(&TraverseEvent) -> Result<(), Error>,
 ) -> Result<Allocated, Error> {
     let start = Instant::now();
@@ -278,7 +285,7 @@ fn allocate(
             .any(|e| e.is_refusal() && crate::net::addr::canonical(e.peer) == setup.server)
     };
     let result = loop {
-        if refused(&flush_turn(main, &mut client)) {
+        if refused(&flush_turn(main, &mut client, traffic)) {
             break Err(format!(
                 "nothing listens at {} (ICMP port unreachable): is the TURN server running there, on that port?",
                 setup.server
@@ -316,6 +323,7 @@ fn allocate(
         })?[0]
         {
             while let Ok(received) = main.recv(&mut buf, &mut scratch) {
+                traffic.inbound(received.original_len.unwrap_or(received.len));
                 if crate::net::addr::canonical(received.from) == setup.server {
                     client.handle_datagram(Instant::now(), &buf[..received.len]);
                 }
@@ -345,22 +353,24 @@ fn allocate(
 
 /// Sends the TURN client's datagrams to its server; the ICMP reports
 /// drained on the way.
-fn flush_turn(main: &Endpoint, client: &mut TurnClient) -> Vec<PeerError> {
+fn flush_turn(main: &Endpoint, client: &mut TurnClient, traffic: &mut Traffic) -> Vec<PeerError> {
     let server = client.server();
     let mut drained = Vec::new();
     while let Some(datagram) = client.poll_transmit() {
-        let _ = main.send_to(&datagram, server, &mut drained);
+        if main.send_to(&datagram, server, &mut drained).is_ok() {
+            traffic.out(datagram.len());
+        }
     }
     drained
 }
 
 /// Gives an allocation not used back to its server.
-fn close_turn(main: &Endpoint, client: Option<&mut TurnClient>) {
+fn close_turn(main: &Endpoint, client: Option<&mut TurnClient>, traffic: &mut Traffic) {
     if let Some(client) = client
         && client.is_allocated()
     {
         client.close(Instant::now());
-        flush_turn(main, client);
+        flush_turn(main, client, traffic);
     }
 }
 
@@ -377,12 +387,21 @@ fn nonblocking(endpoint: &Endpoint, on: bool) -> Result<(), Error> {
 /// Sends a transmit from its socket. A failure is one probe lost (a
 /// route not there yet, a full buffer): the probes are repeated, and the
 /// traversal reports what never got through.
-fn send(sockets: &[(Endpoint, Buffers)], transmit: &Transmit) -> Vec<PeerError> {
+fn send(
+    sockets: &[(Endpoint, Buffers)],
+    transmit: &Transmit,
+    traffic: &mut Traffic,
+) -> Vec<PeerError> {
     let Some((endpoint, _)) = sockets.get(transmit.socket) else {
         return Vec::new();
     };
     let mut drained = Vec::new();
-    let _ = endpoint.send_to(&transmit.bytes, transmit.to, &mut drained);
+    if endpoint
+        .send_to(&transmit.bytes, transmit.to, &mut drained)
+        .is_ok()
+    {
+        traffic.out(transmit.bytes.len());
+    }
     drained
 }
 

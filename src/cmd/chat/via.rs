@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use super::{ChatOptions, Via};
 use crate::Error;
-use crate::model::{Event, Tally};
+use crate::model::{Event, Tally, Traffic};
 use crate::net::Endpoint;
 use crate::net::capture::Capture;
 use crate::output::{Display, Shown};
@@ -61,12 +61,14 @@ pub fn find_path(
     let mut failure = None;
     let mut nat = None;
     let mut gone = false;
+    let mut traffic = Traffic::default();
     let outcome = find(
         main,
         &options.socket,
         config,
         via.turn.as_ref(),
         shutdown,
+        &mut traffic,
         &mut |event| {
             match event {
                 TraverseEvent::Failed(why) => failure = Some(why.describe()),
@@ -83,7 +85,9 @@ pub fn find_path(
             Ok(())
         },
     )?;
-    if gone {
+    // What the search put on the wire, so that a --pcap file's records
+    // before the chat's own add up to something the output said.
+    if gone || report(&tally, display, &Event::SearchTraffic(traffic))? == Shown::ReaderGone {
         return Ok(None);
     }
     match outcome {

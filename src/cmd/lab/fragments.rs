@@ -116,26 +116,11 @@ mod linux {
 
     /// What this run lacks to measure, as "needs …".
     pub fn missing() -> Option<String> {
-        if !nix::unistd::geteuid().is_root() {
-            return Some("needs root (it builds network namespaces)".into());
-        }
-        for (program, package) in [("ip", "iproute2"), ("nft", "nftables")] {
-            if !netns::on_path(program) {
-                return Some(format!("needs {program} ({package})"));
-            }
-        }
-        None
+        netns::lab_missing()
     }
 
     fn lab_error(what: &'static str) -> impl Fn(io::Error) -> Error {
         move |source| Error::Lab { what, source }
-    }
-
-    fn check(shutdown: &Shutdown) -> Result<(), Error> {
-        match shutdown.requests().try_recv() {
-            Ok(signal) => Err(Error::Interrupted { signal }),
-            Err(_) => Ok(()),
-        }
     }
 
     /// The two hosts joined by a 1400-byte link, the rule loaded.
@@ -154,15 +139,10 @@ mod linux {
         Ok((namespaces, tx, rx))
     }
 
-    /// A UDP socket made in namespace `name`, bound to `addr`.
+    /// A non-blocking UDP socket bound to `addr` (an address of the lab)
+    /// in namespace `name`.
     fn socket(name: &str, addr: &str) -> Result<UdpSocket, Error> {
-        let addr: SocketAddr = addr.parse().expect("an address of the lab");
-        enter(name, || {
-            let socket = UdpSocket::bind(addr)?;
-            socket.set_nonblocking(true)?;
-            Ok(socket)
-        })
-        .map_err(|source| Error::Bind { addr, source })
+        netns::udp_socket_in(name, addr.parse().expect("an address of the lab"))
     }
 
     /// The fragments the rule dropped so far (its counter).
@@ -250,7 +230,7 @@ mod linux {
         let mut seen = BTreeSet::new();
         let mut sent = 0;
         for n in 0..COUNT {
-            check(shutdown)?;
+            shutdown.check()?;
             let mut datagram = vec![0x5a; size];
             datagram[..4].copy_from_slice(&n.to_be_bytes());
             if size > MARK_AT && n % MARK_EVERY == 0 {
@@ -268,7 +248,7 @@ mod linux {
         }
         let end = Instant::now() + QUIET;
         while Instant::now() < end {
-            check(shutdown)?;
+            shutdown.check()?;
             drain(rx, size, &mut seen)?;
             std::thread::sleep(Duration::from_millis(5));
         }

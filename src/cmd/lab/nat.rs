@@ -126,7 +126,7 @@ mod linux {
     use super::{FILTERING, LIFETIME, MAPPING, PUNCHING, new_report};
     use crate::Error;
     use crate::model::lab::{LabReport, Table, Verdict};
-    use crate::net::netns::{self, Namespaces, enter, ip};
+    use crate::net::netns::{self, Namespaces, ip};
     use crate::runtime::Shutdown;
 
     /// The start of every namespace's name: `dgram-labnat-PID-…`.
@@ -141,15 +141,7 @@ mod linux {
 
     /// What this run lacks to measure, as "needs …".
     pub fn missing() -> Option<String> {
-        if !nix::unistd::geteuid().is_root() {
-            return Some("needs root (it builds network namespaces)".into());
-        }
-        for (program, package) in [("ip", "iproute2"), ("nft", "nftables")] {
-            if !netns::on_path(program) {
-                return Some(format!("needs {program} ({package})"));
-            }
-        }
-        None
+        netns::lab_missing()
     }
 
     /// A router's kind of NAT.
@@ -208,15 +200,6 @@ mod linux {
         move |source| Error::Lab { what, source }
     }
 
-    /// A signal, if one came: the experiment stops (its namespaces are
-    /// removed as the world is dropped).
-    fn check(shutdown: &Shutdown) -> Result<(), Error> {
-        match shutdown.requests().try_recv() {
-            Ok(signal) => Err(Error::Interrupted { signal }),
-            Err(_) => Ok(()),
-        }
-    }
-
     /// Waits `time`, or less if a signal comes (then an error).
     fn pause(time: Duration, shutdown: &Shutdown) -> Result<(), Error> {
         match shutdown.requests().recv_timeout(time) {
@@ -225,15 +208,10 @@ mod linux {
         }
     }
 
-    /// A non-blocking UDP socket bound to `addr` in namespace `name`.
+    /// A non-blocking UDP socket bound to `addr` (an address of the lab)
+    /// in namespace `name`.
     fn socket(name: &str, addr: &str) -> Result<UdpSocket, Error> {
-        let addr: SocketAddr = addr.parse().expect("an address of the lab");
-        enter(name, || {
-            let socket = UdpSocket::bind(addr)?;
-            socket.set_nonblocking(true)?;
-            Ok(socket)
-        })
-        .map_err(|source| Error::Bind { addr, source })
+        netns::udp_socket_in(name, addr.parse().expect("an address of the lab"))
     }
 
     /// Everything queued on `socket` now.
@@ -364,7 +342,7 @@ mod linux {
             Ok(name) => name,
             Err(e) => {
                 // An `ip` killed by Ctrl-C is no lack of rights.
-                check(shutdown)?;
+                shutdown.check()?;
                 return Ok(Err(format!("could not make a network namespace: {e}")));
             }
         };
@@ -389,7 +367,7 @@ mod linux {
         .into_iter()
         .enumerate()
         {
-            check(shutdown)?;
+            shutdown.check()?;
             let n = i as u8 + 1;
             let router = namespaces.add(&format!("r-{label}"))?;
             attach(
@@ -476,7 +454,7 @@ mod linux {
     pub fn measure(shutdown: &Shutdown) -> Result<Vec<LabReport>, Error> {
         run_parts(shutdown).map_err(|e| match e {
             Error::Interrupted { .. } => e,
-            e => check(shutdown).err().unwrap_or(e),
+            e => shutdown.check().err().unwrap_or(e),
         })
     }
 
@@ -513,7 +491,7 @@ mod linux {
         ]);
         let mut verdicts = Vec::new();
         for (label, key) in [("easy-a", "masquerade"), ("hard-a", "fully_random")] {
-            check(shutdown)?;
+            shutdown.check()?;
             let home = world.home(label);
             let socket = socket(&home.host, "0.0.0.0:0")?;
             let local = inside(home, &socket);
@@ -595,7 +573,7 @@ mod linux {
         // received[kind][sender]
         let mut received = [[0usize; 4]; 2];
         for (k, label) in ["easy-a", "hard-a"].into_iter().enumerate() {
-            check(shutdown)?;
+            shutdown.check()?;
             let home = world.home(label);
             let socket = socket(&home.host, "0.0.0.0:0")?;
             let hello = format!("filtering {label}");
@@ -806,7 +784,7 @@ mod linux {
             ("easy-hard", "easy-a", "hard-a"),
             ("hard-hard", "hard-a", "hard-b"),
         ] {
-            check(shutdown)?;
+            shutdown.check()?;
             let (home_a, home_b) = (world.home(a), world.home(b));
             let sa = socket(&home_a.host, "0.0.0.0:0")?;
             let sb = socket(&home_b.host, "0.0.0.0:0")?;

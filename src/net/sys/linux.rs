@@ -3,7 +3,7 @@
 
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
@@ -154,57 +154,13 @@ pub fn send_segments(socket: &Socket, buf: &[u8], segment: u16) -> io::Result<us
 /// Draining also clears the pending socket error that would otherwise fail
 /// the next call on this socket.
 pub fn take_errors(socket: &Socket) -> Vec<PeerError> {
-    let fd = socket.as_raw_fd();
-    let mut errors = Vec::new();
-    // An error-queue entry carries the extended error and the offender's
-    // address in one control message, and (with SO_TIMESTAMPNS on) a
-    // timestamp in another: room for both, or the kernel cuts the error off
-    // (MSG_CTRUNC) and it is lost.
-    let mut cmsg = nix::cmsg_space!(
-        libc::sock_extended_err,
-        libc::sockaddr_in6,
-        nix::sys::time::TimeSpec,
-        [u64; 4]
-    );
-    let mut payload = [0u8; 64];
-    for _ in 0..MAX_ERRORS_PER_CALL {
-        match read_error(fd, &mut payload, &mut cmsg) {
-            Ok(Some(error)) => errors.push(error),
-            Ok(None) => continue,
-            Err(Errno::EINTR) => continue,
-            Err(_) => break, // EAGAIN: the queue is empty.
-        }
-    }
-    errors
-}
-
-fn read_error(fd: RawFd, payload: &mut [u8], cmsg: &mut [u8]) -> nix::Result<Option<PeerError>> {
-    let mut iov = [IoSliceMut::new(payload)];
-    let msg = recvmsg::<SockaddrStorage>(
-        fd,
-        &mut iov,
-        Some(cmsg),
-        MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
-    )?;
-    let Some(peer) = msg.address.as_ref().and_then(to_socket_addr) else {
-        return Ok(None);
-    };
-    let mut errno = None;
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for cmsg in cmsgs {
-            match cmsg {
-                ControlMessageOwned::Ipv4RecvErr(err, _)
-                | ControlMessageOwned::Ipv6RecvErr(err, _) => {
-                    errno = Some(err.ee_errno as i32);
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(errno.map(|errno| PeerError {
-        peer: canonical(peer),
-        errno,
-    }))
+    take_path_errors(socket)
+        .into_iter()
+        .map(|error| PeerError {
+            peer: error.peer,
+            errno: error.errno,
+        })
+        .collect()
 }
 
 /// The socket's drop counter as it stands now (`SO_MEMINFO`,
@@ -400,6 +356,10 @@ fn set_int(
 pub fn take_path_errors(socket: &Socket) -> Vec<PathError> {
     let fd = socket.as_raw_fd();
     let mut errors = Vec::new();
+    // An error-queue entry carries the extended error and the offender's
+    // address in one control message, and (with SO_TIMESTAMPNS on) a
+    // timestamp in another: room for both, or the kernel cuts the error off
+    // (MSG_CTRUNC) and it is lost.
     let mut cmsg = nix::cmsg_space!(
         libc::sock_extended_err,
         libc::sockaddr_in6,
