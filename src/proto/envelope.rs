@@ -12,6 +12,12 @@
 //! kind 5, sealed:   nonce[24]  ciphertext of a whole envelope above  tag[16]   (see seal)
 //! ```
 //!
+//! The other kinds share the 3-byte header and are read elsewhere: 6
+//! handshake, 7 secured, 8 and 9 path checks inside 7 (`proto::secure`);
+//! 10 and 11 the rendezvous's (`proto::rendezvous`); 12 and 13 the path
+//! search's probes (`proto::traverse`); 14 and 15 MTU probes
+//! (`proto::mtu`).
+//!
 //! The first byte, 0xF5, never begins valid UTF-8, so text from nc, socat
 //! or Python is never taken for an envelope. A receipt is the message's
 //! header without name and payload: never larger than what it acknowledges.
