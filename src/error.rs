@@ -74,6 +74,14 @@ pub enum Error {
     })]
     PeerUnreachable { peer: SocketAddr, port: PortState },
 
+    /// The network answered a datagram to `peer` with an ICMP error other
+    /// than port unreachable (no route, host or network unreachable,
+    /// administratively prohibited), and `peer` never answered.
+    #[error(
+        "the network reports \"{error}\" for {peer} (an ICMP error from a router or its host): no datagram got there"
+    )]
+    PeerNotReached { peer: SocketAddr, error: String },
+
     /// A payload is larger than UDP can carry over the address family.
     #[error("a {len}-byte payload is over the {limit}-byte limit of a UDP datagram over {family}")]
     PayloadTooLarge {
@@ -389,6 +397,10 @@ impl Error {
                     .to_string(),
             ),
             // Starting a listener is advice only where one can be started.
+            Error::PeerNotReached { peer, .. } => Some(format!(
+                "check the address and the route to it (ip route get {})",
+                peer.ip()
+            )),
             Error::PeerUnreachable { peer, port } => Some(match port {
                 PortState::Free => {
                     format!("start a listener there (dgram listen {peer}) or check the address")

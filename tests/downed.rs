@@ -1,5 +1,6 @@
 //! A peer that is down (its port closed) is reported, and never stops dgram.
 
+use crate::netns::Lan;
 use crate::util::{Proc, closed_port, has, listener, run};
 
 /// `dgram send` to a port nobody listens on says so plainly and exits 1,
@@ -170,4 +171,35 @@ fn exchange_survives_a_peer_going_down_and_coming_back() {
     let summary = client.first_event("summary");
     assert_eq!(summary["sent"], 3, "{summary}");
     assert_eq!(summary["received"], 2, "{summary}");
+}
+
+/// A network that answers with an ICMP error other than port unreachable
+/// (here "network unreachable", from the far host's nftables `reject`, as
+/// a router without a route sends it) ends `dgram send` with status 1 and
+/// an error saying what the network reported, not status 0.
+#[test]
+fn send_through_an_unreachable_network_fails_and_says_why() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    lan.reject_arriving(1, "net-unreachable")
+        .expect("nftables rules");
+    let to = format!("{}:9000", lan.addr(1));
+    let mut send = lan.dgram(0, &["send", &to, "anyone?", "--json"]);
+    let status = send.finish();
+    if !has("icmp_errors") {
+        assert!(status.success(), "{}", send.dump());
+        return;
+    }
+    assert_eq!(status.code(), Some(1), "{}", send.dump());
+    assert!(!send.events("peer_error").is_empty(), "{}", send.dump());
+    let stderr = send.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "the network reports \"Network is unreachable\" for {to}"
+        )),
+        "{}",
+        send.dump()
+    );
+    assert!(stderr.contains("ip route get"), "{stderr}");
 }

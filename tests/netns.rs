@@ -145,6 +145,18 @@ impl Lan {
     /// would fail the sender's `sendto` with `EPERM` instead of losing the
     /// datagram silently, as a network does.
     pub fn drop_arriving(&self, i: usize, rule: &str) -> Result<(), String> {
+        self.filter_arriving(i, &format!("{rule} counter drop"))
+    }
+
+    /// Answers every UDP datagram arriving at host `i` with an ICMP error
+    /// of type `icmp` (nft's names: `net-unreachable`, `admin-prohibited`…)
+    /// instead of taking it, as a router or firewall on the way would.
+    pub fn reject_arriving(&self, i: usize, icmp: &str) -> Result<(), String> {
+        self.filter_arriving(i, &format!("counter reject with icmp type {icmp}"))
+    }
+
+    /// Adds `rule` (with its verdict) for UDP arriving at host `i`.
+    fn filter_arriving(&self, i: usize, rule: &str) -> Result<(), String> {
         self.nft(i, &["add", "table", "inet", "loss"])?;
         self.nft(
             i,
@@ -157,7 +169,7 @@ impl Lan {
                 "{ type filter hook input priority 0; policy accept; }",
             ],
         )?;
-        let rule = format!("add rule inet loss input meta l4proto udp {rule} counter drop");
+        let rule = format!("add rule inet loss input meta l4proto udp {rule}");
         let words: Vec<&str> = rule.split_whitespace().collect();
         self.nft(i, &words)
     }

@@ -213,7 +213,8 @@ fn ping_busy_poll_against_nobody_reports_the_refusal() {
 }
 
 /// A rate of 0, a bad unit, or more than 1G per second is a usage error
-/// (status 2), for send and bench alike; so is --rate with a keyed send.
+/// (status 2), for send and bench alike; so is --rate with a keyed send, and
+/// bench --rate with --gso (64 datagrams a call would leave as a burst).
 #[test]
 fn bad_rates_are_usage_errors() {
     let to = closed_port().to_string();
@@ -224,6 +225,11 @@ fn bad_rates_are_usage_errors() {
         (&["bench", "--loopback", "--rate", "0"][..], "too small"),
         (
             &["send", &to, "x", "--rate", "10", "--key-file", "k.key"][..],
+            "cannot be used with",
+        ),
+        // GSO hands the kernel 64 datagrams at once: a burst, not a pace.
+        (
+            &["bench", "--loopback", "--rate", "10k", "--gso"][..],
             "cannot be used with",
         ),
     ] {

@@ -202,8 +202,9 @@ pub struct BenchArgs {
     /// the report says how far the sends deviated from it (p50, p99, max)
     /// and how many fell more than one interval behind: those move the
     /// schedule back rather than go out in a burst, so a run can take up
-    /// to twice the duration.
-    #[arg(long, short = 'r', value_name = "N", value_parser = parse::rate)]
+    /// to twice the duration. Not with --gso, which hands the kernel 64
+    /// datagrams at once: they would leave back to back, a burst.
+    #[arg(long, short = 'r', value_name = "N", value_parser = parse::rate, conflicts_with = "gso")]
     rate: Option<u64>,
     /// Hand the kernel up to 64 datagrams per send (UDP_SEGMENT) and let
     /// the server take them coalesced (UDP_GRO), split back at their

@@ -393,6 +393,14 @@ fn send(
             port: peer.port.unwrap_or(PortState::Unknown),
         });
     }
+    if let Some(error) = stats
+        .peers
+        .get(&to)
+        .filter(|p| p.received == 0)
+        .and_then(|p| p.network_error.clone())
+    {
+        return Err(Error::PeerNotReached { peer: to, error });
+    }
     if stats.summary.skipped_lines > 0 {
         return Err(Error::LinesNotSent {
             count: stats.summary.skipped_lines,

@@ -37,6 +37,9 @@ pub struct Peer {
     pub down: bool,
     /// What was known of its port at its last refusal.
     pub port: Option<PortState>,
+    /// The last ICMP error about it other than a refusal (no route, host
+    /// or network unreachable), as the OS words it.
+    pub network_error: Option<String>,
     /// Echo replies to it have been held back (said once per peer; the
     /// count is in the summary).
     pub echo_limited: bool,
@@ -427,6 +430,9 @@ impl PeerTable {
                     });
                 }
             }
+            Event::PeerError { peer: addr, error } => {
+                self.peer(*addr).network_error = Some(error.clone());
+            }
             Event::EchoSkipped { peer: addr, .. } => {
                 let peer = self.peer(*addr);
                 if !peer.echo_limited {
@@ -437,7 +443,6 @@ impl PeerTable {
             Event::Listening { .. }
             | Event::LineSkipped { .. }
             | Event::Dropped { .. }
-            | Event::PeerError { .. }
             | Event::Member(_)
             | Event::Summary { .. } => {}
             Event::Joined(info) => self.group = Some(info.addr),

@@ -887,7 +887,12 @@ pub fn pacing_line(p: &crate::model::pacing::PacingReport) -> String {
         } else {
             String::new()
         },
-    )
+    ) + if p.achieved_rate().is_some_and(|r| r < 0.9 * p.rate as f64) {
+        "; the sender could not keep this rate (beyond what it can send here, or \
+         the machine took its CPU away): the achieved rate is what the run measured"
+    } else {
+        ""
+    }
 }
 
 /// "s" unless `n` is 1.
