@@ -203,3 +203,36 @@ fn send_through_an_unreachable_network_fails_and_says_why() {
     );
     assert!(stderr.contains("ip route get"), "{stderr}");
 }
+
+/// `dgram ping` through the same network: each ICMP error is a
+/// `peer_error` event in `--json`, and a run with no reply ends with
+/// status 1 naming what the network reported (not "no reply", with the
+/// advice to start an echo server).
+#[test]
+fn ping_through_an_unreachable_network_names_the_cause() {
+    let Some(lan) = Lan::or_skip(2) else {
+        return;
+    };
+    lan.reject_arriving(1, "host-unreachable")
+        .expect("nftables rules");
+    let to = format!("{}:9000", lan.addr(1));
+    let mut ping = lan.dgram(
+        0,
+        &["ping", &to, "--count", "2", "--interval", "100", "--json"],
+    );
+    let status = ping.finish();
+    if !has("icmp_errors") {
+        return;
+    }
+    assert_eq!(status.code(), Some(1), "{}", ping.dump());
+    let errors = ping.events("peer_error");
+    assert!(!errors.is_empty(), "{}", ping.dump());
+    assert!(errors.iter().all(|e| e["peer"] == to.as_str()));
+    assert!(
+        ping.stderr().contains(&format!(
+            "the network reports \"No route to host\" for {to}"
+        )),
+        "{}",
+        ping.dump()
+    );
+}

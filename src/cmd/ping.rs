@@ -191,6 +191,10 @@ enum PingWire {
     Unreachable {
         peer: SocketAddr,
     },
+    PeerError {
+        peer: SocketAddr,
+        error: String,
+    },
     PingSummary {
         to: SocketAddr,
         sent: u64,
@@ -298,6 +302,7 @@ fn probe(
         outstanding: std::collections::BTreeMap::new(),
         unreachable: 0,
         said_unreachable: false,
+        network_error: None,
         wait: READ_TIMEOUT,
         out,
         lines: options.interval >= LINE_PER_REPLY,
@@ -315,7 +320,14 @@ fn probe(
     };
     ping.say_summary(&report)?;
     if !answered_any(&report.replies) && report.replies.sent > 0 {
-        // The cause, said once: a refusal, or silence.
+        // The cause, said once: what the network reported, a refusal, or
+        // silence.
+        if let (Some(error), 0) = (ping.network_error.take(), report.unreachable) {
+            return Err(Error::PeerNotReached {
+                peer: options.to,
+                error,
+            });
+        }
         return Err(Error::NoReplies {
             to: options.to,
             sent: report.replies.sent,
@@ -341,6 +353,8 @@ struct Ping<'a> {
     outstanding: std::collections::BTreeMap<u64, Instant>,
     unreachable: u64,
     said_unreachable: bool,
+    /// The last ICMP error other than a refusal, as the OS words it.
+    network_error: Option<String>,
     /// The socket's receive timeout now.
     wait: Duration,
     out: &'a mut dyn Sink,
@@ -449,11 +463,7 @@ impl Ping<'_> {
         let sent = self
             .endpoint
             .send_to(&payload, self.options.to, &mut drained);
-        for error in drained {
-            if error.is_refusal() {
-                self.unreachable_once(error.peer)?;
-            }
-        }
+        self.on_peer_errors(drained)?;
         sent?;
         self.replies.record_sent(seq);
         self.outstanding
@@ -554,9 +564,34 @@ impl Ping<'_> {
         for error in errors {
             if error.is_refusal() {
                 self.unreachable_once(error.peer)?;
+            } else {
+                self.network_error(error)?;
             }
         }
         Ok(())
+    }
+
+    /// An ICMP error other than a refusal (no route, host or network
+    /// unreachable): each in `--json`, said once to people, and the cause
+    /// named at the end if no probe came back.
+    fn network_error(&mut self, error: PeerError) -> Result<(), Error> {
+        let first = self.network_error.is_none();
+        let message = error.message();
+        self.network_error = Some(message.clone());
+        match self.options.format {
+            Format::Json => self.line(json(&PingWire::PeerError {
+                peer: error.peer,
+                error: message,
+            })),
+            // A run that ends by itself with no reply names the cause in
+            // its error line, as for a refusal.
+            Format::Human if self.options.count.is_some() && !answered_any(&self.replies) => Ok(()),
+            Format::Human if first => self.line(format!(
+                "!! the network reports \"{message}\" for {} (an ICMP error from a router or its host); probing on",
+                error.peer
+            )),
+            Format::Human => Ok(()),
+        }
     }
 
     fn unreachable_once(&mut self, peer: SocketAddr) -> Result<(), Error> {
