@@ -296,6 +296,35 @@ while True:
     server.kill();
 }
 
+/// `--max-size` is ping's own receive buffer, as in listen: replies to
+/// 64-byte probes taken into 30 bytes are cut here and counted truncated,
+/// apart (not timed), and the human line says this side's buffer cut
+/// them, not the echo server's.
+#[test]
+fn ping_max_size_cuts_replies_here() {
+    let (mut echo, addr) = listener(&["--echo"]);
+    let target = addr.to_string();
+    let (proc, summary) = ping(
+        &target,
+        &["--count", "3", "--interval", "0", "--max-size", "30"],
+    );
+    assert!(proc.finish_ok(), "{}", proc.dump());
+    assert_eq!(summary["truncated"], 3, "{summary}");
+    assert_eq!(summary["replies"], 0, "{summary}");
+    for reply in proc.events("reply") {
+        assert_eq!(reply["status"], "truncated", "{reply}");
+        assert_eq!(reply["len"], 30, "{reply}");
+    }
+    let human = crate::util::run(&["ping", &target, "--count", "1", "--max-size", "30"]);
+    assert!(human.finish_ok(), "{}", human.dump());
+    assert!(
+        human.stdout().contains("truncated here by --max-size 30"),
+        "{}",
+        human.dump()
+    );
+    stop(&mut echo);
+}
+
 /// A program that holds the port but takes datagrams from one peer only
 /// (a connected socket, as socat without fork and `nc -u -l` after their
 /// first): every probe is refused. Ping says the cause once, on one line

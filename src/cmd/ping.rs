@@ -112,6 +112,8 @@ pub struct PingOptions {
     pub interval: Duration,
     /// Probe size in bytes (at least the 24-byte header).
     pub size: usize,
+    /// The receive buffer (`--max-size`): a longer reply is cut.
+    pub max_size: usize,
     /// How long to wait for a reply before the probe counts as lost (a
     /// later reply is counted late).
     pub timeout: Duration,
@@ -142,6 +144,7 @@ impl PingOptions {
             count: args.count,
             interval: Duration::from_millis(args.interval),
             size: args.size,
+            max_size: args.buffers.max_size,
             timeout: Duration::from_millis(args.timeout),
             format: Format::json(args.json),
             busy_poll: args.busy_poll,
@@ -371,7 +374,9 @@ impl Ping<'_> {
         let count = self.options.count.unwrap_or(u64::MAX);
         let mut next_seq = 0u64;
         let mut next_send = self.start;
-        let mut buf = vec![0u8; 65536];
+        // --max-size: a reply longer than this is cut by the kernel, as in
+        // listen, and counted truncated.
+        let mut buf = vec![0u8; self.options.max_size];
         let mut scratch = Scratch::default();
         let mut done_at: Option<Instant> = None;
         loop {
@@ -423,7 +428,8 @@ impl Ping<'_> {
             match got {
                 Ok(got) => {
                     let rtt_base = self.start.elapsed();
-                    self.on_reply(got.from, &buf[..got.len], rtt_base)?;
+                    let cut = got.truncated.then_some(got.original_len);
+                    self.on_reply(got.from, &buf[..got.len], cut, rtt_base)?;
                 }
                 Err(e) => match sort(e, &self.endpoint) {
                     Sorted::Retry | Sorted::Idle => {}
@@ -493,14 +499,23 @@ impl Ping<'_> {
         Ok(())
     }
 
-    fn on_reply(&mut self, from: SocketAddr, payload: &[u8], now: Duration) -> Result<(), Error> {
+    /// A datagram from `from`; `cut` when this side's `--max-size` cut it
+    /// (with its true length where the platform tells it).
+    fn on_reply(
+        &mut self,
+        from: SocketAddr,
+        payload: &[u8],
+        cut: Option<Option<usize>>,
+        now: Duration,
+    ) -> Result<(), Error> {
         let probe = (from == self.options.to)
             .then(|| Probe::decode(payload, self.run))
             .flatten();
         let rtt = probe.map_or(Duration::ZERO, |p| {
             now.saturating_sub(Duration::from_nanos(p.sent_ns))
         });
-        let reply = self.replies.record(probe, rtt, payload.len() >= self.size);
+        let whole = payload.len() >= self.size && cut.is_none();
+        let reply = self.replies.record(probe, rtt, whole);
         if let Some(probe) = probe {
             self.outstanding.remove(&probe.seq);
         }
@@ -545,13 +560,23 @@ impl Ping<'_> {
                         line.push_str(" (late: after the timeout, counted apart)")
                     }
                     Reply::Duplicate => line.push_str(" (duplicate reply, not timed)"),
-                    Reply::Truncated { .. } => {
-                        let _ = write!(
-                            line,
-                            " (truncated: {} B sent, the echo server's buffer cut it; counted apart, not timed)",
-                            self.size
-                        );
-                    }
+                    Reply::Truncated { .. } => match cut {
+                        Some(len) => {
+                            let _ = write!(
+                                line,
+                                " (truncated here by --max-size {}: {} came; counted apart, not timed)",
+                                self.options.max_size,
+                                len.map_or("more".to_string(), |len| format!("{len} B"))
+                            );
+                        }
+                        None => {
+                            let _ = write!(
+                                line,
+                                " (truncated: {} B sent, the echo server's buffer cut it; counted apart, not timed)",
+                                self.size
+                            );
+                        }
+                    },
                     _ if reordered => line.push_str(" (reordered: after a later probe's reply)"),
                     _ => {}
                 }
