@@ -390,6 +390,48 @@ fn mtu_against_echo_servers() {
     python.kill();
 }
 
+/// An echo server that sends back at most 8192 bytes (socat's buffer; a
+/// Python echo reading 8192 here) on loopback: the probe it cuts is not
+/// counted lost and the search does not go on halving down to 8192 B;
+/// it ends at once with a `short_echo` event and a result saying the
+/// echo's limit and that the probe it cut crossed whole (forward at
+/// least), exit status 0.
+#[test]
+fn mtu_against_an_echo_that_cuts_probes_short() {
+    crate::util::need("python3");
+    let script = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('127.0.0.1',0))\nprint(s.getsockname()[1],flush=True)\nwhile True:\n d,a=s.recvfrom(8192)\n s.sendto(d,a)\n";
+    let mut python = Proc::spawn("python3", &["-c", script]);
+    let port: u16 = wait_for(
+        "the Python echo's port",
+        || python.dump(),
+        || python.stdout().lines().next()?.trim().parse().ok(),
+    );
+    let mut mtu = Proc::dgram(&["mtu", &format!("127.0.0.1:{port}"), "--json"]);
+    let status = mtu.finish();
+    python.kill();
+    assert!(status.success(), "{}", mtu.dump());
+    assert!(mtu.events("lost").is_empty(), "{}", mtu.dump());
+    let cut = mtu.first_event("short_echo");
+    assert_eq!(cut["echoed"], 8192, "{}", mtu.dump());
+    let size = cut["size"].as_u64().unwrap();
+    assert!(size > 8192, "{}", mtu.dump());
+    let result = mtu.first_event("result");
+    assert_eq!(result["echo_limit"], 8192, "{}", mtu.dump());
+    assert_eq!(
+        result["payload"], size,
+        "the probe that was cut crossed whole"
+    );
+    let summary = mtu.first_event("summary");
+    assert_eq!(summary["peer"], "echo");
+    assert_eq!(summary["forward_at_least"], size);
+    assert_eq!(summary["forward_exact"], false);
+    assert!(
+        mtu.events("probe").len() <= 3,
+        "it stops at the cut: {}",
+        mtu.dump()
+    );
+}
+
 /// A downed target (nothing on the port: ICMP port unreachable) is a
 /// clear report and exit status 1, within a second, not a hang.
 #[test]

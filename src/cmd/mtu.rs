@@ -106,6 +106,10 @@ pub struct DirectionResult {
     pub failed_how: Option<Failure>,
     /// How long the search took.
     pub took: Duration,
+    /// The most an echo server sends back, when it cut a probe short
+    /// (then `payload` is the probe it cut: it crossed whole, and the
+    /// search ended there).
+    pub echo_limit: Option<usize>,
 }
 
 /// What a run found.
@@ -358,8 +362,22 @@ impl Prober<'_> {
                     icmp_seen: search.icmp_seen(),
                     failed_how: (!at_max).then(|| search.failed_how()).flatten(),
                     took,
+                    echo_limit: None,
                 };
                 self.local_limit = self.local_limit.or(search.local_limit());
+                self.show_result(&result)?;
+                Ok(result)
+            }
+            Some(Outcome::EchoLimit { size, echoed, .. }) => {
+                let result = DirectionResult {
+                    direction,
+                    payload: size,
+                    at_max: false,
+                    icmp_seen: search.icmp_seen(),
+                    failed_how: None,
+                    took,
+                    echo_limit: Some(echoed),
+                };
                 self.show_result(&result)?;
                 Ok(result)
             }
@@ -442,6 +460,16 @@ impl Prober<'_> {
                     return Ok(false);
                 }
                 let datagram = &self.buf[..received.len];
+                if direction == Direction::Forward
+                    && let Some((token, size)) = mtu::cut_echo(datagram)
+                {
+                    // An echo server that sends back less than it got:
+                    // its limit, not a loss.
+                    if search.on_short_echo(token, size, datagram.len()) {
+                        self.peer.get_or_insert(Peer::Echo);
+                    }
+                    return Ok(false);
+                }
                 if !mtu::is_mtu(datagram) {
                     return Ok(false);
                 }
@@ -557,6 +585,12 @@ impl Prober<'_> {
                     )),
                     json!({"event": "local_too_big", "direction": name, "size": size, "mtu": mtu}),
                 ),
+                Step::ShortEcho { size, echoed } => (
+                    Some(format!(
+                        "  {size:>5} B  came back cut to {echoed} B: the echo server's limit, not a loss"
+                    )),
+                    json!({"event": "short_echo", "direction": name, "size": size, "echoed": echoed}),
+                ),
             };
             match (self.format, human) {
                 (Format::Human, Some(human)) => self.line(human, json)?,
@@ -576,6 +610,17 @@ impl Prober<'_> {
         } else {
             result.direction.name()
         };
+        if let Some(echoed) = result.echo_limit {
+            return self.line(
+                format!(
+                    "{name}: the echo server sends back at most {echoed} B (a probe of {} B came back cut to {echoed} B): the path there carries at least {packet} B packets ({} + 8 UDP + {ip} IP); the round trip cannot be measured beyond the echo's limit, in {:.0} ms",
+                    result.payload,
+                    result.payload,
+                    result.took.as_secs_f64() * 1e3
+                ),
+                json!({"event": "result", "direction": name, "payload": result.payload, "packet": packet, "at_max": false, "icmp_seen": result.icmp_seen, "one_more": null, "echo_limit": echoed, "ms": result.took.as_secs_f64() * 1e3}),
+            );
+        }
         let how = match (result.at_max, result.failed_how) {
             (true, _) if result.direction == Direction::Reverse => {
                 "no more can arrive whole through this side's interface"
@@ -610,6 +655,19 @@ impl Prober<'_> {
                         total.as_secs_f64() * 1e3
                     ),
                     json!({"event": "summary", "peer": "listener", "forward": fwd, "reverse": rev, "probes": self.sent, "ms": total.as_secs_f64() * 1e3}),
+                )
+            }
+            Peer::Echo if results[0].echo_limit.is_some() => {
+                let r = results[0];
+                let echoed = r.echo_limit.unwrap_or(r.payload);
+                self.line(
+                    format!(
+                        "an echo server that sends back at most {echoed} B: forward at least {} B (a probe that large reached it whole); the round trip is not measured beyond {echoed} B; reverse not known, {} probes in {:.0} ms",
+                        r.payload,
+                        self.sent,
+                        total.as_secs_f64() * 1e3
+                    ),
+                    json!({"event": "summary", "peer": "echo", "round_trip": null, "echo_limit": echoed, "forward_exact": false, "forward_at_least": r.payload, "reverse": null, "probes": self.sent, "ms": total.as_secs_f64() * 1e3}),
                 )
             }
             Peer::Echo => {
