@@ -112,6 +112,18 @@ pub enum Error {
         refused: Option<PortState>,
     },
 
+    /// `dgram mtu`: a router (or the target's host) answered a probe with
+    /// an ICMP error about the path (network or host unreachable,
+    /// administratively prohibited): no size crosses.
+    #[error("{} says {what} for {} (ICMP, in answer to a probe)", reporter.map_or("a router".to_string(), |ip| ip.to_string()), to.ip())]
+    PathUnreachable {
+        to: SocketAddr,
+        /// Who sent the ICMP error, where known.
+        reporter: Option<std::net::IpAddr>,
+        /// What it said ("network unreachable").
+        what: String,
+    },
+
     /// `dgram bench` could not open its control connection (TCP, same
     /// address as the data) to the bench server.
     #[error("could not reach a dgram bench server at {to} (its TCP control connection)")]
@@ -413,6 +425,11 @@ impl Error {
             ),
             Error::NoReplies { to, refused: Some(_), .. } => Some(format!(
                 "start an echo server there (dgram listen {to} --echo --echo-rate 0) or check the address"
+            )),
+            Error::PathUnreachable { to, reporter, .. } => Some(format!(
+                "the path to {} is broken at {}: check the routes (and firewalls) there, or the address",
+                to.ip(),
+                reporter.map_or("a router on the way".to_string(), |ip| ip.to_string())
             )),
             Error::ConnectBench { to, .. } => Some(format!(
                 "start one there first: dgram bench --serve {to} (or try dgram bench --loopback)"

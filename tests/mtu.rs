@@ -432,6 +432,34 @@ fn mtu_against_an_echo_that_cuts_probes_short() {
     );
 }
 
+/// R has no route to 10.99.0.1: its ICMP "network unreachable" is a
+/// report about the path, said as such (who sent it, what it means, an
+/// `unreachable` event), exit status 1, not a local
+/// receive fault.
+#[test]
+fn mtu_through_a_router_without_a_route_names_it() {
+    let Some(line) = Line::or_skip() else { return };
+    let mut mtu = line.dgram(A, &["mtu", "10.99.0.1:24100", "--json"]);
+    let status = mtu
+        .exit_within(Duration::from_secs(5))
+        .expect("ends by itself");
+    assert_eq!(status.code(), Some(1), "{}", mtu.dump());
+    let said = mtu.first_event("unreachable");
+    assert_eq!(said["from"], "10.78.1.2", "{}", mtu.dump());
+    assert_eq!(said["reason"], "network unreachable", "{}", mtu.dump());
+    assert!(
+        mtu.stderr()
+            .contains("10.78.1.2 says network unreachable for 10.99.0.1"),
+        "{}",
+        mtu.dump()
+    );
+    assert!(
+        !mtu.stderr().contains("could not receive"),
+        "{}",
+        mtu.dump()
+    );
+}
+
 /// A downed target (nothing on the port: ICMP port unreachable) is a
 /// clear report and exit status 1, within a second, not a hang.
 #[test]

@@ -234,6 +234,26 @@ enum Heard {
     TooBig(Option<usize>, Option<[u8; 8]>),
     LocalTooBig(Option<usize>),
     Refused,
+    /// An ICMP error about the path other than too big and port
+    /// unreachable (network or host unreachable, prohibited): its errno
+    /// and who sent it.
+    Unreachable(i32, Option<IpAddr>),
+}
+
+/// What an ICMP error's errno means for a path, in words: Linux maps
+/// network unreachable (and network unknown, prohibited) to
+/// `ENETUNREACH`, host unreachable and administratively prohibited
+/// (filtered) to `EHOSTUNREACH`; the rest are said as the system says
+/// them.
+pub fn unreachable_words(errno: i32) -> String {
+    let error = std::io::Error::from_raw_os_error(errno);
+    match error.kind() {
+        std::io::ErrorKind::NetworkUnreachable => "network unreachable".to_string(),
+        std::io::ErrorKind::HostUnreachable => {
+            "host unreachable (or administratively prohibited)".to_string()
+        }
+        _ => error.to_string(),
+    }
 }
 
 impl Prober<'_> {
@@ -294,7 +314,13 @@ impl Prober<'_> {
         }
         let refused = std::io::Error::from_raw_os_error(error.errno).kind()
             == std::io::ErrorKind::ConnectionRefused;
-        refused.then_some(Heard::Refused)
+        if refused {
+            return Some(Heard::Refused);
+        }
+        // Any other report from the path says the probes do not get
+        // there at all: the run's answer, not a fault of this socket.
+        (error.origin == ErrorOrigin::Icmp)
+            .then_some(Heard::Unreachable(error.errno, error.reporter))
     }
 
     /// One direction's search, every step shown.
@@ -426,6 +452,9 @@ impl Prober<'_> {
                         }
                         Heard::TooBig(..) => continue,
                         Heard::Refused => continue,
+                        Heard::Unreachable(errno, reporter) => {
+                            return Err(self.unreachable(direction, errno, reporter)?);
+                        }
                         Heard::Nothing if e.raw_os_error() == Some(sys::EMSGSIZE) => {
                             search.on_local_too_big(None);
                             return Ok(());
@@ -523,6 +552,9 @@ impl Prober<'_> {
                     Ok(false)
                 }
                 Heard::Refused => Ok(true),
+                Heard::Unreachable(errno, reporter) => {
+                    Err(self.unreachable(direction, errno, reporter)?)
+                }
                 Heard::Nothing if e.raw_os_error() == Some(sys::EMSGSIZE) => {
                     search.on_too_big(None);
                     Ok(false)
@@ -534,6 +566,27 @@ impl Prober<'_> {
                 }),
             },
         }
+    }
+
+    /// Shows an ICMP error about the path and returns the error that
+    /// ends the run with it.
+    fn unreachable(
+        &mut self,
+        direction: Direction,
+        errno: i32,
+        reporter: Option<IpAddr>,
+    ) -> Result<Error, Error> {
+        let what = unreachable_words(errno);
+        let from = reporter.map_or("a router".to_string(), |ip| ip.to_string());
+        self.line(
+            format!("  ICMP from {from}: {what} for {}", self.to.ip()),
+            json!({"event": "unreachable", "direction": direction.name(), "from": reporter.map(|ip| ip.to_string()), "errno": errno, "reason": what}),
+        )?;
+        Ok(Error::PathUnreachable {
+            to: self.to,
+            reporter,
+            what,
+        })
     }
 
     fn show_steps(&mut self, search: &mut Search, direction: Direction) -> Result<(), Error> {
