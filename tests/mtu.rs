@@ -432,6 +432,44 @@ fn mtu_against_an_echo_that_cuts_probes_short() {
     );
 }
 
+/// An MTU mismatch on A's link (A's end 1500, R's end 1300, the fault
+/// `mtu` exists to find): a probe A's veth cannot hand to R's fails its
+/// send with ENOBUFS. Each such send is a lost try, not the end of the
+/// run: both directions end near 1272 B (1300 − 28; forward up to 4 B
+/// more, see below), exit status 0.
+#[test]
+fn mtu_across_a_mismatched_link_counts_refused_sends_as_lost() {
+    let Some(line) = Line::or_skip() else { return };
+    sh(&[
+        "ip",
+        "-n",
+        &line.names[R],
+        "link",
+        "set",
+        "eth0",
+        "mtu",
+        "1300",
+    ])
+    .unwrap();
+    let (_listener, addr) = listener_in_b(&line, B_V4, &[]);
+    let (mtu, events) = probe_from_a(&line, addr);
+    let found = results(&events);
+    figure("IPv4 across a 1500/1300 mismatch", &found);
+    let payloads: Vec<u64> = found.iter().map(|r| r.1).collect();
+    // R's veth takes a frame up to its MTU plus a VLAN tag's 4 bytes
+    // (the kernel's is_skb_forwardable), so forward may end at 1276.
+    assert!(
+        payloads.len() == 2 && (1272..=1276).contains(&payloads[0]) && payloads[1] == 1272,
+        "{payloads:?}: {}",
+        mtu.dump()
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "not_sent"),
+        "the mismatch made sends fail: {}",
+        mtu.dump()
+    );
+}
+
 /// R has no route to 10.99.0.1: its ICMP "network unreachable" is a
 /// report about the path, said as such (who sent it, what it means, an
 /// `unreachable` event), exit status 1, not a local

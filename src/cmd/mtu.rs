@@ -162,6 +162,7 @@ pub fn run(
         buf: vec![0u8; 65_536],
         reporter: None,
         local_limit: None,
+        send_error: None,
     };
     prober.start()?;
     let forward = prober.search(Direction::Forward, MAX_PAYLOAD, None)?;
@@ -224,6 +225,23 @@ struct Prober<'a> {
     reporter: Option<IpAddr>,
     /// This side's interface limit, once a send told it.
     local_limit: Option<usize>,
+    /// Why the last probe not sent was not (shown with its step).
+    send_error: Option<String>,
+}
+
+/// "No buffer space available": the interface's queue (or the socket's
+/// buffer) is full for now.
+#[cfg(unix)]
+const ENOBUFS: i32 = nix::errno::Errno::ENOBUFS as i32;
+/// `WSAENOBUFS`.
+#[cfg(not(unix))]
+const ENOBUFS: i32 = 10055;
+
+/// True for a send error that says only that the local stack is busy
+/// now (`ENOBUFS`: the interface's queue is full; `EAGAIN`): the probe is
+/// lost, the run goes on.
+pub fn transient(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock || error.raw_os_error() == Some(ENOBUFS)
 }
 
 /// What the error queue said.
@@ -416,7 +434,8 @@ impl Prober<'_> {
     }
 
     /// Sends the probe of `size`; a send the interface refuses, or that
-    /// fails on an earlier ICMP report, is sorted.
+    /// fails on an earlier ICMP report, is sorted; one the stack cannot
+    /// take now ([`transient`]) is a lost try.
     fn send_probe(
         &mut self,
         search: &mut Search,
@@ -457,6 +476,14 @@ impl Prober<'_> {
                         }
                         Heard::Nothing if e.raw_os_error() == Some(sys::EMSGSIZE) => {
                             search.on_local_too_big(None);
+                            return Ok(());
+                        }
+                        Heard::Nothing if transient(&e) => {
+                            // A full queue now says nothing about the
+                            // path: a lost try, tried again after its wait.
+                            self.sent += 1;
+                            self.send_error = Some(e.to_string());
+                            search.on_not_sent();
                             return Ok(());
                         }
                         Heard::Nothing => {
@@ -638,6 +665,16 @@ impl Prober<'_> {
                     )),
                     json!({"event": "local_too_big", "direction": name, "size": size, "mtu": mtu}),
                 ),
+                Step::NotSent { size, attempt } => {
+                    let why = self.send_error.take().unwrap_or_default();
+                    (
+                        Some(format!(
+                            "  {size:>5} B  not sent (try {attempt} of {}): {why}: counted lost",
+                            mtu::MAX_PROBES
+                        )),
+                        json!({"event": "not_sent", "direction": name, "size": size, "attempt": attempt, "error": why}),
+                    )
+                }
                 Step::ShortEcho { size, echoed } => (
                     Some(format!(
                         "  {size:>5} B  came back cut to {echoed} B: the echo server's limit, not a loss"
@@ -745,5 +782,25 @@ impl Prober<'_> {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full queue (ENOBUFS, EAGAIN) is a lost try; a send the
+    /// interface refuses for its size, or a refusal, is not.
+    #[test]
+    fn only_a_busy_stack_is_transient() {
+        let errno = |e: i32| std::io::Error::from_raw_os_error(e);
+        assert!(transient(&errno(ENOBUFS)));
+        assert!(transient(&std::io::Error::from(
+            std::io::ErrorKind::WouldBlock
+        )));
+        assert!(!transient(&errno(sys::EMSGSIZE)));
+        assert!(!transient(&std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused
+        )));
     }
 }

@@ -314,6 +314,15 @@ pub enum Step {
         /// The interface's MTU, where the kernel said.
         mtu: Option<usize>,
     },
+    /// The local stack could not send the probe of `size` for now
+    /// (`ENOBUFS`, `EAGAIN`: its queue is full): the probe is lost like
+    /// any other, and tried again when its wait runs out.
+    NotSent {
+        /// The probe's size.
+        size: usize,
+        /// Which probe of this size it was.
+        attempt: u8,
+    },
     /// An echo server sent the probe of `size` back cut to `echoed`
     /// bytes: it crossed (a datagram arrives whole or not at all), but
     /// nothing larger than `echoed` can come back.
@@ -591,6 +600,19 @@ impl Search {
         self.confirmed = Some(self.confirmed.map_or(size, |c| c.max(size)));
         self.check_done();
         true
+    }
+
+    /// The probe in flight could not leave for now (a full queue:
+    /// `ENOBUFS`, `EAGAIN`). It stays in flight: its wait runs out like a
+    /// lost probe's and counts as one of [`MAX_PROBES`] tries, so that a
+    /// busy interface slows the search down instead of ending it, and a
+    /// size whose every send is refused fails like a lost one.
+    pub fn on_not_sent(&mut self) {
+        let Some(probe) = self.in_flight else { return };
+        self.steps.push_back(Step::NotSent {
+            size: probe.size,
+            attempt: probe.attempt,
+        });
     }
 
     /// The probe with `token`, of `size` bytes, came back from an echo
@@ -1074,6 +1096,59 @@ mod tests {
             echoed: 8192
         }));
         assert!(!steps.iter().any(|s| matches!(s, Step::Lost { .. })));
+    }
+
+    /// A probe the stack could not send (ENOBUFS) is one lost try: it
+    /// is tried again after its wait, the search goes on to the answer;
+    /// a size whose every send fails fails like a lost one.
+    #[test]
+    fn a_probe_not_sent_is_a_lost_try() {
+        let mut search = Search::new(SearchConfig::new(Direction::Forward, OVERHEAD_V4, 1472));
+        let mut now = Instant::now();
+        let (size, token) = search.poll_transmit(now, [1; 8]).unwrap();
+        search.on_answer(now, token, size);
+        let mut refused = 0;
+        for i in 2..40u8 {
+            if search.outcome().is_some() {
+                break;
+            }
+            if let Some((size, token)) = search.poll_transmit(now, [i; 8]) {
+                // The 1472-byte probes never leave (a full queue); the
+                // others cross when they do, up to 1372.
+                if size == 1472 || (size > 1372 && i % 2 == 0) {
+                    search.on_not_sent();
+                    refused += 1;
+                } else if size <= 1372 {
+                    search.on_answer(now, token, size);
+                }
+            } else if let Some(wake) = search.poll_timeout() {
+                now = wake;
+                search.handle_timeout(now);
+            }
+        }
+        let steps: Vec<Step> = std::iter::from_fn(|| search.poll_step()).collect();
+        assert!(refused >= MAX_PROBES, "{steps:?}");
+        assert_eq!(
+            steps
+                .iter()
+                .filter(|s| matches!(s, Step::NotSent { size: 1472, .. }))
+                .count(),
+            MAX_PROBES as usize,
+            "tried again up to MAX_PROBES: {steps:?}"
+        );
+        assert!(steps.contains(&Step::Lost {
+            size: 1472,
+            attempt: MAX_PROBES,
+            failed: true
+        }));
+        assert_eq!(
+            search.outcome(),
+            Some(Outcome::Found {
+                size: 1372,
+                at_max: false
+            }),
+            "{steps:?}"
+        );
     }
 
     /// Nobody answering ends the search after MAX_PROBES base probes; a
