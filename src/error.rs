@@ -112,6 +112,20 @@ pub enum Error {
         refused: Option<PortState>,
     },
 
+    /// `dgram mtu` got no answer to any probe.
+    #[error("no reply from {to} to any of {sent} probe{}{}", if *sent == 1 { "" } else { "s" }, match refused {
+        None => "",
+        Some(PortState::InUse) => ": its host refused them (ICMP port unreachable), though a program holds that port",
+        Some(_) => ": nothing is listening there (its host answered ICMP port unreachable)",
+    })]
+    NoProbeAnswers {
+        to: SocketAddr,
+        sent: u64,
+        /// The host refused the probes (ICMP port unreachable), and the
+        /// port's state then.
+        refused: Option<PortState>,
+    },
+
     /// `dgram mtu`: a router (or the target's host) answered a probe with
     /// an ICMP error about the path (network or host unreachable,
     /// administratively prohibited): no size crosses.
@@ -425,6 +439,16 @@ impl Error {
             ),
             Error::NoReplies { to, refused: Some(_), .. } => Some(format!(
                 "start an echo server there (dgram listen {to} --echo --echo-rate 0) or check the address"
+            )),
+            Error::NoProbeAnswers { to, refused: None, .. } => Some(format!(
+                "is a dgram listener running there (dgram listen {to}: both directions are measured), or an echo server?"
+            )),
+            Error::NoProbeAnswers { refused: Some(PortState::InUse), .. } => Some(
+                "the program there takes datagrams from one peer only (as socat without fork and nc -u -l do after their first): restart it, or give socat fork (UDP-RECVFROM:PORT,fork)"
+                    .to_string(),
+            ),
+            Error::NoProbeAnswers { to, refused: Some(_), .. } => Some(format!(
+                "start a listener there (dgram listen {to}: both directions are measured) or check the address"
             )),
             Error::PathUnreachable { to, reporter, .. } => Some(format!(
                 "the path to {} is broken at {}: check the routes (and firewalls) there, or the address",

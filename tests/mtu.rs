@@ -498,6 +498,94 @@ fn mtu_through_a_router_without_a_route_names_it() {
     );
 }
 
+/// On loopback: `--json` round trips are whole microseconds (at most 3
+/// decimals of a millisecond, as the other commands give them); a
+/// refused run ends with a `failed` event naming the refusal, and its
+/// advice is a plain `dgram listen` (both directions), not `--echo`.
+#[test]
+fn mtu_json_rounds_times_and_reports_a_refusal() {
+    let (mut listener, addr) = crate::util::listener(&[]);
+    let mut mtu = Proc::dgram(&["mtu", &addr.to_string(), "--json"]);
+    assert!(mtu.finish().success(), "{}", mtu.dump());
+    listener.kill();
+    let answered = mtu.events("answered");
+    assert!(!answered.is_empty(), "{}", mtu.dump());
+    for line in mtu.stdout().lines() {
+        let value: Value = serde_json::from_str(line).unwrap();
+        for key in ["rtt_ms", "ms"] {
+            if let Some(ms) = value.get(key) {
+                let text = ms.to_string();
+                let decimals = text.split_once('.').map_or(0, |(_, d)| d.len());
+                assert!(decimals <= 3, "{key} {text} in {line}");
+            }
+        }
+    }
+
+    let closed = crate::util::closed_port();
+    let mut mtu = Proc::dgram(&["mtu", &closed.to_string(), "--json"]);
+    let status = mtu
+        .exit_within(Duration::from_secs(5))
+        .expect("ends by itself");
+    assert_eq!(status.code(), Some(1), "{}", mtu.dump());
+    let failed = mtu.first_event("failed");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("nothing is listening there"),
+        "{}",
+        mtu.dump()
+    );
+    assert!(
+        mtu.stderr().contains(&format!("dgram listen {closed}:")),
+        "{}",
+        mtu.dump()
+    );
+    assert!(!mtu.stderr().contains("--echo"), "{}", mtu.dump());
+}
+
+/// A port that takes the probes and never answers: the base probe's
+/// last try is labelled "no answer" (nothing says it was too big), the
+/// advice is a plain `dgram listen`; Ctrl-C during the first probe's
+/// wait says "interrupted after 1 probe" (singular), exit 130.
+#[test]
+fn mtu_to_a_silent_port_says_no_answer() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let mut mtu = Proc::dgram(&["mtu", &addr.to_string()]);
+    let status = mtu
+        .exit_within(Duration::from_secs(10))
+        .expect("ends by itself");
+    assert_eq!(status.code(), Some(1), "{}", mtu.dump());
+    assert!(
+        mtu.stdout()
+            .contains("1172 B  lost (try 3 of 3): no answer\n"),
+        "{}",
+        mtu.dump()
+    );
+    assert!(!mtu.stdout().contains("too big"), "{}", mtu.dump());
+    assert!(
+        mtu.stderr().contains(&format!("dgram listen {addr}:")),
+        "{}",
+        mtu.dump()
+    );
+
+    let mut mtu = Proc::dgram(&["mtu", &addr.to_string()]);
+    mtu.wait_stdout_contains("forward (here");
+    mtu.signal(nix::sys::signal::Signal::SIGINT);
+    let status = mtu
+        .exit_within(Duration::from_secs(5))
+        .expect("ends on Ctrl-C");
+    assert_eq!(status.code(), Some(130), "{}", mtu.dump());
+    assert!(
+        mtu.stdout()
+            .contains("forward: interrupted after 1 probe\n"),
+        "{}",
+        mtu.dump()
+    );
+    drop(silent);
+}
+
 /// A downed target (nothing on the port: ICMP port unreachable) is a
 /// clear report and exit status 1, within a second, not a hang.
 #[test]

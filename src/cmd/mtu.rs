@@ -42,15 +42,17 @@ const TICK: Duration = Duration::from_millis(100);
 #[derive(Debug, Args)]
 pub struct MtuArgs {
     /// A dgram listener (dgram listen: both directions are measured) or
-    /// any echo server (socat, Python: the round trip only): IP:PORT,
-    /// [IPv6]:PORT or HOST:PORT.
+    /// any echo server (socat, Python: the round trip only, up to what
+    /// the echo sends back): IP:PORT, [IPv6]:PORT or HOST:PORT.
     #[arg(value_name = "ADDR", value_parser = parse::peer_addr)]
     addr: SocketAddr,
     /// Local address to send from (default: any address of ADDR's family).
     #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
     bind: Option<SocketAddr>,
-    /// One JSON object per line: each probe, each answer, loss and ICMP
-    /// report, each direction's result.
+    /// One JSON object per line: each probe, each answer, loss, probe not
+    /// sent (ENOBUFS: a lost try) and ICMP report, an echo that cut a
+    /// probe short, each direction's result, and the failure that ends a
+    /// run.
     #[arg(long)]
     json: bool,
 }
@@ -119,6 +121,12 @@ pub struct MtuReport {
     pub peer: Peer,
     /// Forward (or the round trip, from an echo server), then reverse.
     pub results: Vec<DirectionResult>,
+}
+
+/// A duration in milliseconds, to the microsecond (as the other
+/// commands' JSON gives them).
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// The family's header bytes in front of a payload.
@@ -369,9 +377,10 @@ impl Prober<'_> {
                     // interruption.
                     self.line(
                         format!(
-                            "{}: interrupted after {} probes",
+                            "{}: interrupted after {} probe{}",
                             direction.name(),
-                            self.sent
+                            self.sent,
+                            if self.sent == 1 { "" } else { "s" }
                         ),
                         json!({"event": "interrupted", "direction": direction.name(), "probes": self.sent}),
                     )?;
@@ -425,11 +434,15 @@ impl Prober<'_> {
                 self.show_result(&result)?;
                 Ok(result)
             }
-            _ => Err(Error::NoReplies {
-                to: self.to,
-                sent: self.sent,
-                refused: refused.then(|| port_state(self.to)),
-            }),
+            _ => {
+                let error = Error::NoProbeAnswers {
+                    to: self.to,
+                    sent: self.sent,
+                    refused: refused.then(|| port_state(self.to)),
+                };
+                self.failed(direction, &error)?;
+                Err(error)
+            }
         }
     }
 
@@ -609,11 +622,25 @@ impl Prober<'_> {
             format!("  ICMP from {from}: {what} for {}", self.to.ip()),
             json!({"event": "unreachable", "direction": direction.name(), "from": reporter.map(|ip| ip.to_string()), "errno": errno, "reason": what}),
         )?;
-        Ok(Error::PathUnreachable {
+        let error = Error::PathUnreachable {
             to: self.to,
             reporter,
             what,
-        })
+        };
+        self.failed(direction, &error)?;
+        Ok(error)
+    }
+
+    /// The `failed` event for `--json` (the human line is the error
+    /// itself, on stderr).
+    fn failed(&mut self, direction: Direction, error: &Error) -> Result<(), Error> {
+        if self.format == Format::Json {
+            self.line(
+                String::new(),
+                json!({"event": "failed", "direction": direction.name(), "reason": error.to_string()}),
+            )?;
+        }
+        Ok(())
     }
 
     fn show_steps(&mut self, search: &mut Search, direction: Direction) -> Result<(), Error> {
@@ -630,7 +657,7 @@ impl Prober<'_> {
                         "  {size:>5} B  answered in {:.2} ms",
                         rtt.as_secs_f64() * 1e3
                     )),
-                    json!({"event": "answered", "direction": name, "size": size, "rtt_ms": rtt.as_secs_f64() * 1e3}),
+                    json!({"event": "answered", "direction": name, "size": size, "rtt_ms": millis(rtt)}),
                 ),
                 Step::Lost {
                     size,
@@ -640,7 +667,13 @@ impl Prober<'_> {
                     Some(format!(
                         "  {size:>5} B  lost (try {attempt} of {}){}",
                         mtu::MAX_PROBES,
-                        if failed { ": too big, no ICMP" } else { "" }
+                        match (failed, search.confirmed()) {
+                            (false, _) => "",
+                            // Nothing ever answered: nothing says it was
+                            // too big rather than not heard at all.
+                            (true, None) => ": no answer",
+                            (true, Some(_)) => ": too big, no ICMP",
+                        }
                     )),
                     json!({"event": "lost", "direction": name, "size": size, "attempt": attempt, "failed": failed}),
                 ),
@@ -708,7 +741,7 @@ impl Prober<'_> {
                     result.payload,
                     result.took.as_secs_f64() * 1e3
                 ),
-                json!({"event": "result", "direction": name, "payload": result.payload, "packet": packet, "at_max": false, "icmp_seen": result.icmp_seen, "one_more": null, "echo_limit": echoed, "ms": result.took.as_secs_f64() * 1e3}),
+                json!({"event": "result", "direction": name, "payload": result.payload, "packet": packet, "at_max": false, "icmp_seen": result.icmp_seen, "one_more": null, "echo_limit": echoed, "ms": millis(result.took)}),
             );
         }
         let how = match (result.at_max, result.failed_how) {
@@ -728,7 +761,7 @@ impl Prober<'_> {
                 result.payload,
                 result.took.as_secs_f64() * 1e3
             ),
-            json!({"event": "result", "direction": name, "payload": result.payload, "packet": packet, "at_max": result.at_max, "icmp_seen": result.icmp_seen, "one_more": result.failed_how.map(|f| match f { Failure::Lost => "lost", Failure::Icmp => "icmp", Failure::Local => "local" }), "ms": result.took.as_secs_f64() * 1e3}),
+            json!({"event": "result", "direction": name, "payload": result.payload, "packet": packet, "at_max": result.at_max, "icmp_seen": result.icmp_seen, "one_more": result.failed_how.map(|f| match f { Failure::Lost => "lost", Failure::Icmp => "icmp", Failure::Local => "local" }), "ms": millis(result.took)}),
         )
     }
 
@@ -744,7 +777,7 @@ impl Prober<'_> {
                         self.sent,
                         total.as_secs_f64() * 1e3
                     ),
-                    json!({"event": "summary", "peer": "listener", "forward": fwd, "reverse": rev, "probes": self.sent, "ms": total.as_secs_f64() * 1e3}),
+                    json!({"event": "summary", "peer": "listener", "forward": fwd, "reverse": rev, "probes": self.sent, "ms": millis(total)}),
                 )
             }
             Peer::Echo if results[0].echo_limit.is_some() => {
@@ -757,7 +790,7 @@ impl Prober<'_> {
                         self.sent,
                         total.as_secs_f64() * 1e3
                     ),
-                    json!({"event": "summary", "peer": "echo", "round_trip": null, "echo_limit": echoed, "forward_exact": false, "forward_at_least": r.payload, "reverse": null, "probes": self.sent, "ms": total.as_secs_f64() * 1e3}),
+                    json!({"event": "summary", "peer": "echo", "round_trip": null, "echo_limit": echoed, "forward_exact": false, "forward_at_least": r.payload, "reverse": null, "probes": self.sent, "ms": millis(total)}),
                 )
             }
             Peer::Echo => {
@@ -778,7 +811,7 @@ impl Prober<'_> {
                         self.sent,
                         total.as_secs_f64() * 1e3
                     ),
-                    json!({"event": "summary", "peer": "echo", "round_trip": r.payload, "forward_exact": exact, "forward_at_least": r.payload, "reverse": null, "probes": self.sent, "ms": total.as_secs_f64() * 1e3}),
+                    json!({"event": "summary", "peer": "echo", "round_trip": r.payload, "forward_exact": exact, "forward_at_least": r.payload, "reverse": null, "probes": self.sent, "ms": millis(total)}),
                 )
             }
         }

@@ -436,6 +436,11 @@ impl Search {
         &self.config
     }
 
+    /// The largest size answered so far.
+    pub fn confirmed(&self) -> Option<usize> {
+        self.confirmed
+    }
+
     /// How the search ended, once it has.
     pub fn outcome(&self) -> Option<Outcome> {
         self.outcome
