@@ -120,6 +120,32 @@ pub enum Error {
         refused: Option<PortState>,
     },
 
+    /// `dgram mtu` got no answer to any probe.
+    #[error("no reply from {to} to any of {sent} probe{}{}", if *sent == 1 { "" } else { "s" }, match refused {
+        None => "",
+        Some(PortState::InUse) => ": its host refused them (ICMP port unreachable), though a program holds that port",
+        Some(_) => ": nothing is listening there (its host answered ICMP port unreachable)",
+    })]
+    NoProbeAnswers {
+        to: SocketAddr,
+        sent: u64,
+        /// The host refused the probes (ICMP port unreachable), and the
+        /// port's state then.
+        refused: Option<PortState>,
+    },
+
+    /// `dgram mtu`: a router (or the target's host) answered a probe with
+    /// an ICMP error about the path (network or host unreachable,
+    /// administratively prohibited): no size crosses.
+    #[error("{} says {what} for {} (ICMP, in answer to a probe)", reporter.map_or("a router".to_string(), |ip| ip.to_string()), to.ip())]
+    PathUnreachable {
+        to: SocketAddr,
+        /// Who sent the ICMP error, where known.
+        reporter: Option<std::net::IpAddr>,
+        /// What it said ("network unreachable").
+        what: String,
+    },
+
     /// `dgram bench` could not open its control connection (TCP, same
     /// address as the data) to the bench server.
     #[error("could not reach a dgram bench server at {to} (its TCP control connection)")]
@@ -425,6 +451,21 @@ impl Error {
             ),
             Error::NoReplies { to, refused: Some(_), .. } => Some(format!(
                 "start an echo server there (dgram listen {to} --echo --echo-rate 0) or check the address"
+            )),
+            Error::NoProbeAnswers { to, refused: None, .. } => Some(format!(
+                "is a dgram listener running there (dgram listen {to}: both directions are measured), or an echo server?"
+            )),
+            Error::NoProbeAnswers { refused: Some(PortState::InUse), .. } => Some(
+                "the program there takes datagrams from one peer only (as socat without fork and nc -u -l do after their first): restart it, or give socat fork (UDP-RECVFROM:PORT,fork)"
+                    .to_string(),
+            ),
+            Error::NoProbeAnswers { to, refused: Some(_), .. } => Some(format!(
+                "start a listener there (dgram listen {to}: both directions are measured) or check the address"
+            )),
+            Error::PathUnreachable { to, reporter, .. } => Some(format!(
+                "the path to {} is broken at {}: check the routes (and firewalls) there, or the address",
+                to.ip(),
+                reporter.map_or("a router on the way".to_string(), |ip| ip.to_string())
             )),
             Error::ConnectBench { to, .. } => Some(format!(
                 "start one there first: dgram bench --serve {to} (or try dgram bench --loopback)"

@@ -390,6 +390,202 @@ fn mtu_against_echo_servers() {
     python.kill();
 }
 
+/// An echo server that sends back at most 8192 bytes (socat's buffer; a
+/// Python echo reading 8192 here) on loopback: the probe it cuts is not
+/// counted lost and the search does not go on halving down to 8192 B;
+/// it ends at once with a `short_echo` event and a result saying the
+/// echo's limit and that the probe it cut crossed whole (forward at
+/// least), exit status 0.
+#[test]
+fn mtu_against_an_echo_that_cuts_probes_short() {
+    crate::util::need("python3");
+    let script = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('127.0.0.1',0))\nprint(s.getsockname()[1],flush=True)\nwhile True:\n d,a=s.recvfrom(8192)\n s.sendto(d,a)\n";
+    let mut python = Proc::spawn("python3", &["-c", script]);
+    let port: u16 = wait_for(
+        "the Python echo's port",
+        || python.dump(),
+        || python.stdout().lines().next()?.trim().parse().ok(),
+    );
+    let mut mtu = Proc::dgram(&["mtu", &format!("127.0.0.1:{port}"), "--json"]);
+    let status = mtu.finish();
+    python.kill();
+    assert!(status.success(), "{}", mtu.dump());
+    assert!(mtu.events("lost").is_empty(), "{}", mtu.dump());
+    let cut = mtu.first_event("short_echo");
+    assert_eq!(cut["echoed"], 8192, "{}", mtu.dump());
+    let size = cut["size"].as_u64().unwrap();
+    assert!(size > 8192, "{}", mtu.dump());
+    let result = mtu.first_event("result");
+    assert_eq!(result["echo_limit"], 8192, "{}", mtu.dump());
+    assert_eq!(
+        result["payload"], size,
+        "the probe that was cut crossed whole"
+    );
+    let summary = mtu.first_event("summary");
+    assert_eq!(summary["peer"], "echo");
+    assert_eq!(summary["forward_at_least"], size);
+    assert_eq!(summary["forward_exact"], false);
+    assert!(
+        mtu.events("probe").len() <= 3,
+        "it stops at the cut: {}",
+        mtu.dump()
+    );
+}
+
+/// An MTU mismatch on A's link (A's end 1500, R's end 1300, the fault
+/// `mtu` exists to find): a probe A's veth cannot hand to R's fails its
+/// send with ENOBUFS. Each such send is a lost try, not the end of the
+/// run: both directions end near 1272 B (1300 − 28; forward up to 4 B
+/// more, see below), exit status 0.
+#[test]
+fn mtu_across_a_mismatched_link_counts_refused_sends_as_lost() {
+    let Some(line) = Line::or_skip() else { return };
+    sh(&[
+        "ip",
+        "-n",
+        &line.names[R],
+        "link",
+        "set",
+        "eth0",
+        "mtu",
+        "1300",
+    ])
+    .unwrap();
+    let (_listener, addr) = listener_in_b(&line, B_V4, &[]);
+    let (mtu, events) = probe_from_a(&line, addr);
+    let found = results(&events);
+    figure("IPv4 across a 1500/1300 mismatch", &found);
+    let payloads: Vec<u64> = found.iter().map(|r| r.1).collect();
+    // R's veth takes a frame up to its MTU plus a VLAN tag's 4 bytes
+    // (the kernel's is_skb_forwardable), so forward may end at 1276.
+    assert!(
+        payloads.len() == 2 && (1272..=1276).contains(&payloads[0]) && payloads[1] == 1272,
+        "{payloads:?}: {}",
+        mtu.dump()
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "not_sent"),
+        "the mismatch made sends fail: {}",
+        mtu.dump()
+    );
+}
+
+/// R has no route to 10.99.0.1: its ICMP "network unreachable" is a
+/// report about the path, said as such (who sent it, what it means, an
+/// `unreachable` event), exit status 1, not a local
+/// receive fault.
+#[test]
+fn mtu_through_a_router_without_a_route_names_it() {
+    let Some(line) = Line::or_skip() else { return };
+    let mut mtu = line.dgram(A, &["mtu", "10.99.0.1:24100", "--json"]);
+    let status = mtu
+        .exit_within(Duration::from_secs(5))
+        .expect("ends by itself");
+    assert_eq!(status.code(), Some(1), "{}", mtu.dump());
+    let said = mtu.first_event("unreachable");
+    assert_eq!(said["from"], "10.78.1.2", "{}", mtu.dump());
+    assert_eq!(said["reason"], "network unreachable", "{}", mtu.dump());
+    assert!(
+        mtu.stderr()
+            .contains("10.78.1.2 says network unreachable for 10.99.0.1"),
+        "{}",
+        mtu.dump()
+    );
+    assert!(
+        !mtu.stderr().contains("could not receive"),
+        "{}",
+        mtu.dump()
+    );
+}
+
+/// On loopback: `--json` round trips are whole microseconds (at most 3
+/// decimals of a millisecond, as the other commands give them); a
+/// refused run ends with a `failed` event naming the refusal, and its
+/// advice is a plain `dgram listen` (both directions), not `--echo`.
+#[test]
+fn mtu_json_rounds_times_and_reports_a_refusal() {
+    let (mut listener, addr) = crate::util::listener(&[]);
+    let mut mtu = Proc::dgram(&["mtu", &addr.to_string(), "--json"]);
+    assert!(mtu.finish().success(), "{}", mtu.dump());
+    listener.kill();
+    let answered = mtu.events("answered");
+    assert!(!answered.is_empty(), "{}", mtu.dump());
+    for line in mtu.stdout().lines() {
+        let value: Value = serde_json::from_str(line).unwrap();
+        for key in ["rtt_ms", "ms"] {
+            if let Some(ms) = value.get(key) {
+                let text = ms.to_string();
+                let decimals = text.split_once('.').map_or(0, |(_, d)| d.len());
+                assert!(decimals <= 3, "{key} {text} in {line}");
+            }
+        }
+    }
+
+    let closed = crate::util::closed_port();
+    let mut mtu = Proc::dgram(&["mtu", &closed.to_string(), "--json"]);
+    let status = mtu
+        .exit_within(Duration::from_secs(5))
+        .expect("ends by itself");
+    assert_eq!(status.code(), Some(1), "{}", mtu.dump());
+    let failed = mtu.first_event("failed");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("nothing is listening there"),
+        "{}",
+        mtu.dump()
+    );
+    assert!(
+        mtu.stderr().contains(&format!("dgram listen {closed}:")),
+        "{}",
+        mtu.dump()
+    );
+    assert!(!mtu.stderr().contains("--echo"), "{}", mtu.dump());
+}
+
+/// A port that takes the probes and never answers: the base probe's
+/// last try is labelled "no answer" (nothing says it was too big), the
+/// advice is a plain `dgram listen`; Ctrl-C during the first probe's
+/// wait says "interrupted after 1 probe" (singular), exit 130.
+#[test]
+fn mtu_to_a_silent_port_says_no_answer() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let mut mtu = Proc::dgram(&["mtu", &addr.to_string()]);
+    let status = mtu
+        .exit_within(Duration::from_secs(10))
+        .expect("ends by itself");
+    assert_eq!(status.code(), Some(1), "{}", mtu.dump());
+    assert!(
+        mtu.stdout()
+            .contains("1172 B  lost (try 3 of 3): no answer\n"),
+        "{}",
+        mtu.dump()
+    );
+    assert!(!mtu.stdout().contains("too big"), "{}", mtu.dump());
+    assert!(
+        mtu.stderr().contains(&format!("dgram listen {addr}:")),
+        "{}",
+        mtu.dump()
+    );
+
+    let mut mtu = Proc::dgram(&["mtu", &addr.to_string()]);
+    mtu.wait_stdout_contains("forward (here");
+    mtu.signal(nix::sys::signal::Signal::SIGINT);
+    let status = mtu
+        .exit_within(Duration::from_secs(5))
+        .expect("ends on Ctrl-C");
+    assert_eq!(status.code(), Some(130), "{}", mtu.dump());
+    assert!(
+        mtu.stdout()
+            .contains("forward: interrupted after 1 probe\n"),
+        "{}",
+        mtu.dump()
+    );
+    drop(silent);
+}
+
 /// A downed target (nothing on the port: ICMP port unreachable) is a
 /// clear report and exit status 1, within a second, not a hang.
 #[test]

@@ -42,15 +42,17 @@ const TICK: Duration = Duration::from_millis(100);
 #[derive(Debug, Args)]
 pub struct MtuArgs {
     /// A dgram listener (dgram listen: both directions are measured) or
-    /// any echo server (socat, Python: the round trip only): IP:PORT,
-    /// [IPv6]:PORT or HOST:PORT.
+    /// any echo server (socat, Python: the round trip only, up to what
+    /// the echo sends back): IP:PORT, [IPv6]:PORT or HOST:PORT.
     #[arg(value_name = "ADDR", value_parser = parse::peer_addr)]
     addr: SocketAddr,
     /// Local address to send from (default: any address of ADDR's family).
     #[arg(long, value_name = "ADDR", value_parser = parse::socket_addr)]
     bind: Option<SocketAddr>,
-    /// One JSON object per line: each probe, each answer, loss and ICMP
-    /// report, each direction's result.
+    /// One JSON object per line: each probe, each answer, loss, probe not
+    /// sent (ENOBUFS: a lost try) and ICMP report, an echo that cut a
+    /// probe short, each direction's result, and the failure that ends a
+    /// run.
     #[arg(long)]
     json: bool,
 }
@@ -106,6 +108,10 @@ pub struct DirectionResult {
     pub failed_how: Option<Failure>,
     /// How long the search took.
     pub took: Duration,
+    /// The most an echo server sends back, when it cut a probe short
+    /// (then `payload` is the probe it cut: it crossed whole, and the
+    /// search ended there).
+    pub echo_limit: Option<usize>,
 }
 
 /// What a run found.
@@ -115,6 +121,12 @@ pub struct MtuReport {
     pub peer: Peer,
     /// Forward (or the round trip, from an echo server), then reverse.
     pub results: Vec<DirectionResult>,
+}
+
+/// A duration in milliseconds, to the microsecond (as the other
+/// commands' JSON gives them).
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// The family's header bytes in front of a payload.
@@ -158,6 +170,7 @@ pub fn run(
         buf: vec![0u8; 65_536],
         reporter: None,
         local_limit: None,
+        send_error: None,
     };
     prober.start()?;
     let forward = prober.search(Direction::Forward, MAX_PAYLOAD, None)?;
@@ -220,6 +233,23 @@ struct Prober<'a> {
     reporter: Option<IpAddr>,
     /// This side's interface limit, once a send told it.
     local_limit: Option<usize>,
+    /// Why the last probe not sent was not (shown with its step).
+    send_error: Option<String>,
+}
+
+/// "No buffer space available": the interface's queue (or the socket's
+/// buffer) is full for now.
+#[cfg(unix)]
+const ENOBUFS: i32 = nix::errno::Errno::ENOBUFS as i32;
+/// `WSAENOBUFS`.
+#[cfg(not(unix))]
+const ENOBUFS: i32 = 10055;
+
+/// True for a send error that says only that the local stack is busy
+/// now (`ENOBUFS`: the interface's queue is full; `EAGAIN`): the probe is
+/// lost, the run goes on.
+pub fn transient(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock || error.raw_os_error() == Some(ENOBUFS)
 }
 
 /// What the error queue said.
@@ -230,6 +260,26 @@ enum Heard {
     TooBig(Option<usize>, Option<[u8; 8]>),
     LocalTooBig(Option<usize>),
     Refused,
+    /// An ICMP error about the path other than too big and port
+    /// unreachable (network or host unreachable, prohibited): its errno
+    /// and who sent it.
+    Unreachable(i32, Option<IpAddr>),
+}
+
+/// What an ICMP error's errno means for a path, in words: Linux maps
+/// network unreachable (and network unknown, prohibited) to
+/// `ENETUNREACH`, host unreachable and administratively prohibited
+/// (filtered) to `EHOSTUNREACH`; the rest are said as the system says
+/// them.
+pub fn unreachable_words(errno: i32) -> String {
+    let error = std::io::Error::from_raw_os_error(errno);
+    match error.kind() {
+        std::io::ErrorKind::NetworkUnreachable => "network unreachable".to_string(),
+        std::io::ErrorKind::HostUnreachable => {
+            "host unreachable (or administratively prohibited)".to_string()
+        }
+        _ => error.to_string(),
+    }
 }
 
 impl Prober<'_> {
@@ -290,7 +340,13 @@ impl Prober<'_> {
         }
         let refused = std::io::Error::from_raw_os_error(error.errno).kind()
             == std::io::ErrorKind::ConnectionRefused;
-        refused.then_some(Heard::Refused)
+        if refused {
+            return Some(Heard::Refused);
+        }
+        // Any other report from the path says the probes do not get
+        // there at all: the run's answer, not a fault of this socket.
+        (error.origin == ErrorOrigin::Icmp)
+            .then_some(Heard::Unreachable(error.errno, error.reporter))
     }
 
     /// One direction's search, every step shown.
@@ -321,9 +377,10 @@ impl Prober<'_> {
                     // interruption.
                     self.line(
                         format!(
-                            "{}: interrupted after {} probes",
+                            "{}: interrupted after {} probe{}",
                             direction.name(),
-                            self.sent
+                            self.sent,
+                            if self.sent == 1 { "" } else { "s" }
                         ),
                         json!({"event": "interrupted", "direction": direction.name(), "probes": self.sent}),
                     )?;
@@ -358,21 +415,40 @@ impl Prober<'_> {
                     icmp_seen: search.icmp_seen(),
                     failed_how: (!at_max).then(|| search.failed_how()).flatten(),
                     took,
+                    echo_limit: None,
                 };
                 self.local_limit = self.local_limit.or(search.local_limit());
                 self.show_result(&result)?;
                 Ok(result)
             }
-            _ => Err(Error::NoReplies {
-                to: self.to,
-                sent: self.sent,
-                refused: refused.then(|| port_state(self.to)),
-            }),
+            Some(Outcome::EchoLimit { size, echoed, .. }) => {
+                let result = DirectionResult {
+                    direction,
+                    payload: size,
+                    at_max: false,
+                    icmp_seen: search.icmp_seen(),
+                    failed_how: None,
+                    took,
+                    echo_limit: Some(echoed),
+                };
+                self.show_result(&result)?;
+                Ok(result)
+            }
+            _ => {
+                let error = Error::NoProbeAnswers {
+                    to: self.to,
+                    sent: self.sent,
+                    refused: refused.then(|| port_state(self.to)),
+                };
+                self.failed(direction, &error)?;
+                Err(error)
+            }
         }
     }
 
     /// Sends the probe of `size`; a send the interface refuses, or that
-    /// fails on an earlier ICMP report, is sorted.
+    /// fails on an earlier ICMP report, is sorted; one the stack cannot
+    /// take now ([`transient`]) is a lost try.
     fn send_probe(
         &mut self,
         search: &mut Search,
@@ -408,8 +484,19 @@ impl Prober<'_> {
                         }
                         Heard::TooBig(..) => continue,
                         Heard::Refused => continue,
+                        Heard::Unreachable(errno, reporter) => {
+                            return Err(self.unreachable(direction, errno, reporter)?);
+                        }
                         Heard::Nothing if e.raw_os_error() == Some(sys::EMSGSIZE) => {
                             search.on_local_too_big(None);
+                            return Ok(());
+                        }
+                        Heard::Nothing if transient(&e) => {
+                            // A full queue now says nothing about the
+                            // path: a lost try, tried again after its wait.
+                            self.sent += 1;
+                            self.send_error = Some(e.to_string());
+                            search.on_not_sent();
                             return Ok(());
                         }
                         Heard::Nothing => {
@@ -442,6 +529,16 @@ impl Prober<'_> {
                     return Ok(false);
                 }
                 let datagram = &self.buf[..received.len];
+                if direction == Direction::Forward
+                    && let Some((token, size)) = mtu::cut_echo(datagram)
+                {
+                    // An echo server that sends back less than it got:
+                    // its limit, not a loss.
+                    if search.on_short_echo(token, size, datagram.len()) {
+                        self.peer.get_or_insert(Peer::Echo);
+                    }
+                    return Ok(false);
+                }
                 if !mtu::is_mtu(datagram) {
                     return Ok(false);
                 }
@@ -495,6 +592,9 @@ impl Prober<'_> {
                     Ok(false)
                 }
                 Heard::Refused => Ok(true),
+                Heard::Unreachable(errno, reporter) => {
+                    Err(self.unreachable(direction, errno, reporter)?)
+                }
                 Heard::Nothing if e.raw_os_error() == Some(sys::EMSGSIZE) => {
                     search.on_too_big(None);
                     Ok(false)
@@ -506,6 +606,41 @@ impl Prober<'_> {
                 }),
             },
         }
+    }
+
+    /// Shows an ICMP error about the path and returns the error that
+    /// ends the run with it.
+    fn unreachable(
+        &mut self,
+        direction: Direction,
+        errno: i32,
+        reporter: Option<IpAddr>,
+    ) -> Result<Error, Error> {
+        let what = unreachable_words(errno);
+        let from = reporter.map_or("a router".to_string(), |ip| ip.to_string());
+        self.line(
+            format!("  ICMP from {from}: {what} for {}", self.to.ip()),
+            json!({"event": "unreachable", "direction": direction.name(), "from": reporter.map(|ip| ip.to_string()), "errno": errno, "reason": what}),
+        )?;
+        let error = Error::PathUnreachable {
+            to: self.to,
+            reporter,
+            what,
+        };
+        self.failed(direction, &error)?;
+        Ok(error)
+    }
+
+    /// The `failed` event for `--json` (the human line is the error
+    /// itself, on stderr).
+    fn failed(&mut self, direction: Direction, error: &Error) -> Result<(), Error> {
+        if self.format == Format::Json {
+            self.line(
+                String::new(),
+                json!({"event": "failed", "direction": direction.name(), "reason": error.to_string()}),
+            )?;
+        }
+        Ok(())
     }
 
     fn show_steps(&mut self, search: &mut Search, direction: Direction) -> Result<(), Error> {
@@ -522,7 +657,7 @@ impl Prober<'_> {
                         "  {size:>5} B  answered in {:.2} ms",
                         rtt.as_secs_f64() * 1e3
                     )),
-                    json!({"event": "answered", "direction": name, "size": size, "rtt_ms": rtt.as_secs_f64() * 1e3}),
+                    json!({"event": "answered", "direction": name, "size": size, "rtt_ms": millis(rtt)}),
                 ),
                 Step::Lost {
                     size,
@@ -532,7 +667,13 @@ impl Prober<'_> {
                     Some(format!(
                         "  {size:>5} B  lost (try {attempt} of {}){}",
                         mtu::MAX_PROBES,
-                        if failed { ": too big, no ICMP" } else { "" }
+                        match (failed, search.confirmed()) {
+                            (false, _) => "",
+                            // Nothing ever answered: nothing says it was
+                            // too big rather than not heard at all.
+                            (true, None) => ": no answer",
+                            (true, Some(_)) => ": too big, no ICMP",
+                        }
                     )),
                     json!({"event": "lost", "direction": name, "size": size, "attempt": attempt, "failed": failed}),
                 ),
@@ -557,6 +698,22 @@ impl Prober<'_> {
                     )),
                     json!({"event": "local_too_big", "direction": name, "size": size, "mtu": mtu}),
                 ),
+                Step::NotSent { size, attempt } => {
+                    let why = self.send_error.take().unwrap_or_default();
+                    (
+                        Some(format!(
+                            "  {size:>5} B  not sent (try {attempt} of {}): {why}: counted lost",
+                            mtu::MAX_PROBES
+                        )),
+                        json!({"event": "not_sent", "direction": name, "size": size, "attempt": attempt, "error": why}),
+                    )
+                }
+                Step::ShortEcho { size, echoed } => (
+                    Some(format!(
+                        "  {size:>5} B  came back cut to {echoed} B: the echo server's limit, not a loss"
+                    )),
+                    json!({"event": "short_echo", "direction": name, "size": size, "echoed": echoed}),
+                ),
             };
             match (self.format, human) {
                 (Format::Human, Some(human)) => self.line(human, json)?,
@@ -576,6 +733,17 @@ impl Prober<'_> {
         } else {
             result.direction.name()
         };
+        if let Some(echoed) = result.echo_limit {
+            return self.line(
+                format!(
+                    "{name}: the echo server sends back at most {echoed} B (a probe of {} B came back cut to {echoed} B): the path there carries at least {packet} B packets ({} + 8 UDP + {ip} IP); the round trip cannot be measured beyond the echo's limit, in {:.0} ms",
+                    result.payload,
+                    result.payload,
+                    result.took.as_secs_f64() * 1e3
+                ),
+                json!({"event": "result", "direction": name, "payload": result.payload, "packet": packet, "at_max": false, "icmp_seen": result.icmp_seen, "one_more": null, "echo_limit": echoed, "ms": millis(result.took)}),
+            );
+        }
         let how = match (result.at_max, result.failed_how) {
             (true, _) if result.direction == Direction::Reverse => {
                 "no more can arrive whole through this side's interface"
@@ -593,7 +761,7 @@ impl Prober<'_> {
                 result.payload,
                 result.took.as_secs_f64() * 1e3
             ),
-            json!({"event": "result", "direction": name, "payload": result.payload, "packet": packet, "at_max": result.at_max, "icmp_seen": result.icmp_seen, "one_more": result.failed_how.map(|f| match f { Failure::Lost => "lost", Failure::Icmp => "icmp", Failure::Local => "local" }), "ms": result.took.as_secs_f64() * 1e3}),
+            json!({"event": "result", "direction": name, "payload": result.payload, "packet": packet, "at_max": result.at_max, "icmp_seen": result.icmp_seen, "one_more": result.failed_how.map(|f| match f { Failure::Lost => "lost", Failure::Icmp => "icmp", Failure::Local => "local" }), "ms": millis(result.took)}),
         )
     }
 
@@ -609,7 +777,20 @@ impl Prober<'_> {
                         self.sent,
                         total.as_secs_f64() * 1e3
                     ),
-                    json!({"event": "summary", "peer": "listener", "forward": fwd, "reverse": rev, "probes": self.sent, "ms": total.as_secs_f64() * 1e3}),
+                    json!({"event": "summary", "peer": "listener", "forward": fwd, "reverse": rev, "probes": self.sent, "ms": millis(total)}),
+                )
+            }
+            Peer::Echo if results[0].echo_limit.is_some() => {
+                let r = results[0];
+                let echoed = r.echo_limit.unwrap_or(r.payload);
+                self.line(
+                    format!(
+                        "an echo server that sends back at most {echoed} B: forward at least {} B (a probe that large reached it whole); the round trip is not measured beyond {echoed} B; reverse not known, {} probes in {:.0} ms",
+                        r.payload,
+                        self.sent,
+                        total.as_secs_f64() * 1e3
+                    ),
+                    json!({"event": "summary", "peer": "echo", "round_trip": null, "echo_limit": echoed, "forward_exact": false, "forward_at_least": r.payload, "reverse": null, "probes": self.sent, "ms": millis(total)}),
                 )
             }
             Peer::Echo => {
@@ -630,9 +811,29 @@ impl Prober<'_> {
                         self.sent,
                         total.as_secs_f64() * 1e3
                     ),
-                    json!({"event": "summary", "peer": "echo", "round_trip": r.payload, "forward_exact": exact, "forward_at_least": r.payload, "reverse": null, "probes": self.sent, "ms": total.as_secs_f64() * 1e3}),
+                    json!({"event": "summary", "peer": "echo", "round_trip": r.payload, "forward_exact": exact, "forward_at_least": r.payload, "reverse": null, "probes": self.sent, "ms": millis(total)}),
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full queue (ENOBUFS, EAGAIN) is a lost try; a send the
+    /// interface refuses for its size, or a refusal, is not.
+    #[test]
+    fn only_a_busy_stack_is_transient() {
+        let errno = |e: i32| std::io::Error::from_raw_os_error(e);
+        assert!(transient(&errno(ENOBUFS)));
+        assert!(transient(&std::io::Error::from(
+            std::io::ErrorKind::WouldBlock
+        )));
+        assert!(!transient(&errno(sys::EMSGSIZE)));
+        assert!(!transient(&std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused
+        )));
     }
 }

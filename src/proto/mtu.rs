@@ -169,6 +169,27 @@ pub fn parse(datagram: &[u8]) -> Result<Wire, Invalid> {
     })
 }
 
+/// A forward probe that an echo server sent back cut short (it reads or
+/// sends at most so many bytes): a kind 14 forward datagram whose size
+/// field names more bytes than it has, the rest valid. Its token and the
+/// size it had when it went out.
+pub fn cut_echo(datagram: &[u8]) -> Option<([u8; 8], usize)> {
+    if !is_mtu(datagram)
+        || datagram.len() < HEAD
+        || datagram[2] != KIND_PROBE
+        || Direction::from_byte(datagram[3]) != Some(Direction::Forward)
+    {
+        return None;
+    }
+    let size = usize::from(u16::from_be_bytes([datagram[12], datagram[13]]));
+    if size <= datagram.len() || datagram[HEAD..].iter().any(|&b| b != 0) {
+        return None;
+    }
+    let mut token = [0u8; 8];
+    token.copy_from_slice(&datagram[4..12]);
+    Some((token, size))
+}
+
 fn build(kind: u8, direction: Direction, token: [u8; 8], size: usize, len: usize) -> Vec<u8> {
     debug_assert!((HEAD..=MAX_PAYLOAD).contains(&len) && size <= MAX_PAYLOAD);
     let mut datagram = vec![0u8; len];
@@ -293,6 +314,24 @@ pub enum Step {
         /// The interface's MTU, where the kernel said.
         mtu: Option<usize>,
     },
+    /// The local stack could not send the probe of `size` for now
+    /// (`ENOBUFS`, `EAGAIN`: its queue is full): the probe is lost like
+    /// any other, and tried again when its wait runs out.
+    NotSent {
+        /// The probe's size.
+        size: usize,
+        /// Which probe of this size it was.
+        attempt: u8,
+    },
+    /// An echo server sent the probe of `size` back cut to `echoed`
+    /// bytes: it crossed (a datagram arrives whole or not at all), but
+    /// nothing larger than `echoed` can come back.
+    ShortEcho {
+        /// The probe's size.
+        size: usize,
+        /// The bytes that came back.
+        echoed: usize,
+    },
 }
 
 /// How a size failed.
@@ -319,6 +358,17 @@ pub enum Outcome {
     },
     /// No probe was ever answered.
     NoAnswer,
+    /// An echo server sent a probe of `size` back cut to `echoed` bytes:
+    /// the probe crossed whole, so the way there carries at least `size`,
+    /// but the round trip cannot be measured beyond `echoed`.
+    EchoLimit {
+        /// The largest probe that reached the echo server (the one cut).
+        size: usize,
+        /// The most the echo server sends back.
+        echoed: usize,
+        /// The largest size that came back whole, if any.
+        confirmed: Option<usize>,
+    },
 }
 
 /// The probe in flight.
@@ -384,6 +434,11 @@ impl Search {
     /// The search's configuration.
     pub fn config(&self) -> &SearchConfig {
         &self.config
+    }
+
+    /// The largest size answered so far.
+    pub fn confirmed(&self) -> Option<usize> {
+        self.confirmed
     }
 
     /// How the search ended, once it has.
@@ -549,6 +604,43 @@ impl Search {
         self.steps.push_back(Step::Answered { size, rtt });
         self.confirmed = Some(self.confirmed.map_or(size, |c| c.max(size)));
         self.check_done();
+        true
+    }
+
+    /// The probe in flight could not leave for now (a full queue:
+    /// `ENOBUFS`, `EAGAIN`). It stays in flight: its wait runs out like a
+    /// lost probe's and counts as one of [`MAX_PROBES`] tries, so that a
+    /// busy interface slows the search down instead of ending it, and a
+    /// size whose every send is refused fails like a lost one.
+    pub fn on_not_sent(&mut self) {
+        let Some(probe) = self.in_flight else { return };
+        self.steps.push_back(Step::NotSent {
+            size: probe.size,
+            attempt: probe.attempt,
+        });
+    }
+
+    /// The probe with `token`, of `size` bytes, came back from an echo
+    /// server cut to `echoed` bytes (see [`cut_echo`]). The search
+    /// ends: a larger probe would be cut too, and a smaller one measures
+    /// only the echo server. False when it is not about the probe in
+    /// flight (or an earlier try of its size).
+    pub fn on_short_echo(&mut self, token: [u8; 8], size: usize, echoed: usize) -> bool {
+        let Some(probe) = self.in_flight else {
+            return false;
+        };
+        if probe.size != size || echoed >= size || self.sent_at(token).is_none() {
+            return false;
+        }
+        self.in_flight = None;
+        self.current = None;
+        self.earlier.clear();
+        self.steps.push_back(Step::ShortEcho { size, echoed });
+        self.outcome = Some(Outcome::EchoLimit {
+            size,
+            echoed,
+            confirmed: self.confirmed,
+        });
         true
     }
 
@@ -969,6 +1061,98 @@ mod tests {
         assert!(
             !search.is_current(first),
             "a new size: old tokens are no news"
+        );
+    }
+
+    /// An echo server that sends back at most 8192 bytes (socat's
+    /// buffer): the first probe over it comes back cut, which ends the
+    /// search at once with the echo's limit, not as a loss; a cut echo
+    /// of another size or token is no news.
+    #[test]
+    fn a_cut_echo_ends_the_search_at_the_echo_limit() {
+        let mut search = Search::new(SearchConfig::new(
+            Direction::Forward,
+            OVERHEAD_V4,
+            MAX_PAYLOAD,
+        ));
+        let now = Instant::now();
+        let (size, token) = search.poll_transmit(now, [1; 8]).unwrap();
+        assert!(search.on_answer(now, token, size));
+        let (size, token) = search.poll_transmit(now, [2; 8]).unwrap();
+        assert_eq!(size, MAX_PAYLOAD);
+        let mut cut = forward_probe(token, size);
+        cut.truncate(8192);
+        assert_eq!(cut_echo(&cut), Some((token, size)));
+        assert_eq!(cut_echo(&forward_probe(token, 100)), None, "whole");
+        assert!(!search.on_short_echo([9; 8], size, 8192), "another token");
+        assert!(!search.on_short_echo(token, size - 1, 8192), "another size");
+        assert!(search.on_short_echo(token, size, 8192));
+        assert_eq!(
+            search.outcome(),
+            Some(Outcome::EchoLimit {
+                size: MAX_PAYLOAD,
+                echoed: 8192,
+                confirmed: Some(1172)
+            })
+        );
+        let steps: Vec<Step> = std::iter::from_fn(|| search.poll_step()).collect();
+        assert!(steps.contains(&Step::ShortEcho {
+            size: MAX_PAYLOAD,
+            echoed: 8192
+        }));
+        assert!(!steps.iter().any(|s| matches!(s, Step::Lost { .. })));
+    }
+
+    /// A probe the stack could not send (ENOBUFS) is one lost try: it
+    /// is tried again after its wait, the search goes on to the answer;
+    /// a size whose every send fails fails like a lost one.
+    #[test]
+    fn a_probe_not_sent_is_a_lost_try() {
+        let mut search = Search::new(SearchConfig::new(Direction::Forward, OVERHEAD_V4, 1472));
+        let mut now = Instant::now();
+        let (size, token) = search.poll_transmit(now, [1; 8]).unwrap();
+        search.on_answer(now, token, size);
+        let mut refused = 0;
+        for i in 2..40u8 {
+            if search.outcome().is_some() {
+                break;
+            }
+            if let Some((size, token)) = search.poll_transmit(now, [i; 8]) {
+                // The 1472-byte probes never leave (a full queue); the
+                // others cross when they do, up to 1372.
+                if size == 1472 || (size > 1372 && i % 2 == 0) {
+                    search.on_not_sent();
+                    refused += 1;
+                } else if size <= 1372 {
+                    search.on_answer(now, token, size);
+                }
+            } else if let Some(wake) = search.poll_timeout() {
+                now = wake;
+                search.handle_timeout(now);
+            }
+        }
+        let steps: Vec<Step> = std::iter::from_fn(|| search.poll_step()).collect();
+        assert!(refused >= MAX_PROBES, "{steps:?}");
+        assert_eq!(
+            steps
+                .iter()
+                .filter(|s| matches!(s, Step::NotSent { size: 1472, .. }))
+                .count(),
+            MAX_PROBES as usize,
+            "tried again up to MAX_PROBES: {steps:?}"
+        );
+        assert!(steps.contains(&Step::Lost {
+            size: 1472,
+            attempt: MAX_PROBES,
+            failed: true
+        }));
+        assert_eq!(
+            search.outcome(),
+            Some(Outcome::Found {
+                size: 1372,
+                at_max: false
+            }),
+            "{steps:?}"
         );
     }
 
