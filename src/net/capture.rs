@@ -27,8 +27,9 @@
 //! - A datagram cut short by the receive buffer (`--max-size`) is recorded
 //!   with what was received as its captured length and its true length
 //!   (where the platform tells it) as its original length; the IP and UDP
-//!   length fields say the true length, and its UDP checksum is 0 (it
-//!   cannot be computed over bytes that were never received).
+//!   length fields say the true length, and its UDP checksum is 0xffff (the
+//!   real one cannot be computed over bytes that were never received; 0,
+//!   "no checksum", is illegal over IPv6): tools show it as unverified.
 //! - A coalesced send (GSO) or receive (GRO) is recorded as the datagrams it
 //!   was on the wire.
 //! - A socket bound to a wildcard (`0.0.0.0`, `[::]`) shows, as its own
@@ -63,6 +64,15 @@ const LINKTYPE_RAW: u32 = 101;
 const SNAPLEN: u32 = 262_144;
 /// The TTL (hop limit) written into the IP headers: Linux's default.
 const TTL: u8 = 64;
+/// The UDP checksum of a truncated record. The real one covers bytes
+/// that were never received, so it cannot be computed; 0 would say "no
+/// checksum", which is legal over IPv4 but illegal over IPv6 (RFC 8200
+/// 8.1: Wireshark flags it as an error). Any other value is legal in both
+/// families, and a tool cannot check it against a record that lacks bytes
+/// it covers: tshark shows it as "[unverified]", even with
+/// `udp.check_checksum` on. 0xffff is the value a sender puts there when
+/// the sum comes to zero (RFC 768).
+const TRUNCATED_CHECKSUM: u16 = 0xffff;
 /// How much the writer buffers before it writes to the file.
 const BUFFER: usize = 1 << 20;
 /// How old the oldest buffered record may be when another comes: a slow
@@ -299,7 +309,7 @@ fn build(record: &mut Vec<u8>, packet: &Packet<'_>) -> usize {
         source_port: packet.from.port(),
         destination_port: packet.to.port(),
         length: udp_len as u16,
-        checksum: 0,
+        checksum: TRUNCATED_CHECKSUM,
     };
     let ip_len = match (packet.from.ip(), packet.to.ip()) {
         (IpAddr::V4(from), IpAddr::V4(to)) => {
@@ -458,8 +468,9 @@ mod tests {
     }
 
     /// A truncated receive keeps what was received as the captured length
-    /// and the true length as the original one and in the UDP length; an
-    /// IPv4-mapped sender on a dual-stack socket is written as IPv4.
+    /// and the true length as the original one and in the UDP length, with
+    /// a non-zero UDP checksum (0 is illegal over IPv6); an IPv4-mapped
+    /// sender on a dual-stack socket is written as IPv4.
     #[test]
     fn a_truncated_receive_keeps_its_true_length() {
         let file = Shared::default();
@@ -482,6 +493,11 @@ mod tests {
         assert_eq!(record[16], 0x45, "IPv4");
         assert_eq!(u16::from_be_bytes([record[18], record[19]]), 1028);
         assert_eq!(u16::from_be_bytes([record[40], record[41]]), 1008);
+        assert_eq!(
+            u16::from_be_bytes([record[42], record[43]]),
+            TRUNCATED_CHECKSUM,
+            "a checksum that cannot be computed is not written as 0"
+        );
     }
 
     /// An IPv6 datagram has a 40-byte header with the payload length, and
