@@ -422,6 +422,41 @@ fn a_truncated_datagram_keeps_its_true_length() {
     }
 }
 
+/// The file keeps up with the screen: a listener that has received one
+/// datagram and then hears nothing more has it in the file within a few
+/// seconds (tshark reads it while the listener, which has no `--count`,
+/// still runs: it ends at the SIGTERM after), not only when another
+/// datagram comes or the command ends.
+#[test]
+fn a_quiet_listeners_capture_is_current() {
+    if !have_tshark("a_quiet_listeners_capture_is_current") {
+        return;
+    }
+    let pcap = temp_path("current.pcap");
+    let (mut listen, addr) = listener(&["--pcap", pcap.to_str().unwrap()]);
+    let send = crate::util::run(&["send", &addr.to_string(), "only one"]);
+    assert!(send.finish_ok(), "{}", send.dump());
+    listen.next("datagram");
+    let start = std::time::Instant::now();
+    let limit = std::time::Duration::from_secs(5);
+    let rows = loop {
+        let rows = tshark(&pcap);
+        if !rows.is_empty() || start.elapsed() > limit {
+            break rows;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(
+        rows.len(),
+        1,
+        "after {:?} the capture of a listener still running holds {rows:?}\n{}",
+        start.elapsed(),
+        listen.dump()
+    );
+    assert_eq!(rows[0].len, "only one".len());
+    stop(&mut listen);
+}
+
 /// IPv6 on `::1`: the records are IPv6 packets between `::1` and `::1`
 /// with the ports and lengths of the events.
 #[test]
