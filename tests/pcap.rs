@@ -499,19 +499,52 @@ fn an_ipv6_capture_is_ipv6() {
     }
 }
 
-/// `--pcap -` and a path in a missing directory are usage errors (exit
-/// 2) named after the capture, before anything is sent.
+/// What docs/pcap.md says `--pcap` refuses is refused as a usage error
+/// (exit 2) named after the capture, before anything is sent: `-`, a path
+/// in a missing directory, a FIFO, a directory, a symbolic link to
+/// nothing, and a device other than the null device (`/dev/full`).
 #[test]
 fn unusable_capture_paths_are_refused() {
-    let missing = temp_path("dir").join("nowhere").join("x.pcap");
-    for path in ["-", missing.to_str().unwrap()] {
+    let dir = temp_path("refused").parent().unwrap().to_path_buf();
+    let missing = dir.join("nowhere").join("x.pcap");
+    let fifo = dir.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let dangling = dir.join("dangling");
+    std::os::unix::fs::symlink(dir.join("absent"), &dangling).unwrap();
+    let paths = [
+        "-",
+        missing.to_str().unwrap(),
+        fifo.to_str().unwrap(),
+        dir.to_str().unwrap(),
+        dangling.to_str().unwrap(),
+        "/dev/full",
+    ];
+    for path in paths {
         let send = crate::util::run(&["send", "127.0.0.1:9", "x", "--pcap", path]);
-        assert_eq!(send.code(), Some(2), "{}", send.dump());
+        assert_eq!(send.code(), Some(2), "{path}: {}", send.dump());
         assert!(
             send.stderr().contains("cannot write the capture"),
-            "{}",
+            "{path}: {}",
             send.dump()
         );
+        assert!(!send.stdout().contains("sent"), "{path}: {}", send.dump());
+    }
+}
+
+/// The null device is accepted, as docs/pcap.md says (the cost
+/// measurement of docs/PERFORMANCE.md records into it), under its name
+/// and through a symbolic link: the send goes out and ends well.
+#[test]
+fn the_null_device_is_an_accepted_capture() {
+    let link = temp_path("null.pcap");
+    std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+    for path in ["/dev/null", link.to_str().unwrap()] {
+        let (mut listen, addr) = listener(&[]);
+        let send = crate::util::run(&["send", &addr.to_string(), "x", "--pcap", path]);
+        assert!(send.finish_ok(), "{path}: {}", send.dump());
+        listen.next("datagram");
+        stop(&mut listen);
     }
 }
 
