@@ -320,7 +320,8 @@ fn a_ping_capture_equals_its_events() {
 /// every datagram as sent and again as received: as many as the report's
 /// sender sent plus its receiver received, each of the bench size. With
 /// `--gso` (where the kernel has it) the coalesced sends and receives are
-/// recorded as the datagrams they were.
+/// recorded as the datagrams they were. Its start says, in a notice, the
+/// bytes each datagram takes in the file, and the file's size agrees.
 #[test]
 fn a_bench_capture_equals_its_report() {
     if !have_tshark("a_bench_capture_equals_its_report") {
@@ -349,6 +350,17 @@ fn a_bench_capture_equals_its_report() {
         assert!(rows.iter().all(|r| r.len == size), "{name}: {report}");
         let to = rows[0].dport;
         assert_eq!(rows.iter().filter(|r| r.dport == to).count(), rows.len());
+        // The notice at the start says what each datagram costs in the
+        // file, and the file agrees: 24 bytes of header, then that much
+        // per record.
+        let notices = bench.first_event("bench_start")["notices"].to_string();
+        let each = 16 + 20 + 8 + size;
+        assert!(
+            notices.contains(&format!("--pcap records every datagram, {each} B each")),
+            "{name}: {notices}"
+        );
+        let file = std::fs::metadata(&pcap).unwrap().len() as usize;
+        assert_eq!(file, 24 + rows.len() * each, "{name}");
     }
 }
 

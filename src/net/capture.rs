@@ -169,6 +169,18 @@ impl Capture {
         })
     }
 
+    /// The bytes one datagram of `payload` bytes takes in the file: the
+    /// record header and the IP and UDP headers with it (for the cost of
+    /// a flood, told before it starts).
+    pub fn record_bytes(payload: usize, ipv6: bool) -> usize {
+        let ip = if ipv6 {
+            Ipv6Header::LEN
+        } else {
+            Ipv4Header::MIN_LEN
+        };
+        16 + ip + UdpHeader::LEN + payload
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -518,6 +530,7 @@ mod tests {
         assert_eq!(sum(&pseudo), 0xffff, "UDP checksum");
         assert_eq!(&udp[8..], b"hello");
         assert_eq!(record.len(), 16 + 33);
+        assert_eq!(Capture::record_bytes(5, false), record.len());
     }
 
     /// A truncated receive keeps what was received as the captured length
@@ -573,6 +586,10 @@ mod tests {
             at += 16 + captured;
         }
         assert_eq!(lengths, [100, 100, 50]);
+        assert_eq!(
+            bytes.len() - 24,
+            2 * Capture::record_bytes(100, true) + Capture::record_bytes(50, true)
+        );
     }
 
     /// Records are buffered, and written out when one comes a second or
