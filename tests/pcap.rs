@@ -320,7 +320,8 @@ fn a_ping_capture_equals_its_events() {
 /// every datagram as sent and again as received: as many as the report's
 /// sender sent plus its receiver received, each of the bench size. With
 /// `--gso` (where the kernel has it) the coalesced sends and receives are
-/// recorded as the datagrams they were.
+/// recorded as the datagrams they were. Its start says, in a notice, the
+/// bytes each datagram takes in the file, and the file's size agrees.
 #[test]
 fn a_bench_capture_equals_its_report() {
     if !have_tshark("a_bench_capture_equals_its_report") {
@@ -349,32 +350,123 @@ fn a_bench_capture_equals_its_report() {
         assert!(rows.iter().all(|r| r.len == size), "{name}: {report}");
         let to = rows[0].dport;
         assert_eq!(rows.iter().filter(|r| r.dport == to).count(), rows.len());
+        // The notice at the start says what each datagram costs in the
+        // file, and the file agrees: 24 bytes of header, then that much
+        // per record.
+        let notices = bench.first_event("bench_start")["notices"].to_string();
+        let each = 16 + 20 + 8 + size;
+        assert!(
+            notices.contains(&format!("--pcap records every datagram, {each} B each")),
+            "{name}: {notices}"
+        );
+        let file = std::fs::metadata(&pcap).unwrap().len() as usize;
+        assert_eq!(file, 24 + rows.len() * each, "{name}");
     }
 }
 
-/// A datagram cut short by `--max-size`: its record holds what was
-/// received (the captured length), says the true length as the original
-/// length, and its IP and UDP length fields say the true length too, as
-/// the `datagram` event's `len` and `original_len` do.
+/// The expert items tshark raises on `path` with every checksum check on
+/// (`_ws.expert.severity`, one line per record): empty when no tool would
+/// flag a record as wrong.
+fn expert_severities(path: &Path) -> Vec<String> {
+    let output = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args([
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-o",
+            "ip.check_checksum:TRUE",
+        ])
+        .args(["-T", "fields", "-e", "_ws.expert.severity"])
+        .output()
+        .expect("tshark runs");
+    assert!(output.status.success(), "tshark -r {}", path.display());
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A datagram cut short by `--max-size`, over IPv4 and IPv6: its record
+/// holds what was received (the captured length), says the true length as
+/// the original length, and its IP and UDP length fields say the true
+/// length too, as the `datagram` event's `len` and `original_len` do; and
+/// tshark, checking checksums, raises no expert item on it (a UDP
+/// checksum of 0 is illegal over IPv6, RFC 8200 8.1).
 #[test]
 fn a_truncated_datagram_keeps_its_true_length() {
     if !have_tshark("a_truncated_datagram_keeps_its_true_length") {
         return;
     }
-    let pcap = temp_path("truncated.pcap");
-    let (mut listen, addr) = listener(&["--max-size", "10", "--pcap", pcap.to_str().unwrap()]);
-    let send = crate::util::run(&["send", &addr.to_string(), "--size", "100"]);
-    assert!(send.finish_ok(), "{}", send.dump());
-    let event = listen.next("datagram");
-    stop(&mut listen);
-    let rows = tshark(&pcap);
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(num(&event, "len"), 10);
-    if event["truncated"] == true && event["original_len"].is_u64() {
-        assert_eq!(rows[0].len, num(&event, "original_len"));
-        assert_eq!(rows[0].wire, 20 + 8 + 100);
+    for (bind, ip_len) in [("127.0.0.1:0", 20), ("[::1]:0", 40)] {
+        let pcap = temp_path("truncated.pcap");
+        let mut listen = Proc::dgram(&[
+            "listen",
+            bind,
+            "--json",
+            "--max-size",
+            "10",
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ]);
+        let addr = listen.expect("listening")["local"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let send = crate::util::run(&["send", &addr, "--size", "100"]);
+        assert!(send.finish_ok(), "{}", send.dump());
+        let event = listen.next("datagram");
+        stop(&mut listen);
+        let rows = tshark(&pcap);
+        assert_eq!(rows.len(), 1, "{bind}: {rows:?}");
+        assert_eq!(num(&event, "len"), 10);
+        if event["truncated"] == true && event["original_len"].is_u64() {
+            assert_eq!(rows[0].len, num(&event, "original_len"));
+            assert_eq!(rows[0].wire, ip_len + 8 + 100);
+        }
+        assert_eq!(rows[0].captured, ip_len + 8 + 10);
+        assert_eq!(
+            expert_severities(&pcap),
+            Vec::<String>::new(),
+            "{bind}: tshark's expert items on the truncated record"
+        );
     }
-    assert_eq!(rows[0].captured, 20 + 8 + 10);
+}
+
+/// The file keeps up with the screen: a listener that has received one
+/// datagram and then hears nothing more has it in the file within a few
+/// seconds (tshark reads it while the listener, which has no `--count`,
+/// still runs: it ends at the SIGTERM after), not only when another
+/// datagram comes or the command ends.
+#[test]
+fn a_quiet_listeners_capture_is_current() {
+    if !have_tshark("a_quiet_listeners_capture_is_current") {
+        return;
+    }
+    let pcap = temp_path("current.pcap");
+    let (mut listen, addr) = listener(&["--pcap", pcap.to_str().unwrap()]);
+    let send = crate::util::run(&["send", &addr.to_string(), "only one"]);
+    assert!(send.finish_ok(), "{}", send.dump());
+    listen.next("datagram");
+    let start = std::time::Instant::now();
+    let limit = std::time::Duration::from_secs(5);
+    let rows = loop {
+        let rows = tshark(&pcap);
+        if !rows.is_empty() || start.elapsed() > limit {
+            break rows;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(
+        rows.len(),
+        1,
+        "after {:?} the capture of a listener still running holds {rows:?}\n{}",
+        start.elapsed(),
+        listen.dump()
+    );
+    assert_eq!(rows[0].len, "only one".len());
+    stop(&mut listen);
 }
 
 /// IPv6 on `::1`: the records are IPv6 packets between `::1` and `::1`
@@ -419,19 +511,52 @@ fn an_ipv6_capture_is_ipv6() {
     }
 }
 
-/// `--pcap -` and a path in a missing directory are usage errors (exit
-/// 2) named after the capture, before anything is sent.
+/// What docs/pcap.md says `--pcap` refuses is refused as a usage error
+/// (exit 2) named after the capture, before anything is sent: `-`, a path
+/// in a missing directory, a FIFO, a directory, a symbolic link to
+/// nothing, and a device other than the null device (`/dev/full`).
 #[test]
 fn unusable_capture_paths_are_refused() {
-    let missing = temp_path("dir").join("nowhere").join("x.pcap");
-    for path in ["-", missing.to_str().unwrap()] {
+    let dir = temp_path("refused").parent().unwrap().to_path_buf();
+    let missing = dir.join("nowhere").join("x.pcap");
+    let fifo = dir.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let dangling = dir.join("dangling");
+    std::os::unix::fs::symlink(dir.join("absent"), &dangling).unwrap();
+    let paths = [
+        "-",
+        missing.to_str().unwrap(),
+        fifo.to_str().unwrap(),
+        dir.to_str().unwrap(),
+        dangling.to_str().unwrap(),
+        "/dev/full",
+    ];
+    for path in paths {
         let send = crate::util::run(&["send", "127.0.0.1:9", "x", "--pcap", path]);
-        assert_eq!(send.code(), Some(2), "{}", send.dump());
+        assert_eq!(send.code(), Some(2), "{path}: {}", send.dump());
         assert!(
             send.stderr().contains("cannot write the capture"),
-            "{}",
+            "{path}: {}",
             send.dump()
         );
+        assert!(!send.stdout().contains("sent"), "{path}: {}", send.dump());
+    }
+}
+
+/// The null device is accepted, as docs/pcap.md says (the cost
+/// measurement of docs/PERFORMANCE.md records into it), under its name
+/// and through a symbolic link: the send goes out and ends well.
+#[test]
+fn the_null_device_is_an_accepted_capture() {
+    let link = temp_path("null.pcap");
+    std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+    for path in ["/dev/null", link.to_str().unwrap()] {
+        let (mut listen, addr) = listener(&[]);
+        let send = crate::util::run(&["send", &addr.to_string(), "x", "--pcap", path]);
+        assert!(send.finish_ok(), "{path}: {}", send.dump());
+        listen.next("datagram");
+        stop(&mut listen);
     }
 }
 

@@ -949,6 +949,9 @@ fn run_with(
         ));
         segments = 1;
     }
+    if endpoint.capture().is_some() {
+        notices.push(pcap_notice(options.size, options.rate, to.is_ipv6()));
+    }
     let run_id = seed();
     conn.send(&Control::Hello {
         version: CONTROL_VERSION,
@@ -1527,6 +1530,24 @@ fn emit(
     };
     out.write_lines(&lines)
         .map_err(|source| Error::WriteOutput { source })
+}
+
+/// What `--pcap` will cost on disk, said before a flood fills it: the
+/// bytes per datagram (record header, IP and UDP headers and payload),
+/// and per second at `--rate`.
+fn pcap_notice(size: usize, rate: Option<u64>, ipv6: bool) -> String {
+    let each = Capture::record_bytes(size, ipv6);
+    let megabytes = |datagrams: f64| datagrams * each as f64 / 1e6;
+    match rate {
+        Some(rate) => format!(
+            "--pcap records every datagram, {each} B each: at this rate about {:.1} MB/s for those sent",
+            megabytes(rate as f64)
+        ),
+        None => format!(
+            "--pcap records every datagram, {each} B each: {:.0} MB per million sent, as fast as the kernel takes them (--rate bounds it)",
+            megabytes(1e6)
+        ),
+    }
 }
 
 /// `1234567` as `1,234,567`.

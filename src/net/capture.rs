@@ -5,7 +5,9 @@
 //! the receiver thread and the sending side write one file, record after
 //! record, under one lock. Records go through a `BufWriter`: a flood costs
 //! a copy and a checksum per datagram, not a system call (never an
-//! `fsync`); [`Capture::finish`] flushes and reports the first failure once.
+//! `fsync`), written out when full, when a record or an idle socket
+//! ([`Capture::idle`]) finds records that have waited a second, and at
+//! the end: [`Capture::finish`] flushes and reports the first failure once.
 //!
 //! # The format
 //! Classic pcap (not pcapng), little-endian, with the nanosecond magic
@@ -27,8 +29,9 @@
 //! - A datagram cut short by the receive buffer (`--max-size`) is recorded
 //!   with what was received as its captured length and its true length
 //!   (where the platform tells it) as its original length; the IP and UDP
-//!   length fields say the true length, and its UDP checksum is 0 (it
-//!   cannot be computed over bytes that were never received).
+//!   length fields say the true length, and its UDP checksum is 0xffff (the
+//!   real one cannot be computed over bytes that were never received; 0,
+//!   "no checksum", is illegal over IPv6): tools show it as unverified.
 //! - A coalesced send (GSO) or receive (GRO) is recorded as the datagrams it
 //!   was on the wire.
 //! - A socket bound to a wildcard (`0.0.0.0`, `[::]`) shows, as its own
@@ -46,6 +49,7 @@ use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -63,10 +67,21 @@ const LINKTYPE_RAW: u32 = 101;
 const SNAPLEN: u32 = 262_144;
 /// The TTL (hop limit) written into the IP headers: Linux's default.
 const TTL: u8 = 64;
+/// The UDP checksum of a truncated record. The real one covers bytes
+/// that were never received, so it cannot be computed; 0 would say "no
+/// checksum", which is legal over IPv4 but illegal over IPv6 (RFC 8200
+/// 8.1: Wireshark flags it as an error). Any other value is legal in both
+/// families, and a tool cannot check it against a record that lacks bytes
+/// it covers: tshark shows it as "[unverified]", even with
+/// `udp.check_checksum` on. 0xffff is the value a sender puts there when
+/// the sum comes to zero (RFC 768).
+const TRUNCATED_CHECKSUM: u16 = 0xffff;
 /// How much the writer buffers before it writes to the file.
 const BUFFER: usize = 1 << 20;
-/// How old the oldest buffered record may be when another comes: a slow
-/// trickle (a chat) reaches the file within about this, not only at exit.
+/// How long records may wait in the buffer: when another comes this long
+/// after the last write, or when a socket finds nothing to receive
+/// ([`Capture::idle`]) after this, the buffer is written out, so that a
+/// file read while the command runs is at most about this behind it.
 const FLUSH_AFTER: Duration = Duration::from_secs(1);
 
 /// A capture file being written: shared by every socket of a command.
@@ -76,6 +91,12 @@ pub struct Capture {
     /// The writer and what it needs, under one lock so that records from
     /// both threads never interleave.
     state: Mutex<State>,
+    /// When what is buffered must be written out, in nanoseconds since the
+    /// Unix epoch; 0 when nothing is buffered. Outside the lock, so that
+    /// [`Capture::idle`], called on every receive that finds nothing (a
+    /// busy-polling receive calls it in a loop), costs one load when the
+    /// file is current.
+    due: AtomicU64,
 }
 
 impl std::fmt::Debug for Capture {
@@ -144,7 +165,20 @@ impl Capture {
                 flushed: SystemTime::now(),
                 routes: HashMap::new(),
             }),
+            due: AtomicU64::new(0),
         })
+    }
+
+    /// The bytes one datagram of `payload` bytes takes in the file: the
+    /// record header and the IP and UDP headers with it (for the cost of
+    /// a flood, told before it starts).
+    pub fn record_bytes(payload: usize, ipv6: bool) -> usize {
+        let ip = if ipv6 {
+            Ipv6Header::LEN
+        } else {
+            Ipv4Header::MIN_LEN
+        };
+        16 + ip + UdpHeader::LEN + payload
     }
 
     /// The file's path.
@@ -165,6 +199,7 @@ impl Capture {
             data: payload,
             len: payload.len(),
         });
+        self.set_due(&state);
     }
 
     /// Records datagrams of `segment` bytes each (the last may be shorter)
@@ -197,6 +232,40 @@ impl Capture {
             data,
             len: len.max(data.len()),
         });
+        self.set_due(&state);
+    }
+
+    /// Writes out what is buffered if it has waited [`FLUSH_AFTER`] or
+    /// more: called when a socket finds nothing to receive (every
+    /// [`READ_TIMEOUT`](super::endpoint::READ_TIMEOUT) at most in every command's
+    /// receive loop), so that the last records of a burst reach the file
+    /// while the command waits for more, without a write per record. When
+    /// nothing is buffered it reads one atomic and no clock.
+    pub fn idle(&self) {
+        let due = self.due.load(Ordering::Relaxed);
+        if due == 0 || unix_nanos(SystemTime::now()) < due {
+            return;
+        }
+        let mut state = self.lock();
+        if state.failed.is_none()
+            && !state.out.buffer().is_empty()
+            && let Err(e) = state.out.flush()
+        {
+            state.failed = Some(e);
+        }
+        state.flushed = SystemTime::now();
+        self.due.store(0, Ordering::Relaxed);
+    }
+
+    /// Says, after a record, when what is buffered must be written out
+    /// (called under the lock, so that it agrees with the buffer).
+    fn set_due(&self, state: &State) {
+        let due = if state.failed.is_some() || state.out.buffer().is_empty() {
+            0
+        } else {
+            unix_nanos(state.flushed + FLUSH_AFTER).max(1)
+        };
+        self.due.store(due, Ordering::Relaxed);
     }
 
     /// Flushes what is buffered, and reports the first write that failed
@@ -299,7 +368,7 @@ fn build(record: &mut Vec<u8>, packet: &Packet<'_>) -> usize {
         source_port: packet.from.port(),
         destination_port: packet.to.port(),
         length: udp_len as u16,
-        checksum: 0,
+        checksum: TRUNCATED_CHECKSUM,
     };
     let ip_len = match (packet.from.ip(), packet.to.ip()) {
         (IpAddr::V4(from), IpAddr::V4(to)) => {
@@ -338,6 +407,12 @@ fn build(record: &mut Vec<u8>, packet: &Packet<'_>) -> usize {
     udp.write(record).expect("writing to a Vec");
     record.extend_from_slice(packet.data);
     ip_len + udp_len
+}
+
+/// `time` in nanoseconds since the Unix epoch (0 before it).
+fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64)
 }
 
 /// `ip` as IPv6 (an IPv4 address mapped; only reached when the two ends
@@ -455,11 +530,13 @@ mod tests {
         assert_eq!(sum(&pseudo), 0xffff, "UDP checksum");
         assert_eq!(&udp[8..], b"hello");
         assert_eq!(record.len(), 16 + 33);
+        assert_eq!(Capture::record_bytes(5, false), record.len());
     }
 
     /// A truncated receive keeps what was received as the captured length
-    /// and the true length as the original one and in the UDP length; an
-    /// IPv4-mapped sender on a dual-stack socket is written as IPv4.
+    /// and the true length as the original one and in the UDP length, with
+    /// a non-zero UDP checksum (0 is illegal over IPv6); an IPv4-mapped
+    /// sender on a dual-stack socket is written as IPv4.
     #[test]
     fn a_truncated_receive_keeps_its_true_length() {
         let file = Shared::default();
@@ -482,6 +559,11 @@ mod tests {
         assert_eq!(record[16], 0x45, "IPv4");
         assert_eq!(u16::from_be_bytes([record[18], record[19]]), 1028);
         assert_eq!(u16::from_be_bytes([record[40], record[41]]), 1008);
+        assert_eq!(
+            u16::from_be_bytes([record[42], record[43]]),
+            TRUNCATED_CHECKSUM,
+            "a checksum that cannot be computed is not written as 0"
+        );
     }
 
     /// An IPv6 datagram has a 40-byte header with the payload length, and
@@ -504,6 +586,10 @@ mod tests {
             at += 16 + captured;
         }
         assert_eq!(lengths, [100, 100, 50]);
+        assert_eq!(
+            bytes.len() - 24,
+            2 * Capture::record_bytes(100, true) + Capture::record_bytes(50, true)
+        );
     }
 
     /// Records are buffered, and written out when one comes a second or
@@ -521,6 +607,30 @@ mod tests {
         let later = now + std::time::Duration::from_secs(2);
         capture.received(local, peer, b"two", 3, Some(later));
         assert_eq!(written(), 24 + 2 * (16 + 28 + 3));
+    }
+
+    /// A record left in the buffer is written out by [`Capture::idle`]
+    /// once it has waited [`FLUSH_AFTER`], not before; with nothing
+    /// buffered, `idle` writes nothing.
+    #[test]
+    fn an_idle_socket_writes_out_what_waits() {
+        let file = Shared::default();
+        let capture = Capture::new(Path::new("t.pcap"), Box::new(file.clone())).unwrap();
+        let written = || file.0.lock().unwrap().len();
+        capture.idle();
+        assert_eq!(written(), 24);
+        let (local, peer) = (addr("127.0.0.1:1"), addr("127.0.0.1:2"));
+        capture.received(local, peer, b"one", 3, None);
+        capture.idle();
+        assert_eq!(written(), 24, "a fresh record waits in the buffer");
+        let start = std::time::Instant::now();
+        while written() == 24 && start.elapsed() < 3 * FLUSH_AFTER {
+            std::thread::sleep(Duration::from_millis(20));
+            capture.idle();
+        }
+        assert_eq!(written(), 24 + 16 + 28 + 3);
+        assert!(start.elapsed() >= FLUSH_AFTER / 2, "{:?}", start.elapsed());
+        assert_eq!(capture.due.load(Ordering::Relaxed), 0);
     }
 
     /// A write that fails is reported once, as the capture's error; the

@@ -374,6 +374,12 @@ impl Endpoint {
     /// when none is; on the portable build, always `WouldBlock`: it cannot
     /// look without waiting).
     pub fn try_recv(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
+        let received = self.try_recv_any(buf, scratch);
+        self.idle_if_nothing(received)
+    }
+
+    /// [`Endpoint::try_recv`], but for the capture's writing out.
+    fn try_recv_any(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
         let Some(group) = &self.group else {
             let received = sys::recv(&self.socket, buf, scratch, false);
             return self.captured(received, buf, false);
@@ -391,6 +397,26 @@ impl Endpoint {
     /// A group member takes it from whichever of its sockets has one, its
     /// own first (receipts).
     pub fn recv(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
+        let received = self.recv_any(buf, scratch);
+        self.idle_if_nothing(received)
+    }
+
+    /// A receive that found nothing (`WouldBlock`) is the moment to bring
+    /// the capture file up to date ([`Capture::idle`]): every command's
+    /// receive loop comes here at least every [`READ_TIMEOUT`] while it
+    /// waits, so the last datagrams of a burst do not stay in the buffer
+    /// until the next one or the end.
+    fn idle_if_nothing(&self, received: io::Result<Received>) -> io::Result<Received> {
+        if let (Err(e), Some(capture)) = (&received, self.capture.get())
+            && e.kind() == io::ErrorKind::WouldBlock
+        {
+            capture.idle();
+        }
+        received
+    }
+
+    /// [`Endpoint::recv`], but for the capture's writing out.
+    fn recv_any(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
         let Some(group) = &self.group else {
             let received = sys::recv(&self.socket, buf, scratch, true);
             return self.captured(received, buf, false);
