@@ -415,12 +415,7 @@ impl Ping<'_> {
                 })
                 .clamp(Duration::from_micros(100), READ_TIMEOUT);
             let got = if self.busy_poll() {
-                busy_recv(
-                    &self.endpoint,
-                    &mut buf,
-                    &mut scratch,
-                    Instant::now() + until,
-                )
+                busy_recv(&self.endpoint, &mut buf, Instant::now() + until)
             } else {
                 self.set_wait(until);
                 self.endpoint.recv(&mut buf, &mut scratch)

@@ -380,12 +380,30 @@ impl Endpoint {
 
     /// [`Endpoint::try_recv`], but for the capture's writing out.
     fn try_recv_any(&self, buf: &mut [u8], scratch: &mut Scratch) -> io::Result<Received> {
+        self.first_queued(buf, |socket, buf| sys::recv(socket, buf, scratch, false))
+    }
+
+    /// A busy poller's look: [`Endpoint::try_recv`] the lightest way
+    /// ([`sys::look`]: no kernel timestamp, no drop count with the
+    /// datagram; the drops are still read from the socket's counter).
+    pub fn look(&self, buf: &mut [u8]) -> io::Result<Received> {
+        let received = self.first_queued(buf, sys::look);
+        self.idle_if_nothing(received)
+    }
+
+    /// The first datagram `take` finds queued, on this socket and then a
+    /// group member's group socket, recorded in the capture.
+    fn first_queued(
+        &self,
+        buf: &mut [u8],
+        mut take: impl FnMut(&Socket, &mut [u8]) -> io::Result<Received>,
+    ) -> io::Result<Received> {
         let Some(group) = &self.group else {
-            let received = sys::recv(&self.socket, buf, scratch, false);
+            let received = take(&self.socket, buf);
             return self.captured(received, buf, false);
         };
         for (socket, group_socket) in [(&self.socket, false), (&group.socket, true)] {
-            match sys::recv(socket, buf, scratch, false) {
+            match take(socket, buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 other => return self.captured(other, buf, group_socket),
             }

@@ -13,7 +13,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use crate::net::Endpoint;
-use crate::net::sys::{Received, Scratch};
+use crate::net::sys::Received;
 
 /// How long before a due time the wait stops sleeping and spins. Longer
 /// than a sleep's usual overshoot here (see `scripts/bench-pacing.sh` and
@@ -44,22 +44,19 @@ pub fn wait_until(due: Instant, mut sleep: impl FnMut(Duration) -> bool) -> bool
     }
 }
 
-/// Receives by looking at the socket's queue again and again (a receive
-/// that does not wait) until a datagram, an error or `deadline` comes:
+/// Receives by looking at the socket's queue again and again (the
+/// lightest receive that does not wait, [`Endpoint::look`], as a C busy
+/// loop's `recv(MSG_DONTWAIT)`) until a datagram, an error or `deadline`
+/// comes:
 /// `WouldBlock` at the deadline, as a timed-out blocking receive says.
 /// The datagram is taken the moment it is queued, with no wake-up of a
 /// sleeping thread in between, at the price of a CPU kept busy. Only
 /// where a receive can look without waiting
 /// ([`LOOKS_WITHOUT_WAITING`](crate::net::sys::LOOKS_WITHOUT_WAITING)):
 /// elsewhere it would see nothing until the deadline.
-pub fn busy_recv(
-    endpoint: &Endpoint,
-    buf: &mut [u8],
-    scratch: &mut Scratch,
-    deadline: Instant,
-) -> io::Result<Received> {
+pub fn busy_recv(endpoint: &Endpoint, buf: &mut [u8], deadline: Instant) -> io::Result<Received> {
     loop {
-        match endpoint.try_recv(buf, scratch) {
+        match endpoint.look(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if Instant::now() >= deadline {
                     return Err(e);

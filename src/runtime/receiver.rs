@@ -300,7 +300,7 @@ impl Receiving {
         }
         let endpoint = self.outbox.endpoint();
         let got = if wait && self.config.busy_poll && LOOKS_WITHOUT_WAITING {
-            busy_recv(endpoint, buf, scratch, Instant::now() + self.wait)
+            busy_recv(endpoint, buf, Instant::now() + self.wait)
         } else if wait {
             endpoint.recv(buf, scratch)
         } else {

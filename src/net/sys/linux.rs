@@ -120,6 +120,35 @@ pub fn recv(
     })
 }
 
+/// Takes one datagram already queued, the lightest way there is:
+/// `recvfrom(MSG_DONTWAIT | MSG_TRUNC)`, the true length but no control
+/// messages (no kernel timestamp, no drop count), `WouldBlock` when
+/// nothing is queued. For busy polling, which looks again and again: each
+/// look costs what a C loop's `recv` does, the datagram is taken the moment
+/// it is queued (so the time of the look is its time), and the drops are
+/// read from `SO_MEMINFO` ([`kernel_drops`]) as always.
+pub fn look(socket: &Socket, buf: &mut [u8]) -> io::Result<Received> {
+    let capacity = buf.len();
+    // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout, and the
+    // kernel only writes initialised bytes into the buffer.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+    let (len, from) = socket.recv_from_with_flags(uninit, libc::MSG_DONTWAIT | libc::MSG_TRUNC)?;
+    let from = from
+        .as_socket()
+        .ok_or_else(|| io::Error::other("datagram from a non-IP address"))?;
+    // With MSG_TRUNC the kernel returns the true length.
+    let truncated = len > capacity;
+    Ok(Received {
+        len: len.min(capacity),
+        truncated,
+        original_len: truncated.then_some(len),
+        from: canonical(from),
+        drop_counter: None,
+        timestamp: None,
+        segment: None,
+    })
+}
+
 /// Turns UDP receive coalescing (`UDP_GRO`) on or off. With it on, one
 /// receive may return several datagrams of one sender back to back, and
 /// [`Received::segment`] says their size: only `dgram bench` asks for it;

@@ -29,7 +29,7 @@ mod imp;
 
 pub use imp::{
     EMSGSIZE, LOOKS_WITHOUT_WAITING, Scratch, check_gso, enable_extras, group_memberships,
-    kernel_drops, recv, route_to, send_segments, set_gro, set_pmtu_mode, take_errors,
+    kernel_drops, look, recv, route_to, send_segments, set_gro, set_pmtu_mode, take_errors,
     take_path_errors, udp_table_entry,
 };
 

@@ -19,6 +19,13 @@ pub fn enable_extras(_socket: &Socket) -> Capabilities {
     Capabilities::default()
 }
 
+/// The busy poller's look at the queue: as [`recv`] without `wait`, it
+/// says `WouldBlock` without looking (busy polling falls back to blocking
+/// receives here: [`LOOKS_WITHOUT_WAITING`] is false).
+pub fn look(_socket: &Socket, _buf: &mut [u8]) -> io::Result<Received> {
+    Err(io::ErrorKind::WouldBlock.into())
+}
+
 /// Receives one datagram; `truncated` comes from the `MSG_TRUNC` flag that
 /// `recvmsg` sets, but the true length is unknown.
 ///
