@@ -378,6 +378,18 @@ end
 decoders[3] = presence("hello")
 decoders[4] = presence("bye")
 
+-- The rest of a sealed (5) or secured (7) datagram: the ciphertext, then
+-- the 16-byte tag; returns the ciphertext's length.
+local function ciphertext_and_tag(r, tree)
+    local n = r.left() - 16
+    tree:add(f.ciphertext_len, r.tvb:range(r.at, n), n)
+    if n > 0 then
+        tree:add(f.ciphertext, r.take(n))
+    end
+    tree:add(f.tag, r.take(16))
+    return n
+end
+
 decoders[5] = function(r, tree)
     -- Header, prefix and counter (the 24-byte nonce), a ciphertext, a tag.
     if r.left() < 16 + 8 + 16 then
@@ -386,12 +398,7 @@ decoders[5] = function(r, tree)
     tree:add(f.prefix, r.take(16))
     local counter = r.take(8)
     tree:add(f.counter, counter)
-    local n = r.left() - 16
-    tree:add(f.ciphertext_len, r.tvb:range(r.at, n), n)
-    if n > 0 then
-        tree:add(f.ciphertext, r.take(n))
-    end
-    tree:add(f.tag, r.take(16))
+    local n = ciphertext_and_tag(r, tree)
     tree:add_proto_expert_info(e.encrypted,
         "sealed with a room key: the inner envelope cannot be decoded without the key file")
     return string.format("sealed counter=%s (%d bytes inside, needs the key)",
@@ -454,12 +461,7 @@ decoders[7] = function(r, tree)
     tree:add(f.epoch, epoch)
     local counter = r.take(8)
     tree:add(f.counter, counter)
-    local n = r.left() - 16
-    tree:add(f.ciphertext_len, r.tvb:range(r.at, n), n)
-    if n > 0 then
-        tree:add(f.ciphertext, r.take(n))
-    end
-    tree:add(f.tag, r.take(16))
+    local n = ciphertext_and_tag(r, tree)
     local inside
     if n == 0 then
         inside = "a keepalive: an empty inner envelope"

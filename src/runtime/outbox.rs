@@ -87,22 +87,7 @@ impl Outbox {
     pub fn flush_relay(&self) {
         if let Some(relay) = self.relay.get() {
             for datagram in relay.take_transmits() {
-                let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
-                let mut drained = Vec::new();
-                let sent = self
-                    .endpoint
-                    .send_to(&datagram, relay.server(), &mut drained);
-                for error in drained {
-                    let _ = self.emit(self.peer_event(error));
-                }
-                if sent.is_ok() {
-                    let _ = self.emit(Event::Sent {
-                        to: relay.server(),
-                        len: datagram.len(),
-                        kind: SentKind::Control,
-                        relay: None,
-                    });
-                }
+                let _ = self.send_direct_as(&datagram, relay.server(), SentKind::Control);
             }
         }
     }
@@ -186,11 +171,38 @@ impl Outbox {
     /// Sends one datagram whose `sent` event says what it was (a message in
     /// its envelope, a receipt).
     pub fn send_as(&self, payload: &[u8], to: SocketAddr, kind: SentKind) -> Result<(), Error> {
+        self.send_reported(payload, to, kind, |drained| {
+            self.send_to(payload, to, drained)
+        })
+    }
+
+    /// Sends one datagram from the socket itself, never through the relay
+    /// (a relayed chat's watch for a direct path, the relay's own
+    /// requests), with its `sent` event.
+    pub fn send_direct_as(
+        &self,
+        payload: &[u8],
+        to: SocketAddr,
+        kind: SentKind,
+    ) -> Result<(), Error> {
+        self.send_reported(payload, to, kind, |drained| {
+            self.endpoint.send_to(payload, to, drained).map(|()| None)
+        })
+    }
+
+    /// Sends with `send` and reports, in order: the ICMP errors drained on
+    /// the way (news whether or not the send went out: they are about
+    /// earlier datagrams), then the datagram's `sent` event.
+    fn send_reported(
+        &self,
+        payload: &[u8],
+        to: SocketAddr,
+        kind: SentKind,
+        send: impl FnOnce(&mut Vec<PeerError>) -> Result<Option<Wrapped>, Error>,
+    ) -> Result<(), Error> {
         let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         let mut drained = Vec::new();
-        let sent = self.send_to(payload, to, &mut drained);
-        // Errors drained on the way are news whether or not the send went
-        // out (they are about earlier datagrams).
+        let sent = send(&mut drained);
         for error in drained {
             let _ = self.emit(self.peer_event(error));
         }
@@ -200,30 +212,6 @@ impl Outbox {
             len: payload.len(),
             kind,
             relay,
-        });
-        Ok(())
-    }
-
-    /// Sends one datagram from the socket itself, never through the relay
-    /// (a relayed chat's watch for a direct path), with its `sent` event.
-    pub fn send_direct_as(
-        &self,
-        payload: &[u8],
-        to: SocketAddr,
-        kind: SentKind,
-    ) -> Result<(), Error> {
-        let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
-        let mut drained = Vec::new();
-        let sent = self.endpoint.send_to(payload, to, &mut drained);
-        for error in drained {
-            let _ = self.emit(self.peer_event(error));
-        }
-        sent?;
-        let _ = self.emit(Event::Sent {
-            to,
-            len: payload.len(),
-            kind,
-            relay: None,
         });
         Ok(())
     }
